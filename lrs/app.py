@@ -1,0 +1,66 @@
+"""The application factory: routes, middleware, error handlers and the lifespan that owns the
+database pool. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from lrs.http import operations, statements
+from lrs.http.errors import HANDLERS
+from lrs.http.middleware import RequestMiddleware
+from lrs.metrics import Metrics
+from lrs.ops.auth import Authenticator
+from lrs.settings import Settings
+from lrs.store.credentials import PgCredentialRepository
+from lrs.store.db import create_pool
+from lrs.store.migrate import migrate
+from lrs.store.statements import PgStatementRepository
+
+
+def create_app(settings: Settings) -> Starlette:
+    """A Spor ASGI app for ``settings`` (``settings.database_url`` must be set)."""
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url (the CLI starts the embedded database)")
+    metrics = Metrics()
+    metrics.describe("spor_statements_received_total", "counter", "Statements accepted by POST/PUT.")
+    metrics.describe("spor_db_pool_size", "gauge", "Open database connections.")
+    metrics.describe("spor_db_pool_idle", "gauge", "Idle database connections.")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await create_pool(settings.database_url or "", min_size=settings.pool_min_size,
+                                 max_size=settings.pool_max_size)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        app.state.pool = pool
+        app.state.settings = settings
+        app.state.metrics = metrics
+        app.state.statements = PgStatementRepository(pool)
+        app.state.credentials = PgCredentialRepository(pool)
+        app.state.authenticator = Authenticator(app.state.credentials)
+        metrics.gauge("spor_db_pool_size", pool.get_size)
+        metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    stmts = statements.PATH
+    routes = [
+        Route("/health", operations.health, methods=["GET"]),
+        Route("/metrics", operations.metrics, methods=["GET"]),
+        Route(stmts, statements.get_statements, methods=["GET", "HEAD"]),
+        Route(stmts, statements.put_statement, methods=["PUT"]),
+        Route(stmts, statements.post_statements, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        middleware=[Middleware(RequestMiddleware, metrics=metrics)],
+    )

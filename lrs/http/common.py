@@ -1,0 +1,86 @@
+"""Helpers every resource module shares: the caller, the version, bodies within limits,
+parameter parsing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from lrs.errors import BadRequest, PayloadTooLarge
+from lrs.http import versions
+from lrs.ops.principal import Principal
+
+
+def xapi_version(request: Request) -> str:
+    """The negotiated version, or a 400 when the header is missing or unsupported."""
+    v = request.scope.get("state", {}).get("xapi_version")
+    return v if v is not None else versions.require(request.headers.get("x-experience-api-version"))
+
+
+async def principal(request: Request) -> Principal:
+    """Authenticate the request (401 when that fails)."""
+    p: Principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    return p
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing with 413 as soon as it grows past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes, what: str = "request body") -> Any:
+    """orjson-parse, or a 400 saying where parsing failed."""
+    if not body:
+        raise BadRequest(f"{what} is empty; expected JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+
+
+def parse_bool(params: Any, name: str) -> bool:
+    """A boolean query parameter: 'true' or 'false' (as in JSON), default false."""
+    raw = params.get(name)
+    if raw is None:
+        return False
+    if raw.lower() == "true":
+        return True
+    if raw.lower() == "false":
+        return False
+    raise BadRequest(f"{name}: must be true or false, got {raw!r}")
+
+
+def media_type(request: Request) -> str:
+    """The Content-Type without parameters, lower-cased ('' when absent)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def accept_languages(request: Request) -> list[str]:
+    """Accept-Language tags ordered by quality (RFC 9110 12.5.4)."""
+    raw = request.headers.get("accept-language", "")
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate(raw.split(",")):
+        tag, _, params = part.strip().partition(";")
+        if not tag:
+            continue
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        if q > 0:
+            ranked.append((-q, i, tag.strip()))
+    return [t for _, _, t in sorted(ranked)]

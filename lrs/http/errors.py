@@ -1,0 +1,46 @@
+"""The one table that maps Spor's errors to HTTP responses.
+
+Starlette resolves exception handlers along the exception's MRO, so the LRSError handler serves
+every subclass; the status comes from the class itself (``lrs.errors``).
+"""
+
+from __future__ import annotations
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lrs.errors import LRSError
+from lrs.logs import log
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """A JSON error body: ``{"error": {"status": 400, "message": "..."}}``."""
+    body = orjson.dumps({"error": {"status": status, "message": message}})
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+async def lrs_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, LRSError)
+    if exc.status >= 500:
+        log.warning("request_failed", status=exc.status, error=exc.message)
+    return error_response(exc.status, exc.message, exc.headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "error"
+    if exc.status_code == 404:
+        message = f"no resource at {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled_error", error=repr(exc))
+    return error_response(500, "internal error; the request was not applied")
+
+
+HANDLERS = {LRSError: lrs_error, HTTPException: http_error, Exception: unexpected_error}

@@ -1,0 +1,66 @@
+"""Request plumbing as one pure ASGI middleware: request id, xAPI version negotiation and
+header, the structured access log line and the request metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lrs.http.versions import LATEST, negotiate
+from lrs.logs import log
+from lrs.metrics import Metrics
+
+KNOWN_PATHS = frozenset({
+    "/xapi/statements", "/xapi/activities", "/xapi/activities/state", "/xapi/activities/profile",
+    "/xapi/agents", "/xapi/agents/profile", "/xapi/about", "/health", "/metrics",
+})
+
+
+class RequestMiddleware:
+    """Binds a request id, negotiates the xAPI version, logs and measures every request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        metrics.describe("spor_http_requests_total", "counter", "HTTP requests by method, path and status.")
+        metrics.describe("spor_http_request_seconds", "histogram", "HTTP request latency by method and path.")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        path: str = scope["path"].rstrip("/") or "/"
+        is_xapi = path.startswith("/xapi")
+        version = negotiate(headers.get("x-experience-api-version")) if is_xapi else None
+        scope.setdefault("state", {})["xapi_version"] = version
+        scope["state"]["request_id"] = request_id
+        status = 500
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                out = MutableHeaders(scope=message)
+                out["X-Request-Id"] = request_id
+                if is_xapi:
+                    out["X-Experience-API-Version"] = version or LATEST
+            await send(message)
+
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - start
+            label = path if path in KNOWN_PATHS else "other"
+            method = scope["method"]
+            self.metrics.inc("spor_http_requests_total", method=method, path=label, status=str(status))
+            self.metrics.observe("spor_http_request_seconds", elapsed, method=method, path=label)
+            log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2))
+            structlog.contextvars.clear_contextvars()

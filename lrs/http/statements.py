@@ -1,0 +1,226 @@
+"""The Statements resource (xAPI Communication 2.1): parsing requests and shaping responses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+import statements_schema
+from lrs.errors import BadRequest
+from lrs.http.common import (
+    accept_languages,
+    media_type,
+    parse_bool,
+    parse_json,
+    principal,
+    read_body,
+    xapi_version,
+)
+from lrs.http.multipart import build_multipart_mixed, check_attachments, parse_statement_multipart
+from lrs.ops import statements as ops
+from lrs.ops import terms as T
+from lrs.ops.signature import verify_signed_statement
+from lrs.ops.statements import Attachment, Query
+from lrs.ops.timestamps import format_timestamp, http_date, parse_timestamp
+
+PATH = "/xapi/statements"
+QUERY_PARAMS = frozenset({
+    "agent", "verb", "activity", "registration", "related_activities", "related_agents",
+    "since", "until", "limit", "format", "attachments", "ascending",
+})
+SINGLE_PARAMS = frozenset({"statementId", "voidedStatementId", "format", "attachments"})
+FORMATS = ("exact", "ids", "canonical")
+
+
+async def _consistency_headers(request: Request, store_id: int) -> dict[str, str]:
+    through = await request.app.state.statements.consistent_through(store_id)
+    return {"X-Experience-API-Consistent-Through": format_timestamp(through)}
+
+
+async def _statements_from_body(request: Request, *, single: bool = False) -> tuple[list[Any], list[Attachment]]:
+    """The JSON statement(s) and attachment parts of a PUT/POST body."""
+    settings = request.app.state.settings
+    body = await read_body(request, settings.max_body_bytes)
+    kind = media_type(request)
+    if kind == "multipart/mixed":
+        json_bytes, parts = parse_statement_multipart(
+            body, request.headers.get("content-type", ""), max_part_bytes=settings.max_attachment_bytes
+        )
+        data = parse_json(json_bytes, "the statement part")
+    elif kind in ("application/json", ""):
+        data = parse_json(body)
+        parts = []
+    else:
+        raise BadRequest(f"Content-Type {kind!r} is not accepted here; send application/json or multipart/mixed")
+    if single and not isinstance(data, dict):
+        raise BadRequest("PUT statements takes exactly one statement object")
+    statements = data if isinstance(data, list) else [data]
+    if not all(isinstance(s, dict) for s in statements):
+        raise BadRequest("expected a statement object or an array of statement objects")
+    matched = check_attachments(statements, parts)
+    for s in statements:
+        verify_signed_statement(s, matched)
+    attachments = [Attachment(p.sha2, p.content_type, p.content) for p in matched.values()]
+    return statements, attachments
+
+
+async def put_statement(request: Request) -> Response:
+    """PUT /statements?statementId=...: store one statement under the given id (204)."""
+    version = xapi_version(request)
+    who = await principal(request)
+    extra = set(request.query_params) - {"statementId"}
+    if extra:
+        raise BadRequest(f"unexpected parameter(s) for PUT statements: {', '.join(sorted(extra))}")
+    sid = request.query_params.get("statementId")
+    if not sid:
+        raise BadRequest("statementId parameter is required for PUT")
+    statements, attachments = await _statements_from_body(request, single=True)
+    await ops.store_statements(request.app.state.statements, who, version, statements, attachments, put_id=sid)
+    return Response(status_code=204, headers=await _consistency_headers(request, who.store_id))
+
+
+async def post_statements(request: Request) -> Response:
+    """POST /statements: store one statement or a batch; 200 with the ids in order."""
+    version = xapi_version(request)
+    who = await principal(request)
+    if request.query_params:
+        raise BadRequest(f"unexpected parameter(s) for POST statements: {', '.join(sorted(request.query_params))}")
+    statements, attachments = await _statements_from_body(request)
+    if len(statements) > request.app.state.settings.max_batch_statements:
+        raise BadRequest(
+            f"the batch has {len(statements)} statements; the limit is {request.app.state.settings.max_batch_statements}"
+        )
+    ids = await ops.store_statements(request.app.state.statements, who, version, statements, attachments)
+    request.app.state.metrics.inc("spor_statements_received_total", len(ids))
+    return Response(orjson.dumps(ids), media_type="application/json",
+                    headers=await _consistency_headers(request, who.store_id))
+
+
+def _agent_param(raw: str, version: str) -> str:
+    data = parse_json(raw.encode(), "agent parameter")
+    try:
+        statements_schema.validate_agent(data, version)
+    except statements_schema.ValidationFailure as exc:
+        raise BadRequest(f"agent parameter: {exc}") from None
+    key = T.agent_key(data)
+    if key is None:
+        raise BadRequest("agent parameter: must be an Agent or an identified Group")
+    return key
+
+
+def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
+    params = request.query_params
+    unknown = set(params) - QUERY_PARAMS
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) for GET statements: {', '.join(sorted(unknown))}")
+    settings = request.app.state.settings
+    fmt = params.get("format", "exact")
+    if fmt not in FORMATS:
+        raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    limit_raw = params.get("limit", "0")
+    if not limit_raw.isdigit():
+        raise BadRequest(f"limit: must be a non-negative integer, got {limit_raw!r}")
+    limit = int(limit_raw)
+    limit = settings.query_limit_max if limit == 0 else min(limit, settings.query_limit_max)
+    registration = params.get("registration")
+    if registration is not None:
+        registration = ops._normalise_uuid(registration, "registration")
+    q = Query(
+        agent=_agent_param(params["agent"], version) if "agent" in params else None,
+        verb=params.get("verb") or None,
+        activity=params.get("activity") or None,
+        registration=registration,
+        related_activities=parse_bool(params, "related_activities"),
+        related_agents=parse_bool(params, "related_agents"),
+        since=parse_timestamp(params["since"], "since") if "since" in params else None,
+        until=parse_timestamp(params["until"], "until") if "until" in params else None,
+        limit=limit,
+        ascending=parse_bool(params, "ascending"),
+    )
+    return q, fmt, parse_bool(params, "attachments")
+
+
+def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int) -> str:
+    state = {
+        "agent": q.agent, "verb": q.verb, "activity": q.activity, "registration": q.registration,
+        "ra": q.related_activities, "rg": q.related_agents,
+        "since": q.since.isoformat() if q.since else None, "until": q.until.isoformat() if q.until else None,
+        "limit": q.limit, "asc": q.ascending, "after": after, "horizon": horizon, "fmt": fmt, "att": attachments,
+    }
+    token = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
+    return f"{PATH}?more={token}"
+
+
+def _decode_more(token: str) -> tuple[Query, str, bool]:
+    try:
+        s = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        q = Query(
+            agent=s["agent"], verb=s["verb"], activity=s["activity"], registration=s["registration"],
+            related_activities=bool(s["ra"]), related_agents=bool(s["rg"]),
+            since=datetime.fromisoformat(s["since"]) if s["since"] else None,
+            until=datetime.fromisoformat(s["until"]) if s["until"] else None,
+            limit=int(s["limit"]), ascending=bool(s["asc"]), after=int(s["after"]), horizon=int(s["horizon"]),
+        )
+        return q, str(s["fmt"]), bool(s["att"])
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise BadRequest("more: not a valid continuation token") from None
+
+
+async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachments: bool,
+                   store_id: int, headers: dict[str, str]) -> Response:
+    if attachments:
+        contents = await request.app.state.statements.attachment_contents(store_id, sorted(set(sha2s)))
+        body, content_type = build_multipart_mixed(json_body, contents)
+        return Response(body, headers=headers, media_type=content_type)
+    return Response(json_body, headers=headers, media_type="application/json")
+
+
+async def get_statements(request: Request) -> Response:
+    """GET/HEAD /statements: one statement by id, or a page of a query."""
+    version = xapi_version(request)
+    who = await principal(request)
+    repo = request.app.state.statements
+    params = request.query_params
+    headers = await _consistency_headers(request, who.store_id)
+    langs = accept_languages(request)
+
+    if "statementId" in params or "voidedStatementId" in params:
+        if "statementId" in params and "voidedStatementId" in params:
+            raise BadRequest("statementId and voidedStatementId cannot be used together")
+        extra = set(params) - SINGLE_PARAMS
+        if extra:
+            raise BadRequest(f"with statementId/voidedStatementId only format and attachments are allowed, "
+                             f"not: {', '.join(sorted(extra))}")
+        fmt = params.get("format", "exact")
+        if fmt not in FORMATS:
+            raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        voided = "voidedStatementId" in params
+        row = await ops.get_statement(repo, who, params["voidedStatementId" if voided else "statementId"],
+                                      voided=voided)
+        headers["Last-Modified"] = http_date(row.stored)
+        return await _respond(request, ops.shape(row.payload, fmt, langs), row.attachment_sha2s,
+                              parse_bool(params, "attachments"), who.store_id, headers)
+
+    if "more" in params:
+        if len(params) > 1:
+            raise BadRequest("a more URL takes no other parameters")
+        q, fmt, attachments = _decode_more(params["more"])
+    else:
+        q, fmt, attachments = _parse_query(request, version)
+    rows, horizon = await ops.query_statements(repo, who, q)
+    more = ""
+    if len(rows) > q.limit:
+        rows = rows[: q.limit]
+        more = _encode_more(q, fmt, attachments, rows[-1].position, horizon)
+    parts = [ops.shape(r.payload, fmt, langs) for r in rows]
+    json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
+    if rows and version == "2.0.0":
+        headers["Last-Modified"] = http_date(max(r.stored for r in rows))
+    sha2s = [s for r in rows for s in r.attachment_sha2s]
+    return await _respond(request, json_body, sha2s, attachments, who.store_id, headers)

@@ -1,0 +1,72 @@
+"""Authentication: HTTP Basic credentials to a Principal.
+
+Each request looks its credential up again (one indexed read), so a revoked or expired
+credential is refused on the very next request. The slow scrypt check runs once per
+(key, secret, hash) in a worker thread; later requests compare a SHA-256 in constant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+from typing import Protocol
+
+from lrs.errors import Unauthorized
+from lrs.ops import terms as T
+from lrs.ops.principal import Principal
+from lrs.ops.secrets import verify_secret
+from lrs.store.credentials import CredentialRow
+
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="Spor xAPI"'}
+
+
+class CredentialLookup(Protocol):
+    async def by_key(self, key: str) -> CredentialRow | None: ...
+
+
+class Authenticator:
+    """Turns an Authorization header into a Principal, or raises Unauthorized (401)."""
+
+    def __init__(self, credentials: CredentialLookup) -> None:
+        self.credentials = credentials
+        self._verified: dict[str, bytes] = {}
+
+    @staticmethod
+    def _fingerprint(key: str, secret: str, secret_hash: str) -> bytes:
+        return hashlib.sha256(f"{key}\0{secret}\0{secret_hash}".encode()).digest()
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        if not authorization:
+            raise Unauthorized("authentication required: send HTTP Basic credentials", headers=CHALLENGE)
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            raise Unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic", headers=CHALLENGE)
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials", headers=CHALLENGE) from None
+        key, sep, secret = decoded.partition(":")
+        if not sep:
+            raise Unauthorized("malformed Basic credentials: expected key:secret", headers=CHALLENGE)
+        row = await self.credentials.by_key(key)
+        if row is None:
+            raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
+        fingerprint = self._fingerprint(key, secret, row.secret_hash)
+        known = self._verified.get(key)
+        if known is None or not hmac.compare_digest(known, fingerprint):
+            ok = await asyncio.to_thread(verify_secret, secret, row.secret_hash)
+            if not ok:
+                raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
+            self._verified[key] = fingerprint
+        if not row.active:
+            raise Unauthorized("this credential is revoked or expired", headers=CHALLENGE)
+        return Principal(
+            store_id=row.store_id,
+            credential_id=row.id,
+            scopes=frozenset(row.scopes),
+            authority=row.authority,
+            authority_key=T.agent_key(row.authority) or row.key,
+        )

@@ -1,0 +1,55 @@
+"""First start: make sure a default store and one credential exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lrs.ops.secrets import hash_secret, new_key, new_secret
+from lrs.store.credentials import PgCredentialRepository
+
+DEFAULT_STORE = "default"
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    """A credential just created: the only moment its secret is known."""
+
+    store: str
+    key: str
+    secret: str
+    scopes: list[str]
+
+
+def credential_authority(key: str, label: str, public_url: str) -> dict[str, Any]:
+    """The Agent the LRS writes into ``authority`` for statements sent with this credential."""
+    return {
+        "objectType": "Agent",
+        "name": label or key,
+        "account": {"homePage": public_url.rstrip("/") + "/credentials", "name": key},
+    }
+
+
+async def create_credential(
+    repo: PgCredentialRepository, store_name: str, *, label: str = "", scopes: list[str] | None = None,
+    public_url: str,
+) -> NewCredential:
+    """Create a credential for an existing store; the secret is returned once and stored hashed."""
+    store = await repo.store_by_name(store_name)
+    if store is None:
+        raise LookupError(f"no store named {store_name!r}")
+    key, secret = new_key(), new_secret()
+    scopes = scopes or ["all"]
+    await repo.create_credential(
+        store["id"], key, hash_secret(secret), label, scopes, credential_authority(key, label, public_url)
+    )
+    return NewCredential(store_name, key, secret, scopes)
+
+
+async def ensure_default(repo: PgCredentialRepository, public_url: str) -> NewCredential | None:
+    """Create the default store and a first credential when the database has no credential."""
+    if await repo.count() > 0:
+        return None
+    if await repo.store_by_name(DEFAULT_STORE) is None:
+        await repo.create_store(DEFAULT_STORE, None)
+    return await create_credential(repo, DEFAULT_STORE, label="first credential", public_url=public_url)

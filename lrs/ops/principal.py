@@ -1,0 +1,30 @@
+"""Who is asking: the authenticated caller of a request, as the rules below HTTP see it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lrs.errors import Forbidden
+
+# xAPI Communication 4.2 (OAuth scopes), used for Basic credentials too.
+ALL_SCOPES = frozenset(
+    {"statements/write", "statements/read", "statements/read/mine", "all/read", "all", "state", "define", "profile"}
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller bound to one store."""
+
+    store_id: int
+    credential_id: int | None
+    scopes: frozenset[str]
+    authority: dict[str, Any]
+    authority_key: str
+
+    def require(self, *any_of: str) -> None:
+        """Raise Forbidden unless the caller holds one of the scopes (``all`` always does)."""
+        if "all" in self.scopes or any(s in self.scopes for s in any_of):
+            return
+        raise Forbidden(f"this credential lacks the scope for this request (needs one of: {', '.join(any_of)})")

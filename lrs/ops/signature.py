@@ -1,0 +1,381 @@
+"""Signed statements (xAPI Data 2.6).
+
+A signed statement carries a JSON Web Signature (RFC 7515) as an attachment whose usageType is
+``http://adlnet.gov/expapi/attachments/signature``. The LRS MUST reject malformed signatures
+with 400 (Data 2.6.s5.b1) and, to decide that, MUST (2.6.s5.b3): decode the JWS and load the
+statement from its payload; check that this statement is logically equivalent to the one
+received (Statement comparison, Data 2.3.1.s9); verify the signature against the X.509
+certificate of the ``x5c`` header when there is one; check the signature requirements
+(2.6.s4: contentType ``application/octet-stream``, alg RS256/RS384/RS512).
+
+Without ``x5c`` there is no key to verify with. The spec asks for verification only "if the JWS
+header includes an X.509 certificate" and the conformance suite signs without ``x5c`` and
+expects 200, so such a signature is accepted once it is well formed. The x5c check is "a way to
+catch mistakes in the signature, not a security measure" (note under 2.6.s5): the certificate
+chain is not validated against any trust store.
+
+Section numbers are those of the 1.0.3 spec; the 2.0.0 text is the same, unnumbered.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from lrs.errors import BadRequest
+
+__all__ = [
+    "SIGNATURE_CONTENT_TYPE",
+    "SIGNATURE_USAGE_TYPE",
+    "verify_signed_statement",
+]
+
+SIGNATURE_USAGE_TYPE = "http://adlnet.gov/expapi/attachments/signature"
+SIGNATURE_CONTENT_TYPE = "application/octet-stream"
+
+# Data 2.6.s4.b4: the JWS MUST use RS256, RS384 or RS512 (RSASSA-PKCS1-v1_5, RFC 7518 §3.3).
+_HASH_FOR_ALG: dict[str, hashes.HashAlgorithm] = {
+    "RS256": hashes.SHA256(),
+    "RS384": hashes.SHA384(),
+    "RS512": hashes.SHA512(),
+}
+_B64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class _HasContent(Protocol):
+    """Anything with the raw bytes of an attachment, e.g. ``lrs.http.multipart.AttachmentPart``."""
+
+    @property
+    def content(self) -> bytes: ...
+
+
+def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent]) -> None:
+    """Check every signature attachment of ``statement``; return None if all are well formed.
+
+    ``parts_by_sha2`` maps a sha2 (as returned by ``check_attachments``: lower-cased) to the
+    received part. Only the statement's own attachments are considered: a SubStatement is not
+    signed on its own. Call it with the statement as received; the differences that the LRS's
+    own assignments make (id, authority, stored, version, timestamp) are ignored anyway.
+
+    Raises:
+        BadRequest: with a message starting ``signature:`` that says what is wrong.
+    """
+    attachments = statement.get("attachments")
+    if not isinstance(attachments, list):
+        return
+    for attachment in attachments:
+        if not isinstance(attachment, dict) or attachment.get("usageType") != SIGNATURE_USAGE_TYPE:
+            continue
+        _verify_one(statement, attachment, parts_by_sha2)
+
+
+def _verify_one(
+    statement: dict[str, Any], attachment: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent]
+) -> None:
+    content_type = attachment.get("contentType")
+    media_type = content_type.split(";", 1)[0].strip().lower() if isinstance(content_type, str) else None
+    if media_type != SIGNATURE_CONTENT_TYPE:
+        # Data 2.6.s4.b1: the signature attachment has contentType application/octet-stream.
+        raise BadRequest(f"signature: attachment contentType must be {SIGNATURE_CONTENT_TYPE}, not {content_type!r}")
+    sha2 = attachment.get("sha2")
+    part = None
+    if isinstance(sha2, str):
+        part = parts_by_sha2.get(sha2.lower()) or parts_by_sha2.get(sha2)
+    if part is None:
+        # XAPI-00115: a signature attachment without the signature data attached is rejected.
+        raise BadRequest(f"signature: no multipart part carries the JWS of attachment sha2 {sha2}")
+
+    header, payload_bytes, signing_input, signature = _decode_compact_jws(part.content)
+
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in _HASH_FOR_ALG:
+        raise BadRequest(f"signature: unsupported alg {alg}; the JWS must use RS256, RS384 or RS512")
+    crit = header.get("crit")
+    if crit is not None:
+        # RFC 7515 §4.1.11: a recipient MUST reject a JWS whose critical extensions it does not
+        # understand; this LRS understands none.
+        raise BadRequest(f"signature: unsupported critical JWS header parameters {crit!r}")
+
+    try:
+        payload = json.loads(payload_bytes.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # Data 2.6.s4.b3: the payload MUST be a valid JSON serialization of the statement.
+        raise BadRequest("signature: JWS payload is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("signature: JWS payload is not a JSON statement object")
+
+    if "x5c" in header:
+        _verify_with_x5c(header["x5c"], alg, signing_input, signature)
+
+    difference = _first_difference(
+        _normalize_statement(payload, statement, is_payload=True),
+        _normalize_statement(statement, payload, is_payload=False),
+        "",
+    )
+    if difference is not None:
+        raise BadRequest(
+            f"signature: payload does not match the statement (first difference at {difference or 'the top level'})"
+        )
+
+
+def _reject_constant(name: str) -> Any:
+    """``json.loads`` hook: NaN and Infinity are not JSON (RFC 8259 §6)."""
+    raise ValueError(name)
+
+
+def _b64url_decode(segment: bytes, what: str) -> bytes:
+    """Decode one unpadded base64url segment of a compact JWS (RFC 7515 §2, §7.1)."""
+    if not set(segment) <= _B64URL_ALPHABET or len(segment) % 4 == 1:
+        raise BadRequest(f"signature: JWS {what} is not valid base64url")
+    try:
+        return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"signature: JWS {what} is not valid base64url") from None
+
+
+def _decode_compact_jws(raw: bytes) -> tuple[dict[str, Any], bytes, bytes, bytes]:
+    """Split a JWS Compact Serialization into header, payload, signing input and signature.
+
+    Data 2.6.s4.b2: compact serialization SHOULD* be used and the JSON serialization "will be
+    forbidden in a future version"; this LRS accepts only the compact form.
+    """
+    token = raw.strip()
+    if token.startswith(b"{"):
+        raise BadRequest("signature: JWS JSON serialization is not supported; use compact serialization")
+    segments = token.split(b".")
+    if len(segments) != 3:
+        raise BadRequest(
+            "signature: the attachment is not a JWS in compact serialization "
+            "(expected three base64url parts separated by dots)"
+        )
+    header_b64, payload_b64, signature_b64 = segments
+    header_bytes = _b64url_decode(header_b64, "header")
+    try:
+        header = json.loads(header_bytes.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("signature: JWS header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise BadRequest("signature: JWS header is not a JSON object")
+    payload = _b64url_decode(payload_b64, "payload")
+    signature = _b64url_decode(signature_b64, "signature")
+    if not signature:
+        raise BadRequest("signature: JWS has an empty signature")
+    return header, payload, header_b64 + b"." + payload_b64, signature
+
+
+def _verify_with_x5c(x5c: object, alg: str, signing_input: bytes, signature: bytes) -> None:
+    """Verify the JWS with the key of the first certificate of ``x5c`` (RFC 7515 §4.1.6).
+
+    x5c holds standard base64 (not base64url) DER certificates, the signer's first.
+    """
+    if not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
+        raise BadRequest("signature: x5c header must be a non-empty array of base64 certificates")
+    try:
+        der = base64.b64decode(x5c[0], validate=True)
+        certificate = x509.load_der_x509_certificate(der)
+        public_key = certificate.public_key()
+    except (binascii.Error, ValueError):
+        raise BadRequest("signature: the first x5c certificate cannot be parsed") from None
+    if not isinstance(public_key, rsa.RSAPublicKey):
+        raise BadRequest(f"signature: the x5c certificate does not hold an RSA key, as {alg} needs")
+    try:
+        public_key.verify(signature, signing_input, padding.PKCS1v15(), _HASH_FOR_ALG[alg])
+    except InvalidSignature:
+        raise BadRequest("signature: the JWS signature does not verify against the x5c certificate") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Statement comparison (Data 2.3.1 "Statement Immutability" and 2.3.1.s9)
+# --------------------------------------------------------------------------------------------
+#
+# Differences that could have been caused by the exceptions to immutability MUST be ignored;
+# other differences, including other serializations, MUST NOT (2.3.1.s9.b1, b2). Both sides are
+# normalized, then compared as JSON values with their types (so 1 and 1.0, or true and 1, differ).
+
+_LRS_ASSIGNED_ALWAYS_IGNORED = ("authority", "stored", "version")
+
+
+def _normalize_statement(stmt: dict[str, Any], other: dict[str, Any], *, is_payload: bool) -> dict[str, Any]:
+    """Normalize a top-level statement for comparison with ``other``.
+
+    * authority, stored, version: assigned or overwritten by the LRS (2.3.1.b1), ignored;
+    * id, timestamp: the LRS assigns them only when absent (2.3.1.b1), so they are compared
+      only when both sides have them; timestamps as points in time (2.3.1.b4);
+    * attachments: not part of the statement (2.3.1.b6) and the signature attachment cannot be
+      in its own payload (2.6.s4.b3, "before the signature was added"). If the payload lists
+      attachments they must equal the received ones minus the signature attachments; if it
+      lists none they are ignored.
+    """
+    out = dict(stmt)
+    for key in _LRS_ASSIGNED_ALWAYS_IGNORED:
+        out.pop(key, None)
+    if "id" in out and "id" in other:
+        out["id"] = _lower(out["id"])
+    else:
+        out.pop("id", None)
+    if "timestamp" in out and "timestamp" in other:
+        out["timestamp"] = _instant(out["timestamp"])
+    else:
+        out.pop("timestamp", None)
+
+    payload_attachments = (stmt if is_payload else other).get("attachments")
+    if payload_attachments is None:
+        out.pop("attachments", None)
+    else:
+        attachments = out.get("attachments")
+        if isinstance(attachments, list):
+            kept = [a for a in attachments if not (isinstance(a, dict) and a.get("usageType") == SIGNATURE_USAGE_TYPE)]
+            out["attachments"] = kept
+        if out.get("attachments") in ([], None):
+            out.pop("attachments", None)
+    return _normalize_statement_body(out)
+
+
+def _normalize_statement_body(stmt: dict[str, Any]) -> dict[str, Any]:
+    """Normalize the parts shared by statements and SubStatements."""
+    out = dict(stmt)
+    if "actor" in out:
+        out["actor"] = _normalize_agent(out["actor"])
+    verb = out.get("verb")
+    if isinstance(verb, dict):
+        # 2.3.1.b3: the verb's "display" is not part of the statement.
+        out["verb"] = {k: v for k, v in verb.items() if k != "display"}
+    if "object" in out:
+        out["object"] = _normalize_object(out["object"])
+    if isinstance(out.get("context"), dict):
+        out["context"] = _normalize_context(out["context"])
+    return out
+
+
+def _normalize_object(obj: object) -> object:
+    if not isinstance(obj, dict):
+        return obj
+    object_type = obj.get("objectType", "Activity")  # Data 2.4.4: Activity when absent
+    if object_type == "Activity":
+        return _normalize_activity(obj)
+    if object_type in ("Agent", "Group"):
+        return _normalize_agent(obj)
+    if object_type == "StatementRef":
+        return {**obj, "id": _lower(obj.get("id"))}
+    if object_type == "SubStatement":
+        sub = _normalize_statement_body(dict(obj))
+        if "timestamp" in sub:
+            sub["timestamp"] = _instant(sub["timestamp"])
+        return sub
+    return obj
+
+
+def _normalize_activity(activity: object) -> object:
+    if not isinstance(activity, dict):
+        return activity
+    # 2.3.1.b2: Activity Definitions are not part of the statement; objectType defaults.
+    out = {k: v for k, v in activity.items() if k != "definition"}
+    out["objectType"] = out.get("objectType", "Activity")
+    return out
+
+
+def _normalize_agent(agent: object) -> object:
+    if not isinstance(agent, dict):
+        return agent
+    out = dict(agent)
+    # Data 2.4.2.1: an actor without objectType is an Agent.
+    out["objectType"] = out.get("objectType", "Agent")
+    mbox = out.get("mbox")
+    if isinstance(mbox, str):
+        # 2.3.1.b7: the scheme and the domain of an e-mail address are case-insensitive.
+        scheme, _, address = mbox.partition(":")
+        local, at, domain = address.rpartition("@")
+        out["mbox"] = f"{scheme.lower()}:{local}{at}{domain.lower()}" if at else mbox
+    members = out.get("member")
+    if isinstance(members, list):
+        # 2.3.1.b5: the members of a Group are not an ordered list.
+        normalized = [_normalize_agent(m) for m in members]
+        out["member"] = sorted(normalized, key=_canonical)
+    return out
+
+
+def _normalize_context(context: dict[str, Any]) -> dict[str, Any]:
+    out = dict(context)
+    if "registration" in out:
+        out["registration"] = _lower(out["registration"])
+    for key in ("instructor", "team"):
+        if key in out:
+            out[key] = _normalize_agent(out[key])
+    statement_ref = out.get("statement")
+    if isinstance(statement_ref, dict):
+        out["statement"] = {**statement_ref, "id": _lower(statement_ref.get("id"))}
+    context_activities = out.get("contextActivities")
+    if isinstance(context_activities, dict):
+        normalized: dict[str, Any] = {}
+        for key, value in context_activities.items():
+            # 1.0.x allowed a single Activity where an array is meant; the LRS stores arrays.
+            items = value if isinstance(value, list) else [value]
+            normalized[key] = [_normalize_activity(a) for a in items]
+        out["contextActivities"] = normalized
+    # xAPI 2.0 contextAgents / contextGroups wrap an Agent or Group.
+    for key, inner in (("contextAgents", "agent"), ("contextGroups", "group")):
+        entries = out.get(key)
+        if isinstance(entries, list):
+            out[key] = [
+                {**e, inner: _normalize_agent(e[inner])} if isinstance(e, dict) and inner in e else e for e in entries
+            ]
+    return out
+
+
+def _lower(value: object) -> object:
+    """UUIDs are compared case-insensitively (their hex digits carry no case)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def _instant(value: object) -> object:
+    """A timestamp as a point in time in UTC (2.3.1.b4); unparsable values stay as they are."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        return parsed.isoformat()
+    return parsed.astimezone(dt.UTC).isoformat()
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _first_difference(a: object, b: object, path: str) -> str | None:
+    """Path of the first difference between two JSON values, or None when they are equal.
+
+    Types count: ``1`` and ``1.0`` or ``true`` and ``1`` are different serializations, which
+    2.3.1.s9.b2 says MUST NOT be ignored.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            sub = f"{path}.{key}" if path else key
+            if key not in a or key not in b:
+                return sub
+            found = _first_difference(a[key], b[key], sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = _first_difference(x, y, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if type(a) is not type(b) or a != b:
+        return path
+    return None

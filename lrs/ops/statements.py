@@ -1,0 +1,360 @@
+"""The rules of the Statements resource: what the LRS sets, what it refuses, what a query means.
+
+No HTTP types and no SQL here: the HTTP layer hands in parsed values and a repository, and gets
+plain values or ``lrs.errors`` exceptions back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import orjson
+
+import statements_schema
+from lrs.errors import BadRequest, Conflict, NotFound
+from lrs.ops import terms as T
+from lrs.ops.principal import Principal
+from lrs.ops.timestamps import format_timestamp, parse_timestamp
+
+
+@dataclass
+class Prepared:
+    """A statement ready to append: the LRS-set properties filled in except ``stored``."""
+
+    id: str
+    body: dict[str, Any]
+    content_hash: bytes
+    voids: str | None
+    refers_to: str | None
+    terms: dict[str, bool]
+    attachment_sha2s: list[str]
+
+
+@dataclass
+class Attachment:
+    """Raw attachment content to store, addressed by its SHA-2."""
+
+    sha2: str
+    content_type: str
+    content: bytes
+
+
+@dataclass
+class StatementRow:
+    """One stored statement as the repository returns it."""
+
+    id: str
+    payload: bytes  # the stored statement as JSON text
+    stored: datetime
+    voided: bool
+    attachment_sha2s: list[str] = field(default_factory=list)
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed GET /statements query (filters + paging)."""
+
+    agent: str | None = None
+    verb: str | None = None
+    activity: str | None = None
+    registration: str | None = None
+    related_activities: bool = False
+    related_agents: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 0
+    ascending: bool = False
+    # Paging cursor: position strictly after (ascending) / before (descending) this one, and
+    # the newest position the first page could see, so later arrivals never shift pages.
+    after: int | None = None
+    horizon: int | None = None
+
+    def driving_term(self) -> tuple[str, bool] | None:
+        """The most selective term to drive the index scan: (term, related)."""
+        if self.agent:
+            return T.AGENT + self.agent, self.related_agents
+        if self.registration:
+            return T.REGISTRATION + self.registration, True
+        if self.activity:
+            return T.ACTIVITY + self.activity, self.related_activities
+        if self.verb:
+            return T.VERB + self.verb, True
+        return None
+
+
+class StatementRepository(Protocol):
+    """What the rules need from storage (implemented in lrs.store.statements)."""
+
+    async def existing(self, store_id: int, ids: list[str]) -> dict[str, tuple[bytes, bool]]: ...
+    async def target_terms(self, store_id: int, ids: list[str]) -> dict[str, list[tuple[str, bool]]]: ...
+    async def append(self, store_id: int, items: list[Prepared], attachments: list[Attachment]) -> datetime: ...
+    async def get(self, store_id: int, statement_id: str) -> StatementRow | None: ...
+    async def query(self, store_id: int, q: Query) -> tuple[list[StatementRow], int]: ...
+    async def consistent_through(self, store_id: int) -> datetime: ...
+    async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _canonical_for_comparison(stmt: dict[str, Any]) -> Any:
+    """The statement with everything removed that statement comparison must ignore.
+
+    xAPI Data 2.3.1: properties the LRS may assign (id, authority, stored, timestamp when
+    assigned, version), Activity definitions and Verb display, timestamp serialisation, the
+    order of Group members, and case-insensitive parts (mbox domains).
+    """
+
+    def walk(node: Any, key: str | None = None) -> Any:
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                if k in ("definition",) and node.get("objectType", "Activity") == "Activity" and "id" in node:
+                    continue
+                if k == "display" and key == "verb":
+                    continue
+                if k == "mbox" and isinstance(v, str):
+                    out[k] = T.agent_key({"mbox": v})
+                    continue
+                if k in ("timestamp", "stored") and isinstance(v, str):
+                    try:
+                        out[k] = format_timestamp(parse_timestamp(v))
+                    except BadRequest:
+                        out[k] = v
+                    continue
+                out[k] = walk(v, k)
+            if "member" in out and isinstance(out["member"], list):
+                out["member"] = sorted(out["member"], key=lambda m: orjson.dumps(m, option=orjson.OPT_SORT_KEYS))
+            return out
+        if isinstance(node, list):
+            return [walk(v, key) for v in node]
+        return node
+
+    body = {k: v for k, v in stmt.items() if k not in ("id", "authority", "stored", "version")}
+    return walk(body)
+
+
+def content_hash(stmt: dict[str, Any]) -> bytes:
+    """SHA-256 of the comparison form of a statement (same hash = same statement)."""
+    return hashlib.sha256(orjson.dumps(_canonical_for_comparison(stmt), option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def _normalise_uuid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise BadRequest(f"{what}: not a UUID: {value!r}") from exc
+
+
+def validate(stmt: Any, version: str, where: str) -> None:
+    """Schema and data-model rules; a 400 naming the JSON path (prefixed by ``where``)."""
+    try:
+        statements_schema.validate_statement(stmt, version)
+    except statements_schema.ValidationFailure as exc:
+        path = f"{where}.{exc.path}" if where and exc.path else (where or exc.path)
+        raise BadRequest(f"{path}: {exc.message}" if path else exc.message) from exc
+
+
+def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepared:
+    """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute hash and terms."""
+    received_hash = content_hash(stmt)
+    body = dict(stmt)
+    sid = _normalise_uuid(body["id"], "id") if "id" in body else str(uuid.uuid4())
+    body["id"] = sid
+    # xAPI Data 2.4.9: the LRS sets authority from the credential, overriding what was sent.
+    body["authority"] = principal.authority
+    if "version" not in body:
+        # xAPI Data 2.4.10 (1.0.3): a statement without version is stored as 1.0.0.
+        body["version"] = "2.0.0" if version == "2.0.0" else "1.0.0"
+    if version == "2.0.0" and "timestamp" in body:
+        # IEEE 9274.1.1: timestamps are returned in UTC.
+        body["timestamp"] = format_timestamp(parse_timestamp(body["timestamp"]))
+    obj = body.get("object") or {}
+    refers_to = None
+    voids = None
+    if obj.get("objectType") == "StatementRef":
+        refers_to = _normalise_uuid(obj.get("id"), "object.id")
+        if (body.get("verb") or {}).get("id") == T.VOIDED_VERB:
+            voids = refers_to
+    elif (body.get("verb") or {}).get("id") == T.VOIDED_VERB:
+        raise BadRequest("object.objectType: a voiding statement's object must be a StatementRef")
+    sha2s = [a["sha2"] for a in body.get("attachments") or () if isinstance(a, dict) and "sha2" in a]
+    return Prepared(
+        id=sid,
+        body=body,
+        content_hash=received_hash,
+        voids=voids,
+        refers_to=refers_to,
+        terms=T.statement_terms(body),
+        attachment_sha2s=sha2s,
+    )
+
+
+async def store_statements(
+    repo: StatementRepository,
+    principal: Principal,
+    version: str,
+    statements: list[Any],
+    attachments: list[Attachment] | None = None,
+    *,
+    put_id: str | None = None,
+) -> list[str]:
+    """Validate and append a batch all-or-nothing; return the ids in request order.
+
+    A statement whose id is already stored with the same content is acknowledged without a
+    second copy; the same id with different content is a 409 and nothing of the batch is kept.
+    """
+    principal.require("statements/write")
+    if not statements:
+        raise BadRequest("the request contains no statements")
+    prepared: list[Prepared] = []
+    for i, stmt in enumerate(statements):
+        where = "" if put_id is not None or len(statements) == 1 else f"[{i}]"
+        validate(stmt, version, where)
+        prepared.append(prepare(stmt, principal, version))
+    if put_id is not None:
+        put_id = _normalise_uuid(put_id, "statementId")
+        if "id" in statements[0] and prepared[0].id != put_id:
+            raise BadRequest("id: does not match the statementId parameter")
+        prepared[0].id = put_id
+        prepared[0].body["id"] = put_id
+    ids = [p.id for p in prepared]
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            raise BadRequest(f"the batch contains statement id {sid} more than once")
+        seen.add(sid)
+
+    existing = await repo.existing(principal.store_id, ids)
+    new: list[Prepared] = []
+    for p in prepared:
+        if p.id in existing:
+            stored_hash, _ = existing[p.id]
+            if stored_hash != p.content_hash:
+                raise Conflict(f"statement {p.id} is already stored with different content")
+        else:
+            new.append(p)
+    if not new:
+        return ids
+
+    _inherit_target_terms(new, await repo.target_terms(principal.store_id, [p.refers_to for p in new if p.refers_to]))
+    await repo.append(principal.store_id, new, attachments or [])
+    return ids
+
+
+def _inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str, bool]]]) -> None:
+    """Give statements that target another by StatementRef the target's filter terms.
+
+    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively; targets
+    in the same batch are resolved here, stored targets come from the index.
+    """
+    by_id = {p.id: p for p in batch}
+
+    def resolve(p: Prepared, depth: int) -> dict[str, bool]:
+        if p.refers_to is None or depth > 32:
+            return p.terms
+        target = by_id.get(p.refers_to)
+        if target is not None and target is not p:
+            inherited = list(resolve(target, depth + 1).items())
+        else:
+            inherited = stored.get(p.refers_to, [])
+        return T.merge_terms(p.terms, inherited)
+
+    for p in batch:
+        p.terms = resolve(p, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+async def get_statement(repo: StatementRepository, principal: Principal, statement_id: str, *, voided: bool) -> StatementRow:
+    """GET with statementId (voided=False) or voidedStatementId (voided=True).
+
+    xAPI Communication 2.1.3 / Data 2.3.2: a voided statement is only returned through
+    voidedStatementId, and voidedStatementId only returns voided statements.
+    """
+    principal.require("statements/read", "statements/read/mine", "all/read")
+    sid = _normalise_uuid(statement_id, "voidedStatementId" if voided else "statementId")
+    row = await repo.get(principal.store_id, sid)
+    if row is None or row.voided != voided:
+        raise NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")
+    return row
+
+
+async def query_statements(repo: StatementRepository, principal: Principal, q: Query) -> tuple[list[StatementRow], int]:
+    """Rows of a query page and the horizon position the paging cursor should keep."""
+    principal.require("statements/read", "statements/read/mine", "all/read")
+    return await repo.query(principal.store_id, q)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shaping results
+
+
+def _lang_pick(langmap: dict[str, str], accept: list[str]) -> dict[str, str]:
+    """Language filtering for format=canonical: keep the one best entry (Communication 2.1.3)."""
+    if not langmap:
+        return langmap
+    lowered = {k.lower(): k for k in langmap}
+    for lang in accept:
+        lang = lang.lower()
+        if lang == "*":
+            break
+        if lang in lowered:
+            k = lowered[lang]
+            return {k: langmap[k]}
+        for lk, k in lowered.items():
+            if lk.split("-")[0] == lang.split("-")[0]:
+                return {k: langmap[k]}
+    k = next(iter(langmap))
+    return {k: langmap[k]}
+
+
+def _canonical(node: Any, accept: list[str], key: str | None = None) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            if k in ("display", "name", "description") and isinstance(v, dict) and key != "extensions":
+                out[k] = _lang_pick(v, accept)
+            elif k == "extensions":
+                out[k] = v
+            else:
+                out[k] = _canonical(v, accept, k)
+        return out
+    if isinstance(node, list):
+        return [_canonical(v, accept, key) for v in node]
+    return node
+
+
+def _ids(node: Any, key: str | None = None) -> Any:
+    """format=ids: Agents/Groups to their IFI, Activities to their id, Verbs to their id."""
+    if isinstance(node, dict):
+        kind = node.get("objectType")
+        if key in ("actor", "instructor", "team", "agent", "group", "authority") or kind in ("Agent", "Group"):
+            if kind in ("Agent", "Group") or key in ("actor", "instructor", "authority", "agent"):
+                return T.ifi_only(node)
+        if key == "verb":
+            return {"id": node.get("id")}
+        if (kind in (None, "Activity")) and "id" in node and key in ("object", "parent", "grouping", "category", "other"):
+            return {"objectType": "Activity", "id": node["id"]} if kind else {"id": node["id"]}
+        return {k: _ids(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_ids(v, key) for v in node]
+    return node
+
+
+def shape(payload: bytes, fmt: str, accept_languages: list[str]) -> bytes:
+    """A stored statement's JSON in the requested format (exact returns the stored text)."""
+    if fmt == "exact":
+        return payload
+    stmt = orjson.loads(payload)
+    if fmt == "ids":
+        return orjson.dumps(_ids(stmt))
+    return orjson.dumps(_canonical(stmt, accept_languages))

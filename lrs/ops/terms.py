@@ -1,0 +1,143 @@
+"""Identity keys of Agents and the filter terms a statement is indexed under.
+
+An Agent or identified Group is identified by its inverse functional identifier (IFI); its key
+is a short string such as ``mbox:mailto:kari@example.org``. The statement index stores one row
+per term (agent, verb, activity, registration) with ``direct`` telling whether the plain filter
+matches, or only the ``related_agents`` / ``related_activities`` one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+VOIDED_VERB = "http://adlnet.gov/expapi/verbs/voided"
+
+AGENT = "a:"
+VERB = "v:"
+ACTIVITY = "o:"
+REGISTRATION = "r:"
+
+
+def _mbox(value: str) -> str:
+    # The domain part of an e-mail address is case-insensitive (xAPI Data 2.3.1, case
+    # sensitivity), so it is lowered; the local part is kept as sent.
+    local, at, domain = value.partition("@")
+    return f"{local}{at}{domain.lower()}"
+
+
+def agent_key(obj: dict[str, Any]) -> str | None:
+    """The IFI key of an Agent or identified Group, or None for an anonymous Group."""
+    if "mbox" in obj:
+        return "mbox:" + _mbox(str(obj["mbox"]))
+    if "mbox_sha1sum" in obj:
+        return "sha1:" + str(obj["mbox_sha1sum"]).lower()
+    if "openid" in obj:
+        return "openid:" + str(obj["openid"])
+    account = obj.get("account")
+    if isinstance(account, dict):
+        return f"account:{account.get('homePage')}|{account.get('name')}"
+    return None
+
+
+def ifi_only(obj: dict[str, Any]) -> dict[str, Any]:
+    """An Agent/Group reduced to objectType and its IFI (format=ids)."""
+    out: dict[str, Any] = {"objectType": obj.get("objectType", "Agent")}
+    for prop in ("mbox", "mbox_sha1sum", "openid", "account"):
+        if prop in obj:
+            out[prop] = obj[prop]
+            return out
+    # Anonymous Group: the minimum needed to identify each member.
+    out["member"] = [ifi_only(m) for m in obj.get("member", [])]
+    return out
+
+
+class _Terms:
+    """Accumulates terms; a term seen both directly and indirectly is direct."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, bool] = {}
+
+    def add(self, term: str, direct: bool) -> None:
+        self.rows[term] = self.rows.get(term, False) or direct
+
+    def agent(self, obj: Any, direct: bool) -> None:
+        if not isinstance(obj, dict):
+            return
+        key = agent_key(obj)
+        if key is not None:
+            self.add(AGENT + key, direct)
+        # Groups whose members match the Agent match the agent filter (xAPI Communication
+        # 2.1.3, agent parameter).
+        for member in obj.get("member") or ():
+            if isinstance(member, dict):
+                mkey = agent_key(member)
+                if mkey is not None:
+                    self.add(AGENT + mkey, direct)
+
+    def context(self, ctx: Any) -> None:
+        if not isinstance(ctx, dict):
+            return
+        self.agent(ctx.get("instructor"), False)
+        self.agent(ctx.get("team"), False)
+        for ca in ctx.get("contextAgents") or ():
+            if isinstance(ca, dict):
+                self.agent(ca.get("agent"), False)
+        for cg in ctx.get("contextGroups") or ():
+            if isinstance(cg, dict):
+                self.agent(cg.get("group"), False)
+        activities = ctx.get("contextActivities")
+        if isinstance(activities, dict):
+            for value in activities.values():
+                items = value if isinstance(value, list) else [value]
+                for act in items:
+                    if isinstance(act, dict) and "id" in act:
+                        self.add(ACTIVITY + str(act["id"]), False)
+        registration = ctx.get("registration")
+        if registration:
+            self.add(REGISTRATION + str(registration).lower(), True)
+
+    def statement_body(self, stmt: dict[str, Any], top: bool) -> None:
+        """Actor, verb, object and context of a statement or SubStatement."""
+        self.agent(stmt.get("actor"), top)
+        verb = stmt.get("verb")
+        if isinstance(verb, dict) and top:
+            self.add(VERB + str(verb.get("id")), True)
+        obj = stmt.get("object")
+        if isinstance(obj, dict):
+            kind = obj.get("objectType", "Activity")
+            if kind == "Activity":
+                self.add(ACTIVITY + str(obj.get("id")), top)
+            elif kind in ("Agent", "Group"):
+                self.agent(obj, top)
+            elif kind == "SubStatement":
+                self.statement_body(obj, False)
+        ctx = stmt.get("context")
+        if top:
+            self.context(ctx)
+        elif isinstance(ctx, dict):
+            # Inside a SubStatement only the related filters look (xAPI Communication 2.1.3).
+            self.agent(ctx.get("instructor"), False)
+            self.agent(ctx.get("team"), False)
+            activities = ctx.get("contextActivities")
+            if isinstance(activities, dict):
+                for value in activities.values():
+                    for act in value if isinstance(value, list) else [value]:
+                        if isinstance(act, dict) and "id" in act:
+                            self.add(ACTIVITY + str(act["id"]), False)
+
+
+def statement_terms(stmt: dict[str, Any]) -> dict[str, bool]:
+    """All filter terms of a statement: term -> direct."""
+    t = _Terms()
+    t.statement_body(stmt, True)
+    t.agent(stmt.get("authority"), False)
+    return t.rows
+
+
+def merge_terms(own: dict[str, bool], inherited: Iterable[tuple[str, bool]]) -> dict[str, bool]:
+    """Add the terms of a StatementRef target to the targeting statement's own terms."""
+    out = dict(own)
+    for term, direct in inherited:
+        out[term] = out.get(term, False) or direct
+    return out

@@ -1,0 +1,75 @@
+"""Settings: one frozen object, built once from ``SPOR_*`` environment variables and passed in.
+
+Nothing below the CLI reads the environment; code receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """Where the embedded database lives when ``SPOR_DATA_DIR`` is not set.
+
+    As root this is ``/var/lib/spor`` (the unprivileged PostgreSQL account must be able to
+    reach it, which it cannot under ``/root``); otherwise ``$XDG_DATA_HOME/spor`` or
+    ``~/.local/share/spor``.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/spor")
+    xdg = os.environ.get("XDG_DATA_HOME")
+    return Path(xdg) / "spor" if xdg else Path.home() / ".local" / "share" / "spor"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of a Spor process. Each field maps to ``SPOR_<FIELD_NAME_UPPERCASE>``."""
+
+    database_url: str | None = None
+    data_dir: Path = Path()
+    pg_bin: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    log_format: str = "json"  # json | console
+    log_level: str = "info"
+    pool_min_size: int = 2
+    pool_max_size: int = 20
+    # Limits (see docs/configuration.md); 413 when exceeded.
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_batch_statements: int = 5000
+    max_attachment_bytes: int = 32 * 1024 * 1024
+    max_document_bytes: int = 16 * 1024 * 1024
+    query_limit_default: int = 100
+    query_limit_max: int = 1000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``SPOR_*`` variables (``env`` defaults to ``os.environ``)."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {"data_dir": default_data_dir()}
+        for f in fields(cls):
+            raw = env.get(f"SPOR_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            default = getattr(cls, f.name, None)
+            if isinstance(default, bool):
+                values[f.name] = raw.lower() in ("1", "true", "yes", "on")
+            elif isinstance(default, int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError as exc:
+                    raise ValueError(f"SPOR_{f.name.upper()} must be an integer, got {raw!r}") from exc
+            elif f.name == "data_dir":
+                values[f.name] = Path(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]

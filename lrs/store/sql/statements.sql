@@ -1,0 +1,154 @@
+-- Statement index and event log: the write path of the Statements resource and its queries.
+
+-- name: statements_existing
+-- Content hashes (and whether it is a voiding statement) of the given ids already stored.
+SELECT statement_id::text AS id, content_hash, voids IS NOT NULL AS voiding
+FROM statements
+WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+
+-- name: statements_terms_of
+-- Own filter terms of stored statements, for statements that target them by StatementRef.
+SELECT statement_id::text AS id, terms
+FROM statements
+WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+
+-- name: lock_store_for_append
+-- Take the store's append lock (held to commit) and the stored time of this append.
+SELECT last_position,
+       greatest(coalesce(last_stored, '-infinity'), date_trunc('milliseconds', clock_timestamp())) AS stored
+FROM stores
+WHERE id = $1
+FOR UPDATE;
+
+-- name: append_statements
+-- In one statement: log events, index rows, filter terms, voiding, attachments, counter.
+WITH RECURSIVE
+new_rows AS (
+    SELECT * FROM unnest($2::bigint[], $4::uuid[], $5::jsonb[], $6::uuid[], $7::uuid[],
+                         $8::bytea[], $9::text[], $10::jsonb[], $11::boolean[])
+        AS u(position, statement_id, body, voids, refers_to, content_hash, sha2s, terms, voided_in_batch)
+),
+ev AS (
+    INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload)
+    SELECT $1, position, 'statement', $3, statement_id, body FROM new_rows
+),
+st AS (
+    INSERT INTO statements (store_id, statement_id, position, stored, voided, voids, refers_to,
+                            authority_key, content_hash, attachment_sha2s, terms)
+    SELECT $1, n.statement_id, n.position, $3,
+           n.voided_in_batch OR (n.voids IS NULL AND EXISTS (
+               SELECT 1 FROM statements o
+               WHERE o.store_id = $1 AND o.refers_to = n.statement_id AND o.voids IS NOT NULL)),
+           n.voids, n.refers_to, $12, n.content_hash,
+           coalesce(string_to_array(n.sha2s, ','), '{}'), n.terms
+    FROM new_rows n
+),
+new_terms AS (
+    SELECT * FROM unnest($13::text[], $14::bigint[], $15::boolean[]) AS t(term, position, direct)
+),
+tm AS (
+    INSERT INTO statement_terms (store_id, term, position, direct)
+    SELECT $1, term, position, direct FROM new_terms
+),
+voiding AS (
+    UPDATE statements SET voided = true
+    WHERE store_id = $1 AND statement_id IN (SELECT voids FROM new_rows WHERE voids IS NOT NULL)
+      AND voids IS NULL
+),
+referrers (root, position, statement_id, depth) AS (
+    -- statements stored earlier that target a statement arriving now (forward StatementRefs)
+    SELECT s.refers_to, s.position, s.statement_id, 1
+    FROM statements s
+    WHERE s.store_id = $1 AND s.refers_to IN (SELECT statement_id FROM new_rows)
+    UNION ALL
+    SELECT r.root, s.position, s.statement_id, r.depth + 1
+    FROM statements s JOIN referrers r ON s.store_id = $1 AND s.refers_to = r.statement_id
+    WHERE r.depth < 32
+),
+forward AS (
+    INSERT INTO statement_terms (store_id, term, position, direct)
+    SELECT DISTINCT ON (nt.term, r.position) $1, nt.term, r.position, nt.direct
+    FROM referrers r
+    JOIN new_rows n ON n.statement_id = r.root
+    JOIN new_terms nt ON nt.position = n.position
+    ORDER BY nt.term, r.position, nt.direct DESC
+    ON CONFLICT (store_id, term, position) DO UPDATE
+        SET direct = statement_terms.direct OR EXCLUDED.direct
+),
+att AS (
+    INSERT INTO attachments (store_id, sha2, content_type, content)
+    SELECT $1, sha2, content_type, content
+    FROM unnest($16::text[], $17::text[], $18::bytea[]) AS a(sha2, content_type, content)
+    ON CONFLICT (store_id, sha2) DO NOTHING
+)
+UPDATE stores SET last_position = $19, last_stored = $3 WHERE id = $1;
+
+-- name: statement_by_id
+-- One statement of a store by id, with its stored time and voided flag.
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+FROM statements s
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
+
+-- name: store_horizon
+-- The newest position and stored time committed in a store (paging horizon, Consistent-Through).
+SELECT last_position, coalesce(last_stored, created_at) AS last_stored, clock_timestamp() AS now
+FROM stores WHERE id = $1;
+
+-- name: query_by_term_desc
+-- Statements matching a driving filter term plus optional others, newest first.
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+FROM statement_terms t
+JOIN statements s ON s.store_id = t.store_id AND s.position = t.position
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
+  AND t.position <= $4 AND t.position < coalesce($5::bigint, 9223372036854775807)
+  AND NOT s.voided
+  AND ($6::timestamptz IS NULL OR s.stored > $6) AND ($7::timestamptz IS NULL OR s.stored <= $7)
+  AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
+  AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
+  AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $13 AND x.position = t.position AND (x.direct OR $14)))
+ORDER BY t.position DESC
+LIMIT $8;
+
+-- name: query_by_term_asc
+-- Statements matching a driving filter term plus optional others, oldest first.
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+FROM statement_terms t
+JOIN statements s ON s.store_id = t.store_id AND s.position = t.position
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
+  AND t.position <= $4 AND t.position > coalesce($5::bigint, 0)
+  AND NOT s.voided
+  AND ($6::timestamptz IS NULL OR s.stored > $6) AND ($7::timestamptz IS NULL OR s.stored <= $7)
+  AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
+  AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
+  AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $13 AND x.position = t.position AND (x.direct OR $14)))
+ORDER BY t.position ASC
+LIMIT $8;
+
+-- name: query_all_desc
+-- All unvoided statements of a store in a stored-time window, newest first.
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+FROM statements s
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE s.store_id = $1 AND s.position <= $2 AND s.position < coalesce($3::bigint, 9223372036854775807)
+  AND NOT s.voided
+  AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
+ORDER BY s.position DESC
+LIMIT $6;
+
+-- name: query_all_asc
+-- All unvoided statements of a store in a stored-time window, oldest first.
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+FROM statements s
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE s.store_id = $1 AND s.position <= $2 AND s.position > coalesce($3::bigint, 0)
+  AND NOT s.voided
+  AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
+ORDER BY s.position ASC
+LIMIT $6;
+
+-- name: attachments_by_sha2
+-- Attachment contents of a store by SHA-2.
+SELECT sha2, content_type, content FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);

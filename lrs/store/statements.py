@@ -1,0 +1,163 @@
+"""The statement repository: appends to the event log with the inline statement index, and reads.
+
+Appends are serialised per store by locking the store's counter row for the rest of the
+transaction (``lock_store_for_append``). Positions are therefore assigned in commit order and
+the statement index is written in the same transaction as the event, which is what makes
+``X-Experience-API-Consistent-Through`` honest. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.ops import terms as T
+from lrs.ops.statements import Attachment, Prepared, Query, StatementRow
+from lrs.ops.timestamps import format_timestamp
+from lrs.store.db import translated
+from lrs.store.queries import sql
+
+
+def _row(r: asyncpg.Record) -> StatementRow:
+    return StatementRow(
+        id=r["id"],
+        payload=r["payload"].encode(),
+        stored=r["stored"],
+        voided=r["voided"],
+        attachment_sha2s=list(r["attachment_sha2s"] or ()),
+        position=r["position"],
+    )
+
+
+class PgStatementRepository:
+    """StatementRepository over PostgreSQL (see lrs.ops.statements.StatementRepository)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def existing(self, store_id: int, ids: list[str]) -> dict[str, tuple[bytes, bool]]:
+        async with translated():
+            rows = await self.pool.fetch(sql("statements_existing"), store_id, ids)
+        return {r["id"]: (bytes(r["content_hash"]), r["voiding"]) for r in rows}
+
+    async def target_terms(self, store_id: int, ids: list[str]) -> dict[str, list[tuple[str, bool]]]:
+        if not ids:
+            return {}
+        async with translated():
+            rows = await self.pool.fetch(sql("statements_terms_of"), store_id, ids)
+        return {r["id"]: list(r["terms"].items()) for r in rows}
+
+    async def append(self, store_id: int, items: list[Prepared], attachments: list[Attachment]) -> datetime:
+        """Append new statements in one transaction, holding the store's append lock."""
+        in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            lock = await conn.fetchrow(sql("lock_store_for_append"), store_id)
+            if lock is None:
+                raise LookupError(f"store {store_id} does not exist")
+            first = lock["last_position"] + 1
+            stored: datetime = lock["stored"]
+            stored_text = format_timestamp(stored)
+            positions = list(range(first, first + len(items)))
+            bodies: list[bytes] = []
+            for p in items:
+                p.body["stored"] = stored_text
+                if "timestamp" not in p.body:
+                    # xAPI Data 2.4.7: without a timestamp the LRS sets it to the stored time.
+                    p.body["timestamp"] = stored_text
+                bodies.append(orjson.dumps(p.body))
+            term_names: list[str] = []
+            term_positions: list[int] = []
+            term_direct: list[bool] = []
+            for pos, p in zip(positions, items, strict=True):
+                for term, direct in p.terms.items():
+                    term_names.append(term)
+                    term_positions.append(pos)
+                    term_direct.append(direct)
+            await conn.execute(
+                sql("append_statements"),
+                store_id,
+                positions,
+                stored,
+                [p.id for p in items],
+                bodies,
+                [p.voids for p in items],
+                [p.refers_to for p in items],
+                [p.content_hash for p in items],
+                [",".join(p.attachment_sha2s) or None for p in items],
+                [orjson.dumps(p.terms) for p in items],
+                [p.id in in_batch_voided for p in items],
+                items[0].body["authority"] and _authority_key(items[0].body["authority"]),
+                term_names,
+                term_positions,
+                term_direct,
+                [a.sha2 for a in attachments],
+                [a.content_type for a in attachments],
+                [a.content for a in attachments],
+                positions[-1],
+            )
+        return stored
+
+    async def get(self, store_id: int, statement_id: str) -> StatementRow | None:
+        async with translated():
+            r = await self.pool.fetchrow(sql("statement_by_id"), store_id, statement_id)
+        return _row(r) if r else None
+
+    async def horizon(self, store_id: int) -> tuple[int, datetime]:
+        async with translated():
+            r = await self.pool.fetchrow(sql("store_horizon"), store_id)
+        if r is None:
+            raise LookupError(f"store {store_id} does not exist")
+        return r["last_position"], r["last_stored"]
+
+    async def consistent_through(self, store_id: int) -> datetime:
+        return (await self.horizon(store_id))[1]
+
+    async def query(self, store_id: int, q: Query) -> tuple[list[StatementRow], int]:
+        """One page (limit + 1 rows, so the caller knows whether more exist) and the horizon."""
+        horizon = q.horizon
+        if horizon is None:
+            horizon, _ = await self.horizon(store_id)
+        fetch = q.limit + 1
+        driving = q.driving_term()
+        args: list[Any]
+        if driving is None:
+            name = "query_all_asc" if q.ascending else "query_all_desc"
+            args = [store_id, horizon, q.after, q.since, q.until, fetch]
+        else:
+            name = "query_by_term_asc" if q.ascending else "query_by_term_desc"
+            others = _other_terms(q, driving[0])
+            args = [store_id, driving[0], driving[1], horizon, q.after, q.since, q.until, fetch]
+            for i in range(3):
+                term, related = others[i] if i < len(others) else (None, False)
+                args += [term, related]
+        async with translated():
+            rows = await self.pool.fetch(sql(name), *args)
+        return [_row(r) for r in rows], horizon
+
+    async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]:
+        if not sha2s:
+            return []
+        async with translated():
+            rows = await self.pool.fetch(sql("attachments_by_sha2"), store_id, sha2s)
+        return [Attachment(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows]
+
+
+def _other_terms(q: Query, driving: str) -> list[tuple[str, bool]]:
+    all_terms = [
+        (T.AGENT + q.agent, q.related_agents) if q.agent else None,
+        (T.REGISTRATION + q.registration, True) if q.registration else None,
+        (T.ACTIVITY + q.activity, q.related_activities) if q.activity else None,
+        (T.VERB + q.verb, True) if q.verb else None,
+    ]
+    return [t for t in all_terms if t is not None and t[0] != driving]
+
+
+def _authority_key(authority: dict[str, Any]) -> str:
+    key = T.agent_key(authority)
+    if key is None:
+        # An OAuth authority is a two-member anonymous group; key it by its members.
+        key = "+".join(sorted(k for m in authority.get("member", []) if (k := T.agent_key(m))))
+    return key

@@ -1,0 +1,135 @@
+"""The validation error type and the mapping of JSON Schema errors to friendly messages.
+
+Both validators (the compiled ``jsonschema-rs`` fast path and the pure-Python ``jsonschema``
+reference) report errors in their own shapes; this module turns either into a
+:class:`ValidationFailure` whose message names the JSON path, e.g.
+``actor.mbox: must be a mailto: IRI with an email address``.
+
+Friendly wording comes from ``x-messages`` annotations in the schema files (a map from the
+failing keyword to a message), so the wording lives next to the rule it explains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+PathSegment = str | int
+
+
+class ValidationFailure(ValueError):
+    """A statement, agent or other xAPI object breaks a MUST of the xAPI data model.
+
+    ``path`` is a dotted/indexed JSON path such as ``context.contextActivities.parent[0].id``
+    ("" for the root); ``message`` says what is wrong there. The LRS answers 400 Bad Request.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.path, self.message))
+
+
+def format_path(segments: Iterable[PathSegment]) -> str:
+    """Render path segments as ``a.b[0].c``; keys that are not identifiers (extension IRIs,
+    language tags) are rendered as ``["key"]`` so the path stays unambiguous."""
+    out: list[str] = []
+    for seg in segments:
+        if isinstance(seg, int):
+            out.append(f"[{seg}]")
+        elif _IDENTIFIER.match(seg):
+            out.append(f".{seg}" if out else seg)
+        else:
+            escaped = seg.replace("\\", "\\\\").replace('"', '\\"')
+            out.append(f'["{escaped}"]')
+    return "".join(out)
+
+
+def failure(segments: Sequence[PathSegment], message: str) -> ValidationFailure:
+    """Build a :class:`ValidationFailure` from path segments."""
+    return ValidationFailure(format_path(segments), message)
+
+
+_TYPE_WORDS = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "a boolean (true or false)",
+    "null": "null",
+}
+
+
+def _type_message(types: Sequence[str] | str) -> str:
+    if isinstance(types, str):
+        types = [types]
+    return "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types)
+
+
+def _custom(schema: Any, keyword: str) -> str | None:
+    if isinstance(schema, Mapping):
+        messages = schema.get("x-messages")
+        if isinstance(messages, Mapping):
+            text = messages.get(keyword)
+            if isinstance(text, str):
+                return text
+    return None
+
+
+def describe(
+    keyword: str,
+    schema: Any,
+    path: Sequence[PathSegment],
+    instance: Any,
+    detail: Any,
+) -> ValidationFailure:
+    """Turn one schema error into a friendly :class:`ValidationFailure`.
+
+    ``schema`` is the (sub)schema that holds the failing ``keyword``; ``detail`` is the
+    keyword-specific payload (unexpected keys, missing property, bad property name, ...).
+    """
+    custom = _custom(schema, keyword)
+    path = list(path)
+    if keyword == "additionalProperties":
+        key = detail if isinstance(detail, str) else sorted(detail)[0]
+        return failure([*path, key], custom or "unknown property")
+    if keyword == "dependencies":
+        return failure(path, custom or f"{detail} is required here")
+    if keyword == "required":
+        return failure([*path, detail], custom or "is required")
+    if keyword == "propertyNames":
+        return failure([*path, detail], custom or "invalid key")
+    if custom:
+        return failure(path, custom)
+    if keyword == "type":
+        return failure(path, _type_message(detail))
+    if keyword == "const":
+        return failure(path, f"must be {detail!r}")
+    if keyword == "enum":
+        return failure(path, "must be one of " + ", ".join(repr(v) for v in detail))
+    if keyword in ("minimum", "maximum"):
+        word = "at least" if keyword == "minimum" else "at most"
+        return failure(path, f"must be {word} {detail}")
+    if keyword in ("minItems", "maxItems"):
+        word = "at least" if keyword == "minItems" else "at most"
+        return failure(path, f"must have {word} {detail} items")
+    if keyword == "pattern":
+        return failure(path, "has an invalid format")
+    if keyword == "not":
+        return failure(path, "is not allowed here")
+    if keyword in ("oneOf", "anyOf"):
+        return failure(path, "does not match any allowed shape")
+    return failure(path, f"fails the {keyword} rule")
+
+
+def pick(candidates: list[tuple[int, int, ValidationFailure]]) -> ValidationFailure:
+    """Choose the most useful of several errors: the deepest path wins (it is closest to the
+    offending value); combinator errors (oneOf/anyOf) lose ties against concrete ones."""
+    return max(candidates, key=lambda c: (c[0], c[1]))[2]
