@@ -62,5 +62,5 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         lifespan=lifespan,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        middleware=[Middleware(RequestMiddleware, metrics=metrics)],
+        middleware=[Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version)],
     )

@@ -34,6 +34,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = None
+    # The X-Experience-API-Version sent on responses to requests that named no supported
+    # version (those get 400 anyway): 2.0.0 or 1.0.3.
+    xapi_default_version: str = "2.0.0"
     log_format: str = "json"  # json | console
     log_level: str = "info"
     pool_min_size: int = 2

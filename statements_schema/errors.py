@@ -130,6 +130,7 @@ def describe(
 
 
 def pick(candidates: list[tuple[int, int, ValidationFailure]]) -> ValidationFailure:
-    """Choose the most useful of several errors: the deepest path wins (it is closest to the
-    offending value); combinator errors (oneOf/anyOf) lose ties against concrete ones."""
+    """Choose the most useful of several ``(depth, rank, failure)`` candidates: the deepest
+    path wins (it is closest to the offending value), then the higher rank; among equals the
+    first reported."""
     return max(candidates, key=lambda c: (c[0], c[1]))[2]

@@ -23,7 +23,16 @@ from . import semantic
 from .errors import PathSegment, ValidationFailure, describe, pick
 from .loader import schema_version, shared_root_schema
 
-_COMBINATORS = frozenset({"oneOf", "anyOf"})
+# Tie-breaks between errors at the same depth: combinator errors (oneOf/anyOf) are the least
+# specific, an unknown property is usually a symptom of a wrong objectType or a typo, anything
+# else (a wrong value, a missing key) is the most direct explanation.
+_RANK = {"oneOf": 0, "anyOf": 0, "additionalProperties": 1}
+_KEYED = frozenset({"additionalProperties", "required"})
+
+
+def _rank(keyword: str, path: list[PathSegment]) -> tuple[int, int]:
+    depth = len(path) + (1 if keyword in _KEYED else 0)
+    return depth, _RANK.get(keyword, 2)
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,8 +69,7 @@ def _map_rs_error(root: Mapping[str, Any], error: Any) -> tuple[int, int, Valida
         schema_path = list(inner.schema_path)
     keyword = str(schema_path[-1]) if schema_path else kind.name
     schema = _subschema(root, schema_path[:-1])
-    mapped = _describe(keyword, schema, path, instance)
-    return len(path), keyword not in _COMBINATORS, mapped
+    return (*_rank(keyword, path), _describe(keyword, schema, path, instance))
 
 
 def schema_errors_fast(obj: object, version: str, entry: str) -> ValidationFailure | None:
@@ -93,8 +101,7 @@ def _map_py_error(error: jsonschema.ValidationError) -> tuple[int, int, Validati
     if "propertyNames" in error.relative_schema_path:
         # jsonschema reports a bad key at the map's path with the key as the instance.
         path.append(instance)
-    mapped = _describe(keyword, error.schema, path, instance)
-    return len(path), keyword not in _COMBINATORS, mapped
+    return (*_rank(keyword, path), _describe(keyword, error.schema, path, instance))
 
 
 def schema_errors_reference(obj: object, version: str, entry: str) -> ValidationFailure | None:

@@ -23,9 +23,10 @@ KNOWN_PATHS = frozenset({
 class RequestMiddleware:
     """Binds a request id, negotiates the xAPI version, logs and measures every request."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, default_version: str = LATEST) -> None:
         self.app = app
         self.metrics = metrics
+        self.default_version = default_version
         metrics.describe("spor_http_requests_total", "counter", "HTTP requests by method, path and status.")
         metrics.describe("spor_http_request_seconds", "histogram", "HTTP request latency by method and path.")
 
@@ -49,7 +50,7 @@ class RequestMiddleware:
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
                 if is_xapi:
-                    out["X-Experience-API-Version"] = version or LATEST
+                    out["X-Experience-API-Version"] = version or self.default_version
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -79,7 +79,7 @@ def jws(header: dict[str, Any], payload: bytes, private_key: rsa.RSAPrivateKey |
     """A compact JWS; RS* algorithms are signed with ``private_key``, HS256 with a shared secret."""
     signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(payload)}"
     alg = header.get("alg")
-    if alg in HASHES:
+    if isinstance(alg, str) and alg in HASHES:
         assert private_key is not None
         signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), HASHES[alg])
     elif alg == "HS256":
