@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import statements_schema
-from lrs.errors import BadRequest
+from lrs.errors import BadRequest, LRSError
 from lrs.http.common import (
     accept_languages,
     media_type,
@@ -36,11 +37,30 @@ QUERY_PARAMS = frozenset({
 })
 SINGLE_PARAMS = frozenset({"statementId", "voidedStatementId", "format", "attachments"})
 FORMATS = ("exact", "ids", "canonical")
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 async def _consistency_headers(request: Request, store_id: int) -> dict[str, str]:
     through = await request.app.state.statements.consistent_through(store_id)
     return {"X-Experience-API-Consistent-Through": format_timestamp(through)}
+
+
+def consistent(handler: Handler) -> Handler:
+    """Put X-Experience-API-Consistent-Through on every response of the Statements resource,
+    errors included (Communication 2.1.3.s2.b5: "on all responses to Statements Resource
+    requests"); clients poll it to know when a stored statement can be read."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except LRSError as exc:
+            who = getattr(request.state, "principal", None)
+            if who is not None:
+                exc.headers.update(await _consistency_headers(request, who.store_id))
+            raise
+
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
 
 
 async def _statements_from_body(request: Request, *, single: bool = False) -> tuple[list[Any], list[Attachment]]:
@@ -70,6 +90,7 @@ async def _statements_from_body(request: Request, *, single: bool = False) -> tu
     return statements, attachments
 
 
+@consistent
 async def put_statement(request: Request) -> Response:
     """PUT /statements?statementId=...: store one statement under the given id (204)."""
     version = xapi_version(request)
@@ -85,6 +106,7 @@ async def put_statement(request: Request) -> Response:
     return Response(status_code=204, headers=await _consistency_headers(request, who.store_id))
 
 
+@consistent
 async def post_statements(request: Request) -> Response:
     """POST /statements: store one statement or a batch; 200 with the ids in order."""
     version = xapi_version(request)
@@ -181,6 +203,7 @@ async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachm
     return Response(json_body, headers=headers, media_type="application/json")
 
 
+@consistent
 async def get_statements(request: Request) -> Response:
     """GET/HEAD /statements: one statement by id, or a page of a query."""
     version = xapi_version(request)

@@ -161,8 +161,24 @@ def validate(stmt: Any, version: str, where: str) -> None:
         raise BadRequest(f"{path}: {exc.message}" if path else exc.message) from exc
 
 
+def _context_activities_as_lists(stmt: dict[str, Any]) -> None:
+    """xAPI Data 2.4.6.2: the LRS returns every contextActivities value as an array, even when
+    a single Activity object was sent. Normalised before hashing, so both forms compare equal."""
+    contexts = [stmt.get("context")]
+    obj = stmt.get("object")
+    if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
+        contexts.append(obj.get("context"))
+    for ctx in contexts:
+        activities = ctx.get("contextActivities") if isinstance(ctx, dict) else None
+        if isinstance(activities, dict):
+            for key, value in activities.items():
+                if isinstance(value, dict):
+                    activities[key] = [value]
+
+
 def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepared:
     """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute hash and terms."""
+    _context_activities_as_lists(stmt)
     received_hash = content_hash(stmt)
     body = dict(stmt)
     sid = _normalise_uuid(body["id"], "id") if "id" in body else str(uuid.uuid4())

@@ -1,8 +1,7 @@
 """The statement repository: appends to the event log with the inline statement index, and reads.
 
-Appends are serialised per store by locking the store's counter row for the rest of the
-transaction (``lock_store_for_append``). Positions are therefore assigned in commit order and
-the statement index is written in the same transaction as the event, which is what makes
+Appends reserve positions through ``lrs.store.log.reserve`` (the per-store append lock), and the
+statement index is written in the same transaction as the event, which is what makes
 ``X-Experience-API-Consistent-Through`` honest. See docs/architecture.md.
 """
 
@@ -18,6 +17,7 @@ from lrs.ops import terms as T
 from lrs.ops.statements import Attachment, Prepared, Query, StatementRow
 from lrs.ops.timestamps import format_timestamp
 from lrs.store.db import translated
+from lrs.store.log import reserve
 from lrs.store.queries import sql
 
 
@@ -54,13 +54,10 @@ class PgStatementRepository:
         """Append new statements in one transaction, holding the store's append lock."""
         in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
         async with translated(), self.pool.acquire() as conn, conn.transaction():
-            lock = await conn.fetchrow(sql("lock_store_for_append"), store_id)
-            if lock is None:
-                raise LookupError(f"store {store_id} does not exist")
-            first = lock["last_position"] + 1
-            stored: datetime = lock["stored"]
+            reservation = await reserve(conn, store_id, len(items))
+            stored = reservation.stored
             stored_text = format_timestamp(stored)
-            positions = list(range(first, first + len(items)))
+            positions = reservation.positions
             bodies: list[bytes] = []
             for p in items:
                 p.body["stored"] = stored_text
@@ -110,7 +107,7 @@ class PgStatementRepository:
             r = await self.pool.fetchrow(sql("store_horizon"), store_id)
         if r is None:
             raise LookupError(f"store {store_id} does not exist")
-        return r["last_position"], r["last_stored"]
+        return r["last_position"], r["consistent_through"]
 
     async def consistent_through(self, store_id: int) -> datetime:
         return (await self.horizon(store_id))[1]

@@ -13,12 +13,15 @@ FROM statements
 WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
 
 -- name: lock_store_for_append
--- Take the store's append lock (held to commit) and the stored time of this append.
+-- Take the store's exclusive append lock (a transaction advisory lock, held to commit).
+SELECT pg_advisory_xact_lock(1397772114, $1::int);
+
+-- name: append_position_and_stored
+-- After the append lock: the last position and this append's stored time (never going back).
 SELECT last_position,
        greatest(coalesce(last_stored, '-infinity'), date_trunc('milliseconds', clock_timestamp())) AS stored
 FROM stores
-WHERE id = $1
-FOR UPDATE;
+WHERE id = $1;
 
 -- name: append_statements
 -- In one statement: log events, index rows, filter terms, voiding, attachments, counter.
@@ -91,8 +94,13 @@ JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
 
 -- name: store_horizon
--- The newest position and stored time committed in a store (paging horizon, Consistent-Through).
-SELECT last_position, coalesce(last_stored, created_at) AS last_stored, clock_timestamp() AS now
+-- The newest committed position (paging horizon) and the Consistent-Through time of a store.
+-- When no append holds the store's lock, every append still to come will get a stored time
+-- after now, so now is consistent; otherwise the last committed stored time is.
+SELECT last_position,
+       CASE WHEN pg_try_advisory_xact_lock_shared(1397772114, $1::int)
+            THEN date_trunc('milliseconds', clock_timestamp())
+            ELSE coalesce(last_stored, created_at) END AS consistent_through
 FROM stores WHERE id = $1;
 
 -- name: query_by_term_desc
@@ -152,3 +160,7 @@ LIMIT $6;
 -- name: attachments_by_sha2
 -- Attachment contents of a store by SHA-2.
 SELECT sha2, content_type, content FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);
+
+-- name: advance_store_counter
+-- Move a store's position counter and last stored time past an append (inside its transaction).
+UPDATE stores SET last_position = $2, last_stored = $3 WHERE id = $1;

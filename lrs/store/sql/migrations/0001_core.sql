@@ -8,9 +8,10 @@ CREATE TABLE stores (
     name           text NOT NULL UNIQUE,
     organisation   text,
     created_at     timestamptz NOT NULL DEFAULT now(),
-    -- The per-store position counter. Appends lock this row (SELECT ... FOR UPDATE) for the
-    -- rest of their transaction, so positions are assigned and become visible in commit
-    -- order: a reader that has seen position N never later finds a committed event below N.
+    -- The per-store position counter. Appends hold the store's advisory lock
+    -- (pg_advisory_xact_lock(1397772114, id)) to the end of their transaction, so positions
+    -- are assigned and become visible in commit order: a reader that has seen position N
+    -- never later finds a committed event below N.
     last_position  bigint NOT NULL DEFAULT 0,
     -- stored time of the newest committed statement: what X-Experience-API-Consistent-Through
     -- reports, since everything stored up to it is visible.
