@@ -349,21 +349,25 @@ def _canonical(node: Any, accept: list[str], key: str | None = None) -> Any:
     return node
 
 
+_AGENT_KEYS = frozenset({"actor", "instructor", "team", "authority", "agent", "group", "member"})
+_ACTIVITY_KEYS = frozenset({"object", "parent", "grouping", "category", "other"})
+
+
 def _ids(node: Any, key: str | None = None) -> Any:
-    """format=ids: Agents/Groups to their IFI, Activities to their id, Verbs to their id."""
-    if isinstance(node, dict):
-        kind = node.get("objectType")
-        if key in ("actor", "instructor", "team", "agent", "group", "authority") or kind in ("Agent", "Group"):
-            if kind in ("Agent", "Group") or key in ("actor", "instructor", "authority", "agent"):
-                return T.ifi_only(node)
-        if key == "verb":
-            return {"id": node.get("id")}
-        if (kind in (None, "Activity")) and "id" in node and key in ("object", "parent", "grouping", "category", "other"):
-            return {"objectType": "Activity", "id": node["id"]} if kind else {"id": node["id"]}
-        return {k: _ids(v, k) for k, v in node.items()}
+    """format=ids (Communication 2.1.3): Agents and Groups reduced to their IFI (anonymous
+    Groups to their members' IFIs), Activities to their id, Verbs to their id."""
     if isinstance(node, list):
         return [_ids(v, key) for v in node]
-    return node
+    if not isinstance(node, dict):
+        return node
+    kind = node.get("objectType")
+    if key in _AGENT_KEYS or kind in ("Agent", "Group"):
+        return T.ifi_only(node)
+    if key == "verb":
+        return {"id": node.get("id")}
+    if key in _ACTIVITY_KEYS and kind in (None, "Activity") and "id" in node:
+        return {"id": node["id"]}
+    return {k: _ids(v, k) for k, v in node.items()}
 
 
 def shape(payload: bytes, fmt: str, accept_languages: list[str]) -> bytes:
