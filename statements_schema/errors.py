@@ -131,6 +131,8 @@ def describe(
 
 def pick(candidates: list[tuple[int, int, ValidationFailure]]) -> ValidationFailure:
     """Choose the most useful of several ``(depth, rank, failure)`` candidates: the deepest
-    path wins (it is closest to the offending value), then the higher rank; among equals the
-    first reported."""
-    return max(candidates, key=lambda c: (c[0], c[1]))[2]
+    path wins (it is closest to the offending value), then the higher rank. Remaining ties go
+    to the alphabetically first path, so the choice does not depend on the order in which a
+    validator happens to report errors (the fast path and the reference differ there)."""
+    best = max((depth, rank) for depth, rank, _ in candidates)
+    return min((f for depth, rank, f in candidates if (depth, rank) == best), key=lambda f: (f.path, f.message))

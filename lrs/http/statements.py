@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 import statements_schema
-from lrs.errors import BadRequest, LRSError
+from lrs.errors import BadRequest, LRSError, PayloadTooLarge
 from lrs.http.common import (
     accept_languages,
     media_type,
@@ -114,10 +114,9 @@ async def post_statements(request: Request) -> Response:
     if request.query_params:
         raise BadRequest(f"unexpected parameter(s) for POST statements: {', '.join(sorted(request.query_params))}")
     statements, attachments = await _statements_from_body(request)
-    if len(statements) > request.app.state.settings.max_batch_statements:
-        raise BadRequest(
-            f"the batch has {len(statements)} statements; the limit is {request.app.state.settings.max_batch_statements}"
-        )
+    max_batch = request.app.state.settings.max_batch_statements
+    if len(statements) > max_batch:
+        raise PayloadTooLarge(f"the batch has {len(statements)} statements; the limit is {max_batch}")
     ids = await ops.store_statements(request.app.state.statements, who, version, statements, attachments)
     request.app.state.metrics.inc("spor_statements_received_total", len(ids))
     return Response(orjson.dumps(ids), media_type="application/json",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lrs.errors import BadRequest
+from lrs.ops.comparison import instant, lower_uuid, normalize_body
 
 __all__ = [
     "SIGNATURE_CONTENT_TYPE",
@@ -219,11 +219,11 @@ def _normalize_statement(stmt: dict[str, Any], other: dict[str, Any], *, is_payl
     for key in _LRS_ASSIGNED_ALWAYS_IGNORED:
         out.pop(key, None)
     if "id" in out and "id" in other:
-        out["id"] = _lower(out["id"])
+        out["id"] = lower_uuid(out["id"])
     else:
         out.pop("id", None)
     if "timestamp" in out and "timestamp" in other:
-        out["timestamp"] = _instant(out["timestamp"])
+        out["timestamp"] = instant(out["timestamp"])
     else:
         out.pop("timestamp", None)
 
@@ -237,120 +237,7 @@ def _normalize_statement(stmt: dict[str, Any], other: dict[str, Any], *, is_payl
             out["attachments"] = kept
         if out.get("attachments") in ([], None):
             out.pop("attachments", None)
-    return _normalize_statement_body(out)
-
-
-def _normalize_statement_body(stmt: dict[str, Any]) -> dict[str, Any]:
-    """Normalize the parts shared by statements and SubStatements."""
-    out = dict(stmt)
-    if "actor" in out:
-        out["actor"] = _normalize_agent(out["actor"])
-    verb = out.get("verb")
-    if isinstance(verb, dict):
-        # 2.3.1.b3: the verb's "display" is not part of the statement.
-        out["verb"] = {k: v for k, v in verb.items() if k != "display"}
-    if "object" in out:
-        out["object"] = _normalize_object(out["object"])
-    if isinstance(out.get("context"), dict):
-        out["context"] = _normalize_context(out["context"])
-    return out
-
-
-def _normalize_object(obj: object) -> object:
-    if not isinstance(obj, dict):
-        return obj
-    object_type = obj.get("objectType", "Activity")  # Data 2.4.4: Activity when absent
-    if object_type == "Activity":
-        return _normalize_activity(obj)
-    if object_type in ("Agent", "Group"):
-        return _normalize_agent(obj)
-    if object_type == "StatementRef":
-        return {**obj, "id": _lower(obj.get("id"))}
-    if object_type == "SubStatement":
-        sub = _normalize_statement_body(dict(obj))
-        if "timestamp" in sub:
-            sub["timestamp"] = _instant(sub["timestamp"])
-        return sub
-    return obj
-
-
-def _normalize_activity(activity: object) -> object:
-    if not isinstance(activity, dict):
-        return activity
-    # 2.3.1.b2: Activity Definitions are not part of the statement; objectType defaults.
-    out = {k: v for k, v in activity.items() if k != "definition"}
-    out["objectType"] = out.get("objectType", "Activity")
-    return out
-
-
-def _normalize_agent(agent: object) -> object:
-    if not isinstance(agent, dict):
-        return agent
-    out = dict(agent)
-    # Data 2.4.2.1: an actor without objectType is an Agent.
-    out["objectType"] = out.get("objectType", "Agent")
-    mbox = out.get("mbox")
-    if isinstance(mbox, str):
-        # 2.3.1.b7: the scheme and the domain of an e-mail address are case-insensitive.
-        scheme, _, address = mbox.partition(":")
-        local, at, domain = address.rpartition("@")
-        out["mbox"] = f"{scheme.lower()}:{local}{at}{domain.lower()}" if at else mbox
-    members = out.get("member")
-    if isinstance(members, list):
-        # 2.3.1.b5: the members of a Group are not an ordered list.
-        normalized = [_normalize_agent(m) for m in members]
-        out["member"] = sorted(normalized, key=_canonical)
-    return out
-
-
-def _normalize_context(context: dict[str, Any]) -> dict[str, Any]:
-    out = dict(context)
-    if "registration" in out:
-        out["registration"] = _lower(out["registration"])
-    for key in ("instructor", "team"):
-        if key in out:
-            out[key] = _normalize_agent(out[key])
-    statement_ref = out.get("statement")
-    if isinstance(statement_ref, dict):
-        out["statement"] = {**statement_ref, "id": _lower(statement_ref.get("id"))}
-    context_activities = out.get("contextActivities")
-    if isinstance(context_activities, dict):
-        normalized: dict[str, Any] = {}
-        for key, value in context_activities.items():
-            # 1.0.x allowed a single Activity where an array is meant; the LRS stores arrays.
-            items = value if isinstance(value, list) else [value]
-            normalized[key] = [_normalize_activity(a) for a in items]
-        out["contextActivities"] = normalized
-    # xAPI 2.0 contextAgents / contextGroups wrap an Agent or Group.
-    for key, inner in (("contextAgents", "agent"), ("contextGroups", "group")):
-        entries = out.get(key)
-        if isinstance(entries, list):
-            out[key] = [
-                {**e, inner: _normalize_agent(e[inner])} if isinstance(e, dict) and inner in e else e for e in entries
-            ]
-    return out
-
-
-def _lower(value: object) -> object:
-    """UUIDs are compared case-insensitively (their hex digits carry no case)."""
-    return value.lower() if isinstance(value, str) else value
-
-
-def _instant(value: object) -> object:
-    """A timestamp as a point in time in UTC (2.3.1.b4); unparsable values stay as they are."""
-    if not isinstance(value, str):
-        return value
-    try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if parsed.tzinfo is None:
-        return parsed.isoformat()
-    return parsed.astimezone(dt.UTC).isoformat()
-
-
-def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return normalize_body(out)
 
 
 def _first_difference(a: object, b: object, path: str) -> str | None:

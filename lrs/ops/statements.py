@@ -17,6 +17,7 @@ import orjson
 import statements_schema
 from lrs.errors import BadRequest, Conflict, NotFound
 from lrs.ops import terms as T
+from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import format_timestamp, parse_timestamp
 
@@ -103,46 +104,9 @@ class StatementRepository(Protocol):
 # Writing
 
 
-def _canonical_for_comparison(stmt: dict[str, Any]) -> Any:
-    """The statement with everything removed that statement comparison must ignore.
-
-    xAPI Data 2.3.1: properties the LRS may assign (id, authority, stored, timestamp when
-    assigned, version), Activity definitions and Verb display, timestamp serialisation, the
-    order of Group members, and case-insensitive parts (mbox domains).
-    """
-
-    def walk(node: Any, key: str | None = None) -> Any:
-        if isinstance(node, dict):
-            out = {}
-            for k, v in node.items():
-                if k in ("definition",) and node.get("objectType", "Activity") == "Activity" and "id" in node:
-                    continue
-                if k == "display" and key == "verb":
-                    continue
-                if k == "mbox" and isinstance(v, str):
-                    out[k] = T.agent_key({"mbox": v})
-                    continue
-                if k in ("timestamp", "stored") and isinstance(v, str):
-                    try:
-                        out[k] = format_timestamp(parse_timestamp(v))
-                    except BadRequest:
-                        out[k] = v
-                    continue
-                out[k] = walk(v, k)
-            if "member" in out and isinstance(out["member"], list):
-                out["member"] = sorted(out["member"], key=lambda m: orjson.dumps(m, option=orjson.OPT_SORT_KEYS))
-            return out
-        if isinstance(node, list):
-            return [walk(v, key) for v in node]
-        return node
-
-    body = {k: v for k, v in stmt.items() if k not in ("id", "authority", "stored", "version")}
-    return walk(body)
-
-
 def content_hash(stmt: dict[str, Any]) -> bytes:
     """SHA-256 of the comparison form of a statement (same hash = same statement)."""
-    return hashlib.sha256(orjson.dumps(_canonical_for_comparison(stmt), option=orjson.OPT_SORT_KEYS)).digest()
+    return hashlib.sha256(orjson.dumps(comparison_form(stmt), option=orjson.OPT_SORT_KEYS)).digest()
 
 
 def _normalise_uuid(value: str, what: str) -> str:
@@ -290,7 +254,9 @@ def _inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[st
 # Reading
 
 
-async def get_statement(repo: StatementRepository, principal: Principal, statement_id: str, *, voided: bool) -> StatementRow:
+async def get_statement(
+    repo: StatementRepository, principal: Principal, statement_id: str, *, voided: bool
+) -> StatementRow:
     """GET with statementId (voided=False) or voidedStatementId (voided=True).
 
     xAPI Communication 2.1.3 / Data 2.3.2: a voided statement is only returned through

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CLUSTER_DIR = "pg"
-PASSWORD_FILE = "db-password"
+PASSWORD_FILE = "db-password"  # noqa: S105 - a file name, not a password
 PORT_FILE = "db-port"
 LOG_FILE = "postgres.log"
 SUPERUSER = "spor"
@@ -207,7 +207,8 @@ class EmbeddedPostgres:
             opts = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in options.items())
             log_path = self.cluster_dir / LOG_FILE
             proc = self._run(
-                [self._bin("pg_ctl"), "-D", str(self.cluster_dir), "-l", str(log_path), "-w", "-t", "60", "-o", opts, "start"]
+                [self._bin("pg_ctl"), "-D", str(self.cluster_dir), "-l", str(log_path),
+                 "-w", "-t", "60", "-o", opts, "start"]
             )
             if proc.returncode != 0:
                 log_tail = ""

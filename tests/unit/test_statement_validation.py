@@ -9,6 +9,7 @@ import pickle
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import jsonschema
 import pytest
@@ -39,16 +40,23 @@ def _load_corpus() -> ModuleType:
 
 
 corpus = _load_corpus()
-CASES = corpus.cases()
-VERSIONED = [pytest.param(c, v, id=f"{v}: {c.name}") for c in CASES for v in c.versions]
-ACCEPT = [p for p in VERSIONED if p.values[0].accept]
-REJECT = [p for p in VERSIONED if not p.values[0].accept]
-SCHEMA_LEVEL = [p for p in VERSIONED if p.values[0].schema_level]
-AGENT_PARAMS = [pytest.param(c, v, id=f"{v}: {c.name}") for c in corpus.agent_cases() for v in c.versions]
+CASES: list[Any] = corpus.cases()
+PAIRS: list[tuple[Any, str]] = [(c, v) for c in CASES for v in c.versions]
+
+
+def _params(pairs: list[tuple[Any, str]]) -> list[Any]:
+    return [pytest.param(c, v, id=f"{v}: {c.name}") for c, v in pairs]
+
+
+ACCEPT = _params([(c, v) for c, v in PAIRS if c.accept])
+REJECT = _params([(c, v) for c, v in PAIRS if not c.accept])
+SCHEMA_LEVEL = _params([(c, v) for c, v in PAIRS if c.schema_level])
+SEMANTIC_LEVEL = _params([(c, v) for c, v in PAIRS if not c.schema_level])
+AGENT_PARAMS = _params([(c, v) for c in corpus.agent_cases() for v in c.versions])
 
 
 def test_corpus_is_big_and_balanced() -> None:
-    assert len(VERSIONED) >= 400
+    assert len(PAIRS) >= 400
     assert len(ACCEPT) >= 120
     assert len(REJECT) >= 250
     names = [(c.name, c.versions) for c in CASES]
@@ -56,31 +64,31 @@ def test_corpus_is_big_and_balanced() -> None:
 
 
 @pytest.mark.parametrize(("case", "version"), ACCEPT)
-def test_statement_accepted(case: object, version: str) -> None:
-    validate_statement(case.statement, version)  # type: ignore[attr-defined]
+def test_statement_accepted(case: Any, version: str) -> None:
+    validate_statement(case.statement, version)
 
 
 @pytest.mark.parametrize(("case", "version"), REJECT)
-def test_statement_rejected_with_path(case: object, version: str) -> None:
+def test_statement_rejected_with_path(case: Any, version: str) -> None:
     with pytest.raises(ValidationFailure) as info:
-        validate_statement(case.statement, version)  # type: ignore[attr-defined]
-    assert info.value.path == case.path, str(info.value)  # type: ignore[attr-defined]
+        validate_statement(case.statement, version)
+    assert info.value.path == case.path, str(info.value)
     assert info.value.message
-    expected = f"{case.path}: {info.value.message}" if case.path else info.value.message  # type: ignore[attr-defined]
+    expected = f"{case.path}: {info.value.message}" if case.path else info.value.message
     assert str(info.value) == expected
 
 
 @pytest.mark.parametrize(("case", "version"), REJECT)
-def test_reference_validator_rejects_too(case: object, version: str) -> None:
+def test_reference_validator_rejects_too(case: Any, version: str) -> None:
     with pytest.raises(ValidationFailure):
-        validate_statement(case.statement, version, reference=True)  # type: ignore[attr-defined]
+        validate_statement(case.statement, version, reference=True)
 
 
 @pytest.mark.parametrize(("case", "version"), SCHEMA_LEVEL)
-def test_fast_path_and_reference_agree(case: object, version: str) -> None:
+def test_fast_path_and_reference_agree(case: Any, version: str) -> None:
     """Same schema document, two implementations: same verdict, and the fast path's error
     path is one the reference reports as well."""
-    statement = case.statement  # type: ignore[attr-defined]
+    statement = case.statement
     fast = schema_errors_fast(statement, version, "statement")
     reference = schema_errors_reference(statement, version, "statement")
     assert (fast is None) == (reference is None), (fast, reference)
@@ -89,21 +97,21 @@ def test_fast_path_and_reference_agree(case: object, version: str) -> None:
         assert fast.message == reference.message
 
 
-@pytest.mark.parametrize(("case", "version"), [p for p in VERSIONED if not p.values[0].schema_level])
-def test_semantic_cases_pass_the_schema(case: object, version: str) -> None:
+@pytest.mark.parametrize(("case", "version"), SEMANTIC_LEVEL)
+def test_semantic_cases_pass_the_schema(case: Any, version: str) -> None:
     """Cases marked semantic are rejected by the Python checks, not by the schema; if the
     schema starts catching them, the marker (and maybe the Python check) is stale."""
-    assert schema_errors_fast(case.statement, version, "statement") is None  # type: ignore[attr-defined]
+    assert schema_errors_fast(case.statement, version, "statement") is None
 
 
 @pytest.mark.parametrize(("case", "version"), AGENT_PARAMS)
-def test_agent_parameter(case: object, version: str) -> None:
-    if case.accept:  # type: ignore[attr-defined]
-        validate_agent(case.statement, version)  # type: ignore[attr-defined]
+def test_agent_parameter(case: Any, version: str) -> None:
+    if case.accept:
+        validate_agent(case.statement, version)
     else:
         with pytest.raises(ValidationFailure) as info:
-            validate_agent(case.statement, version)  # type: ignore[attr-defined]
-        assert info.value.path == case.path, str(info.value)  # type: ignore[attr-defined]
+            validate_agent(case.statement, version)
+        assert info.value.path == case.path, str(info.value)
 
 
 # --- specific messages -------------------------------------------------------------------------

@@ -118,7 +118,7 @@ def substatement() -> Stmt:
     return s
 
 
-def interaction(kind: str, **extra: Any) -> Stmt:
+def interaction(kind: Any, **extra: Any) -> Stmt:
     """A statement whose Activity is an interaction of the given type."""
     s = minimal()
     definition: dict[str, Any] = {
@@ -668,7 +668,7 @@ def cases() -> list[Case]:
         _mk(lambda: interaction("other"), _set("object.definition.correctResponsesPattern", ...)),
     )
     bad("interactionType invalid", interaction("multiple-choice"), "object.definition.interactionType")
-    bad("interactionType numeric", interaction(12345), "object.definition.interactionType")  # type: ignore[arg-type]
+    bad("interactionType numeric", interaction(12345), "object.definition.interactionType")
     bad(
         "correctResponsesPattern without interactionType",
         _mk(lambda: interaction("other"), _set("object.definition.interactionType", ...)),
@@ -778,7 +778,7 @@ def cases() -> list[Case]:
             _mk(minimal, _set("attachments", [attachment(**{key: ...})])),
             f"attachments[0].{key}",
         )
-    for key, value in [
+    bad_values: list[tuple[str, Any]] = [
         ("usageType", "should fail"),
         ("display", "A"),
         ("description", 5),
@@ -790,7 +790,8 @@ def cases() -> list[Case]:
         ("sha2", 12345),
         ("sha2", "not-hex!"),
         ("fileUrl", "should fail"),
-    ]:
+    ]
+    for key, value in bad_values:
         bad(
             f"attachment {key}={value!r}",
             _mk(minimal, _set("attachments", [attachment(**{key: value})])),

@@ -1,0 +1,146 @@
+"""Statement comparison (xAPI Data 2.3.1, "Statement Comparison Requirements").
+
+Differences that the exceptions to immutability could cause MUST be ignored; every other
+difference MUST NOT. Both sides are brought into one normal form and then compared as JSON
+values with their types. Used for signed statements (payload vs statement) and for idempotent
+writes (a re-sent statement id with the same content).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+# xAPI 2.0 (IEEE 9274.1.1, 4.2.7): precision of a Duration beyond 0.01 s is not compared.
+_DURATION_FRACTION = re.compile(r"(\.\d{2})\d+S$")
+
+
+def truncate_duration(value: object) -> object:
+    """A duration with its seconds' fraction cut to hundredths ('0.1237S' -> '0.12S')."""
+    return _DURATION_FRACTION.sub(r"\1S", value) if isinstance(value, str) else value
+
+
+def comparison_form(stmt: dict[str, Any]) -> dict[str, Any]:
+    """The normal form of a statement as sent, without the properties the LRS assigns."""
+    out = {k: v for k, v in stmt.items() if k not in ("id", "authority", "stored", "version")}
+    if "timestamp" in out:
+        out["timestamp"] = instant(out["timestamp"])
+    return normalize_body(out)
+
+
+def normalize_body(stmt: dict[str, Any]) -> dict[str, Any]:
+    """Normalize the parts shared by statements and SubStatements."""
+    out = dict(stmt)
+    if "actor" in out:
+        out["actor"] = _normalize_agent(out["actor"])
+    verb = out.get("verb")
+    if isinstance(verb, dict):
+        # 2.3.1.b3: the verb's "display" is not part of the statement.
+        out["verb"] = {k: v for k, v in verb.items() if k != "display"}
+    if "object" in out:
+        out["object"] = _normalize_object(out["object"])
+    if isinstance(out.get("context"), dict):
+        out["context"] = _normalize_context(out["context"])
+    result = out.get("result")
+    if isinstance(result, dict) and "duration" in result:
+        out["result"] = {**result, "duration": truncate_duration(result["duration"])}
+    return out
+
+
+def _normalize_object(obj: object) -> object:
+    if not isinstance(obj, dict):
+        return obj
+    object_type = obj.get("objectType", "Activity")  # Data 2.4.4: Activity when absent
+    if object_type == "Activity":
+        return _normalize_activity(obj)
+    if object_type in ("Agent", "Group"):
+        return _normalize_agent(obj)
+    if object_type == "StatementRef":
+        return {**obj, "id": lower_uuid(obj.get("id"))}
+    if object_type == "SubStatement":
+        sub = normalize_body(dict(obj))
+        if "timestamp" in sub:
+            sub["timestamp"] = instant(sub["timestamp"])
+        return sub
+    return obj
+
+
+def _normalize_activity(activity: object) -> object:
+    if not isinstance(activity, dict):
+        return activity
+    # 2.3.1.b2: Activity Definitions are not part of the statement; objectType defaults.
+    out = {k: v for k, v in activity.items() if k != "definition"}
+    out["objectType"] = out.get("objectType", "Activity")
+    return out
+
+
+def _normalize_agent(agent: object) -> object:
+    if not isinstance(agent, dict):
+        return agent
+    out = dict(agent)
+    # Data 2.4.2.1: an actor without objectType is an Agent.
+    out["objectType"] = out.get("objectType", "Agent")
+    mbox = out.get("mbox")
+    if isinstance(mbox, str):
+        # 2.3.1.b7: the scheme and the domain of an e-mail address are case-insensitive.
+        scheme, _, address = mbox.partition(":")
+        local, at, domain = address.rpartition("@")
+        out["mbox"] = f"{scheme.lower()}:{local}{at}{domain.lower()}" if at else mbox
+    members = out.get("member")
+    if isinstance(members, list):
+        # 2.3.1.b5: the members of a Group are not an ordered list.
+        normalized = [_normalize_agent(m) for m in members]
+        out["member"] = sorted(normalized, key=canonical_json)
+    return out
+
+
+def _normalize_context(context: dict[str, Any]) -> dict[str, Any]:
+    out = dict(context)
+    if "registration" in out:
+        out["registration"] = lower_uuid(out["registration"])
+    for key in ("instructor", "team"):
+        if key in out:
+            out[key] = _normalize_agent(out[key])
+    statement_ref = out.get("statement")
+    if isinstance(statement_ref, dict):
+        out["statement"] = {**statement_ref, "id": lower_uuid(statement_ref.get("id"))}
+    context_activities = out.get("contextActivities")
+    if isinstance(context_activities, dict):
+        normalized: dict[str, Any] = {}
+        for key, value in context_activities.items():
+            # 1.0.x allowed a single Activity where an array is meant; the LRS stores arrays.
+            items = value if isinstance(value, list) else [value]
+            normalized[key] = [_normalize_activity(a) for a in items]
+        out["contextActivities"] = normalized
+    # xAPI 2.0 contextAgents / contextGroups wrap an Agent or Group.
+    for key, inner in (("contextAgents", "agent"), ("contextGroups", "group")):
+        entries = out.get(key)
+        if isinstance(entries, list):
+            out[key] = [
+                {**e, inner: _normalize_agent(e[inner])} if isinstance(e, dict) and inner in e else e for e in entries
+            ]
+    return out
+
+
+def lower_uuid(value: object) -> object:
+    """UUIDs are compared case-insensitively (their hex digits carry no case)."""
+    return value.lower() if isinstance(value, str) else value
+
+
+def instant(value: object) -> object:
+    """A timestamp as a point in time in UTC (2.3.1.b4); unparsable values stay as they are."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        return parsed.isoformat()
+    return parsed.astimezone(dt.UTC).isoformat()
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
