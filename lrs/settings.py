@@ -46,7 +46,6 @@ class Settings:
     max_batch_statements: int = 5000
     max_attachment_bytes: int = 32 * 1024 * 1024
     max_document_bytes: int = 16 * 1024 * 1024
-    query_limit_default: int = 100
     query_limit_max: int = 1000
 
     @classmethod
