@@ -7,6 +7,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,7 @@ def resolve_database(settings: Settings) -> tuple[Settings, EmbeddedPostgres | N
     """Use SPOR_DATABASE_URL, or start the embedded cluster in the data folder."""
     if settings.database_url:
         return settings, None
-    embedded = EmbeddedPostgres(settings.data_dir, pg_bin=settings.pg_bin)
+    embedded = EmbeddedPostgres(settings.data_dir, pg_bin=Path(settings.pg_bin) if settings.pg_bin else None)
     admin_url = embedded.start()
     asyncio.run(_ensure_database(admin_url, DATABASE))
     return settings.with_(database_url=embedded.url(DATABASE)), embedded

@@ -159,7 +159,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
     refers_to = None
     voids = None
     if obj.get("objectType") == "StatementRef":
-        refers_to = _normalise_uuid(obj.get("id"), "object.id")
+        refers_to = _normalise_uuid(str(obj.get("id")), "object.id")
         if (body.get("verb") or {}).get("id") == T.VOIDED_VERB:
             voids = refers_to
     elif (body.get("verb") or {}).get("id") == T.VOIDED_VERB:

@@ -109,9 +109,6 @@ class EmbeddedPostgres:
 
     def _run(self, args: list[str], *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         user = _server_user()
-        kwargs: dict[str, object] = {}
-        if user is not None:
-            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         proc = subprocess.run(  # noqa: S603 - arguments are built here, not from input
             args,
             capture_output=True,
@@ -119,7 +116,9 @@ class EmbeddedPostgres:
             timeout=timeout,
             cwd="/",
             env={**os.environ, "LC_ALL": "C", "LANG": "C"},
-            **kwargs,  # type: ignore[arg-type]
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            extra_groups=[] if user else None,
         )
         return proc
 
