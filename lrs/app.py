@@ -10,14 +10,18 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
-from lrs.http import operations, statements
+from lrs.http import about, activities, agents, documents, operations, statements
+from lrs.http.alternate import AlternateRequestMiddleware
+from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.metrics import Metrics
 from lrs.ops.auth import Authenticator
 from lrs.settings import Settings
+from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
+from lrs.store.documents import PgDocumentRepository
 from lrs.store.migrate import migrate
 from lrs.store.statements import PgStatementRepository
 
@@ -42,7 +46,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.metrics = metrics
         app.state.statements = PgStatementRepository(pool)
         app.state.credentials = PgCredentialRepository(pool)
+        app.state.documents = PgDocumentRepository(pool)
         app.state.authenticator = Authenticator(app.state.credentials)
+        app.state.audit = PgAuditRepository(pool)
         metrics.gauge("spor_db_pool_size", pool.get_size)
         metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
         try:
@@ -57,10 +63,28 @@ def create_app(settings: Settings) -> Starlette:
         Route(stmts, statements.get_statements, methods=["GET", "HEAD"]),
         Route(stmts, statements.put_statement, methods=["PUT"]),
         Route(stmts, statements.post_statements, methods=["POST"]),
+        Route(about.PATH, about.get_about, methods=["GET", "HEAD"]),
+        Route(activities.PATH, activities.get_activity, methods=["GET", "HEAD"]),
+        Route(agents.PATH, agents.get_person, methods=["GET", "HEAD"]),
     ]
+    for path, resource in ((documents.STATE_PATH, documents.STATE),
+                           (documents.ACTIVITY_PROFILE_PATH, documents.ACTIVITY_PROFILE),
+                           (documents.AGENT_PROFILE_PATH, documents.AGENT_PROFILE)):
+        h = documents.handlers(resource)
+        routes += [
+            Route(path, h["get"], methods=["GET", "HEAD"]),
+            Route(path, h["put"], methods=["PUT"]),
+            Route(path, h["post"], methods=["POST"]),
+            Route(path, h["delete"], methods=["DELETE"]),
+        ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        middleware=[Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version)],
+        middleware=[
+            # Outermost first: CORS answers preflights before anything else; the alternate
+            # syntax is rewritten before version negotiation sees the headers it carries.
+            Middleware(CORSMiddleware),
+            Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version)],
     )

@@ -224,7 +224,7 @@ async def get_statements(request: Request) -> Response:
             raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
         voided = "voidedStatementId" in params
         row = await ops.get_statement(repo, who, params["voidedStatementId" if voided else "statementId"],
-                                      voided=voided)
+                                      voided=voided, audit=request.app.state.audit)
         headers["Last-Modified"] = http_date(row.stored)
         return await _respond(request, ops.shape(row.payload, fmt, langs), row.attachment_sha2s,
                               parse_bool(params, "attachments"), who.store_id, headers)
@@ -235,7 +235,8 @@ async def get_statements(request: Request) -> Response:
         q, fmt, attachments = _decode_more(params["more"])
     else:
         q, fmt, attachments = _parse_query(request, version)
-    rows, horizon = await ops.query_statements(repo, who, q)
+    asked = {k: v for k, v in params.items() if k != "more"} | {"agent": q.agent, "more": "more" in params}
+    rows, horizon = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
     more = ""
     if len(rows) > q.limit:
         rows = rows[: q.limit]

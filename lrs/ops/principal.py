@@ -22,6 +22,14 @@ class Principal:
     scopes: frozenset[str]
     authority: dict[str, Any]
     authority_key: str
+    # Set for a person signed in with OpenID Connect: the agent key of that person.
+    person_key: str | None = None
+
+    @property
+    def reads_only_own(self) -> bool:
+        """True when the caller may read only its own statements (statements/read/mine):
+        those whose authority is the credential, or, for a person, those about the person."""
+        return not (self.scopes & {"all", "all/read", "statements/read"})
 
     def require(self, *any_of: str) -> None:
         """Raise Forbidden unless the caller holds one of the scopes (``all`` always does)."""

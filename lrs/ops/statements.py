@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 
 import statements_schema
-from lrs.errors import BadRequest, Conflict, NotFound
+from lrs.errors import BadRequest, Conflict, Forbidden, NotFound
 from lrs.ops import terms as T
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
@@ -54,6 +54,7 @@ class StatementRow:
     voided: bool
     attachment_sha2s: list[str] = field(default_factory=list)
     position: int = 0
+    authority_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Query:
     until: datetime | None = None
     limit: int = 0
     ascending: bool = False
+    # Only statements with this authority (statements/read/mine for a credential).
+    authority: str | None = None
     # Paging cursor: position strictly after (ascending) / before (descending) this one, and
     # the newest position the first page could see, so later arrivals never shift pages.
     after: int | None = None
@@ -254,26 +257,61 @@ def _inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[st
 # Reading
 
 
+class AuditTrail(Protocol):
+    """Where reads of personal data are recorded (lrs.store.audit)."""
+
+    async def record(self, principal: Principal, action: str, request: dict[str, Any], records: int) -> None: ...
+
+
+def _own(principal: Principal, row: StatementRow) -> bool:
+    """Whether a caller limited to its own statements may see this one."""
+    if principal.person_key is not None:
+        actor = orjson.loads(row.payload).get("actor") or {}
+        return T.agent_key(actor) == principal.person_key
+    return row.authority_key == principal.authority_key
+
+
 async def get_statement(
-    repo: StatementRepository, principal: Principal, statement_id: str, *, voided: bool
+    repo: StatementRepository, principal: Principal, statement_id: str, *, voided: bool,
+    audit: AuditTrail | None = None,
 ) -> StatementRow:
     """GET with statementId (voided=False) or voidedStatementId (voided=True).
 
     xAPI Communication 2.1.3 / Data 2.3.2: a voided statement is only returned through
-    voidedStatementId, and voidedStatementId only returns voided statements.
+    voidedStatementId, and voidedStatementId only returns voided statements. A caller limited to
+    its own statements gets 404 for others' (not 403: existence is not revealed).
     """
     principal.require("statements/read", "statements/read/mine", "all/read")
     sid = _normalise_uuid(statement_id, "voidedStatementId" if voided else "statementId")
     row = await repo.get(principal.store_id, sid)
-    if row is None or row.voided != voided:
+    if row is None or row.voided != voided or (principal.reads_only_own and not _own(principal, row)):
         raise NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")
+    if audit is not None:
+        await audit.record(principal, "statements.get", {"statementId": sid, "voided": voided}, 1)
     return row
 
 
-async def query_statements(repo: StatementRepository, principal: Principal, q: Query) -> tuple[list[StatementRow], int]:
-    """Rows of a query page and the horizon position the paging cursor should keep."""
+async def query_statements(
+    repo: StatementRepository, principal: Principal, q: Query, *,
+    audit: AuditTrail | None = None, asked: dict[str, Any] | None = None,
+) -> tuple[list[StatementRow], int]:
+    """Rows of a query page (limit + 1) and the horizon position the paging cursor keeps.
+
+    statements/read/mine (Communication 4.2): a credential sees the statements it is the
+    authority of; a person signed in with OpenID Connect sees the statements about them.
+    """
     principal.require("statements/read", "statements/read/mine", "all/read")
-    return await repo.query(principal.store_id, q)
+    if principal.reads_only_own:
+        if principal.person_key is not None:
+            if q.agent is not None and q.agent != principal.person_key:
+                raise Forbidden("this sign-in may read only the person's own statements")
+            q = replace(q, agent=principal.person_key, related_agents=False)
+        else:
+            q = replace(q, authority=principal.authority_key)
+    rows, horizon = await repo.query(principal.store_id, q)
+    if audit is not None:
+        await audit.record(principal, "statements.query", asked or {}, min(len(rows), q.limit))
+    return rows, horizon
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,13 +6,14 @@ Everything above ``lrs/store`` sees ``lrs.errors`` exceptions, never asyncpg's.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 
 from lrs.errors import Conflict, LRSError, ServiceUnavailable
+from lrs.store.queries import sql
 
 
 def _jsonb_encode(value: Any) -> str:
@@ -30,10 +31,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """Open the pool with Spor's codecs; ServiceUnavailable if the database cannot be reached."""
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: str | None = None) -> asyncpg.Pool:
+    """Open the pool with Spor's codecs; ServiceUnavailable if the database cannot be reached.
+
+    ``role`` (normally ``spor_app``) is sent as a startup parameter: every connection then acts
+    as that role, which row-level security applies to, and asyncpg's RESET ALL on release keeps
+    it (RESET returns to the connection's startup values).
+    """
+    settings = {"role": role} if role else None
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=_init_connection, server_settings=settings
+        )
     except (OSError, asyncpg.PostgresError) as exc:
         raise ServiceUnavailable(f"database unavailable: {exc}") from exc
     assert pool is not None
@@ -51,6 +60,21 @@ def translate(exc: BaseException) -> LRSError | None:
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return ServiceUnavailable(f"database unavailable: {exc}")
     return None
+
+
+@contextlib.asynccontextmanager
+async def scoped(
+    pool: asyncpg.Pool, read: Sequence[int], write: int | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection allowed to read ``read`` stores and write ``write``.
+
+    Row-level security (migration 0003) shows a connection nothing else, so even a query that
+    forgot its store filter cannot leak across stores. The settings live until the connection
+    goes back to the pool, whose RESET ALL clears them.
+    """
+    async with pool.acquire() as conn:
+        await conn.execute(sql("set_scope"), ",".join(str(int(s)) for s in read), "" if write is None else str(write))
+        yield conn
 
 
 @contextlib.asynccontextmanager

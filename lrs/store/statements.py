@@ -16,7 +16,8 @@ import orjson
 from lrs.ops import terms as T
 from lrs.ops.statements import Attachment, Prepared, Query, StatementRow
 from lrs.ops.timestamps import format_timestamp
-from lrs.store.db import translated
+from lrs.store.activities import upsert_definitions
+from lrs.store.db import scoped, translated
 from lrs.store.log import reserve
 from lrs.store.queries import sql
 
@@ -29,6 +30,7 @@ def _row(r: asyncpg.Record) -> StatementRow:
         voided=r["voided"],
         attachment_sha2s=list(r["attachment_sha2s"] or ()),
         position=r["position"],
+        authority_key=r["authority_key"],
     )
 
 
@@ -39,21 +41,21 @@ class PgStatementRepository:
         self.pool = pool
 
     async def existing(self, store_id: int, ids: list[str]) -> dict[str, tuple[bytes, bool]]:
-        async with translated():
-            rows = await self.pool.fetch(sql("statements_existing"), store_id, ids)
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql("statements_existing"), store_id, ids)
         return {r["id"]: (bytes(r["content_hash"]), r["voiding"]) for r in rows}
 
     async def target_terms(self, store_id: int, ids: list[str]) -> dict[str, list[tuple[str, bool]]]:
         if not ids:
             return {}
-        async with translated():
-            rows = await self.pool.fetch(sql("statements_terms_of"), store_id, ids)
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql("statements_terms_of"), store_id, ids)
         return {r["id"]: list(r["terms"].items()) for r in rows}
 
     async def append(self, store_id: int, items: list[Prepared], attachments: list[Attachment]) -> datetime:
         """Append new statements in one transaction, holding the store's append lock."""
         in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
-        async with translated(), self.pool.acquire() as conn, conn.transaction():
+        async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
             reservation = await reserve(conn, store_id, len(items))
             stored = reservation.stored
             stored_text = format_timestamp(stored)
@@ -95,16 +97,17 @@ class PgStatementRepository:
                 [a.content for a in attachments],
                 positions[-1],
             )
+            await upsert_definitions(conn, store_id, items)
         return stored
 
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None:
-        async with translated():
-            r = await self.pool.fetchrow(sql("statement_by_id"), store_id, statement_id)
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            r = await conn.fetchrow(sql("statement_by_id"), store_id, statement_id)
         return _row(r) if r else None
 
     async def horizon(self, store_id: int) -> tuple[int, datetime]:
-        async with translated():
-            r = await self.pool.fetchrow(sql("store_horizon"), store_id)
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            r = await conn.fetchrow(sql("store_horizon"), store_id)
         if r is None:
             raise LookupError(f"store {store_id} does not exist")
         return r["last_position"], r["consistent_through"]
@@ -122,7 +125,7 @@ class PgStatementRepository:
         args: list[Any]
         if driving is None:
             name = "query_all_asc" if q.ascending else "query_all_desc"
-            args = [store_id, horizon, q.after, q.since, q.until, fetch]
+            args = [store_id, horizon, q.after, q.since, q.until, fetch, q.authority]
         else:
             name = "query_by_term_asc" if q.ascending else "query_by_term_desc"
             others = _other_terms(q, driving[0])
@@ -130,15 +133,16 @@ class PgStatementRepository:
             for i in range(3):
                 term, related = others[i] if i < len(others) else (None, False)
                 args += [term, related]
-        async with translated():
-            rows = await self.pool.fetch(sql(name), *args)
+            args.append(q.authority)
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql(name), *args)
         return [_row(r) for r in rows], horizon
 
     async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]:
         if not sha2s:
             return []
-        async with translated():
-            rows = await self.pool.fetch(sql("attachments_by_sha2"), store_id, sha2s)
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql("attachments_by_sha2"), store_id, sha2s)
         return [Attachment(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows]
 
 

@@ -10,6 +10,14 @@ attachments.store_id bigint NOT NULL
 attachments.sha2 text NOT NULL
 attachments.content_type text NOT NULL
 attachments.content bytea NOT NULL
+audit_log.id bigint NOT NULL IDENTITY
+audit_log.at timestamp with time zone NOT NULL DEFAULT now()
+audit_log.store_id bigint NOT NULL
+audit_log.credential_id bigint NULL
+audit_log.person text NULL
+audit_log.action text NOT NULL
+audit_log.request jsonb NOT NULL
+audit_log.records integer NOT NULL
 credentials.id bigint NOT NULL IDENTITY
 credentials.store_id bigint NOT NULL
 credentials.key text NOT NULL
@@ -20,6 +28,8 @@ credentials.authority jsonb NOT NULL
 credentials.created_at timestamp with time zone NOT NULL DEFAULT now()
 credentials.expires_at timestamp with time zone NULL
 credentials.revoked_at timestamp with time zone NULL
+credentials.region text NULL
+credentials.rotated_from bigint NULL
 document_contents.store_id bigint NOT NULL
 document_contents.sha256 bytea NOT NULL
 document_contents.content bytea NOT NULL
@@ -61,6 +71,7 @@ stores.organisation text NULL
 stores.created_at timestamp with time zone NOT NULL DEFAULT now()
 stores.last_position bigint NOT NULL DEFAULT 0
 stores.last_stored timestamp with time zone NULL
+stores.region text NULL
 -- constraint
 activities activities_pkey PRIMARY KEY (store_id, activity_id)
 activities activities_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
@@ -68,8 +79,12 @@ agent_names agent_names_pkey PRIMARY KEY (store_id, agent_key, name)
 agent_names agent_names_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 attachments attachments_pkey PRIMARY KEY (store_id, sha2)
 attachments attachments_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
+audit_log audit_log_credential_id_fkey FOREIGN KEY (credential_id) REFERENCES credentials(id)
+audit_log audit_log_pkey PRIMARY KEY (id)
+audit_log audit_log_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 credentials credentials_key_key UNIQUE (key)
 credentials credentials_pkey PRIMARY KEY (id)
+credentials credentials_rotated_from_fkey FOREIGN KEY (rotated_from) REFERENCES credentials(id)
 credentials credentials_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 document_contents document_contents_pkey PRIMARY KEY (store_id, sha256)
 document_contents document_contents_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
@@ -89,6 +104,9 @@ stores stores_pkey PRIMARY KEY (id)
 CREATE UNIQUE INDEX activities_pkey ON public.activities USING btree (store_id, activity_id)
 CREATE UNIQUE INDEX agent_names_pkey ON public.agent_names USING btree (store_id, agent_key, name)
 CREATE UNIQUE INDEX attachments_pkey ON public.attachments USING btree (store_id, sha2)
+CREATE INDEX audit_log_credential ON public.audit_log USING btree (credential_id, at)
+CREATE INDEX audit_log_person ON public.audit_log USING btree (person, at) WHERE (person IS NOT NULL)
+CREATE UNIQUE INDEX audit_log_pkey ON public.audit_log USING btree (id)
 CREATE UNIQUE INDEX credentials_key_key ON public.credentials USING btree (key)
 CREATE UNIQUE INDEX credentials_pkey ON public.credentials USING btree (id)
 CREATE INDEX credentials_store ON public.credentials USING btree (store_id)
@@ -103,7 +121,12 @@ CREATE UNIQUE INDEX statements_store_id_position_key ON public.statements USING 
 CREATE UNIQUE INDEX stores_name_key ON public.stores USING btree (name)
 CREATE UNIQUE INDEX stores_pkey ON public.stores USING btree (id)
 -- trigger
+CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER events_append_only BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
 -- function
 refuse_event_change() RETURNS trigger
+spor_protect(tbl regclass) RETURNS void
+spor_read_stores() RETURNS bigint[]
+spor_write_store() RETURNS bigint

@@ -88,7 +88,7 @@ UPDATE stores SET last_position = $19, last_stored = $3 WHERE id = $1;
 
 -- name: statement_by_id
 -- One statement of a store by id, with its stored time and voided flag.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
 FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
@@ -105,7 +105,7 @@ FROM stores WHERE id = $1;
 
 -- name: query_by_term_desc
 -- Statements matching a driving filter term plus optional others, newest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
 FROM statement_terms t
 JOIN statements s ON s.store_id = t.store_id AND s.position = t.position
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
@@ -116,12 +116,13 @@ WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
   AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
   AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
   AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $13 AND x.position = t.position AND (x.direct OR $14)))
+  AND ($15::text IS NULL OR s.authority_key = $15)
 ORDER BY t.position DESC
 LIMIT $8;
 
 -- name: query_by_term_asc
 -- Statements matching a driving filter term plus optional others, oldest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
 FROM statement_terms t
 JOIN statements s ON s.store_id = t.store_id AND s.position = t.position
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
@@ -132,28 +133,31 @@ WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
   AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
   AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
   AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $13 AND x.position = t.position AND (x.direct OR $14)))
+  AND ($15::text IS NULL OR s.authority_key = $15)
 ORDER BY t.position ASC
 LIMIT $8;
 
 -- name: query_all_desc
 -- All unvoided statements of a store in a stored-time window, newest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
 FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.position <= $2 AND s.position < coalesce($3::bigint, 9223372036854775807)
   AND NOT s.voided
   AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
+  AND ($7::text IS NULL OR s.authority_key = $7)
 ORDER BY s.position DESC
 LIMIT $6;
 
 -- name: query_all_asc
 -- All unvoided statements of a store in a stored-time window, oldest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
 FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.position <= $2 AND s.position > coalesce($3::bigint, 0)
   AND NOT s.voided
   AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
+  AND ($7::text IS NULL OR s.authority_key = $7)
 ORDER BY s.position ASC
 LIMIT $6;
 

@@ -1,0 +1,18 @@
+-- The audit trail of reads (append-only; see migration 0003).
+
+-- name: audit_record
+-- Record one read: who, which store, what was asked, how many records came back.
+INSERT INTO audit_log (store_id, credential_id, person, action, request, records)
+VALUES ($1, $2, $3, $4, $5, $6);
+
+-- name: audit_by_credential
+-- The reads made with one credential (by key), newest first.
+SELECT a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
+FROM audit_log a JOIN stores s ON s.id = a.store_id LEFT JOIN credentials c ON c.id = a.credential_id
+WHERE c.key = $1 ORDER BY a.id DESC LIMIT $2;
+
+-- name: audit_by_person
+-- The reads made by, or about, one person (agent key), newest first.
+SELECT a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
+FROM audit_log a JOIN stores s ON s.id = a.store_id LEFT JOIN credentials c ON c.id = a.credential_id
+WHERE a.person = $1 OR a.request ->> 'agent' = $1 ORDER BY a.id DESC LIMIT $2;
