@@ -17,6 +17,7 @@ from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.metrics import Metrics
 from lrs.ops.auth import Authenticator
+from lrs.ops.ratelimit import RateLimiter
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> Starlette:
         app.state.documents = PgDocumentRepository(pool)
         app.state.authenticator = Authenticator(app.state.credentials)
         app.state.audit = PgAuditRepository(pool)
+        app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         metrics.gauge("spor_db_pool_size", pool.get_size)
         metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
         try:

@@ -47,6 +47,12 @@ class Settings:
     max_attachment_bytes: int = 32 * 1024 * 1024
     max_document_bytes: int = 16 * 1024 * 1024
     query_limit_max: int = 1000
+    # Requests per second per credential in each process (0 = no limit), and the burst.
+    rate_limit_per_second: int = 2000
+    rate_limit_burst: int = 4000
+    # The database role the service acts as (row-level security applies to it); '' = the
+    # login user itself (then RLS does not apply: see docs/security.md).
+    db_role: str = "spor_app"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
