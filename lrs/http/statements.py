@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -124,15 +125,33 @@ async def post_statements(request: Request) -> Response:
 
 
 def _agent_param(raw: str, version: str) -> str:
+    """The key of the ``agent`` query parameter: an Agent or an identified Group in both
+    versions (Communication 2.1.3, GET Statements parameter table)."""
     data = parse_json(raw.encode(), "agent parameter")
     try:
-        statements_schema.validate_agent(data, version)
+        if isinstance(data, dict) and data.get("objectType") == "Group":
+            statements_schema.validate_group(data, version)
+        else:
+            statements_schema.validate_agent(data, version)
     except statements_schema.ValidationFailure as exc:
         raise BadRequest(f"agent parameter: {exc}") from None
-    key = T.agent_key(data)
+    key = T.agent_key(data) if isinstance(data, dict) else None
     if key is None:
-        raise BadRequest("agent parameter: must be an Agent or an identified Group")
+        raise BadRequest("agent parameter: must be an Agent or an identified Group (with an identifier)")
     return key
+
+
+_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*$")
+
+
+def _iri_param(params: Any, name: str) -> str | None:
+    """A verb/activity parameter: an absolute IRI (Communication 2.1.3), else 400."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if not _IRI.match(value):
+        raise BadRequest(f"{name}: must be an absolute IRI, got {value!r}")
+    return str(value)
 
 
 def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
@@ -154,8 +173,8 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
         registration = ops._normalise_uuid(registration, "registration")
     q = Query(
         agent=_agent_param(params["agent"], version) if "agent" in params else None,
-        verb=params.get("verb") or None,
-        activity=params.get("activity") or None,
+        verb=_iri_param(params, "verb"),
+        activity=_iri_param(params, "activity"),
         registration=registration,
         related_activities=parse_bool(params, "related_activities"),
         related_agents=parse_bool(params, "related_agents"),

@@ -68,7 +68,7 @@ async def scoped(
 ) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection allowed to read ``read`` stores and write ``write``.
 
-    Row-level security (migration 0003) shows a connection nothing else, so even a query that
+    Row-level security (migration 0004) shows a connection nothing else, so even a query that
     forgot its store filter cannot leak across stores. The settings live until the connection
     goes back to the pool, whose RESET ALL clears them.
     """

@@ -1,4 +1,4 @@
--- The audit trail of reads (append-only; see migration 0003).
+-- The audit trail of reads (append-only; see migration 0004).
 
 -- name: audit_record
 -- Record one read: who, which store, what was asked, how many records came back.

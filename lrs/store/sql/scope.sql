@@ -1,4 +1,4 @@
--- Session scope for row-level security (see migration 0003).
+-- Session scope for row-level security (see migration 0004).
 
 -- name: set_scope
 -- Name the stores this connection may read and the one it may write ('' for none).

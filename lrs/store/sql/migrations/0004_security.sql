@@ -1,4 +1,4 @@
--- 0003: tenancy enforced by PostgreSQL itself (row-level security), credential expiry/rotation
+-- 0004: tenancy enforced by PostgreSQL itself (row-level security), credential expiry/rotation
 -- support and regions, and the append-only audit trail of reads.
 --
 -- The service connects with role spor_app (a startup parameter, so asyncpg's RESET ALL on

@@ -1,0 +1,18 @@
+"""The About Resource (xAPI Communication 2.8): public, no version header needed."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from lrs.http.versions import SUPPORTED
+
+PATH = "/xapi/about"
+
+_BODY = orjson.dumps({"version": list(SUPPORTED), "extensions": {}})
+
+
+async def get_about(request: Request) -> Response:
+    """GET/HEAD /about: the supported versions (Communication 2.8.s2; no auth, Versioning 3.3)."""
+    return Response(_BODY, media_type="application/json")

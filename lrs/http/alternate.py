@@ -1,0 +1,148 @@
+"""The Alternate Request Syntax (xAPI 1.0.3 Communication 1.3) as pure ASGI request rewriting.
+
+A request ``POST /xapi/...?method=PUT`` with an ``application/x-www-form-urlencoded`` body is
+rewritten into the request it stands for before anything else sees it: the method from the
+``method`` query parameter; the form parameters Authorization, X-Experience-API-Version,
+Content-Type, Content-Length, If-Match and If-None-Match become headers (1.3.s3.b7); ``content``
+becomes the body, read as UTF-8 (1.3.s3.b5); all other form parameters become the query
+string (1.3.s3.b14). xAPI 2.0.0 (IEEE 9274.1.1) dropped the syntax: such a request is refused
+with 400, as is a ``method`` parameter on anything but POST or next to other query parameters
+(1.3.s3.b1-b3).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lrs.http.errors import error_response
+from lrs.http.versions import negotiate
+
+METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
+HEADER_PARAMS = {h.lower(): h for h in (
+    "Authorization", "X-Experience-API-Version", "Content-Type", "Content-Length", "If-Match", "If-None-Match",
+)}
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class AlternateRequestMiddleware:
+    """Rewrites 1.0.3 alternate-syntax requests on ``prefix``; refuses them for 2.0.0."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, prefix: str = "/xapi") -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        if not any(name == "method" for name, _ in query):
+            await self.app(scope, receive, send)
+            return
+        try:
+            new_scope, body = await self._rewrite(scope, receive, query)
+        except _Refused as exc:
+            await error_response(exc.status, exc.message)(scope, receive, send)
+            return
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(new_scope, replay, send)
+
+    async def _rewrite(self, scope: Scope, receive: Receive, query: list[tuple[str, str]]) -> tuple[Scope, bytes]:
+        headers = Headers(scope=scope)
+        if scope["method"] != "POST":
+            raise _Refused(400, "the alternate request syntax (method parameter) must be sent as POST "
+                                "(xAPI Communication 1.3.s3.b1)")
+        if len(query) != 1:
+            raise _Refused(400, "with the alternate request syntax, method must be the only query parameter; "
+                                "send the others as form parameters (xAPI Communication 1.3.s3.b3)")
+        method = query[0][1].upper()
+        if method not in METHODS:
+            raise _Refused(400, f"method: {query[0][1]!r} is not an xAPI method")
+        raw = await self._read(receive)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != FORM_TYPE:
+            # Refused regardless of version: in 2.0.0 because the syntax is gone, in 1.0.3
+            # because the parameters can only travel as a form (1.3.s3.b4).
+            form: list[tuple[str, str]] = []
+        else:
+            try:
+                form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            except UnicodeDecodeError:
+                raise _Refused(400, "the form body is not UTF-8 (xAPI Communication 1.3.s3.b5)") from None
+        form_headers = {HEADER_PARAMS[k.lower()]: v for k, v in form if k.lower() in HEADER_PARAMS}
+        versions = {negotiate(headers.get("x-experience-api-version")),
+                    negotiate(form_headers.get("X-Experience-API-Version"))}
+        if "2.0.0" in versions:
+            raise _Refused(400, "the alternate request syntax is not part of xAPI 2.0.0 (IEEE 9274.1.1); "
+                                "send the request with its own method, headers and body")
+        if kind != FORM_TYPE:
+            raise _Refused(400, f"the alternate request syntax needs a {FORM_TYPE} body "
+                                "(xAPI Communication 1.3.s3.b4)")
+        content: bytes | None = None
+        params: list[tuple[str, str]] = []
+        for k, v in form:
+            if k.lower() in HEADER_PARAMS:
+                continue
+            if k == "content":
+                content = v.encode("utf-8")
+            else:
+                params.append((k, v))
+        if method in ("PUT", "POST") and content is None:
+            raise _Refused(400, "the alternate request syntax carries the body in a form parameter named "
+                                "content (xAPI Communication 1.3.s3.b4)")
+        body = content or b""
+        new_headers: list[tuple[bytes, bytes]] = [
+            (k, v) for k, v in scope["headers"] if k.lower() not in (b"content-type", b"content-length")
+            and k.decode("latin-1").lower() not in HEADER_PARAMS
+        ]
+        for name, value in form_headers.items():
+            if name in ("Content-Type", "Content-Length"):
+                continue
+            new_headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+        # Header parameters sent as real headers (other than the form's own type) stay.
+        for name in ("authorization", "x-experience-api-version", "if-match", "if-none-match"):
+            if HEADER_PARAMS[name] not in form_headers and name in headers:
+                new_headers.append((name.encode(), headers[name].encode("latin-1")))
+        if content is not None:
+            new_headers.append((b"content-type",
+                                form_headers.get("Content-Type", "application/json").encode("latin-1")))
+        new_headers.append((b"content-length", str(len(body)).encode()))
+        query_string = urlencode(params).encode("latin-1")
+        new_scope = dict(scope)
+        new_scope.update(method=method, headers=new_headers, query_string=query_string)
+        return new_scope, body
+
+    async def _read(self, receive: Receive) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _Refused(413, f"request body exceeds the limit of {self.max_body_bytes} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return b"".join(chunks)

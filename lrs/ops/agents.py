@@ -1,0 +1,34 @@
+"""The rules of the Agents Resource (xAPI Communication 2.4): the Person object."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lrs.ops.documents import agent_param
+from lrs.ops.principal import Principal
+
+Names = Callable[[int, str], Awaitable[list[str]]]
+
+IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
+
+
+async def get_person(names: Names, principal: Principal, version: str, raw_agent: str | None) -> dict[str, Any]:
+    """The Person object for the ``agent`` parameter.
+
+    Communication 2.4.s3.b3: without more knowledge, the Person holds only what the request's
+    Agent says, each property as an array (2.4.s5); names seen in statements for the same IFI
+    are added. Spor does not link different IFIs to one person (no cross-identifier lookup),
+    so each array holds at most one identifier.
+    """
+    principal.require("all/read", "statements/read", "profile", "state")
+    key, agent = agent_param(raw_agent, version)
+    person: dict[str, Any] = {"objectType": "Person"}
+    seen = await names(principal.store_id, key)
+    all_names = ([agent["name"]] if isinstance(agent.get("name"), str) else []) + seen
+    if all_names:
+        person["name"] = list(dict.fromkeys(all_names))
+    for ifi in IFIS:
+        if ifi in agent:
+            person[ifi] = [agent[ifi]]
+    return person

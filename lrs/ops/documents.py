@@ -1,0 +1,367 @@
+"""The rules of the three Document Resources: State, Activity Profile and Agent Profile.
+
+xAPI Communication 2.2 (documents, JSON merge), 2.3 (State), 2.6 (Agent Profile), 2.7 (Activity
+Profile) and 3.1 (Concurrency). No HTTP types and no SQL here: the HTTP layer hands in parsed
+keys, bytes and precondition headers; the repository runs :func:`decide_put` /
+:func:`decide_post` / :func:`decide_delete` *inside* its locked write transaction, so the
+precondition check and the write see the same current document (no lost updates).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import orjson
+
+import statements_schema
+from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, PreconditionRequired
+from lrs.ops import terms as T
+from lrs.ops.principal import Principal
+
+Resource = Literal["state", "activity_profile", "agent_profile"]
+RESOURCES: tuple[Resource, ...] = ("state", "activity_profile", "agent_profile")
+
+# Event kinds in the log (lrs/store/sql/migrations/0002_documents.sql).
+PUT: str = "document.put"
+MERGE: str = "document.merge"
+DELETE: str = "document.delete"
+
+JSON_TYPE = "application/json"
+DEFAULT_TYPE = "application/octet-stream"
+
+# RFC 3987 absolute IRI: at least a scheme. Enough to refuse "true" or "abc" as an activityId
+# (Communication 2.3.s3.table1.row1: activityId is an IRI).
+_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
+
+
+@dataclass(frozen=True)
+class DocKey:
+    """Where one document lives. '' marks a part that is not in this resource's key."""
+
+    resource: Resource
+    activity_id: str
+    agent_key: str
+    registration: str
+    doc_id: str
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A set of documents: the id list of GET without an id, and multiple-document DELETE.
+
+    ``registration`` None means "any registration" (Communication 2.3.s5: without a
+    registration, all State of the Activity and Agent).
+    """
+
+    resource: Resource
+    activity_id: str
+    agent_key: str
+    registration: str | None
+
+
+@dataclass(frozen=True)
+class Document:
+    """The current version of a document (``content`` may be None when not fetched)."""
+
+    content_type: str
+    etag: str
+    updated: datetime
+    content: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Preconditions:
+    """Parsed If-Match / If-None-Match: None when absent, else the listed tags or ['*']."""
+
+    if_match: list[str] | None = None
+    if_none_match: list[str] | None = None
+
+    @property
+    def absent(self) -> bool:
+        """No precondition header at all."""
+        return self.if_match is None and self.if_none_match is None
+
+
+@dataclass(frozen=True)
+class Write:
+    """What a write decided to do: store ``content`` (put/merge) or delete (content None)."""
+
+    kind: str
+    content: bytes | None = None
+    content_type: str = ""
+
+    @property
+    def sha256(self) -> bytes:
+        """Content address of the bytes in ``document_contents``."""
+        return hashlib.sha256(self.content or b"").digest()
+
+    @property
+    def etag(self) -> str:
+        """Hex SHA-1 of the content (Communication 3.1.s4.b2, lowercase)."""
+        return etag_of(self.content or b"")
+
+
+Decide = Callable[[Document | None], Write | None]
+
+
+class DocumentRepository(Protocol):
+    """What the rules need from storage (implemented in lrs.store.documents)."""
+
+    async def get(self, store_id: int, key: DocKey) -> Document | None: ...
+    async def ids(self, store_id: int, scope: Scope, since: datetime | None) -> tuple[list[str], datetime | None]: ...
+    async def change(self, store_id: int, key: DocKey, agent: dict[str, Any] | None, decide: Decide,
+                     *, with_content: bool) -> Write | None: ...
+    async def delete_scope(self, store_id: int, scope: Scope) -> int: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+
+
+def etag_of(content: bytes) -> str:
+    """The ETag value (without quotes) of document bytes."""
+    return hashlib.sha1(content, usedforsecurity=False).hexdigest()
+
+
+def parse_etags(raw: str | None) -> list[str] | None:
+    """An If-Match / If-None-Match header as a list of bare tags ('*' kept); None when absent.
+
+    RFC 9110 13.1.1: a comma-separated list of entity tags, possibly weak (W/"..."); clients
+    that send the bare hex without quotes are accepted too.
+    """
+    if raw is None:
+        return None
+    tags = []
+    for part in raw.split(","):
+        tag = part.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        tag = tag.strip('"')
+        if tag:
+            tags.append(tag)
+    if not tags:
+        raise BadRequest(f"precondition header {raw!r} holds no entity tag")
+    return tags
+
+
+def activity_id(raw: str | None, required: bool = True) -> str:
+    """The activityId parameter: an absolute IRI."""
+    if raw is None or raw == "":
+        if required:
+            raise BadRequest("activityId parameter is required")
+        return ""
+    if not _IRI.match(raw):
+        raise BadRequest(f"activityId: not an IRI: {raw!r}")
+    return raw
+
+
+def agent_param(raw: str | None, version: str) -> tuple[str, dict[str, Any]]:
+    """The agent parameter: (IFI key, the Agent object) or a 400.
+
+    1.0.3: an Agent; 2.0.0: an Agent or identified Group (``statements_schema.validate_agent``).
+    """
+    if raw is None or raw == "":
+        raise BadRequest("agent parameter is required")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"agent parameter is not valid JSON: {exc}") from None
+    try:
+        statements_schema.validate_agent(data, version)
+    except statements_schema.ValidationFailure as exc:
+        raise BadRequest(f"agent parameter: {exc}") from None
+    key = T.agent_key(data)
+    if key is None:
+        raise BadRequest("agent parameter: must be an Agent or an identified Group")
+    return key, data
+
+
+def registration_param(raw: str | None) -> str:
+    """The registration parameter as a canonical lower-case UUID ('' when absent)."""
+    if raw is None:
+        return ""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BadRequest(f"registration: not a UUID: {raw!r}") from None
+
+
+def doc_id_param(raw: str | None, name: str) -> str:
+    """stateId / profileId: any non-empty string."""
+    if raw is None or raw == "":
+        raise BadRequest(f"{name} parameter is required")
+    return raw
+
+
+def is_json_type(content_type: str) -> bool:
+    """Whether a Content-Type is application/json (parameters such as charset ignored)."""
+    return content_type.split(";")[0].strip().lower() == JSON_TYPE
+
+
+# ---------------------------------------------------------------------------------------------
+# The decisions taken inside the write transaction
+
+
+def check_preconditions(current: Document | None, pre: Preconditions) -> None:
+    """RFC 7232 If-Match / If-None-Match against the current document (412 when they fail).
+
+    xAPI Communication 3.1.s4.b5-b12: the LRS handles If-Match with an ETag and If-None-Match
+    with "*" (and, as RFC 7232 says, with a list of tags) on PUT, POST and DELETE.
+    """
+    if pre.if_match is not None:
+        if current is None:
+            raise PreconditionFailed("If-Match: the document does not exist")
+        if "*" not in pre.if_match and current.etag not in pre.if_match:
+            raise PreconditionFailed(f"If-Match: the document's current ETag is \"{current.etag}\"")
+    if pre.if_none_match is not None and current is not None and (
+            "*" in pre.if_none_match or current.etag in pre.if_none_match):
+        raise PreconditionFailed("If-None-Match: the document exists")
+
+
+def precondition_required(resource: Resource, version: str) -> bool:
+    """Whether a PUT over an existing document must carry If-Match or If-None-Match.
+
+    1.0.3 Communication 3.1.s3: the State Resource permits writes without concurrency headers,
+    the profile resources do not. 2.0.0 (IEEE 9274.1.1 and the conformance suite's
+    4.1.4-Concurrency.js) applies the rule to State as well.
+    """
+    return resource != "state" or version == "2.0.0"
+
+
+def decide_put(pre: Preconditions, resource: Resource, version: str, content: bytes, content_type: str) -> Decide:
+    """PUT: replace the document (Communication 2.3/2.6/2.7, 3.1.s4.b13: 409 without headers)."""
+
+    def decide(current: Document | None) -> Write:
+        check_preconditions(current, pre)
+        if current is None and pre.absent and resource != "state":
+            # 1.0.3 Communication 3.1.s3.b1: a PUT to a profile resource MUST carry If-Match or
+            # If-None-Match. The 1.0.3 conformance suite (XAPI-00273, XAPI-00287) wants 400 for
+            # a new document; for 2.0.0, which names no status, 428 (RFC 6585 3) says exactly
+            # what is missing. State PUTs need no header (3.1.s3; the 2.0.0 suite PUTs new State
+            # documents without one).
+            message = ("a PUT to a profile resource must carry If-None-Match: * (to create) or If-Match "
+                       "with the document's ETag (to replace)")
+            if version == "2.0.0":
+                raise PreconditionRequired(message)
+            raise BadRequest(message)
+        if current is not None and pre.absent and precondition_required(resource, version):
+            raise Conflict(
+                "the document already exists and the PUT carried neither If-Match nor If-None-Match: "
+                "check the current state of the document (GET it) and send its ETag in If-Match "
+                f"(the current ETag is \"{current.etag}\")"
+            )
+        return Write(PUT, content, content_type or DEFAULT_TYPE)
+
+    return decide
+
+
+def _json_object(content: bytes, what: str) -> dict[str, Any]:
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"{what} is not a JSON object; only objects can be merged")
+    return data
+
+
+def decide_post(pre: Preconditions, content: bytes, content_type: str) -> Decide:
+    """POST: create, or merge a JSON object into a JSON object (Communication 2.2.s7, 2.2.s8).
+
+    Only top-level properties are merged; the posted value replaces the stored one whole.
+    When either side is not application/json or not a JSON object: 400 and no change.
+    """
+    posted_json = is_json_type(content_type)
+    # XAPI-00235: a JSON-typed POST must be a JSON object even when it creates the document.
+    posted = _json_object(content, "the posted document") if posted_json else None
+
+    def decide(current: Document | None) -> Write:
+        check_preconditions(current, pre)
+        if current is None:
+            # 2.2.s7 / XAPI-00233: POST of a document not yet stored is treated as a PUT.
+            return Write(PUT, content, content_type or DEFAULT_TYPE)
+        if posted is None:
+            raise BadRequest("POST onto an existing document needs Content-Type application/json "
+                             "(to merge); use PUT to replace the document")
+        if not is_json_type(current.content_type):
+            raise BadRequest(f"the stored document has Content-Type {current.content_type!r}, not "
+                             "application/json, so it cannot be merged; use PUT to replace it")
+        stored = _json_object(current.content or b"", "the stored document")
+        stored.update(posted)
+        return Write(MERGE, orjson.dumps(stored), current.content_type)
+
+    return decide
+
+
+def decide_delete(pre: Preconditions) -> Decide:
+    """DELETE of one document; deleting a missing document is a no-op (204) unless If-Match."""
+
+    def decide(current: Document | None) -> Write | None:
+        check_preconditions(current, pre)
+        if current is None:
+            return None
+        return Write(DELETE)
+
+    return decide
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations
+
+
+def _require_write(principal: Principal, resource: Resource) -> None:
+    # xAPI Communication 4.2 (OAuth scopes): "state" and "profile" cover read and write.
+    principal.require("state" if resource == "state" else "profile")
+
+
+def _require_read(principal: Principal, resource: Resource) -> None:
+    principal.require("state" if resource == "state" else "profile", "all/read")
+
+
+async def put_document(repo: DocumentRepository, principal: Principal, version: str, key: DocKey,
+                       agent: dict[str, Any] | None, content: bytes, content_type: str, pre: Preconditions) -> None:
+    """Store ``content`` as the document at ``key``, replacing any existing one."""
+    _require_write(principal, key.resource)
+    await repo.change(principal.store_id, key, agent, decide_put(pre, key.resource, version, content, content_type),
+                      with_content=False)
+
+
+async def post_document(repo: DocumentRepository, principal: Principal, key: DocKey, agent: dict[str, Any] | None,
+                        content: bytes, content_type: str, pre: Preconditions) -> None:
+    """Create the document, or merge a JSON object into the stored JSON object."""
+    _require_write(principal, key.resource)
+    await repo.change(principal.store_id, key, agent, decide_post(pre, content, content_type), with_content=True)
+
+
+async def delete_document(repo: DocumentRepository, principal: Principal, key: DocKey, pre: Preconditions) -> None:
+    """Delete one document (no-op when absent and no If-Match was given)."""
+    _require_write(principal, key.resource)
+    await repo.change(principal.store_id, key, None, decide_delete(pre), with_content=False)
+
+
+async def delete_documents(repo: DocumentRepository, principal: Principal, scope: Scope) -> int:
+    """Multiple-document DELETE (State only, Communication 2.3.s5); the number deleted."""
+    _require_write(principal, scope.resource)
+    return await repo.delete_scope(principal.store_id, scope)
+
+
+async def get_document(repo: DocumentRepository, principal: Principal, key: DocKey) -> Document:
+    """One document with its content (404 when absent)."""
+    _require_read(principal, key.resource)
+    doc = await repo.get(principal.store_id, key)
+    if doc is None:
+        raise NotFound(f"no document with id {key.doc_id!r} here")
+    return doc
+
+
+async def list_ids(repo: DocumentRepository, principal: Principal, scope: Scope,
+                   since: datetime | None) -> tuple[list[str], datetime | None]:
+    """Ids of the documents in ``scope`` updated after ``since`` (exclusive), and the newest update."""
+    _require_read(principal, scope.resource)
+    return await repo.ids(principal.store_id, scope, since)

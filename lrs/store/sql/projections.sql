@@ -1,0 +1,368 @@
+-- Asynchronous projections (projections/): the runner, the fact tables of the read models,
+-- reference-data appends and the analyst queries. Queries named rm_* use unqualified table
+-- names: the runner puts the target read-model schema first on the search_path (the live one,
+-- or the fresh one of a rebuild). See docs/projections.md.
+
+-- name: projection_stores
+-- Every store with its newest position (the runner's work list and the lag baseline).
+SELECT id, name, last_position FROM stores ORDER BY id;
+
+-- name: projection_lease_acquire
+-- Take or renew the lease of a (projection, store); returns a row only if the caller holds it.
+INSERT INTO projections.leases (projection, store_id, owner, expires_at)
+VALUES ($1, $2, $3, now() + make_interval(secs => $4))
+ON CONFLICT (projection, store_id) DO UPDATE SET owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at
+WHERE projections.leases.owner = EXCLUDED.owner OR projections.leases.expires_at < now()
+RETURNING owner;
+
+-- name: projection_lease_release
+-- Give up every lease of a worker (clean shutdown), so others need not wait for expiry.
+DELETE FROM projections.leases WHERE owner = $1;
+
+-- name: projection_leases
+-- The current leases, for status.
+SELECT projection, store_id, owner, expires_at, expires_at > now() AS live FROM projections.leases;
+
+-- name: rm_checkpoint_ensure
+-- Make sure a store has a checkpoint row in the read model on the search_path.
+INSERT INTO checkpoint (store_id) VALUES ($1) ON CONFLICT (store_id) DO NOTHING;
+
+-- name: rm_checkpoint_lock
+-- Lock the store's checkpoint for this apply transaction: the fence that makes application exactly-once.
+SELECT position, failed_position FROM checkpoint WHERE store_id = $1 FOR UPDATE;
+
+-- name: rm_checkpoint_advance
+-- Move the checkpoint past the batch just applied (same transaction as its rows).
+UPDATE checkpoint SET position = $2, updated_at = now() WHERE store_id = $1;
+
+-- name: rm_checkpoint_fail
+-- Mark the read model failed for a store at the event it could not apply.
+UPDATE checkpoint SET failed_position = $2, error = $3, failed_at = now() WHERE store_id = $1;
+
+-- name: rm_checkpoint_clear_failure
+-- Clear a recorded failure so the runner tries the event again.
+UPDATE checkpoint SET failed_position = NULL, error = NULL, failed_at = NULL WHERE store_id = ANY($1::bigint[]);
+
+-- name: rm_checkpoints
+-- All checkpoints of the read model on the search_path.
+SELECT store_id, position, updated_at, failed_position, error, failed_at FROM checkpoint;
+
+-- name: projection_events_after
+-- The next batch of a store's log after a position, in position order.
+SELECT store_id, position, kind, recorded_at, statement_id::text AS statement_id, payload
+FROM events WHERE store_id = $1 AND position > $2 ORDER BY position LIMIT $3;
+
+-- name: projection_event_time
+-- The recorded time of one event (the oldest unapplied one, for lag in seconds).
+SELECT recorded_at FROM events WHERE store_id = $1 AND position = $2;
+
+-- name: rm_links_upsert
+-- Link identifiers (IFI keys) to people; the newest link of an identifier wins.
+INSERT INTO links (store_id, ifi, person_id)
+SELECT $1, ifi, person_id FROM unnest($2::text[], $3::text[]) AS u(ifi, person_id)
+ON CONFLICT (store_id, ifi) DO UPDATE SET person_id = EXCLUDED.person_id;
+
+-- name: rm_links_delete
+-- Unlink identifiers.
+DELETE FROM links WHERE store_id = $1 AND ifi = ANY($2::text[]);
+
+-- name: rm_units_upsert
+-- Versions of org units (a version holds from valid_from until the unit's next version).
+INSERT INTO units (store_id, unit_id, valid_from, id_kind, name, parent_id, level, closed)
+SELECT $1, * FROM unnest($2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
+ON CONFLICT (store_id, unit_id, valid_from) DO UPDATE
+SET id_kind = EXCLUDED.id_kind, name = EXCLUDED.name, parent_id = EXCLUDED.parent_id, level = EXCLUDED.level,
+    closed = EXCLUDED.closed;
+
+-- name: rm_employments_upsert
+-- Employments of people in units, with role and profession, effective-dated.
+INSERT INTO employments (store_id, person_id, employment_id, unit_id, role, profession, valid_from, valid_to)
+SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::date[], $8::date[])
+ON CONFLICT (store_id, person_id, employment_id) DO UPDATE
+SET unit_id = EXCLUDED.unit_id, role = EXCLUDED.role, profession = EXCLUDED.profession,
+    valid_from = EXCLUDED.valid_from, valid_to = EXCLUDED.valid_to;
+
+-- name: rm_requirements_upsert
+-- Requirements: satisfying activities, whom they apply to, validity; the newest definition wins.
+INSERT INTO requirements (store_id, requirement_id, name, activity_ids, units, roles, professions, validity_days)
+SELECT $1, rid, name,
+       ARRAY(SELECT jsonb_array_elements_text(acts)), ARRAY(SELECT jsonb_array_elements_text(us)),
+       ARRAY(SELECT jsonb_array_elements_text(rs)), ARRAY(SELECT jsonb_array_elements_text(ps)), days
+FROM unnest($2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::jsonb[], $8::int[])
+    AS u(rid, name, acts, us, rs, ps, days)
+ON CONFLICT (store_id, requirement_id) DO UPDATE
+SET name = EXCLUDED.name, activity_ids = EXCLUDED.activity_ids, units = EXCLUDED.units, roles = EXCLUDED.roles,
+    professions = EXCLUDED.professions, validity_days = EXCLUDED.validity_days;
+
+-- name: rm_completions_insert
+-- Completed/passed statements, unless already voided (a voiding may arrive before its target).
+INSERT INTO completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
+                         completed_at, position)
+SELECT $1, u.* FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::float8[],
+                           $8::float8[], $9::timestamptz[], $10::bigint[])
+    AS u(statement_id, ifi, activity_id, verb, success, score, duration_s, completed_at, position)
+WHERE NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = u.statement_id)
+ON CONFLICT (store_id, statement_id) DO NOTHING;
+
+-- name: rm_activity_insert
+-- Course facts of statements (one row per course the statement belongs to), unless voided.
+INSERT INTO activity_facts (store_id, statement_id, course_id, activity_id, ifi, verb, success, score, duration_s,
+                            at, position)
+SELECT $1, u.* FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
+                           $8::float8[], $9::float8[], $10::timestamptz[], $11::bigint[])
+    AS u(statement_id, course_id, activity_id, ifi, verb, success, score, duration_s, at, position)
+WHERE NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = u.statement_id)
+ON CONFLICT (store_id, statement_id, course_id) DO NOTHING;
+
+-- name: rm_voided_insert
+-- Remember voided statement ids (so a target arriving later is never counted).
+INSERT INTO voided (store_id, statement_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING;
+
+-- name: rm_completions_void
+-- Remove voided statements from the completions.
+DELETE FROM completions WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+
+-- name: rm_activity_void
+-- Remove voided statements from the course facts.
+DELETE FROM activity_facts WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+
+-- name: reference_lock_and_digests
+-- Current digests of reference-data keys (kind = key family) of a store, read under its append lock.
+SELECT kind, key, digest FROM projections.reference_keys
+WHERE store_id = $1 AND kind = ANY($2::text[]) AND key = ANY($3::text[]);
+
+-- name: reference_append
+-- Append reference-data events and record their digests (one statement, inside the append lock).
+WITH new_rows AS (
+    SELECT * FROM unnest($2::bigint[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::jsonb[])
+        AS u(position, kind, family, key, digest, payload)
+),
+ev AS (
+    INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload)
+    SELECT $1, position, kind, $3, NULL, payload FROM new_rows
+)
+INSERT INTO projections.reference_keys (store_id, kind, key, digest, position)
+SELECT $1, family, key, digest, position FROM new_rows
+ON CONFLICT (store_id, kind, key) DO UPDATE SET digest = EXCLUDED.digest, position = EXCLUDED.position;
+
+-- name: projection_notify
+-- Wake projection workers: events were appended to a store (a hint; workers also poll).
+SELECT pg_notify('spor_events', $1::text);
+
+-- name: projection_store_by_name
+-- A store's id by name (import and CLI).
+SELECT id FROM stores WHERE name = $1;
+
+-- name: api_transcript
+-- A person's transcript: completions and passes of every linked identifier, with validity.
+SELECT c.store_id, st.name AS store, c.statement_id::text AS statement_id, c.activity_id, c.verb, c.success,
+       c.score, c.duration_s, c.completed_at,
+       c.completed_at + make_interval(days => v.days) AS valid_until
+FROM rm_transcript.completions c
+JOIN stores st ON st.id = c.store_id
+LEFT JOIN rm_transcript.links l ON l.store_id = c.store_id AND l.ifi = c.ifi
+LEFT JOIN LATERAL (
+    SELECT max(r.validity_days) AS days FROM rm_transcript.requirements r
+    WHERE r.store_id = c.store_id AND c.activity_id = ANY(r.activity_ids)) v ON true
+WHERE c.store_id = ANY($1::bigint[])
+  AND (c.ifi IN (SELECT x.ifi FROM rm_transcript.links x WHERE x.store_id = c.store_id AND x.person_id = $2)
+       OR (c.ifi = $2 AND l.person_id IS NULL))
+  AND ($3::text IS NULL OR c.activity_id = $3)
+ORDER BY c.completed_at, c.store_id, c.statement_id
+LIMIT $4 OFFSET $5;
+
+-- name: api_course_status
+-- Per course: learners registered/started/completed/passed/failed, averages, and where learners stop.
+WITH uv AS (
+    SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
+    FROM rm_course_status.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $3
+    ORDER BY store_id, unit_id, valid_from DESC
+),
+anc (store_id, unit_id, ancestor_id, level, depth) AS (
+    SELECT store_id, unit_id, unit_id, level, 0 FROM uv
+    UNION ALL
+    SELECT a.store_id, a.unit_id, p.unit_id, p.level, a.depth + 1
+    FROM anc a JOIN uv c ON c.store_id = a.store_id AND c.unit_id = a.ancestor_id
+    JOIN uv p ON p.store_id = c.store_id AND p.unit_id = c.parent_id
+    WHERE a.depth < 32
+),
+f AS (
+    SELECT a.store_id, a.course_id, coalesce(l.person_id, a.ifi) AS person, a.verb, a.activity_id, a.score,
+           a.duration_s, a.at, a.position
+    FROM rm_course_status.activity_facts a
+    LEFT JOIN rm_course_status.links l ON l.store_id = a.store_id AND l.ifi = a.ifi
+    WHERE a.store_id = ANY($1::bigint[]) AND ($2::text IS NULL OR a.course_id = $2)
+),
+grp AS (
+    -- the group(s) of each learner: none, or their units / trusts in effect at $3
+    SELECT DISTINCT f.store_id, f.person,
+           CASE $4::text WHEN 'unit' THEN e.unit_id
+                         WHEN 'trust' THEN (SELECT a.ancestor_id FROM anc a WHERE a.store_id = e.store_id
+                                            AND a.unit_id = e.unit_id AND a.level = 'trust' ORDER BY a.depth LIMIT 1)
+           END AS group_id
+    FROM (SELECT DISTINCT store_id, person FROM f) f
+    LEFT JOIN rm_course_status.employments e
+        ON $4::text IS NOT NULL AND e.store_id = f.store_id AND e.person_id = f.person
+       AND e.valid_from <= $3 AND (e.valid_to IS NULL OR e.valid_to > $3)
+),
+learners AS (
+    SELECT f.store_id, f.course_id, f.person,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/registered') AS registered,
+           bool_or(f.verb <> 'http://adlnet.gov/expapi/verbs/registered') AS started,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/completed') AS completed,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/passed') AS passed,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/failed') AS failed,
+           (array_agg(f.activity_id ORDER BY f.at DESC, f.position DESC))[1] AS last_activity
+    FROM f GROUP BY f.store_id, f.course_id, f.person
+),
+per_learner AS (
+    SELECT g.group_id, l.* FROM learners l JOIN grp g ON g.store_id = l.store_id AND g.person = l.person
+),
+scores AS (
+    SELECT g.group_id, f.store_id, f.course_id,
+           avg(f.score) FILTER (WHERE f.verb IN ('http://adlnet.gov/expapi/verbs/completed',
+               'http://adlnet.gov/expapi/verbs/passed', 'http://adlnet.gov/expapi/verbs/failed')) AS avg_score,
+           avg(f.duration_s) FILTER (WHERE f.verb IN ('http://adlnet.gov/expapi/verbs/completed',
+               'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s
+    FROM f JOIN grp g ON g.store_id = f.store_id AND g.person = f.person
+    GROUP BY g.group_id, f.store_id, f.course_id
+),
+stops AS (
+    SELECT group_id, store_id, course_id, jsonb_object_agg(last_activity, n) AS stopped_at
+    FROM (SELECT group_id, store_id, course_id, last_activity, count(*) AS n FROM per_learner
+          WHERE NOT (completed OR passed) GROUP BY 1, 2, 3, 4) s
+    GROUP BY 1, 2, 3
+)
+SELECT p.store_id, p.course_id, p.group_id, count(*) AS learners,
+       count(*) FILTER (WHERE p.registered) AS registered, count(*) FILTER (WHERE p.started) AS started,
+       count(*) FILTER (WHERE p.completed) AS completed, count(*) FILTER (WHERE p.passed) AS passed,
+       count(*) FILTER (WHERE p.failed) AS failed,
+       s.avg_score, s.avg_duration_s, coalesce(x.stopped_at, '{}'::jsonb) AS stopped_at
+FROM per_learner p
+JOIN scores s ON s.store_id = p.store_id AND s.course_id = p.course_id AND s.group_id IS NOT DISTINCT FROM p.group_id
+LEFT JOIN stops x ON x.store_id = p.store_id AND x.course_id = p.course_id
+                 AND x.group_id IS NOT DISTINCT FROM p.group_id
+GROUP BY p.store_id, p.course_id, p.group_id, s.avg_score, s.avg_duration_s, x.stopped_at
+ORDER BY p.store_id, p.course_id, p.group_id NULLS FIRST
+LIMIT $5 OFFSET $6;
+
+-- name: api_compliance
+-- Per person, unit and requirement as of a date: valid / expiring / expired / missing.
+WITH uv AS (
+    SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
+    FROM rm_compliance.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
+    ORDER BY store_id, unit_id, valid_from DESC
+),
+anc (store_id, unit_id, ancestor_id, level, depth) AS (
+    SELECT store_id, unit_id, unit_id, level, 0 FROM uv
+    UNION ALL
+    SELECT a.store_id, a.unit_id, p.unit_id, p.level, a.depth + 1
+    FROM anc a JOIN uv c ON c.store_id = a.store_id AND c.unit_id = a.ancestor_id
+    JOIN uv p ON p.store_id = c.store_id AND p.unit_id = c.parent_id
+    WHERE a.depth < 32
+),
+due AS (
+    SELECT DISTINCT e.store_id, e.person_id, e.unit_id, r.requirement_id, r.activity_ids, r.validity_days
+    FROM rm_compliance.employments e
+    JOIN rm_compliance.requirements r ON r.store_id = e.store_id
+    WHERE e.store_id = ANY($1::bigint[]) AND e.valid_from <= $2 AND (e.valid_to IS NULL OR e.valid_to > $2)
+      AND ($5::text IS NULL OR r.requirement_id = $5)
+      AND ($7::text IS NULL OR e.person_id = $7)
+      AND (cardinality(r.roles) = 0 OR e.role = ANY(r.roles))
+      AND (cardinality(r.professions) = 0 OR e.profession = ANY(r.professions))
+      AND (cardinality(r.units) = 0 OR e.unit_id = ANY(r.units)
+           OR EXISTS (SELECT 1 FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
+                      AND a.ancestor_id = ANY(r.units)))
+      AND ($6::text IS NULL OR e.unit_id = $6
+           OR EXISTS (SELECT 1 FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
+                      AND a.ancestor_id = $6))
+),
+best AS (
+    SELECT d.*, (
+        SELECT (max(c.completed_at) AT TIME ZONE $4)::date
+        FROM rm_compliance.completions c
+        WHERE c.store_id = d.store_id AND c.activity_id = ANY(d.activity_ids)
+          AND c.success IS DISTINCT FROM false
+          AND (c.completed_at AT TIME ZONE $4)::date <= $2
+          AND (c.ifi IN (SELECT l.ifi FROM rm_compliance.links l
+                         WHERE l.store_id = d.store_id AND l.person_id = d.person_id)
+               OR (c.ifi = d.person_id AND NOT EXISTS (
+                   SELECT 1 FROM rm_compliance.links l WHERE l.store_id = d.store_id AND l.ifi = c.ifi)))
+    ) AS last_completed
+    FROM due d
+),
+rows AS (
+    SELECT b.store_id, b.person_id, b.unit_id, b.requirement_id, b.last_completed,
+           b.last_completed + b.validity_days AS expires_on,
+           CASE WHEN b.last_completed IS NULL THEN 'missing'
+                WHEN b.validity_days IS NULL THEN 'valid'
+                WHEN b.last_completed + b.validity_days <= $2 THEN 'expired'
+                WHEN b.last_completed + b.validity_days <= $2 + $3::int THEN 'expiring'
+                ELSE 'valid' END AS status
+    FROM best b
+)
+SELECT * FROM rows WHERE $8::text IS NULL OR status = $8
+ORDER BY store_id, unit_id, person_id, requirement_id
+LIMIT $9 OFFSET $10;
+
+-- name: api_compliance_rollup
+-- Compliance counts per requirement and unit, trust or region (in effect at the date).
+WITH uv AS (
+    SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
+    FROM rm_compliance.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
+    ORDER BY store_id, unit_id, valid_from DESC
+),
+anc (store_id, unit_id, ancestor_id, level, depth) AS (
+    SELECT store_id, unit_id, unit_id, level, 0 FROM uv
+    UNION ALL
+    SELECT a.store_id, a.unit_id, p.unit_id, p.level, a.depth + 1
+    FROM anc a JOIN uv c ON c.store_id = a.store_id AND c.unit_id = a.ancestor_id
+    JOIN uv p ON p.store_id = c.store_id AND p.unit_id = c.parent_id
+    WHERE a.depth < 32
+),
+due AS (
+    SELECT DISTINCT e.store_id, e.person_id, e.unit_id, r.requirement_id, r.activity_ids, r.validity_days
+    FROM rm_compliance.employments e
+    JOIN rm_compliance.requirements r ON r.store_id = e.store_id
+    WHERE e.store_id = ANY($1::bigint[]) AND e.valid_from <= $2 AND (e.valid_to IS NULL OR e.valid_to > $2)
+      AND ($5::text IS NULL OR r.requirement_id = $5)
+      AND (cardinality(r.roles) = 0 OR e.role = ANY(r.roles))
+      AND (cardinality(r.professions) = 0 OR e.profession = ANY(r.professions))
+      AND (cardinality(r.units) = 0 OR e.unit_id = ANY(r.units)
+           OR EXISTS (SELECT 1 FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
+                      AND a.ancestor_id = ANY(r.units)))
+),
+best AS (
+    SELECT d.*, (
+        SELECT (max(c.completed_at) AT TIME ZONE $4)::date
+        FROM rm_compliance.completions c
+        WHERE c.store_id = d.store_id AND c.activity_id = ANY(d.activity_ids)
+          AND c.success IS DISTINCT FROM false
+          AND (c.completed_at AT TIME ZONE $4)::date <= $2
+          AND (c.ifi IN (SELECT l.ifi FROM rm_compliance.links l
+                         WHERE l.store_id = d.store_id AND l.person_id = d.person_id)
+               OR (c.ifi = d.person_id AND NOT EXISTS (
+                   SELECT 1 FROM rm_compliance.links l WHERE l.store_id = d.store_id AND l.ifi = c.ifi)))
+    ) AS last_completed
+    FROM due d
+),
+rows AS (
+    SELECT DISTINCT b.store_id, b.person_id, b.requirement_id,
+           CASE $6::text WHEN 'unit' THEN b.unit_id
+                ELSE (SELECT a.ancestor_id FROM anc a WHERE a.store_id = b.store_id AND a.unit_id = b.unit_id
+                      AND a.level = $6::text ORDER BY a.depth LIMIT 1) END AS group_id,
+           CASE WHEN b.last_completed IS NULL THEN 'missing'
+                WHEN b.validity_days IS NULL THEN 'valid'
+                WHEN b.last_completed + b.validity_days <= $2 THEN 'expired'
+                WHEN b.last_completed + b.validity_days <= $2 + $3::int THEN 'expiring'
+                ELSE 'valid' END AS status
+    FROM best b
+)
+SELECT group_id, requirement_id, count(*) AS total,
+       count(*) FILTER (WHERE status = 'valid') AS valid,
+       count(*) FILTER (WHERE status = 'expiring') AS expiring,
+       count(*) FILTER (WHERE status = 'expired') AS expired,
+       count(*) FILTER (WHERE status = 'missing') AS missing
+FROM rows
+GROUP BY group_id, requirement_id
+ORDER BY group_id NULLS LAST, requirement_id;

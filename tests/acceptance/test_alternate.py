@@ -1,0 +1,89 @@
+"""The Alternate Request Syntax (1.0.3 Communication 1.3): supported in 1.0.3, refused in 2.0.0."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import httpx
+import orjson
+
+from tests.conftest import Server, Tenant
+from tests.statements import statement
+
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def client(server: Server) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.base_url + "/xapi", timeout=30)
+
+
+def auth(tenant: Tenant) -> str:
+    return "Basic " + base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
+
+
+async def test_put_and_get_statements_with_everything_in_the_form(server: Server, tenant: Tenant) -> None:
+    sid = str(uuid.uuid4())
+    async with client(server) as c:
+        r = await c.post("/statements", params={"method": "PUT"}, headers=FORM, data={
+            "statementId": sid, "content": orjson.dumps(statement()).decode(),
+            "Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3", "Content-Type": "application/json"})
+        assert r.status_code == 204, r.text
+        r = await c.post("/statements", params={"method": "GET"}, headers=FORM, data={
+            "statementId": sid, "Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3"})
+        assert r.status_code == 200, r.text
+        assert r.json()["id"] == sid
+
+
+async def test_documents_with_if_match_from_the_form(server: Server, tenant: Tenant) -> None:
+    agent = orjson.dumps({"mbox": "mailto:kari@example.org"}).decode()
+    common = {"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3",
+              "activityId": "https://courses.example.org/a", "agent": agent, "stateId": "s"}
+    async with client(server) as c:
+        r = await c.post("/activities/state", params={"method": "PUT"}, headers=FORM,
+                         data={**common, "content": '{"a": 1}', "Content-Type": "application/json"})
+        assert r.status_code == 204, r.text
+        g = await c.post("/activities/state", params={"method": "GET"}, headers=FORM, data=common)
+        assert g.json() == {"a": 1} and g.headers["Content-Type"] == "application/json"
+        r = await c.post("/activities/state", params={"method": "POST"}, headers=FORM,
+                         data={**common, "content": '{"b": 2}', "Content-Type": "application/json",
+                               "If-Match": '"wrong"'})
+        assert r.status_code == 412
+        r = await c.post("/activities/state", params={"method": "DELETE"}, headers=FORM,
+                         data={**common, "If-Match": g.headers["ETag"]})
+        assert r.status_code == 204
+
+
+async def test_malformed_alternate_requests_are_400(server: Server, tenant: Tenant) -> None:
+    base = {"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3"}
+    async with client(server) as c:
+        # not POST
+        r = await c.put("/statements", params={"method": "PUT"}, headers=FORM, data=base)
+        assert r.status_code == 400
+        # other query parameters next to method
+        r = await c.post("/statements", params={"method": "PUT", "statementId": str(uuid.uuid4())}, headers=FORM,
+                         data={**base, "content": orjson.dumps(statement()).decode()})
+        assert r.status_code == 400
+        # no content for a PUT
+        r = await c.post("/statements", params={"method": "PUT"}, headers=FORM, data=base)
+        assert r.status_code == 400
+        # not a form
+        r = await c.post("/statements", params={"method": "PUT"}, json={**base, "statementId": str(uuid.uuid4())})
+        assert r.status_code == 400
+        # an unsupported version in the form
+        r = await c.post("/statements", params={"method": "GET"}, headers=FORM,
+                         data={**base, "X-Experience-API-Version": "0.8"})
+        assert r.status_code == 400
+        assert r.json()["error"]["status"] == 400
+
+
+async def test_alternate_syntax_is_refused_in_2_0_0(server: Server, tenant: Tenant) -> None:
+    async with client(server) as c:
+        r = await c.post("/statements", params={"method": "GET"}, headers=FORM,
+                         data={"Authorization": auth(tenant), "X-Experience-API-Version": "2.0.0"})
+        assert r.status_code == 400
+        assert "2.0.0" in r.json()["error"]["message"]
+        r = await c.post("/statements", params={"method": "GET"},
+                         headers={**FORM, "X-Experience-API-Version": "2.0.0", "Authorization": auth(tenant)},
+                         data={"limit": "1"})
+        assert r.status_code == 400

@@ -1,0 +1,260 @@
+"""The Document Resources over HTTP: State, Activity Profile, Agent Profile (xAPI Communication
+2.2, 2.3, 2.6, 2.7, 3.1), for both xAPI versions."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+AGENT = {"objectType": "Agent", "mbox": "mailto:kari@example.org"}
+ACTIVITY = "https://courses.example.org/hand-hygiene"
+REG = "6a1d3f4e-2b1c-4e5f-9a8b-7c6d5e4f3a2b"
+
+PATHS = {"state": "/activities/state", "activity_profile": "/activities/profile", "agent_profile": "/agents/profile"}
+ID_PARAM = {"state": "stateId", "activity_profile": "profileId", "agent_profile": "profileId"}
+
+
+def context(resource: str) -> dict[str, str]:
+    """The context parameters of a resource (without the document id)."""
+    if resource == "state":
+        return {"activityId": ACTIVITY, "agent": orjson.dumps(AGENT).decode()}
+    if resource == "activity_profile":
+        return {"activityId": ACTIVITY}
+    return {"agent": orjson.dumps(AGENT).decode()}
+
+
+def params(resource: str, doc_id: str = "doc") -> dict[str, str]:
+    return {**context(resource), ID_PARAM[resource]: doc_id}
+
+
+CREATE = {"If-None-Match": "*"}  # accepted by every resource and version for a new document
+
+resources = pytest.mark.parametrize("resource", list(PATHS))
+
+
+async def put(xapi: httpx.AsyncClient, resource: str, body: Any, doc_id: str = "doc",
+              headers: dict[str, str] | None = None, content_type: str = "application/json") -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return await xapi.put(PATHS[resource], params=params(resource, doc_id), content=content,
+                          headers={"Content-Type": content_type, **(headers or {})})
+
+
+async def post(xapi: httpx.AsyncClient, resource: str, body: Any, doc_id: str = "doc",
+               headers: dict[str, str] | None = None, content_type: str = "application/json") -> httpx.Response:
+    content = body if isinstance(body, bytes) else orjson.dumps(body)
+    return await xapi.post(PATHS[resource], params=params(resource, doc_id), content=content,
+                           headers={"Content-Type": content_type, **(headers or {})})
+
+
+async def get(xapi: httpx.AsyncClient, resource: str, doc_id: str = "doc") -> httpx.Response:
+    return await xapi.get(PATHS[resource], params=params(resource, doc_id))
+
+
+def version(xapi: httpx.AsyncClient) -> str:
+    return xapi.headers["X-Experience-API-Version"]
+
+
+@resources
+async def test_put_then_get_returns_content_type_quoted_sha1_etag_and_last_modified(
+        xapi: httpx.AsyncClient, resource: str) -> None:
+    content = b"\x00\x01binary \xff"
+    r = await put(xapi, resource, content, headers=CREATE, content_type="application/octet-stream")
+    assert r.status_code == 204, r.text
+    g = await get(xapi, resource)
+    assert g.status_code == 200
+    assert g.content == content
+    assert g.headers["Content-Type"] == "application/octet-stream"
+    assert g.headers["ETag"] == f'"{hashlib.sha1(content).hexdigest()}"'
+    assert g.headers["Last-Modified"].endswith(" GMT")
+    h = await xapi.head(PATHS[resource], params=params(resource))
+    assert h.status_code == 200 and h.content == b"" and h.headers["ETag"] == g.headers["ETag"]
+
+
+@resources
+async def test_post_merges_top_level_properties_of_json_documents(xapi: httpx.AsyncClient, resource: str) -> None:
+    assert (await post(xapi, resource, {"x": "foo", "y": "bar", "o": {"a": 1, "b": 2}})).status_code == 204
+    assert (await post(xapi, resource, {"x": "bash", "z": "faz", "o": {"c": 3}})).status_code == 204
+    g = await get(xapi, resource)
+    # xAPI Communication 2.2.s7: only top-level properties merge; "o" is replaced whole.
+    assert g.json() == {"x": "bash", "y": "bar", "z": "faz", "o": {"c": 3}}
+    assert g.headers["Content-Type"] == "application/json"
+
+
+@resources
+async def test_post_refuses_to_merge_when_either_side_is_not_a_json_object(
+        xapi: httpx.AsyncClient, resource: str) -> None:
+    await put(xapi, resource, b"plain text", doc_id="text", headers=CREATE, content_type="text/plain")
+    r = await post(xapi, resource, {"a": 1}, doc_id="text")
+    assert r.status_code == 400 and r.json()["error"]["status"] == 400
+    assert (await get(xapi, resource, "text")).content == b"plain text"
+
+    await post(xapi, resource, {"a": 1}, doc_id="json")
+    assert (await post(xapi, resource, b"more text", doc_id="json", content_type="text/plain")).status_code == 400
+    assert (await post(xapi, resource, b"[1, 2]", doc_id="json")).status_code == 400
+    assert (await post(xapi, resource, b"{not json", doc_id="json")).status_code == 400
+    assert (await get(xapi, resource, "json")).json() == {"a": 1}
+    # A JSON-typed POST that creates a document must still be a JSON object (XAPI-00235).
+    assert (await post(xapi, resource, b"{broken", doc_id="new")).status_code == 400
+    assert (await get(xapi, resource, "new")).status_code == 404
+
+
+@resources
+async def test_put_over_an_existing_document_without_precondition(xapi: httpx.AsyncClient, resource: str) -> None:
+    assert (await put(xapi, resource, {"v": 1}, headers=CREATE)).status_code == 204
+    r = await put(xapi, resource, {"v": 2})
+    if resource == "state" and version(xapi) == "1.0.3":
+        # 1.0.3 Communication 3.1.s3: State writes need no concurrency headers.
+        assert r.status_code == 204
+        assert (await get(xapi, resource)).json() == {"v": 2}
+    else:
+        assert r.status_code == 409
+        assert "If-Match" in r.json()["error"]["message"]
+        assert (await get(xapi, resource)).json() == {"v": 1}
+
+
+@pytest.mark.parametrize("resource", ["activity_profile", "agent_profile"])
+async def test_put_of_a_new_profile_without_precondition_is_refused(xapi: httpx.AsyncClient, resource: str) -> None:
+    r = await put(xapi, resource, {"v": 1})
+    # 1.0.3: the conformance suite wants 400 (XAPI-00273); 2.0.0: 428 Precondition Required.
+    assert r.status_code == (400 if version(xapi) == "1.0.3" else 428)
+    assert r.json()["error"]["message"]
+    assert (await get(xapi, resource)).status_code == 404
+
+
+async def test_put_of_a_new_state_without_precondition_is_accepted(xapi: httpx.AsyncClient) -> None:
+    assert (await put(xapi, "state", {"v": 1})).status_code == 204
+
+
+@resources
+async def test_if_match_and_if_none_match(xapi: httpx.AsyncClient, resource: str) -> None:
+    assert (await put(xapi, resource, {"v": 1}, headers={"If-Match": '"abc"'})).status_code == 412
+    assert (await put(xapi, resource, {"v": 1}, headers=CREATE)).status_code == 204
+    etag = (await get(xapi, resource)).headers["ETag"]
+    assert (await put(xapi, resource, {"v": 2}, headers=CREATE)).status_code == 412
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-None-Match": etag})).status_code == 412
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-Match": '"0000"'})).status_code == 412
+    assert (await post(xapi, resource, {"w": 2}, headers={"If-Match": '"0000"'})).status_code == 412
+    assert (await xapi.delete(PATHS[resource], params=params(resource),
+                              headers={"If-Match": '"0000"'})).status_code == 412
+    assert (await get(xapi, resource)).json() == {"v": 1}
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-Match": f'W/"x", {etag}'})).status_code == 204
+    etag2 = (await get(xapi, resource)).headers["ETag"]
+    assert etag2 != etag
+    assert (await post(xapi, resource, {"w": 3}, headers={"If-Match": etag2})).status_code == 204
+    assert (await put(xapi, resource, {"v": 4}, headers={"If-Match": "*"})).status_code == 204
+    etag4 = (await get(xapi, resource)).headers["ETag"]
+    assert (await xapi.delete(PATHS[resource], params=params(resource), headers={"If-Match": etag4})).status_code == 204
+    assert (await get(xapi, resource)).status_code == 404
+    assert (await xapi.delete(PATHS[resource], params=params(resource), headers={"If-Match": "*"})).status_code == 412
+
+
+@resources
+async def test_racing_writers_with_the_same_if_match_one_wins_the_others_get_412(
+        xapi: httpx.AsyncClient, resource: str) -> None:
+    assert (await put(xapi, resource, {"v": 0}, headers=CREATE)).status_code == 204
+    etag = (await get(xapi, resource)).headers["ETag"]
+    # Distinct bodies (none equal to the current one): an identical rewrite keeps the ETag.
+    responses = await asyncio.gather(*(put(xapi, resource, {"v": i}, headers={"If-Match": etag}) for i in range(1, 9)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [204] + [412] * 7
+    winner = next(i for i, r in enumerate(responses, start=1) if r.status_code == 204)
+    assert (await get(xapi, resource)).json() == {"v": winner}
+
+
+@resources
+async def test_id_list_with_since_and_last_modified(xapi: httpx.AsyncClient, resource: str) -> None:
+    await put(xapi, resource, {"v": 1}, doc_id="first", headers=CREATE)
+    await asyncio.sleep(0.05)
+    middle = time.time()
+    await asyncio.sleep(0.05)
+    await put(xapi, resource, {"v": 2}, doc_id="second", headers=CREATE)
+    r = await xapi.get(PATHS[resource], params=context(resource))
+    assert r.status_code == 200
+    assert sorted(r.json()) == ["first", "second"]
+    assert r.headers["Last-Modified"] and r.headers["ETag"].startswith('"')
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(middle)) + f".{int(middle % 1 * 1000):03d}Z"
+    r = await xapi.get(PATHS[resource], params={**context(resource), "since": since})
+    assert r.json() == ["second"]
+    r = await xapi.get(PATHS[resource], params={**context(resource), "since": "2999-01-01T00:00:00Z"})
+    assert r.json() == [] and "Last-Modified" not in r.headers
+    assert (await xapi.get(PATHS[resource], params={**context(resource), "since": "yesterday"})).status_code == 400
+
+
+async def test_state_registration_is_part_of_the_key_and_multiple_delete(xapi: httpx.AsyncClient) -> None:
+    base = params("state", "s")
+    for reg in (None, REG):
+        p = {**base, **({"registration": reg} if reg else {})}
+        r = await xapi.put(PATHS["state"], params=p, json={"reg": reg})
+        assert r.status_code == 204
+    other = {**base, "stateId": "t"}
+    await xapi.put(PATHS["state"], params=other, json={})
+    assert (await xapi.get(PATHS["state"], params=base)).json() == {"reg": None}
+    assert (await xapi.get(PATHS["state"], params={**base, "registration": REG.upper()})).json() == {"reg": REG}
+    ids = (await xapi.get(PATHS["state"], params={**context("state"), "registration": REG})).json()
+    assert ids == ["s"]
+    # Multiple-document DELETE with a registration deletes that registration's State only.
+    r = await xapi.delete(PATHS["state"], params={**context("state"), "registration": REG})
+    assert r.status_code == 204
+    assert (await xapi.get(PATHS["state"], params={**base, "registration": REG})).status_code == 404
+    assert (await xapi.get(PATHS["state"], params=base)).status_code == 200
+    # Without one, every State of the Activity and Agent (Communication 2.3.s5).
+    assert (await xapi.delete(PATHS["state"], params=context("state"))).status_code == 204
+    assert (await xapi.get(PATHS["state"], params=context("state"))).json() == []
+
+
+async def test_delete_of_a_missing_document_is_204(xapi: httpx.AsyncClient) -> None:
+    for resource in PATHS:
+        assert (await xapi.delete(PATHS[resource], params=params(resource, "never"))).status_code == 204
+
+
+@resources
+async def test_bad_parameters_are_400_with_a_json_error(xapi: httpx.AsyncClient, resource: str) -> None:
+    path = PATHS[resource]
+    good = params(resource)
+    bad: list[dict[str, str]] = [
+        {**good, "unknown": "x"},
+        {**{k.lower() if k != "agent" else "Agent": v for k, v in good.items()}},  # wrong case
+        {k: v for k, v in good.items() if k != ID_PARAM[resource]},  # PUT without the id
+    ]
+    if "agent" in good:
+        bad += [{**good, "agent": "not json"}, {**good, "agent": '{"name": "no ifi"}'},
+                {k: v for k, v in good.items() if k != "agent"}]
+    if "activityId" in good:
+        bad += [{**good, "activityId": "true"}, {k: v for k, v in good.items() if k != "activityId"}]
+    if resource == "state":
+        bad.append({**good, "registration": "not-a-uuid"})
+    else:
+        bad.append({**good, "registration": REG})
+    for p in bad:
+        r = await xapi.put(path, params=p, json={"a": 1}, headers=CREATE)
+        assert r.status_code == 400, (p, r.text)
+        assert r.headers["Content-Type"] == "application/json" and r.json()["error"]["status"] == 400
+    assert (await xapi.get(path, params={**good, "since": "2020-01-01T00:00:00Z"})).status_code == 400
+
+
+async def test_a_group_is_an_agent_parameter_in_2_0_0_only(xapi: httpx.AsyncClient) -> None:
+    group = {"objectType": "Group", "mbox": "mailto:team@example.org", "name": "Team"}
+    p = {"agent": orjson.dumps(group).decode(), "profileId": "g"}
+    r = await xapi.put(PATHS["agent_profile"], params=p, json={"a": 1}, headers=CREATE)
+    assert r.status_code == (400 if version(xapi) == "1.0.3" else 204)
+
+
+async def test_a_document_over_the_size_limit_is_413(xapi: httpx.AsyncClient) -> None:
+    big = b"x" * (16 * 1024 * 1024 + 1)  # settings.max_document_bytes defaults to 16 MiB
+    r = await put(xapi, "state", big, content_type="application/octet-stream")
+    assert r.status_code == 413 and r.json()["error"]["status"] == 413
+    assert (await get(xapi, "state")).status_code == 404
+
+
+async def test_documents_are_separated_by_store(xapi: httpx.AsyncClient, server: Any) -> None:
+    from tests.conftest import make_tenant, xapi_client
+    await put(xapi, "state", {"mine": True})
+    other = await make_tenant(server.database_url, server.base_url)
+    async with xapi_client(server, other, version(xapi)) as c:
+        assert (await get(c, "state")).status_code == 404

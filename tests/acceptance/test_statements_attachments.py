@@ -1,0 +1,326 @@
+"""Attachments and signed statements over HTTP (xAPI Communication 1.5.2 multipart/mixed,
+2.1.3 "attachments" parameter; Data 2.4.11 Attachments, 2.6 Signed Statements).
+
+Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email.message import Message
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import Server, Tenant, make_tenant, xapi_client
+from tests.statements import statement, with_id
+
+SIGNATURE = "http://adlnet.gov/expapi/attachments/signature"
+CERTIFICATE_USAGE = "https://example.org/attachment-usage/certificate-of-completion"
+
+
+@pytest.fixture(scope="module")
+async def shared_tenant(server: Server) -> Tenant:
+    return await make_tenant(server.database_url, server.base_url)
+
+
+@pytest.fixture(scope="module")
+async def clients(server: Server, shared_tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """One client per xAPI version for the whole module (an httpx client is slow to create)."""
+    made = {v: xapi_client(server, shared_tenant, v) for v in ("1.0.3", "2.0.0")}
+    yield made
+    for c in made.values():
+        await c.aclose()
+
+
+@pytest.fixture(params=["1.0.3", "2.0.0"])
+def xapi(request: pytest.FixtureRequest, clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return clients[request.param]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def attachment_object(content: bytes, *, usage: str = CERTIFICATE_USAGE, content_type: str = "text/plain",
+                      file_url: str | None = None) -> dict[str, Any]:
+    a: dict[str, Any] = {
+        "usageType": usage,
+        "display": {"en-US": "Certificate"},
+        "contentType": content_type,
+        "length": len(content),
+        "sha2": hashlib.sha256(content).hexdigest(),
+    }
+    if file_url:
+        a["fileUrl"] = file_url
+    return a
+
+
+def multipart(statements: Any, parts: list[tuple[bytes, str]], *, hashes_: list[str] | None = None,
+              boundary: str | None = None) -> tuple[bytes, str]:
+    """An xAPI multipart/mixed body (Communication 1.5.2.s2.b2): JSON first, then raw parts with
+    X-Experience-API-Hash and Content-Transfer-Encoding: binary."""
+    boundary = boundary or "spor-test-" + uuid.uuid4().hex
+    out = [f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(), orjson.dumps(statements)]
+    for i, (content, ctype) in enumerate(parts):
+        sha2 = hashes_[i] if hashes_ else hashlib.sha256(content).hexdigest()
+        out.append(f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Transfer-Encoding: binary\r\n"
+                   f"X-Experience-API-Hash: {sha2}\r\n\r\n".encode())
+        out.append(content)
+    out.append(f"\r\n--{boundary}--\r\n".encode())
+    return b"".join(out), f'multipart/mixed; boundary="{boundary}"'
+
+
+def parse_multipart_response(r: httpx.Response) -> list[Message]:
+    """The parts of a multipart/mixed response, parsed with the standard library (independent of
+    the server's own multipart code)."""
+    raw = b"Content-Type: " + r.headers["content-type"].encode() + b"\r\n\r\n" + r.content
+    msg = message_from_bytes(raw)
+    assert msg.is_multipart()
+    return list(msg.get_payload())  # type: ignore[arg-type]
+
+
+async def post_multipart(xapi: httpx.AsyncClient, statements: Any, parts: list[tuple[bytes, str]], **kw: Any) -> httpx.Response:
+    body, ctype = multipart(statements, parts, **kw)
+    return await xapi.post("/statements", content=body, headers={"Content-Type": ctype})
+
+
+async def assert_not_stored(xapi: httpx.AsyncClient, sid: str) -> None:
+    assert (await xapi.get("/statements", params={"statementId": sid})).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# multipart/mixed
+
+
+async def test_multipart_post_with_matching_part_is_200_and_get_with_attachments_returns_it(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s3.b4 (accept statements with attachments in multipart/mixed) and
+    2.1.3.s2.b6 (attachments=true -> multipart response including the attachment data)."""
+    content = f"Certificate of completion for {unique('kari')}\n".encode()
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content)]))
+    r = await post_multipart(xapi, s, [(content, "text/plain")])
+    assert r.status_code == 200, r.text
+    assert r.json() == [s["id"]]
+
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("multipart/mixed")
+    parts = parse_multipart_response(r)
+    assert parts[0].get_content_type() == "application/json"
+    got = orjson.loads(parts[0].get_payload(decode=True))
+    assert got["id"] == s["id"]
+    assert got["attachments"] == s["attachments"]
+    [data] = parts[1:]
+    assert data["X-Experience-API-Hash"] == hashlib.sha256(content).hexdigest()
+    assert data["Content-Transfer-Encoding"] == "binary"
+    assert data.get_payload(decode=True) == content
+
+
+async def test_query_with_attachments_true_returns_multipart_with_each_attachment(xapi: httpx.AsyncClient) -> None:
+    """Communication 2.1.3.s2.b6 for a StatementResult: the first part is the StatementResult, the
+    following parts the attachment data (1.5.2.s2.b2.b5: one copy each)."""
+    kari = unique("kari")
+    one, two = b"first attachment " + kari.encode(), b"second attachment " + kari.encode()
+    a = with_id(statement(actor=kari, attachments=[attachment_object(one)]))
+    b = with_id(statement(actor=kari, attachments=[attachment_object(two), attachment_object(one)]))
+    r = await post_multipart(xapi, [a, b], [(one, "text/plain"), (two, "text/plain")])
+    assert r.status_code == 200, r.text
+    r = await xapi.get("/statements", params={"agent": orjson.dumps(a["actor"]).decode(), "attachments": "true"})
+    assert r.status_code == 200, r.text
+    parts = parse_multipart_response(r)
+    result = orjson.loads(parts[0].get_payload(decode=True))
+    assert [x["id"] for x in result["statements"]] == [b["id"], a["id"]]
+    by_hash = {p["X-Experience-API-Hash"]: p.get_payload(decode=True) for p in parts[1:]}
+    assert by_hash == {hashlib.sha256(one).hexdigest(): one, hashlib.sha256(two).hexdigest(): two}
+
+
+async def test_get_with_attachments_false_is_json_without_attachment_data(xapi: httpx.AsyncClient) -> None:
+    """Communication 2.1.3.s2.b7: attachments=false -> application/json, no raw data."""
+    content = b"not to be sent " + uuid.uuid4().bytes
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content)]))
+    assert (await post_multipart(xapi, s, [(content, "application/octet-stream")])).status_code == 200
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "false"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.json()["attachments"] == s["attachments"]
+    assert content not in r.content
+
+
+async def test_binary_attachment_data_round_trips_byte_for_byte(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b2.b4: parts are binary; CR, LF and NUL bytes are data."""
+    content = bytes(range(256)) * 4 + b"\r\n--not-a-boundary\r\n"
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content, content_type="application/octet-stream")]))
+    assert (await post_multipart(xapi, s, [(content, "application/octet-stream")])).status_code == 200
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    parts = parse_multipart_response(r)
+    assert parts[1].get_payload(decode=True) == content
+
+
+async def test_part_whose_data_does_not_match_its_hash_is_400_and_nothing_is_stored(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s1 (attachments are matched by SHA-2) and 1.5.2.s3.b5: data that does not
+    hash to the declared sha2 leaves the attachment without data -> 400."""
+    content = b"the real content"
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content)]))
+    r = await post_multipart(xapi, s, [(b"tampered content", "text/plain")], hashes_=[hashlib.sha256(content).hexdigest()])
+    assert r.status_code == 400, r.text
+    assert hashlib.sha256(content).hexdigest() in r.json()["error"]["message"]
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_attachment_without_file_url_and_without_part_is_400(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s3.b5: an attachment with neither fileUrl nor a matching part -> reject."""
+    content = b"never sent"
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content)]))
+    r = await post_multipart(xapi, s, [])
+    assert r.status_code == 400, r.text
+    assert hashlib.sha256(content).hexdigest() in r.json()["error"]["message"]
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_attachment_without_file_url_in_plain_json_is_400(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b1: an application/json request must give a fileUrl for every
+    attachment."""
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(b"data that never came")]))
+    r = await xapi.post("/statements", json=s)
+    assert r.status_code == 400, r.text
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_file_url_only_attachment_in_plain_json_is_200(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b1 / 1.5.2.s4.b3: application/json is fine when every attachment has
+    a fileUrl; the attachment object is stored as sent."""
+    a = attachment_object(b"hosted elsewhere", file_url="https://files.example.org/certificates/123.pdf")
+    s = with_id(statement(actor=unique("kari"), attachments=[a]))
+    r = await xapi.post("/statements", json=s)
+    assert r.status_code == 200, r.text
+    got = (await xapi.get("/statements", params={"statementId": s["id"]})).json()
+    assert got["attachments"] == [a]
+
+
+async def test_multipart_without_any_attachment_objects_is_accepted(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s3.b8: multipart batches without Attachment objects SHOULD* be accepted."""
+    s = with_id(statement(actor=unique("kari")))
+    r = await post_multipart(xapi, [s], [])
+    assert r.status_code == 200, r.text
+    assert r.json() == [s["id"]]
+
+
+async def test_part_not_referenced_by_any_attachment_is_400(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b2.b2: each part after the first is the data of an attachment of the
+    statements; a stray part is a malformed request."""
+    s = with_id(statement(actor=unique("kari")))
+    r = await post_multipart(xapi, s, [(b"stray", "text/plain")])
+    assert r.status_code == 400, r.text
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_put_with_multipart_stores_the_attachment(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b2.b2: multipart is available for PUT as well as POST."""
+    content = b"put attachment " + uuid.uuid4().bytes
+    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content, content_type="application/octet-stream")]))
+    body, ctype = multipart(s, [(content, "application/octet-stream")])
+    r = await xapi.put("/statements", params={"statementId": s["id"]}, content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 204, r.text
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    assert parse_multipart_response(r)[1].get_payload(decode=True) == content
+
+
+# ---------------------------------------------------------------------------------------------
+# Signed statements
+
+
+@pytest.fixture(scope="module")
+def signer() -> tuple[rsa.RSAPrivateKey, list[str]]:
+    """An RSA key and a self-signed certificate for a fictional signer, as a JWS x5c chain."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Testsykehuset signing service (fictional)")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=7)).sign(key, hashes.SHA256()))
+    return key, [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()]
+
+
+def b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def compact_jws(key: rsa.RSAPrivateKey, x5c: list[str], payload: bytes) -> bytes:
+    """RS256 JWS in compact serialization (RFC 7515 7.1) with the x5c header (4.1.6)."""
+    header = b64url(orjson.dumps({"alg": "RS256", "x5c": x5c}))
+    signing_input = header + b"." + b64url(payload)
+    return signing_input + b"." + b64url(key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256()))
+
+
+def sign(stmt: dict[str, Any], token: bytes) -> dict[str, Any]:
+    """The statement with the signature attachment added (Data 2.6.s4)."""
+    return {**stmt, "attachments": [*stmt.get("attachments", []),
+                                     attachment_object(token, usage=SIGNATURE, content_type="application/octet-stream")]}
+
+
+async def test_signed_statement_with_valid_rs256_signature_is_200_and_returned_with_its_signature(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """Data 2.6.s4/s5: a well-formed JWS over the statement, verifiable with the x5c certificate,
+    is accepted; the signature is an attachment returned with attachments=true."""
+    key, x5c = signer
+    s = with_id(statement(actor=unique("kari")))
+    token = compact_jws(key, x5c, orjson.dumps(s))
+    signed = sign(s, token)
+    r = await post_multipart(xapi, signed, [(token, "application/octet-stream")])
+    assert r.status_code == 200, r.text
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    parts = parse_multipart_response(r)
+    assert parts[1].get_payload(decode=True) == token
+
+
+async def test_signed_statement_whose_payload_bytes_were_tampered_with_is_400(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """Data 2.6.s5.b1/b3: the signature must verify against the x5c certificate; a payload changed
+    after signing (the signature kept) is a malformed signature -> 400."""
+    key, x5c = signer
+    s = with_id(statement(actor=unique("kari")))
+    token = compact_jws(key, x5c, orjson.dumps(s))
+    header, _, signature = token.split(b".")
+    forged = {**s, "result": {"success": True}}
+    tampered = header + b"." + b64url(orjson.dumps(forged)) + b"." + signature
+    r = await post_multipart(xapi, sign(forged, tampered), [(tampered, "application/octet-stream")])
+    assert r.status_code == 400, r.text
+    assert "signature" in r.json()["error"]["message"]
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_signed_statement_that_differs_from_its_signed_payload_is_400(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """Data 2.6.s5.b3: the statement received must be equivalent to the JWS payload; changing the
+    statement after signing it is rejected."""
+    key, x5c = signer
+    s = with_id(statement(actor=unique("kari")))
+    token = compact_jws(key, x5c, orjson.dumps(s))
+    changed = {**s, "result": {"success": False}}
+    r = await post_multipart(xapi, sign(changed, token), [(token, "application/octet-stream")])
+    assert r.status_code == 400, r.text
+    assert "signature" in r.json()["error"]["message"]
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_signature_attachment_that_is_not_a_jws_is_400(xapi: httpx.AsyncClient) -> None:
+    """Data 2.6.s5.b1: a malformed signature is rejected with 400."""
+    s = with_id(statement(actor=unique("kari")))
+    junk = b"this is not a JWS"
+    r = await post_multipart(xapi, sign(s, junk), [(junk, "application/octet-stream")])
+    assert r.status_code == 400, r.text
+    await assert_not_stored(xapi, s["id"])

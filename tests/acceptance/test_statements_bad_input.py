@@ -1,0 +1,253 @@
+"""Bad input to the Statements resource ends in a 4xx that says what was wrong, never a 500
+(xAPI Communication 3.2: 3.2.s2.b1 invalid arguments and malformed JSON -> 400, 3.2.s3.b2 a message
+explaining the cause, 3.2.s3.b6 content type that does not match the content, 3.2.s3.b11 too large
+-> 413; Data 2.2.s4 statement structure).
+
+Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.statements import statement, with_id
+
+SMALL_LIMIT = 4096
+
+
+@pytest.fixture(scope="module")
+async def shared_tenant(server: Server) -> Tenant:
+    return await make_tenant(server.database_url, server.base_url)
+
+
+@pytest.fixture(scope="module")
+async def clients(server: Server, shared_tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """One client per xAPI version for the whole module (an httpx client is slow to create)."""
+    made = {v: xapi_client(server, shared_tenant, v) for v in ("1.0.3", "2.0.0")}
+    yield made
+    for c in made.values():
+        await c.aclose()
+
+
+@pytest.fixture(params=["1.0.3", "2.0.0"])
+def xapi(request: pytest.FixtureRequest, clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return clients[request.param]
+
+
+@pytest.fixture
+def one(clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    """For checks of the body before any version-specific rule applies: one version is enough."""
+    return clients["2.0.0"]
+
+
+@pytest.fixture(scope="module")
+def small_server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    """A server of its own whose request bodies may be at most SMALL_LIMIT bytes."""
+    url = asyncio.run(new_database(pg))
+    s = start_server(url, env={"SPOR_MAX_BODY_BYTES": str(SMALL_LIMIT)})
+    try:
+        yield s
+    finally:
+        stop_server(s)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def error_message(r: httpx.Response) -> str:
+    """The JSON error body's message (Communication 3.2.s3.b2: a message explaining the cause)."""
+    assert r.headers.get("content-type", "").startswith("application/json"), r.headers.get("content-type")
+    body = r.json()
+    message = body["error"]["message"]
+    assert isinstance(message, str) and message
+    return message
+
+
+async def assert_not_stored(xapi: httpx.AsyncClient, sid: str) -> None:
+    assert (await xapi.get("/statements", params={"statementId": sid})).status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Bodies that are not statements
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"", "empty"),
+        (b"{", "JSON"),
+        (b'{"actor": }', "JSON"),
+        (b"\xff\xfe\x00garbage", "JSON"),
+        (b"[1, 2, 3]", "statement"),
+        (b'["a", "b"]', "statement"),
+        (b"[{}, 5]", "statement"),
+        (b"null", "statement"),
+        (b"42", "statement"),
+        (b'"a string"', "statement"),
+        (b"[[]]", "statement"),
+    ],
+    ids=["empty", "truncated", "syntax", "binary", "array-of-numbers", "array-of-strings", "object-and-number",
+         "null", "number", "string", "nested-array"],
+)
+async def test_post_body_that_is_not_statements_is_400_with_a_message(one: httpx.AsyncClient, body: bytes, words: str) -> None:
+    """Communication 3.2.s2.b1: malformed JSON or structures that are not statements -> 400."""
+    xapi = one
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert words.lower() in error_message(r).lower()
+
+
+@pytest.mark.parametrize("body", [b"{", b"[1,2]", b"null", b"[]"])
+async def test_put_body_that_is_not_a_statement_is_400(one: httpx.AsyncClient, body: bytes) -> None:
+    """Communication 2.1.1.s1 / 3.2.s2.b1: PUT takes one statement object."""
+    xapi = one
+    sid = str(uuid.uuid4())
+    r = await xapi.put("/statements", params={"statementId": sid}, content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    error_message(r)
+    await assert_not_stored(xapi, sid)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded; charset=utf-8",
+                                          "image/png"])
+async def test_statement_sent_with_a_content_type_other_than_json_is_400(one: httpx.AsyncClient, content_type: str) -> None:
+    """Communication 3.2.s3.b6: the content type must match the content (JSON -> application/json)."""
+    xapi = one
+    s = with_id(statement(actor=unique("kari")))
+    r = await xapi.post("/statements", content=orjson.dumps(s), headers={"Content-Type": content_type})
+    assert r.status_code == 400, r.text
+    error_message(r)
+    await assert_not_stored(xapi, s["id"])
+
+
+async def test_json_content_type_with_charset_parameter_is_accepted(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.1: application/json with parameters is still application/json."""
+    s = with_id(statement(actor=unique("kari")))
+    r = await xapi.post("/statements", content=orjson.dumps(s), headers={"Content-Type": "application/json; charset=utf-8"})
+    assert r.status_code == 200, r.text
+
+
+async def test_multipart_declared_without_a_boundary_is_400(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b2: a multipart/mixed body must conform to RFC 2046 (boundary)."""
+    s = with_id(statement(actor=unique("kari")))
+    r = await xapi.post("/statements", content=orjson.dumps(s), headers={"Content-Type": "multipart/mixed"})
+    assert r.status_code == 400, r.text
+    assert "boundary" in error_message(r)
+
+
+# ---------------------------------------------------------------------------------------------
+# Statement validation names the JSON path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (lambda s: s.update(actor={"mbox": "kari@example.org"}), "actor.mbox"),
+        (lambda s: s.update(verb={"id": "not an iri"}), "verb.id"),
+        (lambda s: s["verb"].pop("id"), "verb"),
+        (lambda s: s.pop("actor"), "actor"),
+        (lambda s: s.update(result={"score": {"scaled": 2.5}}), "result.score.scaled"),
+        (lambda s: s.update(result={"success": "true"}), "result.success"),
+        (lambda s: s.update(context={"registration": "not-a-uuid"}), "context.registration"),
+        (lambda s: s.update(timestamp="last tuesday"), "timestamp"),
+        (lambda s: s.update(id="not-a-uuid"), "id"),
+        (lambda s: s.update(bogus=1), "bogus"),
+        (lambda s: s.update(result=None), "result"),
+        (lambda s: s["object"].update(objectType="activity"), "object.objectType"),
+    ],
+    ids=["mbox-without-mailto", "verb-id-not-iri", "verb-without-id", "no-actor", "scaled-over-1", "success-as-string",
+         "registration-not-uuid", "timestamp-not-iso", "id-not-uuid", "unknown-property", "null-value",
+         "objectType-wrong-case"],
+)
+async def test_invalid_statement_is_400_naming_the_json_path(xapi: httpx.AsyncClient, mutate: Any, path: str) -> None:
+    """Data 2.2.s4.b1 (the LRS MUST reject such statements) and 3.2.s3.b2 (a message explaining the
+    cause): the message names where in the statement the problem is."""
+    s = statement(actor=unique("kari"))
+    mutate(s)
+    r = await xapi.post("/statements", json=s)
+    assert r.status_code == 400, r.text
+    assert path in error_message(r)
+
+
+async def test_invalid_statement_in_a_batch_names_its_index(xapi: httpx.AsyncClient) -> None:
+    """In a batch, the path starts with the statement's position, so the sender can find it."""
+    good = with_id(statement(actor=unique("kari")))
+    bad = with_id(statement(actor=unique("ola")))
+    bad["actor"] = {"mbox": "ola@example.org"}
+    r = await xapi.post("/statements", json=[good, good | {"id": str(uuid.uuid4())}, bad])
+    assert r.status_code == 400, r.text
+    assert "[2].actor.mbox" in error_message(r)
+    await assert_not_stored(xapi, good["id"])
+
+
+async def test_deeply_nested_json_is_rejected_without_a_server_error(xapi: httpx.AsyncClient) -> None:
+    """Hostile input is still just bad input: 400, not 500."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = await xapi.post("/statements", content=deep, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text[:200]
+
+
+async def test_extensions_with_deep_nesting_do_not_cause_a_server_error(xapi: httpx.AsyncClient) -> None:
+    """Extensions may hold any JSON (Data 2.4.6 / 5.3); a deeply nested value is accepted or
+    rejected, never a 500."""
+    value: Any = "leaf"
+    for _ in range(200):
+        value = {"k": value}
+    s = with_id(statement(actor=unique("kari"), result={"extensions": {"https://ext.example.org/deep": value}}))
+    r = await xapi.post("/statements", json=s)
+    assert r.status_code in (200, 400, 413), r.text[:200]
+
+
+# ---------------------------------------------------------------------------------------------
+# Size limit (own server with a small SPOR_MAX_BODY_BYTES)
+
+
+async def test_body_over_the_configured_limit_is_413_with_a_message(small_server: Server) -> None:
+    """Communication 3.2.s3.b11/b12: a request larger than the configured maximum is rejected with
+    413 Request Entity Too Large; the statement is not stored."""
+    tenant = await make_tenant(small_server.database_url, small_server.base_url)
+    async with xapi_client(small_server, tenant) as xapi:
+        s = with_id(statement(actor=unique("kari"), result={"response": "x" * (SMALL_LIMIT * 2)}))
+        r = await xapi.post("/statements", json=s)
+        assert r.status_code == 413, r.text
+        assert str(SMALL_LIMIT) in error_message(r)
+        assert "X-Experience-API-Consistent-Through" in r.headers
+        await assert_not_stored(xapi, s["id"])
+        small = with_id(statement(actor=unique("kari")))
+        assert (await xapi.post("/statements", json=small)).status_code == 200
+
+
+async def test_chunked_body_over_the_limit_is_413(small_server: Server) -> None:
+    """Communication 3.2.s3.b11: the limit holds without a Content-Length header too."""
+    tenant = await make_tenant(small_server.database_url, small_server.base_url)
+    s = with_id(statement(actor=unique("kari"), result={"response": "x" * (SMALL_LIMIT * 2)}))
+    payload = orjson.dumps(s)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(payload), 1000):
+            yield payload[i:i + 1000]
+
+    async with xapi_client(small_server, tenant) as xapi:
+        r = await xapi.post("/statements", content=chunks(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413, r.text
+        await assert_not_stored(xapi, s["id"])
+
+
+async def test_put_body_over_the_limit_is_413(small_server: Server) -> None:
+    """Communication 3.2.s3.b11 for PUT."""
+    tenant = await make_tenant(small_server.database_url, small_server.base_url)
+    async with xapi_client(small_server, tenant, "2.0.0") as xapi:
+        s = with_id(statement(actor=unique("kari"), result={"response": "y" * (SMALL_LIMIT * 2)}))
+        r = await xapi.put("/statements", params={"statementId": s["id"]}, json=s)
+        assert r.status_code == 413, r.text
+        await assert_not_stored(xapi, s["id"])

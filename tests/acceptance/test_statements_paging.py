@@ -1,0 +1,191 @@
+"""Paging through query results with "more" (xAPI Communication 2.1.3.s1, Data 2.5 StatementResult):
+each statement exactly once, in order, even while new statements arrive between pages.
+
+Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import Server, Tenant, make_tenant, xapi_client
+from tests.statements import agent, statement, with_id
+
+
+@pytest.fixture(scope="module")
+async def shared_tenant(server: Server) -> Tenant:
+    return await make_tenant(server.database_url, server.base_url)
+
+
+@pytest.fixture(scope="module")
+async def clients(server: Server, shared_tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """One client per xAPI version for the whole module (an httpx client is slow to create)."""
+    made = {v: xapi_client(server, shared_tenant, v) for v in ("1.0.3", "2.0.0")}
+    yield made
+    for c in made.values():
+        await c.aclose()
+
+
+@pytest.fixture(params=["1.0.3", "2.0.0"])
+def xapi(request: pytest.FixtureRequest, clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
+    return clients[request.param]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def js(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def post_each(xapi: httpx.AsyncClient, actor: str, n: int) -> list[str]:
+    """Post n statements one request at a time (distinct stored order); their ids, oldest first."""
+    made = []
+    for _ in range(n):
+        s = with_id(statement(actor=actor))
+        r = await xapi.post("/statements", json=s)
+        assert r.status_code == 200, r.text
+        made.append(s["id"])
+    return made
+
+
+async def follow(xapi: httpx.AsyncClient, server: Server, more: str) -> dict[str, Any]:
+    """GET a "more" IRL: relative to the LRS's host (Data 2.5: path and query, no scheme/host)."""
+    assert more.startswith("/"), f"more must be a path without scheme and host, got {more!r}"
+    r = await xapi.get(server.base_url + more)
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+async def walk(xapi: httpx.AsyncClient, server: Server, params: dict[str, str]) -> list[list[str]]:
+    r = await xapi.get("/statements", params=params)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    pages = [[s["id"] for s in page["statements"]]]
+    while page["more"]:
+        assert len(pages) < 50, "more never ends"
+        page = await follow(xapi, server, page["more"])
+        pages.append([s["id"] for s in page["statements"]])
+    return pages
+
+
+async def test_walking_more_with_limit_2_returns_every_statement_once_newest_first(xapi: httpx.AsyncClient, server: Server) -> None:
+    """Communication 2.1.3.s1: results in reverse stored order, limited per page, with "more"
+    leading to the rest; Data 2.5: "more" is empty when there are no more results."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 5)
+    pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "2"})
+    assert pages == [made[4:2:-1], made[2:0:-1], made[0:1]]
+
+
+async def test_walking_more_ascending_returns_every_statement_once_oldest_first(xapi: httpx.AsyncClient, server: Server) -> None:
+    """Communication 2.1.3.s1 ascending=true, paged."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 5)
+    pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "2", "ascending": "true"})
+    assert pages == [made[0:2], made[2:4], made[4:5]]
+
+
+async def test_the_last_full_page_has_an_empty_more(xapi: httpx.AsyncClient, server: Server) -> None:
+    """Data 2.5 StatementResult: "more" is an empty string when there are no more results, so a
+    result that ends exactly on a page boundary does not point at an empty page."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 4)
+    pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "2"})
+    assert pages == [made[3:1:-1], made[1::-1]]
+
+
+async def test_more_keeps_the_filters_of_the_first_request(xapi: httpx.AsyncClient, server: Server) -> None:
+    """A "more" IRL continues the same query: statements of other agents do not appear later."""
+    kari, ola = unique("kari"), unique("ola")
+    mine = []
+    for i in range(4):
+        mine += await post_each(xapi, kari, 1)
+        await post_each(xapi, ola, 1)
+    pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "1", "ascending": "true"})
+    assert [sid for page in pages for sid in page] == mine
+
+
+async def test_statements_arriving_between_pages_cause_no_repeats_or_skips(xapi: httpx.AsyncClient, server: Server) -> None:
+    """Paging by "more" must return each statement of the original result exactly once even when
+    newer statements are stored between page requests (reverse stored order would otherwise shift
+    the window and repeat statements)."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 5)
+    r = await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "2"})
+    page = r.json()
+    seen = [s["id"] for s in page["statements"]]
+    while page["more"]:
+        await post_each(xapi, kari, 2)
+        page = await follow(xapi, server, page["more"])
+        seen += [s["id"] for s in page["statements"]]
+    assert len(seen) == len(set(seen)), "a statement was returned twice"
+    assert [sid for sid in seen if sid in made] == made[::-1], "an original statement was skipped or reordered"
+
+
+async def test_statements_arriving_between_ascending_pages_cause_no_repeats_or_skips(xapi: httpx.AsyncClient, server: Server) -> None:
+    """As above, oldest first: every original statement exactly once, in order, and nothing twice."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 5)
+    r = await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "2", "ascending": "true"})
+    page = r.json()
+    seen = [s["id"] for s in page["statements"]]
+    while page["more"]:
+        await post_each(xapi, kari, 1)
+        page = await follow(xapi, server, page["more"])
+        seen += [s["id"] for s in page["statements"]]
+    assert len(seen) == len(set(seen)), "a statement was returned twice"
+    assert [sid for sid in seen if sid in made] == made
+
+
+async def test_a_statement_voided_between_pages_is_not_returned_on_a_later_page(xapi: httpx.AsyncClient, server: Server) -> None:
+    """Communication 2.1.4.s1.b1: a voided statement is never returned by a query, later pages of
+    a query started before the voiding included."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 4)
+    r = await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "2"})
+    first = r.json()
+    voiding = with_id({"actor": agent(unique("admin")), "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                       "object": {"objectType": "StatementRef", "id": made[0]}})
+    assert (await xapi.post("/statements", json=voiding)).status_code == 200
+    rest = await follow(xapi, server, first["more"])
+    assert [s["id"] for s in rest["statements"]] == [made[1]]
+
+
+async def test_empty_result_has_empty_more_and_no_statements(xapi: httpx.AsyncClient) -> None:
+    """Communication 2.1.3.s2.b4 / Data 2.5: no match -> 200, statements [] and more ""."""
+    r = await xapi.get("/statements", params={"agent": js(agent(unique("nobody"))), "limit": "2"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"statements": [], "more": ""}
+
+
+async def test_a_more_url_with_a_garbled_token_is_400_not_500(xapi: httpx.AsyncClient) -> None:
+    """Communication 3.2.s2.b1: an invalid argument is a 400."""
+    r = await xapi.get("/statements", params={"more": "definitely-not-a-token"})
+    assert r.status_code == 400, r.text
+    assert "more" in r.json()["error"]["message"]
+
+
+async def test_a_more_url_cannot_be_followed_with_another_stores_credential(
+    xapi: httpx.AsyncClient, server: Server
+) -> None:
+    """DESIGN 5 (stores are tenants): a continuation from one store never shows another store's
+    statements, whoever follows it."""
+    kari = unique("kari")
+    await post_each(xapi, kari, 3)
+    r = await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "1"})
+    more = r.json()["more"]
+    assert more
+    other = await make_tenant(server.database_url, server.base_url)
+    async with xapi_client(server, other, xapi.headers["X-Experience-API-Version"]) as stranger:
+        r = await stranger.get(server.base_url + more)
+        assert r.status_code in (200, 400, 403, 404), r.text
+        if r.status_code == 200:
+            assert r.json()["statements"] == []
