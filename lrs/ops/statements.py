@@ -155,10 +155,13 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
     if "version" not in body:
         # xAPI Data 2.4.10 (1.0.3): a statement without version is stored as 1.0.0.
         body["version"] = "2.0.0" if version == "2.0.0" else "1.0.0"
-    if version == "2.0.0" and "timestamp" in body:
-        # IEEE 9274.1.1: timestamps are returned in UTC.
-        body["timestamp"] = format_timestamp(parse_timestamp(body["timestamp"]))
     obj = body.get("object") or {}
+    if version == "2.0.0":
+        # IEEE 9274.1.1: timestamps are returned in UTC (the statement's and a SubStatement's).
+        if "timestamp" in body:
+            body["timestamp"] = format_timestamp(parse_timestamp(body["timestamp"]))
+        if obj.get("objectType") == "SubStatement" and "timestamp" in obj:
+            obj = body["object"] = {**obj, "timestamp": format_timestamp(parse_timestamp(obj["timestamp"]))}
     refers_to = None
     voids = None
     if obj.get("objectType") == "StatementRef":

@@ -91,7 +91,15 @@ def parse_multipart_response(r: httpx.Response) -> list[Message]:
     return list(msg.get_payload())  # type: ignore[arg-type]
 
 
-async def post_multipart(xapi: httpx.AsyncClient, statements: Any, parts: list[tuple[bytes, str]], **kw: Any) -> httpx.Response:
+def part_bytes(part: Message) -> bytes:
+    content = part.get_payload(decode=True)
+    assert isinstance(content, bytes)
+    return content
+
+
+async def post_multipart(
+    xapi: httpx.AsyncClient, statements: Any, parts: list[tuple[bytes, str]], **kw: Any,
+) -> httpx.Response:
     body, ctype = multipart(statements, parts, **kw)
     return await xapi.post("/statements", content=body, headers={"Content-Type": ctype})
 
@@ -104,7 +112,9 @@ async def assert_not_stored(xapi: httpx.AsyncClient, sid: str) -> None:
 # multipart/mixed
 
 
-async def test_multipart_post_with_matching_part_is_200_and_get_with_attachments_returns_it(xapi: httpx.AsyncClient) -> None:
+async def test_multipart_post_with_matching_part_is_200_and_get_with_attachments_returns_it(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 1.5.2.s3.b4 (accept statements with attachments in multipart/mixed) and
     2.1.3.s2.b6 (attachments=true -> multipart response including the attachment data)."""
     content = f"Certificate of completion for {unique('kari')}\n".encode()
@@ -118,13 +128,13 @@ async def test_multipart_post_with_matching_part_is_200_and_get_with_attachments
     assert r.headers["content-type"].startswith("multipart/mixed")
     parts = parse_multipart_response(r)
     assert parts[0].get_content_type() == "application/json"
-    got = orjson.loads(parts[0].get_payload(decode=True))
+    got = orjson.loads(part_bytes(parts[0]))
     assert got["id"] == s["id"]
     assert got["attachments"] == s["attachments"]
     [data] = parts[1:]
     assert data["X-Experience-API-Hash"] == hashlib.sha256(content).hexdigest()
     assert data["Content-Transfer-Encoding"] == "binary"
-    assert data.get_payload(decode=True) == content
+    assert part_bytes(data) == content
 
 
 async def test_query_with_attachments_true_returns_multipart_with_each_attachment(xapi: httpx.AsyncClient) -> None:
@@ -139,10 +149,23 @@ async def test_query_with_attachments_true_returns_multipart_with_each_attachmen
     r = await xapi.get("/statements", params={"agent": orjson.dumps(a["actor"]).decode(), "attachments": "true"})
     assert r.status_code == 200, r.text
     parts = parse_multipart_response(r)
-    result = orjson.loads(parts[0].get_payload(decode=True))
+    result = orjson.loads(part_bytes(parts[0]))
     assert [x["id"] for x in result["statements"]] == [b["id"], a["id"]]
-    by_hash = {p["X-Experience-API-Hash"]: p.get_payload(decode=True) for p in parts[1:]}
+    by_hash = {p["X-Experience-API-Hash"]: part_bytes(p) for p in parts[1:]}
     assert by_hash == {hashlib.sha256(one).hexdigest(): one, hashlib.sha256(two).hexdigest(): two}
+
+
+async def test_attachments_true_is_multipart_even_when_there_is_no_attachment(xapi: httpx.AsyncClient) -> None:
+    """Communication 2.1.3.s2.b6: with attachments=true the LRS MUST use the multipart format; the
+    first part is the JSON."""
+    s = with_id(statement(actor=unique("kari")))
+    assert (await xapi.post("/statements", json=s)).status_code == 200
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("multipart/mixed")
+    parts = parse_multipart_response(r)
+    assert len(parts) == 1
+    assert orjson.loads(part_bytes(parts[0]))["id"] == s["id"]
 
 
 async def test_get_with_attachments_false_is_json_without_attachment_data(xapi: httpx.AsyncClient) -> None:
@@ -160,11 +183,12 @@ async def test_get_with_attachments_false_is_json_without_attachment_data(xapi: 
 async def test_binary_attachment_data_round_trips_byte_for_byte(xapi: httpx.AsyncClient) -> None:
     """Communication 1.5.2.s2.b2.b4: parts are binary; CR, LF and NUL bytes are data."""
     content = bytes(range(256)) * 4 + b"\r\n--not-a-boundary\r\n"
-    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content, content_type="application/octet-stream")]))
+    a = attachment_object(content, content_type="application/octet-stream")
+    s = with_id(statement(actor=unique("kari"), attachments=[a]))
     assert (await post_multipart(xapi, s, [(content, "application/octet-stream")])).status_code == 200
     r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
     parts = parse_multipart_response(r)
-    assert parts[1].get_payload(decode=True) == content
+    assert part_bytes(parts[1]) == content
 
 
 async def test_part_whose_data_does_not_match_its_hash_is_400_and_nothing_is_stored(xapi: httpx.AsyncClient) -> None:
@@ -172,7 +196,8 @@ async def test_part_whose_data_does_not_match_its_hash_is_400_and_nothing_is_sto
     hash to the declared sha2 leaves the attachment without data -> 400."""
     content = b"the real content"
     s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content)]))
-    r = await post_multipart(xapi, s, [(b"tampered content", "text/plain")], hashes_=[hashlib.sha256(content).hexdigest()])
+    declared = hashlib.sha256(content).hexdigest()
+    r = await post_multipart(xapi, s, [(b"tampered content", "text/plain")], hashes_=[declared])
     assert r.status_code == 400, r.text
     assert hashlib.sha256(content).hexdigest() in r.json()["error"]["message"]
     await assert_not_stored(xapi, s["id"])
@@ -228,12 +253,13 @@ async def test_part_not_referenced_by_any_attachment_is_400(xapi: httpx.AsyncCli
 async def test_put_with_multipart_stores_the_attachment(xapi: httpx.AsyncClient) -> None:
     """Communication 1.5.2.s2.b2.b2: multipart is available for PUT as well as POST."""
     content = b"put attachment " + uuid.uuid4().bytes
-    s = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content, content_type="application/octet-stream")]))
+    a = attachment_object(content, content_type="application/octet-stream")
+    s = with_id(statement(actor=unique("kari"), attachments=[a]))
     body, ctype = multipart(s, [(content, "application/octet-stream")])
     r = await xapi.put("/statements", params={"statementId": s["id"]}, content=body, headers={"Content-Type": ctype})
     assert r.status_code == 204, r.text
     r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
-    assert parse_multipart_response(r)[1].get_payload(decode=True) == content
+    assert part_bytes(parse_multipart_response(r)[1]) == content
 
 
 # ---------------------------------------------------------------------------------------------
@@ -265,8 +291,8 @@ def compact_jws(key: rsa.RSAPrivateKey, x5c: list[str], payload: bytes) -> bytes
 
 def sign(stmt: dict[str, Any], token: bytes) -> dict[str, Any]:
     """The statement with the signature attachment added (Data 2.6.s4)."""
-    return {**stmt, "attachments": [*stmt.get("attachments", []),
-                                     attachment_object(token, usage=SIGNATURE, content_type="application/octet-stream")]}
+    signature = attachment_object(token, usage=SIGNATURE, content_type="application/octet-stream")
+    return {**stmt, "attachments": [*stmt.get("attachments", []), signature]}
 
 
 async def test_signed_statement_with_valid_rs256_signature_is_200_and_returned_with_its_signature(
@@ -282,7 +308,7 @@ async def test_signed_statement_with_valid_rs256_signature_is_200_and_returned_w
     assert r.status_code == 200, r.text
     r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
     parts = parse_multipart_response(r)
-    assert parts[1].get_payload(decode=True) == token
+    assert part_bytes(parts[1]) == token
 
 
 async def test_signed_statement_whose_payload_bytes_were_tampered_with_is_400(

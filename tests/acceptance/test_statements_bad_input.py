@@ -99,7 +99,9 @@ async def assert_not_stored(xapi: httpx.AsyncClient, sid: str) -> None:
     ids=["empty", "truncated", "syntax", "binary", "array-of-numbers", "array-of-strings", "object-and-number",
          "null", "number", "string", "nested-array"],
 )
-async def test_post_body_that_is_not_statements_is_400_with_a_message(one: httpx.AsyncClient, body: bytes, words: str) -> None:
+async def test_post_body_that_is_not_statements_is_400_with_a_message(
+    one: httpx.AsyncClient, body: bytes, words: str,
+) -> None:
     """Communication 3.2.s2.b1: malformed JSON or structures that are not statements -> 400."""
     xapi = one
     r = await xapi.post("/statements", content=body, headers={"Content-Type": "application/json"})
@@ -112,15 +114,19 @@ async def test_put_body_that_is_not_a_statement_is_400(one: httpx.AsyncClient, b
     """Communication 2.1.1.s1 / 3.2.s2.b1: PUT takes one statement object."""
     xapi = one
     sid = str(uuid.uuid4())
-    r = await xapi.put("/statements", params={"statementId": sid}, content=body, headers={"Content-Type": "application/json"})
+    r = await xapi.put("/statements", params={"statementId": sid}, content=body,
+                       headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
     error_message(r)
     await assert_not_stored(xapi, sid)
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "application/x-www-form-urlencoded; charset=utf-8",
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml",
+                                          "application/x-www-form-urlencoded; charset=utf-8",
                                           "image/png"])
-async def test_statement_sent_with_a_content_type_other_than_json_is_400(one: httpx.AsyncClient, content_type: str) -> None:
+async def test_statement_sent_with_a_content_type_other_than_json_is_400(
+    one: httpx.AsyncClient, content_type: str,
+) -> None:
     """Communication 3.2.s3.b6: the content type must match the content (JSON -> application/json)."""
     xapi = one
     s = with_id(statement(actor=unique("kari")))
@@ -133,7 +139,8 @@ async def test_statement_sent_with_a_content_type_other_than_json_is_400(one: ht
 async def test_json_content_type_with_charset_parameter_is_accepted(xapi: httpx.AsyncClient) -> None:
     """Communication 1.5.1: application/json with parameters is still application/json."""
     s = with_id(statement(actor=unique("kari")))
-    r = await xapi.post("/statements", content=orjson.dumps(s), headers={"Content-Type": "application/json; charset=utf-8"})
+    r = await xapi.post("/statements", content=orjson.dumps(s),
+                        headers={"Content-Type": "application/json; charset=utf-8"})
     assert r.status_code == 200, r.text
 
 

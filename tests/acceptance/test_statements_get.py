@@ -72,7 +72,9 @@ async def ids_for_agent(xapi: httpx.AsyncClient, name: str) -> list[str]:
 # statementId
 
 
-async def test_get_by_statement_id_returns_the_statement_exactly_as_sent_plus_lrs_properties(xapi: httpx.AsyncClient) -> None:
+async def test_get_by_statement_id_returns_the_statement_exactly_as_sent_plus_lrs_properties(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.3.s1: statementId returns that single Statement (not a StatementResult);
     format=exact (the default) returns it as received (Data 2.3.1)."""
     s = with_id(statement(actor=unique("kari"), activity=unique("course"),
@@ -138,7 +140,9 @@ async def test_get_with_both_statement_id_and_voided_statement_id_is_400(xapi: h
     ],
     ids=lambda d: next(iter(d)),
 )
-async def test_get_with_statement_id_and_another_parameter_is_400(xapi: httpx.AsyncClient, extra: dict[str, str]) -> None:
+async def test_get_with_statement_id_and_another_parameter_is_400(
+    xapi: httpx.AsyncClient, extra: dict[str, str],
+) -> None:
     """Communication 2.1.3.s2.b2: statementId/voidedStatementId with any parameter other than
     "attachments" or "format" is rejected with 400 (whether or not the statement exists)."""
     for key in ("statementId", "voidedStatementId"):
@@ -163,7 +167,9 @@ async def test_get_with_statement_id_and_format_and_attachments_is_allowed(xapi:
 # Voiding
 
 
-async def test_voided_statement_is_404_by_statement_id_and_returned_by_voided_statement_id(xapi: httpx.AsyncClient) -> None:
+async def test_voided_statement_is_404_by_statement_id_and_returned_by_voided_statement_id(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.4.s1.b1: a voided statement is only returned when requested by
     voidedStatementId."""
     s = with_id(statement(actor=unique("kari")))
@@ -187,7 +193,9 @@ async def test_voided_statement_id_of_a_statement_that_is_not_voided_is_404(xapi
     assert r.status_code == 404, r.text
 
 
-async def test_voided_statement_is_left_out_of_queries_and_the_voiding_statement_is_returned(xapi: httpx.AsyncClient) -> None:
+async def test_voided_statement_is_left_out_of_queries_and_the_voiding_statement_is_returned(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.4.s1.b1/b2: queries never return the voided statement, but do return the
     statements targeting it (the voiding statement included), which match the target's filters
     through the StatementRef rule (2.1.3.s3)."""
@@ -228,7 +236,9 @@ async def test_voiding_statement_whose_object_is_not_a_statement_ref_is_400(xapi
     assert (await xapi.get("/statements", params={"statementId": s["id"]})).status_code == 404
 
 
-async def test_voiding_a_statement_not_yet_stored_is_accepted_and_voids_it_when_it_arrives(xapi: httpx.AsyncClient) -> None:
+async def test_voiding_a_statement_not_yet_stored_is_accepted_and_voids_it_when_it_arrives(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Data 2.3.2.s2.b5: the LRS SHOULD NOT* reject a voiding statement because its target is
     missing; 2.3.2.s2.b3: once the LRS contains both, the target is voided."""
     kari = unique("kari")

@@ -64,7 +64,9 @@ def basic(key: str, secret: str) -> str:
 
 
 @pytest.mark.parametrize("sent", ["1.0.3", "2.0.0"])
-async def test_every_kind_of_response_carries_the_version_header(raw: httpx.AsyncClient, shared_tenant: Tenant, sent: str) -> None:
+async def test_every_kind_of_response_carries_the_version_header(
+    raw: httpx.AsyncClient, shared_tenant: Tenant, sent: str,
+) -> None:
     """Communication 3.3.s3.b1: the version header is on every response: success, 400, 401,
     404, 409."""
     auth = {"Authorization": basic(shared_tenant.key, shared_tenant.secret), VERSION: sent}
@@ -82,7 +84,9 @@ async def test_every_kind_of_response_carries_the_version_header(raw: httpx.Asyn
         assert r.headers.get(VERSION) == sent, label
 
 
-async def test_missing_version_header_is_400_and_still_carries_a_version_header(raw: httpx.AsyncClient, shared_tenant: Tenant) -> None:
+async def test_missing_version_header_is_400_and_still_carries_a_version_header(
+    raw: httpx.AsyncClient, shared_tenant: Tenant,
+) -> None:
     """Communication 3.3.s3.b4.1/b7: a request without the version header is rejected with 400 and
     a short description; 3.3.s3.b1: the response still names a version."""
     r = await raw.get("/statements", headers={"Authorization": basic(shared_tenant.key, shared_tenant.secret)})
@@ -105,7 +109,8 @@ async def test_missing_version_header_on_post_stores_nothing(raw: httpx.AsyncCli
 async def test_unsupported_version_header_is_400(raw: httpx.AsyncClient, shared_tenant: Tenant, bad: str) -> None:
     """Communication 3.3.s3.b4 (before 1.0.0), b6 (1.1.0 or greater, other than the 2.0.0 this
     LRS also serves) and b7 (400 with a short description)."""
-    r = await raw.get("/statements", headers={"Authorization": basic(shared_tenant.key, shared_tenant.secret), VERSION: bad})
+    auth = basic(shared_tenant.key, shared_tenant.secret)
+    r = await raw.get("/statements", headers={"Authorization": auth, VERSION: bad})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["message"]
     assert r.headers.get(VERSION) in ("1.0.3", "2.0.0")
@@ -143,7 +148,8 @@ async def test_consistent_through_is_on_every_statements_response_after_authenti
         "GET 404": await xapi.get("/statements", params={"statementId": str(uuid.uuid4())}),
         "GET 400": await xapi.get("/statements", params={"bogus": "1"}),
         "POST 400": await xapi.post("/statements", json={"actor": "nobody"}),
-        "PUT 409": await xapi.put("/statements", params={"statementId": s["id"]}, json={**s, "result": {"success": True}}),
+        "PUT 409": await xapi.put("/statements", params={"statementId": s["id"]},
+                                  json={**s, "result": {"success": True}}),
     }
     now = datetime.now(UTC)
     for label, r in responses.items():
@@ -153,7 +159,9 @@ async def test_consistent_through_is_on_every_statements_response_after_authenti
         assert now - timedelta(minutes=5) < value <= now + timedelta(seconds=5), (label, r.headers[CT])
 
 
-async def test_consistent_through_is_not_before_the_stored_time_of_a_statement_just_written(xapi: httpx.AsyncClient) -> None:
+async def test_consistent_through_is_not_before_the_stored_time_of_a_statement_just_written(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.3.s2.b5: every statement stored before Consistent-Through is available;
     so once a write has returned, the next response's value is at or after its "stored"."""
     s = with_id(statement(actor=unique("kari")))
@@ -249,7 +257,8 @@ async def test_no_credentials_is_401_with_a_basic_challenge(raw: httpx.AsyncClie
 async def test_wrong_secret_is_401_and_stores_nothing(raw: httpx.AsyncClient, shared_tenant: Tenant) -> None:
     """Communication 3.2.s2.b2: credentials that are refused -> 401; nothing is applied."""
     s = with_id(statement(actor=unique("kari")))
-    r = await raw.post("/statements", json=s, headers={VERSION: "1.0.3", "Authorization": basic(shared_tenant.key, "wrong-secret")})
+    wrong = basic(shared_tenant.key, "wrong-secret")
+    r = await raw.post("/statements", json=s, headers={VERSION: "1.0.3", "Authorization": wrong})
     assert r.status_code == 401, r.text
     assert "WWW-Authenticate" in r.headers
     good = {VERSION: "1.0.3", "Authorization": basic(shared_tenant.key, shared_tenant.secret)}

@@ -76,7 +76,9 @@ async def walk(xapi: httpx.AsyncClient, server: Server, params: dict[str, str]) 
     return pages
 
 
-async def test_walking_more_with_limit_2_returns_every_statement_once_newest_first(xapi: httpx.AsyncClient, server: Server) -> None:
+async def test_walking_more_with_limit_2_returns_every_statement_once_newest_first(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
     """Communication 2.1.3.s1: results in reverse stored order, limited per page, with "more"
     leading to the rest; Data 2.5: "more" is empty when there are no more results."""
     kari = unique("kari")
@@ -85,7 +87,9 @@ async def test_walking_more_with_limit_2_returns_every_statement_once_newest_fir
     assert pages == [made[4:2:-1], made[2:0:-1], made[0:1]]
 
 
-async def test_walking_more_ascending_returns_every_statement_once_oldest_first(xapi: httpx.AsyncClient, server: Server) -> None:
+async def test_walking_more_ascending_returns_every_statement_once_oldest_first(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
     """Communication 2.1.3.s1 ascending=true, paged."""
     kari = unique("kari")
     made = await post_each(xapi, kari, 5)
@@ -102,18 +106,36 @@ async def test_the_last_full_page_has_an_empty_more(xapi: httpx.AsyncClient, ser
     assert pages == [made[3:1:-1], made[1::-1]]
 
 
+async def test_paging_through_one_batch_with_a_shared_stored_time_returns_each_once(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
+    """Statements of one batch may share one "stored" value; paging must still return each once,
+    in the order of the batch (newest first = last of the batch first)."""
+    kari = unique("kari")
+    batch = [with_id(statement(actor=kari)) for _ in range(5)]
+    r = await xapi.post("/statements", json=batch)
+    assert r.status_code == 200, r.text
+    made = [s["id"] for s in batch]
+    pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "2"})
+    assert [sid for page in pages for sid in page] == made[::-1]
+    pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "2", "ascending": "true"})
+    assert [sid for page in pages for sid in page] == made
+
+
 async def test_more_keeps_the_filters_of_the_first_request(xapi: httpx.AsyncClient, server: Server) -> None:
     """A "more" IRL continues the same query: statements of other agents do not appear later."""
     kari, ola = unique("kari"), unique("ola")
     mine = []
-    for i in range(4):
+    for _ in range(4):
         mine += await post_each(xapi, kari, 1)
         await post_each(xapi, ola, 1)
     pages = await walk(xapi, server, {"agent": js(agent(kari)), "limit": "1", "ascending": "true"})
     assert [sid for page in pages for sid in page] == mine
 
 
-async def test_statements_arriving_between_pages_cause_no_repeats_or_skips(xapi: httpx.AsyncClient, server: Server) -> None:
+async def test_statements_arriving_between_pages_cause_no_repeats_or_skips(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
     """Paging by "more" must return each statement of the original result exactly once even when
     newer statements are stored between page requests (reverse stored order would otherwise shift
     the window and repeat statements)."""
@@ -130,7 +152,9 @@ async def test_statements_arriving_between_pages_cause_no_repeats_or_skips(xapi:
     assert [sid for sid in seen if sid in made] == made[::-1], "an original statement was skipped or reordered"
 
 
-async def test_statements_arriving_between_ascending_pages_cause_no_repeats_or_skips(xapi: httpx.AsyncClient, server: Server) -> None:
+async def test_statements_arriving_between_ascending_pages_cause_no_repeats_or_skips(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
     """As above, oldest first: every original statement exactly once, in order, and nothing twice."""
     kari = unique("kari")
     made = await post_each(xapi, kari, 5)
@@ -145,7 +169,9 @@ async def test_statements_arriving_between_ascending_pages_cause_no_repeats_or_s
     assert [sid for sid in seen if sid in made] == made
 
 
-async def test_a_statement_voided_between_pages_is_not_returned_on_a_later_page(xapi: httpx.AsyncClient, server: Server) -> None:
+async def test_a_statement_voided_between_pages_is_not_returned_on_a_later_page(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
     """Communication 2.1.4.s1.b1: a voided statement is never returned by a query, later pages of
     a query started before the voiding included."""
     kari = unique("kari")

@@ -93,7 +93,8 @@ async def test_agent_filter_matches_actor_and_agent_object_but_not_others(xapi: 
     """Communication 2.1.3.s1 agent: statements whose Actor or Object is the Agent (same IFI)."""
     kari, ola = unique("kari"), unique("ola")
     as_actor = with_id(statement(actor=kari))
-    as_object = with_id({"actor": agent(ola), "verb": {"id": "http://example.org/verbs/mentored"}, "object": agent(kari)})
+    as_object = with_id({"actor": agent(ola), "verb": {"id": "http://example.org/verbs/mentored"},
+                         "object": agent(kari)})
     other = with_id(statement(actor=ola))
     await post(xapi, [as_actor, as_object, other])
     assert await ids(xapi, agent=js(agent(kari))) == [as_object["id"], as_actor["id"]]
@@ -122,7 +123,8 @@ async def test_agent_filter_matches_a_group_that_has_the_agent_as_member(xapi: h
 
 async def test_agent_filter_with_an_identified_group_matches_statements_by_that_group(xapi: httpx.AsyncClient) -> None:
     """Communication 2.1.3.s1 agent: the parameter may be an identified Group."""
-    group = {"objectType": "Group", "name": "Ward 7", "account": {"homePage": "https://id.example.org", "name": unique("ward")}}
+    group = {"objectType": "Group", "name": "Ward 7",
+             "account": {"homePage": "https://id.example.org", "name": unique("ward")}}
     s = with_id(statement(actor=unique("kari")))
     s["actor"] = group
     await post(xapi, s)
@@ -250,7 +252,9 @@ async def test_filters_combine_with_and(xapi: httpx.AsyncClient) -> None:
 # StatementRef rule
 
 
-async def test_a_statement_targeting_a_matching_statement_matches_agent_and_activity_filters(xapi: httpx.AsyncClient) -> None:
+async def test_a_statement_targeting_a_matching_statement_matches_agent_and_activity_filters(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.3.s3: a statement whose Object is a StatementRef meets the (non time)
     filters when its target does."""
     kari, ola, course = unique("kari"), unique("ola"), unique("course")
@@ -260,7 +264,8 @@ async def test_a_statement_targeting_a_matching_statement_matches_agent_and_acti
     await post(xapi, ref)
     assert await ids(xapi, agent=js(agent(kari))) == [ref["id"], target["id"]]
     assert await ids(xapi, activity=iri(course)) == [ref["id"], target["id"]]
-    assert await ids(xapi, verb="http://adlnet.gov/expapi/verbs/completed", agent=js(agent(kari))) == [ref["id"], target["id"]]
+    completed = "http://adlnet.gov/expapi/verbs/completed"
+    assert await ids(xapi, verb=completed, agent=js(agent(kari))) == [ref["id"], target["id"]]
     assert await ids(xapi, agent=js(agent(ola))) == [ref["id"]]
 
 
@@ -276,7 +281,9 @@ async def test_the_statement_ref_rule_applies_recursively(xapi: httpx.AsyncClien
     assert await ids(xapi, agent=js(agent(kari))) == [a["id"], b["id"], c["id"]]
 
 
-async def test_the_statement_ref_rule_holds_when_the_target_arrives_after_the_reference(xapi: httpx.AsyncClient) -> None:
+async def test_the_statement_ref_rule_holds_when_the_target_arrives_after_the_reference(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.3.s3 describes a matching rule, not an arrival order: a reference stored
     before its target still matches once the target is stored."""
     kari = unique("kari")
@@ -287,6 +294,19 @@ async def test_the_statement_ref_rule_holds_when_the_target_arrives_after_the_re
     await post(xapi, b)
     await post(xapi, c)
     assert await ids(xapi, agent=js(agent(kari))) == [c["id"], b["id"], a["id"]]
+
+
+async def test_a_reference_to_a_statement_whose_own_target_arrived_late_still_matches(xapi: httpx.AsyncClient) -> None:
+    """Communication 2.1.3.s3 (recursive): b targets c before c is stored; c arrives; then a
+    targets b. a matches c's filters through b like b does."""
+    kari = unique("kari")
+    c = with_id(statement(actor=kari))
+    b = sref(c["id"], by=unique("ola"))
+    a = sref(b["id"], by=unique("per"))
+    await post(xapi, b)
+    await post(xapi, c)
+    await post(xapi, a)
+    assert await ids(xapi, agent=js(agent(kari))) == [a["id"], c["id"], b["id"]]
 
 
 async def test_since_and_until_apply_to_the_targeting_statement_not_its_target(xapi: httpx.AsyncClient) -> None:
@@ -319,7 +339,8 @@ async def test_a_statement_ref_in_context_does_not_carry_the_target_filters(xapi
     kari = unique("kari")
     target = with_id(statement(actor=kari))
     await post(xapi, target)
-    other = with_id(statement(actor=unique("ola"), context={"statement": {"objectType": "StatementRef", "id": target["id"]}}))
+    context = {"statement": {"objectType": "StatementRef", "id": target["id"]}}
+    other = with_id(statement(actor=unique("ola"), context=context))
     await post(xapi, other)
     assert await ids(xapi, agent=js(agent(kari))) == [target["id"]]
 
@@ -463,7 +484,9 @@ async def test_format_canonical_keeps_one_language_chosen_by_accept_language(xap
     assert len(got["object"]["definition"]["description"]) == 1
 
 
-async def test_format_canonical_without_accept_language_still_returns_one_language_per_map(xapi: httpx.AsyncClient) -> None:
+async def test_format_canonical_without_accept_language_still_returns_one_language_per_map(
+    xapi: httpx.AsyncClient,
+) -> None:
     """Communication 2.1.3.s4.b1: "MUST return only one language in each of these maps"."""
     kari, course = unique("kari"), unique("course")
     await post(xapi, _rich(kari, course))
@@ -486,7 +509,9 @@ async def test_format_canonical_without_accept_language_still_returns_one_langua
     ],
     ids=["unknown", "Agent", "statementID", "LIMIT"],
 )
-async def test_unknown_parameter_or_known_one_in_wrong_case_is_400(xapi: httpx.AsyncClient, params: dict[str, str]) -> None:
+async def test_unknown_parameter_or_known_one_in_wrong_case_is_400(
+    xapi: httpx.AsyncClient, params: dict[str, str],
+) -> None:
     """Communication 3.2.s3.b7 (unrecognised parameters) and 3.2.s3.b8 (parameters matching the
     spec's in all but case) are rejected with 400, naming the parameter."""
     r = await xapi.get("/statements", params=params)
@@ -516,7 +541,9 @@ async def test_unknown_parameter_or_known_one_in_wrong_case_is_400(xapi: httpx.A
         ("attachments", "maybe"),
     ],
 )
-async def test_a_parameter_with_an_invalid_value_is_400_naming_it(xapi: httpx.AsyncClient, name: str, value: str) -> None:
+async def test_a_parameter_with_an_invalid_value_is_400_naming_it(
+    xapi: httpx.AsyncClient, name: str, value: str,
+) -> None:
     """Data 2.2.s4.b4: parameter values are validated to the same standards as the same types in
     statements (JSON Agent with exactly one IFI, IRI, UUID, Timestamp, boolean as in JSON);
     Communication 3.2.s2.b1: invalid arguments are 400."""
