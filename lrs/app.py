@@ -21,9 +21,8 @@ from lrs.ops.ratelimit import RateLimiter
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import create_pool
+from lrs.store.db import create_pool, run_migrations
 from lrs.store.documents import PgDocumentRepository
-from lrs.store.migrate import migrate
 from lrs.store.statements import PgStatementRepository
 
 
@@ -38,10 +37,11 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Migrations run as the login user (the owner); the service's own connections act as
+        # settings.db_role, which row-level security applies to (migration 0004).
+        await run_migrations(settings.database_url or "")
         pool = await create_pool(settings.database_url or "", min_size=settings.pool_min_size,
-                                 max_size=settings.pool_max_size)
-        async with pool.acquire() as conn:
-            await migrate(conn)
+                                 max_size=settings.pool_max_size, role=settings.db_role or None)
         app.state.pool = pool
         app.state.settings = settings
         app.state.metrics = metrics

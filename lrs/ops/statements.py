@@ -15,11 +15,15 @@ from typing import Any, Protocol
 import orjson
 
 import statements_schema
-from lrs.errors import BadRequest, Conflict, Forbidden, NotFound
+from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
 from lrs.ops import terms as T
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import format_timestamp, parse_timestamp
+
+
+class StatementIdTaken(Exception):
+    """A concurrent append stored one of the batch's ids first (raised by the repository)."""
 
 
 @dataclass
@@ -217,21 +221,33 @@ async def store_statements(
             raise BadRequest(f"the batch contains statement id {sid} more than once")
         seen.add(sid)
 
-    existing = await repo.existing(principal.store_id, ids)
+    # The existence check runs before the append lock, so two requests may both find an id
+    # new; the loser's insert then hits the unique key and the check runs again: the same
+    # content is then acknowledged, different content is 409 (Communication 2.1.2.s2.b4/b5).
+    for _attempt in range(3):
+        new = _new_statements(prepared, await repo.existing(principal.store_id, ids))
+        if not new:
+            return ids
+        refs = [p.refers_to for p in new if p.refers_to]
+        _inherit_target_terms(new, await repo.target_terms(principal.store_id, refs))
+        try:
+            await repo.append(principal.store_id, new, attachments or [])
+        except StatementIdTaken:
+            continue
+        return ids
+    raise ServiceUnavailable("concurrent writes of the same statement ids kept colliding; retry the request")
+
+
+def _new_statements(prepared: list[Prepared], existing: dict[str, tuple[bytes, bool]]) -> list[Prepared]:
+    """The statements not stored yet; 409 for an id stored with other content."""
     new: list[Prepared] = []
     for p in prepared:
         if p.id in existing:
-            stored_hash, _ = existing[p.id]
-            if stored_hash != p.content_hash:
+            if existing[p.id][0] != p.content_hash:
                 raise Conflict(f"statement {p.id} is already stored with different content")
         else:
             new.append(p)
-    if not new:
-        return ids
-
-    _inherit_target_terms(new, await repo.target_terms(principal.store_id, [p.refers_to for p in new if p.refers_to]))
-    await repo.append(principal.store_id, new, attachments or [])
-    return ids
+    return new
 
 
 def _inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str, bool]]]) -> None:

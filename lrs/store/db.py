@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 
 from lrs.errors import Conflict, LRSError, ServiceUnavailable
+from lrs.store.migrate import migrate
 from lrs.store.queries import sql
 
 
@@ -47,6 +48,18 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: 
         raise ServiceUnavailable(f"database unavailable: {exc}") from exc
     assert pool is not None
     return pool
+
+
+async def run_migrations(url: str) -> list[int]:
+    """Apply pending migrations over a connection of the login user (the schema's owner)."""
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+    try:
+        return await migrate(conn)
+    finally:
+        await conn.close()
 
 
 def translate(exc: BaseException) -> LRSError | None:

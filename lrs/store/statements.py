@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 
 from lrs.ops import terms as T
-from lrs.ops.statements import Attachment, Prepared, Query, StatementRow
+from lrs.ops.statements import Attachment, Prepared, Query, StatementIdTaken, StatementRow
 from lrs.ops.timestamps import format_timestamp
 from lrs.store.activities import upsert_definitions
 from lrs.store.db import scoped, translated
@@ -75,28 +75,34 @@ class PgStatementRepository:
                     term_names.append(term)
                     term_positions.append(pos)
                     term_direct.append(direct)
-            await conn.execute(
-                sql("append_statements"),
-                store_id,
-                positions,
-                stored,
-                [p.id for p in items],
-                bodies,
-                [p.voids for p in items],
-                [p.refers_to for p in items],
-                [p.content_hash for p in items],
-                [",".join(p.attachment_sha2s) or None for p in items],
-                [orjson.dumps(p.terms) for p in items],
-                [p.id in in_batch_voided for p in items],
-                items[0].body["authority"] and _authority_key(items[0].body["authority"]),
-                term_names,
-                term_positions,
-                term_direct,
-                [a.sha2 for a in attachments],
-                [a.content_type for a in attachments],
-                [a.content for a in attachments],
-                positions[-1],
-            )
+            try:
+                await conn.execute(
+                    sql("append_statements"),
+                    store_id,
+                    positions,
+                    stored,
+                    [p.id for p in items],
+                    bodies,
+                    [p.voids for p in items],
+                    [p.refers_to for p in items],
+                    [p.content_hash for p in items],
+                    [",".join(p.attachment_sha2s) or None for p in items],
+                    [orjson.dumps(p.terms) for p in items],
+                    [p.id in in_batch_voided for p in items],
+                    _authority_key(items[0].body["authority"]),
+                    term_names,
+                    term_positions,
+                    term_direct,
+                    [a.sha2 for a in attachments],
+                    [a.content_type for a in attachments],
+                    [a.content for a in attachments],
+                    positions[-1],
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "statements_pkey":
+                    # a concurrent request stored one of these ids first: the caller re-checks
+                    raise StatementIdTaken(str(exc.detail)) from None
+                raise
             await upsert_definitions(conn, store_id, items)
         return stored
 

@@ -78,6 +78,27 @@ forward AS (
     ON CONFLICT (store_id, term, position) DO UPDATE
         SET direct = statement_terms.direct OR EXCLUDED.direct
 ),
+forward_own AS (
+    -- and the referrers' recorded terms, so a statement that later targets a referrer
+    -- inherits the complete set (terms hold a statement's effective terms)
+    UPDATE statements s
+    SET terms = (
+        SELECT jsonb_object_agg(u.term, u.direct)
+        FROM (
+            SELECT x.term, bool_or(x.direct) AS direct
+            FROM (
+                SELECT e.key AS term, (e.value)::text::boolean AS direct FROM jsonb_each(s.terms) e
+                UNION ALL
+                SELECT nt.term, nt.direct
+                FROM new_rows n JOIN new_terms nt ON nt.position = n.position
+                WHERE n.statement_id = r.root
+            ) x
+            GROUP BY x.term
+        ) u
+    )
+    FROM (SELECT DISTINCT ON (position) root, position FROM referrers) r
+    WHERE s.store_id = $1 AND s.position = r.position
+),
 att AS (
     INSERT INTO attachments (store_id, sha2, content_type, content)
     SELECT $1, sha2, content_type, content
