@@ -17,6 +17,7 @@ from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.metrics import Metrics
 from lrs.ops.auth import Authenticator
+from lrs.ops.oidc import OidcConfig, OidcVerifier
 from lrs.ops.ratelimit import RateLimiter
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
@@ -48,7 +49,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.statements = PgStatementRepository(pool)
         app.state.credentials = PgCredentialRepository(pool)
         app.state.documents = PgDocumentRepository(pool)
-        app.state.authenticator = Authenticator(app.state.credentials)
+        oidc_config = OidcConfig.from_settings_dict(dict(settings.oidc))
+        oidc = OidcVerifier(oidc_config) if oidc_config else None
+        app.state.authenticator = Authenticator(app.state.credentials, oidc)
         app.state.audit = PgAuditRepository(pool)
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         metrics.gauge("spor_db_pool_size", pool.get_size)
@@ -56,6 +59,8 @@ def create_app(settings: Settings) -> Starlette:
         try:
             yield
         finally:
+            if oidc is not None:
+                await oidc.aclose()
             await pool.close()
 
     stmts = statements.PATH

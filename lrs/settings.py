@@ -53,6 +53,9 @@ class Settings:
     # The database role the service acts as (row-level security applies to it); '' = the
     # login user itself (then RLS does not apply: see docs/security.md).
     db_role: str = "spor_app"
+    # Single sign-on: every SPOR_OIDC_* variable, keyed without the prefix (oidc_issuer, ...);
+    # see docs/security-oidc.md. Empty: sign-on is off.
+    oidc: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -60,6 +63,8 @@ class Settings:
         env = os.environ if env is None else env
         values: dict[str, object] = {"data_dir": default_data_dir()}
         for f in fields(cls):
+            if f.name == "oidc":
+                continue
             raw = env.get(f"SPOR_{f.name.upper()}")
             if raw is None or raw == "":
                 continue
@@ -75,6 +80,8 @@ class Settings:
                 values[f.name] = Path(raw)
             else:
                 values[f.name] = raw
+        values["oidc"] = tuple(sorted((k.lower().removeprefix("spor_"), v) for k, v in env.items()
+                                      if k.startswith("SPOR_OIDC_") and v))
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 

@@ -12,10 +12,11 @@ import base64
 import binascii
 import hashlib
 import hmac
-from typing import Protocol
+from typing import Any, Protocol
 
 from lrs.errors import Unauthorized
 from lrs.ops import terms as T
+from lrs.ops.oidc import OidcVerifier, bearer_challenge, principal_for
 from lrs.ops.principal import Principal
 from lrs.ops.secrets import verify_secret
 from lrs.store.credentials import CredentialRow
@@ -25,14 +26,36 @@ CHALLENGE = {"WWW-Authenticate": 'Basic realm="Spor xAPI"'}
 
 class CredentialLookup(Protocol):
     async def by_key(self, key: str) -> CredentialRow | None: ...
+    async def store_by_name(self, name: str) -> dict[str, Any] | None: ...
 
 
 class Authenticator:
-    """Turns an Authorization header into a Principal, or raises Unauthorized (401)."""
+    """Turns an Authorization header into a Principal, or raises Unauthorized (401).
 
-    def __init__(self, credentials: CredentialLookup) -> None:
+    HTTP Basic for credentials (systems); Bearer tokens from the configured OpenID Connect
+    issuer for people, when single sign-on is on (``oidc``).
+    """
+
+    def __init__(self, credentials: CredentialLookup, oidc: OidcVerifier | None = None) -> None:
         self.credentials = credentials
+        self.oidc = oidc
         self._verified: dict[str, bytes] = {}
+        self._store_ids: dict[str, int] = {}
+        self.challenge = CHALLENGE if oidc is None else {
+            "WWW-Authenticate": CHALLENGE["WWW-Authenticate"] + ", " + bearer_challenge()["WWW-Authenticate"]
+        }
+
+    async def _bearer(self, token: str) -> Principal:
+        assert self.oidc is not None
+        verified = await self.oidc.verify(token)
+        store_id = self._store_ids.get(verified.store)
+        if store_id is None:
+            store = await self.credentials.store_by_name(verified.store)
+            if store is None:
+                raise Unauthorized(f"the token's store {verified.store!r} does not exist here",
+                                   headers=bearer_challenge("invalid_token", "unknown store"))
+            store_id = self._store_ids[verified.store] = int(store["id"])
+        return principal_for(verified, store_id)
 
     @staticmethod
     def _fingerprint(key: str, secret: str, secret_hash: str) -> bytes:
@@ -40,8 +63,11 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:
-            raise Unauthorized("authentication required: send HTTP Basic credentials", headers=CHALLENGE)
+            raise Unauthorized("authentication required: send HTTP Basic credentials"
+                               + (" or a Bearer token" if self.oidc else ""), headers=self.challenge)
         scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and self.oidc is not None:
+            return await self._bearer(value.strip())
         if scheme.lower() != "basic":
             raise Unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic", headers=CHALLENGE)
         try:

@@ -270,7 +270,8 @@ def principal_for(token: VerifiedToken, store_id: int) -> Principal:
     agent = {**token.agent, "account": dict(token.agent["account"])}
     key = T.agent_key(agent)
     assert key is not None  # an account agent always has an IFI key
-    return Principal(store_id=store_id, credential_id=None, scopes=token.scopes, authority=agent, authority_key=key)
+    return Principal(store_id=store_id, credential_id=None, scopes=token.scopes, authority=agent, authority_key=key,
+                     person_key=key)
 
 
 def is_norwegian_national_id(value: str) -> bool:

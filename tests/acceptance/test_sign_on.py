@@ -1,0 +1,142 @@
+"""Single sign-on over HTTP: a person with an OpenID Connect token reads their own statements,
+and nothing else; every such read lands in the audit trail.
+
+The test serves its own identity provider (discovery + JWKS) on loopback and signs real tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from http.server import ThreadingHTTPServer
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.integration.test_oidc import Idp, KeyPair, _handler, rsa_pair, sign
+from tests.statements import statement
+
+HOMEPAGE = "https://helseid.example.org"
+AUDIENCE = "spor-api"
+STORE = "sunnaas-test"
+
+
+@pytest.fixture(scope="module")
+def idp_server() -> Iterator[tuple[Idp, KeyPair]]:
+    state = Idp()
+    key = rsa_pair("k1")
+    state.publish(key.jwk)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state, key
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def sso_server(pg: EmbeddedPostgres, idp_server: tuple[Idp, KeyPair]) -> Iterator[Server]:
+    idp, _ = idp_server
+    url = asyncio.run(new_database(pg))
+    env = {
+        "SPOR_OIDC_ISSUER": idp.issuer,
+        "SPOR_OIDC_AUDIENCE": AUDIENCE,
+        "SPOR_OIDC_ACCOUNT_HOMEPAGE": HOMEPAGE,
+        "SPOR_OIDC_STORE": STORE,
+    }
+    s = start_server(url, env)
+    try:
+        yield s
+    finally:
+        stop_server(s)
+
+
+def token(idp_server: tuple[Idp, KeyPair], person: str, **extra: Any) -> str:
+    idp, key = idp_server
+    now = int(time.time())
+    return sign(key, {"iss": idp.issuer, "aud": AUDIENCE, "sub": person, "iat": now, "nbf": now,
+                      "exp": now + 300, **extra})
+
+
+def person_agent(person: str) -> dict[str, Any]:
+    return {"objectType": "Agent", "account": {"homePage": HOMEPAGE, "name": person}}
+
+
+@pytest.fixture(scope="module")
+async def seeded(sso_server: Server) -> AsyncIterator[None]:
+    tenant = await make_tenant(sso_server.database_url, sso_server.base_url, store=STORE)
+    async with xapi_client(sso_server, tenant, "2.0.0") as c:
+        mine = [{**statement(activity=f"course-{i}"), "actor": person_agent("pseudo-kari")} for i in range(3)]
+        theirs = [{**statement(activity="course-x"), "actor": person_agent("pseudo-ola")}]
+        assert (await c.post("/statements", json=mine + theirs)).status_code == 200
+    yield
+
+
+def bearer_client(server: Server, tok: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=server.base_url + "/xapi", timeout=30,
+                             headers={"Authorization": f"Bearer {tok}", "X-Experience-API-Version": "2.0.0"})
+
+
+async def test_a_person_reads_exactly_their_own_statements(
+    sso_server: Server, seeded: None, idp_server: tuple[Idp, KeyPair]
+) -> None:
+    async with bearer_client(sso_server, token(idp_server, "pseudo-kari")) as c:
+        r = await c.get("/statements")
+    assert r.status_code == 200, r.text
+    actors = {s["actor"]["account"]["name"] for s in r.json()["statements"]}
+    assert actors == {"pseudo-kari"} and len(r.json()["statements"]) == 3
+
+
+async def test_a_person_asking_for_someone_else_is_refused(
+    sso_server: Server, seeded: None, idp_server: tuple[Idp, KeyPair]
+) -> None:
+    async with bearer_client(sso_server, token(idp_server, "pseudo-kari")) as c:
+        other = '{"account":{"homePage":"%s","name":"pseudo-ola"}}' % HOMEPAGE
+        r = await c.get("/statements", params={"agent": other})
+    assert r.status_code == 403, r.text
+
+
+async def test_a_person_cannot_write_statements(
+    sso_server: Server, seeded: None, idp_server: tuple[Idp, KeyPair]
+) -> None:
+    async with bearer_client(sso_server, token(idp_server, "pseudo-kari")) as c:
+        r = await c.post("/statements", json=statement())
+    assert r.status_code == 403, r.text
+
+
+async def test_expired_and_wrong_audience_tokens_get_401_with_a_bearer_challenge(
+    sso_server: Server, idp_server: tuple[Idp, KeyPair]
+) -> None:
+    past = int(time.time()) - 3600
+    expired = token(idp_server, "pseudo-kari", iat=past - 60, nbf=past - 60, exp=past)
+    wrong_aud = token(idp_server, "pseudo-kari", aud="another-api")
+    for tok, message in ((expired, "token expired"), (wrong_aud, "wrong audience")):
+        async with bearer_client(sso_server, tok) as c:
+            r = await c.get("/statements")
+        assert r.status_code == 401
+        assert message in r.json()["error"]["message"]
+        assert r.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_the_person_s_reads_are_audited(
+    sso_server: Server, seeded: None, idp_server: tuple[Idp, KeyPair]
+) -> None:
+    async with bearer_client(sso_server, token(idp_server, "pseudo-kari")) as c:
+        assert (await c.get("/statements", params={"limit": "2"})).status_code == 200
+    conn = await asyncpg.connect(sso_server.database_url)
+    try:
+        rows = await conn.fetch("SELECT person, action, records FROM audit_log WHERE person = $1",
+                                f"account:{HOMEPAGE}|pseudo-kari")
+    finally:
+        await conn.close()
+    assert any(r["action"] == "statements.query" and r["records"] == 2 for r in rows)
