@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
@@ -101,7 +102,7 @@ async def test_a_person_asking_for_someone_else_is_refused(
     sso_server: Server, seeded: None, idp_server: tuple[Idp, KeyPair]
 ) -> None:
     async with bearer_client(sso_server, token(idp_server, "pseudo-kari")) as c:
-        other = '{"account":{"homePage":"%s","name":"pseudo-ola"}}' % HOMEPAGE
+        other = orjson.dumps(person_agent("pseudo-ola")).decode()
         r = await c.get("/statements", params={"agent": other})
     assert r.status_code == 403, r.text
 
