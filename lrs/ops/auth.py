@@ -95,4 +95,5 @@ class Authenticator:
             scopes=frozenset(row.scopes),
             authority=row.authority,
             authority_key=T.agent_key(row.authority) or row.key,
+            read_stores=tuple(row.read_stores or (row.store_id,)),
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from lrs.ops.principal import ALL_SCOPES
 from lrs.ops.secrets import hash_secret, new_key, new_secret
 from lrs.store.credentials import PgCredentialRepository
 
@@ -32,16 +34,24 @@ def credential_authority(key: str, label: str, public_url: str) -> dict[str, Any
 
 async def create_credential(
     repo: PgCredentialRepository, store_name: str, *, label: str = "", scopes: list[str] | None = None,
-    public_url: str,
+    public_url: str, expires_at: datetime | None = None, region: str | None = None, rotated_from: int | None = None,
 ) -> NewCredential:
-    """Create a credential for an existing store; the secret is returned once and stored hashed."""
+    """Create a credential for an existing store; the secret is returned once and stored hashed.
+
+    A regional credential (``region``) may read every store of that region, never write to them
+    other than its own store.
+    """
     store = await repo.store_by_name(store_name)
     if store is None:
         raise LookupError(f"no store named {store_name!r}")
-    key, secret = new_key(), new_secret()
     scopes = scopes or ["all"]
+    unknown = set(scopes) - ALL_SCOPES
+    if unknown:
+        raise ValueError(f"unknown scope(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(ALL_SCOPES))}")
+    key, secret = new_key(), new_secret()
     await repo.create_credential(
-        store["id"], key, hash_secret(secret), label, scopes, credential_authority(key, label, public_url)
+        store["id"], key, hash_secret(secret), label, scopes, credential_authority(key, label, public_url),
+        expires_at, region, rotated_from,
     )
     return NewCredential(store_name, key, secret, scopes)
 

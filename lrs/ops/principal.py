@@ -24,6 +24,13 @@ class Principal:
     authority_key: str
     # Set for a person signed in with OpenID Connect: the agent key of that person.
     person_key: str | None = None
+    # Stores whose read models this caller may read: its own, or every store of its region for
+    # a regional credential. xAPI resources always act on ``store_id`` alone.
+    read_stores: tuple[int, ...] = ()
+
+    @property
+    def readable_stores(self) -> tuple[int, ...]:
+        return self.read_stores or (self.store_id,)
 
     @property
     def reads_only_own(self) -> bool:

@@ -26,6 +26,8 @@ class CredentialRow:
     expires_at: datetime | None
     revoked_at: datetime | None
     active: bool
+    region: str | None = None
+    read_stores: list[int] | None = None
 
 
 class PgCredentialRepository:
@@ -34,9 +36,9 @@ class PgCredentialRepository:
     def __init__(self, pool: asyncpg.Pool | asyncpg.Connection) -> None:
         self.db = pool
 
-    async def create_store(self, name: str, organisation: str | None = None) -> int:
+    async def create_store(self, name: str, organisation: str | None = None, region: str | None = None) -> int:
         async with translated():
-            return int(await self.db.fetchval(sql("store_create"), name, organisation))
+            return int(await self.db.fetchval(sql("store_create"), name, organisation, region))
 
     async def store_by_name(self, name: str) -> dict[str, Any] | None:
         async with translated():
@@ -49,11 +51,13 @@ class PgCredentialRepository:
 
     async def create_credential(
         self, store_id: int, key: str, secret_hash: str, label: str, scopes: list[str],
-        authority: dict[str, Any], expires_at: datetime | None = None,
+        authority: dict[str, Any], expires_at: datetime | None = None, region: str | None = None,
+        rotated_from: int | None = None,
     ) -> int:
         async with translated():
             return int(await self.db.fetchval(
-                sql("credential_create"), store_id, key, secret_hash, label, scopes, authority, expires_at
+                sql("credential_create"), store_id, key, secret_hash, label, scopes, authority, expires_at,
+                region, rotated_from,
             ))
 
     async def by_key(self, key: str) -> CredentialRow | None:
@@ -68,6 +72,10 @@ class PgCredentialRepository:
     async def revoke(self, key: str) -> bool:
         async with translated():
             return await self.db.fetchval(sql("credential_revoke"), key) is not None
+
+    async def expire(self, key: str, at: datetime) -> bool:
+        async with translated():
+            return await self.db.fetchval(sql("credential_expire"), key, at) is not None
 
     async def count(self) -> int:
         async with translated():

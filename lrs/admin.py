@@ -1,0 +1,204 @@
+"""Administration commands: ``spor store``, ``spor credential``, ``spor audit``.
+
+Output is a table for people and ``--json`` for scripts. Secrets are printed once, at creation
+or rotation, and never again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.database import resolve_database
+from lrs.ops import bootstrap
+from lrs.settings import Settings
+from lrs.store.audit import PgAuditRepository
+from lrs.store.credentials import PgCredentialRepository
+from lrs.store.embedded import EmbeddedPostgres
+from lrs.store.migrate import migrate
+
+Work = Callable[[asyncpg.Connection, Settings], Awaitable[list[dict[str, Any]]]]
+_SPAN = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def public_url(settings: Settings) -> str:
+    return settings.public_url or f"http://{settings.host}:{settings.port}"
+
+
+def parse_when(text: str) -> datetime:
+    """A point in time: an ISO 8601 date-time, or a span from now such as 90d, 12h, 2w."""
+    m = _SPAN.match(text.strip())
+    if m:
+        return datetime.now(UTC) + timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"not a time or span: {text!r} (use e.g. 2027-01-31T00:00:00Z or 90d)") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def run_with_database(work: Work, settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Run ``work`` on an owner connection: SPOR_DATABASE_URL, or the embedded cluster (joined
+    when a `spor serve` already runs on it, else started and stopped around the command)."""
+    settings, embedded = resolve_database(settings or Settings.from_env())
+
+    async def run() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            await migrate(conn)
+            await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                                      schema="pg_catalog")
+            return await work(conn, settings)
+        finally:
+            await conn.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if isinstance(embedded, EmbeddedPostgres):
+            embedded.stop()  # a no-op when a running `spor serve` owns the cluster
+
+
+def print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:
+    """``--json``: a JSON array; otherwise an aligned table."""
+    if as_json:
+        sys.stdout.write(orjson.dumps(rows, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    if not rows:
+        print("(none)")
+        return
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, datetime):
+            return v.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        if isinstance(v, list | tuple):
+            return ",".join(map(str, v))
+        if isinstance(v, dict):
+            return orjson.dumps(v).decode()
+        return str(v)
+
+    columns = list(rows[0])
+    table = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
+        repo = PgCredentialRepository(conn)
+        if args.action == "create":
+            if not args.name:
+                raise SystemExit("usage: spor store create NAME [--organisation ORG] [--region REGION]")
+            if await repo.store_by_name(args.name):
+                raise SystemExit(f"a store named {args.name!r} exists already")
+            sid = await repo.create_store(args.name, args.organisation, args.region)
+            return [{"id": sid, "name": args.name, "organisation": args.organisation, "region": args.region}]
+        return await repo.list_stores()
+
+    print_rows(run_with_database(work), args.json)
+    return 0
+
+
+def cmd_credential(args: argparse.Namespace) -> int:
+    async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
+        repo = PgCredentialRepository(conn)
+        if args.action == "create":
+            try:
+                c = await bootstrap.create_credential(
+                    repo, args.store, label=args.label or "", scopes=args.scope or ["all"],
+                    public_url=public_url(s), expires_at=parse_when(args.expires) if args.expires else None,
+                    region=args.region,
+                )
+            except (LookupError, ValueError) as exc:
+                raise SystemExit(str(exc)) from None
+            return [{"store": c.store, "key": c.key, "secret": c.secret, "scopes": c.scopes}]
+        if args.action in ("revoke", "rotate") and not args.key:
+            raise SystemExit(f"usage: spor credential {args.action} --key KEY")
+        if args.action == "revoke":
+            if not await repo.revoke(args.key):
+                raise SystemExit(f"no active credential with key {args.key!r}")
+            return [{"key": args.key, "revoked": True}]
+        if args.action == "rotate":
+            return [await _rotate(conn, repo, args, s)]
+        return await repo.list_credentials()
+
+    print_rows(run_with_database(work), args.json)
+    return 0
+
+
+async def _rotate(conn: asyncpg.Connection, repo: PgCredentialRepository, args: argparse.Namespace,
+                  s: Settings) -> dict[str, Any]:
+    """A new secret under a new key with the same store, scopes and label; the old key stops
+    working now, or after ``--grace`` so running clients can switch over."""
+    old = await repo.by_key(args.key)
+    if old is None or not old.active:
+        raise SystemExit(f"no active credential with key {args.key!r}")
+    store = await conn.fetchval("SELECT name FROM stores WHERE id = $1", old.store_id)
+    async with conn.transaction():
+        c = await bootstrap.create_credential(
+            repo, store, label=old.label, scopes=list(old.scopes), public_url=public_url(s),
+            expires_at=old.expires_at, region=old.region, rotated_from=old.id,
+        )
+        if args.grace:
+            await repo.expire(old.key, parse_when(args.grace))
+        else:
+            await repo.revoke(old.key)
+    return {"store": c.store, "key": c.key, "secret": c.secret, "scopes": c.scopes, "replaces": old.key,
+            "old_key_valid_until": parse_when(args.grace) if args.grace else "revoked now"}
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    if bool(args.person) == bool(args.credential):
+        raise SystemExit("usage: spor audit --person AGENT_KEY | --credential KEY [--limit N] [--json]")
+
+    async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
+        audit = PgAuditRepository(conn)
+        if args.person:
+            return await audit.by_person(args.person, args.limit)
+        return await audit.by_credential(args.credential, args.limit)
+
+    print_rows(run_with_database(work), args.json)
+    return 0
+
+
+def add_subcommands(sub: Any) -> None:
+    """Register store, credential and audit on the `spor` parser."""
+    store = sub.add_parser("store", help="create or list stores (tenants)")
+    store.add_argument("action", choices=["create", "list"])
+    store.add_argument("name", nargs="?")
+    store.add_argument("--organisation", default=None, help="the organisation that owns the store")
+    store.add_argument("--region", default=None, help="region the store belongs to (for regional credentials)")
+    store.add_argument("--json", action="store_true", help="machine-readable output")
+    store.set_defaults(func=cmd_store)
+
+    cred = sub.add_parser("credential", help="create, list, rotate or revoke credentials")
+    cred.add_argument("action", choices=["create", "list", "rotate", "revoke"])
+    cred.add_argument("--store", default=bootstrap.DEFAULT_STORE, help="store the credential belongs to")
+    cred.add_argument("--label", default=None, help="who or what uses it, e.g. kursbyggeren")
+    cred.add_argument("--scope", action="append", help="xAPI scope (repeatable; default all)")
+    cred.add_argument("--expires", default=None, help="expiry: ISO date-time or a span such as 90d")
+    cred.add_argument("--region", default=None, help="make it regional: read (never write) the region's stores")
+    cred.add_argument("--key", default=None, help="credential key (rotate, revoke)")
+    cred.add_argument("--grace", default=None, help="rotate: keep the old key valid this long (e.g. 1h)")
+    cred.add_argument("--json", action="store_true", help="machine-readable output")
+    cred.set_defaults(func=cmd_credential)
+
+    audit = sub.add_parser("audit", help="who read whose records")
+    audit.add_argument("--person", default=None, help="agent key, e.g. account:https://id.example.org|emp-1001")
+    audit.add_argument("--credential", default=None, help="credential key")
+    audit.add_argument("--limit", type=int, default=1000)
+    audit.add_argument("--json", action="store_true", help="machine-readable output")
+    audit.set_defaults(func=cmd_audit)

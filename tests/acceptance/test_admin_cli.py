@@ -1,0 +1,105 @@
+"""`spor store|credential|audit` against the database of a running server: secrets shown once,
+JSON for scripts, and revocation, expiry and rotation effective on the very next request."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+
+from tests.conftest import ROOT, Server
+from tests.statements import statement
+
+V = {"X-Experience-API-Version": "2.0.0"}
+
+
+def spor(server: Server, *args: str) -> Any:
+    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url, "SPOR_PUBLIC_URL": server.base_url}
+    proc = subprocess.run([sys.executable, "-m", "lrs.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    return orjson.loads(proc.stdout) if "--json" in args else proc.stdout
+
+
+def status(server: Server, auth: tuple[str, str], method: str = "GET") -> int:
+    if method == "POST":
+        r = httpx.post(server.base_url + "/xapi/statements", json=statement(), auth=auth, headers=V)
+    else:
+        r = httpx.get(server.base_url + "/xapi/statements", params={"limit": "1"}, auth=auth, headers=V)
+    return r.status_code
+
+
+def new_store(server: Server) -> str:
+    name = "cli-" + uuid.uuid4().hex[:8]
+    out = spor(server, "store", "create", name, "--organisation", "Testsykehuset HF", "--region", "sor-ost", "--json")
+    assert out[0]["name"] == name
+    return name
+
+
+def test_store_and_credential_lifecycle(server: Server) -> None:
+    store = new_store(server)
+    assert store in {s["name"] for s in spor(server, "store", "list", "--json")}
+    created = spor(server, "credential", "create", "--store", store, "--label", "kursbyggeren", "--json")[0]
+    auth = (created["key"], created["secret"])
+    assert status(server, auth) == 200
+
+    listed = spor(server, "credential", "list", "--json")
+    mine = [c for c in listed if c["key"] == created["key"]]
+    assert mine and "secret" not in mine[0] and "secret_hash" not in mine[0]
+    assert created["secret"] not in spor(server, "credential", "list")  # the table view
+
+    spor(server, "credential", "revoke", "--key", created["key"], "--json")
+    assert status(server, auth) == 401  # the next request, no restart
+
+
+def test_scoped_credential_can_only_do_what_its_scope_allows(server: Server) -> None:
+    store = new_store(server)
+    writer = spor(server, "credential", "create", "--store", store, "--scope", "statements/write", "--json")[0]
+    reader = spor(server, "credential", "create", "--store", store, "--scope", "statements/read", "--json")[0]
+    assert status(server, (writer["key"], writer["secret"]), "POST") == 200
+    assert status(server, (writer["key"], writer["secret"])) == 403
+    assert status(server, (reader["key"], reader["secret"])) == 200
+    assert status(server, (reader["key"], reader["secret"]), "POST") == 403
+
+
+def test_an_expired_credential_is_refused(server: Server) -> None:
+    store = new_store(server)
+    c = spor(server, "credential", "create", "--store", store, "--expires", "2001-01-01T00:00:00Z", "--json")[0]
+    assert status(server, (c["key"], c["secret"])) == 401
+
+
+def test_rotation_gives_a_new_secret_and_retires_the_old_one(server: Server) -> None:
+    store = new_store(server)
+    old = spor(server, "credential", "create", "--store", store, "--json")[0]
+    new = spor(server, "credential", "rotate", "--key", old["key"], "--json")[0]
+    assert new["key"] != old["key"] and new["replaces"] == old["key"]
+    assert status(server, (new["key"], new["secret"])) == 200
+    assert status(server, (old["key"], old["secret"])) == 401
+
+
+def test_rotation_with_a_grace_period_keeps_the_old_key_working_for_now(server: Server) -> None:
+    store = new_store(server)
+    old = spor(server, "credential", "create", "--store", store, "--json")[0]
+    spor(server, "credential", "rotate", "--key", old["key"], "--grace", "1h", "--json")
+    assert status(server, (old["key"], old["secret"])) == 200
+
+
+def test_unknown_scope_is_refused_by_the_cli(server: Server) -> None:
+    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url}
+    proc = subprocess.run([sys.executable, "-m", "lrs.cli", "credential", "create", "--store", "default",
+                           "--scope", "everything"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "unknown scope" in proc.stderr
+
+
+def test_audit_lists_the_reads_of_a_credential(server: Server) -> None:
+    store = new_store(server)
+    c = spor(server, "credential", "create", "--store", store, "--json")[0]
+    assert status(server, (c["key"], c["secret"])) == 200
+    rows = spor(server, "audit", "--credential", c["key"], "--json")
+    assert rows and rows[0]["action"] == "statements.query" and rows[0]["store"] == store
+    assert "credential" in spor(server, "audit", "--credential", c["key"]).splitlines()[0].lower()
