@@ -1,0 +1,80 @@
+"""Refusals a demanding operator expects: floods get 429, stores cannot see each other through
+any resource, and secrets never reach the logs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.statements import statement
+
+
+@pytest.fixture(scope="module")
+def limited_server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    url = asyncio.run(new_database(pg))
+    s = start_server(url, {"SPOR_RATE_LIMIT_PER_SECOND": "5", "SPOR_RATE_LIMIT_BURST": "10"})
+    try:
+        yield s
+    finally:
+        stop_server(s)
+
+
+async def test_a_flood_from_one_credential_gets_429_with_retry_after(limited_server: Server) -> None:
+    tenant = await make_tenant(limited_server.database_url, limited_server.base_url)
+    other = await make_tenant(limited_server.database_url, limited_server.base_url)
+    async with xapi_client(limited_server, tenant) as c:
+        codes = [(await c.get("/statements", params={"limit": "1"})) for _ in range(30)]
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited, [r.status_code for r in codes]
+    assert int(limited[0].headers["Retry-After"]) >= 1
+    assert "rate limit" in limited[0].json()["error"]["message"]
+    # another credential is not affected by the first one's flood
+    async with xapi_client(limited_server, other) as c:
+        assert (await c.get("/statements", params={"limit": "1"})).status_code == 200
+
+
+async def test_no_resource_shows_one_store_s_data_to_another(server: Server) -> None:
+    a = await make_tenant(server.database_url, server.base_url)
+    b = await make_tenant(server.database_url, server.base_url)
+    activity = "https://courses.example.org/tenancy-check"
+    agent = '{"account":{"homePage":"https://id.example.org","name":"emp-kari"}}'
+    async with xapi_client(server, a, "2.0.0") as ca, xapi_client(server, b, "2.0.0") as cb:
+        s = statement(activity="tenancy-check")
+        r = await ca.post("/statements", json=s)
+        sid = r.json()[0]
+        await ca.put("/activities/state", params={"activityId": activity, "agent": agent, "stateId": "bookmark"},
+                     json={"page": 7})
+        await ca.put("/activities/profile", params={"activityId": activity, "profileId": "p"}, json={"x": 1},
+                     headers={"If-None-Match": "*"})
+        await ca.put("/agents/profile", params={"agent": agent, "profileId": "p"}, json={"x": 1},
+                     headers={"If-None-Match": "*"})
+        assert (await ca.get("/statements", params={"statementId": sid})).status_code == 200
+
+        assert (await cb.get("/statements", params={"statementId": sid})).status_code == 404
+        assert (await cb.get("/statements", params={"activity": activity})).json()["statements"] == []
+        assert (await cb.get("/activities/state", params={"activityId": activity, "agent": agent,
+                                                          "stateId": "bookmark"})).status_code == 404
+        assert (await cb.get("/activities/state", params={"activityId": activity, "agent": agent})).json() == []
+        assert (await cb.get("/activities/profile", params={"activityId": activity, "profileId": "p"})).status_code == 404
+        assert (await cb.get("/agents/profile", params={"agent": agent, "profileId": "p"})).status_code == 404
+        act = await cb.get("/activities", params={"activityId": activity})
+        assert "definition" not in act.json() or act.json().get("definition") in ({}, None)
+
+
+async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Server) -> None:
+    tenant = await make_tenant(server.database_url, server.base_url)
+    async with xapi_client(server, tenant) as c:
+        await c.get("/statements", params={"limit": "1"})
+    async with httpx.AsyncClient(base_url=server.base_url + "/xapi") as c:
+        await c.get("/statements", auth=(tenant.key, "wrong-" + tenant.secret),
+                    headers={"X-Experience-API-Version": "2.0.0"})
+    await asyncio.sleep(0.2)
+    logs = server.logs()
+    basic = base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
+    assert tenant.secret not in logs and basic not in logs
