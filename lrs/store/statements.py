@@ -52,8 +52,13 @@ class PgStatementRepository:
             rows = await conn.fetch(sql("statements_terms_of"), store_id, ids)
         return {r["id"]: list(r["terms"].items()) for r in rows}
 
-    async def append(self, store_id: int, items: list[Prepared], attachments: list[Attachment]) -> datetime:
-        """Append new statements in one transaction, holding the store's append lock."""
+    async def append(
+        self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
+    ) -> datetime:
+        """Append new statements in one transaction, holding the store's append lock.
+
+        ``define``: whether the statements may update canonical Activity definitions.
+        """
         in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
         async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
             reservation = await reserve(conn, store_id, len(items))
@@ -103,7 +108,8 @@ class PgStatementRepository:
                     # a concurrent request stored one of these ids first: the caller re-checks
                     raise StatementIdTaken(str(exc.detail)) from None
                 raise
-            await upsert_definitions(conn, store_id, items)
+            if define:
+                await upsert_definitions(conn, store_id, items)
         return stored
 
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None:

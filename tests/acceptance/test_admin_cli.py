@@ -103,3 +103,24 @@ def test_audit_lists_the_reads_of_a_credential(server: Server) -> None:
     rows = spor(server, "audit", "--credential", c["key"], "--json")
     assert rows and rows[0]["action"] == "statements.query" and rows[0]["store"] == store
     assert "credential" in spor(server, "audit", "--credential", c["key"]).splitlines()[0].lower()
+
+
+def test_without_the_define_scope_statements_do_not_change_canonical_definitions(server: Server) -> None:
+    store = new_store(server)
+    writer = spor(server, "credential", "create", "--store", store, "--scope", "statements/write", "--json")[0]
+    admin = spor(server, "credential", "create", "--store", store, "--json")[0]
+    activity = f"https://courses.example.org/define-{uuid.uuid4().hex[:6]}"
+    s = statement()
+    s["object"] = {"id": activity, "definition": {"name": {"en": "Defined by writer"}}}
+    r = httpx.post(server.base_url + "/xapi/statements", json=s, auth=(writer["key"], writer["secret"]), headers=V)
+    assert r.status_code == 200
+    got = httpx.get(server.base_url + "/xapi/activities", params={"activityId": activity},
+                    auth=(admin["key"], admin["secret"]), headers=V).json()
+    assert "Defined by writer" not in orjson.dumps(got).decode()
+    s2 = statement()
+    s2["object"] = {"id": activity, "definition": {"name": {"en": "Defined by admin"}}}
+    assert httpx.post(server.base_url + "/xapi/statements", json=s2, auth=(admin["key"], admin["secret"]),
+                      headers=V).status_code == 200
+    got = httpx.get(server.base_url + "/xapi/activities", params={"activityId": activity},
+                    auth=(admin["key"], admin["secret"]), headers=V).json()
+    assert got["definition"]["name"] == {"en": "Defined by admin"}
