@@ -245,7 +245,8 @@ async def get_statements(request: Request) -> Response:
         row = await ops.get_statement(repo, who, params["voidedStatementId" if voided else "statementId"],
                                       voided=voided, audit=request.app.state.audit)
         headers["Last-Modified"] = http_date(row.stored)
-        return await _respond(request, ops.shape(row.payload, fmt, langs), row.attachment_sha2s,
+        [shaped] = await ops.shape(repo, who.store_id, [row.payload], fmt, langs)
+        return await _respond(request, shaped, row.attachment_sha2s,
                               parse_bool(params, "attachments"), who.store_id, headers)
 
     if "more" in params:
@@ -260,7 +261,7 @@ async def get_statements(request: Request) -> Response:
     if len(rows) > q.limit:
         rows = rows[: q.limit]
         more = _encode_more(q, fmt, attachments, rows[-1].position, horizon)
-    parts = [ops.shape(r.payload, fmt, langs) for r in rows]
+    parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs)
     json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
     if rows and version == "2.0.0":
         headers["Last-Modified"] = http_date(max(r.stored for r in rows))

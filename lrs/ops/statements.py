@@ -26,6 +26,10 @@ class StatementIdTaken(Exception):
     """A concurrent append stored one of the batch's ids first (raised by the repository)."""
 
 
+_AGENT_KEYS = frozenset({"actor", "instructor", "team", "authority", "agent", "group", "member"})
+_ACTIVITY_KEYS = frozenset({"object", "parent", "grouping", "category", "other"})
+
+
 @dataclass
 class Prepared:
     """A statement ready to append: the LRS-set properties filled in except ``stored``."""
@@ -107,6 +111,7 @@ class StatementRepository(Protocol):
     async def query(self, store_id: int, q: Query) -> tuple[list[StatementRow], int]: ...
     async def consistent_through(self, store_id: int) -> datetime: ...
     async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]: ...
+    async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -361,24 +366,45 @@ def _lang_pick(langmap: dict[str, str], accept: list[str]) -> dict[str, str]:
     return {k: langmap[k]}
 
 
-def _canonical(node: Any, accept: list[str], key: str | None = None) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            if k in ("display", "name", "description") and isinstance(v, dict) and key != "extensions":
-                out[k] = _lang_pick(v, accept)
-            elif k == "extensions":
-                out[k] = v
-            else:
-                out[k] = _canonical(v, accept, k)
-        return out
+def _canonical(node: Any, accept: list[str], definitions: dict[str, dict[str, Any]], key: str | None = None) -> Any:
+    """format=canonical: Activities carry the LRS's canonical definition, and every language map
+    (definitions, verb display) is cut to the one best language (Communication 2.1.3)."""
     if isinstance(node, list):
-        return [_canonical(v, accept, key) for v in node]
-    return node
+        return [_canonical(v, accept, definitions, key) for v in node]
+    if not isinstance(node, dict):
+        return node
+    if key in _ACTIVITY_KEYS and node.get("objectType", "Activity") == "Activity" and node.get("id") in definitions:
+        node = {**node, "definition": definitions[node["id"]]}
+    out = {}
+    for k, v in node.items():
+        if k in ("display", "name", "description") and isinstance(v, dict):
+            out[k] = _lang_pick(v, accept)
+        elif k == "extensions":
+            out[k] = v
+        else:
+            out[k] = _canonical(v, accept, definitions, k)
+    return out
 
 
-_AGENT_KEYS = frozenset({"actor", "instructor", "team", "authority", "agent", "group", "member"})
-_ACTIVITY_KEYS = frozenset({"object", "parent", "grouping", "category", "other"})
+def activity_ids(stmt: dict[str, Any]) -> set[str]:
+    """Ids of the Activities in a statement (object, context activities, SubStatement)."""
+    found: set[str] = set()
+
+    def walk(node: Any, key: str | None) -> None:
+        if isinstance(node, list):
+            for v in node:
+                walk(v, key)
+        elif isinstance(node, dict):
+            if key in _ACTIVITY_KEYS and node.get("objectType", "Activity") == "Activity" and "id" in node:
+                found.add(str(node["id"]))
+            for k, v in node.items():
+                if k in ("object", "context", "contextActivities") or k in _ACTIVITY_KEYS:
+                    walk(v, k)
+
+    walk(stmt, None)
+    return found
+
+
 
 
 def _ids(node: Any, key: str | None = None) -> Any:
@@ -398,11 +424,15 @@ def _ids(node: Any, key: str | None = None) -> Any:
     return {k: _ids(v, k) for k, v in node.items()}
 
 
-def shape(payload: bytes, fmt: str, accept_languages: list[str]) -> bytes:
-    """A stored statement's JSON in the requested format (exact returns the stored text)."""
+async def shape(
+    repo: StatementRepository, store_id: int, payloads: list[bytes], fmt: str, accept_languages: list[str]
+) -> list[bytes]:
+    """Stored statements' JSON in the requested format (exact returns the stored text as is)."""
     if fmt == "exact":
-        return payload
-    stmt = orjson.loads(payload)
+        return payloads
+    statements = [orjson.loads(p) for p in payloads]
     if fmt == "ids":
-        return orjson.dumps(_ids(stmt))
-    return orjson.dumps(_canonical(stmt, accept_languages))
+        return [orjson.dumps(_ids(s)) for s in statements]
+    ids = sorted(set().union(*(activity_ids(s) for s in statements))) if statements else []
+    definitions = await repo.canonical_definitions(store_id, ids)
+    return [orjson.dumps(_canonical(s, accept_languages, definitions)) for s in statements]

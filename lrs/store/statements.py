@@ -16,7 +16,7 @@ import orjson
 from lrs.ops import terms as T
 from lrs.ops.statements import Attachment, Prepared, Query, StatementIdTaken, StatementRow
 from lrs.ops.timestamps import format_timestamp
-from lrs.store.activities import upsert_definitions
+from lrs.store.activities import canonical_definitions, upsert_definitions
 from lrs.store.db import scoped, translated
 from lrs.store.log import reserve
 from lrs.store.queries import sql
@@ -149,6 +149,9 @@ class PgStatementRepository:
         async with translated(), scoped(self.pool, [store_id]) as conn:
             rows = await conn.fetch(sql(name), *args)
         return [_row(r) for r in rows], horizon
+
+    async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
+        return await canonical_definitions(self.pool, store_id, ids)
 
     async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]:
         if not sha2s:
