@@ -3,18 +3,21 @@ database pool. Nothing happens at import time."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from lrs.http import about, activities, agents, documents, operations, statements
 from lrs.http.alternate import AlternateRequestMiddleware
 from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
+from lrs.lag import sample_lag
 from lrs.metrics import Metrics
 from lrs.ops.auth import Authenticator
 from lrs.ops.oidc import OidcConfig, OidcVerifier
@@ -25,6 +28,7 @@ from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool, run_migrations
 from lrs.store.documents import PgDocumentRepository
 from lrs.store.statements import PgStatementRepository
+from projections import api as analyst_api
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -56,15 +60,19 @@ def create_app(settings: Settings) -> Starlette:
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         metrics.gauge("spor_db_pool_size", pool.get_size)
         metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
+        lag_task = asyncio.create_task(sample_lag(settings.database_url or "", metrics))
         try:
             yield
         finally:
+            lag_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag_task
             if oidc is not None:
                 await oidc.aclose()
             await pool.close()
 
     stmts = statements.PATH
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", operations.health, methods=["GET"]),
         Route("/metrics", operations.metrics, methods=["GET"]),
         Route(stmts, statements.get_statements, methods=["GET", "HEAD"]),
@@ -84,6 +92,7 @@ def create_app(settings: Settings) -> Starlette:
             Route(path, h["post"], methods=["POST"]),
             Route(path, h["delete"], methods=["DELETE"]),
         ]
+    routes.append(Mount("/api", routes=analyst_api.routes()))
     return Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -16,6 +16,7 @@ from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.migrate import migrate
+from projections import cli as projections_cli
 
 _public_url = admin.public_url
 
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     admin.add_subcommands(sub)
+    projections_cli.add_subcommands(sub)
     return p
 
 

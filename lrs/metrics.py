@@ -21,6 +21,7 @@ class Metrics:
         self.help: dict[str, tuple[str, str]] = {}
         self.hist: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
         self.gauges: dict[str, Callable[[], float]] = {}
+        self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
 
     def describe(self, name: str, kind: str, text: str) -> None:
         self.help[name] = (kind, text)
@@ -39,6 +40,10 @@ class Metrics:
 
     def gauge(self, name: str, read: Callable[[], float]) -> None:
         self.gauges[name] = read
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """A labelled gauge set from outside (e.g. projection lag sampled periodically)."""
+        self.values[(name, tuple(sorted(labels.items())))] = value
 
     def render(self) -> str:
         lines: list[str] = []
@@ -75,6 +80,11 @@ class Metrics:
                 lines.append(f"{name}_bucket{le} {cumulative}")
                 lines.append(f"{name}_count{fmt(labels)} {cumulative}")
                 lines.append(f"{name}_sum{fmt(labels)} {h[-1]}")
+        for name in sorted({k[0] for k in self.values}):
+            header(name)
+            for (n, labels), v in sorted(self.values.items()):
+                if n == name:
+                    lines.append(f"{name}{fmt(labels)} {v}")
         for name, read in sorted(self.gauges.items()):
             header(name)
             lines.append(f"{name} {read()}")

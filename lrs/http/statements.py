@@ -46,6 +46,14 @@ async def _consistency_headers(request: Request, store_id: int) -> dict[str, str
     return {"X-Experience-API-Consistent-Through": format_timestamp(through)}
 
 
+async def _write_consistency(request: Request, store_id: int, written: ops.StoredIds) -> dict[str, str]:
+    """After an append, everything stored up to its stored time is visible: appends of a store
+    commit in stored-time order, so no earlier one can still be in flight."""
+    if written.stored is None:
+        return await _consistency_headers(request, store_id)
+    return {"X-Experience-API-Consistent-Through": format_timestamp(written.stored)}
+
+
 def consistent(handler: Handler) -> Handler:
     """Put X-Experience-API-Consistent-Through on every response of the Statements resource,
     errors included (Communication 2.1.3.s2.b5: "on all responses to Statements Resource
@@ -103,8 +111,10 @@ async def put_statement(request: Request) -> Response:
     if not sid:
         raise BadRequest("statementId parameter is required for PUT")
     statements, attachments = await _statements_from_body(request, single=True)
-    await ops.store_statements(request.app.state.statements, who, version, statements, attachments, put_id=sid)
-    return Response(status_code=204, headers=await _consistency_headers(request, who.store_id))
+    stored = await ops.store_statements(request.app.state.statements, who, version, statements, attachments,
+                                        put_id=sid)
+    request.app.state.metrics.inc("spor_statements_received_total", len(stored))
+    return Response(status_code=204, headers=await _write_consistency(request, who.store_id, stored))
 
 
 @consistent
@@ -120,8 +130,8 @@ async def post_statements(request: Request) -> Response:
         raise PayloadTooLarge(f"the batch has {len(statements)} statements; the limit is {max_batch}")
     ids = await ops.store_statements(request.app.state.statements, who, version, statements, attachments)
     request.app.state.metrics.inc("spor_statements_received_total", len(ids))
-    return Response(orjson.dumps(ids), media_type="application/json",
-                    headers=await _consistency_headers(request, who.store_id))
+    return Response(orjson.dumps(list(ids)), media_type="application/json",
+                    headers=await _write_consistency(request, who.store_id, ids))
 
 
 def _agent_param(raw: str, version: str) -> str:

@@ -6,7 +6,6 @@ plain values or ``lrs.errors`` exceptions back.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -15,16 +14,11 @@ from typing import Any, Protocol
 import orjson
 
 import statements_schema
-from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, ServiceUnavailable
+from lrs.errors import BadRequest, Forbidden, NotFound
 from lrs.ops import terms as T
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import format_timestamp, parse_timestamp
-
-
-class StatementIdTaken(Exception):
-    """A concurrent append stored one of the batch's ids first (raised by the repository)."""
-
 
 _AGENT_KEYS = frozenset({"actor", "instructor", "team", "authority", "agent", "group", "member"})
 _ACTIVITY_KEYS = frozenset({"object", "parent", "grouping", "category", "other"})
@@ -36,7 +30,6 @@ class Prepared:
 
     id: str
     body: dict[str, Any]
-    content_hash: bytes
     voids: str | None
     refers_to: str | None
     terms: dict[str, bool]
@@ -102,11 +95,9 @@ class Query:
 class StatementRepository(Protocol):
     """What the rules need from storage (implemented in lrs.store.statements)."""
 
-    async def existing(self, store_id: int, ids: list[str]) -> dict[str, tuple[bytes, bool]]: ...
-    async def target_terms(self, store_id: int, ids: list[str]) -> dict[str, list[tuple[str, bool]]]: ...
     async def append(
         self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
-    ) -> datetime: ...
+    ) -> datetime | None: ...
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None: ...
     async def query(self, store_id: int, q: Query) -> tuple[list[StatementRow], int]: ...
     async def consistent_through(self, store_id: int) -> datetime: ...
@@ -118,9 +109,22 @@ class StatementRepository(Protocol):
 # Writing
 
 
-def content_hash(stmt: dict[str, Any]) -> bytes:
-    """SHA-256 of the comparison form of a statement (same hash = same statement)."""
-    return hashlib.sha256(orjson.dumps(comparison_form(stmt), option=orjson.OPT_SORT_KEYS)).digest()
+def same_statement(new: dict[str, Any], stored: dict[str, Any]) -> bool:
+    """Whether a re-sent statement equals the stored one (Data 2.3.1, comparison requirements).
+
+    Compared only when an id comes again, so the hot path pays nothing for it. The properties
+    the LRS assigns are ignored; a timestamp the LRS filled in (the sender sent none) too.
+    """
+    if "timestamp" not in new:
+        stored = {k: v for k, v in stored.items() if k != "timestamp"}
+    return comparison_form(new) == comparison_form(stored)
+
+
+class StoredIds(list[str]):
+    """The ids of a write, in request order, and the stored time of what it appended (None
+    when every statement was already stored)."""
+
+    stored: datetime | None = None
 
 
 def _normalise_uuid(value: str, what: str) -> str:
@@ -155,9 +159,8 @@ def _context_activities_as_lists(stmt: dict[str, Any]) -> None:
 
 
 def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepared:
-    """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute hash and terms."""
+    """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute the filter terms."""
     _context_activities_as_lists(stmt)
-    received_hash = content_hash(stmt)
     body = dict(stmt)
     sid = _normalise_uuid(body["id"], "id") if "id" in body else str(uuid.uuid4())
     body["id"] = sid
@@ -185,7 +188,6 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
     return Prepared(
         id=sid,
         body=body,
-        content_hash=received_hash,
         voids=voids,
         refers_to=refers_to,
         terms=T.statement_terms(body),
@@ -201,7 +203,7 @@ async def store_statements(
     attachments: list[Attachment] | None = None,
     *,
     put_id: str | None = None,
-) -> list[str]:
+) -> StoredIds:
     """Validate and append a batch all-or-nothing; return the ids in request order.
 
     A statement whose id is already stored with the same content is acknowledged without a
@@ -228,36 +230,24 @@ async def store_statements(
             raise BadRequest(f"the batch contains statement id {sid} more than once")
         seen.add(sid)
 
-    # The existence check runs before the append lock, so two requests may both find an id
-    # new; the loser's insert then hits the unique key and the check runs again: the same
-    # content is then acknowledged, different content is 409 (Communication 2.1.2.s2.b4/b5).
-    for _attempt in range(3):
-        new = _new_statements(prepared, await repo.existing(principal.store_id, ids))
-        if not new:
-            return ids
-        refs = [p.refers_to for p in new if p.refers_to]
-        _inherit_target_terms(new, await repo.target_terms(principal.store_id, refs))
-        try:
-            # Communication 4.2, scope "define": without it the statement is stored but canonical
-            # Activity definitions are not updated from it.
-            await repo.append(principal.store_id, new, attachments or [],
-                              define=bool(principal.scopes & {"all", "define"}))
-        except StatementIdTaken:
-            continue
-        return ids
-    raise ServiceUnavailable("concurrent writes of the same statement ids kept colliding; retry the request")
+    # The repository checks which ids exist under the store's append lock (so concurrent
+    # writers of one id cannot both insert it), acknowledges re-sent identical statements,
+    # and refuses the whole request with 409 if one differs (Communication 2.1.2.s2.b4/b5).
+    # Communication 4.2, scope "define": without it canonical definitions are not updated.
+    stored = await repo.append(principal.store_id, prepared, attachments or [],
+                               define=bool(principal.scopes & {"all", "define"}))
+    result = StoredIds(ids)
+    result.stored = stored
+    return result
 
 
-def _new_statements(prepared: list[Prepared], existing: dict[str, tuple[bytes, bool]]) -> list[Prepared]:
-    """The statements not stored yet; 409 for an id stored with other content."""
-    new: list[Prepared] = []
-    for p in prepared:
-        if p.id in existing:
-            if existing[p.id][0] != p.content_hash:
-                raise Conflict(f"statement {p.id} is already stored with different content")
-        else:
-            new.append(p)
-    return new
+def inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str, bool]]]) -> None:
+    """Give statements that target another by StatementRef the target's filter terms.
+
+    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively; targets
+    in the same batch are resolved here, stored targets come from the index.
+    """
+    _inherit_target_terms(batch, stored)
 
 
 def _inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str, bool]]]) -> None:

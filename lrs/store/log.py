@@ -34,13 +34,20 @@ class Reservation:
         return list(range(self.first, self.first + self.count))
 
 
-async def reserve(conn: asyncpg.Connection, store_id: int, count: int) -> Reservation:
+async def lock(conn: asyncpg.Connection, store_id: int) -> None:
+    """Take the store's append lock for the rest of the transaction (before reading state that
+    the append depends on, such as which statement ids exist)."""
+    await conn.execute(sql("lock_store_for_append"), store_id)
+
+
+async def reserve(conn: asyncpg.Connection, store_id: int, count: int, *, locked: bool = False) -> Reservation:
     """Lock the store's log for this transaction and reserve ``count`` positions.
 
     Must run inside a transaction; the caller writes its events at ``positions`` and then
     calls ``commit_positions`` (or includes the counter update in its own statement).
     """
-    await conn.execute(sql("lock_store_for_append"), store_id)
+    if not locked:
+        await lock(conn, store_id)
     row = await conn.fetchrow(sql("append_position_and_stored"), store_id)
     if row is None:
         raise LookupError(f"store {store_id} does not exist")

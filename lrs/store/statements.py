@@ -7,19 +7,37 @@ statement index is written in the same transaction as the event, which is what m
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
+from lrs.errors import Conflict
 from lrs.ops import terms as T
-from lrs.ops.statements import Attachment, Prepared, Query, StatementIdTaken, StatementRow
+from lrs.ops.statements import Attachment, Prepared, Query, StatementRow, inherit_target_terms, same_statement
 from lrs.ops.timestamps import format_timestamp
 from lrs.store.activities import canonical_definitions, upsert_definitions
+from lrs.store.appender import GroupAppender
 from lrs.store.db import scoped, translated
-from lrs.store.log import reserve
+from lrs.store.log import Reservation, lock, reserve
 from lrs.store.queries import sql
+
+
+def _new_in(items: list[Prepared], stored: dict[str, dict[str, Any]], accepted: dict[str, Prepared]) -> list[Prepared]:
+    """A request's statements not stored yet; Conflict when one of its ids is stored (or taken
+    earlier in the same group) with different content: then nothing of the request is kept."""
+    mine: list[Prepared] = []
+    for p in items:
+        other = stored.get(p.id)
+        if other is None and p.id in accepted:
+            other = accepted[p.id].body
+        if other is None:
+            mine.append(p)
+        elif not same_statement(p.body, other):
+            raise Conflict(f"statement {p.id} is already stored with different content")
+    return mine
 
 
 def _row(r: asyncpg.Record) -> StatementRow:
@@ -34,83 +52,119 @@ def _row(r: asyncpg.Record) -> StatementRow:
     )
 
 
+@dataclass
+class _Write:
+    """One request's statements waiting for a group transaction."""
+
+    items: list[Prepared]
+    attachments: list[Attachment]
+    define: bool
+
+
 class PgStatementRepository:
-    """StatementRepository over PostgreSQL (see lrs.ops.statements.StatementRepository)."""
+    """StatementRepository over PostgreSQL (see lrs.ops.statements.StatementRepository).
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    Writes go through a GroupAppender: concurrent requests for one store share a transaction
+    (group commit, see lrs/store/appender.py).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, max_group: int = 5000) -> None:
         self.pool = pool
-
-    async def existing(self, store_id: int, ids: list[str]) -> dict[str, tuple[bytes, bool]]:
-        async with translated(), scoped(self.pool, [store_id]) as conn:
-            rows = await conn.fetch(sql("statements_existing"), store_id, ids)
-        return {r["id"]: (bytes(r["content_hash"]), r["voiding"]) for r in rows}
-
-    async def target_terms(self, store_id: int, ids: list[str]) -> dict[str, list[tuple[str, bool]]]:
-        if not ids:
-            return {}
-        async with translated(), scoped(self.pool, [store_id]) as conn:
-            rows = await conn.fetch(sql("statements_terms_of"), store_id, ids)
-        return {r["id"]: list(r["terms"].items()) for r in rows}
+        self.appender: GroupAppender[_Write, datetime | None] = GroupAppender(self._write_group, max_group)
 
     async def append(
         self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
-    ) -> datetime:
-        """Append new statements in one transaction, holding the store's append lock.
+    ) -> datetime | None:
+        """Append a request's new statements all-or-nothing; the stored time, or None when
+        every statement was stored before (same content). Conflict (409) when an id is stored
+        with different content. ``define``: may update canonical Activity definitions."""
+        return await self.appender.submit(store_id, _Write(items, attachments, define), len(items))
 
-        ``define``: whether the statements may update canonical Activity definitions.
-        """
-        in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
+    async def _write_group(self, store_id: int, writes: list[_Write]) -> list[datetime | BaseException | None]:
+        outcomes: list[datetime | BaseException | None] = [None] * len(writes)
         async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
-            reservation = await reserve(conn, store_id, len(items))
-            stored = reservation.stored
-            stored_text = format_timestamp(stored)
-            positions = reservation.positions
-            bodies: list[bytes] = []
-            for p in items:
-                p.body["stored"] = stored_text
-                if "timestamp" not in p.body:
-                    # xAPI Data 2.4.7: without a timestamp the LRS sets it to the stored time.
-                    p.body["timestamp"] = stored_text
-                bodies.append(orjson.dumps(p.body))
-            term_names: list[str] = []
-            term_positions: list[int] = []
-            term_direct: list[bool] = []
-            for pos, p in zip(positions, items, strict=True):
-                for term, direct in p.terms.items():
-                    term_names.append(term)
-                    term_positions.append(pos)
-                    term_direct.append(direct)
-            try:
-                await conn.execute(
-                    sql("append_statements"),
-                    store_id,
-                    positions,
-                    stored,
-                    [p.id for p in items],
-                    bodies,
-                    [p.voids for p in items],
-                    [p.refers_to for p in items],
-                    [p.content_hash for p in items],
-                    [",".join(p.attachment_sha2s) or None for p in items],
-                    [orjson.dumps(p.terms) for p in items],
-                    [p.id in in_batch_voided for p in items],
-                    _authority_key(items[0].body["authority"]),
-                    term_names,
-                    term_positions,
-                    term_direct,
-                    [a.sha2 for a in attachments],
-                    [a.content_type for a in attachments],
-                    [a.content for a in attachments],
-                    positions[-1],
-                )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "statements_pkey":
-                    # a concurrent request stored one of these ids first: the caller re-checks
-                    raise StatementIdTaken(str(exc.detail)) from None
-                raise
-            if define:
-                await upsert_definitions(conn, store_id, items)
-        return stored
+            # Under the lock no other writer of this store can store one of these ids between
+            # the check and the insert.
+            await lock(conn, store_id)
+            ids = [p.id for w in writes for p in w.items]
+            existing = {r["id"]: orjson.loads(r["payload"])
+                        for r in await conn.fetch(sql("statements_existing"), store_id, ids)}
+            accepted: dict[str, Prepared] = {}
+            new: list[Prepared] = []
+            attachments: list[Attachment] = []
+            defining: list[Prepared] = []
+            for i, w in enumerate(writes):
+                try:
+                    mine = _new_in(w.items, existing, accepted)
+                except Conflict as exc:
+                    outcomes[i] = exc
+                    continue
+                accepted.update((p.id, p) for p in mine)
+                new += mine
+                attachments += w.attachments
+                if w.define:
+                    defining += mine
+            if not new:
+                return outcomes
+            refs = [p.refers_to for p in new if p.refers_to]
+            targets: dict[str, list[tuple[str, bool]]] = {}
+            if refs:
+                targets = {r["id"]: list(r["terms"].items())
+                           for r in await conn.fetch(sql("statements_terms_of"), store_id, refs)}
+            inherit_target_terms(new, targets)
+            reservation = await reserve(conn, store_id, len(new), locked=True)
+            await self._insert(conn, store_id, new, attachments, reservation)
+            if defining:
+                await upsert_definitions(conn, store_id, defining)
+        for i, outcome in enumerate(outcomes):
+            if outcome is None and any(p.id in accepted and accepted[p.id] is p for p in writes[i].items):
+                outcomes[i] = reservation.stored
+        return outcomes
+
+    async def _insert(
+        self, conn: asyncpg.Connection, store_id: int, items: list[Prepared], attachments: list[Attachment],
+        reservation: Reservation,
+    ) -> None:
+        stored_text = format_timestamp(reservation.stored)
+        positions = reservation.positions
+        in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
+        bodies: list[bytes] = []
+        for p in items:
+            p.body["stored"] = stored_text
+            if "timestamp" not in p.body:
+                # xAPI Data 2.4.7: without a timestamp the LRS sets it to the stored time.
+                p.body["timestamp"] = stored_text
+            bodies.append(orjson.dumps(p.body))
+        term_names: list[str] = []
+        term_positions: list[int] = []
+        term_direct: list[bool] = []
+        for pos, p in zip(positions, items, strict=True):
+            for term, direct in p.terms.items():
+                term_names.append(term)
+                term_positions.append(pos)
+                term_direct.append(direct)
+        unique_attachments = {a.sha2: a for a in attachments}.values()
+        await conn.execute(
+            sql("append_statements"),
+            store_id,
+            positions,
+            reservation.stored,
+            [p.id for p in items],
+            bodies,
+            [p.voids for p in items],
+            [p.refers_to for p in items],
+            [",".join(p.attachment_sha2s) or None for p in items],
+            [orjson.dumps(p.terms) for p in items],
+            [p.id in in_batch_voided for p in items],
+            [_authority_key(p.body["authority"]) for p in items],
+            term_names,
+            term_positions,
+            term_direct,
+            [a.sha2 for a in unique_attachments],
+            [a.content_type for a in unique_attachments],
+            [a.content for a in unique_attachments],
+            reservation.last,
+        )
 
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None:
         async with translated(), scoped(self.pool, [store_id]) as conn:

@@ -110,6 +110,12 @@ async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> 
         status_rows = (await client.get("/api/v1/projections", auth=auth)).json()["items"]
         assert {r["projection"] for r in status_rows} == set(ALL) and all(r["lag_events"] == 0 for r in status_rows)
 
+        # another store's credential sees none of it (scoped connection + row-level security)
+        other = await make_tenant(db_url, "http://testserver")
+        assert (await client.get("/api/v1/transcripts/P-0001", auth=(other.key, other.secret))).json()["items"] == []
+    audited = await conn.fetch("SELECT action, records FROM audit_log WHERE action = 'analyst.transcript'")
+    assert [r["records"] for r in audited] == [2, 0]
+
 
 async def test_rollup_shows_groups_at_or_above_the_threshold(db_url: str, conn: asyncpg.Connection) -> None:
     tenant = await make_tenant(db_url, "http://testserver")

@@ -173,7 +173,7 @@ LIMIT $4 OFFSET $5;
 
 -- name: api_course_status
 -- Per course: learners registered/started/completed/passed/failed, averages, and where learners stop.
-WITH uv AS (
+WITH RECURSIVE uv AS (
     SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
     FROM rm_course_status.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $3
     ORDER BY store_id, unit_id, valid_from DESC
@@ -248,7 +248,7 @@ LIMIT $5 OFFSET $6;
 
 -- name: api_compliance
 -- Per person, unit and requirement as of a date: valid / expiring / expired / missing.
-WITH uv AS (
+WITH RECURSIVE uv AS (
     SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
     FROM rm_compliance.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
     ORDER BY store_id, unit_id, valid_from DESC
@@ -307,7 +307,7 @@ LIMIT $9 OFFSET $10;
 
 -- name: api_compliance_rollup
 -- Compliance counts per requirement and unit, trust or region (in effect at the date).
-WITH uv AS (
+WITH RECURSIVE uv AS (
     SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
     FROM rm_compliance.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
     ORDER BY store_id, unit_id, valid_from DESC

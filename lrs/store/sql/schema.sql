@@ -62,7 +62,6 @@ statements.voided boolean NOT NULL DEFAULT false
 statements.voids uuid NULL
 statements.refers_to uuid NULL
 statements.authority_key text NOT NULL
-statements.content_hash bytea NOT NULL
 statements.attachment_sha2s ARRAY NOT NULL DEFAULT '{}'::text[]
 statements.terms jsonb NOT NULL
 stores.id bigint NOT NULL IDENTITY
@@ -125,6 +124,7 @@ CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER events_append_only BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
+CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EXECUTE FUNCTION projections.notify_append()
 -- function
 refuse_event_change() RETURNS trigger
 spor_protect(tbl regclass) RETURNS void

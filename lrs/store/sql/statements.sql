@@ -1,10 +1,10 @@
 -- Statement index and event log: the write path of the Statements resource and its queries.
 
 -- name: statements_existing
--- Content hashes (and whether it is a voiding statement) of the given ids already stored.
-SELECT statement_id::text AS id, content_hash, voids IS NOT NULL AS voiding
-FROM statements
-WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+-- The stored statements among the given ids (to compare a re-sent id with what is stored).
+SELECT s.statement_id::text AS id, e.payload::text AS payload
+FROM statements s JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE s.store_id = $1 AND s.statement_id = ANY($2::uuid[]);
 
 -- name: statements_terms_of
 -- Own filter terms of stored statements, for statements that target them by StatementRef.
@@ -28,8 +28,8 @@ WHERE id = $1;
 WITH RECURSIVE
 new_rows AS (
     SELECT * FROM unnest($2::bigint[], $4::uuid[], $5::jsonb[], $6::uuid[], $7::uuid[],
-                         $8::bytea[], $9::text[], $10::jsonb[], $11::boolean[])
-        AS u(position, statement_id, body, voids, refers_to, content_hash, sha2s, terms, voided_in_batch)
+                         $8::text[], $9::jsonb[], $10::boolean[], $11::text[])
+        AS u(position, statement_id, body, voids, refers_to, sha2s, terms, voided_in_batch, authority_key)
 ),
 ev AS (
     INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload)
@@ -37,17 +37,17 @@ ev AS (
 ),
 st AS (
     INSERT INTO statements (store_id, statement_id, position, stored, voided, voids, refers_to,
-                            authority_key, content_hash, attachment_sha2s, terms)
+                            authority_key, attachment_sha2s, terms)
     SELECT $1, n.statement_id, n.position, $3,
            n.voided_in_batch OR (n.voids IS NULL AND EXISTS (
                SELECT 1 FROM statements o
                WHERE o.store_id = $1 AND o.refers_to = n.statement_id AND o.voids IS NOT NULL)),
-           n.voids, n.refers_to, $12, n.content_hash,
+           n.voids, n.refers_to, n.authority_key,
            coalesce(string_to_array(n.sha2s, ','), '{}'), n.terms
     FROM new_rows n
 ),
 new_terms AS (
-    SELECT * FROM unnest($13::text[], $14::bigint[], $15::boolean[]) AS t(term, position, direct)
+    SELECT * FROM unnest($12::text[], $13::bigint[], $14::boolean[]) AS t(term, position, direct)
 ),
 tm AS (
     INSERT INTO statement_terms (store_id, term, position, direct)
@@ -102,10 +102,10 @@ forward_own AS (
 att AS (
     INSERT INTO attachments (store_id, sha2, content_type, content)
     SELECT $1, sha2, content_type, content
-    FROM unnest($16::text[], $17::text[], $18::bytea[]) AS a(sha2, content_type, content)
+    FROM unnest($15::text[], $16::text[], $17::bytea[]) AS a(sha2, content_type, content)
     ON CONFLICT (store_id, sha2) DO NOTHING
 )
-UPDATE stores SET last_position = $19, last_stored = $3 WHERE id = $1;
+UPDATE stores SET last_position = $18, last_stored = $3 WHERE id = $1;
 
 -- name: statement_by_id
 -- One statement of a store by id, with its stored time and voided flag.

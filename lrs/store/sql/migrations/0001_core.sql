@@ -80,7 +80,6 @@ CREATE TABLE statements (
     -- the statement this one targets by StatementRef (voiding or not)
     refers_to     uuid,
     authority_key text NOT NULL,
-    content_hash  bytea NOT NULL,
     attachment_sha2s text[] NOT NULL DEFAULT '{}',
     -- this statement's own filter terms {term: direct}, so a statement that later targets it
     -- by StatementRef can inherit them without a second index

@@ -36,6 +36,7 @@ CREATE TABLE projections.reference_keys (
 -- schemas and by `spor projections rebuild` for the fresh schema it fills.
 CREATE FUNCTION projections.create_read_model(target text, families text[]) RETURNS void
 LANGUAGE plpgsql AS $fn$
+DECLARE tbl text;
 BEGIN
     EXECUTE format($$
         CREATE TABLE %1$I.checkpoint (
@@ -146,6 +147,23 @@ BEGIN
                 PRIMARY KEY (store_id, requirement_id)
             )$$, target);
     END IF;
+    -- The service's role (spor_app, migration 0004) reads read models under row-level security
+    -- like every store-keyed table: only the stores named in spor.store_ids. The expression is
+    -- spor_read_stores() of 0004, written out because this migration runs first. Workers and
+    -- rebuilds connect as the owner, which row-level security does not restrict.
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'spor_app') THEN
+        CREATE ROLE spor_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO spor_app', target);
+    FOR tbl IN SELECT c.relname FROM pg_class c
+               WHERE c.relnamespace = target::regnamespace AND c.relkind = 'r' ORDER BY 1
+    LOOP
+        EXECUTE format('GRANT SELECT ON %I.%I TO spor_app', target, tbl);
+        EXECUTE format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', target, tbl);
+        EXECUTE format($$CREATE POLICY store_read ON %I.%I FOR SELECT TO spor_app USING (store_id = ANY (
+            coalesce(string_to_array(nullif(current_setting('spor.store_ids', true), ''), ',')::bigint[], '{}')))$$,
+            target, tbl);
+    END LOOP;
 END;
 $fn$;
 
@@ -156,3 +174,10 @@ SELECT projections.create_read_model('rm_course_status', ARRAY['voided', 'activi
 CREATE SCHEMA rm_compliance;
 SELECT projections.create_read_model('rm_compliance',
                                      ARRAY['voided', 'completions', 'links', 'employments', 'org', 'requirements']);
+
+-- The service reads leases for the status view, under the same row-level security.
+GRANT USAGE ON SCHEMA projections TO spor_app;
+GRANT SELECT ON projections.leases TO spor_app;
+ALTER TABLE projections.leases ENABLE ROW LEVEL SECURITY;
+CREATE POLICY store_read ON projections.leases FOR SELECT TO spor_app USING (store_id = ANY (
+    coalesce(string_to_array(nullif(current_setting('spor.store_ids', true), ''), ',')::bigint[], '{}')));

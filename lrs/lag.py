@@ -1,0 +1,37 @@
+"""Projection lag on /metrics: sampled periodically over one owner connection (the read models'
+checkpoints of every store), so scrapes cost nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+from lrs.logs import log
+from lrs.metrics import Metrics
+from projections import models, runner
+
+
+async def sample_lag(database_url: str, metrics: Metrics, every: float = 15.0) -> None:
+    """Run until cancelled: set spor_projection_lag_events/_seconds{projection,store}."""
+    metrics.describe("spor_projection_lag_events", "gauge", "Events not yet applied, per projection and store.")
+    metrics.describe("spor_projection_lag_seconds", "gauge", "Age of the oldest unapplied event, in seconds.")
+    conn: asyncpg.Connection | None = None
+    try:
+        while True:
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await asyncpg.connect(database_url)
+                for st in await runner.status(conn, list(models.ALL.values())):
+                    labels = {"projection": st.projection, "store": st.store}
+                    metrics.set("spor_projection_lag_events", float(st.lag_events), **labels)
+                    metrics.set("spor_projection_lag_seconds", float(st.lag_seconds), **labels)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("projection_lag_sample_failed", error=str(exc))
+                conn = None
+            await asyncio.sleep(every)
+    finally:
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()

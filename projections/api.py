@@ -1,0 +1,273 @@
+"""The analyst API under ``/api``: the read models as JSON (filtering, paging) and CSV, and an
+OpenAPI description at ``/api/openapi.json``.
+
+Mounted by ``lrs/app.py`` as ``Mount("/api", routes=projections.api.routes())``. A request
+authenticates like an xAPI request; it reads the stores its credential may read (its own store,
+or every store of its region for a regional credential) on a connection scoped to them, so
+row-level security enforces the boundary too; it needs a read scope, and every read is written
+to the audit trail (action ``analyst.<view>``, with the filters and the number of rows). Aggregated views
+hide counts of groups smaller than the suppression threshold (default 5).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any
+
+import orjson
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from lrs.errors import BadRequest
+from lrs.http.common import principal
+from lrs.store.db import scoped
+from projections import queries, runner
+from projections.models import ALL
+
+log = structlog.get_logger("spor.analyst")
+MAX_LIMIT = 10_000
+
+
+def _options(request: Request) -> queries.Options:
+    s = request.app.state.settings
+    return queries.Options(
+        suppression_threshold=int(getattr(s, "suppression_threshold", 5)),
+        expiring_window_days=int(getattr(s, "expiring_window_days", 30)),
+        timezone=str(getattr(s, "reporting_timezone", "Europe/Oslo")),
+    )
+
+
+def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        v = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number") from None
+    if not lo <= v <= hi:
+        raise BadRequest(f"{name} must be between {lo} and {hi}")
+    return v
+
+
+def _date(request: Request, name: str) -> date | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a date (YYYY-MM-DD)") from None
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+    raw = request.query_params.get(name, default)
+    if raw is not None and raw not in allowed:
+        raise BadRequest(f"{name} must be one of {', '.join(allowed)}")
+    return raw
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, dict | list):
+        return orjson.dumps(v).decode()
+    return "" if v is None else v
+
+
+def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int | None = None,
+             offset: int = 0) -> Response:
+    more = limit is not None and len(rows) > limit
+    if more:
+        rows = rows[:limit]
+    if request.query_params.get("format") == "csv" or "text/csv" in request.headers.get("accept", ""):
+        buf = io.StringIO()
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: _cell(v) for k, v in r.items()})
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+    body: dict[str, Any] = {"items": rows}
+    if limit is not None:
+        nxt = None
+        if more:
+            nxt = str(request.url.include_query_params(offset=offset + limit, limit=limit))
+        body.update(limit=limit, offset=offset, next=nxt)
+    return Response(orjson.dumps(body, default=str), media_type="application/json")
+
+
+Handler = Callable[[Request, list[int]], Awaitable[tuple[Response, int]]]
+
+
+def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        who = await principal(request)
+        who.require("all/read", "statements/read")
+        # its own store, or every store of its region for a regional credential
+        stores = list(who.readable_stores)
+        response, records = await handler(request, stores)
+        asked = {"path": request.url.path, **dict(request.query_params), "stores": stores}
+        audit = getattr(request.app.state, "audit", None)
+        if audit is not None:
+            await audit.record(who, f"analyst.{name}", asked, records)
+        log.info("analyst_read", view=name, credential=who.credential_id, stores=stores, records=records)
+        return response
+
+    return endpoint
+
+
+async def _transcript(request: Request, stores: list[int]) -> tuple[Response, int]:
+    limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
+    offset = _int(request, "offset", 0, 0, 10**9)
+    person = request.path_params["person"]
+    async with scoped(request.app.state.pool, stores) as conn:
+        rows = await queries.transcript(conn, stores, person, activity=request.query_params.get("activity"),
+                                        limit=limit + 1, offset=offset)
+    return _respond(request, f"transcript-{person}", rows, limit, offset), len(rows)
+
+
+async def _course_status(request: Request, stores: list[int]) -> tuple[Response, int]:
+    limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
+    offset = _int(request, "offset", 0, 0, 10**9)
+    async with scoped(request.app.state.pool, stores) as conn:
+        rows = await queries.course_status(
+            conn, stores, course=request.query_params.get("course"),
+            group_by=_choice(request, "group_by", ("unit", "trust")), as_of=_date(request, "as_of"),
+            limit=limit + 1, offset=offset, options=_options(request))
+    return _respond(request, "course-status", rows, limit, offset), len(rows)
+
+
+async def _compliance(request: Request, stores: list[int]) -> tuple[Response, int]:
+    limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
+    offset = _int(request, "offset", 0, 0, 10**9)
+    o = _options(request)
+    window = _int(request, "window_days", o.expiring_window_days, 0, 3650)
+    q = request.query_params
+    async with scoped(request.app.state.pool, stores) as conn:
+        rows = await queries.compliance(
+            conn, stores, as_of=_date(request, "as_of"), requirement=q.get("requirement"), unit=q.get("unit"),
+            person=q.get("person"), status=_choice(request, "status", queries.STATUSES), limit=limit + 1,
+            offset=offset, options=queries.Options(o.suppression_threshold, window, o.timezone))
+    return _respond(request, "compliance", rows, limit, offset), len(rows)
+
+
+async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int]:
+    o = _options(request)
+    window = _int(request, "window_days", o.expiring_window_days, 0, 3650)
+    async with scoped(request.app.state.pool, stores) as conn:
+        rows = await queries.compliance_rollup(
+            conn, stores, level=_choice(request, "level", ("unit", "trust", "region"), "unit") or "unit",
+            as_of=_date(request, "as_of"), requirement=request.query_params.get("requirement"),
+            options=queries.Options(o.suppression_threshold, window, o.timezone))
+    return _respond(request, "compliance-rollup", rows), len(rows)
+
+
+async def _projections(request: Request, stores: list[int]) -> tuple[Response, int]:
+    async with scoped(request.app.state.pool, stores) as conn:
+        rows = [s.as_dict() for s in await runner.status(conn, list(ALL.values())) if s.store_id in stores]
+    return _respond(request, "projections", rows), len(rows)
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI 3.1 description of the analyst API."""
+    return Response(orjson.dumps(OPENAPI), media_type="application/json")
+
+
+def routes() -> list[BaseRoute]:
+    """The routes to mount at ``/api``."""
+    return [
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/v1/transcripts/{person:path}", _endpoint("transcript", _transcript), methods=["GET"]),
+        Route("/v1/course-status", _endpoint("course-status", _course_status), methods=["GET"]),
+        Route("/v1/compliance", _endpoint("compliance", _compliance), methods=["GET"]),
+        Route("/v1/compliance/rollup", _endpoint("compliance-rollup", _rollup), methods=["GET"]),
+        Route("/v1/projections", _endpoint("projections", _projections), methods=["GET"]),
+    ]
+
+
+def _param(name: str, desc: str, schema: dict[str, Any] | None = None, where: str = "query",
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": where, "required": required, "description": desc,
+            "schema": schema or {"type": "string"}}
+
+
+_PAGING = [_param("limit", "page size (1-10000, default 1000)", {"type": "integer"}),
+           _param("offset", "rows to skip", {"type": "integer"}),
+           _param("format", "csv for a CSV export (or Accept: text/csv)", {"enum": ["json", "csv"]})]
+_FORMAT = [_PAGING[2]]
+
+
+def _get(summary: str, params: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": params, "security": [{"basic": []}], "responses": {
+        "200": {"description": "rows (JSON: items, limit, offset, next), or CSV", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "items": {"type": "array", "items": item}, "limit": {"type": "integer"},
+                "offset": {"type": "integer"}, "next": {"type": ["string", "null"]}}}},
+            "text/csv": {"schema": {"type": "string"}}}},
+        "400": {"description": "a bad parameter"}, "401": {"description": "no or bad credentials"},
+        "403": {"description": "the credential lacks a read scope"}}}}
+
+
+def _obj(**props: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {k: {"type": v} for k, v in props.items()}}
+
+
+_STATUS_COUNTS = {"valid": "integer", "expiring": "integer", "expired": "integer", "missing": "integer"}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "Spor analyst API", "version": "1",
+             "description": "Read models built from the learning record log: transcripts, course status and "
+                            "mandatory-training compliance. Aggregated views suppress groups smaller than the "
+                            "configured threshold (default 5): their counts are null and suppressed is true."},
+    "servers": [{"url": "/api"}],
+    "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
+    "paths": {
+        "/v1/transcripts/{person}": _get(
+            "Every completion and pass of a person (all linked identifiers), with validity",
+            [_param("person", "person id, or an identifier key for an unlinked identifier", where="path",
+                    required=True), _param("activity", "only this activity id"), *_PAGING],
+            _obj(store_id="integer", store="string", statement_id="string", activity_id="string", verb="string",
+                 success="boolean", score="number", duration_s="number", completed_at="string",
+                 valid_until="string")),
+        "/v1/course-status": _get(
+            "Per course: learners registered, started, completed, passed, failed; averages; where they stop",
+            [_param("course", "only this course activity id"),
+             _param("group_by", "also per unit or trust", {"enum": ["unit", "trust"]}),
+             _param("as_of", "date for employments and the org tree (default today)", {"format": "date"}),
+             *_PAGING],
+            _obj(store_id="integer", course_id="string", group_id="string", learners="integer",
+                 registered="integer", started="integer", completed="integer", passed="integer", failed="integer",
+                 avg_score="number", avg_duration_s="number", stopped_at="object", suppressed="boolean")),
+        "/v1/compliance": _get(
+            "Per person, unit and requirement: valid, expiring, expired or missing as of a date",
+            [_param("as_of", "the date (default today)", {"format": "date"}),
+             _param("window_days", "expiring within this many days (default from settings, 30)",
+                    {"type": "integer"}),
+             _param("requirement", "only this requirement id"), _param("unit", "this unit and the units below"),
+             _param("person", "only this person"),
+             _param("status", "only this status", {"enum": list(queries.STATUSES)}), *_PAGING],
+            _obj(store_id="integer", person_id="string", unit_id="string", requirement_id="string",
+                 last_completed="string", expires_on="string", status="string")),
+        "/v1/compliance/rollup": _get(
+            "Compliance counts and percentage per requirement and unit, trust or region",
+            [_param("level", "unit (default), trust or region", {"enum": ["unit", "trust", "region"]}),
+             _param("as_of", "the date (default today)", {"format": "date"}),
+             _param("window_days", "expiring window in days", {"type": "integer"}),
+             _param("requirement", "only this requirement id"), *_FORMAT],
+            _obj(group_id="string", requirement_id="string", total="integer", **_STATUS_COUNTS,
+                 percent_compliant="number", suppressed="boolean")),
+        "/v1/projections": _get(
+            "Each projection's position, lag in events and seconds, and state, per store", _FORMAT,
+            _obj(projection="string", store_id="integer", store="string", position="integer", head="integer",
+                 lag_events="integer", lag_seconds="number", state="string", failed_position="integer",
+                 error="string", lease_owner="string")),
+    },
+}

@@ -1,0 +1,197 @@
+"""Command-line commands of the projections: ``spor import org|people|requirements FILE`` and
+``spor projections status|rebuild NAME|run|retry NAME``.
+
+``lrs/cli.py`` adds them with ``projections.cli.add_subcommands(sub)``; ``python -m
+projections.cli ...`` runs them on their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from projections import reference, runner
+from projections.models import ALL, by_name
+
+
+def _database_url() -> tuple[str, Any]:
+    # imported here: lrs.cli imports this module to add the subcommands
+    from lrs.cli import resolve_database
+    from lrs.settings import Settings
+
+    settings, embedded = resolve_database(Settings.from_env())
+    assert settings.database_url
+    return settings.database_url, embedded
+
+
+def _run(work: Callable[[str], Awaitable[int]]) -> int:
+    url, embedded = _database_url()
+
+    async def go() -> int:
+        from lrs.store.migrate import migrate
+
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        return await work(url)
+
+    try:
+        return asyncio.run(go())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+async def _store_id(conn: asyncpg.Connection, name: str) -> int:
+    from lrs.store.queries import sql
+
+    sid = await conn.fetchval(sql("projection_store_by_name"), name)
+    if sid is None:
+        raise SystemExit(f"no store named {name!r} (`spor store list` shows them)")
+    return int(sid)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import reference data from a CSV or JSON file as events."""
+    path = Path(args.file)
+    try:
+        events = reference.parse_file(args.kind, path)
+    except reference.ImportFailed as exc:
+        sys.stderr.write(f"import refused, nothing applied:\n{exc}\n")
+        return 2
+    except OSError as exc:
+        sys.stderr.write(f"cannot read {path}: {exc}\n")
+        return 2
+
+    async def work(url: str) -> int:
+        conn = await runner.connect(url)
+        try:
+            sid = await _store_id(conn, args.store)
+            n = await reference.append(conn, sid, events)
+        finally:
+            await conn.close()
+        print(f"{path.name}: {len(events)} rows read, {n} events appended to store {args.store}"
+              + ("" if n else " (nothing changed)"))
+        return 0
+
+    return _run(work)
+
+
+def _names(name: str) -> list[runner.Projection]:
+    if name == "all":
+        return list(ALL.values())
+    try:
+        return [by_name(name)]
+    except KeyError as exc:
+        raise SystemExit(str(exc.args[0])) from None
+
+
+def cmd_projections(args: argparse.Namespace) -> int:
+    """status, rebuild, run and retry."""
+    if args.action == "status":
+        return _run(lambda url: _status(url, args.json))
+    if args.action == "rebuild":
+        return _run(lambda url: _rebuild(url, _names(args.name or "all"), args.batch_size))
+    if args.action == "retry":
+        return _run(lambda url: _retry(url, _names(args.name or "all")))
+    names = _names(args.name or "all")
+    opts = runner.WorkerOptions(batch_size=args.batch_size, lease_seconds=args.lease_seconds,
+                                poll_seconds=args.poll_seconds)
+    return _run(lambda url: _work(url, names, opts, args.apply_delay))
+
+
+async def _status(url: str, as_json: bool) -> int:
+    conn = await runner.connect(url)
+    try:
+        rows = await runner.status(conn, list(ALL.values()))
+    finally:
+        await conn.close()
+    if as_json:
+        sys.stdout.write(orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
+        return 0
+    print(f"{'projection':<14} {'store':<20} {'position':>9} {'lag':>7} {'lag s':>8}  state")
+    for r in rows:
+        line = (f"{r.projection:<14} {r.store[:20]:<20} {r.position:>9} {r.lag_events:>7} "
+                f"{r.lag_seconds:>8.1f}  {r.state}")
+        if r.state == "failed":
+            line += f" at position {r.failed_position}: {(r.error or '').splitlines()[0][:120]}"
+        print(line)
+    return 1 if any(r.state == "failed" for r in rows) else 0
+
+
+async def _rebuild(url: str, names: Sequence[runner.Projection], batch_size: int) -> int:
+    conn = await runner.connect(url)
+    try:
+        for p in names:
+            n = await runner.rebuild(conn, p, batch_size=batch_size, progress=runner.Progress(f"rebuild {p.name}"))
+            print(f"{p.name}: rebuilt from {n} events and swapped in")
+    finally:
+        await conn.close()
+    return 0
+
+
+async def _retry(url: str, names: Sequence[runner.Projection]) -> int:
+    conn = await runner.connect(url)
+    try:
+        stores = [r["id"] for r in await conn.fetch("SELECT id FROM stores")]
+        for p in names:
+            await runner.retry(conn, p, stores)
+    finally:
+        await conn.close()
+    return 0
+
+
+async def _work(url: str, names: Sequence[runner.Projection], opts: runner.WorkerOptions, delay: float) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def slow(p: runner.Projection, store_id: int, events: Sequence[Any]) -> None:
+        await asyncio.sleep(delay)
+
+    worker = runner.Worker(url, names, opts, before_commit=slow if delay > 0 else None)
+    print(f"projection worker {worker.owner}: {', '.join(p.name for p in names)}", flush=True)
+    await worker.run(stop)
+    return 0
+
+
+def add_subcommands(sub: Any) -> None:
+    """Add ``import`` and ``projections`` to the ``spor`` command's subparsers."""
+    imp = sub.add_parser("import", help="import reference data (org tree, people, requirements) as events")
+    imp.add_argument("kind", choices=list(reference.KINDS))
+    imp.add_argument("file", help="a .csv or .json file (formats: docs/import-formats.md)")
+    imp.add_argument("--store", default="default", help="the store the data belongs to (default: default)")
+    imp.set_defaults(func=cmd_import)
+
+    proj = sub.add_parser("projections", help="status, rebuild or run the read-model projections")
+    proj.add_argument("action", choices=["status", "rebuild", "run", "retry"])
+    proj.add_argument("name", nargs="?", help=f"projection ({', '.join(sorted(ALL))} or all; default all)")
+    proj.add_argument("--json", action="store_true", help="machine-readable status")
+    proj.add_argument("--batch-size", type=int, default=1000)
+    proj.add_argument("--lease-seconds", type=float, default=30.0)
+    proj.add_argument("--poll-seconds", type=float, default=1.0)
+    # a pause inside every batch's transaction: for crash tests and benchmarks only
+    proj.add_argument("--apply-delay", type=float, default=0.0, help=argparse.SUPPRESS)
+    proj.set_defaults(func=cmd_projections)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="spor")
+    add_subcommands(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""Folding log events into the fact tables of a read model.
+
+Every read model is built from a few *table families* (see ``projections.create_read_model`` in
+migration 0003): statement facts (``completions``, ``activity``), the set of ``voided`` ids, and
+reference data (``links``, ``org``, ``employments``, ``requirements``). This module turns a batch
+of events into rows and writes them with one statement per table, into whatever schema the
+caller put first on the ``search_path`` (the live schema, or the fresh one of a rebuild).
+
+The fold is designed so that a batch gives the same tables whatever its size:
+
+- statement facts are keyed by statement id and the voided set only grows, so "insert unless
+  voided; then delete what is voided" is order-independent (a voiding may even arrive before
+  its target, which xAPI allows);
+- reference data is "newest event per key wins", so within a batch the last event per key is
+  kept (events arrive in position order) and upserted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.ops.terms import VOIDED_VERB, agent_key
+from lrs.store.queries import sql
+
+ADL = "http://adlnet.gov/expapi/verbs/"
+COMPLETED = ADL + "completed"
+PASSED = ADL + "passed"
+FAILED = ADL + "failed"
+# Statements that go on a transcript and count as evidence for a requirement.
+COMPLETION_VERBS = frozenset({COMPLETED, PASSED})
+
+# Reference-data event kinds (payload formats in docs/import-formats.md).
+ORG_UNIT = "org.unit"
+PERSON_LINKED = "person.linked"
+PERSON_UNLINKED = "person.unlinked"
+EMPLOYMENT = "person.employment"
+REQUIREMENT = "requirement.set"
+REFERENCE_KINDS = frozenset({ORG_UNIT, PERSON_LINKED, PERSON_UNLINKED, EMPLOYMENT, REQUIREMENT})
+
+_DURATION = re.compile(
+    r"^P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<mi>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+_SECONDS = {"y": 365 * 86400, "mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "mi": 60, "s": 1}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of the log, as a projection sees it."""
+
+    store_id: int
+    position: int
+    kind: str
+    recorded_at: datetime
+    statement_id: str | None
+    payload: dict[str, Any]
+
+
+def duration_seconds(value: Any) -> float | None:
+    """An ISO 8601 duration (xAPI result.duration) in seconds; None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    m = _DURATION.match(value)
+    if m is None or value in ("P", "PT"):
+        return None
+    return sum(float(v) * _SECONDS[k] for k, v in m.groupdict().items() if v is not None)
+
+
+def parse_timestamp(value: Any, fallback: datetime) -> datetime:
+    """A statement timestamp; the stored time when it is missing (xAPI Data 2.4.7) or odd."""
+    if isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            return fallback
+        return ts if ts.tzinfo is not None else ts.replace(tzinfo=fallback.tzinfo)
+    return fallback
+
+
+@dataclass(frozen=True)
+class StatementFacts:
+    """What the read models need from one statement."""
+
+    statement_id: str
+    ifi: str | None
+    verb: str
+    activity_id: str | None
+    courses: tuple[str, ...]
+    success: bool | None
+    score: float | None
+    duration_s: float | None
+    at: datetime
+    voids: str | None
+
+
+def statement_facts(ev: Event) -> StatementFacts:
+    """Extract the facts of a ``statement`` event (its payload is the stored statement)."""
+    s = ev.payload
+    verb = str((s.get("verb") or {}).get("id", ""))
+    obj = s.get("object") or {}
+    voids = None
+    activity_id = None
+    if verb == VOIDED_VERB and obj.get("objectType") == "StatementRef":
+        voids = str(obj.get("id"))
+    elif obj.get("objectType", "Activity") == "Activity" and "id" in obj:
+        activity_id = str(obj["id"])
+    actor = s.get("actor") or {}
+    ifi = agent_key(actor) if isinstance(actor, dict) else None
+    result = s.get("result") or {}
+    score_obj = result.get("score") or {}
+    score = score_obj.get("scaled")
+    ctx = (s.get("context") or {}).get("contextActivities") or {}
+    courses: list[str] = [activity_id] if activity_id else []
+    for kind in ("parent", "grouping"):
+        acts = ctx.get(kind) or []
+        if isinstance(acts, dict):  # xAPI 1.0.0 allowed a single object
+            acts = [acts]
+        for a in acts:
+            if isinstance(a, dict) and "id" in a and a["id"] not in courses:
+                courses.append(str(a["id"]))
+    success = result.get("success")
+    return StatementFacts(
+        statement_id=str(ev.statement_id or s.get("id")),
+        ifi=ifi,
+        verb=verb,
+        activity_id=activity_id,
+        courses=tuple(courses),
+        success=success if isinstance(success, bool) else None,
+        score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
+        duration_s=duration_seconds(result.get("duration")),
+        at=parse_timestamp(s.get("timestamp"), ev.recorded_at),
+        voids=voids,
+    )
+
+
+def _date(value: Any) -> date | None:
+    if value in (None, ""):
+        return None
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+class Batch:
+    """The rows one batch of events (of one store) contributes to each table family."""
+
+    def __init__(self, store_id: int) -> None:
+        self.store_id = store_id
+        self.voids: list[str] = []
+        self.completions: list[tuple[Any, ...]] = []
+        self.activity: list[tuple[Any, ...]] = []
+        # newest event per key wins; None means "remove"
+        self.links: dict[str, str | None] = {}
+        self.units: dict[tuple[str, date], tuple[Any, ...]] = {}
+        self.employments: dict[tuple[str, str], tuple[Any, ...]] = {}
+        self.requirements: dict[str, tuple[Any, ...]] = {}
+
+    def add(self, ev: Event, families: frozenset[str]) -> None:
+        """Fold one event; raises ValueError/KeyError/TypeError for an event it cannot read."""
+        p = ev.payload
+        if ev.kind == "statement":
+            f = statement_facts(ev)
+            if f.voids is not None:
+                self.voids.append(f.voids)
+                return
+            if f.ifi is None:
+                return  # anonymous groups are attributed to no one
+            if "completions" in families and f.verb in COMPLETION_VERBS and f.activity_id:
+                self.completions.append((f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score,
+                                         f.duration_s, f.at, ev.position))
+            if "activity" in families:
+                for course in f.courses:
+                    self.activity.append((f.statement_id, course, f.activity_id or course, f.ifi, f.verb, f.success,
+                                          f.score, f.duration_s, f.at, ev.position))
+        elif ev.kind == PERSON_LINKED and "links" in families:
+            self.links[str(p["ifi"])] = str(p["person_id"])
+        elif ev.kind == PERSON_UNLINKED and "links" in families:
+            self.links[str(p["ifi"])] = None
+        elif ev.kind == ORG_UNIT and "org" in families:
+            valid_from = _date(p["valid_from"])
+            assert valid_from is not None
+            self.units[(str(p["unit_id"]), valid_from)] = (
+                str(p["unit_id"]), valid_from, str(p.get("id_kind", "resh")), str(p["name"]),
+                p.get("parent_id") or None, str(p["level"]), bool(p.get("closed", False)))
+        elif ev.kind == EMPLOYMENT and "employments" in families:
+            self.employments[(str(p["person_id"]), str(p["employment_id"]))] = (
+                str(p["person_id"]), str(p["employment_id"]), str(p["unit_id"]), str(p.get("role") or ""),
+                str(p.get("profession") or ""), _date(p["valid_from"]), _date(p.get("valid_to")))
+        elif ev.kind == REQUIREMENT and "requirements" in families:
+            days = p.get("validity_days")
+            self.requirements[str(p["requirement_id"])] = (
+                str(p["requirement_id"]), str(p.get("name") or p["requirement_id"]), _strs(p["activity_ids"]),
+                _strs(p.get("units")), _strs(p.get("roles")), _strs(p.get("professions")),
+                None if days is None else int(days))
+
+    async def write(self, conn: asyncpg.Connection, families: frozenset[str]) -> None:
+        """Write the batch into the tables first on the search_path (inside the caller's transaction)."""
+        sid = self.store_id
+        if "links" in families and self.links:
+            gone = [k for k, v in self.links.items() if v is None]
+            kept = [(k, v) for k, v in self.links.items() if v is not None]
+            if gone:
+                await conn.execute(sql("rm_links_delete"), sid, gone)
+            if kept:
+                await conn.execute(sql("rm_links_upsert"), sid, [k for k, _ in kept], [v for _, v in kept])
+        if "org" in families and self.units:
+            await conn.execute(sql("rm_units_upsert"), sid, *_columns(self.units.values(), 7))
+        if "employments" in families and self.employments:
+            await conn.execute(sql("rm_employments_upsert"), sid, *_columns(self.employments.values(), 7))
+        if "requirements" in families and self.requirements:
+            rows = list(self.requirements.values())
+            # arrays of arrays cannot be unnested row by row; each list travels as one JSON text
+            await conn.execute(sql("rm_requirements_upsert"), sid, [r[0] for r in rows], [r[1] for r in rows],
+                               *([orjson.dumps(list(r[i])).decode() for r in rows] for i in (2, 3, 4, 5)),
+                               [r[6] for r in rows])
+        if "completions" in families and self.completions:
+            await conn.execute(sql("rm_completions_insert"), sid, *_columns(self.completions, 9))
+        if "activity" in families and self.activity:
+            await conn.execute(sql("rm_activity_insert"), sid, *_columns(self.activity, 10))
+        if "voided" in families and self.voids:
+            await conn.execute(sql("rm_voided_insert"), sid, self.voids)
+            if "completions" in families:
+                await conn.execute(sql("rm_completions_void"), sid, self.voids)
+            if "activity" in families:
+                await conn.execute(sql("rm_activity_void"), sid, self.voids)
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(str(v) for v in value)
+
+
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for i in range(width):
+            cols[i].append(row[i])
+    return cols
+
+
+async def apply_events(conn: asyncpg.Connection, events: Sequence[Event], families: frozenset[str]) -> None:
+    """Fold ``events`` (one store, position order) into the families' tables on the search_path."""
+    if not events:
+        return
+    batch = Batch(events[0].store_id)
+    for ev in events:
+        batch.add(ev, families)
+    await batch.write(conn, families)

@@ -1,0 +1,342 @@
+"""Reference data as events: the organisation tree, people (identifier links, employments) and
+training requirements, imported from CSV or JSON files (formats in docs/import-formats.md).
+
+An import is all or nothing: every row is checked first and a bad one raises ``ImportFailed``
+naming the file, the line and the field; nothing is appended. Rows become events of their own
+kinds appended with ``lrs.store.log.reserve`` (the store's append lock), and only rows that
+differ from the newest event with the same key are appended, so re-importing a file changes
+nothing. ``projections.reference_keys`` is the inline index of those keys (written in the same
+transaction).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.ops.terms import agent_key
+from lrs.store.log import Reservation, commit_positions, reserve
+from lrs.store.queries import sql
+from projections.facts import EMPLOYMENT, ORG_UNIT, PERSON_LINKED, PERSON_UNLINKED, REQUIREMENT
+
+KINDS = ("org", "people", "requirements")
+_LEVEL = re.compile(r"^[a-z][a-z_]*$")
+_DIGITS = re.compile(r"^\d+$")
+# identifier families: link and unlink of one identifier share a key, so the newest of either wins
+_FAMILY = {ORG_UNIT: "org.unit", PERSON_LINKED: "person.link", PERSON_UNLINKED: "person.link",
+           EMPLOYMENT: "person.employment", REQUIREMENT: "requirement"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One problem in an import file."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.field}: {self.message}"
+
+
+class ImportFailed(ValueError):
+    """An import file has bad rows; nothing of it was applied."""
+
+    def __init__(self, errors: Sequence[RowError]) -> None:
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+@dataclass(frozen=True)
+class RefEvent:
+    """A reference-data event to append: its kind, its key and its payload."""
+
+    kind: str
+    key: str
+    payload: dict[str, Any]
+
+    @property
+    def family(self) -> str:
+        return _FAMILY[self.kind]
+
+    @property
+    def digest(self) -> bytes:
+        return hashlib.sha256(orjson.dumps([self.kind, self.payload], option=orjson.OPT_SORT_KEYS)).digest()
+
+
+# --- reading files ----------------------------------------------------------------------------
+
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) of a CSV file (header row, then one record per row) or a JSON array."""
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        yield from _json_records(text, path.name)
+        return
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    for row in reader:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue
+        yield reader.line_num, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+
+
+def _json_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    # Decoded item by item so each record's line number can be reported.
+    dec = json.JSONDecoder()
+    i = _skip(text, 0)
+    if i >= len(text) or text[i] != "[":
+        raise ImportFailed([RowError(name, 1, "(file)", "a JSON import file is an array of objects")])
+    i = _skip(text, i + 1)
+    while i < len(text) and text[i] != "]":
+        line = text.count("\n", 0, i) + 1
+        try:
+            obj, i = dec.raw_decode(text, i)
+        except json.JSONDecodeError as exc:
+            raise ImportFailed([RowError(name, exc.lineno, "(json)", exc.msg)]) from None
+        if not isinstance(obj, dict):
+            raise ImportFailed([RowError(name, line, "(record)", "each item must be an object")])
+        yield line, obj
+        i = _skip(text, i)
+        if i < len(text) and text[i] == ",":
+            i = _skip(text, i + 1)
+
+
+def _skip(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+# --- row rules --------------------------------------------------------------------------------
+
+class _Row:
+    def __init__(self, file: str, line: int, rec: dict[str, Any], errors: list[RowError]) -> None:
+        self.file, self.line, self.rec, self.errors = file, line, rec, errors
+
+    def err(self, field: str, message: str) -> None:
+        self.errors.append(RowError(self.file, self.line, field, message))
+
+    def text(self, field: str, required: bool = True) -> str | None:
+        v = self.rec.get(field)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            if required:
+                self.err(field, "is required")
+            return None
+        if not isinstance(v, str | int):
+            self.err(field, "must be text")
+            return None
+        return str(v).strip()
+
+    def day(self, field: str, required: bool = True) -> str | None:
+        v = self.text(field, required)
+        if v is None:
+            return None
+        try:
+            return date.fromisoformat(v).isoformat()
+        except ValueError:
+            self.err(field, f"{v!r} is not a date (YYYY-MM-DD)")
+            return None
+
+    def strings(self, field: str) -> list[str]:
+        v = self.rec.get(field)
+        if v is None or v == "":
+            return []
+        if isinstance(v, str):
+            return [s for s in re.split(r"[\s;]+", v.strip()) if s]
+        if isinstance(v, list) and all(isinstance(s, str) for s in v):
+            return [s.strip() for s in v if s.strip()]
+        self.err(field, "must be a list of text (in CSV: separated by spaces or ';')")
+        return []
+
+
+def identifier_key(value: Any) -> str | None:
+    """The IFI key of an identifier: an xAPI Agent object, ``mailto:...``, ``account:HOMEPAGE|NAME``
+    or ``openid:URL``; None when it is none of these."""
+    if isinstance(value, dict):
+        return agent_key(value)
+    if not isinstance(value, str):
+        return None
+    v = value.strip()
+    if v.startswith("mailto:") and "@" in v:
+        return agent_key({"mbox": v})
+    if v.startswith("account:"):
+        home, sep, name = v[len("account:"):].partition("|")
+        if sep and home.startswith(("http://", "https://")) and name:
+            return agent_key({"account": {"homePage": home, "name": name}})
+    if v.startswith("openid:") and len(v) > len("openid:"):
+        return v
+    return None
+
+
+def org_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
+               errors: list[RowError]) -> list[tuple[int, RefEvent]]:
+    """``org.unit`` events of an organisation file."""
+    out: list[tuple[int, RefEvent]] = []
+    for line, rec in records:
+        r = _Row(file, line, rec, errors)
+        unit_id = r.text("unit_id")
+        id_kind = (r.text("id_kind", required=False) or "resh").lower()
+        if id_kind not in ("resh", "orgnr"):
+            r.err("id_kind", "must be resh or orgnr")
+        if unit_id is not None:
+            if not _DIGITS.match(unit_id):
+                r.err("unit_id", "must be digits (a RESH id or an organisation number)")
+            elif id_kind == "orgnr" and len(unit_id) != 9:
+                r.err("unit_id", "an organisation number has 9 digits")
+        name = r.text("name")
+        parent = r.text("parent_id", required=False)
+        level = (r.text("level") or "").lower()
+        if level and not _LEVEL.match(level):
+            r.err("level", "must be a word such as region, trust, division, department, section")
+        valid_from = r.day("valid_from")
+        closed_raw = str(rec.get("closed", "") or "").strip().lower()
+        if closed_raw not in ("", "true", "false", "yes", "no", "1", "0"):
+            r.err("closed", "must be true or false")
+        if unit_id and name and level and valid_from:
+            payload = {"unit_id": unit_id, "id_kind": id_kind, "name": name, "parent_id": parent, "level": level,
+                       "valid_from": valid_from, "closed": closed_raw in ("true", "yes", "1")}
+            out.append((line, RefEvent(ORG_UNIT, f"{unit_id}@{valid_from}", payload)))
+    return out
+
+
+def people_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
+                  errors: list[RowError]) -> list[tuple[int, RefEvent]]:
+    """``person.linked`` and ``person.employment`` events of a people file.
+
+    CSV: one row per employment (identifiers may repeat on each row or appear on one). JSON: one
+    object per person with ``identifiers`` and ``employments`` lists.
+    """
+    out: list[tuple[int, RefEvent]] = []
+    for line, rec in records:
+        r = _Row(file, line, rec, errors)
+        person = r.text("person_id")
+        ids = rec.get("identifiers")
+        ident_list = r.strings("identifiers") if not isinstance(ids, list) else ids
+        for i, ident in enumerate(ident_list):
+            key = identifier_key(ident)
+            if key is None:
+                r.err(f"identifiers[{i}]", "must be an xAPI agent, mailto:ADDRESS, account:HOMEPAGE|NAME or openid:URL")
+            elif person:
+                out.append((line, RefEvent(PERSON_LINKED, key, {"ifi": key, "person_id": person})))
+        if isinstance(rec.get("employments"), list):
+            jobs = [(f"employments[{i}].", e) for i, e in enumerate(rec["employments"])]
+        elif any(rec.get(k) for k in ("employment_id", "unit_id")):
+            jobs = [("", rec)]
+        else:
+            jobs = []
+        for prefix, job in jobs:
+            if not isinstance(job, dict):
+                r.err(prefix.rstrip("."), "must be an object")
+                continue
+            jr = _Row(file, line, {prefix + k: v for k, v in job.items()}, errors)
+            emp = jr.text(prefix + "employment_id")
+            unit = jr.text(prefix + "unit_id")
+            role = jr.text(prefix + "role", required=False) or ""
+            prof = jr.text(prefix + "profession", required=False) or ""
+            start = jr.day(prefix + "valid_from")
+            end = jr.day(prefix + "valid_to", required=False)
+            if start and end and end <= start:
+                jr.err(prefix + "valid_to", "must be after valid_from")
+            if person and emp and unit and start:
+                payload = {"person_id": person, "employment_id": emp, "unit_id": unit, "role": role,
+                           "profession": prof, "valid_from": start, "valid_to": end}
+                out.append((line, RefEvent(EMPLOYMENT, f"{person}\x1f{emp}", payload)))
+    return out
+
+
+def requirement_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
+                       errors: list[RowError]) -> list[tuple[int, RefEvent]]:
+    """``requirement.set`` events of a requirements file."""
+    out: list[tuple[int, RefEvent]] = []
+    for line, rec in records:
+        r = _Row(file, line, rec, errors)
+        rid = r.text("requirement_id")
+        name = r.text("name", required=False) or rid
+        acts = r.strings("activity_ids")
+        if not acts:
+            r.err("activity_ids", "is required (the activity ids that satisfy the requirement)")
+        for a in acts:
+            if not a.startswith(("http://", "https://", "urn:")):
+                r.err("activity_ids", f"{a!r} is not an IRI")
+        days_raw = rec.get("validity_days")
+        days: int | None = None
+        if days_raw not in (None, ""):
+            try:
+                days = int(str(days_raw))
+                if days <= 0:
+                    raise ValueError
+            except ValueError:
+                r.err("validity_days", "must be a positive whole number of days, or empty for no expiry")
+        if rid and acts:
+            payload = {"requirement_id": rid, "name": name, "activity_ids": acts, "units": r.strings("units"),
+                       "roles": r.strings("roles"), "professions": r.strings("professions"),
+                       "validity_days": days}
+            out.append((line, RefEvent(REQUIREMENT, rid, payload)))
+    return out
+
+
+_READERS = {"org": org_events, "people": people_events, "requirements": requirement_events}
+
+
+def parse_file(kind: str, path: Path) -> list[RefEvent]:
+    """Every event of an import file, or ImportFailed with every bad row (file, line, field)."""
+    if kind not in _READERS:
+        raise ValueError(f"unknown import kind {kind!r}; one of {', '.join(KINDS)}")
+    errors: list[RowError] = []
+    records = list(read_records(path))
+    events = _READERS[kind](path.name, records, errors)
+    seen: dict[tuple[str, str], tuple[int, RefEvent]] = {}
+    for line, ev in events:
+        prev = seen.get((ev.family, ev.key))
+        if prev is not None and prev[1].payload != ev.payload:
+            errors.append(RowError(path.name, line, "(row)",
+                                   f"{ev.kind} {ev.key!r} differs from line {prev[0]} (one row per key)"))
+        seen[(ev.family, ev.key)] = (line, ev)
+    if errors:
+        raise ImportFailed(errors)
+    return [ev for _, ev in seen.values()]
+
+
+# --- appending --------------------------------------------------------------------------------
+
+async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEvent]) -> int:
+    """Append the events that change something, in one transaction under the store's append lock.
+
+    Returns how many were appended (0 when the log already says all of it).
+    """
+    latest: dict[tuple[str, str], RefEvent] = {}
+    for ev in events:
+        latest.pop((ev.family, ev.key), None)
+        latest[(ev.family, ev.key)] = ev  # newest wins, in order
+    async with conn.transaction():
+        head = await reserve(conn, store_id, 0)
+        rows = await conn.fetch(sql("reference_lock_and_digests"), store_id,
+                                sorted({f for f, _ in latest}), sorted({k for _, k in latest}))
+        current = {(r["kind"], r["key"]): bytes(r["digest"]) for r in rows}
+        changed = [ev for (fam, key), ev in latest.items() if current.get((fam, key)) != ev.digest]
+        if not changed:
+            return 0
+        res = Reservation(head.first, len(changed), head.stored)
+        await conn.execute(
+            sql("reference_append"), store_id, res.positions, res.stored, [e.kind for e in changed],
+            [e.family for e in changed], [e.key for e in changed], [e.digest for e in changed],
+            [orjson.dumps(e.payload).decode() for e in changed])
+        await commit_positions(conn, store_id, res)
+        await conn.execute(sql("projection_notify"), str(store_id))
+    return len(changed)
+
+
+async def import_file(conn: asyncpg.Connection, store_id: int, kind: str, path: Path) -> int:
+    """Check a whole file, then append what it changes; returns the number of events appended."""
+    return await append(conn, store_id, parse_file(kind, path))

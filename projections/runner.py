@@ -1,0 +1,393 @@
+"""The projection engine: checkpoints, leases, LISTEN/NOTIFY, failure, lag and rebuild.
+
+A projection is a name, the table families of its read model, and ``apply(conn, events)``. Its
+tables and its per-store checkpoint live in one schema, ``rm_<name>``.
+
+Exactly-once effect. Each batch is applied in one transaction that first locks the store's
+checkpoint row (``SELECT ... FOR UPDATE``), reads the events after it, writes the read-model rows
+and moves the checkpoint. Two workers can never apply the same events: the second blocks on the
+row lock and then sees the moved checkpoint. A crash rolls the whole batch back.
+
+Leases (``projections.leases``: owner + expiry, renewed every batch) spread (projection, store)
+pairs over worker processes so they do not queue on each other's row locks; a dead worker's
+lease expires and another takes over. Correctness does not depend on them (see above).
+
+Wake-up. Workers ``LISTEN spor_events`` and also poll, since a notification is only a hint
+(it is lost while a worker reconnects, and statement appends only notify once the trigger in
+docs/projections.md is installed).
+
+Rebuild. Fill a fresh schema ``rm_<name>_build`` from position 0 (same DDL, through
+``projections.create_read_model``), then in one transaction lock the live checkpoint table,
+apply what arrived meanwhile and swap the schemas by renaming. Readers see the old version until
+that commit; data and checkpoint travel together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import socket
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from lrs.store.queries import sql
+from projections.facts import Event, apply_events
+
+CHANNEL = "spor_events"
+_SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
+_REBUILD_LOCK = 0x5370_5242  # with the projection's index: one rebuild of a projection at a time
+
+
+class Projection:
+    """A read model: a name, the table families it keeps, and how events change it."""
+
+    def __init__(self, name: str, families: Sequence[str]) -> None:
+        if not _SCHEMA.match(name):
+            raise ValueError(f"bad projection name {name!r}")
+        self.name = name
+        self.families = frozenset(families)
+
+    @property
+    def schema(self) -> str:
+        """The live schema of the read model (a constant derived from the name)."""
+        return f"rm_{self.name}"
+
+    async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+        """Fold events (one store, position order) into the tables first on the search_path."""
+        await apply_events(conn, events, self.families)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """jsonb as Python values (orjson) on a projection connection."""
+
+    def enc(v: Any) -> str:
+        return v if isinstance(v, str) else orjson.dumps(v).decode()
+
+    for t in ("jsonb", "json"):
+        await conn.set_type_codec(t, encoder=enc, decoder=orjson.loads, schema="pg_catalog")
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    """A single connection with the projection codecs."""
+    conn = await asyncpg.connect(url)
+    await init_connection(conn)
+    return conn
+
+
+def _to_event(r: asyncpg.Record) -> Event:
+    return Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"], r["payload"])
+
+
+async def _use_schema(conn: asyncpg.Connection, schema: str) -> None:
+    if not _SCHEMA.match(schema):
+        raise ValueError(f"bad schema {schema!r}")
+    # SET cannot take a bind parameter; the schema is a constant derived from a projection name.
+    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+
+
+# Errors that say "this event cannot be applied" (bad data, a bug in a fold), as opposed to
+# transient ones (connection lost, lock timeout, a schema swapped by a rebuild) that are retried.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, KeyError, TypeError, AttributeError, AssertionError, ArithmeticError,
+    asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+)
+
+
+@dataclass
+class StepResult:
+    """What one apply step did."""
+
+    applied: int = 0
+    failed: bool = False
+
+
+# A hook the kill-mid-batch test and benchmarks use: called after the rows are written and
+# before the transaction commits.
+BeforeCommit = Callable[[Projection, int, Sequence[Event]], Awaitable[None]]
+
+
+async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = 1000,
+               schema: str | None = None, before_commit: BeforeCommit | None = None) -> StepResult:
+    """Apply the next batch of one store's events to one projection, exactly once.
+
+    On an error the batch is rolled back and replayed event by event, so the events before the
+    bad one are applied and the bad one is recorded (position + error) as the failure.
+    """
+    target = schema or projection.schema
+    try:
+        async with conn.transaction():
+            await _use_schema(conn, target)
+            events = await _locked_batch(conn, store_id, batch_size)
+            if events is None:
+                return StepResult(failed=True)
+            if not events:
+                return StepResult()
+            await projection.apply(conn, events)
+            await conn.execute(sql("rm_checkpoint_advance"), store_id, events[-1].position)
+            if before_commit is not None:
+                await before_commit(projection, store_id, events)
+        return StepResult(len(events))
+    except DATA_ERRORS as exc:
+        if batch_size == 1:
+            await _record_failure(conn, target, store_id, exc)
+            return StepResult(failed=True)
+    # find the event that fails: one transaction per event; those before it are applied
+    applied = 0
+    while applied < batch_size:
+        r = await step(conn, projection, store_id, batch_size=1, schema=target)
+        applied += r.applied
+        if r.failed:
+            return StepResult(applied, failed=True)
+        if r.applied == 0:
+            break
+    return StepResult(applied)
+
+
+async def _locked_batch(conn: asyncpg.Connection, store_id: int, batch_size: int) -> list[Event] | None:
+    await conn.execute(sql("rm_checkpoint_ensure"), store_id)
+    cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
+    assert cp is not None
+    if cp["failed_position"] is not None:
+        return None
+    rows = await conn.fetch(sql("projection_events_after"), store_id, cp["position"], batch_size)
+    return [_to_event(r) for r in rows]
+
+
+async def _record_failure(conn: asyncpg.Connection, schema: str, store_id: int, exc: BaseException) -> None:
+    async with conn.transaction():
+        await _use_schema(conn, schema)
+        cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
+        position = (cp["position"] if cp else 0) + 1
+        msg = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        await conn.execute(sql("rm_checkpoint_fail"), store_id, position, msg[:2000])
+
+
+async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 1000,
+                   schema: str | None = None, progress: Callable[[int], None] | None = None) -> int:
+    """Apply every pending event of every store (no leases: for tests, rebuild and one-shot runs)."""
+    total = 0
+    for s in await conn.fetch(sql("projection_stores")):
+        while True:
+            r = await step(conn, projection, s["id"], batch_size=batch_size, schema=schema)
+            total += r.applied
+            if progress is not None and r.applied:
+                progress(r.applied)
+            if r.failed or r.applied == 0:
+                break
+    return total
+
+
+# --- status and lag ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StoreStatus:
+    """One (projection, store): where it is, how far behind, and whether it failed."""
+
+    projection: str
+    store_id: int
+    store: str
+    position: int
+    head: int
+    lag_events: int
+    lag_seconds: float
+    state: str
+    failed_position: int | None
+    error: str | None
+    lease_owner: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) -> list[StoreStatus]:
+    """Position, lag (events and seconds) and state of every projection for every store."""
+    stores = await conn.fetch(sql("projection_stores"))
+    leases = {(r["projection"], r["store_id"]): r["owner"] for r in await conn.fetch(sql("projection_leases"))
+              if r["live"]}
+    now = datetime.now(UTC)
+    out: list[StoreStatus] = []
+    for p in projections:
+        async with conn.transaction():
+            await _use_schema(conn, p.schema)
+            cps = {r["store_id"]: r for r in await conn.fetch(sql("rm_checkpoints"))}
+        for s in stores:
+            cp = cps.get(s["id"])
+            pos = cp["position"] if cp else 0
+            lag = max(0, s["last_position"] - pos)
+            seconds = 0.0
+            if lag:
+                t = await conn.fetchval(sql("projection_event_time"), s["id"], pos + 1)
+                seconds = max(0.0, (now - t).total_seconds()) if t else 0.0
+            failed_at = cp["failed_position"] if cp is not None else None
+            error = cp["error"] if cp is not None else None
+            out.append(StoreStatus(
+                p.name, s["id"], s["name"], pos, s["last_position"], lag, round(seconds, 3),
+                "failed" if failed_at is not None else ("current" if lag == 0 else "behind"),
+                failed_at, error, leases.get((p.name, s["id"]))))
+    return out
+
+
+async def retry(conn: asyncpg.Connection, projection: Projection, store_ids: Sequence[int]) -> None:
+    """Clear recorded failures so the runner tries the failed event again (after a fix)."""
+    async with conn.transaction():
+        await _use_schema(conn, projection.schema)
+        await conn.execute(sql("rm_checkpoint_clear_failure"), list(store_ids))
+
+
+# --- rebuild ----------------------------------------------------------------------------------
+
+async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 5000,
+                  progress: Callable[[int, int], None] | None = None) -> int:
+    """Replay the whole log into fresh tables and swap them in atomically; returns events applied.
+
+    ``progress(done, total)`` is called as batches complete. Workers may keep running: they
+    write to the live schema until the swap, then continue from the rebuilt checkpoint.
+    """
+    live = projection.schema
+    build = live + "_build"
+    old = live + "_old"
+    lock_key = _REBUILD_LOCK, _stable_index(projection.name)
+    if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock_key):
+        raise RuntimeError(f"a rebuild of {projection.name} is already running")
+    try:
+        total = sum(r["last_position"] for r in await conn.fetch(sql("projection_stores")))
+        done = 0
+        async with conn.transaction():
+            # identifiers below are constants derived from the projection name (checked by _SCHEMA)
+            await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
+            await conn.execute(f"CREATE SCHEMA {build}")
+            await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, max(total, done))
+
+        await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick)
+        async with conn.transaction():
+            # Waits for in-flight live batches; new ones queue behind the swap and, once it
+            # commits, find the rebuilt tables (and checkpoint) under the live name.
+            await conn.execute(f"LOCK TABLE {live}.checkpoint IN ACCESS EXCLUSIVE MODE")
+            await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick)
+            await conn.execute(f"ALTER SCHEMA {live} RENAME TO {old}")
+            await conn.execute(f"ALTER SCHEMA {build} RENAME TO {live}")
+            await conn.execute(f"DROP SCHEMA {old} CASCADE")
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
+
+
+def _stable_index(name: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(name)) % 2_000_000_000
+
+
+# --- the worker -------------------------------------------------------------------------------
+
+@dataclass
+class WorkerOptions:
+    """Tuning knobs of a worker process."""
+
+    batch_size: int = 1000
+    lease_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    # batches per (projection, store) before moving on, so one busy store cannot starve others
+    max_batches: int = 20
+
+
+class Worker:
+    """Runs projections: leases (projection, store) pairs, applies batches, sleeps on NOTIFY/poll."""
+
+    def __init__(self, url: str, projections: Sequence[Projection], options: WorkerOptions | None = None,
+                 *, owner: str | None = None, before_commit: BeforeCommit | None = None) -> None:
+        self.url = url
+        self.projections = list(projections)
+        self.options = options or WorkerOptions()
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.before_commit = before_commit
+        self.wake = asyncio.Event()
+        self.applied = 0
+
+    def _notified(self, *args: Any) -> None:
+        self.wake.set()
+
+    async def run_once(self, conn: asyncpg.Connection) -> int:
+        """One pass over every (projection, store) whose lease this worker gets; events applied."""
+        o = self.options
+        done = 0
+        stores = await conn.fetch(sql("projection_stores"))
+        for p in self.projections:
+            for s in stores:
+                for _ in range(o.max_batches):
+                    held = await conn.fetchval(sql("projection_lease_acquire"), p.name, s["id"], self.owner,
+                                               o.lease_seconds)
+                    if held is None:
+                        break
+                    r = await step(conn, p, s["id"], batch_size=o.batch_size, before_commit=self.before_commit)
+                    done += r.applied
+                    if r.failed or r.applied < o.batch_size:
+                        break
+        self.applied += done
+        return done
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set; releases its leases on the way out."""
+        conn = await connect(self.url)
+        listener = await asyncpg.connect(self.url)
+        try:
+            await listener.add_listener(CHANNEL, self._notified)
+            while not stop.is_set():
+                self.wake.clear()
+                try:
+                    did = await self.run_once(conn)
+                except asyncpg.PostgresError:
+                    # transient (e.g. a rebuild swapped the schema under an in-flight statement):
+                    # the batch rolled back, so going again is safe
+                    did = 0
+                    await asyncio.sleep(0.1)
+                if did:
+                    continue
+                waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+                await asyncio.wait(waiters, timeout=self.options.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                for w in waiters:
+                    w.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.execute(sql("projection_lease_release"), self.owner)
+            await conn.close()
+            await listener.close()
+
+
+class Progress:
+    """A plain progress bar on stderr (no dependency): ``done/total`` with rate, redrawn in place."""
+
+    def __init__(self, label: str, stream: Any = None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last < 0.2 and done < total:
+            return
+        self.last = now
+        width = 30
+        frac = done / total if total else 1.0
+        bar = "#" * int(frac * width)
+        rate = done / max(now - self.start, 1e-9)
+        self.stream.write(f"\r{self.label} [{bar:<{width}}] {done}/{total} ({rate:,.0f} events/s)")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()

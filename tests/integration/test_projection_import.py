@@ -1,0 +1,119 @@
+"""Reference data import: CSV and JSON files become events; a bad row refuses the whole file
+with file, line and field; re-importing the same file appends nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from lrs.store.credentials import PgCredentialRepository
+from projections import reference, runner
+from projections.models import COMPLIANCE
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "docs" / "examples"
+
+
+async def _events(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM events"))
+
+
+@pytest.mark.parametrize(("kind", "file", "count"), [
+    ("org", "org.csv", 9), ("people", "people.csv", 8), ("people", "people.json", 4),
+    ("requirements", "requirements.csv", 4), ("requirements", "requirements.json", 1)])
+async def test_example_files_import_once(conn: asyncpg.Connection, kind: str, file: str, count: int) -> None:
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    assert await reference.import_file(conn, sid, kind, EXAMPLES / file) == count
+    assert await _events(conn) == count
+    assert await reference.import_file(conn, sid, kind, EXAMPLES / file) == 0  # unchanged file: nothing
+    assert await _events(conn) == count
+    assert await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", sid) == count
+
+
+async def test_examples_fold_into_the_read_models(db_url: str, conn: asyncpg.Connection) -> None:
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    pc = await runner.connect(db_url)
+    try:
+        for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("people", "people.json"),
+                           ("requirements", "requirements.csv")):
+            await reference.import_file(pc, sid, kind, EXAMPLES / file)
+        await runner.catch_up(pc, COMPLIANCE)
+    finally:
+        await pc.close()
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.units") == 9
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.employments") == 5
+    assert await conn.fetchval(
+        "SELECT person_id FROM rm_compliance.links WHERE ifi = 'mbox:mailto:kari.nordmann@example.org'") == "P-0001"
+    assert await conn.fetchval(
+        "SELECT validity_days FROM rm_compliance.requirements WHERE requirement_id = 'fire'") is None
+
+
+async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg.Connection) -> None:
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    text = (EXAMPLES / "org.csv").read_text()
+    await reference.import_file(conn, sid, "org", EXAMPLES / "org.csv")
+    changed = tmp_path / "org.csv"
+    changed.write_text(text.replace("Hjertepost 1", "Hjertepost 1A"))
+    assert await reference.import_file(conn, sid, "org", changed) == 1
+    row = await conn.fetchrow("SELECT kind, payload FROM events ORDER BY position DESC LIMIT 1")
+    assert row["kind"] == "org.unit" and row["payload"]["name"] == "Hjertepost 1A"
+
+
+@pytest.mark.parametrize(("kind", "name", "content", "message"), [
+    ("org", "org.csv", "unit_id,name,level,valid_from\n1,A,trust,2024-01-01\n2,B,trust,2024-13-01\n",
+     "org.csv:3: valid_from: '2024-13-01' is not a date"),
+    ("org", "org.csv", "unit_id,id_kind,name,level,valid_from\n12345,orgnr,A,trust,2024-01-01\n",
+     "org.csv:2: unit_id: an organisation number has 9 digits"),
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from\nP1,kari@example.org,E1,1,"
+     "2024-01-01\n", "people.csv:2: identifiers[0]: must be"),
+    ("people", "people.json", '[\n {"person_id": "P1", "employments": []},\n {"person_id": "P2",\n  "employments":'
+     ' [{"employment_id": "E1", "valid_from": "2024-01-01"}]}\n]',
+     "people.json:3: employments[0].unit_id: is required"),
+    ("requirements", "req.csv", "requirement_id,activity_ids,validity_days\nr1,https://c.example.org/a,0\n",
+     "req.csv:2: validity_days: must be a positive"),
+    ("requirements", "req.csv",
+     "requirement_id,activity_ids\nr1,https://c.example.org/a\nr1,https://c.example.org/b\n",
+     "req.csv:3: (row): requirement.set 'r1' differs from line 2"),
+])
+async def test_a_bad_row_refuses_the_whole_file_naming_file_line_and_field(
+        tmp_path: Path, conn: asyncpg.Connection, kind: str, name: str, content: str, message: str) -> None:
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, kind, path)
+    assert message in str(err.value)
+    assert await _events(conn) == 0
+
+
+def _spor(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPOR_DATABASE_URL": db_url}
+    return subprocess.run([sys.executable, "-m", "projections.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+async def test_import_and_projection_commands(db_url: str, tmp_path: Path, conn: asyncpg.Connection) -> None:
+    await PgCredentialRepository(conn).create_store("hf", None)
+    ok = _spor(db_url, "import", "org", str(EXAMPLES / "org.csv"), "--store", "hf")
+    assert ok.returncode == 0, ok.stderr
+    assert "9 events appended" in ok.stdout
+    again = _spor(db_url, "import", "org", str(EXAMPLES / "org.csv"), "--store", "hf")
+    assert "0 events appended" in again.stdout and "nothing changed" in again.stdout
+    bad = tmp_path / "people.csv"
+    bad.write_text("person_id,employment_id,unit_id,valid_from\nP1,E1,1,yesterday\n")
+    refused = _spor(db_url, "import", "people", str(bad), "--store", "hf")
+    assert refused.returncode == 2
+    assert "people.csv:2: valid_from: 'yesterday' is not a date" in refused.stderr
+    status = _spor(db_url, "projections", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    assert '"lag_events": 9' in status.stdout
+    rebuilt = _spor(db_url, "projections", "rebuild", "compliance")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "compliance: rebuilt from 9 events" in rebuilt.stdout
+    assert "rebuild compliance [" in rebuilt.stderr  # the progress bar
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.units") == 9
