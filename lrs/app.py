@@ -100,7 +100,9 @@ def create_app(settings: Settings) -> Starlette:
         middleware=[
             # Outermost first: CORS answers preflights before anything else; the alternate
             # syntax is rewritten before version negotiation sees the headers it carries.
+            # Outermost first: every response (refusals of the alternate syntax included) gets a
+            # request id, the version header, a log line and metrics.
+            Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version),
             Middleware(CORSMiddleware),
-            Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes),
-            Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version)],
+            Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
     )

@@ -85,6 +85,10 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
 
+    def __post_init__(self) -> None:
+        if self.xapi_default_version not in ("1.0.3", "2.0.0"):
+            raise ValueError(f"SPOR_XAPI_DEFAULT_VERSION must be 1.0.3 or 2.0.0, got {self.xapi_default_version!r}")
+
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]

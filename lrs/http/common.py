@@ -15,8 +15,11 @@ from lrs.ops.principal import Principal
 
 def xapi_version(request: Request) -> str:
     """The negotiated version, or a 400 when the header is missing or unsupported."""
-    v = request.scope.get("state", {}).get("xapi_version")
-    return v if v is not None else versions.require(request.headers.get("x-experience-api-version"))
+    state = request.scope.setdefault("state", {})
+    v = state.get("xapi_version")
+    if v is None:
+        v = state["xapi_version"] = versions.require(request.headers.get("x-experience-api-version"))
+    return str(v)
 
 
 async def principal(request: Request) -> Principal:

@@ -50,7 +50,10 @@ class RequestMiddleware:
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
                 if is_xapi:
-                    out["X-Experience-API-Version"] = version or self.default_version
+                    # The version the handler served (set by lrs.http.common.xapi_version; the
+                    # alternate request syntax may carry it in its form), else the header's.
+                    served = scope["state"].get("xapi_version") or version
+                    out["X-Experience-API-Version"] = served or self.default_version
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -14,12 +14,19 @@ import re
 from typing import Any
 
 # xAPI 2.0 (IEEE 9274.1.1, 4.2.7): precision of a Duration beyond 0.01 s is not compared.
-_DURATION_FRACTION = re.compile(r"(\.\d{2})\d+S$")
+_SECONDS = re.compile(r"(\d+)(?:[.,](\d*))?S$")
 
 
 def truncate_duration(value: object) -> object:
-    """A duration with its seconds' fraction cut to hundredths ('0.1237S' -> '0.12S')."""
-    return _DURATION_FRACTION.sub(r"\1S", value) if isinstance(value, str) else value
+    """A duration with its seconds at exactly hundredths, cut not rounded, so that PT1.2S,
+    PT1.20S and PT1.201S compare equal ('0.1237S' -> '0.12S', 'PT5S' -> 'PT5.00S')."""
+    if not isinstance(value, str):
+        return value
+    m = _SECONDS.search(value)
+    if m is None:
+        return value
+    fraction = ((m.group(2) or "") + "00")[:2]
+    return f"{value[:m.start()]}{m.group(1)}.{fraction}S"
 
 
 def comparison_form(stmt: dict[str, Any]) -> dict[str, Any]:
