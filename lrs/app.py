@@ -24,6 +24,7 @@ from lrs.ops.oidc import OidcConfig, OidcVerifier
 from lrs.ops.ratelimit import RateLimiter
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
+from lrs.store.credential_cache import CachedCredentials
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool, run_migrations
 from lrs.store.documents import PgDocumentRepository
@@ -51,7 +52,8 @@ def create_app(settings: Settings) -> Starlette:
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.statements = PgStatementRepository(pool)
-        app.state.credentials = PgCredentialRepository(pool)
+        app.state.credentials = CachedCredentials(PgCredentialRepository(pool), settings.database_url or "")
+        await app.state.credentials.start()
         app.state.documents = PgDocumentRepository(pool)
         oidc_config = OidcConfig.from_settings_dict(dict(settings.oidc))
         oidc = OidcVerifier(oidc_config) if oidc_config else None
@@ -65,6 +67,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             lag_task.cancel()
+            await app.state.credentials.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await lag_task
             if oidc is not None:

@@ -122,10 +122,12 @@ CREATE UNIQUE INDEX stores_pkey ON public.stores USING btree (id)
 -- trigger
 CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
+CREATE TRIGGER credentials_notify AFTER DELETE OR UPDATE ON public.credentials FOR EACH ROW EXECUTE FUNCTION notify_credential_change()
 CREATE TRIGGER events_append_only BEFORE DELETE OR UPDATE ON public.events FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON public.events FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EXECUTE FUNCTION projections.notify_append()
 -- function
+notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]
