@@ -52,7 +52,7 @@ class CachedCredentials:
             try:
                 conn = await asyncpg.connect(self.listen_url)
                 lost = asyncio.Event()
-                conn.add_termination_listener(lambda _conn: lost.set())
+                conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._rows.clear()  # anything cached while not listening may be stale
                 self._listening = True
