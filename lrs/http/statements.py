@@ -238,7 +238,6 @@ async def get_statements(request: Request) -> Response:
     who = await principal(request)
     repo = request.app.state.statements
     params = request.query_params
-    headers = await _consistency_headers(request, who.store_id)
     langs = accept_languages(request)
 
     if "statementId" in params or "voidedStatementId" in params:
@@ -251,6 +250,7 @@ async def get_statements(request: Request) -> Response:
         fmt = params.get("format", "exact")
         if fmt not in FORMATS:
             raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        headers = await _consistency_headers(request, who.store_id)
         voided = "voidedStatementId" in params
         row = await ops.get_statement(repo, who, params["voidedStatementId" if voided else "statementId"],
                                       voided=voided, audit=request.app.state.audit)
@@ -266,7 +266,9 @@ async def get_statements(request: Request) -> Response:
     else:
         q, fmt, attachments = _parse_query(request, version)
     asked = {k: v for k, v in params.items() if k != "more"} | {"agent": q.agent, "more": "more" in params}
-    rows, horizon = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
+    page = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
+    rows, horizon = page.rows, page.horizon
+    headers = {"X-Experience-API-Consistent-Through": format_timestamp(page.consistent_through)}
     more = ""
     if len(rows) > q.limit:
         rows = rows[: q.limit]

@@ -58,6 +58,15 @@ class StatementRow:
     authority_key: str = ""
 
 
+@dataclass
+class Page:
+    """A query page as read: rows (limit + 1), the paging horizon, and Consistent-Through."""
+
+    rows: list[StatementRow]
+    horizon: int
+    consistent_through: datetime
+
+
 @dataclass(frozen=True)
 class Query:
     """A parsed GET /statements query (filters + paging)."""
@@ -99,7 +108,7 @@ class StatementRepository(Protocol):
         self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
     ) -> datetime | None: ...
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None: ...
-    async def query(self, store_id: int, q: Query) -> tuple[list[StatementRow], int]: ...
+    async def query(self, store_id: int, q: Query) -> Page: ...
     async def consistent_through(self, store_id: int) -> datetime: ...
     async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]: ...
     async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]: ...
@@ -313,8 +322,9 @@ async def get_statement(
 async def query_statements(
     repo: StatementRepository, principal: Principal, q: Query, *,
     audit: AuditTrail | None = None, asked: dict[str, Any] | None = None,
-) -> tuple[list[StatementRow], int]:
-    """Rows of a query page (limit + 1) and the horizon position the paging cursor keeps.
+) -> Page:
+    """Rows of a query page (limit + 1), the horizon position the paging cursor keeps, and the
+    Consistent-Through time read with them.
 
     statements/read/mine (Communication 4.2): a credential sees the statements it is the
     authority of; a person signed in with OpenID Connect sees the statements about them.
@@ -327,10 +337,10 @@ async def query_statements(
             q = replace(q, agent=principal.person_key, related_agents=False)
         else:
             q = replace(q, authority=principal.authority_key)
-    rows, horizon = await repo.query(principal.store_id, q)
+    page = await repo.query(principal.store_id, q)
     if audit is not None:
-        await audit.record(principal, "statements.query", asked or {}, min(len(rows), q.limit))
-    return rows, horizon
+        await audit.record(principal, "statements.query", asked or {}, min(len(page.rows), q.limit))
+    return page
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import orjson
 
 from lrs.errors import Conflict
 from lrs.ops import terms as T
-from lrs.ops.statements import Attachment, Prepared, Query, StatementRow, inherit_target_terms, same_statement
+from lrs.ops.statements import Attachment, Page, Prepared, Query, StatementRow, inherit_target_terms, same_statement
 from lrs.ops.timestamps import format_timestamp
 from lrs.store.activities import canonical_definitions, upsert_definitions
 from lrs.store.appender import GroupAppender
@@ -181,11 +181,18 @@ class PgStatementRepository:
     async def consistent_through(self, store_id: int) -> datetime:
         return (await self.horizon(store_id))[1]
 
-    async def query(self, store_id: int, q: Query) -> tuple[list[StatementRow], int]:
-        """One page (limit + 1 rows, so the caller knows whether more exist) and the horizon."""
-        horizon = q.horizon
-        if horizon is None:
-            horizon, _ = await self.horizon(store_id)
+    async def query(self, store_id: int, q: Query) -> Page:
+        """One page (limit + 1 rows, so the caller knows whether more exist), the horizon and
+        the Consistent-Through time, over one connection."""
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            h = await conn.fetchrow(sql("store_horizon"), store_id)
+            if h is None:
+                raise LookupError(f"store {store_id} does not exist")
+            horizon = q.horizon if q.horizon is not None else h["last_position"]
+            rows = await conn.fetch(*self._page_query(store_id, q, horizon))
+        return Page([_row(r) for r in rows], horizon, h["consistent_through"])
+
+    def _page_query(self, store_id: int, q: Query, horizon: int) -> list[Any]:
         fetch = q.limit + 1
         driving = q.driving_term()
         args: list[Any]
@@ -200,9 +207,7 @@ class PgStatementRepository:
                 term, related = others[i] if i < len(others) else (None, False)
                 args += [term, related]
             args.append(q.authority)
-        async with translated(), scoped(self.pool, [store_id]) as conn:
-            rows = await conn.fetch(sql(name), *args)
-        return [_row(r) for r in rows], horizon
+        return [sql(name), *args]
 
     async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
         return await canonical_definitions(self.pool, store_id, ids)

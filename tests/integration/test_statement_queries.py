@@ -57,7 +57,7 @@ def agent_key(name: str) -> str:
 
 
 async def ids_for(repo: PgStatementRepository, store: int, **q: Any) -> set[str]:
-    rows, _ = await repo.query(store, Query(limit=100, **q))
+    rows = (await repo.query(store, Query(limit=100, **q))).rows
     return {r.id for r in rows}
 
 

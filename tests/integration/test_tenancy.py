@@ -62,8 +62,8 @@ async def test_the_service_cannot_write_into_another_store(conn: asyncpg.Connect
     a, b = await _two_stores_with_statements(conn, app_pool)
     async with scoped(app_pool, [a], a) as c:
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
-            await c.execute(
-                "INSERT INTO attachments (store_id, sha2, content_type, content) VALUES ($1, 'x', 'text/plain', 'x')", b)
+            await c.execute("INSERT INTO attachments (store_id, sha2, content_type, content) "
+                            "VALUES ($1, 'x', 'text/plain', 'x')", b)
         # updates of another store's rows silently touch nothing
         assert await c.execute("UPDATE statements SET voided = true WHERE store_id = $1", b) == "UPDATE 0"
     assert await conn.fetchval("SELECT count(*) FROM statements WHERE voided") == 0
@@ -85,7 +85,7 @@ async def test_repository_reads_through_the_service_role_stay_in_their_store(
 ) -> None:
     a, b = await _two_stores_with_statements(conn, app_pool)
     repo = PgStatementRepository(app_pool)
-    rows_a, _ = await repo.query(a, Query(limit=10))
-    rows_b, _ = await repo.query(b, Query(limit=10))
+    rows_a = (await repo.query(a, Query(limit=10))).rows
+    rows_b = (await repo.query(b, Query(limit=10))).rows
     assert len(rows_a) == 2 and len(rows_b) == 1
     assert {r.id for r in rows_a}.isdisjoint({r.id for r in rows_b})
