@@ -21,7 +21,7 @@ from lrs.ops.timestamps import format_timestamp
 from lrs.store.activities import canonical_definitions, upsert_definitions
 from lrs.store.appender import GroupAppender
 from lrs.store.db import scoped, translated
-from lrs.store.log import Reservation, lock, reserve
+from lrs.store.log import Reservation
 from lrs.store.queries import sql
 
 
@@ -82,13 +82,15 @@ class PgStatementRepository:
 
     async def _write_group(self, store_id: int, writes: list[_Write]) -> list[datetime | BaseException | None]:
         outcomes: list[datetime | BaseException | None] = [None] * len(writes)
-        async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
-            # Under the lock no other writer of this store can store one of these ids between
-            # the check and the insert.
-            await lock(conn, store_id)
-            ids = [p.id for w in writes for p in w.items]
-            existing = {r["id"]: orjson.loads(r["payload"])
-                        for r in await conn.fetch(sql("statements_existing"), store_id, ids)}
+        ids = [p.id for w in writes for p in w.items]
+        refs = sorted({p.refers_to for w in writes for p in w.items if p.refers_to})
+        # Few round trips inside the transaction: other writers of the store wait for it.
+        async with translated(), self.pool.acquire() as conn, conn.transaction():
+            # The lock is taken in its own statement so the check below, a new statement,
+            # sees every earlier append (READ COMMITTED takes a snapshot per statement).
+            await conn.execute(sql("append_lock_scoped"), store_id)
+            check = await conn.fetchrow(sql("append_check"), store_id, ids, refs)
+            existing: dict[str, dict[str, Any]] = check["existing"]
             accepted: dict[str, Prepared] = {}
             new: list[Prepared] = []
             attachments: list[Attachment] = []
@@ -106,13 +108,10 @@ class PgStatementRepository:
                     defining += mine
             if not new:
                 return outcomes
-            refs = [p.refers_to for p in new if p.refers_to]
-            targets: dict[str, list[tuple[str, bool]]] = {}
-            if refs:
-                targets = {r["id"]: list(r["terms"].items())
-                           for r in await conn.fetch(sql("statements_terms_of"), store_id, refs)}
+            targets = {k: list(v.items()) for k, v in check["targets"].items()}
             inherit_target_terms(new, targets)
-            reservation = await reserve(conn, store_id, len(new), locked=True)
+            first = check["last_position"] + 1
+            reservation = Reservation(first, len(new), check["stored"])
             await self._insert(conn, store_id, new, attachments, reservation)
             if defining:
                 await upsert_definitions(conn, store_id, defining)

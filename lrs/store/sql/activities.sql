@@ -16,6 +16,8 @@ WITH defs AS (
                     THEN jsonb_build_object('description',
                                             (a.definition->'description') || (EXCLUDED.definition->'description'))
                     ELSE '{}'::jsonb END
+        -- most statements repeat a definition already known: leave the row alone then
+        WHERE NOT (a.definition @> EXCLUDED.definition)
 )
 INSERT INTO agent_names (store_id, agent_key, name)
 SELECT $1, k, n FROM unnest($4::text[], $5::text[]) AS u(k, n)

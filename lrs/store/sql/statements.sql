@@ -1,17 +1,5 @@
 -- Statement index and event log: the write path of the Statements resource and its queries.
 
--- name: statements_existing
--- The stored statements among the given ids (to compare a re-sent id with what is stored).
-SELECT s.statement_id::text AS id, e.payload::text AS payload
-FROM statements s JOIN events e ON e.store_id = s.store_id AND e.position = s.position
-WHERE s.store_id = $1 AND s.statement_id = ANY($2::uuid[]);
-
--- name: statements_terms_of
--- Own filter terms of stored statements, for statements that target them by StatementRef.
-SELECT statement_id::text AS id, terms
-FROM statements
-WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
-
 -- name: lock_store_for_append
 -- Take the store's exclusive append lock (a transaction advisory lock, held to commit).
 SELECT pg_advisory_xact_lock(1397772114, $1::int);
@@ -189,3 +177,22 @@ SELECT sha2, content_type, content FROM attachments WHERE store_id = $1 AND sha2
 -- name: advance_store_counter
 -- Move a store's position counter and last stored time past an append (inside its transaction).
 UPDATE stores SET last_position = $2, last_stored = $3 WHERE id = $1;
+
+-- name: append_lock_scoped
+-- Start of a group append: scope this transaction to the store and take its append lock.
+SELECT set_config('spor.store_ids', $1::bigint::text, true),
+       set_config('spor.write_store', $1::bigint::text, true),
+       pg_advisory_xact_lock(1397772114, $1::int);
+
+-- name: append_check
+-- Under the append lock: the counter, this append's stored time, which of the ids are stored
+-- (with their statements, to compare a re-sent id), and the terms of StatementRef targets.
+SELECT st.last_position,
+       greatest(coalesce(st.last_stored, '-infinity'), date_trunc('milliseconds', clock_timestamp())) AS stored,
+       (SELECT coalesce(jsonb_object_agg(s.statement_id::text, e.payload), '{}'::jsonb)
+          FROM statements s JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+         WHERE s.store_id = $1 AND s.statement_id = ANY($2::uuid[])) AS existing,
+       (SELECT coalesce(jsonb_object_agg(t.statement_id::text, t.terms), '{}'::jsonb)
+          FROM statements t
+         WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])) AS targets
+FROM stores st WHERE st.id = $1;
