@@ -18,6 +18,7 @@ from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.lag import sample_lag
+from lrs.logs import configure
 from lrs.metrics import Metrics
 from lrs.ops.auth import Authenticator
 from lrs.ops.oidc import OidcConfig, OidcVerifier
@@ -109,3 +110,10 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(CORSMiddleware),
             Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
     )
+
+
+def app_from_env() -> Starlette:
+    """The app of a worker process (``spor serve --workers N``): settings from the environment."""
+    settings = Settings.from_env()
+    configure(settings.log_format, settings.log_level)
+    return create_app(settings)

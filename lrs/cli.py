@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 from collections.abc import Sequence
 
@@ -42,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lrs.app import create_app
     from lrs.logs import configure
 
-    settings = Settings.from_env(host=args.host, port=args.port)
+    settings = Settings.from_env(host=args.host, port=args.port, workers=args.workers)
     configure(settings.log_format, settings.log_level)
     settings, embedded = resolve_database(settings)
     try:
@@ -58,9 +59,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn shuts down gracefully on SIGTERM/SIGINT (finishing in-flight requests), then
         # re-raises the signal; exiting normally from it lets the embedded database stop too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
+        target: object = create_app(settings)
+        if settings.workers > 1:
+            # Worker processes build their app from the environment; the database URL the
+            # parent resolved (maybe the embedded cluster) is handed over that way.
+            os.environ["SPOR_DATABASE_URL"] = settings.database_url or ""
+            target = "lrs.app:app_from_env"
         uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_config=None,
-            access_log=False, timeout_graceful_shutdown=30, loop="auto", http="auto",
+            target,  # type: ignore[arg-type]
+            factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
+            host=settings.host, port=settings.port, log_config=None, access_log=False,
+            timeout_graceful_shutdown=30, loop="auto", http="auto",
         )
     finally:
         if embedded is not None:
@@ -74,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the xAPI server")
     serve.add_argument("--host", default=None, help="address to listen on (SPOR_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port to listen on (SPOR_PORT, default 8080)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="server processes sharing the port (SPOR_WORKERS, default 1)")
     serve.set_defaults(func=cmd_serve)
 
     admin.add_subcommands(sub)

@@ -33,6 +33,7 @@ class Settings:
     pg_bin: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 1
     public_url: str | None = None
     # The X-Experience-API-Version sent on responses to requests that named no supported
     # version (those get 400 anyway): 2.0.0 or 1.0.3.
