@@ -112,7 +112,7 @@ class PgStatementRepository:
             inherit_target_terms(new, targets)
             first = check["last_position"] + 1
             reservation = Reservation(first, len(new), check["stored"])
-            await self._insert(conn, store_id, new, attachments, reservation)
+            await self._insert(conn, store_id, new, attachments, reservation, set(check["voided_before"]))
             if defining:
                 await upsert_definitions(conn, store_id, defining)
         for i, outcome in enumerate(outcomes):
@@ -122,11 +122,13 @@ class PgStatementRepository:
 
     async def _insert(
         self, conn: asyncpg.Connection, store_id: int, items: list[Prepared], attachments: list[Attachment],
-        reservation: Reservation,
+        reservation: Reservation, voided_before: set[str],
     ) -> None:
         stored_text = format_timestamp(reservation.stored)
         positions = reservation.positions
-        in_batch_voided = {p.voids for p in items if p.voids} - {p.id for p in items if p.voids}
+        voiding_ids = {p.id for p in items if p.voids}
+        # Data 2.3.2: a voiding statement itself is never voided.
+        voided = ({p.voids for p in items if p.voids} | voided_before) - voiding_ids
         bodies: list[bytes] = []
         for p in items:
             p.body["stored"] = stored_text
@@ -154,7 +156,7 @@ class PgStatementRepository:
             [p.refers_to for p in items],
             [",".join(p.attachment_sha2s) or None for p in items],
             [orjson.dumps(p.terms) for p in items],
-            [p.id in in_batch_voided for p in items],
+            [p.id in voided for p in items],
             [_authority_key(p.body["authority"]) for p in items],
             term_names,
             term_positions,
@@ -163,6 +165,7 @@ class PgStatementRepository:
             [a.content_type for a in unique_attachments],
             [a.content for a in unique_attachments],
             reservation.last,
+            sorted({p.voids for p in items if p.voids}),
         )
 
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None:

@@ -27,9 +27,8 @@ st AS (
     INSERT INTO statements (store_id, statement_id, position, stored, voided, voids, refers_to,
                             authority_key, attachment_sha2s, terms)
     SELECT $1, n.statement_id, n.position, $3,
-           n.voided_in_batch OR (n.voids IS NULL AND EXISTS (
-               SELECT 1 FROM statements o
-               WHERE o.store_id = $1 AND o.refers_to = n.statement_id AND o.voids IS NOT NULL)),
+           -- voided by a statement in this batch or by one stored earlier (found by append_check)
+           n.voided_in_batch,
            n.voids, n.refers_to, n.authority_key,
            coalesce(string_to_array(n.sha2s, ','), '{}'), n.terms
     FROM new_rows n
@@ -42,9 +41,10 @@ tm AS (
     SELECT $1, term, position, direct FROM new_terms
 ),
 voiding AS (
+    -- by key ($19: the targets of this batch's voiding statements, usually none); a join on
+    -- new_rows here was planned as a scan of the whole store
     UPDATE statements SET voided = true
-    WHERE store_id = $1 AND statement_id IN (SELECT voids FROM new_rows WHERE voids IS NOT NULL)
-      AND voids IS NULL
+    WHERE store_id = $1 AND statement_id = ANY($19::uuid[]) AND voids IS NULL
 ),
 referrers (root, position, statement_id, depth) AS (
     -- statements stored earlier that target a statement arriving now (forward StatementRefs)
@@ -194,5 +194,8 @@ SELECT st.last_position,
          WHERE s.store_id = $1 AND s.statement_id = ANY($2::uuid[])) AS existing,
        (SELECT coalesce(jsonb_object_agg(t.statement_id::text, t.terms), '{}'::jsonb)
           FROM statements t
-         WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])) AS targets
+         WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])) AS targets,
+       (SELECT coalesce(array_agg(DISTINCT v.refers_to::text), '{}')
+          FROM statements v
+         WHERE v.store_id = $1 AND v.refers_to = ANY($2::uuid[]) AND v.voids IS NOT NULL) AS voided_before
 FROM stores st WHERE st.id = $1;
