@@ -47,7 +47,9 @@ class Settings:
     max_batch_statements: int = 5000
     max_attachment_bytes: int = 32 * 1024 * 1024
     max_document_bytes: int = 16 * 1024 * 1024
-    query_limit_max: int = 1000
+    # limit=0 means "the most the server allows" (Communication 2.1.3): pages of ~150 KB; ask
+    # for more with a larger SPOR_QUERY_LIMIT_MAX when exporting.
+    query_limit_max: int = 100
     # Requests per second per credential in each process (0 = no limit), and the burst.
     rate_limit_per_second: int = 2000
     rate_limit_burst: int = 4000

@@ -12,7 +12,9 @@ def agent(name: str = "kari") -> dict[str, Any]:
     return {"objectType": "Agent", "name": name.title(), "account": {"homePage": HOMEPAGE, "name": f"emp-{name}"}}
 
 
-def statement(actor: str = "kari", verb: str = "completed", activity: str = "hand-hygiene", **extra: Any) -> dict[str, Any]:
+def statement(
+    actor: str = "kari", verb: str = "completed", activity: str = "hand-hygiene", **extra: Any
+) -> dict[str, Any]:
     s: dict[str, Any] = {
         "actor": agent(actor),
         "verb": {"id": f"http://adlnet.gov/expapi/verbs/{verb}", "display": {"en-US": verb, "nb-NO": verb}},

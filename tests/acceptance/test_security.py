@@ -61,7 +61,8 @@ async def test_no_resource_shows_one_store_s_data_to_another(server: Server) -> 
         assert (await cb.get("/activities/state", params={"activityId": activity, "agent": agent,
                                                           "stateId": "bookmark"})).status_code == 404
         assert (await cb.get("/activities/state", params={"activityId": activity, "agent": agent})).json() == []
-        assert (await cb.get("/activities/profile", params={"activityId": activity, "profileId": "p"})).status_code == 404
+        profile = await cb.get("/activities/profile", params={"activityId": activity, "profileId": "p"})
+        assert profile.status_code == 404
         assert (await cb.get("/agents/profile", params={"agent": agent, "profileId": "p"})).status_code == 404
         act = await cb.get("/activities", params={"activityId": activity})
         assert "definition" not in act.json() or act.json().get("definition") in ({}, None)

@@ -10,7 +10,6 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -23,34 +22,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import Server, Tenant, make_tenant, xapi_client
+from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import statement, with_id
 
 SIGNATURE = "http://adlnet.gov/expapi/attachments/signature"
 CERTIFICATE_USAGE = "https://example.org/attachment-usage/certificate-of-completion"
-
-
-@pytest.fixture(scope="module")
-async def shared_tenant(server: Server) -> Tenant:
-    return await make_tenant(server.database_url, server.base_url)
-
-
-@pytest.fixture(scope="module")
-async def clients(server: Server, shared_tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """One client per xAPI version for the whole module (an httpx client is slow to create)."""
-    made = {v: xapi_client(server, shared_tenant, v) for v in ("1.0.3", "2.0.0")}
-    yield made
-    for c in made.values():
-        await c.aclose()
-
-
-@pytest.fixture(params=["1.0.3", "2.0.0"])
-def xapi(request: pytest.FixtureRequest, clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
-    return clients[request.param]
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def attachment_object(content: bytes, *, usage: str = CERTIFICATE_USAGE, content_type: str = "text/plain",

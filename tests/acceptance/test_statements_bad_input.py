@@ -18,29 +18,11 @@ import orjson
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import statement, with_id
 
 SMALL_LIMIT = 4096
-
-
-@pytest.fixture(scope="module")
-async def shared_tenant(server: Server) -> Tenant:
-    return await make_tenant(server.database_url, server.base_url)
-
-
-@pytest.fixture(scope="module")
-async def clients(server: Server, shared_tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """One client per xAPI version for the whole module (an httpx client is slow to create)."""
-    made = {v: xapi_client(server, shared_tenant, v) for v in ("1.0.3", "2.0.0")}
-    yield made
-    for c in made.values():
-        await c.aclose()
-
-
-@pytest.fixture(params=["1.0.3", "2.0.0"])
-def xapi(request: pytest.FixtureRequest, clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
-    return clients[request.param]
 
 
 @pytest.fixture
@@ -58,10 +40,6 @@ def small_server(pg: EmbeddedPostgres) -> Iterator[Server]:
         yield s
     finally:
         stop_server(s)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def error_message(r: httpx.Response) -> str:

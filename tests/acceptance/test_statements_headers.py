@@ -19,6 +19,7 @@ import pytest
 
 from lrs.ops.timestamps import parse_timestamp
 from tests.conftest import Server, Tenant, make_tenant, xapi_client
+from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import agent, statement, with_id
 
 CT = "X-Experience-API-Consistent-Through"
@@ -26,33 +27,10 @@ VERSION = "X-Experience-API-Version"
 
 
 @pytest.fixture(scope="module")
-async def shared_tenant(server: Server) -> Tenant:
-    return await make_tenant(server.database_url, server.base_url)
-
-
-@pytest.fixture(scope="module")
-async def clients(server: Server, shared_tenant: Tenant) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """One client per xAPI version for the whole module (an httpx client is slow to create)."""
-    made = {v: xapi_client(server, shared_tenant, v) for v in ("1.0.3", "2.0.0")}
-    yield made
-    for c in made.values():
-        await c.aclose()
-
-
-@pytest.fixture(params=["1.0.3", "2.0.0"])
-def xapi(request: pytest.FixtureRequest, clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
-    return clients[request.param]
-
-
-@pytest.fixture(scope="module")
 async def raw(server: Server) -> AsyncIterator[httpx.AsyncClient]:
     """A client with no default headers and no credentials."""
     async with httpx.AsyncClient(base_url=server.base_url + "/xapi", timeout=30) as c:
         yield c
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def basic(key: str, secret: str) -> str:
