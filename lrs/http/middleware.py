@@ -39,8 +39,10 @@ class RequestMiddleware:
         path: str = scope["path"].rstrip("/") or "/"
         is_xapi = path.startswith("/xapi")
         version = negotiate(headers.get("x-experience-api-version")) if is_xapi else None
-        scope.setdefault("state", {})["xapi_version"] = version
-        scope["state"]["request_id"] = request_id
+        # The version is negotiated by the handler (lrs.http.common.xapi_version) from the
+        # headers it sees, which the alternate request syntax may have rewritten; the header's
+        # own version here only names the version of responses that never reach a handler.
+        scope.setdefault("state", {})["request_id"] = request_id
         status = 500
 
         async def send_with_headers(message: Message) -> None:
