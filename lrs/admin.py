@@ -22,6 +22,7 @@ from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
+from lrs.store.db import set_json_codecs
 from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.migrate import migrate
 
@@ -55,8 +56,7 @@ def run_with_database(work: Work, settings: Settings | None = None) -> list[dict
         conn = await asyncpg.connect(settings.database_url)
         try:
             await migrate(conn)
-            await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-                                      schema="pg_catalog")
+            await set_json_codecs(conn)
             return await work(conn, settings)
         finally:
             await conn.close()

@@ -9,13 +9,13 @@ import signal
 from collections.abc import Sequence
 
 import asyncpg
-import orjson
 
 from lrs import admin
 from lrs.database import resolve_database
 from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
+from lrs.store.db import set_json_codecs
 from lrs.store.migrate import migrate
 from projections import cli as projections_cli
 
@@ -26,8 +26,7 @@ async def _prepare(settings: Settings) -> bootstrap.NewCredential | None:
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
-        await conn.set_type_codec("jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-                                  schema="pg_catalog")
+        await set_json_codecs(conn)
         return await bootstrap.ensure_default(PgCredentialRepository(conn), _public_url(settings))
     finally:
         await conn.close()

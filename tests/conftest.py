@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _jsonb(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=lambda v: v if isinstance(v, str) else orjson.dumps(v).decode(),
-                              decoder=orjson.loads, schema="pg_catalog")
+    for kind in ("jsonb", "json"):
+        await conn.set_type_codec(kind, encoder=lambda v: v if isinstance(v, str) else orjson.dumps(v).decode(),
+                                  decoder=orjson.loads, schema="pg_catalog")
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ def _jsonb_encode(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def set_json_codecs(conn: asyncpg.Connection) -> None:
+    """json/jsonb to and from Python values with orjson (also used by one-off connections)."""
     # jsonb travels as text; bytes/str pass through untouched, so already-serialised JSON is
     # never parsed and re-serialised in Python on the write path.
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
@@ -42,7 +43,7 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: 
     settings = {"role": role} if role else None
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=_init_connection, server_settings=settings
+            url, min_size=min_size, max_size=max_size, init=set_json_codecs, server_settings=settings
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise ServiceUnavailable(f"database unavailable: {exc}") from exc

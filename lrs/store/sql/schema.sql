@@ -49,7 +49,7 @@ events.position bigint NOT NULL
 events.kind text NOT NULL
 events.recorded_at timestamp with time zone NOT NULL
 events.statement_id uuid NULL
-events.payload jsonb NOT NULL
+events.payload json NOT NULL
 statement_terms.store_id bigint NOT NULL
 statement_terms.term text NOT NULL
 statement_terms.position bigint NOT NULL

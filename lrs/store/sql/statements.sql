@@ -15,7 +15,7 @@ WHERE id = $1;
 -- In one statement: log events, index rows, filter terms, voiding, attachments, counter.
 WITH RECURSIVE
 new_rows AS (
-    SELECT * FROM unnest($2::bigint[], $4::uuid[], $5::jsonb[], $6::uuid[], $7::uuid[],
+    SELECT * FROM unnest($2::bigint[], $4::uuid[], $5::json[], $6::uuid[], $7::uuid[],
                          $8::text[], $9::jsonb[], $10::boolean[], $11::text[])
         AS u(position, statement_id, body, voids, refers_to, sha2s, terms, voided_in_batch, authority_key)
 ),

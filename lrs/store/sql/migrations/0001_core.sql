@@ -40,7 +40,9 @@ CREATE TABLE events (
     kind          text NOT NULL,
     recorded_at   timestamptz NOT NULL,
     statement_id  uuid,
-    payload       jsonb NOT NULL,
+    -- json, not jsonb: kept as the received text (no conversion when appended or read back);
+    -- read models that query into it use the json operators
+    payload       json NOT NULL,
     PRIMARY KEY (store_id, position)
 );
 
