@@ -23,7 +23,7 @@ test: install
 
 lint: install
 	$(BIN)/ruff check lrs statements_schema projections adapters tests bench
-	$(BIN)/mypy lrs statements_schema
+	$(BIN)/mypy lrs statements_schema projections
 
 bench: install
 	$(BIN)/python -m bench.ingest $(ARGS)
