@@ -8,8 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lrs.errors import BadRequest
-from lrs.http.common import principal, xapi_version
+from lrs.http.common import only_params, principal, xapi_version
 from lrs.ops import activities as ops
 from lrs.ops.documents import etag_of
 from lrs.store.activities import canonical_definitions
@@ -21,10 +20,7 @@ async def get_activity(request: Request) -> Response:
     """GET/HEAD: the canonical Activity object (200), with an ETag of its JSON."""
     xapi_version(request)
     who = await principal(request)
-    unknown = set(request.query_params) - {"activityId"}
-    if unknown:
-        # Communication 3.2 (XAPI-00324/00325): unknown or wrong-case parameters are 400.
-        raise BadRequest(f"unknown parameter(s) for GET activities: {', '.join(sorted(unknown))}")
+    only_params(request, {"activityId"}, "GET activities")
     pool = request.app.state.pool
 
     async def definitions(store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -6,8 +6,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lrs.errors import BadRequest
-from lrs.http.common import principal, xapi_version
+from lrs.http.common import only_params, principal, xapi_version
 from lrs.ops import agents as ops
 from lrs.ops.documents import etag_of
 from lrs.store.activities import agent_names
@@ -19,9 +18,7 @@ async def get_person(request: Request) -> Response:
     """GET/HEAD: the Person object for the agent parameter (200)."""
     version = xapi_version(request)
     who = await principal(request)
-    unknown = set(request.query_params) - {"agent"}
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) for GET agents: {', '.join(sorted(unknown))}")
+    only_params(request, {"agent"}, "GET agents")
     pool = request.app.state.pool
 
     async def names(store_id: int, key: str) -> list[str]:

@@ -3,6 +3,7 @@ parameter parsing."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -43,6 +44,15 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def only_params(request: Request, allowed: Collection[str], what: str | None = None) -> None:
+    """400 naming the query parameters this request may not carry (Communication 3.2: unknown
+    parameters, and known ones in the wrong case, are refused)."""
+    unknown = set(request.query_params) - set(allowed)
+    if unknown:
+        where = what or f"{request.method} {request.url.path}"
+        raise BadRequest(f"unknown parameter(s) for {where}: {', '.join(sorted(unknown))}")
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:

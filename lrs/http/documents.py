@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lrs.errors import BadRequest
-from lrs.http.common import principal, read_body, xapi_version
+from lrs.http.common import only_params, principal, read_body, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
 from lrs.ops.timestamps import http_date, parse_timestamp
@@ -56,9 +56,7 @@ AGENT_PROFILE = DocumentResource("agent_profile", "profileId", activity=False, a
 def _check_params(request: Request, allowed: set[str]) -> None:
     # xAPI Communication 3.2 (XAPI-00324/00325): unknown parameters, and known ones with the
     # wrong case, are refused with 400.
-    unknown = set(request.query_params) - allowed
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) for {request.method} {request.url.path}: {', '.join(sorted(unknown))}")
+    only_params(request, allowed)
     for name in request.query_params:
         if len(request.query_params.getlist(name)) > 1:
             raise BadRequest(f"parameter {name} given more than once")

@@ -18,6 +18,7 @@ from lrs.errors import BadRequest, LRSError, PayloadTooLarge
 from lrs.http.common import (
     accept_languages,
     media_type,
+    only_params,
     parse_bool,
     parse_json,
     principal,
@@ -104,9 +105,7 @@ async def put_statement(request: Request) -> Response:
     """PUT /statements?statementId=...: store one statement under the given id (204)."""
     version = xapi_version(request)
     who = await principal(request)
-    extra = set(request.query_params) - {"statementId"}
-    if extra:
-        raise BadRequest(f"unexpected parameter(s) for PUT statements: {', '.join(sorted(extra))}")
+    only_params(request, {"statementId"}, "PUT statements")
     sid = request.query_params.get("statementId")
     if not sid:
         raise BadRequest("statementId parameter is required for PUT")
@@ -122,8 +121,7 @@ async def post_statements(request: Request) -> Response:
     """POST /statements: store one statement or a batch; 200 with the ids in order."""
     version = xapi_version(request)
     who = await principal(request)
-    if request.query_params:
-        raise BadRequest(f"unexpected parameter(s) for POST statements: {', '.join(sorted(request.query_params))}")
+    only_params(request, (), "POST statements")
     statements, attachments = await _statements_from_body(request)
     max_batch = request.app.state.settings.max_batch_statements
     if len(statements) > max_batch:
@@ -166,9 +164,7 @@ def _iri_param(params: Any, name: str) -> str | None:
 
 def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     params = request.query_params
-    unknown = set(params) - QUERY_PARAMS
-    if unknown:
-        raise BadRequest(f"unknown parameter(s) for GET statements: {', '.join(sorted(unknown))}")
+    only_params(request, QUERY_PARAMS, "GET statements")
     settings = request.app.state.settings
     fmt = params.get("format", "exact")
     if fmt not in FORMATS:
@@ -243,10 +239,7 @@ async def get_statements(request: Request) -> Response:
     if "statementId" in params or "voidedStatementId" in params:
         if "statementId" in params and "voidedStatementId" in params:
             raise BadRequest("statementId and voidedStatementId cannot be used together")
-        extra = set(params) - SINGLE_PARAMS
-        if extra:
-            raise BadRequest(f"with statementId/voidedStatementId only format and attachments are allowed, "
-                             f"not: {', '.join(sorted(extra))}")
+        only_params(request, SINGLE_PARAMS, "GET statements with statementId/voidedStatementId")
         fmt = params.get("format", "exact")
         if fmt not in FORMATS:
             raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
