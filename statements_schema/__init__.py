@@ -14,7 +14,7 @@ the rules a schema cannot express are in :mod:`statements_schema.semantic`.
 """
 
 from .errors import ValidationFailure
-from .loader import SCHEMA_VERSIONS, root_schema
+from .loader import SCHEMA_VERSIONS, is_iri, root_schema
 from .validator import (
     validate_activity,
     validate_activity_definition,
@@ -27,6 +27,7 @@ from .validator import (
 __all__ = [
     "SCHEMA_VERSIONS",
     "ValidationFailure",
+    "is_iri",
     "root_schema",
     "validate_activity",
     "validate_activity_definition",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from importlib import resources
 from typing import Any, Final
 
@@ -97,3 +98,14 @@ def root_schema(version: str, entry: str = "statement") -> dict[str, Any]:
 def shared_root_schema(version: str, entry: str) -> dict[str, Any]:
     """Like :func:`root_schema` but the cached object itself; callers must not modify it."""
     return _root_schema(schema_version(version), entry)
+
+
+@functools.cache
+def _iri_pattern() -> re.Pattern[str]:
+    return re.compile(str(_read("common.json")["definitions"]["iri"]["pattern"]))
+
+
+def is_iri(value: object) -> bool:
+    """Whether ``value`` is an absolute IRI by the same rule the statement schema applies
+    (Data 2.2.s4.b1.b8), for parameters such as ``verb``, ``activity`` and ``activityId``."""
+    return isinstance(value, str) and _iri_pattern().match(value) is not None

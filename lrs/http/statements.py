@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -149,15 +148,12 @@ def _agent_param(raw: str, version: str) -> str:
     return key
 
 
-_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[^\s<>\"{}|\\^`]*$")
-
-
 def _iri_param(params: Any, name: str) -> str | None:
     """A verb/activity parameter: an absolute IRI (Communication 2.1.3), else 400."""
     value = params.get(name)
     if value is None:
         return None
-    if not _IRI.match(value):
+    if not statements_schema.is_iri(value):
         raise BadRequest(f"{name}: must be an absolute IRI, got {value!r}")
     return str(value)
 

@@ -10,7 +10,6 @@ precondition check and the write see the same current document (no lost updates)
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,9 +34,6 @@ DELETE: str = "document.delete"
 JSON_TYPE = "application/json"
 DEFAULT_TYPE = "application/octet-stream"
 
-# RFC 3987 absolute IRI: at least a scheme. Enough to refuse "true" or "abc" as an activityId
-# (Communication 2.3.s3.table1.row1: activityId is an IRI).
-_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:\S+$")
 
 
 @dataclass(frozen=True)
@@ -156,7 +152,8 @@ def activity_id(raw: str | None, required: bool = True) -> str:
         if required:
             raise BadRequest("activityId parameter is required")
         return ""
-    if not _IRI.match(raw):
+    # Communication 2.3.s3.table1.row1: activityId is an IRI (the statement schema's rule).
+    if not statements_schema.is_iri(raw):
         raise BadRequest(f"activityId: not an IRI: {raw!r}")
     return raw
 

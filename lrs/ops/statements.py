@@ -256,15 +256,6 @@ def inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str
     xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively; targets
     in the same batch are resolved here, stored targets come from the index.
     """
-    _inherit_target_terms(batch, stored)
-
-
-def _inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str, bool]]]) -> None:
-    """Give statements that target another by StatementRef the target's filter terms.
-
-    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively; targets
-    in the same batch are resolved here, stored targets come from the index.
-    """
     by_id = {p.id: p for p in batch}
 
     def resolve(p: Prepared, depth: int) -> dict[str, bool]:

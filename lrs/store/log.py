@@ -1,10 +1,12 @@
 """Appending to the event log: the per-store append lock and position counter.
 
-Every writer of events (statements, documents, reference data) appends through ``reserve``:
-it takes the store's exclusive advisory lock for the rest of the transaction, then reads the
-counter in a fresh statement. Appends to one store are therefore serialised and their positions
-become visible in commit order (the lock is released only after commit is visible), so a reader
-that has seen position N never later finds a committed event below N. See docs/architecture.md.
+Documents and reference data append through ``reserve``; the statement group writer
+(lrs/store/statements.py) takes the same lock in ``append_lock_scoped`` and reads the counter in
+``append_check``. Either way: the store's exclusive advisory lock is held for the rest of the
+transaction, and the counter is read in a fresh statement after it. Appends to one store are
+therefore serialised and their positions become visible in commit order (the lock is released
+only after commit is visible), so a reader that has seen position N never later finds a
+committed event below N. See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -34,20 +36,13 @@ class Reservation:
         return list(range(self.first, self.first + self.count))
 
 
-async def lock(conn: asyncpg.Connection, store_id: int) -> None:
-    """Take the store's append lock for the rest of the transaction (before reading state that
-    the append depends on, such as which statement ids exist)."""
-    await conn.execute(sql("lock_store_for_append"), store_id)
-
-
-async def reserve(conn: asyncpg.Connection, store_id: int, count: int, *, locked: bool = False) -> Reservation:
+async def reserve(conn: asyncpg.Connection, store_id: int, count: int) -> Reservation:
     """Lock the store's log for this transaction and reserve ``count`` positions.
 
     Must run inside a transaction; the caller writes its events at ``positions`` and then
     calls ``commit_positions`` (or includes the counter update in its own statement).
     """
-    if not locked:
-        await lock(conn, store_id)
+    await conn.execute(sql("lock_store_for_append"), store_id)
     row = await conn.fetchrow(sql("append_position_and_stored"), store_id)
     if row is None:
         raise LookupError(f"store {store_id} does not exist")

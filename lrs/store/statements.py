@@ -173,15 +173,12 @@ class PgStatementRepository:
             r = await conn.fetchrow(sql("statement_by_id"), store_id, statement_id)
         return _row(r) if r else None
 
-    async def horizon(self, store_id: int) -> tuple[int, datetime]:
+    async def consistent_through(self, store_id: int) -> datetime:
         async with translated(), scoped(self.pool, [store_id]) as conn:
             r = await conn.fetchrow(sql("store_horizon"), store_id)
         if r is None:
             raise LookupError(f"store {store_id} does not exist")
-        return r["last_position"], r["consistent_through"]
-
-    async def consistent_through(self, store_id: int) -> datetime:
-        return (await self.horizon(store_id))[1]
+        return r["consistent_through"]
 
     async def query(self, store_id: int, q: Query) -> Page:
         """One page (limit + 1 rows, so the caller knows whether more exist), the horizon and
