@@ -420,10 +420,10 @@ def proc_cpu(pid: int, children: bool = False) -> float:
     return t / CLK
 
 
-def postgres_cpu(postmaster: int) -> float:
-    """CPU seconds of the whole PostgreSQL cluster: the postmaster, its live children, and the
-    children that have already exited (accounted to the postmaster once reaped)."""
-    total = proc_cpu(postmaster, children=True)
+def tree_cpu(parent: int) -> float:
+    """CPU seconds of a process and its children, live and exited (accounted to the parent once
+    reaped): the whole PostgreSQL cluster, or the server with its ``--workers``."""
+    total = proc_cpu(parent, children=True)
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -431,7 +431,7 @@ def postgres_cpu(postmaster: int) -> float:
             f = _stat(int(d))
         except OSError:
             continue
-        if int(f[1]) == postmaster:
+        if int(f[1]) == parent:
             total += (int(f[11]) + int(f[12])) / CLK
     return total
 
@@ -546,7 +546,7 @@ def start_server(env: Env, args: argparse.Namespace) -> None:
     cmd = [sys.executable]
     if args.server_cprofile:
         cmd += ["-m", "cProfile", "-o", str(Path(args.server_cprofile).resolve())]
-    cmd += ["-m", "lrs.cli", "serve"]
+    cmd += ["-m", "lrs.cli", "serve", "--workers", str(args.server_workers)]
     full_env = {**os.environ, "SPOR_DATABASE_URL": env.db_url, "SPOR_PORT": str(env.port), "SPOR_HOST": HOST,
                 "SPOR_LOG_FORMAT": "json", "SPOR_LOG_LEVEL": args.server_log_level,
                 # measure capacity, not the per-credential rate-limit policy (default 2,000/s)
@@ -619,11 +619,11 @@ async def baseline(env: Env, rows: int, chunk: int, writers: int) -> dict[str, f
         finally:
             await c.close()
 
-    pg0 = postgres_cpu(env.postmaster)
+    pg0 = tree_cpu(env.postmaster)
     t0 = time.perf_counter()
     await asyncio.gather(*(writer(d) for d in data))
     wall = time.perf_counter() - t0
-    pg_cpu = postgres_cpu(env.postmaster) - pg0
+    pg_cpu = tree_cpu(env.postmaster) - pg0
     c = await asyncpg.connect(env.db_url)
     n = await c.fetchval("SELECT count(*) FROM bench_baseline")
     await c.execute("DROP TABLE bench_baseline")
@@ -690,8 +690,8 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
                                 "-d", str(int(seconds) + 5), "-o", str(spy_out), "--nonblocking"]
                                + (["--native"] if args.py_spy_native else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    s0 = proc_cpu(env.server.pid)
-    pg0 = postgres_cpu(env.postmaster)
+    s0 = tree_cpu(env.server.pid)
+    pg0 = tree_cpu(env.postmaster)
     m0 = machine_busy()
 
     async def wait_all() -> tuple[list[WorkerResult], list[str]]:
@@ -705,8 +705,8 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
         return results, sampler.report() if sampler else []
 
     results, waits = asyncio.run(wait_all())
-    server_cpu = proc_cpu(env.server.pid) - s0
-    pg_cpu = postgres_cpu(env.postmaster) - pg0
+    server_cpu = tree_cpu(env.server.pid) - s0
+    pg_cpu = tree_cpu(env.postmaster) - pg0
     machine = machine_busy() - m0
     for p in procs:
         p.join(timeout=30)
@@ -907,6 +907,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-seconds", type=float, default=1500, help="time limit of the (d) load")
     p.add_argument("--query-seconds", type=float, default=20.0, help="time limit per query kind")
     p.add_argument("--queries", type=int, default=400, help="queries per kind (after 5 warm-up queries)")
+    p.add_argument("--server-workers", type=int, default=2,
+                   help="spor serve --workers (one process per core is the deployment the targets assume)")
     p.add_argument("--client", choices=["raw", "httpx"], default="raw")
     p.add_argument("--client-procs", type=int, default=2, help="load-generator processes")
     p.add_argument("--server-log-level", default="info", help="SPOR_LOG_LEVEL of the server (production: info)")
@@ -928,7 +930,7 @@ def main(argv: list[str] | None = None) -> int:
     pg = EmbeddedPostgres(tmp / "data", durable=True, pg_bin=os.environ.get("SPOR_PG_BIN"), settings=pg_settings)
     t_start = time.monotonic()
     print(f"Spor ingest benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, temp {tmp}, "
-          f"code {_revision()})", flush=True)
+          f"code {_revision()}, spor serve --workers {args.server_workers})", flush=True)
     admin = pg.start()
     postmaster = int((pg.cluster_dir / "postmaster.pid").read_text().split()[0])
     env = Env(tmp, pg, admin, pg.url(DATABASE), postmaster, pg_stats=args.pg_stats)

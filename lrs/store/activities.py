@@ -1,9 +1,10 @@
 """Canonical Activity definitions (and agent names): inline projections of the statement log.
 
-``upsert_definitions`` runs inside the statement append's transaction (called from
-``PgStatementRepository.append``), so GET /activities and ``format=canonical`` are as current
-as GET /statements. One round trip per batch: the batch is folded in Python first (later
-statements win, language maps merge), then one statement upserts with ``unnest``.
+Definitions are merged inside the statement append's transaction (``upsert_definitions`` on the
+general path, ``spor_append_statements`` on the one-round-trip path, both calling the SQL
+function ``spor_upsert_definitions``), so GET /activities and ``format=canonical`` are as
+current as GET /statements. The batch is folded in Python first (later statements win,
+language maps merge), then one statement upserts with ``unnest``.
 """
 
 from __future__ import annotations
@@ -73,12 +74,9 @@ def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, An
     return out
 
 
-async def upsert_definitions(conn: asyncpg.Connection, store_id: int, items: list[Prepared]) -> None:
-    """Merge the Activity definitions (and agent names) of appended statements, one round trip.
-
-    Must run in the append's transaction, after the store lock is taken, so definitions are
-    applied in position order.
-    """
+def definition_args(items: list[Prepared]) -> tuple[list[str], list[bytes], list[str], list[str]]:
+    """The arguments of spor_upsert_definitions for appended statements: Activity ids and
+    their definitions folded over the batch, agent keys and names."""
     defs = fold_definitions(p.body for p in items)
     names: set[tuple[str, str]] = set()
     for p in items:
@@ -87,10 +85,18 @@ async def upsert_definitions(conn: asyncpg.Connection, store_id: int, items: lis
             name = agent.get("name")
             if key is not None and isinstance(name, str) and name:
                 names.add((key, name))
-    if not defs and not names:
-        return
-    await conn.execute(sql("upsert_definitions"), store_id, list(defs), [orjson.dumps(d) for d in defs.values()],
-                       [k for k, _ in names], [n for _, n in names])
+    return list(defs), [orjson.dumps(d) for d in defs.values()], [k for k, _ in names], [n for _, n in names]
+
+
+async def upsert_definitions(conn: asyncpg.Connection, store_id: int, items: list[Prepared]) -> None:
+    """Merge the Activity definitions (and agent names) of appended statements, one round trip.
+
+    Must run in the append's transaction, after the store lock is taken, so definitions are
+    applied in position order.
+    """
+    ids, defs, keys, names = definition_args(items)
+    if ids or keys:
+        await conn.execute(sql("upsert_definitions"), store_id, ids, defs, keys, names)
 
 
 async def canonical_definitions(pool_or_conn: asyncpg.Pool | asyncpg.Connection, store_id: int,

@@ -199,6 +199,10 @@ class EmbeddedPostgres:
                 "unix_socket_directories": "",
                 "max_connections": "200",
                 "shared_buffers": "256MB",
+                # A new store grows from nothing to many thousand statements in its first minute;
+                # until the first ANALYZE the planner believes its tables hold a row or two and
+                # picks poor plans for the append check. A shorter nap gets statistics early.
+                "autovacuum_naptime": "10s",
             }
             if not self.durable:
                 options |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}

@@ -75,7 +75,6 @@ stores.region text NULL
 activities activities_pkey PRIMARY KEY (store_id, activity_id)
 activities activities_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 agent_names agent_names_pkey PRIMARY KEY (store_id, agent_key, name)
-agent_names agent_names_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 attachments attachments_pkey PRIMARY KEY (store_id, sha2)
 attachments attachments_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 audit_log audit_log_credential_id_fkey FOREIGN KEY (credential_id) REFERENCES credentials(id)
@@ -91,11 +90,9 @@ documents documents_pkey PRIMARY KEY (store_id, resource, activity_id, agent_key
 documents documents_resource_check CHECK ((resource = ANY (ARRAY['state'::text, 'activity_profile'::text, 'agent_profile'::text])))
 documents documents_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 events events_pkey PRIMARY KEY (store_id, "position")
-events events_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 schema_migrations schema_migrations_pkey PRIMARY KEY (number)
 statement_terms statement_terms_pkey PRIMARY KEY (store_id, term, "position")
 statements statements_pkey PRIMARY KEY (store_id, statement_id)
-statements statements_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 statements statements_store_id_position_key UNIQUE (store_id, "position")
 stores stores_name_key UNIQUE (name)
 stores stores_pkey PRIMARY KEY (id)
@@ -129,6 +126,8 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 -- function
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
+spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_term_names text[], p_term_rows integer[], p_term_direct boolean[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]
+spor_upsert_definitions(p_store bigint, p_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS void
 spor_write_store() RETURNS bigint

@@ -11,6 +11,12 @@ SELECT last_position,
 FROM stores
 WHERE id = $1;
 
+-- name: append_in_one_call
+-- The common append in one round trip (migration 0007); NULL when the general path must take it.
+SELECT spor_append_statements($1, $2::uuid[], $3::text[], $4::boolean[], $5::text[], $6::jsonb[], $7::text[],
+                              $8::text[], $9::integer[], $10::boolean[], $11::text[], $12::text[], $13::bytea[],
+                              $14::text[], $15::jsonb[], $16::text[], $17::text[]);
+
 -- name: append_statements
 -- In one statement: log events, index rows, filter terms, voiding, attachments, counter.
 WITH RECURSIVE
@@ -189,9 +195,17 @@ SELECT set_config('spor.store_ids', $1::bigint::text, true),
 -- (with their statements, to compare a re-sent id), and the terms of StatementRef targets.
 SELECT st.last_position,
        greatest(coalesce(st.last_stored, '-infinity'), date_trunc('milliseconds', clock_timestamp())) AS stored,
-       (SELECT coalesce(jsonb_object_agg(s.statement_id::text, e.payload), '{}'::jsonb)
-          FROM statements s JOIN events e ON e.store_id = s.store_id AND e.position = s.position
-         WHERE s.store_id = $1 AND s.statement_id = ANY($2::uuid[])) AS existing,
+       -- each id looked up on its own in the primary key. Before a growing store's first
+       -- ANALYZE the planner thinks it holds a row or two and took the (store_id, position)
+       -- index, scanning the whole store per id; ORDER BY statement_id makes the primary key
+       -- the cheaper plan whatever the statistics say (LATERAL ... LIMIT is not flattened).
+       (SELECT coalesce(jsonb_object_agg(f.id::text, f.payload), '{}'::jsonb)
+          FROM unnest($2::uuid[]) AS i(id)
+          CROSS JOIN LATERAL (
+              SELECT s.statement_id AS id, e.payload
+              FROM statements s JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+              WHERE s.store_id = $1 AND s.statement_id = i.id
+              ORDER BY s.statement_id LIMIT 1) f) AS existing,
        (SELECT coalesce(jsonb_object_agg(t.statement_id::text, t.terms), '{}'::jsonb)
           FROM statements t
          WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])) AS targets,
