@@ -19,6 +19,7 @@ import asyncpg
 import orjson
 
 from projections import reference, runner
+from projections.facts import Window
 from projections.models import ALL, by_name
 
 
@@ -130,13 +131,11 @@ async def _status(url: str, as_json: bool) -> int:
 
 
 async def _rebuild(url: str, names: Sequence[runner.Projection], batch_size: int) -> int:
-    conn = await runner.connect(url)
-    try:
-        for p in names:
-            n = await runner.rebuild(conn, p, batch_size=batch_size, progress=runner.Progress(f"rebuild {p.name}"))
-            print(f"{p.name}: rebuilt from {n} events and swapped in")
-    finally:
-        await conn.close()
+    # several at once, in parallel in the database; one progress bar over all of them
+    label = "rebuild " + ", ".join(p.name for p in names)
+    counts = await runner.rebuild_concurrently(url, names, batch_size=batch_size, progress=runner.Progress(label))
+    for name, n in counts.items():
+        print(f"{name}: rebuilt from {n} events and swapped in")
     return 0
 
 
@@ -157,7 +156,7 @@ async def _work(url: str, names: Sequence[runner.Projection], opts: runner.Worke
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async def slow(p: runner.Projection, store_id: int, events: Sequence[Any]) -> None:
+    async def slow(p: runner.Projection, store_id: int, window: Window) -> None:
         await asyncio.sleep(delay)
 
     worker = runner.Worker(url, names, opts, before_commit=slow if delay > 0 else None)

@@ -2,9 +2,15 @@
 
 Every read model is built from a few *table families* (see ``projections.create_read_model`` in
 migration 0003): statement facts (``completions``, ``activity``), the set of ``voided`` ids, and
-reference data (``links``, ``org``, ``employments``, ``requirements``). This module turns a batch
-of events into rows and writes them with one statement per table, into whatever schema the
-caller put first on the ``search_path`` (the live schema, or the fresh one of a rebuild).
+reference data (``links``, ``org``, ``employments``, ``requirements``). This module folds a window
+of one store's log (positions after..upto) into whatever schema the caller put first on the
+``search_path`` (the live schema, or the fresh one of a rebuild), one statement per table:
+
+- statement events are folded inside PostgreSQL (``projections.statement_facts``, migration
+  0008): they are most of the log, and decoding each payload in Python capped a rebuild at a
+  few thousand statements per second. ``statement_facts`` below is the reference the SQL
+  follows; the property test (tests/integration/test_projection_properties.py) checks they agree;
+- reference-data events (few) are read and folded here.
 
 The fold is designed so that a batch gives the same tables whatever its size:
 
@@ -49,6 +55,21 @@ _DURATION = re.compile(
     r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<mi>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
 _SECONDS = {"y": 365 * 86400, "mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h": 3600, "mi": 60, "s": 1}
+
+
+@dataclass(frozen=True)
+class Window:
+    """The events of one store with positions in (after, upto]; ``count`` of them (positions of
+    a store are gapless, so that is upto - after)."""
+
+    store_id: int
+    after: int
+    upto: int
+    count: int
+
+    @property
+    def positions(self) -> range:
+        return range(self.after + 1, self.upto + 1)
 
 
 @dataclass(frozen=True)
@@ -101,7 +122,9 @@ class StatementFacts:
 
 
 def statement_facts(ev: Event) -> StatementFacts:
-    """Extract the facts of a ``statement`` event (its payload is the stored statement)."""
+    """Extract the facts of a ``statement`` event (its payload is the stored statement).
+
+    The reference for ``projections.statement_facts`` in SQL, which the runner uses."""
     s = ev.payload
     verb = str((s.get("verb") or {}).get("id", ""))
     obj = s.get("object") or {}
@@ -147,13 +170,10 @@ def _date(value: Any) -> date | None:
 
 
 class Batch:
-    """The rows one batch of events (of one store) contributes to each table family."""
+    """The rows one batch of reference-data events (of one store) contributes to each family."""
 
     def __init__(self, store_id: int) -> None:
         self.store_id = store_id
-        self.voids: list[str] = []
-        self.completions: list[tuple[Any, ...]] = []
-        self.activity: list[tuple[Any, ...]] = []
         # newest event per key wins; None means "remove"
         self.links: dict[str, str | None] = {}
         self.units: dict[tuple[str, date], tuple[Any, ...]] = {}
@@ -163,21 +183,7 @@ class Batch:
     def add(self, ev: Event, families: frozenset[str]) -> None:
         """Fold one event; raises ValueError/KeyError/TypeError for an event it cannot read."""
         p = ev.payload
-        if ev.kind == "statement":
-            f = statement_facts(ev)
-            if f.voids is not None:
-                self.voids.append(f.voids)
-                return
-            if f.ifi is None:
-                return  # anonymous groups are attributed to no one
-            if "completions" in families and f.verb in COMPLETION_VERBS and f.activity_id:
-                self.completions.append((f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score,
-                                         f.duration_s, f.at, ev.position))
-            if "activity" in families:
-                for course in f.courses:
-                    self.activity.append((f.statement_id, course, f.activity_id or course, f.ifi, f.verb, f.success,
-                                          f.score, f.duration_s, f.at, ev.position))
-        elif ev.kind == PERSON_LINKED and "links" in families:
+        if ev.kind == PERSON_LINKED and "links" in families:
             self.links[str(p["ifi"])] = str(p["person_id"])
         elif ev.kind == PERSON_UNLINKED and "links" in families:
             self.links[str(p["ifi"])] = None
@@ -218,16 +224,6 @@ class Batch:
             await conn.execute(sql("rm_requirements_upsert"), sid, [r[0] for r in rows], [r[1] for r in rows],
                                *([orjson.dumps(list(r[i])).decode() for r in rows] for i in (2, 3, 4, 5)),
                                [r[6] for r in rows])
-        if "completions" in families and self.completions:
-            await conn.execute(sql("rm_completions_insert"), sid, *_columns(self.completions, 9))
-        if "activity" in families and self.activity:
-            await conn.execute(sql("rm_activity_insert"), sid, *_columns(self.activity, 10))
-        if "voided" in families and self.voids:
-            await conn.execute(sql("rm_voided_insert"), sid, self.voids)
-            if "completions" in families:
-                await conn.execute(sql("rm_completions_void"), sid, self.voids)
-            if "activity" in families:
-                await conn.execute(sql("rm_activity_void"), sid, self.voids)
 
 
 def _strs(value: Any) -> tuple[str, ...]:
@@ -246,11 +242,28 @@ def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
     return cols
 
 
-async def apply_events(conn: asyncpg.Connection, events: Sequence[Event], families: frozenset[str]) -> None:
-    """Fold ``events`` (one store, position order) into the families' tables on the search_path."""
-    if not events:
-        return
-    batch = Batch(events[0].store_id)
-    for ev in events:
-        batch.add(ev, families)
-    await batch.write(conn, families)
+async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[str]) -> None:
+    """Fold the window's events into the families' tables on the search_path.
+
+    Within a window the order does not matter (see above): statement facts are inserted unless
+    voided, then the statements voided in the window are recorded and removed.
+    """
+    rows = await conn.fetch(sql("projection_reference_events"), w.store_id, w.after, w.upto)
+    if rows:
+        batch = Batch(w.store_id)
+        for r in rows:
+            batch.add(Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"],
+                            r["payload"]), families)
+        await batch.write(conn, families)
+    if "completions" in families:
+        await conn.execute(sql("rm_completions_from_log"), w.store_id, w.after, w.upto)
+    if "activity" in families:
+        await conn.execute(sql("rm_activity_from_log"), w.store_id, w.after, w.upto)
+    if "voided" in families:
+        voids = [r["voids"] for r in await conn.fetch(sql("rm_voids_in_log"), w.store_id, w.after, w.upto)]
+        if voids:
+            await conn.execute(sql("rm_voided_insert"), w.store_id, voids)
+            if "completions" in families:
+                await conn.execute(sql("rm_completions_void"), w.store_id, voids)
+            if "activity" in families:
+                await conn.execute(sql("rm_activity_void"), w.store_id, voids)

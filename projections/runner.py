@@ -42,7 +42,7 @@ import asyncpg
 import orjson
 
 from lrs.store.queries import sql
-from projections.facts import Event, apply_events
+from projections.facts import Window, apply_window
 
 CHANNEL = "spor_events"
 _SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -63,9 +63,9 @@ class Projection:
         """The live schema of the read model (a constant derived from the name)."""
         return f"rm_{self.name}"
 
-    async def apply(self, conn: asyncpg.Connection, events: Sequence[Event]) -> None:
-        """Fold events (one store, position order) into the tables first on the search_path."""
-        await apply_events(conn, events, self.families)
+    async def apply(self, conn: asyncpg.Connection, window: Window) -> None:
+        """Fold a window of one store's log into the tables first on the search_path."""
+        await apply_window(conn, window, self.families)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -83,10 +83,6 @@ async def connect(url: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(url)
     await init_connection(conn)
     return conn
-
-
-def _to_event(r: asyncpg.Record) -> Event:
-    return Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"], r["payload"])
 
 
 async def _use_schema(conn: asyncpg.Connection, schema: str) -> None:
@@ -114,7 +110,7 @@ class StepResult:
 
 # A hook the kill-mid-batch test and benchmarks use: called after the rows are written and
 # before the transaction commits.
-BeforeCommit = Callable[[Projection, int, Sequence[Event]], Awaitable[None]]
+BeforeCommit = Callable[[Projection, int, Window], Awaitable[None]]
 
 
 async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = 1000,
@@ -128,16 +124,16 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     try:
         async with conn.transaction():
             await _use_schema(conn, target)
-            events = await _locked_batch(conn, store_id, batch_size)
-            if events is None:
+            window = await _locked_window(conn, store_id, batch_size)
+            if window is None:
                 return StepResult(failed=True)
-            if not events:
+            if not window.count:
                 return StepResult()
-            await projection.apply(conn, events)
-            await conn.execute(sql("rm_checkpoint_advance"), store_id, events[-1].position)
+            await projection.apply(conn, window)
+            await conn.execute(sql("rm_checkpoint_advance"), store_id, window.upto)
             if before_commit is not None:
-                await before_commit(projection, store_id, events)
-        return StepResult(len(events))
+                await before_commit(projection, store_id, window)
+        return StepResult(window.count)
     except DATA_ERRORS as exc:
         if batch_size == 1:
             await _record_failure(conn, target, store_id, exc)
@@ -154,14 +150,17 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     return StepResult(applied)
 
 
-async def _locked_batch(conn: asyncpg.Connection, store_id: int, batch_size: int) -> list[Event] | None:
+async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: int) -> Window | None:
+    """The next batch of the store's log after the locked checkpoint (None: the read model has
+    failed for the store). Statement events are not fetched: they are folded in the database."""
     await conn.execute(sql("rm_checkpoint_ensure"), store_id)
     cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
     assert cp is not None
     if cp["failed_position"] is not None:
         return None
-    rows = await conn.fetch(sql("projection_events_after"), store_id, cp["position"], batch_size)
-    return [_to_event(r) for r in rows]
+    end = await conn.fetchrow(sql("projection_batch_end"), store_id, cp["position"], batch_size)
+    assert end is not None
+    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"])
 
 
 async def _record_failure(conn: asyncpg.Connection, schema: str, store_id: int, exc: BaseException) -> None:
@@ -268,6 +267,11 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
             await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
             await conn.execute(f"CREATE SCHEMA {build}")
             await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
+            # Secondary indexes are built once at the end (a sort) rather than row by row; the
+            # unique ones stay, the fold's ON CONFLICT and void deletes use them.
+            deferred = await conn.fetch(sql("rm_secondary_indexes"), build)
+            for ix in deferred:
+                await conn.execute(f"DROP INDEX {build}.{ix['name']}")
 
         def tick(n: int) -> None:
             nonlocal done
@@ -276,6 +280,8 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
                 progress(done, max(total, done))
 
         await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick)
+        for ix in deferred:
+            await conn.execute(ix["definition"])
         async with conn.transaction():
             # Waits for in-flight live batches; new ones queue behind the swap and, once it
             # commits, find the rebuilt tables (and checkpoint) under the live name.
@@ -287,6 +293,29 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
+
+
+async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, batch_size: int = 5000,
+                               progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
+    """Rebuild several read models at once, one connection each (the folding happens in the
+    database, so on a machine with several cores they run in parallel); events applied per name.
+    ``progress(done, total)`` sums over all of them."""
+    state: dict[str, tuple[int, int]] = {}
+
+    def report(name: str, done: int, total: int) -> None:
+        state[name] = (done, total)
+        if progress is not None:
+            progress(sum(d for d, _ in state.values()), sum(t for _, t in state.values()))
+
+    async def one(p: Projection) -> int:
+        conn = await connect(url)
+        try:
+            return await rebuild(conn, p, batch_size=batch_size, progress=lambda d, t: report(p.name, d, t))
+        finally:
+            await conn.close()
+
+    counts = await asyncio.gather(*(one(p) for p in projections))
+    return {p.name: n for p, n in zip(projections, counts, strict=True)}
 
 
 def _stable_index(name: str) -> int:

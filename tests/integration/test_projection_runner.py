@@ -14,7 +14,7 @@ from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
 from lrs.store.statements import PgStatementRepository
 from projections import reference, runner
-from projections.facts import ORG_UNIT
+from projections.facts import ORG_UNIT, Window
 from projections.models import ALL, COMPLIANCE, TRANSCRIPT
 from tests.statements import statement
 
@@ -109,8 +109,8 @@ async def test_concurrent_workers_never_apply_an_event_twice(db_url: str, conn: 
         await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(60)])
     applied: list[tuple[int, int]] = []
 
-    async def record(p: runner.Projection, store_id: int, events: list) -> None:
-        applied.extend((store_id, e.position) for e in events)
+    async def record(p: runner.Projection, store_id: int, window: Window) -> None:
+        applied.extend((store_id, position) for position in window.positions)
         await asyncio.sleep(0.01)
 
     stop = asyncio.Event()

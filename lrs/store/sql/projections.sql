@@ -94,25 +94,55 @@ ON CONFLICT (store_id, requirement_id) DO UPDATE
 SET name = EXCLUDED.name, activity_ids = EXCLUDED.activity_ids, units = EXCLUDED.units, roles = EXCLUDED.roles,
     professions = EXCLUDED.professions, validity_days = EXCLUDED.validity_days;
 
--- name: rm_completions_insert
--- Completed/passed statements, unless already voided (a voiding may arrive before its target).
+-- name: rm_secondary_indexes
+-- The non-unique indexes of a read-model schema (a rebuild drops them and builds them at the end).
+SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+WHERE c.relnamespace = $1::regnamespace AND NOT i.indisunique
+ORDER BY 1;
+
+-- name: projection_batch_end
+-- The last position of the next batch of a store's log (at most $3 events after $2), and how many.
+SELECT max(position) AS upto, count(*) AS n
+FROM (SELECT position FROM events WHERE store_id = $1 AND position > $2 ORDER BY position LIMIT $3) b;
+
+-- name: projection_reference_events
+-- The reference-data events (every kind but statements) of a store in (after, upto], in order.
+SELECT store_id, position, kind, recorded_at, statement_id::text AS statement_id, payload
+FROM events WHERE store_id = $1 AND position > $2 AND position <= $3 AND kind <> 'statement'
+ORDER BY position;
+
+-- name: rm_completions_from_log
+-- Completed/passed statements of (after, upto] with an Activity object, unless voided already.
 INSERT INTO completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
                          completed_at, position)
-SELECT $1, u.* FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::float8[],
-                           $8::float8[], $9::timestamptz[], $10::bigint[])
-    AS u(statement_id, ifi, activity_id, verb, success, score, duration_s, completed_at, position)
-WHERE NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = u.statement_id)
+SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
+FROM projections.statement_facts($1, $2, $3) f
+WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
+  AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
+  AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
 ON CONFLICT (store_id, statement_id) DO NOTHING;
 
--- name: rm_activity_insert
--- Course facts of statements (one row per course the statement belongs to), unless voided.
+-- name: rm_activity_from_log
+-- Course facts of the statements of (after, upto]: one row per course, unless voided already.
 INSERT INTO activity_facts (store_id, statement_id, course_id, activity_id, ifi, verb, success, score, duration_s,
                             at, position)
-SELECT $1, u.* FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::boolean[],
-                           $8::float8[], $9::float8[], $10::timestamptz[], $11::bigint[])
-    AS u(statement_id, course_id, activity_id, ifi, verb, success, score, duration_s, at, position)
-WHERE NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = u.statement_id)
+SELECT $1, f.statement_id, c.course, coalesce(f.activity_id, c.course), f.ifi, f.verb, f.success, f.score,
+       f.duration_s, f.at, f.position
+-- (OFFSET 0: the facts are computed once per statement, not once per course row)
+FROM (SELECT * FROM projections.statement_facts($1, $2, $3) OFFSET 0) f
+CROSS JOIN LATERAL unnest(f.courses) AS c(course)
+WHERE f.voids IS NULL
+  AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
 ON CONFLICT (store_id, statement_id, course_id) DO NOTHING;
+
+-- name: rm_voids_in_log
+-- The statements voided by voiding statements of (after, upto]. Payloads are written by Spor
+-- (orjson escapes no letter), so a voiding statement's text contains the verb's last segment;
+-- the LIKE spares parsing every other payload.
+SELECT DISTINCT f.voids::text AS voids
+FROM projections.statement_facts($1, $2, $3, '%voided%') f
+WHERE f.voids IS NOT NULL;
 
 -- name: rm_voided_insert
 -- Remember voided statement ids (so a target arriving later is never counted).
