@@ -343,6 +343,10 @@ async def read_models(conn: asyncpg.Connection, store_id: int) -> dict[str, Any]
     out["compliance"] = [
         (r["person_id"], r["unit_id"], r["requirement_id"], r["last_completed"], r["expires_on"], r["status"])
         for r in await queries.compliance(conn, [store_id], as_of=AS_OF, options=OPTS)]
+    for unit in UNITS:
+        out[f"compliance:unit={unit}"] = [
+            (r["person_id"], r["unit_id"], r["requirement_id"], r["last_completed"], r["expires_on"], r["status"])
+            for r in await queries.compliance(conn, [store_id], as_of=AS_OF, unit=unit, options=OPTS)]
     for level in ("unit", "trust", "region"):
         out[f"rollup:{level}"] = [
             (r["group_id"], r["requirement_id"], r["total"], *(r[s] for s in queries.STATUSES))
@@ -357,6 +361,11 @@ def expected(bf: BruteForce) -> dict[str, Any]:
         out[f"transcript:{p}"] = bf.transcript(p)
     out["course_status"] = bf.course_status()
     out["compliance"] = bf.compliance(AS_OF, OPTS.expiring_window_days)
+    for unit in UNITS:
+        # the unit itself, or a unit below it in the tree as of the date
+        out[f"compliance:unit={unit}"] = [
+            row for row in out["compliance"]
+            if row[1] == unit or unit in {a for a, _ in bf.ancestors(row[1], AS_OF)}]
     for level in ("unit", "trust", "region"):
         out[f"rollup:{level}"] = bf.rollup(AS_OF, OPTS.expiring_window_days, level)
     return out

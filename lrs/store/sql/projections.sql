@@ -277,116 +277,21 @@ ORDER BY p.store_id, p.course_id, p.group_id NULLS FIRST
 LIMIT $5 OFFSET $6;
 
 -- name: api_compliance
--- Per person, unit and requirement as of a date: valid / expiring / expired / missing.
-WITH RECURSIVE uv AS (
-    SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
-    FROM rm_compliance.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
-    ORDER BY store_id, unit_id, valid_from DESC
-),
-anc (store_id, unit_id, ancestor_id, level, depth) AS (
-    SELECT store_id, unit_id, unit_id, level, 0 FROM uv
-    UNION ALL
-    SELECT a.store_id, a.unit_id, p.unit_id, p.level, a.depth + 1
-    FROM anc a JOIN uv c ON c.store_id = a.store_id AND c.unit_id = a.ancestor_id
-    JOIN uv p ON p.store_id = c.store_id AND p.unit_id = c.parent_id
-    WHERE a.depth < 32
-),
-due AS (
-    SELECT DISTINCT e.store_id, e.person_id, e.unit_id, r.requirement_id, r.activity_ids, r.validity_days
-    FROM rm_compliance.employments e
-    JOIN rm_compliance.requirements r ON r.store_id = e.store_id
-    WHERE e.store_id = ANY($1::bigint[]) AND e.valid_from <= $2 AND (e.valid_to IS NULL OR e.valid_to > $2)
-      AND ($5::text IS NULL OR r.requirement_id = $5)
-      AND ($7::text IS NULL OR e.person_id = $7)
-      AND (cardinality(r.roles) = 0 OR e.role = ANY(r.roles))
-      AND (cardinality(r.professions) = 0 OR e.profession = ANY(r.professions))
-      AND (cardinality(r.units) = 0 OR e.unit_id = ANY(r.units)
-           OR EXISTS (SELECT 1 FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
-                      AND a.ancestor_id = ANY(r.units)))
-      AND ($6::text IS NULL OR e.unit_id = $6
-           OR EXISTS (SELECT 1 FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
-                      AND a.ancestor_id = $6))
-),
-best AS (
-    SELECT d.*, (
-        SELECT (max(c.completed_at) AT TIME ZONE $4)::date
-        FROM rm_compliance.completions c
-        WHERE c.store_id = d.store_id AND c.activity_id = ANY(d.activity_ids)
-          AND c.success IS DISTINCT FROM false
-          AND (c.completed_at AT TIME ZONE $4)::date <= $2
-          AND (c.ifi IN (SELECT l.ifi FROM rm_compliance.links l
-                         WHERE l.store_id = d.store_id AND l.person_id = d.person_id)
-               OR (c.ifi = d.person_id AND NOT EXISTS (
-                   SELECT 1 FROM rm_compliance.links l WHERE l.store_id = d.store_id AND l.ifi = c.ifi)))
-    ) AS last_completed
-    FROM due d
-),
-rows AS (
-    SELECT b.store_id, b.person_id, b.unit_id, b.requirement_id, b.last_completed,
-           b.last_completed + b.validity_days AS expires_on,
-           CASE WHEN b.last_completed IS NULL THEN 'missing'
-                WHEN b.validity_days IS NULL THEN 'valid'
-                WHEN b.last_completed + b.validity_days <= $2 THEN 'expired'
-                WHEN b.last_completed + b.validity_days <= $2 + $3::int THEN 'expiring'
-                ELSE 'valid' END AS status
-    FROM best b
-)
-SELECT * FROM rows WHERE $8::text IS NULL OR status = $8
+-- Per person, unit and requirement as of a date: valid / expiring / expired / missing
+-- (projections.compliance_rows, migration 0009).
+SELECT store_id, person_id, unit_id, requirement_id, last_completed, expires_on, status
+FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, $6::text, $7::text)
+WHERE $8::text IS NULL OR status = $8
 ORDER BY store_id, unit_id, person_id, requirement_id
 LIMIT $9 OFFSET $10;
 
 -- name: api_compliance_rollup
--- Compliance counts per requirement and unit, trust or region (in effect at the date).
-WITH RECURSIVE uv AS (
-    SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, parent_id, level
-    FROM rm_compliance.units WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
-    ORDER BY store_id, unit_id, valid_from DESC
-),
-anc (store_id, unit_id, ancestor_id, level, depth) AS (
-    SELECT store_id, unit_id, unit_id, level, 0 FROM uv
-    UNION ALL
-    SELECT a.store_id, a.unit_id, p.unit_id, p.level, a.depth + 1
-    FROM anc a JOIN uv c ON c.store_id = a.store_id AND c.unit_id = a.ancestor_id
-    JOIN uv p ON p.store_id = c.store_id AND p.unit_id = c.parent_id
-    WHERE a.depth < 32
-),
-due AS (
-    SELECT DISTINCT e.store_id, e.person_id, e.unit_id, r.requirement_id, r.activity_ids, r.validity_days
-    FROM rm_compliance.employments e
-    JOIN rm_compliance.requirements r ON r.store_id = e.store_id
-    WHERE e.store_id = ANY($1::bigint[]) AND e.valid_from <= $2 AND (e.valid_to IS NULL OR e.valid_to > $2)
-      AND ($5::text IS NULL OR r.requirement_id = $5)
-      AND (cardinality(r.roles) = 0 OR e.role = ANY(r.roles))
-      AND (cardinality(r.professions) = 0 OR e.profession = ANY(r.professions))
-      AND (cardinality(r.units) = 0 OR e.unit_id = ANY(r.units)
-           OR EXISTS (SELECT 1 FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
-                      AND a.ancestor_id = ANY(r.units)))
-),
-best AS (
-    SELECT d.*, (
-        SELECT (max(c.completed_at) AT TIME ZONE $4)::date
-        FROM rm_compliance.completions c
-        WHERE c.store_id = d.store_id AND c.activity_id = ANY(d.activity_ids)
-          AND c.success IS DISTINCT FROM false
-          AND (c.completed_at AT TIME ZONE $4)::date <= $2
-          AND (c.ifi IN (SELECT l.ifi FROM rm_compliance.links l
-                         WHERE l.store_id = d.store_id AND l.person_id = d.person_id)
-               OR (c.ifi = d.person_id AND NOT EXISTS (
-                   SELECT 1 FROM rm_compliance.links l WHERE l.store_id = d.store_id AND l.ifi = c.ifi)))
-    ) AS last_completed
-    FROM due d
-),
-rows AS (
-    SELECT DISTINCT b.store_id, b.person_id, b.requirement_id,
-           CASE $6::text WHEN 'unit' THEN b.unit_id
-                ELSE (SELECT a.ancestor_id FROM anc a WHERE a.store_id = b.store_id AND a.unit_id = b.unit_id
-                      AND a.level = $6::text ORDER BY a.depth LIMIT 1) END AS group_id,
-           CASE WHEN b.last_completed IS NULL THEN 'missing'
-                WHEN b.validity_days IS NULL THEN 'valid'
-                WHEN b.last_completed + b.validity_days <= $2 THEN 'expired'
-                WHEN b.last_completed + b.validity_days <= $2 + $3::int THEN 'expiring'
-                ELSE 'valid' END AS status
-    FROM best b
+-- Compliance counts per requirement and unit, trust or region (in effect at the date); a person
+-- with two employments in one group counts once.
+WITH rows AS (
+    SELECT DISTINCT store_id, person_id, requirement_id, status,
+           CASE $6::text WHEN 'unit' THEN unit_id WHEN 'trust' THEN trust_id ELSE region_id END AS group_id
+    FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, NULL, NULL)
 )
 SELECT group_id, requirement_id, count(*) AS total,
        count(*) FILTER (WHERE status = 'valid') AS valid,
@@ -396,3 +301,4 @@ SELECT group_id, requirement_id, count(*) AS total,
 FROM rows
 GROUP BY group_id, requirement_id
 ORDER BY group_id NULLS LAST, requirement_id;
+
