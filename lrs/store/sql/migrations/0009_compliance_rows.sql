@@ -46,6 +46,7 @@ emp AS (
     LEFT JOIN tree t ON t.store_id = e.store_id AND t.unit_id = e.unit_id
     WHERE e.store_id = ANY(p_stores) AND e.valid_from <= p_as_of AND (e.valid_to IS NULL OR e.valid_to > p_as_of)
       AND (p_person IS NULL OR e.person_id = p_person)
+      AND (p_unit IS NULL OR p_unit = ANY(coalesce(t.ancestors, ARRAY[e.unit_id])))
 ),
 due AS (
     -- who must hold which requirement, and in which unit (twice employed in one unit: once)
@@ -56,7 +57,6 @@ due AS (
       AND (cardinality(r.roles) = 0 OR e.role = ANY(r.roles))
       AND (cardinality(r.professions) = 0 OR e.profession = ANY(r.professions))
       AND (cardinality(r.units) = 0 OR r.units && e.ancestors)
-      AND (p_unit IS NULL OR p_unit = ANY(e.ancestors))
 ),
 satisfies AS (
     -- which activities satisfy which requirement
