@@ -22,18 +22,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
-import tempfile
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
 
-from lrs.store.embedded import EmbeddedPostgres
+from bench.cluster import bench_database, percentile
 from lrs.store.migrate import migrate
 from projections import queries, runner
 from projections.facts import EMPLOYMENT, ORG_UNIT, PERSON_LINKED, REQUIREMENT
@@ -135,26 +132,8 @@ async def timed(conn: asyncpg.Connection, runs: int, limit_s: float, call: Any) 
     return out, timeouts
 
 
-def _pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
-
-
-def _folder() -> Path:
-    base = Path(tempfile.mkdtemp(prefix="spor-bench-compliance-"))
-    base.chmod(0o755)
-    return base
-
-
 async def main(people: int, statements: int, runs: int, limit_s: float) -> None:
-    base = _folder()
-    pg = EmbeddedPostgres(base, durable=True)
-    admin = pg.start()
-    try:
-        c = await asyncpg.connect(admin)
-        await c.execute("CREATE DATABASE bench")
-        await c.close()
-        url = pg.url("bench")
+    async with bench_database("spor-bench-compliance-") as url:
         t = time.perf_counter()
         sid = await load(url, people, statements)
         print(f"loaded {people:,} people, 20 requirements, {statements:,} statements "
@@ -182,17 +161,14 @@ async def main(people: int, statements: int, runs: int, limit_s: float) -> None:
             base_p95 = None
             for label, call in cases:
                 ms, timeouts = await timed(conn, runs, limit_s, call)
-                p95 = _pct(ms, 0.95)
+                p95 = percentile(ms, 0.95)
                 base_p95 = base_p95 or p95
                 verdict = "" if label.startswith("baseline") else (
                     f"   target p95 <= 100 ms: {'meets' if ms and not timeouts and p95 <= 100 else 'BELOW'}")
-                print(f"{label:<40} p50 {_pct(ms, 0.5):>9,.0f} ms  p95 {p95:>9,.0f} ms  "
+                print(f"{label:<40} p50 {percentile(ms, 0.5):>9,.0f} ms  p95 {p95:>9,.0f} ms  "
                       f"({p95 / base_p95:.1f} x baseline; {timeouts} of {runs} runs over {limit_s:.0f} s){verdict}")
         finally:
             await conn.close()
-    finally:
-        pg.stop("fast")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -33,22 +33,19 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import asyncpg
 import orjson
 
+from bench.cluster import bench_database, percentile
 from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
 from lrs.store.db import create_pool
-from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.migrate import migrate
 from lrs.store.statements import PgStatementRepository
 from projections import runner
@@ -117,11 +114,6 @@ async def baseline(url: str, batch: int) -> float:
         await conn.close()
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 async def live_lag(url: str, store_id: int, rate: int, seconds: float, start_index: int) -> None:
     """(c): steady ingest through the real write path, a real worker process, a poller."""
     env = {**os.environ, "SPOR_DATABASE_URL": url, "SPOR_LOG_LEVEL": "warning"}
@@ -183,12 +175,12 @@ async def live_lag(url: str, store_id: int, rate: int, seconds: float, start_ind
         done.set()
         await asyncio.wait_for(poll_task, timeout=120)
         print(f"(c) live lag at {sent_rate:,.0f} statements/s for {seconds:.0f} s ({i - start_index:,} statements): "
-              f"commit -> visible in compliance p50 {_pct(lags, 0.5) * 1000:,.0f} ms, "
-              f"p95 {_pct(lags, 0.95) * 1000:,.0f} ms, p99 {_pct(lags, 0.99) * 1000:,.0f} ms   "
-              f"target p95 <= 1,000 ms: {'meets' if _pct(lags, 0.95) <= 1.0 else 'BELOW'}")
-        ratio = _pct(lags, 0.95) * 1000 / _pct(append_ms, 0.95)
-        print(f"    baseline: append latency (submit -> committed) p50 {_pct(append_ms, 0.5):,.0f} ms, "
-              f"p95 {_pct(append_ms, 0.95):,.0f} ms; ratio of p95s {ratio:.1f}")
+              f"commit -> visible in compliance p50 {percentile(lags, 0.5) * 1000:,.0f} ms, "
+              f"p95 {percentile(lags, 0.95) * 1000:,.0f} ms, p99 {percentile(lags, 0.99) * 1000:,.0f} ms   "
+              f"target p95 <= 1,000 ms: {'meets' if percentile(lags, 0.95) <= 1.0 else 'BELOW'}")
+        ratio = percentile(lags, 0.95) * 1000 / percentile(append_ms, 0.95)
+        print(f"    baseline: append latency (submit -> committed) p50 {percentile(append_ms, 0.5):,.0f} ms, "
+              f"p95 {percentile(append_ms, 0.95):,.0f} ms; ratio of p95s {ratio:.1f}")
     finally:
         worker.terminate()
         worker.wait(timeout=30)
@@ -196,21 +188,8 @@ async def live_lag(url: str, store_id: int, rate: int, seconds: float, start_ind
         await pool.close()
 
 
-def _folder() -> Path:
-    base = Path(tempfile.mkdtemp(prefix="spor-bench-proj-"))
-    base.chmod(0o755)
-    return base
-
-
 async def main(n: int, batch: int, lag_rate: int, lag_seconds: float) -> None:
-    pg = EmbeddedPostgres(_folder(), durable=True)
-    base = pg.data_dir
-    admin = pg.start()
-    try:
-        c = await asyncpg.connect(admin)
-        await c.execute("CREATE DATABASE bench")
-        await c.close()
-        url = pg.url("bench")
+    async with bench_database("spor-bench-proj-") as url:
         t = time.perf_counter()
         await load(url, n)
         print(f"loaded {n:,} statements in {time.perf_counter() - t:.1f} s")
@@ -235,9 +214,6 @@ async def main(n: int, batch: int, lag_rate: int, lag_seconds: float) -> None:
               f"({r / rate:.2f} x baseline)   target >= 20,000: {'meets' if r >= 20_000 else 'BELOW'}")
         if lag_seconds > 0:
             await live_lag(url, 1, lag_rate, lag_seconds, n)
-    finally:
-        pg.stop("fast")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

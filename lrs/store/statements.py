@@ -7,6 +7,7 @@ statement index is written in the same transaction as the event, which is what m
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -96,19 +97,12 @@ class PgStatementRepository:
             return None
         bodies: list[str] = []
         fill_ts: list[bool] = []
-        term_names: list[str] = []
-        term_rows: list[int] = []
-        term_direct: list[bool] = []
-        for row, p in enumerate(items, start=1):
+        for p in items:
             # the function puts "stored" (and "timestamp" when absent, xAPI Data 2.4.7) first
             p.body.pop("stored", None)
             fill_ts.append("timestamp" not in p.body)
             bodies.append(orjson.dumps(p.body).decode())
-            for term, direct in p.terms.items():
-                term_names.append(term)
-                term_rows.append(row)
-                term_direct.append(direct)
-        attachments = {a.sha2: a for w in writes for a in w.attachments}.values()
+        attachments = [a for w in writes for a in w.attachments]
         ids, defs, keys, names = definition_args([p for w in writes if w.define for p in w.items])
         async with translated(), self.pool.acquire() as conn:
             stored: datetime | None = await conn.fetchval(
@@ -117,15 +111,9 @@ class PgStatementRepository:
                 [p.id for p in items],
                 bodies,
                 fill_ts,
-                [",".join(p.attachment_sha2s) or None for p in items],
-                [orjson.dumps(p.terms) for p in items],
-                [_authority_key(p.body["authority"]) for p in items],
-                term_names,
-                term_rows,
-                term_direct,
-                [a.sha2 for a in attachments],
-                [a.content_type for a in attachments],
-                [a.content for a in attachments],
+                *_index_columns(items),
+                *_term_columns(items, range(1, len(items) + 1)),
+                *_attachment_columns(attachments),
                 ids,
                 defs,
                 keys,
@@ -191,15 +179,6 @@ class PgStatementRepository:
                 # xAPI Data 2.4.7: without a timestamp the LRS sets it to the stored time.
                 p.body["timestamp"] = stored_text
             bodies.append(orjson.dumps(p.body))
-        term_names: list[str] = []
-        term_positions: list[int] = []
-        term_direct: list[bool] = []
-        for pos, p in zip(positions, items, strict=True):
-            for term, direct in p.terms.items():
-                term_names.append(term)
-                term_positions.append(pos)
-                term_direct.append(direct)
-        unique_attachments = {a.sha2: a for a in attachments}.values()
         await conn.execute(
             sql("append_statements"),
             store_id,
@@ -209,16 +188,10 @@ class PgStatementRepository:
             bodies,
             [p.voids for p in items],
             [p.refers_to for p in items],
-            [",".join(p.attachment_sha2s) or None for p in items],
-            [orjson.dumps(p.terms) for p in items],
+            *_index_columns(items),
             [p.id in voided for p in items],
-            [_authority_key(p.body["authority"]) for p in items],
-            term_names,
-            term_positions,
-            term_direct,
-            [a.sha2 for a in unique_attachments],
-            [a.content_type for a in unique_attachments],
-            [a.content for a in unique_attachments],
+            *_term_columns(items, positions),
+            *_attachment_columns(attachments),
             reservation.last,
             sorted({p.voids for p in items if p.voids}),
         )
@@ -282,6 +255,36 @@ def _other_terms(q: Query, driving: str) -> list[tuple[str, bool]]:
         (T.VERB + q.verb, True) if q.verb else None,
     ]
     return [t for t in all_terms if t is not None and t[0] != driving]
+
+
+def _index_columns(items: list[Prepared]) -> tuple[list[str | None], list[bytes], list[str]]:
+    """Per statement, for its index row: attachment hashes (comma-joined), filter terms (JSON),
+    authority key."""
+    return (
+        [",".join(p.attachment_sha2s) or None for p in items],
+        [orjson.dumps(p.terms) for p in items],
+        [_authority_key(p.body["authority"]) for p in items],
+    )
+
+
+def _term_columns(items: list[Prepared], keys: Iterable[int]) -> tuple[list[str], list[int], list[bool]]:
+    """One filter-term row per (statement, term): term, the statement's key (its position, or
+    its row number in the call), direct."""
+    names: list[str] = []
+    at: list[int] = []
+    direct: list[bool] = []
+    for key, p in zip(keys, items, strict=True):
+        for term, is_direct in p.terms.items():
+            names.append(term)
+            at.append(key)
+            direct.append(is_direct)
+    return names, at, direct
+
+
+def _attachment_columns(attachments: Iterable[Attachment]) -> tuple[list[str], list[str], list[bytes]]:
+    """Attachment contents, once per hash: hashes, content types, bytes."""
+    unique = {a.sha2: a for a in attachments}.values()
+    return [a.sha2 for a in unique], [a.content_type for a in unique], [a.content for a in unique]
 
 
 def _authority_key(authority: dict[str, Any]) -> str:

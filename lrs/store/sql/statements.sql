@@ -22,8 +22,8 @@ SELECT spor_append_statements($1, $2::uuid[], $3::text[], $4::boolean[], $5::tex
 WITH RECURSIVE
 new_rows AS (
     SELECT * FROM unnest($2::bigint[], $4::uuid[], $5::json[], $6::uuid[], $7::uuid[],
-                         $8::text[], $9::jsonb[], $10::boolean[], $11::text[])
-        AS u(position, statement_id, body, voids, refers_to, sha2s, terms, voided_in_batch, authority_key)
+                         $8::text[], $9::jsonb[], $10::text[], $11::boolean[])
+        AS u(position, statement_id, body, voids, refers_to, sha2s, terms, authority_key, voided_in_batch)
 ),
 ev AS (
     INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload)
