@@ -47,11 +47,6 @@ UPDATE checkpoint SET failed_position = NULL, error = NULL, failed_at = NULL WHE
 -- All checkpoints of the read model on the search_path.
 SELECT store_id, position, updated_at, failed_position, error, failed_at FROM checkpoint;
 
--- name: projection_events_after
--- The next batch of a store's log after a position, in position order.
-SELECT store_id, position, kind, recorded_at, statement_id::text AS statement_id, payload
-FROM events WHERE store_id = $1 AND position > $2 ORDER BY position LIMIT $3;
-
 -- name: projection_event_time
 -- The recorded time of one event (the oldest unapplied one, for lag in seconds).
 SELECT recorded_at FROM events WHERE store_id = $1 AND position = $2;
