@@ -682,7 +682,7 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
         p.start()
         procs.append(p)
     if env.pg_stats:
-        asyncio.run(_pg_stats_reset(env))
+        asyncio.run(_execute(env, "SELECT pg_stat_statements_reset()"))
     barrier.wait(timeout=900)
     spy = None
     spy_out = env.tmp / f"py-spy-{name}.txt"
@@ -853,10 +853,11 @@ async def run_queries(env: Env, store: str, targets: dict[str, list[str]], secon
     return results
 
 
-async def _pg_stats_reset(env: Env) -> None:
+async def _execute(env: Env, statements: str) -> None:
+    """Run SQL on a connection of its own (as the owner, outside the server)."""
     c = await asyncpg.connect(env.db_url)
     try:
-        await c.execute("SELECT pg_stat_statements_reset()")
+        await c.execute(statements)
     finally:
         await c.close()
 
@@ -1018,7 +1019,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.statements < n_query:
                 say(f"    NOTE: the load stopped at the time limit; the query store holds {r.statements:,}, not "
                     f"{n_query:,}")
-            asyncio.run(_analyze(env))
+            asyncio.run(_execute(env, "ANALYZE events; ANALYZE statements; ANALYZE statement_terms"))
             for s in asyncio.run(table_sizes(env)):
                 say("    " + s)
             pop = Population()
@@ -1083,14 +1084,6 @@ async def _setting(env: Env, name: str) -> str:
     c = await asyncpg.connect(env.db_url)
     try:
         return str(await c.fetchval("SELECT current_setting($1)", name))
-    finally:
-        await c.close()
-
-
-async def _analyze(env: Env) -> None:
-    c = await asyncpg.connect(env.db_url)
-    try:
-        await c.execute("ANALYZE events; ANALYZE statements; ANALYZE statement_terms")
     finally:
         await c.close()
 
