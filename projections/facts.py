@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -169,6 +169,19 @@ def _date(value: Any) -> date | None:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+@dataclass
+class Changes:
+    """What a window changed that per-person results (the compliance status) depend on."""
+
+    # (identifier, activity) of completions added or voided
+    completions: set[tuple[str, str]] = field(default_factory=set)
+    # people whose identifiers or employments changed (for a relinked identifier: the person it
+    # left, the person it joined, and the identifier itself, which is a person when unlinked)
+    persons: set[str] = field(default_factory=set)
+    # the org tree or a requirement changed: every person may be affected
+    everything: bool = False
+
+
 class Batch:
     """The rows one batch of reference-data events (of one store) contributes to each family."""
 
@@ -204,10 +217,17 @@ class Batch:
                 _strs(p.get("units")), _strs(p.get("roles")), _strs(p.get("professions")),
                 None if days is None else int(days))
 
-    async def write(self, conn: asyncpg.Connection, families: frozenset[str]) -> None:
-        """Write the batch into the tables first on the search_path (inside the caller's transaction)."""
+    async def write(self, conn: asyncpg.Connection, families: frozenset[str], changes: Changes) -> None:
+        """Write the batch into the tables first on the search_path (inside the caller's
+        transaction); note in ``changes`` whom it touched."""
         sid = self.store_id
+        changes.persons.update(person for person, _ in self.employments)
+        changes.everything |= bool(self.units or self.requirements)
         if "links" in families and self.links:
+            before = await conn.fetch(sql("rm_links_persons"), sid, list(self.links))
+            changes.persons.update(r["person_id"] for r in before)
+            changes.persons.update(self.links)
+            changes.persons.update(v for v in self.links.values() if v is not None)
             gone = [k for k, v in self.links.items() if v is None]
             kept = [(k, v) for k, v in self.links.items() if v is not None]
             if gone:
@@ -242,21 +262,23 @@ def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
     return cols
 
 
-async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[str]) -> None:
-    """Fold the window's events into the families' tables on the search_path.
+async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[str]) -> Changes:
+    """Fold the window's events into the families' tables on the search_path; what changed.
 
     Within a window the order does not matter (see above): statement facts are inserted unless
     voided, then the statements voided in the window are recorded and removed.
     """
+    changes = Changes()
     rows = await conn.fetch(sql("projection_reference_events"), w.store_id, w.after, w.upto)
     if rows:
         batch = Batch(w.store_id)
         for r in rows:
             batch.add(Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"],
                             r["payload"]), families)
-        await batch.write(conn, families)
+        await batch.write(conn, families, changes)
     if "completions" in families:
-        await conn.execute(sql("rm_completions_from_log"), w.store_id, w.after, w.upto)
+        added = await conn.fetch(sql("rm_completions_from_log"), w.store_id, w.after, w.upto)
+        changes.completions.update((r["ifi"], r["activity_id"]) for r in added)
     if "activity" in families:
         await conn.execute(sql("rm_activity_from_log"), w.store_id, w.after, w.upto)
     if "voided" in families:
@@ -264,6 +286,8 @@ async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[
         if voids:
             await conn.execute(sql("rm_voided_insert"), w.store_id, voids)
             if "completions" in families:
-                await conn.execute(sql("rm_completions_void"), w.store_id, voids)
+                gone = await conn.fetch(sql("rm_completions_void"), w.store_id, voids)
+                changes.completions.update((r["ifi"], r["activity_id"]) for r in gone)
             if "activity" in families:
                 await conn.execute(sql("rm_activity_void"), w.store_id, voids)
+    return changes

@@ -7,7 +7,8 @@ from projections.runner import Projection
 
 TRANSCRIPT = Projection("transcript", ["voided", "completions", "links", "requirements"])
 COURSE_STATUS = Projection("course_status", ["voided", "activity", "links", "employments", "org"])
-COMPLIANCE = Projection("compliance", ["voided", "completions", "links", "employments", "org", "requirements"])
+COMPLIANCE = Projection("compliance",
+                        ["voided", "completions", "links", "employments", "org", "requirements", "status"])
 
 ALL: dict[str, Projection] = {p.name: p for p in (TRANSCRIPT, COURSE_STATUS, COMPLIANCE)}
 

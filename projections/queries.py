@@ -5,12 +5,14 @@ than ``threshold`` people shows no counts, so no one can be singled out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from lrs.store.queries import sql
+from projections.status import REPORTING_TIMEZONE
 
 STATUSES = ("valid", "expiring", "expired", "missing")
 COUNTS = ("registered", "started", "completed", "passed", "failed")
@@ -22,7 +24,11 @@ class Options:
 
     suppression_threshold: int = 5
     expiring_window_days: int = 30
-    timezone: str = "Europe/Oslo"
+    timezone: str = REPORTING_TIMEZONE
+
+
+def _today(o: Options) -> date:
+    return datetime.now(ZoneInfo(o.timezone)).date()
 
 
 def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
@@ -61,27 +67,50 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
     return rows
 
 
+async def compliance_source(conn: asyncpg.Connection, stores: list[int], as_of: date, timezone: str) -> str:
+    """Where a compliance answer as of the date comes from: ``"status"`` (the status rows the
+    projection keeps, when they hold for that date: migration 0010) or ``"facts"`` (computed
+    from the fact tables)."""
+    return "status" if await conn.fetchval(sql("api_compliance_status_answers"), stores, as_of, timezone) else "facts"
+
+
 async def compliance(conn: asyncpg.Connection, stores: list[int], *, as_of: date | None = None,
                      requirement: str | None = None, unit: str | None = None, person: str | None = None,
                      status: str | None = None, limit: int = 1000, offset: int = 0,
-                     options: Options | None = None) -> list[dict[str, Any]]:
-    """Per person, unit and requirement: status as of a date (with last completion and expiry)."""
+                     options: Options | None = None, source: str | None = None) -> list[dict[str, Any]]:
+    """Per person, unit and requirement: status as of a date (with last completion and expiry).
+    ``source`` forces "status" or "facts" (tests compare them); by default the status rows
+    answer when they hold for the date."""
     o = options or Options()
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-    return _rows(await conn.fetch(sql("api_compliance"), stores, as_of or date.today(), o.expiring_window_days,
+    day = as_of or _today(o)
+    if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
+        # the units first: given as constants, they let the planner find the rows by index
+        units = None if unit is None else [r[0] for r in await conn.fetch(sql("api_compliance_status_units"),
+                                                                          stores, unit)]
+        return _rows(await conn.fetch(sql("api_compliance_from_status"), stores, day, o.expiring_window_days,
+                                      requirement, units, person, status, limit, offset))
+    return _rows(await conn.fetch(sql("api_compliance"), stores, day, o.expiring_window_days,
                                   o.timezone, requirement, unit, person, status, limit, offset))
 
 
 async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, level: str = "unit",
                             as_of: date | None = None, requirement: str | None = None,
-                            options: Options | None = None, suppress: bool = True) -> list[dict[str, Any]]:
-    """Counts per status and requirement, per unit, trust or region, with percentages."""
+                            options: Options | None = None, suppress: bool = True,
+                            source: str | None = None) -> list[dict[str, Any]]:
+    """Counts per status and requirement, per unit, trust or region, with percentages
+    (``source`` as for ``compliance``)."""
     o = options or Options()
     if level not in ("unit", "trust", "region"):
         raise ValueError("level must be unit, trust or region")
-    rows = _rows(await conn.fetch(sql("api_compliance_rollup"), stores, as_of or date.today(),
-                                  o.expiring_window_days, o.timezone, requirement, level))
+    day = as_of or _today(o)
+    if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
+        rows = _rows(await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
+                                      o.expiring_window_days, requirement, level))
+    else:
+        rows = _rows(await conn.fetch(sql("api_compliance_rollup"), stores, day,
+                                      o.expiring_window_days, o.timezone, requirement, level))
     for r in rows:
         total = r["total"]
         if suppress and total < o.suppression_threshold:

@@ -42,6 +42,7 @@ import asyncpg
 import orjson
 
 from lrs.store.queries import sql
+from projections import status as compliance_status
 from projections.facts import Window, apply_window
 
 CHANNEL = "spor_events"
@@ -65,7 +66,15 @@ class Projection:
 
     async def apply(self, conn: asyncpg.Connection, window: Window) -> None:
         """Fold a window of one store's log into the tables first on the search_path."""
-        await apply_window(conn, window, self.families)
+        changes = await apply_window(conn, window, self.families)
+        if "status" in self.families:
+            await compliance_status.refresh(conn, window.store_id, changes)
+
+    async def settle(self, conn: asyncpg.Connection, store_id: int) -> None:
+        """Work that follows the log rather than an event: (re)compute the compliance status
+        rows of a store that has none, and move them to a new day (projections/status.py)."""
+        if "status" in self.families:
+            await compliance_status.settle(conn, store_id)
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -172,9 +181,22 @@ async def _record_failure(conn: asyncpg.Connection, schema: str, store_id: int, 
         await conn.execute(sql("rm_checkpoint_fail"), store_id, position, msg[:2000])
 
 
+async def settle(conn: asyncpg.Connection, projection: Projection, store_id: int, *,
+                 schema: str | None = None) -> None:
+    """``projection.settle`` for one store, under its checkpoint lock (so no batch of the same
+    store runs meanwhile); nothing for a store whose read model has failed."""
+    async with conn.transaction():
+        await _use_schema(conn, schema or projection.schema)
+        await conn.execute(sql("rm_checkpoint_ensure"), store_id)
+        cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
+        if cp is not None and cp["failed_position"] is None:
+            await projection.settle(conn, store_id)
+
+
 async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 1000,
                    schema: str | None = None, progress: Callable[[int], None] | None = None) -> int:
-    """Apply every pending event of every store (no leases: for tests, rebuild and one-shot runs)."""
+    """Apply every pending event of every store, then settle it (no leases: for tests, rebuild
+    and one-shot runs)."""
     total = 0
     for s in await conn.fetch(sql("projection_stores")):
         while True:
@@ -184,6 +206,7 @@ async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_si
                 progress(r.applied)
             if r.failed or r.applied == 0:
                 break
+        await settle(conn, projection, s["id"], schema=schema)
     return total
 
 
@@ -367,6 +390,8 @@ class Worker:
                     done += r.applied
                     if r.failed or r.applied < o.batch_size:
                         break
+                if held is not None:
+                    await settle(conn, p, s["id"])
         self.applied += done
         return done
 

@@ -45,8 +45,14 @@ COURSES = [f"https://courses.example.org/{c}" for c in ("hygiene", "fire", "cpr"
 VERBS = ["registered", "attempted", "completed", "passed", "failed"]
 UNITS = ["100", "101", "200", "201", "202"]  # 100 region, 101 trust..., re-parented at random
 AS_OF = date(2025, 1, 1)
+LATER = date(2027, 3, 1)  # after every completion; some employments of the histories end before it
 TZ = "Europe/Oslo"
 OPTS = queries.Options(suppression_threshold=0, expiring_window_days=60, timezone=TZ)
+
+
+def today() -> date:
+    """Today where compliance dates are counted (the date the status rows are computed for)."""
+    return datetime.now(ZoneInfo(TZ)).date()
 
 
 # --- histories --------------------------------------------------------------------------------
@@ -322,7 +328,10 @@ async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     tables = await conn.fetch("SELECT table_schema, table_name FROM information_schema.tables "
                               "WHERE table_schema LIKE 'rm\\_%' ORDER BY 1, 2")
     for t in tables:
-        cols = "store_id, position, failed_position" if t[1] == "checkpoint" else "*"
+        # (not the times rows were written; status_meta.max_completed is only an upper bound
+        # between full computations)
+        cols = {"checkpoint": "store_id, position, failed_position",
+                "status_meta": "store_id, as_of, tz"}.get(t[1], "*")
         rows = await conn.fetch(f"SELECT {cols} FROM {t[0]}.{t[1]}")
         out[f"{t[0]}.{t[1]}"] = sorted(tuple(r) for r in rows)
     return out
@@ -340,18 +349,30 @@ async def read_models(conn: asyncpg.Connection, store_id: int) -> dict[str, Any]
          None if r["avg_score"] is None else round(r["avg_score"], 6),
          None if r["avg_duration_s"] is None else round(r["avg_duration_s"], 6), r["stopped_at"])
         for r in await queries.course_status(conn, [store_id], options=OPTS)]
-    out["compliance"] = [
+    # compliance as of a date the status rows cannot answer (completions after it), today (they
+    # must answer), and a later date (they answer unless an employment or unit changes between);
+    # today also from the fact tables, to compare the two ways directly
+    assert await queries.compliance_source(conn, [store_id], today(), TZ) == "status"
+    for d, source in [(AS_OF, None), (today(), None), (today(), "facts"), (LATER, None)]:
+        out.update(await compliance_views(conn, store_id, d, source))
+    return out
+
+
+async def compliance_views(conn: asyncpg.Connection, store_id: int, d: date, source: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    key = f"{d}:{source or 'auto'}:"
+    out[key + "compliance"] = [
         (r["person_id"], r["unit_id"], r["requirement_id"], r["last_completed"], r["expires_on"], r["status"])
-        for r in await queries.compliance(conn, [store_id], as_of=AS_OF, options=OPTS)]
+        for r in await queries.compliance(conn, [store_id], as_of=d, options=OPTS, source=source)]
     for unit in UNITS:
-        out[f"compliance:unit={unit}"] = [
+        out[f"{key}compliance:unit={unit}"] = [
             (r["person_id"], r["unit_id"], r["requirement_id"], r["last_completed"], r["expires_on"], r["status"])
-            for r in await queries.compliance(conn, [store_id], as_of=AS_OF, unit=unit, options=OPTS)]
+            for r in await queries.compliance(conn, [store_id], as_of=d, unit=unit, options=OPTS, source=source)]
     for level in ("unit", "trust", "region"):
-        out[f"rollup:{level}"] = [
+        out[f"{key}rollup:{level}"] = [
             (r["group_id"], r["requirement_id"], r["total"], *(r[s] for s in queries.STATUSES))
-            for r in await queries.compliance_rollup(conn, [store_id], level=level, as_of=AS_OF, options=OPTS,
-                                                     suppress=False)]
+            for r in await queries.compliance_rollup(conn, [store_id], level=level, as_of=d, options=OPTS,
+                                                     suppress=False, source=source)]
     return out
 
 
@@ -360,14 +381,16 @@ def expected(bf: BruteForce) -> dict[str, Any]:
     for p in sorted({*PEOPLE, *IFIS}):
         out[f"transcript:{p}"] = bf.transcript(p)
     out["course_status"] = bf.course_status()
-    out["compliance"] = bf.compliance(AS_OF, OPTS.expiring_window_days)
-    for unit in UNITS:
-        # the unit itself, or a unit below it in the tree as of the date
-        out[f"compliance:unit={unit}"] = [
-            row for row in out["compliance"]
-            if row[1] == unit or unit in {a for a, _ in bf.ancestors(row[1], AS_OF)}]
-    for level in ("unit", "trust", "region"):
-        out[f"rollup:{level}"] = bf.rollup(AS_OF, OPTS.expiring_window_days, level)
+    for d, source in [(AS_OF, "auto"), (today(), "auto"), (today(), "facts"), (LATER, "auto")]:
+        key = f"{d}:{source}:"
+        out[key + "compliance"] = bf.compliance(d, OPTS.expiring_window_days)
+        for unit in UNITS:
+            # the unit itself, or a unit below it in the tree as of the date
+            out[f"{key}compliance:unit={unit}"] = [
+                row for row in out[key + "compliance"]
+                if row[1] == unit or unit in {a for a, _ in bf.ancestors(row[1], d)}]
+        for level in ("unit", "trust", "region"):
+            out[f"{key}rollup:{level}"] = bf.rollup(d, OPTS.expiring_window_days, level)
     return out
 
 
@@ -424,6 +447,8 @@ def test_a_known_history_with_every_kind_of_change(pg: EmbeddedPostgres) -> None
          "months": None},
         {"op": "req", "rid": "r1", "acts": [COURSES[0]], "units": ["101", "200"], "roles": ["nurse"],
          "validity": 365},
+        # the compliance status rows are computed here; what follows changes them incrementally
+        {"op": "catch_up", "batch": 3, "which": "compliance"},
         {"op": "link", "ifi": IFIS[0], "person": "P1"},
         {"op": "link", "ifi": IFIS[1], "person": "P1"},
         {"op": "statement", "actor": "emp-b", "verb": "completed", "course": COURSES[0], "lesson": None, "day": d,
@@ -436,5 +461,10 @@ def test_a_known_history_with_every_kind_of_change(pg: EmbeddedPostgres) -> None
          "day": d, "hour": 3, "success": None, "score": None, "duration": None},
         {"op": "void", "pick": 0, "early": True},
         {"op": "catch_up", "batch": 2, "which": "compliance"},
+        {"op": "job", "person": "P3", "emp": "e1", "unit": "201", "role": "nurse", "start": date(2024, 1, 1),
+         "months": None},
+        {"op": "link", "ifi": IFIS[1], "person": "P3"},
+        {"op": "statement", "actor": "emp-a", "verb": "completed", "course": COURSES[0], "lesson": None,
+         "day": date(2024, 8, 1), "hour": 9, "success": None, "score": None, "duration": None},
     ]
     asyncio.run(check(pg, ops))

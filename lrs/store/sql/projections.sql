@@ -57,6 +57,10 @@ INSERT INTO links (store_id, ifi, person_id)
 SELECT $1, ifi, person_id FROM unnest($2::text[], $3::text[]) AS u(ifi, person_id)
 ON CONFLICT (store_id, ifi) DO UPDATE SET person_id = EXCLUDED.person_id;
 
+-- name: rm_links_persons
+-- The people some identifiers are linked to now (before a batch relinks them).
+SELECT DISTINCT person_id FROM links WHERE store_id = $1 AND ifi = ANY($2::text[]);
+
 -- name: rm_links_delete
 -- Unlink identifiers.
 DELETE FROM links WHERE store_id = $1 AND ifi = ANY($2::text[]);
@@ -108,15 +112,20 @@ FROM events WHERE store_id = $1 AND position > $2 AND position <= $3 AND kind <>
 ORDER BY position;
 
 -- name: rm_completions_from_log
--- Completed/passed statements of (after, upto] with an Activity object, unless voided already.
-INSERT INTO completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
-                         completed_at, position)
-SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
-FROM projections.statement_facts($1, $2, $3) f
-WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
-  AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
-  AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
-ON CONFLICT (store_id, statement_id) DO NOTHING;
+-- Completed/passed statements of (after, upto] with an Activity object, unless voided already;
+-- the (identifier, activity) pairs added.
+WITH added AS (
+    INSERT INTO completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
+                             completed_at, position)
+    SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
+    FROM projections.statement_facts($1, $2, $3) f
+    WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
+      AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
+      AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
+    ON CONFLICT (store_id, statement_id) DO NOTHING
+    RETURNING ifi, activity_id
+)
+SELECT DISTINCT ifi, activity_id FROM added;
 
 -- name: rm_activity_from_log
 -- Course facts of the statements of (after, upto]: one row per course, unless voided already.
@@ -144,12 +153,44 @@ WHERE f.voids IS NOT NULL;
 INSERT INTO voided (store_id, statement_id) SELECT $1, unnest($2::uuid[]) ON CONFLICT DO NOTHING;
 
 -- name: rm_completions_void
--- Remove voided statements from the completions.
-DELETE FROM completions WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+-- Remove voided statements from the completions; the (identifier, activity) pairs removed.
+DELETE FROM completions WHERE store_id = $1 AND statement_id = ANY($2::uuid[]) RETURNING ifi, activity_id;
 
 -- name: rm_activity_void
 -- Remove voided statements from the course facts.
 DELETE FROM activity_facts WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+
+-- name: rm_status_meta
+-- The date and time zone a store's compliance status rows are computed for (none: not yet).
+SELECT as_of, tz, max_completed FROM status_meta WHERE store_id = $1;
+
+-- name: rm_status_today
+-- Today in the reporting time zone.
+SELECT (now() AT TIME ZONE $1::text)::date;
+
+-- name: rm_status_compute
+-- Compute a store's compliance status rows and counts from scratch as of a date.
+SELECT projections.compliance_status_compute($1, $2::date, $3::text);
+
+-- name: rm_status_refresh
+-- Recompute the status rows of the people a window touched: those whose identifiers gained or
+-- lost a completion of an activity some requirement counts ($2, $3: identifier and activity
+-- pairs), and those named ($4).
+SELECT projections.compliance_status_refresh($1, ARRAY(
+    SELECT coalesce(l.person_id, c.ifi)
+    FROM unnest($2::text[], $3::text[]) AS c(ifi, activity_id)
+    LEFT JOIN links l ON l.store_id = $1 AND l.ifi = c.ifi
+    WHERE EXISTS (SELECT 1 FROM requirements r WHERE r.store_id = $1 AND c.activity_id = ANY(r.activity_ids))
+    UNION
+    SELECT unnest($4::text[])));
+
+-- name: rm_status_dates_differ
+-- Whether an employment or unit version takes effect between two dates (after one, by the other).
+SELECT projections.compliance_dates_differ($1, $2::date, $3::date);
+
+-- name: rm_status_move_to
+-- The status rows hold for a later date too (nothing took effect in between).
+UPDATE status_meta SET as_of = $2 WHERE store_id = $1;
 
 -- name: reference_lock_and_digests
 -- Current digests of reference-data keys (kind = key family) of a store, read under its append lock.
@@ -271,9 +312,51 @@ GROUP BY p.store_id, p.course_id, p.group_id, s.avg_score, s.avg_duration_s, x.s
 ORDER BY p.store_id, p.course_id, p.group_id NULLS FIRST
 LIMIT $5 OFFSET $6;
 
+-- name: api_compliance_status_answers
+-- Whether the compliance status rows answer for these stores as of the date in the time zone
+-- (migration 0010); otherwise the queries below compute from the fact tables.
+SELECT projections.compliance_status_answers($1::bigint[], $2::date, $3::text);
+
+-- name: api_compliance_status_units
+-- A unit and the units below it in the tree the status rows were computed with.
+SELECT $2::text UNION
+SELECT u.unit_id FROM rm_compliance.status_units u WHERE u.store_id = ANY($1::bigint[]) AND $2 = ANY(u.ancestors);
+
+-- name: api_compliance_from_status
+-- api_compliance (below), read from the status rows: the same columns and order.
+SELECT s.store_id, s.person_id, s.unit_id, s.requirement_id, s.last_completed,
+       CASE WHEN isfinite(s.expires_on) THEN s.expires_on END AS expires_on, x.status
+FROM rm_compliance.status s
+CROSS JOIN LATERAL (SELECT CASE WHEN s.expires_on = '-infinity' THEN 'missing'
+                                WHEN s.expires_on <= $2::date THEN 'expired'
+                                WHEN s.expires_on <= $2::date + $3::int THEN 'expiring'
+                                ELSE 'valid' END AS status) x
+WHERE s.store_id = ANY($1::bigint[])
+  AND ($4::text IS NULL OR s.requirement_id = $4)
+  -- these units only (api_compliance_status_units), NULL: all
+  AND ($5::text[] IS NULL OR s.unit_id = ANY($5::text[]))
+  AND ($6::text IS NULL OR s.person_id = $6)
+  AND ($7::text IS NULL OR x.status = $7)
+ORDER BY s.store_id, s.unit_id, s.person_id, s.requirement_id
+LIMIT $8 OFFSET $9;
+
+-- name: api_compliance_rollup_from_status
+-- api_compliance_rollup (below), summed from the status counts: the same columns and order.
+SELECT nullif(c.group_id, '') AS group_id, c.requirement_id, sum(c.n) AS total,
+       coalesce(sum(c.n) FILTER (WHERE c.expires_on > $2::date + $3::int), 0) AS valid,
+       coalesce(sum(c.n) FILTER (WHERE c.expires_on > $2::date AND c.expires_on <= $2::date + $3::int), 0)
+           AS expiring,
+       coalesce(sum(c.n) FILTER (WHERE c.expires_on <= $2::date AND c.expires_on > '-infinity'), 0) AS expired,
+       coalesce(sum(c.n) FILTER (WHERE c.expires_on = '-infinity'), 0) AS missing
+FROM rm_compliance.status_counts c
+WHERE c.store_id = ANY($1::bigint[]) AND c.level = $5 AND ($4::text IS NULL OR c.requirement_id = $4)
+GROUP BY c.group_id, c.requirement_id
+HAVING sum(c.n) > 0
+ORDER BY 1 NULLS LAST, 2;
+
 -- name: api_compliance
 -- Per person, unit and requirement as of a date: valid / expiring / expired / missing
--- (projections.compliance_rows, migration 0009).
+-- (projections.compliance_rows, migrations 0009-0010).
 SELECT store_id, person_id, unit_id, requirement_id, last_completed, expires_on, status
 FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, $6::text, $7::text)
 WHERE $8::text IS NULL OR status = $8

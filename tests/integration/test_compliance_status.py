@@ -1,0 +1,258 @@
+"""The compliance status rows the compliance projection keeps (migration 0010,
+projections/status.py) against real PostgreSQL: computed on catch-up, moved by each kind of
+change, answering only the dates they hold for, and moved to a new day."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
+
+from lrs.ops.principal import Principal
+from lrs.ops.statements import store_statements
+from lrs.store.credentials import PgCredentialRepository
+from lrs.store.db import create_pool
+from lrs.store.statements import PgStatementRepository
+from projections import queries, reference, runner
+from projections.facts import EMPLOYMENT, ORG_UNIT, PERSON_LINKED, REQUIREMENT
+from projections.models import COMPLIANCE
+from projections.status import REPORTING_TIMEZONE
+from tests.statements import statement, with_id
+
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
+COURSE = "https://courses.example.org/hand-hygiene"
+OPTS = queries.Options(suppression_threshold=0, expiring_window_days=30)
+
+
+def today() -> date:
+    return datetime.now(ZoneInfo(REPORTING_TIMEZONE)).date()
+
+
+def unit(uid: str, parent: str | None, level: str, since: str = "2020-01-01") -> reference.RefEvent:
+    return reference.RefEvent(ORG_UNIT, f"{uid}@{since}", {
+        "unit_id": uid, "name": f"Enhet {uid}", "parent_id": parent, "level": level, "valid_from": since})
+
+
+def job(person: str, unit_id: str, since: str = "2020-01-01", until: str | None = None,
+        emp: str = "e1") -> reference.RefEvent:
+    return reference.RefEvent(EMPLOYMENT, f"{person}\x1f{emp}", {
+        "person_id": person, "employment_id": emp, "unit_id": unit_id, "role": "nurse", "profession": "",
+        "valid_from": since, "valid_to": until})
+
+
+def link(name: str, person: str) -> reference.RefEvent:
+    ifi = f"account:https://id.example.org|emp-{name}"
+    return reference.RefEvent(PERSON_LINKED, ifi, {"ifi": ifi, "person_id": person})
+
+
+def requirement(validity_days: int | None = 365) -> reference.RefEvent:
+    return reference.RefEvent(REQUIREMENT, "hygiene", {
+        "requirement_id": "hygiene", "name": "Hand hygiene", "activity_ids": [COURSE], "units": [], "roles": [],
+        "validity_days": validity_days})
+
+
+def completion(name: str, day: date, **extra: Any) -> dict[str, Any]:
+    at = datetime(day.year, day.month, day.day, 12, tzinfo=ZoneInfo(REPORTING_TIMEZONE))
+    return with_id(statement(actor=name, timestamp=at.isoformat(), **extra))
+
+
+class Region:
+    """A store with a region R, a trust T and departments D1 and D2; Kari (P1, in D1) and Ola
+    (P2, in D2) are linked; one requirement; the compliance read model caught up."""
+
+    def __init__(self, db_url: str, conn: asyncpg.Connection, pc: asyncpg.Connection, store_id: int) -> None:
+        self.db_url, self.conn, self.pc, self.sid = db_url, conn, pc, store_id
+
+    @classmethod
+    async def make(cls, db_url: str, conn: asyncpg.Connection, pc: asyncpg.Connection) -> Region:
+        sid = await PgCredentialRepository(conn).create_store("region", None)
+        r = cls(db_url, conn, pc, sid)
+        await r.ref(unit("R", None, "region"), unit("T", "R", "trust"), unit("D1", "T", "department"),
+                    unit("D2", "T", "department"), job("P1", "D1"), job("P2", "D2"), link("kari", "P1"),
+                    link("ola", "P2"), requirement())
+        await r.catch_up()
+        return r
+
+    async def ref(self, *events: reference.RefEvent) -> None:
+        await reference.append(self.conn, self.sid, list(events))
+
+    async def post(self, *stmts: dict[str, Any]) -> None:
+        pool = await create_pool(self.db_url, min_size=1, max_size=1)
+        try:
+            who = Principal(self.sid, None, frozenset({"all"}), AUTHORITY, "account:x")
+            await store_statements(PgStatementRepository(pool), who, "1.0.3", list(stmts))
+        finally:
+            await pool.close()
+
+    async def catch_up(self) -> None:
+        await runner.catch_up(self.pc, COMPLIANCE, batch_size=2)
+
+    async def rows(self) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await self.conn.fetch(
+            "SELECT person_id, unit_id, last_completed, expires_on FROM rm_compliance.status "
+            "WHERE store_id = $1 ORDER BY person_id, unit_id", self.sid)]
+
+    async def counts(self, level: str) -> dict[tuple[str, date], int]:
+        return {(r["group_id"], r["expires_on"]): r["n"] for r in await self.conn.fetch(
+            "SELECT group_id, expires_on, n FROM rm_compliance.status_counts WHERE store_id = $1 AND level = $2",
+            self.sid, level)}
+
+    async def source(self, d: date, tz: str = REPORTING_TIMEZONE) -> str:
+        return await queries.compliance_source(self.conn, [self.sid], d, tz)
+
+    async def both(self, d: date) -> list[dict[str, Any]]:
+        """Compliance as of d, from the status rows and from the fact tables (which must agree)."""
+        a = await queries.compliance(self.conn, [self.sid], as_of=d, options=OPTS, source="status")
+        b = await queries.compliance(self.conn, [self.sid], as_of=d, options=OPTS, source="facts")
+        assert a == b
+        for level in ("unit", "trust", "region"):
+            ra = await queries.compliance_rollup(self.conn, [self.sid], level=level, as_of=d, options=OPTS,
+                                                 suppress=False, source="status")
+            rb = await queries.compliance_rollup(self.conn, [self.sid], level=level, as_of=d, options=OPTS,
+                                                 suppress=False, source="facts")
+            assert ra == rb, level
+        return a
+
+
+@pytest.fixture
+async def r(db_url: str, conn: asyncpg.Connection) -> AsyncIterator[Region]:
+    pc = await runner.connect(db_url)
+    try:
+        yield await Region.make(db_url, conn, pc)
+    finally:
+        await pc.close()
+
+
+async def test_rows_are_computed_on_catch_up_and_answer_today(r: Region, conn: asyncpg.Connection) -> None:
+    done = today() - timedelta(days=10)
+    await r.post(completion("kari", done))
+    await r.catch_up()
+    meta = await conn.fetchrow("SELECT as_of, tz FROM rm_compliance.status_meta WHERE store_id = $1", r.sid)
+    assert (meta["as_of"], meta["tz"]) == (today(), REPORTING_TIMEZONE)
+    assert await r.rows() == [("P1", "D1", done, done + timedelta(days=365)),
+                              ("P2", "D2", None, date.min)]  # -infinity: no completion
+    assert await r.source(today()) == "status"
+    got = await r.both(today())
+    assert [(x["person_id"], x["status"]) for x in got] == [("P1", "valid"), ("P2", "missing")]
+    trust = await queries.compliance_rollup(conn, [r.sid], level="trust", options=OPTS, suppress=False)
+    assert [(x["group_id"], x["total"], x["valid"], x["missing"]) for x in trust] == [("T", 2, 1, 1)]
+
+
+async def test_completions_voids_links_and_employments_move_the_rows_and_counts(
+        r: Region, conn: asyncpg.Connection) -> None:
+    d1, d2 = today() - timedelta(days=100), today() - timedelta(days=20)
+    first = completion("ola", d1)
+    await r.post(first, completion("kari", d2))
+    await r.catch_up()
+    year = timedelta(days=365)
+    assert await r.rows() == [("P1", "D1", d2, d2 + year), ("P2", "D2", d1, d1 + year)]
+    assert await r.counts("trust") == {("T", d1 + timedelta(days=365)): 1, ("T", d2 + timedelta(days=365)): 1}
+    # a void takes Ola's completion away again
+    await r.post({"actor": {"objectType": "Agent", "account": {"homePage": "https://id.example.org",
+                                                               "name": "admin"}},
+                  "verb": {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "voided"}},
+                  "object": {"objectType": "StatementRef", "id": first["id"]}})
+    await r.catch_up()
+    assert (await r.rows())[1] == ("P2", "D2", None, date.min)
+    assert await r.counts("trust") == {("T", date.min): 1, ("T", d2 + timedelta(days=365)): 1}
+    # Kari's identifier now belongs to Ola: Kari has nothing, Ola has her completion
+    await r.ref(link("kari", "P2"))
+    await r.catch_up()
+    assert await r.rows() == [("P1", "D1", None, date.min), ("P2", "D2", d2, d2 + timedelta(days=365))]
+    # Ola also works in D1 from now on: a row there, and one person in the trust still
+    await r.ref(job("P2", "D1", emp="e2"))
+    await r.catch_up()
+    assert ("P2", "D1", d2, d2 + timedelta(days=365)) in await r.rows()
+    assert await r.counts("trust") == {("T", date.min): 1, ("T", d2 + timedelta(days=365)): 1}
+    assert await r.counts("unit") == {("D1", date.min): 1, ("D1", d2 + timedelta(days=365)): 1,
+                                      ("D2", d2 + timedelta(days=365)): 1}
+    # no count left at zero
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.status_counts WHERE n <= 0") == 0
+    await r.both(today())
+
+
+async def test_a_completion_of_an_activity_no_requirement_counts_changes_nothing(
+        r: Region, conn: asyncpg.Connection) -> None:
+    before = await r.rows()
+    await r.post(completion("kari", today() - timedelta(days=3), object={
+        "objectType": "Activity", "id": "https://courses.example.org/fire-safety"}))
+    await r.catch_up()
+    assert await r.rows() == before
+
+
+async def test_a_requirement_or_org_change_recomputes_the_store(r: Region, conn: asyncpg.Connection) -> None:
+    done = today() - timedelta(days=10)
+    await r.post(completion("kari", done))
+    await r.catch_up()
+    await r.ref(requirement(validity_days=5))
+    await r.catch_up()
+    assert (await r.rows())[0] == ("P1", "D1", done, done + timedelta(days=5))
+    got = await r.both(today())
+    assert got[0]["status"] == "expired"
+    # D2 moves to a trust of its own (from long ago): Ola's row and the trust counts follow
+    await r.ref(unit("T2", "R", "trust"), unit("D2", "T2", "department", since="2021-01-01"))
+    await r.catch_up()
+    assert set(await r.counts("trust")) == {("T", done + timedelta(days=5)), ("T2", date.min)}
+    await r.both(today())
+
+
+async def test_only_dates_the_rows_hold_for_are_answered_from_them(r: Region, conn: asyncpg.Connection) -> None:
+    assert await r.source(today()) == "status"
+    assert await r.source(today() + timedelta(days=400)) == "status"
+    assert await r.source(today(), tz="UTC") == "facts"
+    # a completion dated in the future (a clock ahead): not counted before its date
+    ahead = today() + timedelta(days=3)
+    await r.post(completion("kari", ahead))
+    await r.catch_up()
+    assert await r.source(today()) == "facts"
+    assert await r.source(ahead) == "status"
+    assert [x["status"] for x in await r.both(ahead)] == ["valid", "missing"]
+    earlier = await queries.compliance(conn, [r.sid], as_of=today(), options=OPTS)
+    assert [x["status"] for x in earlier] == ["missing", "missing"]
+    # an employment that ends in two months: dates after that are computed from the facts
+    end = today() + timedelta(days=60)
+    await r.ref(job("P2", "D2", until=end.isoformat()))
+    await r.catch_up()
+    assert await r.source(ahead) == "status"
+    assert await r.source(end - timedelta(days=1)) == "status"
+    assert await r.source(end) == "facts"
+    after = await queries.compliance(conn, [r.sid], as_of=end, options=OPTS)
+    assert [x["person_id"] for x in after] == ["P1"]
+
+
+async def test_settle_moves_the_rows_to_a_new_day_or_recomputes_them(r: Region, conn: asyncpg.Connection) -> None:
+    back = today() - timedelta(days=30)
+    # as if computed a month ago with nothing taking effect since: moved, not recomputed
+    await conn.execute("UPDATE rm_compliance.status_meta SET as_of = $2, computed_at = '2000-01-01' "
+                       "WHERE store_id = $1", r.sid, back)
+    await r.catch_up()
+    meta = await conn.fetchrow("SELECT as_of, computed_at FROM rm_compliance.status_meta WHERE store_id = $1",
+                               r.sid)
+    assert meta["as_of"] == today() and meta["computed_at"].year == 2000
+    # an employment that began a week ago, applied while the rows were a month old (they
+    # leave it out, as of their date); the new day recomputes them
+    await conn.execute("UPDATE rm_compliance.status_meta SET as_of = $2 WHERE store_id = $1", r.sid, back)
+    await r.ref(job("P3", "D1", since=(today() - timedelta(days=7)).isoformat()))
+    await runner.step(r.pc, COMPLIANCE, r.sid)
+    assert "P3" not in [p for p, *_ in await r.rows()]
+    assert await r.source(today()) == "facts"
+    await runner.settle(r.pc, COMPLIANCE, r.sid)
+    meta = await conn.fetchrow("SELECT as_of, computed_at FROM rm_compliance.status_meta WHERE store_id = $1",
+                               r.sid)
+    assert meta["as_of"] == today() and meta["computed_at"].year > 2000
+    assert "P3" in [p for p, *_ in await r.rows()]
+    assert await r.source(today()) == "status"
+    await r.both(today())
+
+
+async def test_a_rebuild_computes_the_rows_before_the_swap(r: Region, conn: asyncpg.Connection) -> None:
+    await r.post(completion("kari", today() - timedelta(days=2)))
+    await r.catch_up()
+    before = await r.rows()
+    await runner.rebuild(r.pc, COMPLIANCE, batch_size=3)
+    assert await r.rows() == before
+    assert await r.source(today()) == "status"
