@@ -341,17 +341,19 @@ ORDER BY s.store_id, s.unit_id, s.person_id, s.requirement_id
 LIMIT $8 OFFSET $9;
 
 -- name: api_compliance_rollup_from_status
--- api_compliance_rollup (below), summed from the status counts: the same columns and order.
-SELECT nullif(c.group_id, '') AS group_id, c.requirement_id, sum(c.n) AS total,
-       coalesce(sum(c.n) FILTER (WHERE c.expires_on > $2::date + $3::int), 0) AS valid,
-       coalesce(sum(c.n) FILTER (WHERE c.expires_on > $2::date AND c.expires_on <= $2::date + $3::int), 0)
+-- api_compliance_rollup (below), from the status summary: per row, how many people expire on or
+-- before the date and on or before the end of the window (binary searches in its sorted dates);
+-- the same columns and order.
+SELECT nullif(s.group_id, '') AS group_id, s.requirement_id, sum(s.total) AS total,
+       sum(s.total - s.missing - s.below[width_bucket($2::date + $3::int, s.dates)]) AS valid,
+       sum(s.below[width_bucket($2::date + $3::int, s.dates)] - s.below[width_bucket($2::date, s.dates)])
            AS expiring,
-       coalesce(sum(c.n) FILTER (WHERE c.expires_on <= $2::date AND c.expires_on > '-infinity'), 0) AS expired,
-       coalesce(sum(c.n) FILTER (WHERE c.expires_on = '-infinity'), 0) AS missing
-FROM rm_compliance.status_counts c
-WHERE c.store_id = ANY($1::bigint[]) AND c.level = $5 AND ($4::text IS NULL OR c.requirement_id = $4)
-GROUP BY c.group_id, c.requirement_id
-HAVING sum(c.n) > 0
+       sum(s.below[width_bucket($2::date, s.dates)]) AS expired,
+       sum(s.missing) AS missing
+FROM rm_compliance.status_summary s
+WHERE s.store_id = ANY($1::bigint[]) AND s.level = $5 AND ($4::text IS NULL OR s.requirement_id = $4)
+GROUP BY s.group_id, s.requirement_id
+HAVING sum(s.total) > 0
 ORDER BY 1 NULLS LAST, 2;
 
 -- name: api_compliance

@@ -10,8 +10,10 @@
 --                 last counting completion and when it expires ('infinity': never; '-infinity':
 --                 no completion at all);
 --   status_counts per level (unit, trust, region), group and requirement: how many people have
---                 each expiry date, so a rollup as of any date and expiring window is a sum
---                 over a few thousand rows;
+--                 each expiry date;
+--   status_summary the same per level, group and requirement in one row: the expiry dates in
+--                 order and how many people expire on or before each, so a rollup as of any
+--                 date with any expiring window is two binary searches (width_bucket) a row;
 --   status_units  the units people are due in, with their ancestors as of the model's date (for
 --                 "this unit and the units below");
 --   status_meta   per store: the date the rows are computed for (as_of), the reporting time
@@ -68,6 +70,17 @@ BEGIN
             );
             -- the emptied counts, to delete after a refresh
             CREATE INDEX ON %1$I.status_counts (store_id) WHERE n = 0;
+            CREATE TABLE %1$I.status_summary (
+                store_id        bigint NOT NULL,
+                level           text NOT NULL,
+                group_id        text NOT NULL,
+                requirement_id  text NOT NULL,
+                dates           date[] NOT NULL,
+                below           integer[] NOT NULL,
+                missing         integer NOT NULL,
+                total           integer NOT NULL,
+                PRIMARY KEY (store_id, level, group_id, requirement_id)
+            );
             CREATE TABLE %1$I.status_units (
                 store_id   bigint NOT NULL,
                 unit_id    text NOT NULL,
@@ -92,7 +105,7 @@ DECLARE tbl text;
 BEGIN
     CREATE SCHEMA rm_compliance_status_new;
     PERFORM projections.create_read_model('rm_compliance_status_new', ARRAY['status']);
-    FOR tbl IN SELECT unnest(ARRAY['status_meta', 'status', 'status_counts', 'status_units']) LOOP
+    FOR tbl IN SELECT unnest(ARRAY['status_meta', 'status', 'status_counts', 'status_summary', 'status_units']) LOOP
         EXECUTE format('ALTER TABLE rm_compliance_status_new.%I SET SCHEMA rm_compliance', tbl);
     END LOOP;
     DROP SCHEMA rm_compliance_status_new CASCADE;
@@ -235,7 +248,7 @@ $$;
 -- added to each expiry date (a person in two units of one trust counts once there). Runs on the
 -- caller's search_path (the read model's schema first).
 CREATE FUNCTION projections.compliance_status_apply(p_store bigint, p_as_of date, p_tz text, p_persons text[])
-RETURNS void LANGUAGE sql AS $$
+RETURNS TABLE (level text, group_id text, requirement_id text) LANGUAGE sql AS $$
 WITH new_rows AS MATERIALIZED (
     SELECT d.store_id, d.person_id, d.unit_id, d.trust_id, d.region_id, d.requirement_id, d.last_completed,
            CASE WHEN d.last_completed IS NULL THEN '-infinity'::date
@@ -300,20 +313,60 @@ SELECT p_store, d.level, d.group_id, d.requirement_id, d.expires_on, sum(d.n)
 FROM diff d
 GROUP BY d.level, d.group_id, d.requirement_id, d.expires_on
 ON CONFLICT (store_id, level, group_id, requirement_id, expires_on) DO UPDATE SET n = c.n + EXCLUDED.n
+RETURNING c.level, c.group_id, c.requirement_id
+$$;
+
+-- Rewrite the status_summary rows of the given (level, group, requirement) keys of a store from
+-- status_counts (NULL arrays: every key of the store, after the caller emptied its summary).
+-- dates starts with '-infinity' and below with 0, so width_bucket always finds a place.
+CREATE FUNCTION projections.compliance_status_summarise(p_store bigint, p_levels text[], p_groups text[],
+                                                        p_requirements text[])
+RETURNS void LANGUAGE sql AS $$
+DELETE FROM status_summary s
+USING unnest(p_levels, p_groups, p_requirements) AS k(level, group_id, requirement_id)
+WHERE s.store_id = p_store AND s.level = k.level AND s.group_id = k.group_id AND s.requirement_id = k.requirement_id;
+WITH rows AS (
+    -- two branches, so that the named keys are found by the primary key
+    SELECT c.* FROM status_counts c WHERE p_levels IS NULL AND c.store_id = p_store
+    UNION ALL
+    SELECT c.* FROM unnest(p_levels, p_groups, p_requirements) AS k(level, group_id, requirement_id)
+    JOIN status_counts c ON c.store_id = p_store AND c.level = k.level AND c.group_id = k.group_id
+                        AND c.requirement_id = k.requirement_id
+),
+running AS (
+    SELECT r.*, sum(r.n) FILTER (WHERE r.expires_on > '-infinity')
+                    OVER (PARTITION BY r.level, r.group_id, r.requirement_id ORDER BY r.expires_on) AS below
+    FROM rows r WHERE r.n > 0
+)
+INSERT INTO status_summary (store_id, level, group_id, requirement_id, dates, below, missing, total)
+SELECT p_store, r.level, r.group_id, r.requirement_id,
+       '{-infinity}'::date[] || coalesce(array_agg(r.expires_on ORDER BY r.expires_on)
+                                         FILTER (WHERE r.expires_on > '-infinity'), '{}'),
+       '{0}'::integer[] || coalesce(array_agg(r.below::integer ORDER BY r.expires_on)
+                                    FILTER (WHERE r.expires_on > '-infinity'), '{}'),
+       coalesce(sum(r.n) FILTER (WHERE r.expires_on = '-infinity'), 0), sum(r.n)
+FROM running r
+GROUP BY r.level, r.group_id, r.requirement_id
 $$;
 
 -- The status rows of the named people, recomputed as of the store's status_meta date (nothing
 -- when the store's rows are not computed yet: the runner computes the whole store first).
 CREATE FUNCTION projections.compliance_status_refresh(p_store bigint, p_persons text[]) RETURNS void
 LANGUAGE plpgsql AS $fn$
-DECLARE m record;
+DECLARE m record; levels text[]; groups text[]; requirements text[];
 BEGIN
     SELECT * INTO m FROM status_meta WHERE store_id = p_store;
     IF NOT FOUND OR p_persons IS NULL OR cardinality(p_persons) = 0 THEN
         RETURN;
     END IF;
-    PERFORM projections.compliance_status_apply(p_store, m.as_of, m.tz, p_persons);
+    SELECT array_agg(k.level), array_agg(k.group_id), array_agg(k.requirement_id)
+    INTO levels, groups, requirements
+    FROM (SELECT DISTINCT a.level, a.group_id, a.requirement_id
+          FROM projections.compliance_status_apply(p_store, m.as_of, m.tz, p_persons) a) k;
     DELETE FROM status_counts WHERE store_id = p_store AND n = 0;
+    IF levels IS NOT NULL THEN
+        PERFORM projections.compliance_status_summarise(p_store, levels, groups, requirements);
+    END IF;
     -- an upper bound is enough (a void may lower the true maximum): a bound too high only sends
     -- more dates to the fact tables
     UPDATE status_meta SET max_completed = greatest(max_completed,
@@ -327,6 +380,7 @@ $fn$;
 CREATE FUNCTION projections.compliance_status_compute(p_store bigint, p_as_of date, p_tz text) RETURNS void
 LANGUAGE plpgsql AS $fn$
 BEGIN
+    DELETE FROM status_summary WHERE store_id = p_store;
     DELETE FROM status_counts WHERE store_id = p_store;
     DELETE FROM status WHERE store_id = p_store;
     DELETE FROM status_units WHERE store_id = p_store;
@@ -334,6 +388,7 @@ BEGIN
     ON CONFLICT (store_id) DO UPDATE SET as_of = EXCLUDED.as_of, tz = EXCLUDED.tz, max_completed = NULL,
                                          computed_at = now();
     PERFORM projections.compliance_status_apply(p_store, p_as_of, p_tz, NULL);
+    PERFORM projections.compliance_status_summarise(p_store, NULL, NULL, NULL);
     UPDATE status_meta SET max_completed = (SELECT max(s.last_completed) FROM status s WHERE s.store_id = p_store)
     WHERE store_id = p_store;
 END;
