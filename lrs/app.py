@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from lrs.http import about, activities, agents, documents, operations, statements
+from lrs.http.admission import WriteBudget
 from lrs.http.alternate import AlternateRequestMiddleware
 from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
@@ -41,6 +42,9 @@ def create_app(settings: Settings) -> Starlette:
     metrics.describe("spor_statements_received_total", "counter", "Statements accepted by POST/PUT.")
     metrics.describe("spor_db_pool_size", "gauge", "Open database connections.")
     metrics.describe("spor_db_pool_idle", "gauge", "Idle database connections.")
+    metrics.describe("spor_write_buffer_bytes", "gauge", "Bytes of statement bodies being written now.")
+    metrics.describe("spor_write_buffer_waits_total", "counter",
+                     "Statement writes that waited for the write buffer (SPOR_WRITE_BUFFER_BYTES).")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -61,6 +65,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.authenticator = Authenticator(app.state.credentials, oidc)
         app.state.audit = PgAuditRepository(pool)
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        app.state.write_budget = budget = WriteBudget(settings.write_buffer_bytes)
+        metrics.gauge("spor_write_buffer_bytes", lambda: budget.used)
+        metrics.gauge("spor_write_buffer_waits_total", lambda: budget.waits)
         metrics.gauge("spor_db_pool_size", pool.get_size)
         metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
         lag_task = asyncio.create_task(sample_lag(settings.database_url or "", metrics))

@@ -47,6 +47,8 @@ class Settings:
     max_batch_statements: int = 5000
     max_attachment_bytes: int = 32 * 1024 * 1024
     max_document_bytes: int = 16 * 1024 * 1024
+    # Statement bodies one process works on at once (lrs/http/admission.py): bounds its memory.
+    write_buffer_bytes: int = 4 * 1024 * 1024
     # limit=0 means "the most the server allows" (Communication 2.1.3): pages of ~150 KB; ask
     # for more with a larger SPOR_QUERY_LIMIT_MAX when exporting.
     query_limit_max: int = 100
@@ -91,6 +93,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.xapi_default_version not in ("1.0.3", "2.0.0"):
             raise ValueError(f"SPOR_XAPI_DEFAULT_VERSION must be 1.0.3 or 2.0.0, got {self.xapi_default_version!r}")
+        if self.write_buffer_bytes <= 0:
+            raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
+                             f"got {self.write_buffer_bytes}")
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed."""

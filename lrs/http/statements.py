@@ -72,10 +72,10 @@ def consistent(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _statements_from_body(request: Request, *, single: bool = False) -> tuple[list[Any], list[Attachment]]:
+def _statements_from_body(request: Request, body: bytes, *,
+                          single: bool = False) -> tuple[list[Any], list[Attachment]]:
     """The JSON statement(s) and attachment parts of a PUT/POST body."""
     settings = request.app.state.settings
-    body = await read_body(request, settings.max_body_bytes)
     kind = media_type(request)
     if kind == "multipart/mixed":
         json_bytes, parts = parse_statement_multipart(
@@ -108,9 +108,11 @@ async def put_statement(request: Request) -> Response:
     sid = request.query_params.get("statementId")
     if not sid:
         raise BadRequest("statementId parameter is required for PUT")
-    statements, attachments = await _statements_from_body(request, single=True)
-    stored = await ops.store_statements(request.app.state.statements, who, version, statements, attachments,
-                                        put_id=sid)
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    async with request.app.state.write_budget.hold(len(body)):
+        statements, attachments = _statements_from_body(request, body, single=True)
+        stored = await ops.store_statements(request.app.state.statements, who, version, statements, attachments,
+                                            put_id=sid)
     request.app.state.metrics.inc("spor_statements_received_total", len(stored))
     return Response(status_code=204, headers=await _write_consistency(request, who.store_id, stored))
 
@@ -121,11 +123,14 @@ async def post_statements(request: Request) -> Response:
     version = xapi_version(request)
     who = await principal(request)
     only_params(request, (), "POST statements")
-    statements, attachments = await _statements_from_body(request)
-    max_batch = request.app.state.settings.max_batch_statements
-    if len(statements) > max_batch:
-        raise PayloadTooLarge(f"the batch has {len(statements)} statements; the limit is {max_batch}")
-    ids = await ops.store_statements(request.app.state.statements, who, version, statements, attachments)
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    # (parsed and turned into rows, a body takes many times its size: lrs/http/admission.py)
+    async with request.app.state.write_budget.hold(len(body)):
+        statements, attachments = _statements_from_body(request, body)
+        max_batch = request.app.state.settings.max_batch_statements
+        if len(statements) > max_batch:
+            raise PayloadTooLarge(f"the batch has {len(statements)} statements; the limit is {max_batch}")
+        ids = await ops.store_statements(request.app.state.statements, who, version, statements, attachments)
     request.app.state.metrics.inc("spor_statements_received_total", len(ids))
     return Response(orjson.dumps(list(ids)), media_type="application/json",
                     headers=await _write_consistency(request, who.store_id, ids))

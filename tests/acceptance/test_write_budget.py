@@ -1,0 +1,59 @@
+"""A server whose write buffer (SPOR_WRITE_BUFFER_BYTES) is smaller than a single batch: every
+concurrent write still succeeds and is stored, one after another, and /metrics shows the waits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.statements import statement, with_id
+
+BUFFER = 2048
+
+
+@pytest.fixture(scope="module")
+def tight_server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    url = asyncio.run(new_database(pg))
+    s = start_server(url, env={"SPOR_WRITE_BUFFER_BYTES": str(BUFFER)})
+    try:
+        yield s
+    finally:
+        stop_server(s)
+
+
+async def test_concurrent_batches_larger_than_the_buffer_all_succeed(tight_server: Server) -> None:
+    tenant = await make_tenant(tight_server.database_url, tight_server.base_url)
+    batches = [[with_id(statement(actor=f"p{b}-{i}")) for i in range(10)] for b in range(8)]
+    assert all(len(orjson.dumps(b)) > BUFFER for b in batches)
+    single = with_id(statement(actor="solo"))
+    async with xapi_client(tight_server, tenant) as xapi:
+        posts = [xapi.post("/statements", json=b) for b in batches]
+        put = xapi.put("/statements", params={"statementId": single["id"]}, json=single)
+        answers = await asyncio.gather(*posts, put)
+        assert [r.status_code for r in answers] == [200] * len(batches) + [204]
+        for r, b in zip(answers, batches, strict=False):
+            assert r.json() == [s["id"] for s in b]
+        got = await xapi.get("/statements", params={"limit": 0, "agent": orjson.dumps(
+            {"account": {"homePage": "https://id.example.org", "name": "emp-solo"}}).decode()})
+        assert [s["id"] for s in got.json()["statements"]] == [single["id"]]
+        stored: set[str] = set()
+        url: str | None = "/statements?limit=100"
+        while url:
+            page = (await xapi.get(url)).json()
+            stored |= {s["id"] for s in page["statements"]}
+            url = page.get("more") or None
+            if url:
+                url = url.removeprefix("/xapi")
+        assert stored == {s["id"] for b in batches for s in b} | {single["id"]}
+    async with httpx.AsyncClient() as plain:
+        metrics = (await plain.get(tight_server.base_url + "/metrics")).text
+    waits = next(float(line.split()[1]) for line in metrics.splitlines()
+                 if line.startswith("spor_write_buffer_waits_total "))
+    assert waits >= 1
+    assert "spor_write_buffer_bytes 0" in metrics
