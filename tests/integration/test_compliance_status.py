@@ -97,9 +97,20 @@ class Region:
             "WHERE store_id = $1 ORDER BY person_id, unit_id", self.sid)]
 
     async def counts(self, level: str) -> dict[tuple[str, date], int]:
-        return {(r["group_id"], r["expires_on"]): r["n"] for r in await self.conn.fetch(
-            "SELECT group_id, expires_on, n FROM rm_compliance.status_counts WHERE store_id = $1 AND level = $2",
-            self.sid, level)}
+        """People per (group, expiry date) at a level: the summary plus the pending changes."""
+        rows = await self.conn.fetch(
+            "SELECT group_id, u.expires_on, u.n FROM rm_compliance.status_summary s, "
+            "unnest(s.dates, s.counts) AS u(expires_on, n) WHERE s.store_id = $1 AND s.level = $2 "
+            "AND u.expires_on > '-infinity' "
+            "UNION ALL SELECT group_id, '-infinity', missing FROM rm_compliance.status_summary "
+            "WHERE store_id = $1 AND level = $2 "
+            "UNION ALL SELECT group_id, expires_on, n FROM rm_compliance.status_pending "
+            "WHERE store_id = $1 AND level = $2", self.sid, level)
+        out: dict[tuple[str, date], int] = {}
+        for r in rows:
+            key = (r["group_id"], r["expires_on"])
+            out[key] = out.get(key, 0) + r["n"]
+        return {k: v for k, v in out.items() if v}
 
     async def source(self, d: date, tz: str = REPORTING_TIMEZONE) -> str:
         return await queries.compliance_source(self.conn, [self.sid], d, tz)
@@ -170,9 +181,16 @@ async def test_completions_voids_links_and_employments_move_the_rows_and_counts(
     assert await r.counts("trust") == {("T", date.min): 1, ("T", d2 + timedelta(days=365)): 1}
     assert await r.counts("unit") == {("D1", date.min): 1, ("D1", d2 + timedelta(days=365)): 1,
                                       ("D2", d2 + timedelta(days=365)): 1}
-    # no count left at zero
-    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.status_counts WHERE n <= 0") == 0
-    await r.both(today())
+    answers = await r.both(today())
+    # folding every pending change into the summary rows changes no answer
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.status_pending") > 0
+    counts = {level: await r.counts(level) for level in ("unit", "trust", "region")}
+    async with r.pc.transaction():
+        await r.pc.execute("SET LOCAL search_path TO rm_compliance, public")
+        await r.pc.execute("SELECT projections.compliance_status_fold($1, NULL, NULL, NULL)", r.sid)
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.status_pending") == 0
+    assert {level: await r.counts(level) for level in ("unit", "trust", "region")} == counts
+    assert await r.both(today()) == answers
 
 
 async def test_a_completion_of_an_activity_no_requirement_counts_changes_nothing(
@@ -256,3 +274,20 @@ async def test_a_rebuild_computes_the_rows_before_the_swap(r: Region, conn: asyn
     await runner.rebuild(r.pc, COMPLIANCE, batch_size=3)
     assert await r.rows() == before
     assert await r.source(today()) == "status"
+
+
+async def test_a_key_with_many_pending_changes_is_folded_into_its_summary(r: Region, conn: asyncpg.Connection) -> None:
+    people = [f"n{i}" for i in range(40)]
+    await r.ref(*(job(f"Q{i}", "D1") for i in range(40)), *(link(n, f"Q{i}") for i, n in enumerate(people)))
+    await r.catch_up()
+    # forty people, each with a completion on a day of their own: forty changes to the region's key
+    await r.post(*(completion(n, today() - timedelta(days=i + 1)) for i, n in enumerate(people)))
+    await r.catch_up()
+    pending = await conn.fetchval("SELECT count(*) FROM rm_compliance.status_pending WHERE store_id = $1 "
+                                  "AND level = 'region'", r.sid)
+    dates = await conn.fetchval("SELECT cardinality(dates) FROM rm_compliance.status_summary WHERE store_id = $1 "
+                                "AND level = 'region'", r.sid)
+    assert pending < 32 and dates > 32 - pending  # folded once it had gathered 32
+    rollup = await queries.compliance_rollup(conn, [r.sid], level="region", options=OPTS, suppress=False)
+    assert [(x["total"], x["valid"], x["missing"]) for x in rollup] == [(42, 40, 2)]
+    await r.both(today())

@@ -328,12 +328,25 @@ async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     tables = await conn.fetch("SELECT table_schema, table_name FROM information_schema.tables "
                               "WHERE table_schema LIKE 'rm\\_%' ORDER BY 1, 2")
     for t in tables:
+        if t[1] in ("status_summary", "status_pending"):
+            continue  # how much is folded into the summary depends on the batches: compared below
         # (not the times rows were written; status_meta.max_completed is only an upper bound
         # between full computations)
         cols = {"checkpoint": "store_id, position, failed_position",
                 "status_meta": "store_id, as_of, tz"}.get(t[1], "*")
         rows = await conn.fetch(f"SELECT {cols} FROM {t[0]}.{t[1]}")
         out[f"{t[0]}.{t[1]}"] = sorted(tuple(r) for r in rows)
+    # the people per (level, group, requirement, expiry date): summary and pending together
+    out["rm_compliance.status_summary+pending"] = sorted(tuple(r) for r in await conn.fetch(
+        "SELECT store_id, level, group_id, requirement_id, expires_on, sum(n) FROM ("
+        " SELECT s.store_id, s.level, s.group_id, s.requirement_id, u.expires_on, u.n"
+        " FROM rm_compliance.status_summary s, unnest(s.dates, s.counts) AS u(expires_on, n)"
+        " WHERE u.expires_on > '-infinity'"
+        " UNION ALL SELECT store_id, level, group_id, requirement_id, '-infinity', missing"
+        " FROM rm_compliance.status_summary"
+        " UNION ALL SELECT store_id, level, group_id, requirement_id, expires_on, n"
+        " FROM rm_compliance.status_pending) x"
+        " GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0"))
     return out
 
 

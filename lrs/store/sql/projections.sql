@@ -341,19 +341,29 @@ ORDER BY s.store_id, s.unit_id, s.person_id, s.requirement_id
 LIMIT $8 OFFSET $9;
 
 -- name: api_compliance_rollup_from_status
--- api_compliance_rollup (below), from the status summary: per row, how many people expire on or
--- before the date and on or before the end of the window (binary searches in its sorted dates);
--- the same columns and order.
-SELECT nullif(s.group_id, '') AS group_id, s.requirement_id, sum(s.total) AS total,
-       sum(s.total - s.missing - s.below[width_bucket($2::date + $3::int, s.dates)]) AS valid,
-       sum(s.below[width_bucket($2::date + $3::int, s.dates)] - s.below[width_bucket($2::date, s.dates)])
-           AS expiring,
-       sum(s.below[width_bucket($2::date, s.dates)]) AS expired,
-       sum(s.missing) AS missing
-FROM rm_compliance.status_summary s
-WHERE s.store_id = ANY($1::bigint[]) AND s.level = $5 AND ($4::text IS NULL OR s.requirement_id = $4)
-GROUP BY s.group_id, s.requirement_id
-HAVING sum(s.total) > 0
+-- api_compliance_rollup (below), from the status summary (per row: how many people expire on or
+-- before the date and by the end of the window, found by binary search in its sorted dates)
+-- plus the changes not folded into it yet; the same columns and order.
+WITH parts AS (
+    SELECT s.group_id, s.requirement_id, s.total, s.missing,
+           s.below[width_bucket($2::date + $3::int, s.dates)] AS by_window_end,
+           s.below[width_bucket($2::date, s.dates)] AS by_date
+    FROM rm_compliance.status_summary s
+    WHERE s.store_id = ANY($1::bigint[]) AND s.level = $5 AND ($4::text IS NULL OR s.requirement_id = $4)
+    UNION ALL
+    SELECT p.group_id, p.requirement_id, p.n,
+           CASE WHEN p.expires_on = '-infinity' THEN p.n ELSE 0 END,
+           CASE WHEN p.expires_on > '-infinity' AND p.expires_on <= $2::date + $3::int THEN p.n ELSE 0 END,
+           CASE WHEN p.expires_on > '-infinity' AND p.expires_on <= $2::date THEN p.n ELSE 0 END
+    FROM rm_compliance.status_pending p
+    WHERE p.store_id = ANY($1::bigint[]) AND p.level = $5 AND ($4::text IS NULL OR p.requirement_id = $4)
+)
+SELECT nullif(x.group_id, '') AS group_id, x.requirement_id, sum(x.total) AS total,
+       sum(x.total - x.missing - x.by_window_end) AS valid, sum(x.by_window_end - x.by_date) AS expiring,
+       sum(x.by_date) AS expired, sum(x.missing) AS missing
+FROM parts x
+GROUP BY x.group_id, x.requirement_id
+HAVING sum(x.total) > 0
 ORDER BY 1 NULLS LAST, 2;
 
 -- name: api_compliance

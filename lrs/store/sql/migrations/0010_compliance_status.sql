@@ -9,11 +9,14 @@
 --   status        one row per (person, unit, requirement) due as of the model's date, with the
 --                 last counting completion and when it expires ('infinity': never; '-infinity':
 --                 no completion at all);
---   status_counts per level (unit, trust, region), group and requirement: how many people have
---                 each expiry date;
---   status_summary the same per level, group and requirement in one row: the expiry dates in
---                 order and how many people expire on or before each, so a rollup as of any
---                 date with any expiring window is two binary searches (width_bucket) a row;
+--   status_summary per level (unit, trust, region), group and requirement: the expiry dates in
+--                 order, how many people have each and how many expire on or before each, so a
+--                 rollup as of any date with any expiring window is two binary searches
+--                 (width_bucket) a row;
+--   status_pending changes to the summary not folded into it yet: people added to (+) or gone
+--                 from (-) an expiry date of a group; a rollup adds them up with the summary. A
+--                 window appends its changes here (cheap whatever the group's size) and a key
+--                 is folded into its summary row once it has FOLD_AFTER changes;
 --   status_units  the units people are due in, with their ancestors as of the model's date (for
 --                 "this unit and the units below");
 --   status_meta   per store: the date the rows are computed for (as_of), the reporting time
@@ -59,7 +62,19 @@ BEGIN
                 PRIMARY KEY (store_id, person_id, unit_id, requirement_id)
             );
             CREATE INDEX ON %1$I.status (store_id, unit_id, person_id, requirement_id);
-            CREATE TABLE %1$I.status_counts (
+            CREATE TABLE %1$I.status_summary (
+                store_id        bigint NOT NULL,
+                level           text NOT NULL,
+                group_id        text NOT NULL,
+                requirement_id  text NOT NULL,
+                dates           date[] NOT NULL,
+                counts          integer[] NOT NULL,
+                below           integer[] NOT NULL,
+                missing         integer NOT NULL,
+                total           integer NOT NULL,
+                PRIMARY KEY (store_id, level, group_id, requirement_id)
+            );
+            CREATE TABLE %1$I.status_pending (
                 store_id        bigint NOT NULL,
                 level           text NOT NULL,
                 group_id        text NOT NULL,
@@ -67,19 +82,6 @@ BEGIN
                 expires_on      date NOT NULL,
                 n               integer NOT NULL,
                 PRIMARY KEY (store_id, level, group_id, requirement_id, expires_on)
-            );
-            -- the emptied counts, to delete after a refresh
-            CREATE INDEX ON %1$I.status_counts (store_id) WHERE n = 0;
-            CREATE TABLE %1$I.status_summary (
-                store_id        bigint NOT NULL,
-                level           text NOT NULL,
-                group_id        text NOT NULL,
-                requirement_id  text NOT NULL,
-                dates           date[] NOT NULL,
-                below           integer[] NOT NULL,
-                missing         integer NOT NULL,
-                total           integer NOT NULL,
-                PRIMARY KEY (store_id, level, group_id, requirement_id)
             );
             CREATE TABLE %1$I.status_units (
                 store_id   bigint NOT NULL,
@@ -105,7 +107,7 @@ DECLARE tbl text;
 BEGIN
     CREATE SCHEMA rm_compliance_status_new;
     PERFORM projections.create_read_model('rm_compliance_status_new', ARRAY['status']);
-    FOR tbl IN SELECT unnest(ARRAY['status_meta', 'status', 'status_counts', 'status_summary', 'status_units']) LOOP
+    FOR tbl IN SELECT unnest(ARRAY['status_meta', 'status', 'status_summary', 'status_pending', 'status_units']) LOOP
         EXECUTE format('ALTER TABLE rm_compliance_status_new.%I SET SCHEMA rm_compliance', tbl);
     END LOOP;
     DROP SCHEMA rm_compliance_status_new CASCADE;
@@ -243,10 +245,10 @@ FROM projections.compliance_due(p_stores, p_as_of, p_tz, p_requirement, p_unit,
 $$;
 
 -- Recompute the status rows of a store's named people (p_persons; NULL: every person, after
--- the caller emptied the store's rows) as of a date, writing only rows that changed, and move
--- status_counts by the difference: per level, group and requirement, the people gone from and
--- added to each expiry date (a person in two units of one trust counts once there). Runs on the
--- caller's search_path (the read model's schema first).
+-- the caller emptied the store's rows) as of a date, writing only rows that changed, and record
+-- the difference in status_pending: per level, group and requirement, the people gone from and
+-- added to each expiry date (a person in two units of one trust counts once there); returns the
+-- keys it changed. Runs on the caller's search_path (the read model's schema first).
 CREATE FUNCTION projections.compliance_status_apply(p_store bigint, p_as_of date, p_tz text, p_persons text[])
 RETURNS TABLE (level text, group_id text, requirement_id text) LANGUAGE sql AS $$
 WITH new_rows AS MATERIALIZED (
@@ -308,7 +310,7 @@ diff AS (
     UNION ALL
     SELECT d.*, -1 FROM (SELECT * FROM old_groups EXCEPT SELECT * FROM new_groups) d
 )
-INSERT INTO status_counts AS c (store_id, level, group_id, requirement_id, expires_on, n)
+INSERT INTO status_pending AS c (store_id, level, group_id, requirement_id, expires_on, n)
 SELECT p_store, d.level, d.group_id, d.requirement_id, d.expires_on, sum(d.n)
 FROM diff d
 GROUP BY d.level, d.group_id, d.requirement_id, d.expires_on
@@ -316,37 +318,70 @@ ON CONFLICT (store_id, level, group_id, requirement_id, expires_on) DO UPDATE SE
 RETURNING c.level, c.group_id, c.requirement_id
 $$;
 
--- Rewrite the status_summary rows of the given (level, group, requirement) keys of a store from
--- status_counts (NULL arrays: every key of the store, after the caller emptied its summary).
--- dates starts with '-infinity' and below with 0, so width_bucket always finds a place.
-CREATE FUNCTION projections.compliance_status_summarise(p_store bigint, p_levels text[], p_groups text[],
-                                                        p_requirements text[])
+-- Fold the pending changes of some (level, group, requirement) keys of a store into their
+-- summary rows (NULL arrays: every key with pending changes). dates starts with '-infinity'
+-- (counts and below with 0), so width_bucket always finds a place.
+CREATE FUNCTION projections.compliance_status_fold(p_store bigint, p_levels text[], p_groups text[],
+                                                   p_requirements text[])
 RETURNS void LANGUAGE sql AS $$
-DELETE FROM status_summary s
-USING unnest(p_levels, p_groups, p_requirements) AS k(level, group_id, requirement_id)
-WHERE s.store_id = p_store AND s.level = k.level AND s.group_id = k.group_id AND s.requirement_id = k.requirement_id;
-WITH rows AS (
-    -- two branches, so that the named keys are found by the primary key
-    SELECT c.* FROM status_counts c WHERE p_levels IS NULL AND c.store_id = p_store
+WITH keys AS MATERIALIZED (
+    SELECT DISTINCT p.level, p.group_id, p.requirement_id FROM status_pending p
+    WHERE p_levels IS NULL AND p.store_id = p_store
     UNION ALL
-    SELECT c.* FROM unnest(p_levels, p_groups, p_requirements) AS k(level, group_id, requirement_id)
-    JOIN status_counts c ON c.store_id = p_store AND c.level = k.level AND c.group_id = k.group_id
-                        AND c.requirement_id = k.requirement_id
+    SELECT * FROM unnest(p_levels, p_groups, p_requirements)
+),
+taken AS (
+    DELETE FROM status_pending p USING keys k
+    WHERE p.store_id = p_store AND p.level = k.level AND p.group_id = k.group_id AND p.requirement_id = k.requirement_id
+    RETURNING p.level, p.group_id, p.requirement_id, p.expires_on, p.n
+),
+summary AS (
+    SELECT s.* FROM keys k
+    JOIN status_summary s ON s.store_id = p_store AND s.level = k.level AND s.group_id = k.group_id
+                         AND s.requirement_id = k.requirement_id
+),
+merged AS (
+    SELECT x.level, x.group_id, x.requirement_id, x.expires_on, sum(x.n)::integer AS n
+    FROM (SELECT s.level, s.group_id, s.requirement_id, u.expires_on, u.n
+          FROM summary s CROSS JOIN LATERAL unnest(s.dates, s.counts) AS u(expires_on, n)
+          WHERE u.expires_on > '-infinity'
+          UNION ALL
+          SELECT s.level, s.group_id, s.requirement_id, '-infinity', s.missing FROM summary s
+          UNION ALL
+          SELECT * FROM taken) x
+    GROUP BY x.level, x.group_id, x.requirement_id, x.expires_on
+    HAVING sum(x.n) <> 0
 ),
 running AS (
-    SELECT r.*, sum(r.n) FILTER (WHERE r.expires_on > '-infinity')
-                    OVER (PARTITION BY r.level, r.group_id, r.requirement_id ORDER BY r.expires_on) AS below
-    FROM rows r WHERE r.n > 0
+    SELECT m.*, sum(m.n) FILTER (WHERE m.expires_on > '-infinity')
+                    OVER (PARTITION BY m.level, m.group_id, m.requirement_id ORDER BY m.expires_on) AS below
+    FROM merged m
+),
+built AS (
+    SELECT r.level, r.group_id, r.requirement_id,
+           '{-infinity}'::date[] || coalesce(array_agg(r.expires_on ORDER BY r.expires_on)
+                                             FILTER (WHERE r.expires_on > '-infinity'), '{}') AS dates,
+           '{0}'::integer[] || coalesce(array_agg(r.n ORDER BY r.expires_on)
+                                        FILTER (WHERE r.expires_on > '-infinity'), '{}') AS counts,
+           '{0}'::integer[] || coalesce(array_agg(r.below::integer ORDER BY r.expires_on)
+                                        FILTER (WHERE r.expires_on > '-infinity'), '{}') AS below,
+           coalesce(sum(r.n) FILTER (WHERE r.expires_on = '-infinity'), 0)::integer AS missing,
+           sum(r.n)::integer AS total
+    FROM running r
+    GROUP BY r.level, r.group_id, r.requirement_id
+),
+emptied AS (
+    -- keys nobody is in any more
+    DELETE FROM status_summary s USING keys k
+    WHERE s.store_id = p_store AND s.level = k.level AND s.group_id = k.group_id AND s.requirement_id = k.requirement_id
+      AND NOT EXISTS (SELECT 1 FROM built b WHERE b.level = k.level AND b.group_id = k.group_id
+                                              AND b.requirement_id = k.requirement_id)
 )
-INSERT INTO status_summary (store_id, level, group_id, requirement_id, dates, below, missing, total)
-SELECT p_store, r.level, r.group_id, r.requirement_id,
-       '{-infinity}'::date[] || coalesce(array_agg(r.expires_on ORDER BY r.expires_on)
-                                         FILTER (WHERE r.expires_on > '-infinity'), '{}'),
-       '{0}'::integer[] || coalesce(array_agg(r.below::integer ORDER BY r.expires_on)
-                                    FILTER (WHERE r.expires_on > '-infinity'), '{}'),
-       coalesce(sum(r.n) FILTER (WHERE r.expires_on = '-infinity'), 0), sum(r.n)
-FROM running r
-GROUP BY r.level, r.group_id, r.requirement_id
+INSERT INTO status_summary AS s (store_id, level, group_id, requirement_id, dates, counts, below, missing, total)
+SELECT p_store, b.* FROM built b
+ON CONFLICT (store_id, level, group_id, requirement_id) DO UPDATE
+SET dates = EXCLUDED.dates, counts = EXCLUDED.counts, below = EXCLUDED.below, missing = EXCLUDED.missing,
+    total = EXCLUDED.total
 $$;
 
 -- The status rows of the named people, recomputed as of the store's status_meta date (nothing
@@ -359,19 +394,22 @@ BEGIN
     IF NOT FOUND OR p_persons IS NULL OR cardinality(p_persons) = 0 THEN
         RETURN;
     END IF;
-    SELECT array_agg(k.level), array_agg(k.group_id), array_agg(k.requirement_id)
+    -- fold the keys this changed that have gathered FOLD_AFTER (32) pending changes
+    SELECT array_agg(p.level), array_agg(p.group_id), array_agg(p.requirement_id)
     INTO levels, groups, requirements
     FROM (SELECT DISTINCT a.level, a.group_id, a.requirement_id
-          FROM projections.compliance_status_apply(p_store, m.as_of, m.tz, p_persons) a) k;
-    DELETE FROM status_counts WHERE store_id = p_store AND n = 0;
+          FROM projections.compliance_status_apply(p_store, m.as_of, m.tz, p_persons) a) k
+    CROSS JOIN LATERAL (SELECT k.level, k.group_id, k.requirement_id FROM status_pending x
+                        WHERE x.store_id = p_store AND x.level = k.level AND x.group_id = k.group_id
+                          AND x.requirement_id = k.requirement_id
+                        OFFSET 31 LIMIT 1) p;
     IF levels IS NOT NULL THEN
-        PERFORM projections.compliance_status_summarise(p_store, levels, groups, requirements);
+        PERFORM projections.compliance_status_fold(p_store, levels, groups, requirements);
     END IF;
     -- an upper bound is enough (a void may lower the true maximum): a bound too high only sends
     -- more dates to the fact tables
     UPDATE status_meta SET max_completed = greatest(max_completed,
-        (SELECT max(s.last_completed) FROM unnest(p_persons) AS pp(person_id)
-         JOIN status s ON s.store_id = p_store AND s.person_id = pp.person_id))
+        (SELECT max(s.last_completed) FROM status s WHERE s.store_id = p_store AND s.person_id = ANY(p_persons)))
     WHERE store_id = p_store;
 END;
 $fn$;
@@ -381,14 +419,14 @@ CREATE FUNCTION projections.compliance_status_compute(p_store bigint, p_as_of da
 LANGUAGE plpgsql AS $fn$
 BEGIN
     DELETE FROM status_summary WHERE store_id = p_store;
-    DELETE FROM status_counts WHERE store_id = p_store;
+    DELETE FROM status_pending WHERE store_id = p_store;
     DELETE FROM status WHERE store_id = p_store;
     DELETE FROM status_units WHERE store_id = p_store;
     INSERT INTO status_meta (store_id, as_of, tz) VALUES (p_store, p_as_of, p_tz)
     ON CONFLICT (store_id) DO UPDATE SET as_of = EXCLUDED.as_of, tz = EXCLUDED.tz, max_completed = NULL,
                                          computed_at = now();
     PERFORM projections.compliance_status_apply(p_store, p_as_of, p_tz, NULL);
-    PERFORM projections.compliance_status_summarise(p_store, NULL, NULL, NULL);
+    PERFORM projections.compliance_status_fold(p_store, NULL, NULL, NULL);
     UPDATE status_meta SET max_completed = (SELECT max(s.last_completed) FROM status s WHERE s.store_id = p_store)
     WHERE store_id = p_store;
 END;
