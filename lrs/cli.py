@@ -41,9 +41,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from lrs.app import create_app
     from lrs.logs import configure
+    from lrs.memory import tune_malloc
 
     settings = Settings.from_env(host=args.host, port=args.port, workers=args.workers)
     configure(settings.log_format, settings.log_level)
+    tune_malloc()
     settings, embedded = resolve_database(settings)
     try:
         created = asyncio.run(_prepare(settings))
