@@ -49,6 +49,8 @@ PERSON_UNLINKED = "person.unlinked"
 EMPLOYMENT = "person.employment"
 REQUIREMENT = "requirement.set"
 REFERENCE_KINDS = frozenset({ORG_UNIT, PERSON_LINKED, PERSON_UNLINKED, EMPLOYMENT, REQUIREMENT})
+# A century: longer is "never expires" (no validity), and expiry dates stay in the calendar.
+MAX_VALIDITY_DAYS = 36_500
 
 _DURATION = re.compile(
     r"^P(?:(?P<y>\d+(?:\.\d+)?)Y)?(?:(?P<mo>\d+(?:\.\d+)?)M)?(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
@@ -212,6 +214,8 @@ class Batch:
                 str(p.get("profession") or ""), _date(p["valid_from"]), _date(p.get("valid_to")))
         elif ev.kind == REQUIREMENT and "requirements" in families:
             days = p.get("validity_days")
+            if days is not None and not 0 < int(days) <= MAX_VALIDITY_DAYS:
+                raise ValueError(f"validity_days must be from 1 to {MAX_VALIDITY_DAYS}, got {days}")
             self.requirements[str(p["requirement_id"])] = (
                 str(p["requirement_id"]), str(p.get("name") or p["requirement_id"]), _strs(p["activity_ids"]),
                 _strs(p.get("units")), _strs(p.get("roles")), _strs(p.get("professions")),

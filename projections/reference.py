@@ -28,7 +28,14 @@ import orjson
 from lrs.ops.terms import agent_key
 from lrs.store.log import Reservation, commit_positions, reserve
 from lrs.store.queries import sql
-from projections.facts import EMPLOYMENT, ORG_UNIT, PERSON_LINKED, PERSON_UNLINKED, REQUIREMENT
+from projections.facts import (
+    EMPLOYMENT,
+    MAX_VALIDITY_DAYS,
+    ORG_UNIT,
+    PERSON_LINKED,
+    PERSON_UNLINKED,
+    REQUIREMENT,
+)
 
 KINDS = ("org", "people", "requirements")
 _LEVEL = re.compile(r"^[a-z][a-z_]*$")
@@ -274,10 +281,11 @@ def requirement_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
         if days_raw not in (None, ""):
             try:
                 days = int(str(days_raw))
-                if days <= 0:
+                if not 0 < days <= MAX_VALIDITY_DAYS:
                     raise ValueError
             except ValueError:
-                r.err("validity_days", "must be a positive whole number of days, or empty for no expiry")
+                r.err("validity_days", f"must be a whole number of days from 1 to {MAX_VALIDITY_DAYS}, "
+                                       "or empty for no expiry")
         if rid and acts:
             payload = {"requirement_id": rid, "name": name, "activity_ids": acts, "units": r.strings("units"),
                        "roles": r.strings("roles"), "professions": r.strings("professions"),

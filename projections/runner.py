@@ -40,11 +40,13 @@ from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 
 from lrs.store.queries import sql
 from projections import status as compliance_status
 from projections.facts import Window, apply_window
 
+log = structlog.get_logger("spor.projections")
 CHANNEL = "spor_events"
 _SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
 _REBUILD_LOCK = 0x5370_5242  # with the projection's index: one rebuild of a projection at a time
@@ -356,6 +358,8 @@ class WorkerOptions:
     poll_seconds: float = 1.0
     # batches per (projection, store) before moving on, so one busy store cannot starve others
     max_batches: int = 20
+    # after settling a (projection, store) failed on its data, wait this long before trying again
+    settle_retry_seconds: float = 300.0
 
 
 class Worker:
@@ -370,6 +374,7 @@ class Worker:
         self.before_commit = before_commit
         self.wake = asyncio.Event()
         self.applied = 0
+        self._settle_after: dict[tuple[str, int], float] = {}
 
     def _notified(self, *args: Any) -> None:
         self.wake.set()
@@ -391,9 +396,22 @@ class Worker:
                     if r.failed or r.applied < o.batch_size:
                         break
                 if held is not None:
-                    await settle(conn, p, s["id"])
+                    await self._settle(conn, p, s["id"])
         self.applied += done
         return done
+
+    async def _settle(self, conn: asyncpg.Connection, p: Projection, store_id: int) -> None:
+        """``settle`` the pair; when it fails on the data, log it and try again only after
+        ``settle_retry_seconds`` (the read model's answers stay correct meanwhile: the analyst
+        queries compute from the fact tables while the status rows are missing or stale)."""
+        key = (p.name, store_id)
+        if time.monotonic() < self._settle_after.get(key, 0.0):
+            return
+        try:
+            await settle(conn, p, store_id)
+        except DATA_ERRORS as exc:
+            self._settle_after[key] = time.monotonic() + self.options.settle_retry_seconds
+            log.warning("projection_settle_failed", projection=p.name, store_id=store_id, error=str(exc)[:500])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set; releases its leases on the way out."""

@@ -291,3 +291,38 @@ async def test_a_key_with_many_pending_changes_is_folded_into_its_summary(r: Reg
     rollup = await queries.compliance_rollup(conn, [r.sid], level="region", options=OPTS, suppress=False)
     assert [(x["total"], x["valid"], x["missing"]) for x in rollup] == [(42, 40, 2)]
     await r.both(today())
+
+
+class Unsettled(runner.Projection):
+    """The compliance read model, whose settling fails on its data."""
+
+    def __init__(self) -> None:
+        super().__init__(COMPLIANCE.name, COMPLIANCE.families)
+        self.tries = 0
+
+    async def settle(self, conn: asyncpg.Connection, store_id: int) -> None:
+        self.tries += 1
+        raise ValueError("cannot settle")
+
+
+async def test_a_worker_that_cannot_settle_a_store_logs_it_and_goes_on(r: Region, conn: asyncpg.Connection) -> None:
+    await r.post(completion("kari", today()))
+    broken = Unsettled()
+    worker = runner.Worker(r.db_url, [broken], runner.WorkerOptions(settle_retry_seconds=3600))
+    assert await worker.run_once(r.pc) == 1  # the statement is applied; settling fails and is logged
+    assert await worker.run_once(r.pc) == 0 and broken.tries == 1  # and is not tried again at once
+    worker.options.settle_retry_seconds = 0
+    worker._settle_after.clear()
+    await worker.run_once(r.pc)
+    assert broken.tries == 2
+
+
+async def test_a_requirement_whose_expiry_leaves_the_calendar_fails_the_read_model(
+        r: Region, conn: asyncpg.Connection) -> None:
+    # (the import refuses it; the log may hold one written by other means)
+    await r.ref(reference.RefEvent(REQUIREMENT, "forever", {
+        "requirement_id": "forever", "name": "Forever", "activity_ids": [COURSE], "units": [], "roles": [],
+        "validity_days": 2_000_000_000}))
+    await r.catch_up()
+    st = next(s for s in await runner.status(conn, [COMPLIANCE]) if s.store_id == r.sid)
+    assert st.state == "failed" and "validity_days" in (st.error or "")
