@@ -164,8 +164,10 @@ async def main(people: int, statements: int, runs: int, facts_runs: int, live: i
             await conn.execute("ANALYZE")
             n = await conn.fetchval("SELECT count(*) FROM rm_compliance.completions")
             rows = await conn.fetchval("SELECT count(*) FROM rm_compliance.status")
-            counts = await conn.fetchval("SELECT count(*) FROM rm_compliance.status_counts")
-            print(f"{n:,} completions, {rows:,} status rows, {counts:,} count rows in the read model")
+            summary = await conn.fetchval("SELECT count(*) FROM rm_compliance.status_summary")
+            dates = await conn.fetchval("SELECT sum(cardinality(dates)) FROM rm_compliance.status_summary")
+            print(f"{n:,} completions, {rows:,} status rows, {summary:,} summary rows ({dates:,} expiry dates) "
+                  "in the read model")
             today = datetime.now(ZoneInfo(REPORTING_TIMEZONE)).date()
             opts = queries.Options(suppression_threshold=5, expiring_window_days=60)
             print(f"as of today ({today}) the status rows answer: "

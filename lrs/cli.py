@@ -39,7 +39,6 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from lrs.app import create_app
     from lrs.logs import configure
     from lrs.memory import tune_malloc
 
@@ -60,12 +59,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # uvicorn shuts down gracefully on SIGTERM/SIGINT (finishing in-flight requests), then
         # re-raises the signal; exiting normally from it lets the embedded database stop too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
-        target: object = create_app(settings)
+        target: object
         if settings.workers > 1:
             # Worker processes build their app from the environment; the database URL the
-            # parent resolved (maybe the embedded cluster) is handed over that way.
+            # parent resolved (maybe the embedded cluster) is handed over that way. The parent
+            # only supervises: it does not import the app (~20 MB it would hold for nothing).
             os.environ["SPOR_DATABASE_URL"] = settings.database_url or ""
             target = "lrs.app:app_from_env"
+        else:
+            from lrs.app import create_app
+
+            target = create_app(settings)
         uvicorn.run(
             target,  # type: ignore[arg-type]
             factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
