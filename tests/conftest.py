@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
@@ -142,14 +143,20 @@ def stop_server(server: Server) -> None:
         server.process.kill()
 
 
-@pytest.fixture(scope="session")
-def server(pg: EmbeddedPostgres) -> Iterator[Server]:
-    url = asyncio.run(new_database(pg))
-    s = start_server(url)
+@contextlib.contextmanager
+def server_of_its_own(pg: EmbeddedPostgres, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """A ``spor serve`` on a fresh database with extra ``SPOR_*`` settings, stopped afterwards."""
+    s = start_server(asyncio.run(new_database(pg)), env)
     try:
         yield s
     finally:
         stop_server(s)
+
+
+@pytest.fixture(scope="session")
+def server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    with server_of_its_own(pg) as s:
+        yield s
 
 
 @dataclass

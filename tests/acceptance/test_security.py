@@ -11,18 +11,14 @@ import httpx
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.statements import statement
 
 
 @pytest.fixture(scope="module")
 def limited_server(pg: EmbeddedPostgres) -> Iterator[Server]:
-    url = asyncio.run(new_database(pg))
-    s = start_server(url, {"SPOR_RATE_LIMIT_PER_SECOND": "5", "SPOR_RATE_LIMIT_BURST": "10"})
-    try:
+    with server_of_its_own(pg, {"SPOR_RATE_LIMIT_PER_SECOND": "5", "SPOR_RATE_LIMIT_BURST": "10"}) as s:
         yield s
-    finally:
-        stop_server(s)
 
 
 async def test_a_flood_from_one_credential_gets_429_with_retry_after(limited_server: Server) -> None:

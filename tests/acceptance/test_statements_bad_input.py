@@ -8,7 +8,6 @@ Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,7 +17,7 @@ import orjson
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import statement, with_id
 
@@ -34,12 +33,8 @@ def one(clients: dict[str, httpx.AsyncClient]) -> httpx.AsyncClient:
 @pytest.fixture(scope="module")
 def small_server(pg: EmbeddedPostgres) -> Iterator[Server]:
     """A server of its own whose request bodies may be at most SMALL_LIMIT bytes."""
-    url = asyncio.run(new_database(pg))
-    s = start_server(url, env={"SPOR_MAX_BODY_BYTES": str(SMALL_LIMIT)})
-    try:
+    with server_of_its_own(pg, {"SPOR_MAX_BODY_BYTES": str(SMALL_LIMIT)}) as s:
         yield s
-    finally:
-        stop_server(s)
 
 
 def error_message(r: httpx.Response) -> str:

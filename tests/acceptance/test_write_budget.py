@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.statements import statement, with_id
 
 BUFFER = 2048
@@ -19,12 +19,8 @@ BUFFER = 2048
 
 @pytest.fixture(scope="module")
 def tight_server(pg: EmbeddedPostgres) -> Iterator[Server]:
-    url = asyncio.run(new_database(pg))
-    s = start_server(url, env={"SPOR_WRITE_BUFFER_BYTES": str(BUFFER)})
-    try:
+    with server_of_its_own(pg, {"SPOR_WRITE_BUFFER_BYTES": str(BUFFER)}) as s:
         yield s
-    finally:
-        stop_server(s)
 
 
 async def test_concurrent_batches_larger_than_the_buffer_all_succeed(tight_server: Server) -> None:
