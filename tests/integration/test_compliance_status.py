@@ -12,18 +12,15 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import pytest
 
-from lrs.ops.principal import Principal
-from lrs.ops.statements import store_statements
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import create_pool
-from lrs.store.statements import PgStatementRepository
 from projections import queries, reference, runner
 from projections.facts import EMPLOYMENT, ORG_UNIT, PERSON_LINKED, REQUIREMENT
 from projections.models import COMPLIANCE
 from projections.status import REPORTING_TIMEZONE
+from tests.integration.test_projection_properties import STATUS_HISTOGRAM
+from tests.integration.test_projection_runner import _post, voiding
 from tests.statements import statement, with_id
 
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
 COURSE = "https://courses.example.org/hand-hygiene"
 OPTS = queries.Options(suppression_threshold=0, expiring_window_days=30)
 
@@ -81,12 +78,7 @@ class Region:
         await reference.append(self.conn, self.sid, list(events))
 
     async def post(self, *stmts: dict[str, Any]) -> None:
-        pool = await create_pool(self.db_url, min_size=1, max_size=1)
-        try:
-            who = Principal(self.sid, None, frozenset({"all"}), AUTHORITY, "account:x")
-            await store_statements(PgStatementRepository(pool), who, "1.0.3", list(stmts))
-        finally:
-            await pool.close()
+        await _post(self.db_url, self.sid, list(stmts))
 
     async def catch_up(self) -> None:
         await runner.catch_up(self.pc, COMPLIANCE, batch_size=2)
@@ -98,19 +90,9 @@ class Region:
 
     async def counts(self, level: str) -> dict[tuple[str, date], int]:
         """People per (group, expiry date) at a level: the summary plus the pending changes."""
-        rows = await self.conn.fetch(
-            "SELECT group_id, u.expires_on, u.n FROM rm_compliance.status_summary s, "
-            "unnest(s.dates, s.counts) AS u(expires_on, n) WHERE s.store_id = $1 AND s.level = $2 "
-            "AND u.expires_on > '-infinity' "
-            "UNION ALL SELECT group_id, '-infinity', missing FROM rm_compliance.status_summary "
-            "WHERE store_id = $1 AND level = $2 "
-            "UNION ALL SELECT group_id, expires_on, n FROM rm_compliance.status_pending "
-            "WHERE store_id = $1 AND level = $2", self.sid, level)
-        out: dict[tuple[str, date], int] = {}
-        for r in rows:
-            key = (r["group_id"], r["expires_on"])
-            out[key] = out.get(key, 0) + r["n"]
-        return {k: v for k, v in out.items() if v}
+        rows = await self.conn.fetch(f"SELECT group_id, expires_on, n FROM ({STATUS_HISTOGRAM}) h "
+                                     "WHERE store_id = $1 AND level = $2", self.sid, level)
+        return {(r["group_id"], r["expires_on"]): r["n"] for r in rows}
 
     async def source(self, d: date, tz: str = REPORTING_TIMEZONE) -> str:
         return await queries.compliance_source(self.conn, [self.sid], d, tz)
@@ -163,10 +145,7 @@ async def test_completions_voids_links_and_employments_move_the_rows_and_counts(
     assert await r.rows() == [("P1", "D1", d2, d2 + year), ("P2", "D2", d1, d1 + year)]
     assert await r.counts("trust") == {("T", d1 + timedelta(days=365)): 1, ("T", d2 + timedelta(days=365)): 1}
     # a void takes Ola's completion away again
-    await r.post({"actor": {"objectType": "Agent", "account": {"homePage": "https://id.example.org",
-                                                               "name": "admin"}},
-                  "verb": {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "voided"}},
-                  "object": {"objectType": "StatementRef", "id": first["id"]}})
+    await r.post(voiding(first["id"]))
     await r.catch_up()
     assert (await r.rows())[1] == ("P2", "D2", None, date.min)
     assert await r.counts("trust") == {("T", date.min): 1, ("T", d2 + timedelta(days=365)): 1}

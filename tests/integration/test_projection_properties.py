@@ -322,6 +322,20 @@ class BruteForce:
 
 # --- reading the read models ------------------------------------------------------------------
 
+# The people per (store, level, group, requirement, expiry date) of the compliance status rows:
+# the summary rows and the changes not folded into them yet, together.
+STATUS_HISTOGRAM = (
+    "SELECT store_id, level, group_id, requirement_id, expires_on, sum(n) AS n FROM ("
+    " SELECT s.store_id, s.level, s.group_id, s.requirement_id, u.expires_on, u.n"
+    " FROM rm_compliance.status_summary s, unnest(s.dates, s.counts) AS u(expires_on, n)"
+    " WHERE u.expires_on > '-infinity'"
+    " UNION ALL SELECT store_id, level, group_id, requirement_id, '-infinity', missing"
+    " FROM rm_compliance.status_summary"
+    " UNION ALL SELECT store_id, level, group_id, requirement_id, expires_on, n"
+    " FROM rm_compliance.status_pending) x"
+    " GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0")
+
+
 async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every read-model table (checkpoints without their timestamps)."""
     out = {}
@@ -337,16 +351,7 @@ async def dump(conn: asyncpg.Connection) -> dict[str, list[tuple[Any, ...]]]:
         rows = await conn.fetch(f"SELECT {cols} FROM {t[0]}.{t[1]}")
         out[f"{t[0]}.{t[1]}"] = sorted(tuple(r) for r in rows)
     # the people per (level, group, requirement, expiry date): summary and pending together
-    out["rm_compliance.status_summary+pending"] = sorted(tuple(r) for r in await conn.fetch(
-        "SELECT store_id, level, group_id, requirement_id, expires_on, sum(n) FROM ("
-        " SELECT s.store_id, s.level, s.group_id, s.requirement_id, u.expires_on, u.n"
-        " FROM rm_compliance.status_summary s, unnest(s.dates, s.counts) AS u(expires_on, n)"
-        " WHERE u.expires_on > '-infinity'"
-        " UNION ALL SELECT store_id, level, group_id, requirement_id, '-infinity', missing"
-        " FROM rm_compliance.status_summary"
-        " UNION ALL SELECT store_id, level, group_id, requirement_id, expires_on, n"
-        " FROM rm_compliance.status_pending) x"
-        " GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0"))
+    out["rm_compliance.status_summary+pending"] = sorted(tuple(r) for r in await conn.fetch(STATUS_HISTOGRAM))
     return out
 
 
