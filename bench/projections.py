@@ -44,7 +44,7 @@ import asyncpg
 import orjson
 
 from bench.cluster import bench_database, percentile
-from bench.compliance import person_events, reference_events
+from bench.compliance import append_log, person_events, reference_events
 from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
 from lrs.store.db import create_pool
@@ -83,22 +83,20 @@ async def load(url: str, n: int, people: int) -> int:
         # the region of bench.compliance: org tree, people (linked, employed) and 20 requirements
         # over courses c0..c19, which the statements below also use
         ref = [] if not people else reference_events() + [e for i in range(people) for e in person_events(i, rng)]
-        rows = [(sid, k + 1, kind, t0, None, orjson.dumps(p).decode()) for k, (kind, p) in enumerate(ref)]
+        events: list[tuple[str, datetime, uuid.UUID | None, str]] = [
+            (kind, t0, None, orjson.dumps(p).decode()) for kind, p in ref]
         ids: list[str] = []
-        for i in range(len(ref), len(ref) + n):
+        for i in range(n):
             s_id, s = _statement(i, rng, t0)
             ids.append(s_id)
             if i and rng.random() < 0.02:
                 target = ids[rng.randrange(len(ids) - 1)]
                 s = {**s, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
                      "object": {"objectType": "StatementRef", "id": target}}
-            rows.append((sid, i + 1, "statement", t0, uuid.UUID(s_id), orjson.dumps(s).decode()))
-        await conn.copy_records_to_table("events", records=rows,
-                                         columns=["store_id", "position", "kind", "recorded_at", "statement_id",
-                                                  "payload"])
-        await conn.execute("UPDATE stores SET last_position = $1 WHERE id = $2", len(rows), sid)
+            events.append(("statement", t0, uuid.UUID(s_id), orjson.dumps(s).decode()))
+        await append_log(conn, sid, events)
         await conn.execute("VACUUM ANALYZE events")
-        return len(rows)
+        return len(events)
     finally:
         await conn.close()
 
