@@ -34,19 +34,17 @@ async def refresh(conn: asyncpg.Connection, store_id: int, changes: Changes) -> 
     await conn.execute(sql("rm_status_refresh"), store_id, ifis, activities, sorted(changes.persons))
 
 
-async def settle(conn: asyncpg.Connection, store_id: int, tz: str = REPORTING_TIMEZONE) -> bool:
+async def settle(conn: asyncpg.Connection, store_id: int, tz: str = REPORTING_TIMEZONE) -> None:
     """Compute the store's rows if it has none (or has them for another time zone), and move
-    them to today; True when the store was computed from scratch. Call it under the store's
-    checkpoint lock, with the read model's schema first on the search_path."""
+    them to today. Call it under the store's checkpoint lock, with the read model's schema first
+    on the search_path."""
     meta = await conn.fetchrow(sql("rm_status_meta"), store_id)
     today = await conn.fetchval(sql("rm_status_today"), tz)
     if meta is None or meta["tz"] != tz:
         await conn.execute(sql("rm_status_compute"), store_id, today, tz)
-        return True
-    if meta["as_of"] == today:
-        return False
-    if await conn.fetchval(sql("rm_status_dates_differ"), store_id, meta["as_of"], today):
+    elif meta["as_of"] == today:
+        return
+    elif await conn.fetchval(sql("rm_status_dates_differ"), store_id, meta["as_of"], today):
         await conn.execute(sql("rm_status_compute"), store_id, today, tz)
-        return True
-    await conn.execute(sql("rm_status_move_to"), store_id, today)
-    return False
+    else:
+        await conn.execute(sql("rm_status_move_to"), store_id, today)

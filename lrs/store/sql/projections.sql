@@ -162,7 +162,7 @@ DELETE FROM activity_facts WHERE store_id = $1 AND statement_id = ANY($2::uuid[]
 
 -- name: rm_status_meta
 -- The date and time zone a store's compliance status rows are computed for (none: not yet).
-SELECT as_of, tz, max_completed FROM status_meta WHERE store_id = $1;
+SELECT as_of, tz FROM status_meta WHERE store_id = $1;
 
 -- name: rm_status_today
 -- Today in the reporting time zone.
