@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -99,6 +100,17 @@ def _statements_from_body(request: Request, body: bytes, *,
     return statements, attachments
 
 
+@contextlib.asynccontextmanager
+async def _admitted(request: Request, *,
+                    single: bool = False) -> AsyncIterator[tuple[list[Any], list[Attachment]]]:
+    """Read a PUT/POST body, wait for room in the process's write buffer (parsed and turned into
+    rows, a body takes many times its size: lrs/http/admission.py), and hold it while the
+    caller parses and stores the statements."""
+    body = await read_body(request, request.app.state.settings.max_body_bytes)
+    async with request.app.state.write_budget.hold(len(body)):
+        yield _statements_from_body(request, body, single=single)
+
+
 @consistent
 async def put_statement(request: Request) -> Response:
     """PUT /statements?statementId=...: store one statement under the given id (204)."""
@@ -108,9 +120,7 @@ async def put_statement(request: Request) -> Response:
     sid = request.query_params.get("statementId")
     if not sid:
         raise BadRequest("statementId parameter is required for PUT")
-    body = await read_body(request, request.app.state.settings.max_body_bytes)
-    async with request.app.state.write_budget.hold(len(body)):
-        statements, attachments = _statements_from_body(request, body, single=True)
+    async with _admitted(request, single=True) as (statements, attachments):
         stored = await ops.store_statements(request.app.state.statements, who, version, statements, attachments,
                                             put_id=sid)
     request.app.state.metrics.inc("spor_statements_received_total", len(stored))
@@ -123,10 +133,7 @@ async def post_statements(request: Request) -> Response:
     version = xapi_version(request)
     who = await principal(request)
     only_params(request, (), "POST statements")
-    body = await read_body(request, request.app.state.settings.max_body_bytes)
-    # (parsed and turned into rows, a body takes many times its size: lrs/http/admission.py)
-    async with request.app.state.write_budget.hold(len(body)):
-        statements, attachments = _statements_from_body(request, body)
+    async with _admitted(request) as (statements, attachments):
         max_batch = request.app.state.settings.max_batch_statements
         if len(statements) > max_batch:
             raise PayloadTooLarge(f"the batch has {len(statements)} statements; the limit is {max_batch}")
