@@ -167,14 +167,21 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
 async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: int) -> Window | None:
     """The next batch of the store's log after the locked checkpoint (None: the read model has
     failed for the store). Statement events are not fetched: they are folded in the database."""
-    await conn.execute(sql("rm_checkpoint_ensure"), store_id)
-    cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
-    assert cp is not None
-    if cp["failed_position"] is not None:
+    cp = await _locked_checkpoint(conn, store_id)
+    if cp is None:
         return None
     end = await conn.fetchrow(sql("projection_batch_end"), store_id, cp["position"], batch_size)
     assert end is not None
     return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"])
+
+
+async def _locked_checkpoint(conn: asyncpg.Connection, store_id: int) -> asyncpg.Record | None:
+    """The store's checkpoint row, locked for this transaction; None when the read model has
+    failed for the store."""
+    await conn.execute(sql("rm_checkpoint_ensure"), store_id)
+    cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
+    assert cp is not None
+    return cp if cp["failed_position"] is None else None
 
 
 async def _record_failure(conn: asyncpg.Connection, schema: str, store_id: int, exc: BaseException) -> None:
@@ -192,9 +199,7 @@ async def settle(conn: asyncpg.Connection, projection: Projection, store_id: int
     store runs meanwhile); nothing for a store whose read model has failed."""
     async with conn.transaction():
         await _use_schema(conn, schema or projection.schema)
-        await conn.execute(sql("rm_checkpoint_ensure"), store_id)
-        cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
-        if cp is not None and cp["failed_position"] is None:
+        if await _locked_checkpoint(conn, store_id) is not None:
             await projection.settle(conn, store_id)
 
 
