@@ -688,7 +688,7 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
     spy_out = env.tmp / f"py-spy-{name}.txt"
     if profile and args.py_spy:
         spy = subprocess.Popen([args.py_spy, "record", "-p", str(env.server.pid), "-r", "250", "-f", "raw",
-                                "-d", str(int(seconds) + 5), "-o", str(spy_out), "--nonblocking"]
+                                "-d", str(int(seconds) + 5), "-o", str(spy_out), "--nonblocking", "--subprocesses"]
                                + (["--native"] if args.py_spy_native else []),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     s0 = tree_cpu(env.server.pid)
@@ -951,8 +951,10 @@ def main(argv: list[str] | None = None) -> int:
         assert env.server is not None
         say(f"spor serve pid {env.server.pid} on {HOST}:{env.port} (one process, uvicorn, log level "
             f"{args.server_log_level}{', under cProfile' if args.server_cprofile else ''})")
-        for store in env.creds:  # pay the scrypt check of each credential before measuring
-            asyncio.run(_one(env.port, get_request(env.port, _auth(*env.creds[store]), "limit=1")))
+        async def warm_up() -> None:  # pay each worker's scrypt check of each credential before measuring
+            await asyncio.gather(*(_one(env.port, get_request(env.port, _auth(*env.creds[store]), "limit=1"))
+                                   for store in env.creds for _ in range(4 * args.server_workers)))
+        asyncio.run(warm_up())
         rss_base = status_kb(env.server.pid, "VmRSS") / 1024
         say(f"client: {args.client}, {args.client_procs} load-generator processes; server RSS at start "
             f"{rss_base:.0f} MB")
