@@ -82,8 +82,8 @@ class CachedCredentials:
             row = fetched
             if self._listening:
                 self._rows[key] = (now, row)
-        expired = row.expires_at is not None and row.expires_at <= datetime.now(UTC)
-        return replace(row, active=row.revoked_at is None and not expired)
+        active = row.revoked_at is None and (row.expires_at is None or row.expires_at > datetime.now(UTC))
+        return row if row.active == active else replace(row, active=active)
 
     async def store_by_name(self, name: str) -> dict[str, Any] | None:
         return await self.repo.store_by_name(name)

@@ -89,3 +89,26 @@ async def test_repository_reads_through_the_service_role_stay_in_their_store(
     rows_b = (await repo.query(b, Query(limit=10))).rows
     assert len(rows_a) == 2 and len(rows_b) == 1
     assert {r.id for r in rows_a}.isdisjoint({r.id for r in rows_b})
+
+
+async def test_a_scoped_connection_back_in_the_pool_sees_nothing(conn: asyncpg.Connection, db_url: str) -> None:
+    """The pool resets only connections that carried a scope; the next borrower of the very same
+    connection, unscoped, sees no store's rows — also after a scoped block that failed."""
+    pool = await create_pool(db_url, min_size=1, max_size=1, role="spor_app")
+    try:
+        a, _ = await _two_stores_with_statements(conn, pool)
+        async with scoped(pool, [a]) as c:
+            pid = await c.fetchval("SELECT pg_backend_pid()")
+            assert await c.fetchval("SELECT count(*) FROM events") == 2
+        async with pool.acquire() as c:
+            assert await c.fetchval("SELECT pg_backend_pid()") == pid
+            assert await c.fetchval("SELECT count(*) FROM events") == 0
+            assert await c.fetchval("SELECT current_user") == "spor_app"
+        with pytest.raises(ZeroDivisionError):
+            async with scoped(pool, [a]):
+                raise ZeroDivisionError
+        async with pool.acquire() as c:
+            assert await c.fetchval("SELECT pg_backend_pid()") == pid
+            assert await c.fetchval("SELECT count(*) FROM statements") == 0
+    finally:
+        await pool.close()
