@@ -80,10 +80,18 @@ class Projection:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """jsonb as Python values (orjson) on a projection connection, and no JIT compilation: the
-    planner misjudges the row counts of the status refresh (a few people, estimated as the whole
-    table), and compiling its plan took 4 s of every 1,000-statement window at 80,000 people."""
-    await conn.execute("SET jit = off")
+    """jsonb as Python values (orjson) on a projection connection, and planner settings for the
+    fold's queries (measured at 80,000 people, 200,000 statements; docs/projections.md):
+
+    - no JIT compilation: the planner misjudges the row counts of the status refresh (a few
+      people, estimated as the whole table), and compiling its plan took 4 s of every
+      1,000-statement window;
+    - no Memoize: it cached the per-statement facts keyed on the payload (hashed six times a
+      row, never hit), a quarter of the time of folding a window into the course facts;
+    - work_mem 64 MB: computing a store's status rows sorts ~1 M rows, which spilled to disk
+      at the default 4 MB.
+    """
+    await conn.execute("SET jit = off; SET enable_memoize = off; SET work_mem = '64MB'")
 
     def enc(v: Any) -> str:
         return v if isinstance(v, str) else orjson.dumps(v).decode()

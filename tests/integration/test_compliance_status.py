@@ -172,6 +172,23 @@ async def test_completions_voids_links_and_employments_move_the_rows_and_counts(
     assert await r.both(today()) == answers
 
 
+async def test_a_unit_nobody_is_due_in_any_more_leaves_the_units_as_a_rebuild_would(
+        r: Region, conn: asyncpg.Connection) -> None:
+    async def units() -> list[str]:
+        return [u for (u,) in await conn.fetch(
+            "SELECT unit_id FROM rm_compliance.status_units WHERE store_id = $1 ORDER BY unit_id", r.sid)]
+
+    assert await units() == ["D1", "D2"]
+    # Ola's job in D2 ended long ago and Ola works in D1: nobody is due in D2 any more
+    await r.ref(job("P2", "D2", until="2020-06-01"), job("P2", "D1", emp="e2"))
+    await r.catch_up()
+    assert {row[:2] for row in await r.rows()} == {("P1", "D1"), ("P2", "D1")}
+    assert await units() == ["D1"]
+    await runner.rebuild(r.pc, COMPLIANCE, batch_size=3)
+    assert await units() == ["D1"]
+    await r.both(today())
+
+
 async def test_a_completion_of_an_activity_no_requirement_counts_changes_nothing(
         r: Region, conn: asyncpg.Connection) -> None:
     before = await r.rows()
