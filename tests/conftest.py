@@ -29,6 +29,7 @@ import pytest
 
 from lrs.ops import bootstrap
 from lrs.store.credentials import PgCredentialRepository
+from lrs.store.db import create_pool
 from lrs.store.embedded import EmbeddedPostgres, free_port
 from lrs.store.migrate import migrate
 
@@ -89,6 +90,16 @@ async def db_url(pg: EmbeddedPostgres) -> AsyncIterator[str]:
         await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     finally:
         await conn.close()
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """The service's connection pool (as the server opens it, without its role) on the test's database."""
+    p = await create_pool(db_url, min_size=1, max_size=10)
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 @pytest.fixture

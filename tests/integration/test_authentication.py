@@ -6,16 +6,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from lrs.errors import Unauthorized
 from lrs.ops import auth as auth_module
 from lrs.ops.auth import Authenticator
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import create_pool
 from tests.conftest import Tenant, make_tenant
 
 
@@ -48,12 +47,8 @@ class CountingCheck:
 
 
 @pytest.fixture
-async def repo(db_url: str) -> AsyncIterator[PgCredentialRepository]:
-    pool = await create_pool(db_url, min_size=1, max_size=8)
-    try:
-        yield PgCredentialRepository(pool)
-    finally:
-        await pool.close()
+def repo(pool: asyncpg.Pool) -> PgCredentialRepository:
+    return PgCredentialRepository(pool)
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,7 +18,6 @@ from lrs.ops import terms as T
 from lrs.ops.principal import Principal
 from lrs.ops.statements import Query, store_statements
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import create_pool
 from lrs.store.statements import PgStatementRepository
 from tests.statements import agent, statement
 
@@ -32,12 +30,8 @@ def principal(store_id: int) -> Principal:
 
 
 @pytest.fixture
-async def repo(db_url: str) -> AsyncIterator[PgStatementRepository]:
-    pool = await create_pool(db_url, min_size=2, max_size=10)
-    try:
-        yield PgStatementRepository(pool)
-    finally:
-        await pool.close()
+def repo(pool: asyncpg.Pool) -> PgStatementRepository:
+    return PgStatementRepository(pool)
 
 
 @pytest.fixture
