@@ -1041,8 +1041,10 @@ def main(argv: list[str] | None = None) -> int:
 
         # with --workers the requests are served by child processes: every process counts
         procs = [env.server.pid, *children(env.server.pid)]
-        hwm = sum(status_kb(pid, "VmHWM") for pid in procs) / 1024
-        say(f"(e) server peak RSS (VmHWM, summed over its {len(procs)} processes): {hwm:.0f} MB   "
+        peaks = [status_kb(pid, "VmHWM") / 1024 for pid in procs]
+        hwm = sum(peaks)
+        say(f"(e) server peak RSS (VmHWM, summed over its {len(procs)} processes: "
+            f"{' + '.join(f'{p:.0f}' for p in peaks)}): {hwm:.0f} MB   "
             f"target <= {TARGETS['rss']:.0f} MB: {'meets' if hwm <= TARGETS['rss'] else 'ABOVE'}")
         say()
         say("Summary")
