@@ -175,14 +175,16 @@ SELECT projections.compliance_status_compute($1, $2::date, $3::text);
 -- name: rm_status_refresh
 -- Recompute the status rows of the people a window touched: those whose identifiers gained or
 -- lost a completion of an activity some requirement counts ($2, $3: identifier and activity
--- pairs), and those named ($4).
+-- pairs), and those named ($4). Nothing while the store has no rows (a rebuild computes them
+-- at the end), without collecting the people first.
 SELECT projections.compliance_status_refresh($1, ARRAY(
     SELECT coalesce(l.person_id, c.ifi)
     FROM unnest($2::text[], $3::text[]) AS c(ifi, activity_id)
     LEFT JOIN links l ON l.store_id = $1 AND l.ifi = c.ifi
     WHERE EXISTS (SELECT 1 FROM requirements r WHERE r.store_id = $1 AND c.activity_id = ANY(r.activity_ids))
     UNION
-    SELECT unnest($4::text[])));
+    SELECT unnest($4::text[])))
+WHERE EXISTS (SELECT 1 FROM status_meta m WHERE m.store_id = $1);
 
 -- name: rm_status_dates_differ
 -- Whether an employment or unit version takes effect between two dates (after one, by the other).
