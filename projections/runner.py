@@ -91,7 +91,9 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     - work_mem 64 MB: computing a store's status rows sorts ~1 M rows, which spilled to disk
       at the default 4 MB.
     """
-    await conn.execute("SET jit = off; SET enable_memoize = off; SET work_mem = '64MB'")
+    await conn.execute("SET jit = off; SET work_mem = '64MB'")
+    if conn.get_server_version() >= (14, 0):  # Memoize (and its setting) came in PostgreSQL 14
+        await conn.execute("SET enable_memoize = off")
 
     def enc(v: Any) -> str:
         return v if isinstance(v, str) else orjson.dumps(v).decode()

@@ -189,6 +189,25 @@ async def test_a_unit_nobody_is_due_in_any_more_leaves_the_units_as_a_rebuild_wo
     await r.both(today())
 
 
+async def test_a_later_completion_of_a_requirement_that_never_expires_is_not_answered_for_earlier_dates(
+        r: Region, conn: asyncpg.Connection) -> None:
+    """The row's last completion moves while its expiry ('infinity') and so every count stays:
+    the rows still learn of the newer completion, and a date before it goes to the fact tables."""
+    await r.ref(requirement(validity_days=None))
+    d1, d2 = today() - timedelta(days=100), today() - timedelta(days=10)
+    await r.post(completion("kari", d1))
+    await r.catch_up()
+    await r.post(completion("kari", d2))
+    await r.catch_up()
+    assert (await r.rows())[0] == ("P1", "D1", d2, date.max)
+    between = today() - timedelta(days=50)
+    assert await r.source(between) == "facts"
+    got = await queries.compliance(conn, [r.sid], as_of=between, options=OPTS)
+    assert got == await queries.compliance(conn, [r.sid], as_of=between, options=OPTS, source="facts")
+    assert got[0]["last_completed"] == d1
+    assert await r.source(today()) == "status"
+
+
 async def test_a_completion_of_an_activity_no_requirement_counts_changes_nothing(
         r: Region, conn: asyncpg.Connection) -> None:
     before = await r.rows()

@@ -73,24 +73,25 @@ BEGIN
     INTO moved_levels, moved_groups, moved_requirements
     FROM (SELECT DISTINCT a.level, a.group_id, a.requirement_id
           FROM projections.compliance_status_apply(p_store, m.as_of, m.tz, p_persons) a) a;
-    IF moved_levels IS NULL THEN
-        RETURN;
-    END IF;
-    DELETE FROM status_units u
-    WHERE u.store_id = p_store
-      AND u.unit_id IN (SELECT k.group_id FROM unnest(moved_levels, moved_groups) AS k(level, group_id)
-                        WHERE k.level = 'unit')
-      AND NOT EXISTS (SELECT 1 FROM status s WHERE s.store_id = p_store AND s.unit_id = u.unit_id);
-    -- fold the keys this changed that have gathered FOLD_AFTER (32) pending changes
-    SELECT array_agg(k.level), array_agg(k.group_id), array_agg(k.requirement_id)
-    INTO levels, groups, requirements
-    FROM unnest(moved_levels, moved_groups, moved_requirements) AS k(level, group_id, requirement_id)
-    WHERE EXISTS (SELECT 1 FROM status_pending x
-                  WHERE x.store_id = p_store AND x.level = k.level AND x.group_id = k.group_id
-                    AND x.requirement_id = k.requirement_id
-                  OFFSET 31);
-    IF levels IS NOT NULL THEN
-        PERFORM projections.compliance_status_fold(p_store, levels, groups, requirements);
+    -- (no count moved does not mean no row changed: a later completion of a requirement that
+    -- never expires changes last_completed, not the expiry; max_completed below still follows)
+    IF moved_levels IS NOT NULL THEN
+        DELETE FROM status_units u
+        WHERE u.store_id = p_store
+          AND u.unit_id IN (SELECT k.group_id FROM unnest(moved_levels, moved_groups) AS k(level, group_id)
+                            WHERE k.level = 'unit')
+          AND NOT EXISTS (SELECT 1 FROM status s WHERE s.store_id = p_store AND s.unit_id = u.unit_id);
+        -- fold the keys this changed that have gathered FOLD_AFTER (32) pending changes
+        SELECT array_agg(k.level), array_agg(k.group_id), array_agg(k.requirement_id)
+        INTO levels, groups, requirements
+        FROM unnest(moved_levels, moved_groups, moved_requirements) AS k(level, group_id, requirement_id)
+        WHERE EXISTS (SELECT 1 FROM status_pending x
+                      WHERE x.store_id = p_store AND x.level = k.level AND x.group_id = k.group_id
+                        AND x.requirement_id = k.requirement_id
+                      OFFSET 31);
+        IF levels IS NOT NULL THEN
+            PERFORM projections.compliance_status_fold(p_store, levels, groups, requirements);
+        END IF;
     END IF;
     -- an upper bound is enough (a void may lower the true maximum): a bound too high only sends
     -- more dates to the fact tables
