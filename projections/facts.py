@@ -62,12 +62,15 @@ _SECONDS = {"y": 365 * 86400, "mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h":
 @dataclass(frozen=True)
 class Window:
     """The events of one store with positions in (after, upto]; ``count`` of them (positions of
-    a store are gapless, so that is upto - after)."""
+    a store are gapless, so that is upto - after). The facts of statements up to
+    ``cached_upto`` are in ``projections.statement_facts_cache`` (a rebuild of several read
+    models fills it; 0: none are)."""
 
     store_id: int
     after: int
     upto: int
     count: int
+    cached_upto: int = 0
 
     @property
     def positions(self) -> range:
@@ -280,13 +283,14 @@ async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[
             batch.add(Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"],
                             r["payload"]), families)
         await batch.write(conn, families, changes)
+    span = (w.store_id, w.after, w.upto, w.cached_upto)
     if "completions" in families:
-        added = await conn.fetch(sql("rm_completions_from_log"), w.store_id, w.after, w.upto)
+        added = await conn.fetch(sql("rm_completions_from_log"), *span)
         changes.completions.update((r["ifi"], r["activity_id"]) for r in added)
     if "activity" in families:
-        await conn.execute(sql("rm_activity_from_log"), w.store_id, w.after, w.upto)
+        await conn.execute(sql("rm_activity_from_log"), *span)
     if "voided" in families:
-        voids = [r["voids"] for r in await conn.fetch(sql("rm_voids_in_log"), w.store_id, w.after, w.upto)]
+        voids = [r["voids"] for r in await conn.fetch(sql("rm_voids_in_log"), *span)]
         if voids:
             await conn.execute(sql("rm_voided_insert"), w.store_id, voids)
             if "completions" in families:

@@ -33,7 +33,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +50,7 @@ log = structlog.get_logger("spor.projections")
 CHANNEL = "spor_events"
 _SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
 _REBUILD_LOCK = 0x5370_5242  # with the projection's index: one rebuild of a projection at a time
+_FACTS_CACHE_LOCK = 0x5370_4643  # one user of projections.statement_facts_cache at a time
 
 
 class Projection:
@@ -138,7 +139,8 @@ BeforeCommit = Callable[[Projection, int, Window], Awaitable[None]]
 
 
 async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = 1000,
-               schema: str | None = None, before_commit: BeforeCommit | None = None) -> StepResult:
+               schema: str | None = None, before_commit: BeforeCommit | None = None,
+               cached_upto: int = 0) -> StepResult:
     """Apply the next batch of one store's events to one projection, exactly once.
 
     On an error the batch is rolled back and replayed event by event, so the events before the
@@ -148,7 +150,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     try:
         async with conn.transaction():
             await _use_schema(conn, target)
-            window = await _locked_window(conn, store_id, batch_size)
+            window = await _locked_window(conn, store_id, batch_size, cached_upto)
             if window is None:
                 return StepResult(failed=True)
             if not window.count:
@@ -165,7 +167,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     # find the event that fails: one transaction per event; those before it are applied
     applied = 0
     while applied < batch_size:
-        r = await step(conn, projection, store_id, batch_size=1, schema=target)
+        r = await step(conn, projection, store_id, batch_size=1, schema=target, cached_upto=cached_upto)
         applied += r.applied
         if r.failed:
             return StepResult(applied, failed=True)
@@ -174,7 +176,8 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     return StepResult(applied)
 
 
-async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: int) -> Window | None:
+async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: int,
+                         cached_upto: int = 0) -> Window | None:
     """The next batch of the store's log after the locked checkpoint (None: the read model has
     failed for the store). Statement events are not fetched: they are folded in the database."""
     cp = await _locked_checkpoint(conn, store_id)
@@ -182,7 +185,7 @@ async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: in
         return None
     end = await conn.fetchrow(sql("projection_batch_end"), store_id, cp["position"], batch_size)
     assert end is not None
-    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"])
+    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"], cached_upto)
 
 
 async def _locked_checkpoint(conn: asyncpg.Connection, store_id: int) -> asyncpg.Record | None:
@@ -214,13 +217,16 @@ async def settle(conn: asyncpg.Connection, projection: Projection, store_id: int
 
 
 async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 1000,
-                   schema: str | None = None, progress: Callable[[int], None] | None = None) -> int:
+                   schema: str | None = None, progress: Callable[[int], None] | None = None,
+                   cached: Mapping[int, int] | None = None) -> int:
     """Apply every pending event of every store, then settle it (no leases: for tests, rebuild
-    and one-shot runs)."""
+    and one-shot runs). ``cached``: per store, the position up to which the statement facts
+    are in the cache (``fill_facts_cache``)."""
     total = 0
     for s in await conn.fetch(sql("projection_stores")):
         while True:
-            r = await step(conn, projection, s["id"], batch_size=batch_size, schema=schema)
+            r = await step(conn, projection, s["id"], batch_size=batch_size, schema=schema,
+                           cached_upto=(cached or {}).get(s["id"], 0))
             total += r.applied
             if progress is not None and r.applied:
                 progress(r.applied)
@@ -290,7 +296,7 @@ async def retry(conn: asyncpg.Connection, projection: Projection, store_ids: Seq
 # --- rebuild ----------------------------------------------------------------------------------
 
 async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 5000,
-                  progress: Callable[[int, int], None] | None = None) -> int:
+                  progress: Callable[[int, int], None] | None = None, cached: Mapping[int, int] | None = None) -> int:
     """Replay the whole log into fresh tables and swap them in atomically; returns events applied.
 
     ``progress(done, total)`` is called as batches complete. Workers may keep running: they
@@ -322,14 +328,14 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
             if progress is not None:
                 progress(done, max(total, done))
 
-        await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick)
+        await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
         for ix in deferred:
             await conn.execute(ix["definition"])
         async with conn.transaction():
             # Waits for in-flight live batches; new ones queue behind the swap and, once it
             # commits, find the rebuilt tables (and checkpoint) under the live name.
             await conn.execute(f"LOCK TABLE {live}.checkpoint IN ACCESS EXCLUSIVE MODE")
-            await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick)
+            await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
             await conn.execute(f"ALTER SCHEMA {live} RENAME TO {old}")
             await conn.execute(f"ALTER SCHEMA {build} RENAME TO {live}")
             await conn.execute(f"DROP SCHEMA {old} CASCADE")
@@ -338,11 +344,60 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
 
 
+async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 0) -> dict[int, int]:
+    """Extract the facts of every stored statement once into ``projections.statement_facts_cache``
+    (migration 0014), chunks of positions in parallel; per store, the position it covers. The
+    caller holds the cache lock and empties the cache when done (``clear_facts_cache``)."""
+    conn = await connect(url)
+    try:
+        await conn.execute(sql("facts_cache_clear"))
+        heads = {int(r["id"]): int(r["last_position"]) for r in await conn.fetch(sql("projection_stores"))}
+    finally:
+        await conn.close()
+    work = [(sid, a, min(a + chunk, head)) for sid, head in heads.items() for a in range(0, head, chunk)]
+
+    async def worker() -> None:
+        c = await connect(url)
+        try:
+            while work:
+                await c.execute(sql("facts_cache_fill"), *work.pop())
+        finally:
+            await c.close()
+
+    n = connections or max(1, min(os.cpu_count() or 1, 4))
+    await asyncio.gather(*(worker() for _ in range(min(n, len(work)) or 1)))
+    return heads
+
+
+async def clear_facts_cache(conn: asyncpg.Connection) -> None:
+    await conn.execute(sql("facts_cache_clear"))
+
+
 async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, batch_size: int = 5000,
                                progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
     """Rebuild several read models at once, one connection each (the folding happens in the
     database, so on a machine with several cores they run in parallel); events applied per name.
-    ``progress(done, total)`` sums over all of them."""
+    ``progress(done, total)`` sums over all of them. With several read models, the statement
+    facts are extracted once first (``fill_facts_cache``) instead of once per read model."""
+    if len(projections) > 1:
+        lock = await connect(url)
+        try:
+            # one cache user at a time: another rebuild of several read models waits here
+            await lock.execute("SELECT pg_advisory_lock($1)", _FACTS_CACHE_LOCK)
+            try:
+                cached = await fill_facts_cache(url)
+                return await _rebuild_each(url, projections, batch_size, progress, cached)
+            finally:
+                await clear_facts_cache(lock)
+                await lock.execute("SELECT pg_advisory_unlock($1)", _FACTS_CACHE_LOCK)
+        finally:
+            await lock.close()
+    return await _rebuild_each(url, projections, batch_size, progress, None)
+
+
+async def _rebuild_each(url: str, projections: Sequence[Projection], batch_size: int,
+                        progress: Callable[[int, int], None] | None,
+                        cached: Mapping[int, int] | None) -> dict[str, int]:
     state: dict[str, tuple[int, int]] = {}
 
     def report(name: str, done: int, total: int) -> None:
@@ -353,7 +408,8 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
     async def one(p: Projection) -> int:
         conn = await connect(url)
         try:
-            return await rebuild(conn, p, batch_size=batch_size, progress=lambda d, t: report(p.name, d, t))
+            return await rebuild(conn, p, batch_size=batch_size, progress=lambda d, t: report(p.name, d, t),
+                                 cached=cached)
         finally:
             await conn.close()
 

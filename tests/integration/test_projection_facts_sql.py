@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lrs.store.queries import sql
 from projections.facts import Event, statement_facts
 
 RECORDED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -97,6 +98,32 @@ async def test_sql_facts_equal_the_python_reference_on_the_corpus(conn: asyncpg.
     got, want = await _facts_both_ways(conn, CORPUS)
     assert got == want
     assert len(got) == len(CORPUS) - 1  # only the anonymous actor's completion is left out
+
+
+async def test_cached_facts_read_through_window_facts_equal_the_extracted_ones(conn: asyncpg.Connection) -> None:
+    """window_facts (migration 0014) gives statement_facts' rows whether the cache covers none,
+    part or all of a window, for every filter argument the folds use."""
+    await _facts_both_ways(conn, CORPUS)
+    store = await conn.fetchval("SELECT max(id) FROM stores")
+    n = len(CORPUS)
+    query = "SELECT * FROM projections.window_facts($1, $2, $3, $4, $5) ORDER BY position"
+
+    async def rows(after: int, upto: int, cached: int, like: str | None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await conn.fetch(query, store, after, upto, cached, like)]
+
+    expected = {like: await rows(0, n, 0, like) for like in (None, "%voided%")}
+    assert len(expected[None]) == n - 1 and [r[9] for r in expected["%voided%"]] != []
+    await conn.execute(sql("facts_cache_fill"), store, 0, n // 2)
+    for cached in (0, n // 2):
+        for after, upto in ((0, n), (2, n - 3), (n // 2 - 1, n // 2 + 1)):
+            for like in (None, "%voided%"):
+                want = [r for r in expected[like] if after < r[10] <= upto]
+                got = await rows(after, upto, cached, like)
+                # the LIKE is a hint only: the folds keep the rows with voids
+                keep = (lambda r: r[9] is not None) if like else (lambda r: True)
+                assert [r for r in got if keep(r)] == [r for r in want if keep(r)], (cached, after, upto, like)
+    await conn.execute(sql("facts_cache_clear"))
+    assert await conn.fetchval("SELECT count(*) FROM projections.statement_facts_cache") == 0
 
 
 durations = st.one_of(
