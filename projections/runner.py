@@ -344,10 +344,12 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
 
 
-async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 0) -> dict[int, int]:
+async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 0,
+                           progress: Callable[[int, int], None] | None = None) -> dict[int, int]:
     """Extract the facts of every stored statement once into ``projections.statement_facts_cache``
-    (migration 0014), chunks of positions in parallel; per store, the position it covers. The
-    caller holds the cache lock and empties the cache when done (``clear_facts_cache``)."""
+    (migration 0014), chunks of positions in parallel; per store, the position it covers.
+    ``progress(done, total)`` counts positions. The caller holds the cache lock and empties the
+    cache when done (``clear_facts_cache``)."""
     conn = await connect(url)
     try:
         await conn.execute(sql("facts_cache_clear"))
@@ -355,12 +357,19 @@ async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 
     finally:
         await conn.close()
     work = [(sid, a, min(a + chunk, head)) for sid, head in heads.items() for a in range(0, head, chunk)]
+    total = sum(heads.values())
+    done = 0
 
     async def worker() -> None:
+        nonlocal done
         c = await connect(url)
         try:
             while work:
-                await c.execute(sql("facts_cache_fill"), *work.pop())
+                sid, after, upto = work.pop()
+                await c.execute(sql("facts_cache_fill"), sid, after, upto)
+                done += upto - after
+                if progress is not None:
+                    progress(done, total)
         finally:
             await c.close()
 
@@ -378,26 +387,8 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
     """Rebuild several read models at once, one connection each (the folding happens in the
     database, so on a machine with several cores they run in parallel); events applied per name.
     ``progress(done, total)`` sums over all of them. With several read models, the statement
-    facts are extracted once first (``fill_facts_cache``) instead of once per read model."""
-    if len(projections) > 1:
-        lock = await connect(url)
-        try:
-            # one cache user at a time: another rebuild of several read models waits here
-            await lock.execute("SELECT pg_advisory_lock($1)", _FACTS_CACHE_LOCK)
-            try:
-                cached = await fill_facts_cache(url)
-                return await _rebuild_each(url, projections, batch_size, progress, cached)
-            finally:
-                await clear_facts_cache(lock)
-                await lock.execute("SELECT pg_advisory_unlock($1)", _FACTS_CACHE_LOCK)
-        finally:
-            await lock.close()
-    return await _rebuild_each(url, projections, batch_size, progress, None)
-
-
-async def _rebuild_each(url: str, projections: Sequence[Projection], batch_size: int,
-                        progress: Callable[[int, int], None] | None,
-                        cached: Mapping[int, int] | None) -> dict[str, int]:
+    facts are extracted once first (``fill_facts_cache``) instead of once per read model; the
+    progress then counts those positions too."""
     state: dict[str, tuple[int, int]] = {}
 
     def report(name: str, done: int, total: int) -> None:
@@ -405,6 +396,25 @@ async def _rebuild_each(url: str, projections: Sequence[Projection], batch_size:
         if progress is not None:
             progress(sum(d for d, _ in state.values()), sum(t for _, t in state.values()))
 
+    if len(projections) > 1:
+        lock = await connect(url)
+        try:
+            # one cache user at a time: another rebuild of several read models waits here
+            await lock.execute("SELECT pg_advisory_lock($1)", _FACTS_CACHE_LOCK)
+            try:
+                cached = await fill_facts_cache(url, progress=lambda d, t: report("statement facts", d, t))
+                return await _rebuild_each(url, projections, batch_size, report, cached)
+            finally:
+                await clear_facts_cache(lock)
+                await lock.execute("SELECT pg_advisory_unlock($1)", _FACTS_CACHE_LOCK)
+        finally:
+            await lock.close()
+    return await _rebuild_each(url, projections, batch_size, report, None)
+
+
+async def _rebuild_each(url: str, projections: Sequence[Projection], batch_size: int,
+                        report: Callable[[str, int, int], None],
+                        cached: Mapping[int, int] | None) -> dict[str, int]:
     async def one(p: Projection) -> int:
         conn = await connect(url)
         try:

@@ -180,6 +180,21 @@ async def test_notify_wakes_a_sleeping_worker(db_url: str, conn: asyncpg.Connect
         await task
 
 
+async def test_rebuild_all_extracts_the_facts_once_counts_them_in_its_progress_and_empties_the_cache(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    sid = await _store(conn)
+    ids = await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(30)])
+    progress: list[tuple[int, int]] = []
+    counts = await runner.rebuild_concurrently(db_url, list(ALL.values()), batch_size=7,
+                                               progress=lambda d, t: progress.append((d, t)))
+    assert counts == {name: 30 for name in ALL}
+    assert await _completions(conn) == ids
+    # the statement facts (30 positions) and each read model's replay (30 each), never backwards
+    assert progress[-1] == (120, 120)
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+    assert await conn.fetchval("SELECT count(*) FROM projections.statement_facts_cache") == 0
+
+
 async def test_rebuild_swaps_atomically_and_readers_see_the_old_version_until_then(
         db_url: str, conn: asyncpg.Connection) -> None:
     sid = await _store(conn)
