@@ -352,7 +352,7 @@ async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 
     cache when done (``clear_facts_cache``)."""
     conn = await connect(url)
     try:
-        await conn.execute(sql("facts_cache_clear"))
+        await clear_facts_cache(conn)
         heads = {int(r["id"]): int(r["last_position"]) for r in await conn.fetch(sql("projection_stores"))}
     finally:
         await conn.close()

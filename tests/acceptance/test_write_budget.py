@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
+from tests.acceptance.test_statements_paging import walk
 from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.statements import statement, with_id
 
@@ -38,15 +39,8 @@ async def test_concurrent_batches_larger_than_the_buffer_all_succeed(tight_serve
         got = await xapi.get("/statements", params={"limit": 0, "agent": orjson.dumps(
             {"account": {"homePage": "https://id.example.org", "name": "emp-solo"}}).decode()})
         assert [s["id"] for s in got.json()["statements"]] == [single["id"]]
-        stored: set[str] = set()
-        url: str | None = "/statements?limit=100"
-        while url:
-            page = (await xapi.get(url)).json()
-            stored |= {s["id"] for s in page["statements"]}
-            url = page.get("more") or None
-            if url:
-                url = url.removeprefix("/xapi")
-        assert stored == {s["id"] for b in batches for s in b} | {single["id"]}
+        pages = await walk(xapi, tight_server, {"limit": "100"})
+        assert {sid for page in pages for sid in page} == {s["id"] for b in batches for s in b} | {single["id"]}
     async with httpx.AsyncClient() as plain:
         metrics = (await plain.get(tight_server.base_url + "/metrics")).text
     waits = next(float(line.split()[1]) for line in metrics.splitlines()
