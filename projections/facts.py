@@ -49,6 +49,9 @@ PERSON_UNLINKED = "person.unlinked"
 EMPLOYMENT = "person.employment"
 REQUIREMENT = "requirement.set"
 REFERENCE_KINDS = frozenset({ORG_UNIT, PERSON_LINKED, PERSON_UNLINKED, EMPLOYMENT, REQUIREMENT})
+# The tables of statement facts (families completions and activity), written only by inserts
+# and void deletes.
+FACT_TABLES = ("completions", "activity_facts")
 # A century: longer is "never expires" (no validity), and expiry dates stay in the calendar.
 MAX_VALIDITY_DAYS = 36_500
 
@@ -64,13 +67,16 @@ class Window:
     """The events of one store with positions in (after, upto]; ``count`` of them (positions of
     a store are gapless, so that is upto - after). The facts of statements up to
     ``cached_upto`` are in ``projections.statement_facts_cache`` (a rebuild of several read
-    models fills it; 0: none are)."""
+    models fills it; 0: none are). ``bulk``: a rebuild's first pass into tables nobody reads
+    yet; voided statements are recorded but not removed from the fact tables (they have no
+    primary key to find them by): ``remove_voided`` does that once at the end."""
 
     store_id: int
     after: int
     upto: int
     count: int
     cached_upto: int = 0
+    bulk: bool = False
 
     @property
     def positions(self) -> range:
@@ -273,7 +279,8 @@ async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[
     """Fold the window's events into the families' tables on the search_path; what changed.
 
     Within a window the order does not matter (see above): statement facts are inserted unless
-    voided, then the statements voided in the window are recorded and removed.
+    voided, then the statements voided in the window are recorded and removed (for a ``bulk``
+    window, only recorded).
     """
     changes = Changes()
     rows = await conn.fetch(sql("projection_reference_events"), w.store_id, w.after, w.upto)
@@ -293,9 +300,21 @@ async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[
         voids = [r["voids"] for r in await conn.fetch(sql("rm_voids_in_log"), *span)]
         if voids:
             await conn.execute(sql("rm_voided_insert"), w.store_id, voids)
+            if w.bulk:
+                return changes
             if "completions" in families:
                 gone = await conn.fetch(sql("rm_completions_void"), w.store_id, voids)
                 changes.completions.update((r["ifi"], r["activity_id"]) for r in gone)
             if "activity" in families:
                 await conn.execute(sql("rm_activity_void"), w.store_id, voids)
     return changes
+
+
+async def remove_voided(conn: asyncpg.Connection, families: frozenset[str]) -> None:
+    """Remove every voided statement from the fact tables on the search_path: what the windows of
+    a rebuild's bulk pass left for the end (then the tables hold what windows that removed
+    as they went would have left: the voided set only grows)."""
+    if "completions" in families:
+        await conn.execute(sql("rm_completions_void_all"))
+    if "activity" in families:
+        await conn.execute(sql("rm_activity_void_all"))

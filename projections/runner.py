@@ -44,7 +44,7 @@ import structlog
 
 from lrs.store.queries import sql
 from projections import status as compliance_status
-from projections.facts import Window, apply_window
+from projections.facts import FACT_TABLES, Window, apply_window, remove_voided
 
 log = structlog.get_logger("spor.projections")
 CHANNEL = "spor_events"
@@ -140,7 +140,7 @@ BeforeCommit = Callable[[Projection, int, Window], Awaitable[None]]
 
 async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = 1000,
                schema: str | None = None, before_commit: BeforeCommit | None = None,
-               cached_upto: int = 0) -> StepResult:
+               cached_upto: int = 0, bulk: bool = False) -> StepResult:
     """Apply the next batch of one store's events to one projection, exactly once.
 
     On an error the batch is rolled back and replayed event by event, so the events before the
@@ -150,7 +150,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     try:
         async with conn.transaction():
             await _use_schema(conn, target)
-            window = await _locked_window(conn, store_id, batch_size, cached_upto)
+            window = await _locked_window(conn, store_id, batch_size, cached_upto, bulk)
             if window is None:
                 return StepResult(failed=True)
             if not window.count:
@@ -167,7 +167,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     # find the event that fails: one transaction per event; those before it are applied
     applied = 0
     while applied < batch_size:
-        r = await step(conn, projection, store_id, batch_size=1, schema=target, cached_upto=cached_upto)
+        r = await step(conn, projection, store_id, batch_size=1, schema=target, cached_upto=cached_upto, bulk=bulk)
         applied += r.applied
         if r.failed:
             return StepResult(applied, failed=True)
@@ -177,7 +177,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
 
 
 async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: int,
-                         cached_upto: int = 0) -> Window | None:
+                         cached_upto: int = 0, bulk: bool = False) -> Window | None:
     """The next batch of the store's log after the locked checkpoint (None: the read model has
     failed for the store). Statement events are not fetched: they are folded in the database."""
     cp = await _locked_checkpoint(conn, store_id)
@@ -185,7 +185,7 @@ async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: in
         return None
     end = await conn.fetchrow(sql("projection_batch_end"), store_id, cp["position"], batch_size)
     assert end is not None
-    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"], cached_upto)
+    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"], cached_upto, bulk)
 
 
 async def _locked_checkpoint(conn: asyncpg.Connection, store_id: int) -> asyncpg.Record | None:
@@ -218,21 +218,23 @@ async def settle(conn: asyncpg.Connection, projection: Projection, store_id: int
 
 async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 1000,
                    schema: str | None = None, progress: Callable[[int], None] | None = None,
-                   cached: Mapping[int, int] | None = None) -> int:
+                   cached: Mapping[int, int] | None = None, bulk: bool = False) -> int:
     """Apply every pending event of every store, then settle it (no leases: for tests, rebuild
     and one-shot runs). ``cached``: per store, the position up to which the statement facts
-    are in the cache (``fill_facts_cache``)."""
+    are in the cache (``fill_facts_cache``). ``bulk``: a rebuild's first pass (see ``Window``),
+    which does not settle: the caller removes the voided facts and builds the indexes first."""
     total = 0
     for s in await conn.fetch(sql("projection_stores")):
         while True:
             r = await step(conn, projection, s["id"], batch_size=batch_size, schema=schema,
-                           cached_upto=(cached or {}).get(s["id"], 0))
+                           cached_upto=(cached or {}).get(s["id"], 0), bulk=bulk)
             total += r.applied
             if progress is not None and r.applied:
                 progress(r.applied)
             if r.failed or r.applied == 0:
                 break
-        await settle(conn, projection, s["id"], schema=schema)
+        if not bulk:
+            await settle(conn, projection, s["id"], schema=schema)
     return total
 
 
@@ -316,11 +318,11 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
             await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
             await conn.execute(f"CREATE SCHEMA {build}")
             await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
-            # Secondary indexes are built once at the end (a sort) rather than row by row; the
-            # unique ones stay, the fold's ON CONFLICT and void deletes use them.
-            deferred = await conn.fetch(sql("rm_secondary_indexes"), build)
+            # The indexes of the statement facts (and every secondary one) are built once at the
+            # end (a sort) rather than row by row; the first pass is a bulk one (see Window).
+            deferred = await conn.fetch(sql("rm_rebuild_deferred_indexes"), build, list(FACT_TABLES))
             for ix in deferred:
-                await conn.execute(f"DROP INDEX {build}.{ix['name']}")
+                await conn.execute(ix["drop_sql"])
 
         def tick(n: int) -> None:
             nonlocal done
@@ -328,9 +330,20 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
             if progress is not None:
                 progress(done, max(total, done))
 
+        await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached,
+                       bulk=True)
+        async with conn.transaction():
+            await _use_schema(conn, build)
+            await remove_voided(conn, projection.families)
+            for ix in deferred:
+                if ix["table_name"] in FACT_TABLES:
+                    await conn.execute(ix["create_sql"])
+        # what arrived meanwhile (folded as usual: the fact tables have their keys again), and
+        # the settling: the compliance status rows, whose own indexes come after them
         await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
         for ix in deferred:
-            await conn.execute(ix["definition"])
+            if ix["table_name"] not in FACT_TABLES:
+                await conn.execute(ix["create_sql"])
         async with conn.transaction():
             # Waits for in-flight live batches; new ones queue behind the swap and, once it
             # commits, find the rebuilt tables (and checkpoint) under the live name.

@@ -93,12 +93,21 @@ ON CONFLICT (store_id, requirement_id) DO UPDATE
 SET name = EXCLUDED.name, activity_ids = EXCLUDED.activity_ids, units = EXCLUDED.units, roles = EXCLUDED.roles,
     professions = EXCLUDED.professions, validity_days = EXCLUDED.validity_days;
 
--- name: rm_secondary_indexes
--- The non-unique indexes of a read-model schema (a rebuild drops them and builds them at the end).
-SELECT c.relname AS name, pg_get_indexdef(i.indexrelid) AS definition
-FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+-- name: rm_rebuild_deferred_indexes
+-- The indexes a rebuild builds once, after the rows are in (a sort), instead of row by row:
+-- every non-unique index of the read-model schema $1, and the primary keys of its statement-fact
+-- tables $2 (written only by inserts: the bulk fold needs no conflict check there). Per index:
+-- its table, how to drop it and how to make it again.
+SELECT t.relname::text AS table_name, format('DROP INDEX %I.%I', $1::text, c.relname) AS drop_sql,
+       pg_get_indexdef(i.indexrelid) AS create_sql
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
 WHERE c.relnamespace = $1::regnamespace AND NOT i.indisunique
-ORDER BY 1;
+UNION ALL
+SELECT t.relname::text, format('ALTER TABLE %I.%I DROP CONSTRAINT %I', $1::text, t.relname, k.conname),
+       format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', $1::text, t.relname, k.conname, pg_get_constraintdef(k.oid))
+FROM pg_constraint k JOIN pg_class t ON t.oid = k.conrelid
+WHERE t.relnamespace = $1::regnamespace AND k.contype = 'p' AND t.relname = ANY($2::text[])
+ORDER BY 1, 2;
 
 -- name: projection_batch_end
 -- The last position of the next batch of a store's log (at most $3 events after $2), and how many.
@@ -134,7 +143,8 @@ WITH added AS (
     WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
       AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
       AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
-    ON CONFLICT (store_id, statement_id) DO NOTHING
+    -- (no conflict target: while a rebuild's bulk fold runs the table has no primary key yet)
+    ON CONFLICT DO NOTHING
     RETURNING ifi, activity_id
 )
 SELECT DISTINCT ifi, activity_id FROM added;
@@ -150,7 +160,7 @@ FROM (SELECT * FROM projections.window_facts($1, $2, $3, $4) OFFSET 0) f
 CROSS JOIN LATERAL unnest(f.courses) AS c(course)
 WHERE f.voids IS NULL
   AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
-ON CONFLICT (store_id, statement_id, course_id) DO NOTHING;
+ON CONFLICT DO NOTHING;  -- (no target: see rm_completions_from_log)
 
 -- name: rm_voids_in_log
 -- The statements voided by voiding statements of (after, upto]. Payloads are written by Spor
@@ -171,6 +181,14 @@ DELETE FROM completions WHERE store_id = $1 AND statement_id = ANY($2::uuid[]) R
 -- name: rm_activity_void
 -- Remove voided statements from the course facts.
 DELETE FROM activity_facts WHERE store_id = $1 AND statement_id = ANY($2::uuid[]);
+
+-- name: rm_completions_void_all
+-- Remove every voided statement from the completions (a rebuild's bulk fold defers the deletes).
+DELETE FROM completions c USING voided v WHERE c.store_id = v.store_id AND c.statement_id = v.statement_id;
+
+-- name: rm_activity_void_all
+-- Remove every voided statement from the course facts (as rm_completions_void_all).
+DELETE FROM activity_facts f USING voided v WHERE f.store_id = v.store_id AND f.statement_id = v.statement_id;
 
 -- name: rm_status_meta
 -- The date and time zone a store's compliance status rows are computed for (none: not yet).
