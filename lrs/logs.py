@@ -45,7 +45,9 @@ def configure(log_format: str = "json", level: str = "info") -> None:
     # so every line on stderr is one JSON object with an event name.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        # (format_exc_info: a record's exception becomes its traceback text, not a tuple repr)
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_logger_name,
