@@ -63,7 +63,9 @@ def create_app(settings: Settings) -> Starlette:
         app.state.documents = PgDocumentRepository(pool)
         oidc_config = OidcConfig.from_settings_dict(dict(settings.oidc))
         oidc = OidcVerifier(oidc_config) if oidc_config else None
-        app.state.authenticator = Authenticator(app.state.credentials, oidc)
+        app.state.authenticator = Authenticator(
+            app.state.credentials, oidc,
+            RateLimiter(settings.wrong_secrets_per_minute / 60, settings.wrong_secrets_burst))
         app.state.audit = PgAuditRepository(pool)
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         app.state.write_budget = budget = WriteBudget(settings.write_buffer_bytes)

@@ -9,6 +9,16 @@ Concurrent requests with the same unverified credential share one check: a clien
 the first one finished (measured: 11% of a worker's CPU in a 15 s benchmark, and most of its
 peak memory). At most ``SCRYPT_THREADS`` checks run at once per process, so a burst of wrong
 secrets queues instead of multiplying the memory.
+
+Wrong secrets are limited per credential key. A check costs ~50 ms of CPU, and a request that
+has not proved anything yet must not be able to buy that at will: anyone who knows a key (keys
+travel in e-learning packages) could keep a 2-core server busy with ~40 wrong secrets a second,
+and a new client's first check would wait behind them. Each check started for a key takes a
+token from the key's bucket (``unverified``: a burst, refilled at a rate), and a check that
+finds the secret right gives it back. An empty bucket answers 429 with Retry-After at once,
+without a check. Clients whose secret this process has verified already are not checked, so
+they keep working during such a flood; only a right secret this process has not seen yet waits
+for the bucket too.
 """
 
 from __future__ import annotations
@@ -21,10 +31,11 @@ import hmac
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from lrs.errors import Unauthorized
+from lrs.errors import TooManyRequests, Unauthorized
 from lrs.ops import terms as T
 from lrs.ops.oidc import OidcVerifier, bearer_challenge, principal_for
 from lrs.ops.principal import Principal
+from lrs.ops.ratelimit import RateLimiter
 from lrs.ops.secrets import verify_secret
 from lrs.store.credentials import CredentialRow
 
@@ -44,9 +55,13 @@ class Authenticator:
     issuer for people, when single sign-on is on (``oidc``).
     """
 
-    def __init__(self, credentials: CredentialLookup, oidc: OidcVerifier | None = None) -> None:
+    def __init__(self, credentials: CredentialLookup, oidc: OidcVerifier | None = None,
+                 unverified: RateLimiter | None = None) -> None:
         self.credentials = credentials
         self.oidc = oidc
+        # checks per key that did not find the secret right (None: no limit; the server passes
+        # SPOR_WRONG_SECRETS_BURST and SPOR_WRONG_SECRETS_PER_MINUTE)
+        self.unverified = unverified or RateLimiter(0, 1)
         self._verified: dict[str, bytes] = {}
         self._checking: dict[bytes, asyncio.Future[bool]] = {}
         self._scrypt = ThreadPoolExecutor(SCRYPT_THREADS, thread_name_prefix="scrypt")
@@ -71,14 +86,26 @@ class Authenticator:
     def _fingerprint(key: str, secret: str, secret_hash: str) -> bytes:
         return hashlib.sha256(f"{key}\0{secret}\0{secret_hash}".encode()).digest()
 
-    async def _check(self, fingerprint: bytes, secret: str, secret_hash: str) -> bool:
-        """The scrypt check of one (key, secret, hash), shared by the requests that wait for it."""
+    async def _check(self, key: str, fingerprint: bytes, secret: str, secret_hash: str) -> bool:
+        """The scrypt check of one (key, secret, hash), shared by the requests that wait for it;
+        429 when the key has had too many checks that found the secret wrong."""
         running = self._checking.get(fingerprint)
         if running is None:
+            wait = self.unverified.take(key)
+            if wait:
+                raise TooManyRequests(
+                    f"too many wrong secrets for credential key {key!r}: secrets not verified before are "
+                    f"checked again in {wait} s", headers={"Retry-After": str(wait)})
             loop = asyncio.get_running_loop()
             running = self._checking[fingerprint] = loop.run_in_executor(
                 self._scrypt, verify_secret, secret, secret_hash)
-            running.add_done_callback(lambda _: self._checking.pop(fingerprint, None))
+
+            def done(f: asyncio.Future[bool]) -> None:
+                self._checking.pop(fingerprint, None)
+                if not f.cancelled() and f.exception() is None and f.result():
+                    self.unverified.give_back(key)
+
+            running.add_done_callback(done)
         # shield: a client that hangs up does not cancel the check the others wait for
         return await asyncio.shield(running)
 
@@ -104,7 +131,7 @@ class Authenticator:
         fingerprint = self._fingerprint(key, secret, row.secret_hash)
         known = self._verified.get(key)
         if known is None or not hmac.compare_digest(known, fingerprint):
-            ok = await self._check(fingerprint, secret, row.secret_hash)
+            ok = await self._check(key, fingerprint, secret, row.secret_hash)
             if not ok:
                 raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
             self._verified[key] = fingerprint

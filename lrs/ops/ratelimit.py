@@ -25,20 +25,32 @@ class RateLimiter:
 
     def check(self, caller: object) -> None:
         """Take one token for ``caller`` or raise TooManyRequests with Retry-After."""
+        wait = self.take(caller)
+        if wait:
+            raise TooManyRequests(
+                f"rate limit of {self.rate:g} requests per second exceeded for this credential",
+                headers={"Retry-After": str(wait)},
+            )
+
+    def take(self, caller: object) -> int:
+        """Take one token for ``caller``: 0 when taken, else whole seconds until one is there."""
         if self.rate <= 0:
-            return
+            return 0
         now = self.clock()
         tokens, last = self._buckets.get(caller, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - last) * self.rate)
         if tokens < 1.0:
             self._buckets[caller] = (tokens, now)
-            wait = math.ceil((1.0 - tokens) / self.rate)
-            raise TooManyRequests(
-                f"rate limit of {self.rate:g} requests per second exceeded for this credential",
-                headers={"Retry-After": str(max(wait, 1))},
-            )
+            return max(math.ceil((1.0 - tokens) / self.rate), 1)
         self._buckets[caller] = (tokens - 1.0, now)
         if len(self._buckets) > 100_000:
             # Forget callers idle long enough to have a full bucket again.
             horizon = now - self.burst / self.rate
             self._buckets = {k: v for k, v in self._buckets.items() if v[1] > horizon}
+        return 0
+
+    def give_back(self, caller: object) -> None:
+        """Return a token taken for ``caller`` (for work that turned out not to count)."""
+        if caller in self._buckets:
+            tokens, last = self._buckets[caller]
+            self._buckets[caller] = (min(float(self.burst), tokens + 1.0), last)

@@ -17,7 +17,8 @@ from tests.statements import statement
 
 @pytest.fixture(scope="module")
 def limited_server(pg: EmbeddedPostgres) -> Iterator[Server]:
-    with server_of_its_own(pg, {"SPOR_RATE_LIMIT_PER_SECOND": "5", "SPOR_RATE_LIMIT_BURST": "10"}) as s:
+    with server_of_its_own(pg, {"SPOR_RATE_LIMIT_PER_SECOND": "5", "SPOR_RATE_LIMIT_BURST": "10",
+                                "SPOR_WRONG_SECRETS_BURST": "3", "SPOR_WRONG_SECRETS_PER_MINUTE": "6"}) as s:
         yield s
 
 
@@ -32,6 +33,24 @@ async def test_a_flood_from_one_credential_gets_429_with_retry_after(limited_ser
     assert "rate limit" in limited[0].json()["error"]["message"]
     # another credential is not affected by the first one's flood
     async with xapi_client(limited_server, other) as c:
+        assert (await c.get("/statements", params={"limit": "1"})).status_code == 200
+
+
+async def test_wrong_secrets_for_a_key_get_429_without_locking_out_its_clients(limited_server: Server) -> None:
+    tenant = await make_tenant(limited_server.database_url, limited_server.base_url)
+    async with xapi_client(limited_server, tenant) as c:
+        assert (await c.get("/statements", params={"limit": "1"})).status_code == 200
+    async with httpx.AsyncClient(base_url=limited_server.base_url + "/xapi",
+                                 headers={"X-Experience-API-Version": "1.0.3"}) as c:
+        codes = [await c.get("/statements", auth=(tenant.key, f"guess-{i}")) for i in range(8)]
+    assert [r.status_code for r in codes[:3]] == [401, 401, 401]
+    assert {r.status_code for r in codes[3:]} == {429}, [r.status_code for r in codes]
+    refused = codes[-1]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert tenant.key in refused.json()["error"]["message"]
+    assert refused.headers["X-Experience-API-Version"]
+    # the client whose secret was verified before goes on working
+    async with xapi_client(limited_server, tenant) as c:
         assert (await c.get("/statements", params={"limit": "1"})).status_code == 200
 
 

@@ -1,5 +1,6 @@
 """HTTP Basic authentication against real credentials: the scrypt check runs once per credential,
-however many requests arrive with it at the same moment, and wrong secrets are still refused."""
+however many requests arrive with it at the same moment, wrong secrets are still refused, and a
+flood of wrong secrets for a key is answered without checking them."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from lrs.errors import Unauthorized
+from lrs.errors import TooManyRequests, Unauthorized
 from lrs.ops import auth as auth_module
 from lrs.ops.auth import Authenticator
+from lrs.ops.ratelimit import RateLimiter
 from lrs.store.credentials import PgCredentialRepository
 from tests.conftest import Tenant, make_tenant
 
@@ -110,3 +112,54 @@ async def test_a_client_that_leaves_does_not_cancel_the_check_others_wait_for(
     assert principal.store_id > 0
     assert leaving.cancelled()
     assert check.calls == 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_flood_of_wrong_secrets_gets_429_without_checks_and_verified_clients_keep_working(
+        db_url: str, repo: PgCredentialRepository, check: CountingCheck) -> None:
+    (t, other) = await tenants(db_url, 2)
+    clock = Clock()
+    authn = Authenticator(repo, unverified=RateLimiter(0.5, 3, clock=clock))
+    await authn.authenticate(basic(t.key, t.secret))  # a client in use before the flood
+    assert check.calls == 1
+    # right secrets give their token back: the key still has its whole burst for wrong ones
+    for i in range(3):
+        with pytest.raises(Unauthorized, match="wrong secret"):
+            await authn.authenticate(basic(t.key, f"guess-{i}"))
+    assert check.calls == 4
+    flood = await asyncio.gather(*(authn.authenticate(basic(t.key, f"flood-{i}")) for i in range(20)),
+                                 return_exceptions=True)
+    assert all(isinstance(r, TooManyRequests) for r in flood), flood
+    assert all(int(r.headers["Retry-After"]) >= 1 for r in flood if isinstance(r, TooManyRequests))
+    assert t.key in str(flood[0])
+    assert check.calls == 4  # not one check more
+    # the client verified before the flood is not checked again, so it is not refused
+    assert (await authn.authenticate(basic(t.key, t.secret))).store_id > 0
+    # other keys have buckets of their own
+    assert (await authn.authenticate(basic(other.key, other.secret))).store_id > 0
+    assert check.calls == 5
+    # a refill later, the key's secrets are checked again (one token: one check)
+    clock.now += 2.0
+    with pytest.raises(Unauthorized, match="wrong secret"):
+        await authn.authenticate(basic(t.key, "after-the-wait"))
+    with pytest.raises(TooManyRequests):
+        await authn.authenticate(basic(t.key, "and-one-more"))
+    assert check.calls == 6
+
+
+async def test_concurrent_wrong_secrets_start_no_more_checks_than_the_burst(
+        db_url: str, repo: PgCredentialRepository, check: CountingCheck) -> None:
+    (t,) = await tenants(db_url, 1)
+    authn = Authenticator(repo, unverified=RateLimiter(0.5, 4, clock=Clock()))
+    results = await asyncio.gather(*(authn.authenticate(basic(t.key, f"w{i}")) for i in range(16)),
+                                   return_exceptions=True)
+    assert sum(isinstance(r, Unauthorized) for r in results) == 4
+    assert sum(isinstance(r, TooManyRequests) for r in results) == 12
+    assert check.calls == 4
