@@ -55,8 +55,9 @@ class Settings:
     # Requests per second per credential in each process (0 = no limit), and the burst.
     rate_limit_per_second: int = 2000
     rate_limit_burst: int = 4000
-    # Secret checks per credential key that may find the secret wrong, per process: a burst,
-    # then this many per minute (lrs/ops/auth.py); beyond that, 429 without a check. 0: no limit.
+    # Secret checks per credential key and client address that may find the secret wrong, per
+    # process: a burst, then this many per minute (lrs/ops/auth.py); beyond that, 429 without a
+    # check. A rate of 0: no limit.
     wrong_secrets_burst: int = 10
     wrong_secrets_per_minute: int = 30
     # The database role the service acts as (row-level security applies to it); '' = the

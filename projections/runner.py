@@ -51,9 +51,6 @@ CHANNEL = "spor_events"
 _SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
 _REBUILD_LOCK = 0x5370_5242  # with the projection's index: one rebuild of a projection at a time
 _FACTS_CACHE_LOCK = 0x5370_4643  # one user of projections.statement_facts_cache at a time
-# The tables whose primary key a rebuild builds after their rows: the statement facts (after the
-# bulk pass) and the compliance status rows (after their computation, a plain insert of ~1 M rows)
-_KEYS_BUILT_LATE = (*FACT_TABLES, "status")
 
 
 class Projection:
@@ -323,7 +320,7 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
             await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
             # The indexes of the statement facts (and every secondary one) are built once at the
             # end (a sort) rather than row by row; the first pass is a bulk one (see Window).
-            deferred = await conn.fetch(sql("rm_rebuild_deferred_indexes"), build, list(_KEYS_BUILT_LATE))
+            deferred = await conn.fetch(sql("rm_rebuild_deferred_indexes"), build, list(FACT_TABLES))
             for ix in deferred:
                 await conn.execute(ix["drop_sql"])
 
@@ -342,7 +339,8 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
                 if ix["table_name"] in FACT_TABLES:
                     await conn.execute(ix["create_sql"])
         # what arrived meanwhile (folded as usual: the fact tables have their keys again), and
-        # the settling: the compliance status rows, whose indexes and key come after them
+        # the settling: the compliance status rows, whose secondary index comes after them (their
+        # key stays: each store's computation deletes and reads its own rows by it)
         await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
         for ix in deferred:
             if ix["table_name"] not in FACT_TABLES:

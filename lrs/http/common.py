@@ -25,7 +25,8 @@ def xapi_version(request: Request) -> str:
 
 async def principal(request: Request) -> Principal:
     """Authenticate the request (401 when that fails)."""
-    p: Principal = await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    p: Principal = await request.app.state.authenticator.authenticate(
+        request.headers.get("authorization"), request.client.host if request.client else None)
     request.app.state.rate_limiter.check(p.credential_id if p.credential_id is not None else p.authority_key)
     request.state.principal = p
     return p

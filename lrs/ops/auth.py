@@ -10,15 +10,15 @@ the first one finished (measured: 11% of a worker's CPU in a 15 s benchmark, and
 peak memory). At most ``SCRYPT_THREADS`` checks run at once per process, so a burst of wrong
 secrets queues instead of multiplying the memory.
 
-Wrong secrets are limited per credential key. A check costs ~50 ms of CPU, and a request that
-has not proved anything yet must not be able to buy that at will: anyone who knows a key (keys
-travel in e-learning packages) could keep a 2-core server busy with ~40 wrong secrets a second,
-and a new client's first check would wait behind them. Each check started for a key takes a
-token from the key's bucket (``unverified``: a burst, refilled at a rate), and a check that
-finds the secret right gives it back. An empty bucket answers 429 with Retry-After at once,
-without a check. Clients whose secret this process has verified already are not checked, so
-they keep working during such a flood; only a right secret this process has not seen yet waits
-for the bucket too.
+Wrong secrets are limited per credential key and client address. A check costs ~50 ms of CPU,
+and a request that has not proved anything yet must not be able to buy that at will: anyone who
+knows a key (keys travel in e-learning packages) could keep a 2-core server busy with ~40 wrong
+secrets a second, and a new client's first check would wait behind them. Each check started for
+a (key, client address) takes a token from its bucket (``unverified``: a burst, refilled at a
+rate), and a check that finds the secret right gives it back. An empty bucket answers 429 with
+Retry-After at once, without a check. The bucket is per client address too, so a flood from one
+address does not lock the key's clients elsewhere out of their first check (after a restart,
+say); clients whose secret this process has verified already are not checked at all.
 """
 
 from __future__ import annotations
@@ -86,12 +86,13 @@ class Authenticator:
     def _fingerprint(key: str, secret: str, secret_hash: str) -> bytes:
         return hashlib.sha256(f"{key}\0{secret}\0{secret_hash}".encode()).digest()
 
-    async def _check(self, key: str, fingerprint: bytes, secret: str, secret_hash: str) -> bool:
+    async def _check(self, key: str, client: str | None, fingerprint: bytes, secret: str, secret_hash: str) -> bool:
         """The scrypt check of one (key, secret, hash), shared by the requests that wait for it;
-        429 when the key has had too many checks that found the secret wrong."""
+        429 when the key has had too many checks from this client that found the secret wrong."""
         running = self._checking.get(fingerprint)
         if running is None:
-            wait = self.unverified.take(key)
+            bucket = (key, client)
+            wait = self.unverified.take(bucket)
             if wait:
                 raise TooManyRequests(
                     f"too many wrong secrets for credential key {key!r}: secrets not verified before are "
@@ -103,13 +104,15 @@ class Authenticator:
             def done(f: asyncio.Future[bool]) -> None:
                 self._checking.pop(fingerprint, None)
                 if not f.cancelled() and f.exception() is None and f.result():
-                    self.unverified.give_back(key)
+                    self.unverified.give_back(bucket)
 
             running.add_done_callback(done)
         # shield: a client that hangs up does not cancel the check the others wait for
         return await asyncio.shield(running)
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
+        """The principal of an Authorization header; ``client``: the caller's address (the
+        wrong-secret limit is kept per key and address)."""
         if not authorization:
             raise Unauthorized("authentication required: send HTTP Basic credentials"
                                + (" or a Bearer token" if self.oidc else ""), headers=self.challenge)
@@ -131,7 +134,7 @@ class Authenticator:
         fingerprint = self._fingerprint(key, secret, row.secret_hash)
         known = self._verified.get(key)
         if known is None or not hmac.compare_digest(known, fingerprint):
-            ok = await self._check(key, fingerprint, secret, row.secret_hash)
+            ok = await self._check(key, client, fingerprint, secret, row.secret_hash)
             if not ok:
                 raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
             self._verified[key] = fingerprint

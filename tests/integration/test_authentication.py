@@ -142,16 +142,18 @@ async def test_a_flood_of_wrong_secrets_gets_429_without_checks_and_verified_cli
     assert check.calls == 4  # not one check more
     # the client verified before the flood is not checked again, so it is not refused
     assert (await authn.authenticate(basic(t.key, t.secret))).store_id > 0
-    # other keys have buckets of their own
+    # other keys have buckets of their own, and so has the same key from another address
     assert (await authn.authenticate(basic(other.key, other.secret))).store_id > 0
-    assert check.calls == 5
+    with pytest.raises(Unauthorized, match="wrong secret"):
+        await authn.authenticate(basic(t.key, "from-elsewhere"), client="192.0.2.7")
+    assert check.calls == 6
     # a refill later, the key's secrets are checked again (one token: one check)
     clock.now += 2.0
     with pytest.raises(Unauthorized, match="wrong secret"):
         await authn.authenticate(basic(t.key, "after-the-wait"))
     with pytest.raises(TooManyRequests):
         await authn.authenticate(basic(t.key, "and-one-more"))
-    assert check.calls == 6
+    assert check.calls == 7
 
 
 async def test_concurrent_wrong_secrets_start_no_more_checks_than_the_burst(

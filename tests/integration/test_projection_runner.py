@@ -257,7 +257,7 @@ async def test_a_rebuild_ends_with_every_key_and_index_of_a_fresh_read_model_and
     assert sorted(await _completions(conn, "rm_compliance")) == sorted(kept)
     facts = await conn.fetch("SELECT DISTINCT statement_id::text FROM rm_course_status.activity_facts")
     assert sorted(r[0] for r in facts) == sorted(kept)
-    # a live batch after the swap: the key is there again, a statement is never added twice
+    # the live fold goes on from the rebuilt checkpoint into the rebuilt tables
     pc = await runner.connect(db_url)
     try:
         more = await _post(db_url, sid, [statement(actor="late")])

@@ -95,8 +95,9 @@ SET name = EXCLUDED.name, activity_ids = EXCLUDED.activity_ids, units = EXCLUDED
 
 -- name: rm_rebuild_deferred_indexes
 -- The indexes a rebuild builds once, after the rows are in (a sort), instead of row by row:
--- every non-unique index of the read-model schema $1, and the primary keys of the tables $2
--- (filled by plain inserts until then). Per index: its table, how to drop it and how to make it.
+-- every non-unique index of the read-model schema $1, and the primary keys of its statement-fact
+-- tables $2 (filled by plain inserts until then). Per index: its table, how to drop it and how
+-- to make it again.
 SELECT t.relname::text AS table_name, format('DROP INDEX %I.%I', $1::text, c.relname) AS drop_sql,
        pg_get_indexdef(i.indexrelid) AS create_sql
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
