@@ -70,7 +70,9 @@ class Projection:
     async def apply(self, conn: asyncpg.Connection, window: Window) -> None:
         """Fold a window of one store's log into the tables first on the search_path."""
         changes = await apply_window(conn, window, self.families)
-        if "status" in self.families:
+        # (a bulk window is a rebuild's first pass: its fresh schema has no status rows yet to
+        # keep current, the settling after the pass computes them)
+        if "status" in self.families and not window.bulk:
             await compliance_status.refresh(conn, window.store_id, changes)
 
     async def settle(self, conn: asyncpg.Connection, store_id: int) -> None:
