@@ -88,7 +88,7 @@ class PgStatementRepository:
         return await self._append_general(store_id, writes)
 
     async def _append_in_one_call(self, store_id: int, writes: list[_Write]) -> datetime | None:
-        """The common case in one round trip (spor_append_statements, migration 0007): no
+        """The common case in one round trip (spor_append_statements, migrations 0007 and 0016): no
         statement refers to another, no id repeats. None, with nothing written, when the
         general path must take the group (an id is stored already, or a stored statement
         refers to a new one)."""
@@ -112,7 +112,6 @@ class PgStatementRepository:
                 bodies,
                 fill_ts,
                 *_index_columns(items),
-                *_term_columns(items, range(1, len(items) + 1)),
                 *_attachment_columns(attachments),
                 ids,
                 defs,

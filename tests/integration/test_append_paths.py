@@ -1,4 +1,4 @@
-"""The two statement append paths: the one-round-trip function (migration 0007) takes the
+"""The two statement append paths: the one-round-trip function (migrations 0007, 0016) takes the
 common case, and hands every case that needs the general path's rules back untouched."""
 
 from __future__ import annotations
@@ -27,21 +27,17 @@ def _principal(store_id: int) -> Principal:
     return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
 
 
-async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict]) -> datetime | None:
-    """spor_append_statements with the arguments the repository would build (no definitions)."""
+async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
+                defs: dict[str, dict] | None = None) -> datetime | None:
+    """spor_append_statements with the arguments the repository would build; ``defs``: the
+    Activity definitions to merge (none by default)."""
     items = [prepare(s, WHO, "1.0.3") for s in stmts]
-    bodies, fill, names, rows, direct = [], [], [], [], []
-    for row, p in enumerate(items, start=1):
-        fill.append("timestamp" not in p.body)
-        bodies.append(orjson.dumps(p.body).decode())
-        for term, d in p.terms.items():
-            names.append(term)
-            rows.append(row)
-            direct.append(d)
+    defs = defs or {}
     return await conn.fetchval(
-        sql("append_in_one_call"), store, [p.id for p in items], bodies, fill, [None] * len(items),
-        [p.terms for p in items], ["account:x"] * len(items), names, rows, direct,
-        [], [], [], [], [], [], [])
+        sql("append_in_one_call"), store, [p.id for p in items], [orjson.dumps(p.body).decode() for p in items],
+        ["timestamp" not in p.body for p in items], [None] * len(items),
+        [p.terms for p in items], ["account:x"] * len(items),
+        [], [], [], list(defs), list(defs.values()), [], [])
 
 
 async def _counts(conn: asyncpg.Connection, store: int) -> tuple[int, int, int, int]:
@@ -70,9 +66,13 @@ async def test_one_call_writes_log_index_terms_and_counter(conn: asyncpg.Connect
     assert first["stored"] == text and first["timestamp"] == "2026-03-01T08:00:00.000Z"
     assert second["stored"] == text and second["timestamp"] == text
     assert first["actor"] == timed["actor"] and second["verb"] == untimed["verb"]
-    terms = await conn.fetch("SELECT term, position FROM statement_terms WHERE store_id = $1", store)
-    assert (T.AGENT + T.agent_key(agent("ola")), 1) in {(t["term"], t["position"]) for t in terms}
-    assert len(terms) == sum(len(prepare(s, WHO, "1.0.3").terms) for s in (timed, untimed))
+    # every term of each statement, at its position, direct where the plain filter matches
+    terms = await conn.fetch("SELECT term, position, direct FROM statement_terms WHERE store_id = $1", store)
+    expected = {(term, pos, direct) for pos, s in ((1, timed), (2, untimed))
+                for term, direct in prepare(s, WHO, "1.0.3").terms.items()}
+    assert {(t["term"], t["position"], t["direct"]) for t in terms} == expected
+    assert (T.AGENT + T.agent_key(agent("ola")), 1, True) in expected
+    assert any(not direct for _, _, direct in expected)
     assert await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", store) == 2
 
 
@@ -120,3 +120,36 @@ async def test_the_repository_falls_back_to_the_general_path(db_url: str, conn: 
     finally:
         await pool.close()
     assert await conn.fetchval("SELECT count(*) FROM events WHERE store_id = $1", store) == 3
+
+
+async def test_definitions_are_merged_and_one_already_contained_leaves_its_row_alone(
+        conn: asyncpg.Connection) -> None:
+    """Migration 0016: a definition the stored one contains is filtered out before the upsert,
+    so its row is neither updated nor locked (a lock sets the row's xmax), while a new or
+    changed definition is still merged (language maps key by key, other properties replaced)."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    aid = "https://courses.example.org/hand-hygiene"
+    other = "https://courses.example.org/sterile-field"
+
+    async def row(activity: str) -> asyncpg.Record:
+        return await conn.fetchrow("SELECT definition, xmin::text AS xmin, xmax::text AS xmax FROM activities "
+                                   "WHERE store_id = $1 AND activity_id = $2", store, activity)
+
+    first = {"name": {"en-US": "Hand hygiene", "nb-NO": "Håndhygiene"}, "type": "http://example.org/old"}
+    assert await _call(conn, store, [with_id(statement())], {aid: first}) is not None
+    stored = await row(aid)
+    assert stored["definition"] == first
+
+    # contained: a subset of the stored definition (one language of the name), and a new activity
+    assert await _call(conn, store, [with_id(statement())],
+                       {aid: {"name": {"nb-NO": "Håndhygiene"}}, other: {"type": "http://example.org/t"}}) is not None
+    after = await row(aid)
+    assert after["definition"] == first
+    assert (after["xmin"], after["xmax"]) == (stored["xmin"], "0")
+    assert (await row(other))["definition"] == {"type": "http://example.org/t"}
+
+    # not contained: the name map merges, the type is replaced
+    changed = {"name": {"en-US": "Hand hygiene 2026"}, "type": "http://adlnet.gov/expapi/activities/course"}
+    assert await _call(conn, store, [with_id(statement())], {aid: changed}) is not None
+    assert (await row(aid))["definition"] == {"name": {"en-US": "Hand hygiene 2026", "nb-NO": "Håndhygiene"},
+                                              "type": "http://adlnet.gov/expapi/activities/course"}

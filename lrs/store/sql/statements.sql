@@ -12,10 +12,10 @@ FROM stores
 WHERE id = $1;
 
 -- name: append_in_one_call
--- The common append in one round trip (migration 0007); NULL when the general path must take it.
+-- The common append in one round trip (migrations 0007, 0016); NULL when the general path must take it.
 SELECT spor_append_statements($1, $2::uuid[], $3::text[], $4::boolean[], $5::text[], $6::jsonb[], $7::text[],
-                              $8::text[], $9::integer[], $10::boolean[], $11::text[], $12::text[], $13::bytea[],
-                              $14::text[], $15::jsonb[], $16::text[], $17::text[]);
+                              $8::text[], $9::text[], $10::bytea[], $11::text[], $12::jsonb[], $13::text[],
+                              $14::text[]);
 
 -- name: append_statements
 -- In one statement: log events, index rows, filter terms, voiding, attachments, counter.
