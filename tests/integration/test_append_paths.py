@@ -153,3 +153,14 @@ async def test_definitions_are_merged_and_one_already_contained_leaves_its_row_a
     assert await _call(conn, store, [with_id(statement())], {aid: changed}) is not None
     assert (await row(aid))["definition"] == {"name": {"en-US": "Hand hygiene 2026", "nb-NO": "Håndhygiene"},
                                               "type": "http://adlnet.gov/expapi/activities/course"}
+
+
+async def test_the_append_functions_use_generic_plans(conn: asyncpg.Connection) -> None:
+    """Migration 0016: with few statements per call, custom plans were made again on every call
+    (a third of a one-statement append); the functions' plans do not depend on the values."""
+    rows = await conn.fetch("SELECT proname, proconfig FROM pg_proc "
+                            "WHERE proname IN ('spor_append_statements', 'spor_upsert_definitions')")
+    assert {r["proname"]: r["proconfig"] for r in rows} == {
+        "spor_append_statements": ["plan_cache_mode=force_generic_plan"],
+        "spor_upsert_definitions": ["plan_cache_mode=force_generic_plan"],
+    }
