@@ -22,7 +22,8 @@ Definitions = Callable[[int, list[str]], Awaitable[dict[str, dict[str, Any]]]]
 def merge_definition(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """``new`` over ``old``: language maps merged key by key, other properties replaced.
 
-    Must agree with the SQL of ``upsert_definitions`` (lrs/store/sql/activities.sql).
+    The same rule as the SQL function ``spor_merge_definition`` (migration 0016), which merges
+    into the stored definition; tests/integration/test_append_paths.py compares the two.
     """
     if not old:
         return dict(new)

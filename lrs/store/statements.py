@@ -267,8 +267,8 @@ def _index_columns(items: list[Prepared]) -> tuple[list[str | None], list[bytes]
 
 
 def _term_columns(items: list[Prepared], keys: Iterable[int]) -> tuple[list[str], list[int], list[bool]]:
-    """One filter-term row per (statement, term): term, the statement's key (its position, or
-    its row number in the call), direct."""
+    """One filter-term row per (statement, term) for the general path: term, the statement's
+    position, direct. (The one-call path unfolds each statement's terms object in SQL.)"""
     names: list[str] = []
     at: list[int] = []
     direct: list[bool] = []

@@ -10,6 +10,7 @@ import asyncpg
 import orjson
 
 from lrs.ops import terms as T
+from lrs.ops.activities import merge_definition
 from lrs.ops.principal import Principal
 from lrs.ops.statements import get_statement, prepare, store_statements
 from lrs.ops.timestamps import format_timestamp
@@ -74,6 +75,13 @@ async def test_one_call_writes_log_index_terms_and_counter(conn: asyncpg.Connect
     assert (T.AGENT + T.agent_key(agent("ola")), 1, True) in expected
     assert any(not direct for _, _, direct in expected)
     assert await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", store) == 2
+    # a later call's rows continue after the store's last position
+    third = with_id(statement(actor="per"))
+    assert await _call(conn, store, [third]) is not None
+    later = await conn.fetch("SELECT term, position, direct FROM statement_terms WHERE store_id = $1 AND position > 2",
+                             store)
+    assert {(t["term"], t["position"], t["direct"]) for t in later} == {
+        (term, 3, direct) for term, direct in prepare(third, WHO, "1.0.3").terms.items()}
 
 
 async def test_an_id_stored_already_hands_the_whole_call_back_and_writes_nothing(conn: asyncpg.Connection) -> None:
@@ -148,11 +156,39 @@ async def test_definitions_are_merged_and_one_already_contained_leaves_its_row_a
     assert (after["xmin"], after["xmax"]) == (stored["xmin"], "0")
     assert (await row(other))["definition"] == {"type": "http://example.org/t"}
 
-    # not contained: the name map merges, the type is replaced
-    changed = {"name": {"en-US": "Hand hygiene 2026"}, "type": "http://adlnet.gov/expapi/activities/course"}
+    # a change: the name map merges, the type is replaced
+    changed = {"name": {"en-US": "Hand hygiene 2026"}, "type": "http://adlnet.gov/expapi/activities/course",
+               "extensions": {"https://example.org/minutes": 10, "https://example.org/level": 2}}
     assert await _call(conn, store, [with_id(statement())], {aid: changed}) is not None
     assert (await row(aid))["definition"] == {"name": {"en-US": "Hand hygiene 2026", "nb-NO": "Håndhygiene"},
-                                              "type": "http://adlnet.gov/expapi/activities/course"}
+                                              "type": "http://adlnet.gov/expapi/activities/course",
+                                              "extensions": {"https://example.org/minutes": 10,
+                                                             "https://example.org/level": 2}}
+
+    # a property replaced by less is a change too (the stored one contains it, yet it differs)
+    fewer = {"extensions": {"https://example.org/minutes": 10}}
+    assert await _call(conn, store, [with_id(statement())], {aid: fewer}) is not None
+    assert (await row(aid))["definition"]["extensions"] == fewer["extensions"]
+
+
+MERGE_CASES = [
+    ({"name": {"en-US": "A"}}, {"name": {"nb-NO": "B"}}),
+    ({"name": {"en-US": "A"}, "type": "https://t/1"}, {"name": {"en-US": "A2"}, "type": "https://t/2"}),
+    ({"description": {"en-US": "d"}}, {"description": {"en-US": "d"}}),
+    ({"extensions": {"https://x/a": 1, "https://x/b": 2}}, {"extensions": {"https://x/a": 1}}),
+    ({"interactionType": "choice", "choices": [{"id": "a"}, {"id": "b"}]},
+     {"interactionType": "choice", "choices": [{"id": "a"}]}),
+    ({"name": "not a map"}, {"name": {"en-US": "A"}}),
+    ({"name": {"en-US": "A"}}, {"moreInfo": "https://m"}),
+]
+
+
+async def test_the_sql_merge_of_definitions_is_the_python_one(conn: asyncpg.Connection) -> None:
+    """spor_merge_definition (0016) and lrs.ops.activities.merge_definition (the fold of one
+    batch) are one rule: language maps merged, other properties replaced, also by less."""
+    for stored, incoming in MERGE_CASES:
+        got = await conn.fetchval("SELECT spor_merge_definition($1::jsonb, $2::jsonb)", stored, incoming)
+        assert got == merge_definition(stored, incoming), (stored, incoming)
 
 
 async def test_the_append_functions_use_generic_plans(conn: asyncpg.Connection) -> None:
