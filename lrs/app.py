@@ -20,7 +20,7 @@ from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.lag import sample_lag
 from lrs.logs import configure
-from lrs.memory import tune_malloc
+from lrs.memory import tune_gc, tune_malloc
 from lrs.metrics import Metrics
 from lrs.ops.auth import Authenticator
 from lrs.ops.oidc import OidcConfig, OidcVerifier
@@ -128,4 +128,6 @@ def app_from_env() -> Starlette:
     settings = Settings.from_env()
     configure(settings.log_format, settings.log_level)
     tune_malloc()
-    return create_app(settings)
+    app = create_app(settings)
+    tune_gc()
+    return app

@@ -68,8 +68,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             target = "lrs.app:app_from_env"
         else:
             from lrs.app import create_app
+            from lrs.memory import tune_gc
 
             target = create_app(settings)
+            tune_gc()
         uvicorn.run(
             target,  # type: ignore[arg-type]
             factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
