@@ -191,6 +191,22 @@ async def test_the_sql_merge_of_definitions_is_the_python_one(conn: asyncpg.Conn
         assert got == merge_definition(stored, incoming), (stored, incoming)
 
 
+async def test_a_definition_is_unchanged_exactly_when_its_merge_changes_nothing(conn: asyncpg.Connection) -> None:
+    """spor_definition_unchanged (0016), the append's cheap filter, says "unchanged" exactly
+    when merging gives back the stored definition: a subset of a language map is unchanged, a
+    property replaced by less (fewer extension keys, fewer choices) is a change."""
+    cases = [*MERGE_CASES, *((stored, stored) for stored, _ in MERGE_CASES),
+             ({"name": {"en-US": "A", "nb-NO": "B"}, "type": "https://t/1"}, {"name": {"nb-NO": "B"}}),
+             ({"extensions": {"https://x/a": 1}}, {"extensions": {}}),
+             ({"interactionType": "choice", "choices": [{"id": "a"}, {"id": "b"}]},
+              {"choices": [{"id": "b"}, {"id": "a"}]}),
+             ({"interactionType": "sequencing", "correctResponsesPattern": ["a[,]b"]},
+              {"correctResponsesPattern": ["a[,]b"]})]
+    for stored, incoming in cases:
+        got = await conn.fetchval("SELECT spor_definition_unchanged($1::jsonb, $2::jsonb)", stored, incoming)
+        assert got is (merge_definition(stored, incoming) == stored), (stored, incoming)
+
+
 async def test_the_append_functions_use_generic_plans(conn: asyncpg.Connection) -> None:
     """Migration 0016: with few statements per call, custom plans were made again on every call
     (a third of a one-statement append); the functions' plans do not depend on the values."""
