@@ -26,7 +26,9 @@ def resolve_database(settings: Settings) -> tuple[Settings, EmbeddedPostgres | N
     """Use SPOR_DATABASE_URL, or start the embedded cluster in the data folder."""
     if settings.database_url:
         return settings, None
-    embedded = EmbeddedPostgres(settings.data_dir, pg_bin=Path(settings.pg_bin) if settings.pg_bin else None)
+    memory = {"shared_buffers": settings.pg_shared_buffers} if settings.pg_shared_buffers else {}
+    embedded = EmbeddedPostgres(settings.data_dir, pg_bin=Path(settings.pg_bin) if settings.pg_bin else None,
+                                settings=memory)
     admin_url = embedded.start()
     asyncio.run(_ensure_database(admin_url, DATABASE))
     return settings.with_(database_url=embedded.url(DATABASE)), embedded

@@ -6,6 +6,7 @@ Nothing below the CLI reads the environment; code receives a ``Settings``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -31,6 +32,9 @@ class Settings:
     database_url: str | None = None
     data_dir: Path = Path()
     pg_bin: str | None = None
+    # shared_buffers of the embedded cluster, e.g. 2GB; '' = a quarter of the machine's memory
+    # between 128MB and 8GB (lrs/store/embedded.py memory_settings).
+    pg_shared_buffers: str = ""
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
@@ -98,6 +102,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.xapi_default_version not in ("1.0.3", "2.0.0"):
             raise ValueError(f"SPOR_XAPI_DEFAULT_VERSION must be 1.0.3 or 2.0.0, got {self.xapi_default_version!r}")
+        if self.pg_shared_buffers and not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB|TB)", self.pg_shared_buffers):
+            raise ValueError(f"SPOR_PG_SHARED_BUFFERS must be a size such as 512MB or 4GB, "
+                             f"got {self.pg_shared_buffers!r}")
         if self.write_buffer_bytes <= 0:
             raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
                              f"got {self.write_buffer_bytes}")

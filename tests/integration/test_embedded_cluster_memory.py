@@ -1,0 +1,64 @@
+"""A durable embedded cluster starts with the machine-sized memory, or SPOR_PG_SHARED_BUFFERS;
+a throwaway one keeps 128 MB."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from lrs.database import resolve_database
+from lrs.settings import Settings
+from lrs.store.embedded import EmbeddedPostgres, machine_memory, memory_settings
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="spor-memory-pg-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _show(url: str, *names: str) -> list[str]:
+    async def run() -> list[str]:
+        conn = await asyncpg.connect(url)
+        try:
+            return [str(await conn.fetchval(f"SHOW {name}")) for name in names]
+        finally:
+            await conn.close()
+    return asyncio.run(run())
+
+
+def test_a_durable_cluster_takes_a_quarter_of_memory(folder: Path) -> None:
+    cluster = EmbeddedPostgres(folder / "data")
+    try:
+        url = cluster.start()
+        expected = memory_settings(machine_memory())
+        assert _show(url, "shared_buffers", "effective_cache_size") == [
+            expected["shared_buffers"], expected["effective_cache_size"]]
+    finally:
+        cluster.stop("immediate")
+
+
+def test_spor_pg_shared_buffers_overrides_it(folder: Path) -> None:
+    settings = Settings.from_env({"SPOR_DATA_DIR": str(folder / "data"), "SPOR_PG_SHARED_BUFFERS": "160MB"})
+    settings, cluster = resolve_database(settings)
+    assert cluster is not None and settings.database_url
+    try:
+        assert _show(settings.database_url, "shared_buffers") == ["160MB"]
+    finally:
+        cluster.stop("immediate")
+
+
+def test_a_throwaway_cluster_keeps_128mb(folder: Path) -> None:
+    cluster = EmbeddedPostgres(folder / "data", durable=False)
+    try:
+        assert _show(cluster.start(), "shared_buffers", "fsync") == ["128MB", "off"]
+    finally:
+        cluster.stop("immediate")
