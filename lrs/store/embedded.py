@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lrs.logs import log
+
 CLUSTER_DIR = "pg"
 PASSWORD_FILE = "db-password"  # noqa: S105 - a file name, not a password
 PORT_FILE = "db-port"
@@ -237,6 +239,7 @@ class EmbeddedPostgres:
                 # picks poor plans for the append check. A shorter nap gets statistics early.
                 "autovacuum_naptime": "10s",
             }
+            sized = self.durable and "shared_buffers" not in self.settings
             if self.durable:
                 options |= memory_settings(machine_memory())
             else:
@@ -244,20 +247,35 @@ class EmbeddedPostgres:
                 options |= {"shared_buffers": f"{MIN_SHARED_BUFFERS_MB}MB",
                             "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
             options |= self.settings
-            opts = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in options.items())
-            log_path = self.cluster_dir / LOG_FILE
-            proc = self._run(
-                [self._bin("pg_ctl"), "-D", str(self.cluster_dir), "-l", str(log_path),
-                 "-w", "-t", "60", "-o", opts, "start"]
-            )
-            if proc.returncode != 0:
-                log_tail = ""
-                with contextlib.suppress(OSError):
-                    log_tail = log_path.read_text()[-2000:]
-                raise EmbeddedPostgresError(f"pg_ctl start failed: {proc.stderr.strip()} {log_tail}")
+            error = self._pg_ctl_start(options)
+            if error and sized and "shared memory" in error:
+                # A host that does not overcommit memory (vm.overcommit_memory=2) may refuse the
+                # machine-sized segment: start with PostgreSQL's default rather than not at all.
+                log.warning("embedded_postgres_small_buffers", refused=options["shared_buffers"],
+                            shared_buffers=f"{MIN_SHARED_BUFFERS_MB}MB")
+                error = self._pg_ctl_start(options | memory_settings(None))
+            if error:
+                raise EmbeddedPostgresError(error)
         self._port = port
         (self.data_dir / PORT_FILE).write_text(f"{port}\n")
         return self.url()
+
+    def _pg_ctl_start(self, options: dict[str, str]) -> str | None:
+        """Start the server with ``options``; None, or why it did not start (with its log)."""
+        opts = " ".join(f"-c {k}={v!r}" if v == "" else f"-c {k}={v}" for k, v in options.items())
+        log_path = self.cluster_dir / LOG_FILE
+        offset = log_path.stat().st_size if log_path.exists() else 0
+        proc = self._run(
+            [self._bin("pg_ctl"), "-D", str(self.cluster_dir), "-l", str(log_path),
+             "-w", "-t", "60", "-o", opts, "start"]
+        )
+        if proc.returncode == 0:
+            return None
+        log_tail = ""
+        with contextlib.suppress(OSError), log_path.open("rb") as f:
+            f.seek(offset)
+            log_tail = f.read().decode(errors="replace")[-2000:]
+        return f"pg_ctl start failed: {proc.stderr.strip()} {log_tail}"
 
     def url(self, database: str = "postgres") -> str:
         if self._port is None:

@@ -14,7 +14,7 @@ import pytest
 
 from lrs.database import resolve_database
 from lrs.settings import Settings
-from lrs.store.embedded import EmbeddedPostgres, machine_memory, memory_settings
+from lrs.store.embedded import EmbeddedPostgres, EmbeddedPostgresError, machine_memory, memory_settings
 
 
 @pytest.fixture
@@ -62,3 +62,26 @@ def test_a_throwaway_cluster_keeps_128mb(folder: Path) -> None:
         assert _show(cluster.start(), "shared_buffers", "fsync") == ["128MB", "off"]
     finally:
         cluster.stop("immediate")
+
+
+def test_a_host_that_refuses_the_sized_segment_gets_postgresql_default(
+        folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lrs.store import embedded
+
+    sized = embedded.memory_settings
+
+    # more than this machine has: mmap of the main segment fails, as on a host that does not
+    # overcommit memory
+    monkeypatch.setattr(embedded, "memory_settings",
+                        lambda total: {"shared_buffers": "4TB"} if total else sized(total))
+    cluster = EmbeddedPostgres(folder / "data")
+    try:
+        assert _show(cluster.start(), "shared_buffers") == ["128MB"]
+    finally:
+        cluster.stop("immediate")
+
+
+def test_an_explicit_size_that_cannot_be_had_is_an_error_not_a_fallback(folder: Path) -> None:
+    cluster = EmbeddedPostgres(folder / "data", settings={"shared_buffers": "4TB"})
+    with pytest.raises(EmbeddedPostgresError, match="shared memory"):
+        cluster.start()
