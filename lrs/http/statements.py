@@ -31,6 +31,7 @@ from lrs.ops import terms as T
 from lrs.ops.signature import verify_signed_statement
 from lrs.ops.statements import Attachment, Query
 from lrs.ops.timestamps import format_timestamp, http_date, parse_timestamp
+from lrs.ops.uuids import canonical_uuid
 
 PATH = "/xapi/statements"
 QUERY_PARAMS = frozenset({
@@ -184,7 +185,7 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     limit = settings.query_limit_max if limit == 0 else min(limit, settings.query_limit_max)
     registration = params.get("registration")
     if registration is not None:
-        registration = ops._normalise_uuid(registration, "registration")
+        registration = canonical_uuid(registration, "registration")
     q = Query(
         agent=_agent_param(params["agent"], version) if "agent" in params else None,
         verb=_iri_param(params, "verb"),

@@ -10,7 +10,6 @@ precondition check and the write see the same current document (no lost updates)
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ import statements_schema
 from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, PreconditionRequired
 from lrs.ops import terms as T
 from lrs.ops.principal import Principal
+from lrs.ops.uuids import canonical_uuid
 
 Resource = Literal["state", "activity_profile", "agent_profile"]
 RESOURCES: tuple[Resource, ...] = ("state", "activity_profile", "agent_profile")
@@ -183,10 +183,7 @@ def registration_param(raw: str | None) -> str:
     """The registration parameter as a canonical lower-case UUID ('' when absent)."""
     if raw is None:
         return ""
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise BadRequest(f"registration: not a UUID: {raw!r}") from None
+    return canonical_uuid(raw, "registration")
 
 
 def doc_id_param(raw: str | None, name: str) -> str:

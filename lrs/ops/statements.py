@@ -19,6 +19,7 @@ from lrs.ops import terms as T
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import format_timestamp, parse_timestamp
+from lrs.ops.uuids import canonical_uuid
 
 _AGENT_KEYS = frozenset({"actor", "instructor", "team", "authority", "agent", "group", "member"})
 _ACTIVITY_KEYS = frozenset({"object", "parent", "grouping", "category", "other"})
@@ -136,13 +137,6 @@ class StoredIds(list[str]):
     stored: datetime | None = None
 
 
-def _normalise_uuid(value: str, what: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise BadRequest(f"{what}: not a UUID: {value!r}") from exc
-
-
 def validate(stmt: Any, version: str, where: str) -> None:
     """Schema and data-model rules; a 400 naming the JSON path (prefixed by ``where``)."""
     try:
@@ -171,7 +165,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
     """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute the filter terms."""
     _context_activities_as_lists(stmt)
     body = dict(stmt)
-    sid = _normalise_uuid(body["id"], "id") if "id" in body else str(uuid.uuid4())
+    sid = canonical_uuid(body["id"], "id") if "id" in body else str(uuid.uuid4())
     body["id"] = sid
     # xAPI Data 2.4.9: the LRS sets authority from the credential, overriding what was sent.
     body["authority"] = principal.authority
@@ -188,7 +182,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
     refers_to = None
     voids = None
     if obj.get("objectType") == "StatementRef":
-        refers_to = _normalise_uuid(str(obj.get("id")), "object.id")
+        refers_to = canonical_uuid(str(obj.get("id")), "object.id")
         if (body.get("verb") or {}).get("id") == T.VOIDED_VERB:
             voids = refers_to
     elif (body.get("verb") or {}).get("id") == T.VOIDED_VERB:
@@ -227,7 +221,7 @@ async def store_statements(
         validate(stmt, version, where)
         prepared.append(prepare(stmt, principal, version))
     if put_id is not None:
-        put_id = _normalise_uuid(put_id, "statementId")
+        put_id = canonical_uuid(put_id, "statementId")
         if "id" in statements[0] and prepared[0].id != put_id:
             raise BadRequest("id: does not match the statementId parameter")
         prepared[0].id = put_id
@@ -301,7 +295,7 @@ async def get_statement(
     its own statements gets 404 for others' (not 403: existence is not revealed).
     """
     principal.require("statements/read", "statements/read/mine", "all/read")
-    sid = _normalise_uuid(statement_id, "voidedStatementId" if voided else "statementId")
+    sid = canonical_uuid(statement_id, "voidedStatementId" if voided else "statementId")
     row = await repo.get(principal.store_id, sid)
     if row is None or row.voided != voided or (principal.reads_only_own and not _own(principal, row)):
         raise NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")

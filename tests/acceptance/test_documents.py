@@ -228,7 +228,8 @@ async def test_bad_parameters_are_400_with_a_json_error(xapi: httpx.AsyncClient,
     if "activityId" in good:
         bad += [{**good, "activityId": "true"}, {k: v for k, v in good.items() if k != "activityId"}]
     if resource == "state":
-        bad.append({**good, "registration": "not-a-uuid"})
+        bad += [{**good, "registration": r} for r in (
+            "not-a-uuid", "6f1d4c2e8a7b4c3d9e2f1a2b3c4d5e6f", "{6f1d4c2e-8a7b-4c3d-9e2f-1a2b3c4d5e6f}")]
     else:
         bad.append({**good, "registration": REG})
     for p in bad:

@@ -77,7 +77,10 @@ async def test_get_by_unknown_statement_id_is_404(xapi: httpx.AsyncClient) -> No
     assert r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("bad", ["not-a-uuid", "1234", "", "6f1d4c2e-8a7b-4c3d-9e2f-1a2b3c4d5e6"])
+# the last three are forms Python's uuid.UUID takes but Data 4.4's standard string form is not
+@pytest.mark.parametrize("bad", ["not-a-uuid", "1234", "", "6f1d4c2e-8a7b-4c3d-9e2f-1a2b3c4d5e6",
+                                 "6f1d4c2e8a7b4c3d9e2f1a2b3c4d5e6f", "{6f1d4c2e-8a7b-4c3d-9e2f-1a2b3c4d5e6f}",
+                                 "urn:uuid:6f1d4c2e-8a7b-4c3d-9e2f-1a2b3c4d5e6f"])
 async def test_get_by_malformed_statement_id_is_400(xapi: httpx.AsyncClient, bad: str) -> None:
     """Data 2.2.s4.b4: parameter values are validated like statement values; a statementId that
     is not a UUID is a bad argument (Communication 3.2.s2.b1), not "not found"."""

@@ -507,6 +507,8 @@ async def test_unknown_parameter_or_known_one_in_wrong_case_is_400(
         ("verb", "not an iri"),
         ("activity", "not an iri"),
         ("registration", "not-a-uuid"),
+        ("registration", "6f1d4c2e8a7b4c3d9e2f1a2b3c4d5e6f"),
+        ("registration", "urn:uuid:6f1d4c2e-8a7b-4c3d-9e2f-1a2b3c4d5e6f"),
         ("since", "yesterday"),
         ("until", "2024-13-45T99:00:00Z"),
         ("limit", "-1"),
