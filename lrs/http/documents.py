@@ -79,8 +79,8 @@ def _key(res: DocumentResource, request: Request, version: str) -> tuple[DocKey,
 
 
 def _preconditions(request: Request) -> Preconditions:
-    return Preconditions(ops.parse_etags(request.headers.get("if-match")),
-                         ops.parse_etags(request.headers.get("if-none-match")))
+    return Preconditions(ops.parse_etags(request.headers.get("if-match"), weak_matches=False),
+                         ops.parse_etags(request.headers.get("if-none-match"), weak_matches=True))
 
 
 async def _body(request: Request) -> tuple[bytes, str]:

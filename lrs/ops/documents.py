@@ -19,6 +19,7 @@ import orjson
 
 import statements_schema
 from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, PreconditionRequired
+from lrs.ops import json_members
 from lrs.ops import terms as T
 from lrs.ops.principal import Principal
 from lrs.ops.uuids import canonical_uuid
@@ -125,20 +126,26 @@ def etag_of(content: bytes) -> str:
     return hashlib.sha1(content, usedforsecurity=False).hexdigest()
 
 
-def parse_etags(raw: str | None) -> list[str] | None:
+def parse_etags(raw: str | None, *, weak_matches: bool) -> list[str] | None:
     """An If-Match / If-None-Match header as a list of bare tags ('*' kept); None when absent.
 
     RFC 9110 13.1.1: a comma-separated list of entity tags, possibly weak (W/"..."); clients
-    that send the bare hex without quotes are accepted too.
+    that send the bare hex without quotes are accepted too. Spor's ETags are strong. If-None-Match
+    compares weakly, so W/"x" matches "x"; If-Match compares strongly (RFC 9110 13.1.1, the RFC 2616
+    handling xAPI Communication 3.1 asks for), so a weak tag matches nothing: it is kept with its
+    W/ prefix, which no ETag has (``weak_matches=False``).
     """
     if raw is None:
         return None
     tags = []
     for part in raw.split(","):
         tag = part.strip()
-        if tag.startswith("W/"):
+        weak = tag.startswith("W/")
+        if weak:
             tag = tag[2:]
         tag = tag.strip('"')
+        if weak and tag and not weak_matches:
+            tag = "W/" + tag
         if tag:
             tags.append(tag)
     if not tags:
@@ -255,14 +262,14 @@ def decide_put(pre: Preconditions, resource: Resource, version: str, content: by
     return decide
 
 
-def _json_object(content: bytes, what: str) -> dict[str, Any]:
+def _json_object(content: bytes, what: str) -> dict[str, str]:
+    """The document's top-level members, each value as its exact JSON text (lrs/ops/json_members.py)."""
     try:
-        data = orjson.loads(content)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise BadRequest(f"{what} is not a JSON object; only objects can be merged")
-    return data
+        return json_members.members(content.decode())
+    except UnicodeDecodeError:
+        raise BadRequest(f"{what} is not valid JSON: not UTF-8") from None
+    except json_members.NotAnObject as exc:
+        raise BadRequest(f"{what} is not a JSON object ({exc}); only objects can be merged") from None
 
 
 def decide_post(pre: Preconditions, content: bytes, content_type: str) -> Decide:
@@ -288,7 +295,7 @@ def decide_post(pre: Preconditions, content: bytes, content_type: str) -> Decide
                              "application/json, so it cannot be merged; use PUT to replace it")
         stored = _json_object(current.content or b"", "the stored document")
         stored.update(posted)
-        return Write(MERGE, orjson.dumps(stored), current.content_type)
+        return Write(MERGE, json_members.serialise(stored), current.content_type)
 
     return decide
 

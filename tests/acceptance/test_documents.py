@@ -87,6 +87,20 @@ async def test_post_merges_top_level_properties_of_json_documents(xapi: httpx.As
 
 
 @resources
+async def test_a_merge_keeps_the_members_it_does_not_set_exactly_as_stored(
+        xapi: httpx.AsyncClient, resource: str) -> None:
+    """Communication 2.2: a merge sets the posted top-level properties; the others keep their
+    values, even those a double cannot hold (they came back as 1.2345678901234568e+29)."""
+    stored = (b'{"learnerRef": 123456789012345678901234567890, "exact": 0.1000000000000000000001, '
+              b'"huge": 1e400, "n\\u00f8kkel": "verdi", "x": 1}')
+    assert (await put(xapi, resource, stored, headers=CREATE)).status_code == 204
+    assert (await post(xapi, resource, b'{"x": 2, "new": [1e400]}')).status_code == 204
+    assert (await get(xapi, resource)).content == (
+        b'{"learnerRef": 123456789012345678901234567890,"exact": 0.1000000000000000000001,'
+        b'"huge": 1e400,"n\\u00f8kkel": "verdi","x": 2,"new": [1e400]}')
+
+
+@resources
 async def test_post_refuses_to_merge_when_either_side_is_not_a_json_object(
         xapi: httpx.AsyncClient, resource: str) -> None:
     await put(xapi, resource, b"plain text", doc_id="text", headers=CREATE, content_type="text/plain")
@@ -98,6 +112,8 @@ async def test_post_refuses_to_merge_when_either_side_is_not_a_json_object(
     assert (await post(xapi, resource, b"more text", doc_id="json", content_type="text/plain")).status_code == 400
     assert (await post(xapi, resource, b"[1, 2]", doc_id="json")).status_code == 400
     assert (await post(xapi, resource, b"{not json", doc_id="json")).status_code == 400
+    assert (await post(xapi, resource, b'{"a": NaN}', doc_id="json")).status_code == 400
+    assert (await post(xapi, resource, b'{"a": 1} {"b": 2}', doc_id="json")).status_code == 400
     assert (await get(xapi, resource, "json")).json() == {"a": 1}
     # A JSON-typed POST that creates a document must still be a JSON object (XAPI-00235).
     assert (await post(xapi, resource, b"{broken", doc_id="new")).status_code == 400
@@ -142,6 +158,14 @@ async def test_if_match_and_if_none_match(xapi: httpx.AsyncClient, resource: str
     assert (await post(xapi, resource, {"w": 2}, headers={"If-Match": '"0000"'})).status_code == 412
     assert (await xapi.delete(PATHS[resource], params=params(resource),
                               headers={"If-Match": '"0000"'})).status_code == 412
+    assert (await get(xapi, resource)).json() == {"v": 1}
+    # If-Match compares strongly (RFC 9110 13.1.1): the document's own tag sent weak is no match;
+    # If-None-Match compares weakly, so there it is
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-Match": f"W/{etag}"})).status_code == 412
+    assert (await post(xapi, resource, {"w": 2}, headers={"If-Match": f"W/{etag}"})).status_code == 412
+    assert (await xapi.delete(PATHS[resource], params=params(resource),
+                              headers={"If-Match": f"W/{etag}"})).status_code == 412
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-None-Match": f"W/{etag}"})).status_code == 412
     assert (await get(xapi, resource)).json() == {"v": 1}
     assert (await put(xapi, resource, {"v": 2}, headers={"If-Match": f'W/"x", {etag}'})).status_code == 204
     etag2 = (await get(xapi, resource)).headers["ETag"]
