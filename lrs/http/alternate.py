@@ -64,7 +64,21 @@ class AlternateRequestMiddleware:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(new_scope, replay, send)
+        if new_scope["method"] != "HEAD":
+            await self.app(new_scope, replay, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            # The server saw a POST and would send the body; a HEAD's response has none
+            # (Communication 1.1). Over HTTP it answers a POST, so its Content-Length is 0.
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [(k, v) for k, v in message.get("headers", [])
+                                                  if k.lower() != b"content-length"] + [(b"content-length", b"0")]}
+            elif message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(new_scope, replay, without_body)
 
     async def _rewrite(self, scope: Scope, receive: Receive, query: list[tuple[str, str]]) -> tuple[Scope, bytes]:
         headers = Headers(scope=scope)

@@ -45,6 +45,12 @@ async def test_documents_with_if_match_from_the_form(server: Server, tenant: Ten
         assert r.status_code == 204, r.text
         g = await c.post("/activities/state", params={"method": "GET"}, headers=FORM, data=common)
         assert g.json() == {"a": 1} and g.headers["Content-Type"] == "application/json"
+        # a HEAD's response has no body (Communication 1.1), the GET's headers otherwise
+        h = await c.post("/activities/state", params={"method": "HEAD"}, headers=FORM, data=common)
+        assert h.status_code == 200 and h.content == b"" and h.headers["ETag"] == g.headers["ETag"]
+        h = await c.post("/statements", params={"method": "HEAD"}, headers=FORM, data={
+            "Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3", "limit": "1"})
+        assert h.status_code == 200 and h.content == b"" and h.headers["X-Experience-API-Consistent-Through"]
         r = await c.post("/activities/state", params={"method": "POST"}, headers=FORM,
                          data={**common, "content": '{"b": 2}', "Content-Type": "application/json",
                                "If-Match": '"wrong"'})

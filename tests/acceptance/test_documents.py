@@ -222,6 +222,9 @@ async def test_state_registration_is_part_of_the_key_and_multiple_delete(xapi: h
     assert (await xapi.get(PATHS["state"], params={**base, "registration": REG.upper()})).json() == {"reg": REG}
     ids = (await xapi.get(PATHS["state"], params={**context("state"), "registration": REG})).json()
     assert ids == ["s"]
+    # Without a registration the list covers every registration, each id once ("s" is stored
+    # under two).
+    assert sorted((await xapi.get(PATHS["state"], params=context("state"))).json()) == ["s", "t"]
     # Multiple-document DELETE with a registration deletes that registration's State only.
     r = await xapi.delete(PATHS["state"], params={**context("state"), "registration": REG})
     assert r.status_code == 204

@@ -74,12 +74,15 @@ WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key
 
 -- name: document_ids
 -- Ids (and update times) of a scope's documents updated after $6 (exclusive), oldest first.
-SELECT doc_id, updated
+-- Without a registration the scope is every registration, where one State id may be stored
+-- under several: each id once, with its latest update.
+SELECT doc_id, max(updated) AS updated
 FROM documents
 WHERE store_id = $1 AND resource = $2 AND activity_id = $3 AND agent_key = $4
   AND ($5::text IS NULL OR registration = $5)
   AND ($6::timestamptz IS NULL OR updated > $6)
-ORDER BY updated, doc_id;
+GROUP BY doc_id
+ORDER BY 2, doc_id;
 
 -- name: documents_clear_projection
 -- Empty a store's document projection before a rebuild from the log.
