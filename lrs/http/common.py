@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from lrs.errors import BadRequest, PayloadTooLarge
 from lrs.http import versions
+from lrs.ops import languages
 from lrs.ops.principal import Principal
 
 
@@ -83,20 +84,6 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def accept_languages(request: Request) -> list[str]:
-    """Accept-Language tags ordered by quality (RFC 9110 12.5.4)."""
-    raw = request.headers.get("accept-language", "")
-    ranked: list[tuple[float, int, str]] = []
-    for i, part in enumerate(raw.split(",")):
-        tag, _, params = part.strip().partition(";")
-        if not tag:
-            continue
-        q = 1.0
-        if params.strip().startswith("q="):
-            try:
-                q = float(params.strip()[2:])
-            except ValueError:
-                q = 0.0
-        if q > 0:
-            ranked.append((-q, i, tag.strip()))
-    return [t for _, _, t in sorted(ranked)]
+def accept_languages(request: Request) -> languages.Ranges:
+    """The Accept-Language ranges and qualities (lrs/ops/languages.py applies them)."""
+    return languages.parse_accept_language(request.headers.get("accept-language", ""))

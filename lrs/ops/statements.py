@@ -15,6 +15,7 @@ import orjson
 
 import statements_schema
 from lrs.errors import BadRequest, Forbidden, NotFound
+from lrs.ops import languages
 from lrs.ops import terms as T
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
@@ -332,26 +333,8 @@ async def query_statements(
 # Shaping results
 
 
-def _lang_pick(langmap: dict[str, str], accept: list[str]) -> dict[str, str]:
-    """Language filtering for format=canonical: keep the one best entry (Communication 2.1.3)."""
-    if not langmap:
-        return langmap
-    lowered = {k.lower(): k for k in langmap}
-    for lang in accept:
-        lang = lang.lower()
-        if lang == "*":
-            break
-        if lang in lowered:
-            k = lowered[lang]
-            return {k: langmap[k]}
-        for lk, k in lowered.items():
-            if lk.split("-")[0] == lang.split("-")[0]:
-                return {k: langmap[k]}
-    k = next(iter(langmap))
-    return {k: langmap[k]}
-
-
-def _canonical(node: Any, accept: list[str], definitions: dict[str, dict[str, Any]], key: str | None = None) -> Any:
+def _canonical(node: Any, accept: languages.Ranges, definitions: dict[str, dict[str, Any]],
+               key: str | None = None) -> Any:
     """format=canonical: Activities carry the LRS's canonical definition, and every language map
     (definitions, verb display) is cut to the one best language (Communication 2.1.3)."""
     if isinstance(node, list):
@@ -363,7 +346,7 @@ def _canonical(node: Any, accept: list[str], definitions: dict[str, dict[str, An
     out = {}
     for k, v in node.items():
         if k in ("display", "name", "description") and isinstance(v, dict):
-            out[k] = _lang_pick(v, accept)
+            out[k] = languages.pick(v, accept)
         elif k == "extensions":
             out[k] = v
         else:
@@ -406,11 +389,12 @@ def _ids(node: Any, key: str | None = None) -> Any:
         return {"id": node.get("id")}
     if key in _ACTIVITY_KEYS and kind in (None, "Activity") and "id" in node:
         return {"id": node["id"]}
-    return {k: _ids(v, k) for k, v in node.items()}
+    # Extension values are any JSON, not Agents or Activities, whatever their keys say: as sent.
+    return {k: v if k == "extensions" else _ids(v, k) for k, v in node.items()}
 
 
 async def shape(
-    repo: StatementRepository, store_id: int, payloads: list[bytes], fmt: str, accept_languages: list[str]
+    repo: StatementRepository, store_id: int, payloads: list[bytes], fmt: str, accept_languages: languages.Ranges
 ) -> list[bytes]:
     """Stored statements' JSON in the requested format (exact returns the stored text as is)."""
     if fmt == "exact":

@@ -438,6 +438,39 @@ async def test_format_ids_keeps_only_identifiers_of_agents_verbs_and_activities(
     assert "definition" not in got["context"]["contextActivities"]["parent"][0]
 
 
+async def test_format_ids_leaves_extension_values_as_sent(xapi: httpx.AsyncClient) -> None:
+    """Extension values are any JSON (Data 2.2 / 4.1 Extensions), not Agents or Activities whatever
+    their keys: format=ids trims only Agents, Groups, Verbs and Activities. One shaped like a
+    malformed Group made the whole query 500."""
+    kari = unique("kari")
+    s = with_id(statement(actor=kari))
+    odd = {"actor": {"member": [1]}, "verb": {"id": 1, "keep": 2}, "object": {"id": "x", "definition": {}}}
+    agentish = {"objectType": "Agent", "name": "kept", "mbox": "mailto:kari.nordmann@example.org"}
+    s["context"] = {"extensions": {iri("ext/odd"): odd}}
+    s["result"] = {"extensions": {iri("ext/agentish"): agentish}}
+    await post(xapi, s)
+    for params in ({"agent": js(agent(kari))}, {"statementId": s["id"]}):
+        r = await xapi.get("/statements", params={**params, "format": "ids"})
+        assert r.status_code == 200, r.text
+        got = r.json()["statements"][0] if "agent" in params else r.json()
+        assert got["context"]["extensions"] == s["context"]["extensions"]
+        assert got["result"]["extensions"] == s["result"]["extensions"]
+
+
+async def test_format_canonical_applies_accept_language_as_rfc_2616_says(xapi: httpx.AsyncClient) -> None:
+    """Communication 2.1.3.s4.b5 / RFC 2616 14.4: a range matches a tag it equals or is a prefix
+    of (followed by '-'); q=0 is not acceptable. en-US does not match en-GB."""
+    kari = unique("kari")
+    s = with_id(statement(actor=kari))
+    s["verb"] = {"id": "http://adlnet.gov/expapi/verbs/experienced",
+                 "display": {"en-GB": "read (GB)", "fr": "lu", "de": "gelesen"}}
+    await post(xapi, s)
+    for header, chosen in (("en-US, fr;q=0.8", "fr"), ("en;q=0.5, de;q=0.6", "de"), ("fr;q=0, de;q=0, *", "en-GB")):
+        r = await xapi.get("/statements", params={"statementId": s["id"], "format": "canonical"},
+                           headers={"Accept-Language": header})
+        assert r.json()["verb"]["display"] == {chosen: s["verb"]["display"][chosen]}, header
+
+
 async def test_format_canonical_keeps_one_language_chosen_by_accept_language(xapi: httpx.AsyncClient) -> None:
     """Communication 2.1.3.s4.b1/b5: canonical returns one language per language map, chosen by
     Accept-Language applied to each map on its own; Agents stay as in exact."""
