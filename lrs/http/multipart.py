@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from lrs.errors import BadRequest, PayloadTooLarge
+from lrs.ops.statements import statement_attachments
 
 __all__ = [
     "AttachmentPart",
@@ -312,29 +312,6 @@ def hash_algorithm_for(sha2: str) -> str | None:
     return _HASH_BY_HEX_LENGTH[len(sha2)]
 
 
-def _statement_attachments(statements: Iterable[object]) -> Iterable[dict[str, object]]:
-    """Every Attachment Object of the statements, including those of SubStatements.
-
-    A SubStatement is validated as a Statement (Data 2.4.4.3.s8.b2) and may carry attachments
-    of its own (Data 2.4.11 recommends also listing them on the outer statement); their data is
-    subject to the same fileUrl-or-part rule.
-    """
-    for statement in statements:
-        if not isinstance(statement, dict):
-            continue
-        holders: list[object] = [statement]
-        obj = statement.get("object")
-        if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
-            holders.append(obj)
-        for holder in holders:
-            assert isinstance(holder, dict)
-            attachments = holder.get("attachments")
-            if isinstance(attachments, list):
-                for attachment in attachments:
-                    if isinstance(attachment, dict):
-                        yield attachment
-
-
 def check_attachments(statements: list[dict[str, Any]], parts: list[AttachmentPart]) -> dict[str, AttachmentPart]:
     """Match the statements' Attachment Objects with the received parts.
 
@@ -377,7 +354,7 @@ def check_attachments(statements: list[dict[str, Any]], parts: list[AttachmentPa
 
     declared: set[str] = set()
     needing_data: list[str] = []
-    for attachment in _statement_attachments(statements):
+    for attachment in statement_attachments(statements):
         declared_sha2 = attachment.get("sha2")
         if not isinstance(declared_sha2, str):
             continue  # the statement schema reports a missing or non-string sha2

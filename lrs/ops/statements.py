@@ -7,6 +7,7 @@ plain values or ``lrs.errors`` exceptions back.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -162,6 +163,29 @@ def _context_activities_as_lists(stmt: dict[str, Any]) -> None:
                     activities[key] = [value]
 
 
+def statement_attachments(statements: Iterable[object]) -> Iterable[dict[str, object]]:
+    """Every Attachment Object of the statements, including those of SubStatements.
+
+    A SubStatement is validated as a Statement (Data 2.4.4.3.s8.b2) and may carry attachments
+    of its own (Data 2.4.11 recommends also listing them on the outer statement); their data is
+    subject to the same fileUrl-or-part rule.
+    """
+    for statement in statements:
+        if not isinstance(statement, dict):
+            continue
+        holders: list[object] = [statement]
+        obj = statement.get("object")
+        if isinstance(obj, dict) and obj.get("objectType") == "SubStatement":
+            holders.append(obj)
+        for holder in holders:
+            assert isinstance(holder, dict)
+            attachments = holder.get("attachments")
+            if isinstance(attachments, list):
+                for attachment in attachments:
+                    if isinstance(attachment, dict):
+                        yield attachment
+
+
 def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepared:
     """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute the filter terms."""
     _context_activities_as_lists(stmt)
@@ -188,7 +212,9 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
             voids = refers_to
     elif (body.get("verb") or {}).get("id") == T.VOIDED_VERB:
         raise BadRequest("object.objectType: a voiding statement's object must be a StatementRef")
-    sha2s = [a["sha2"] for a in body.get("attachments") or () if isinstance(a, dict) and "sha2" in a]
+    # the attachments of a SubStatement too, by the lower-cased hash their data is stored under
+    sha2s = list(dict.fromkeys(sha2.lower() for a in statement_attachments([body])
+                               if isinstance(sha2 := a.get("sha2"), str)))
     return Prepared(
         id=sid,
         body=body,

@@ -242,7 +242,9 @@ class PgStatementRepository:
         if not sha2s:
             return []
         async with translated(), scoped(self.pool, [store_id]) as conn:
-            rows = await conn.fetch(sql("attachments_by_sha2"), store_id, sha2s)
+            # content is stored under the lower-cased hash; rows written before statements
+            # listed their hashes lower-cased may list them as sent
+            rows = await conn.fetch(sql("attachments_by_sha2"), store_id, [s.lower() for s in sha2s])
         return [Attachment(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows]
 
 

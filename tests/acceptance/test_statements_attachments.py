@@ -131,6 +131,30 @@ async def test_query_with_attachments_true_returns_multipart_with_each_attachmen
     assert by_hash == {hashlib.sha256(one).hexdigest(): one, hashlib.sha256(two).hexdigest(): two}
 
 
+async def test_attachments_true_includes_an_upper_case_hash_and_a_substatements_attachment(
+        xapi: httpx.AsyncClient) -> None:
+    """2.1.3.s2.b6: attachments=true includes every attachment the LRS accepted with data: one
+    declared with its sha2 in upper case, and one of a SubStatement (both were left out)."""
+    kari = unique("kari")
+    upper, inner = b"upper-case hash " + kari.encode(), b"substatement's own " + kari.encode()
+    a = with_id(statement(actor=kari, attachments=[{**attachment_object(upper),
+                                                    "sha2": hashlib.sha256(upper).hexdigest().upper()}]))
+    b = with_id(statement(actor=kari))
+    b["object"] = {"objectType": "SubStatement", "actor": b["actor"], "verb": b["verb"],
+                   "object": {"id": "https://courses.example.org/inner"}, "attachments": [attachment_object(inner)]}
+    r = await post_multipart(xapi, [a, b], [(upper, "text/plain"), (inner, "text/plain")],
+                             hashes_=[hashlib.sha256(upper).hexdigest().upper(), hashlib.sha256(inner).hexdigest()])
+    assert r.status_code == 200, r.text
+    for s, content in ((a, upper), (b, inner)):
+        r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+        parts = parse_multipart_response(r)
+        assert orjson.loads(part_bytes(parts[0]))["id"] == s["id"]
+        assert [(p["X-Experience-API-Hash"], part_bytes(p)) for p in parts[1:]] == [
+            (hashlib.sha256(content).hexdigest(), content)]
+    r = await xapi.get("/statements", params={"agent": orjson.dumps(a["actor"]).decode(), "attachments": "true"})
+    assert {part_bytes(p) for p in parse_multipart_response(r)[1:]} == {upper, inner}
+
+
 async def test_attachments_true_is_multipart_even_when_there_is_no_attachment(xapi: httpx.AsyncClient) -> None:
     """Communication 2.1.3.s2.b6: with attachments=true the LRS MUST use the multipart format; the
     first part is the JSON."""
