@@ -75,7 +75,9 @@ class _Terms:
                 if mkey is not None:
                     self.add(AGENT + mkey, direct)
 
-    def context(self, ctx: Any) -> None:
+    def context(self, ctx: Any, top: bool) -> None:
+        """A context's agents and activities (related filters); its registration only at the top
+        (the registration filter reads the statement's own context)."""
         if not isinstance(ctx, dict):
             return
         self.agent(ctx.get("instructor"), False)
@@ -94,7 +96,7 @@ class _Terms:
                     if isinstance(act, dict) and "id" in act:
                         self.add(ACTIVITY + str(act["id"]), False)
         registration = ctx.get("registration")
-        if registration:
+        if registration and top:
             self.add(REGISTRATION + str(registration).lower(), True)
 
     def statement_body(self, stmt: dict[str, Any], top: bool) -> None:
@@ -112,19 +114,9 @@ class _Terms:
                 self.agent(obj, top)
             elif kind == "SubStatement":
                 self.statement_body(obj, False)
-        ctx = stmt.get("context")
-        if top:
-            self.context(ctx)
-        elif isinstance(ctx, dict):
-            # Inside a SubStatement only the related filters look (xAPI Communication 2.1.3).
-            self.agent(ctx.get("instructor"), False)
-            self.agent(ctx.get("team"), False)
-            activities = ctx.get("contextActivities")
-            if isinstance(activities, dict):
-                for value in activities.values():
-                    for act in value if isinstance(value, list) else [value]:
-                        if isinstance(act, dict) and "id" in act:
-                            self.add(ACTIVITY + str(act["id"]), False)
+        # Inside a SubStatement only the related filters look, at every agent property its
+        # context has, contextAgents and contextGroups (2.0.0) included (Communication 2.1.3).
+        self.context(stmt.get("context"), top)
 
 
 def statement_terms(stmt: dict[str, Any]) -> dict[str, bool]:

@@ -130,6 +130,29 @@ async def test_agent_filter_without_related_agents_ignores_context_and_authority
 # related_agents
 
 
+async def test_related_agents_matches_context_agents_and_groups_also_in_a_substatement(
+        xapi: httpx.AsyncClient) -> None:
+    """2.0.0 related_agents: Context Agents and Context Groups count, also in a contained
+    SubStatement (IEEE 9274.1.1, GET Statements parameters); 1.0.3 has neither property."""
+    kari, team = unique("kari"), unique("team")
+    group = {"objectType": "Group", "mbox": f"mailto:{team}@example.org"}
+    ctx = {"contextAgents": [{"objectType": "contextAgent", "agent": agent(kari)}],
+           "contextGroups": [{"objectType": "contextGroup", "group": group}]}
+    top = with_id(statement(actor=unique("a"), context=ctx))
+    sub = statement(actor=unique("b"), activity=unique("course"), context=ctx)
+    sub["objectType"] = "SubStatement"
+    inner = with_id(statement(actor=unique("c")))
+    inner["verb"] = {"id": "http://adlnet.gov/expapi/verbs/planned"}
+    inner["object"] = sub
+    if xapi.headers["X-Experience-API-Version"] == "1.0.3":
+        assert (await xapi.post("/statements", json=[top])).status_code == 400
+        return
+    await post(xapi, [top, inner])
+    for who in (agent(kari), group):
+        assert await ids(xapi, agent=js(who), related_agents="true") == [inner["id"], top["id"]]
+        assert await ids(xapi, agent=js(who)) == []
+
+
 async def test_related_agents_matches_instructor_team_and_substatement_actor(xapi: httpx.AsyncClient) -> None:
     """Communication 2.1.3.s1 related_agents: Actor, Object, Authority, Instructor, Team, or any of
     these in a contained SubStatement."""
