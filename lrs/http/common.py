@@ -26,10 +26,12 @@ def xapi_version(request: Request) -> str:
 
 async def principal(request: Request) -> Principal:
     """Authenticate the request (401 when that fails)."""
+    request.state.authentication_tried = True
     p: Principal = await request.app.state.authenticator.authenticate(
         request.headers.get("authorization"), request.client.host if request.client else None)
-    request.app.state.rate_limiter.check(p.credential_id if p.credential_id is not None else p.authority_key)
+    # set first: a 429 names the store's Consistent-Through too
     request.state.principal = p
+    request.app.state.rate_limiter.check(p.credential_id if p.credential_id is not None else p.authority_key)
     return p
 
 

@@ -10,6 +10,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lrs.http.errors import error_response
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
 from lrs.metrics import Metrics
@@ -44,11 +45,13 @@ class RequestMiddleware:
         # own version here only names the version of responses that never reach a handler.
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        started = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started = True
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
                 if is_xapi:
@@ -61,7 +64,16 @@ class RequestMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()
         try:
-            await self.app(scope, receive, send_with_headers)
+            try:
+                await self.app(scope, receive, send_with_headers)
+            except Exception as exc:
+                if started:
+                    raise  # the response is under way: nothing more can be sent
+                # Answered here, not by Starlette's outermost handler, so that the 500 has the
+                # request id and version header every response carries.
+                log.exception("unhandled_error", error=repr(exc))
+                await error_response(500, "internal error; the request was not applied")(
+                    scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - start
             label = path if path in KNOWN_PATHS else "other"

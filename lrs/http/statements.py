@@ -25,7 +25,9 @@ from lrs.http.common import (
     read_body,
     xapi_version,
 )
+from lrs.http.errors import error_response
 from lrs.http.multipart import build_multipart_mixed, check_attachments, parse_statement_multipart
+from lrs.logs import log
 from lrs.ops import statements as ops
 from lrs.ops import terms as T
 from lrs.ops.signature import verify_signed_statement
@@ -56,6 +58,27 @@ async def _write_consistency(request: Request, store_id: int, written: ops.Store
     return {"X-Experience-API-Consistent-Through": format_timestamp(written.stored)}
 
 
+# The Consistent-Through of a response that names no store (the credentials were refused): true
+# of every store, since nothing was stored before the epoch.
+NO_STORE_THROUGH = "1970-01-01T00:00:00.000Z"
+
+
+async def _error_consistency(request: Request) -> dict[str, str]:
+    """Consistent-Through for an error response: the store's when the request authenticated (it
+    may have failed before authenticating, e.g. on its version header), else NO_STORE_THROUGH.
+    Credentials already refused are not checked again (a wrong secret costs a scrypt check)."""
+    who = getattr(request.state, "principal", None)
+    # A header must not turn the error being answered into another one: any failure here gives
+    # NO_STORE_THROUGH.
+    if who is None and not getattr(request.state, "authentication_tried", False):
+        with contextlib.suppress(Exception):
+            who = await principal(request)
+    if who is not None:
+        with contextlib.suppress(Exception):
+            return await _consistency_headers(request, who.store_id)
+    return {"X-Experience-API-Consistent-Through": NO_STORE_THROUGH}
+
+
 def consistent(handler: Handler) -> Handler:
     """Put X-Experience-API-Consistent-Through on every response of the Statements resource,
     errors included (Communication 2.1.3.s2.b5: "on all responses to Statements Resource
@@ -65,10 +88,12 @@ def consistent(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except LRSError as exc:
-            who = getattr(request.state, "principal", None)
-            if who is not None:
-                exc.headers.update(await _consistency_headers(request, who.store_id))
+            exc.headers.update(await _error_consistency(request))
             raise
+        except Exception as exc:
+            log.exception("unhandled_error", error=repr(exc))
+            return error_response(500, "internal error; the request was not applied",
+                                  await _error_consistency(request))
 
     wrapped.__doc__ = handler.__doc__
     return wrapped

@@ -31,6 +31,8 @@ async def test_a_flood_from_one_credential_gets_429_with_retry_after(limited_ser
     assert limited, [r.status_code for r in codes]
     assert int(limited[0].headers["Retry-After"]) >= 1
     assert "rate limit" in limited[0].json()["error"]["message"]
+    # a Statements response like any other: the store's Consistent-Through (2.1.3.s2.b5)
+    assert limited[0].headers["X-Experience-API-Consistent-Through"] != "1970-01-01T00:00:00.000Z"
     # another credential is not affected by the first one's flood
     async with xapi_client(limited_server, other) as c:
         assert (await c.get("/statements", params={"limit": "1"})).status_code == 200

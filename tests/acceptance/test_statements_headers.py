@@ -137,6 +137,30 @@ async def test_consistent_through_is_on_every_statements_response_after_authenti
         assert now - timedelta(minutes=5) < value <= now + timedelta(seconds=5), (label, r.headers[CT])
 
 
+async def test_consistent_through_is_also_on_responses_refused_before_or_at_authentication(
+        raw: httpx.AsyncClient, xapi: httpx.AsyncClient) -> None:
+    """2.1.3.s2.b5 says all responses: a request refused for its credentials names no store, so it
+    gets a time true of every store (the epoch); one refused for its version header after good
+    credentials gets its store's time."""
+    version = xapi.headers[VERSION]
+    no_store = {
+        "no credentials": await raw.get("/statements", headers={VERSION: version}),
+        "wrong secret": await raw.get("/statements", headers={
+            VERSION: version, "Authorization": basic("spor_nobody", "wrong")}),
+    }
+    for label, r in no_store.items():
+        assert r.status_code == 401, label
+        assert r.headers[CT] == "1970-01-01T00:00:00.000Z" and r.headers[VERSION], label
+    no_version = xapi.build_request("GET", "/statements")
+    del no_version.headers[VERSION]
+    refused = {"no version header": await xapi.send(no_version),
+               "unknown version": await xapi.get("/statements", headers={VERSION: "0.9"})}
+    now = datetime.now(UTC)
+    for label, r in refused.items():
+        assert r.status_code == 400, (label, r.text)
+        assert now - timedelta(minutes=5) < parse_timestamp(r.headers[CT]) <= now + timedelta(seconds=5), label
+
+
 async def test_consistent_through_is_not_before_the_stored_time_of_a_statement_just_written(
     xapi: httpx.AsyncClient,
 ) -> None:
