@@ -64,6 +64,10 @@ class Settings:
     # check. A rate of 0: no limit.
     wrong_secrets_burst: int = 10
     wrong_secrets_per_minute: int = 30
+    # The analyst API (docs/projections.md): aggregated groups smaller than this show no counts;
+    # "expiring" means within this many days (a request may ask for another window).
+    suppression_threshold: int = 5
+    expiring_window_days: int = 30
     # The database role the service acts as (row-level security applies to it); '' = the
     # login user itself (then RLS does not apply: see docs/security.md).
     db_role: str = "spor_app"
@@ -105,6 +109,10 @@ class Settings:
         if self.pg_shared_buffers and not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB|TB)", self.pg_shared_buffers):
             raise ValueError(f"SPOR_PG_SHARED_BUFFERS must be a size such as 512MB or 4GB, "
                              f"got {self.pg_shared_buffers!r}")
+        if self.suppression_threshold < 1:
+            raise ValueError(f"SPOR_SUPPRESSION_THRESHOLD must be at least 1, got {self.suppression_threshold}")
+        if not 0 <= self.expiring_window_days <= 3650:
+            raise ValueError(f"SPOR_EXPIRING_WINDOW_DAYS must be between 0 and 3650, got {self.expiring_window_days}")
         if self.write_buffer_bytes <= 0:
             raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
                              f"got {self.write_buffer_bytes}")

@@ -35,11 +35,9 @@ MAX_LIMIT = 10_000
 
 def _options(request: Request) -> queries.Options:
     s = request.app.state.settings
-    return queries.Options(
-        suppression_threshold=int(getattr(s, "suppression_threshold", 5)),
-        expiring_window_days=int(getattr(s, "expiring_window_days", 30)),
-        timezone=str(getattr(s, "reporting_timezone", "Europe/Oslo")),
-    )
+    # dates are days in Europe/Oslo, the zone the workers compute the status rows for
+    return queries.Options(suppression_threshold=s.suppression_threshold,
+                           expiring_window_days=s.expiring_window_days)
 
 
 def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:

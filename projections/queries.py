@@ -4,6 +4,7 @@ than ``threshold`` people shows no counts, so no one can be singled out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -41,17 +42,73 @@ async def transcript(conn: asyncpg.Connection, stores: list[int], person: str, *
     return _rows(await conn.fetch(sql("api_transcript"), stores, person, activity, limit, offset))
 
 
+class _Ancestors:
+    """Each unit's nearest unit of a level above it (or itself), from the org tree at a date."""
+
+    def __init__(self, versions: list[asyncpg.Record]) -> None:
+        self.parent = {r["unit_id"]: r["parent_id"] for r in versions}
+        self.level = {r["unit_id"]: r["level"] for r in versions}
+
+    def of(self, unit: str | None, level: str) -> str | None:
+        for _ in range(64):  # a cycle in the tree ends the walk
+            if unit is None or self.level.get(unit) == level:
+                return unit
+            unit = self.parent.get(unit)
+        return None
+
+
+async def _ancestors(conn: asyncpg.Connection, stores: list[int], day: date) -> _Ancestors:
+    return _Ancestors(await conn.fetch(sql("api_unit_versions"), stores, day))
+
+
+def suppressed(rows: list[dict[str, Any]], size: str, family: Callable[[dict[str, Any]], Hashable],
+               threshold: int) -> set[int]:
+    """Indexes of the rows to show without counts: every group smaller than ``threshold``, and
+    then, within each family (the groups that add up to one group shown elsewhere: the units of
+    a trust, the trusts of a region), the smallest others until the hidden groups hold at least
+    ``threshold`` people together or none are hidden. Otherwise the family's total, shown at
+    the level above, minus the groups shown here would give a small group's counts
+    (complementary suppression). A person counted in two groups of one family makes that sum
+    an upper bound only."""
+    hide = {i for i, r in enumerate(rows) if r[size] < threshold}
+    families: dict[Hashable, list[int]] = {}
+    for i, r in enumerate(rows):
+        families.setdefault(family(r), []).append(i)
+    for members in families.values():
+        hidden = sum(rows[i][size] for i in members if i in hide)
+        for i in sorted((i for i in members if i not in hide), key=lambda i: rows[i][size]):
+            if hidden == 0 or hidden >= threshold:
+                break
+            hide.add(i)
+            hidden += rows[i][size]
+    return hide
+
+
 async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: str | None = None,
                         group_by: str | None = None, as_of: date | None = None, limit: int = 1000,
                         offset: int = 0, options: Options | None = None) -> list[dict[str, Any]]:
-    """Per course (and unit or trust): learner counts, averages and where learners stop."""
+    """Per course (and unit or trust): learner counts, averages and where learners stop.
+
+    Per unit or trust, every group of a course is read (the page is cut afterwards), since
+    whether a group is shown depends on its siblings (``suppressed``)."""
     if group_by not in (None, "unit", "trust"):
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
-    rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, as_of or date.today(), group_by,
-                                  limit, offset))
-    for r in rows:
-        if r["learners"] < o.suppression_threshold:
+    day = as_of or date.today()
+    if group_by is None:
+        rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, group_by, limit, offset))
+        hide = {i for i, r in enumerate(rows) if r["learners"] < o.suppression_threshold}
+    else:
+        rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, group_by, None, 0))
+        tree = await _ancestors(conn, stores, day)
+        parent = "trust" if group_by == "unit" else None
+        hide = suppressed(rows, "learners", lambda r: (r["store_id"], r["course_id"],
+                                                         tree.of(r["group_id"], parent) if parent else None),
+                          o.suppression_threshold)
+        rows = [dict(r, _hide=i in hide) for i, r in enumerate(rows)][offset:offset + limit]
+        hide = {i for i, r in enumerate(rows) if r.pop("_hide")}
+    for i, r in enumerate(rows):
+        if i in hide:
             r["suppressed"] = True
             for k in ("learners", *COUNTS, "avg_score", "avg_duration_s"):
                 r[k] = None
@@ -111,9 +168,16 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
     else:
         rows = _rows(await conn.fetch(sql("api_compliance_rollup"), stores, day,
                                       o.expiring_window_days, o.timezone, requirement, level))
-    for r in rows:
+    hide: set[int] = set()
+    if suppress:
+        parent = {"unit": "trust", "trust": "region"}.get(level)
+        tree = await _ancestors(conn, stores, day) if parent else None
+        hide = suppressed(rows, "total", lambda r: (r["requirement_id"], tree.of(r["group_id"], parent)
+                                                      if tree and parent else r["group_id"]),
+                          o.suppression_threshold)
+    for i, r in enumerate(rows):
         total = r["total"]
-        if suppress and total < o.suppression_threshold:
+        if i in hide:
             r.update({k: None for k in ("total", *STATUSES)}, percent_compliant=None, suppressed=True)
         else:
             r["percent_compliant"] = round(100.0 * (r["valid"] + r["expiring"]) / total, 1) if total else None

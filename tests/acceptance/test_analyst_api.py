@@ -7,8 +7,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -25,8 +27,8 @@ HEADERS = {"X-Experience-API-Version": "1.0.3"}
 
 
 @contextlib.asynccontextmanager
-async def _app(db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings.from_env().with_(database_url=db_url))
+async def _app(db_url: str, settings: Settings | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app((settings or Settings.from_env()).with_(database_url=db_url))
     app.router.routes.append(Mount("/api", routes=api.routes()))  # the line lrs/app.py gets
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
@@ -117,30 +119,57 @@ async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> 
     assert [r["records"] for r in audited] == [2, 0]
 
 
-async def test_rollup_shows_groups_at_or_above_the_threshold(db_url: str, conn: asyncpg.Connection) -> None:
+def _employed(people: dict[str, int]) -> list[reference.RefEvent]:
+    """``n`` people employed in each unit (ids U<unit>-<i>)."""
+    return [reference.RefEvent("person.employment", f"U{unit}-{i}\x1fE1", {
+        "person_id": f"U{unit}-{i}", "employment_id": "E1", "unit_id": unit, "role": "nurse",
+        "profession": "sykepleier", "valid_from": "2020-01-01", "valid_to": None})
+        for unit, n in people.items() for i in range(n)]
+
+
+async def test_no_small_group_can_be_found_by_subtracting_shown_groups_from_their_total(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Small-group suppression with its complement: a group below the threshold shows no counts,
+    and neither does the smallest sibling it needs, so that a total shown one level up minus the
+    groups shown below never gives a small group (trust 900010 = 900100 + 900110 + 900111)."""
     tenant = await make_tenant(db_url, "http://testserver")
     sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
+    people = {"900100": 7, "900111": 6, "900110": 1, "900210": 3}
     pc = await runner.connect(db_url)
     try:
         await reference.import_file(pc, sid, "org", EXAMPLES / "org.csv")
-        await reference.import_file(pc, sid, "requirements", EXAMPLES / "requirements.json")
-        await reference.append(pc, sid, [reference.RefEvent("person.employment", f"Q{i}\x1fE1", {
-            "person_id": f"Q{i}", "employment_id": "E1", "unit_id": "900111", "role": "nurse",
-            "profession": "sykepleier", "valid_from": "2020-01-01", "valid_to": None}) for i in range(6)])
-        await reference.append(pc, sid, [reference.RefEvent("person.employment", "Z1\x1fE1", {
-            "person_id": "Z1", "employment_id": "E1", "unit_id": "900110", "role": "nurse",
-            "profession": "sykepleier", "valid_from": "2020-01-01", "valid_to": None})])
+        # fire safety for everyone in the region
+        (tmp_path / "fire.json").write_text(json.dumps([{
+            "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
+            "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
+        await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
+        await reference.append(pc, sid, _employed(people))
         for p in ALL.values():
             await runner.catch_up(pc, p)
     finally:
         await pc.close()
     async with _app(db_url) as client:
         auth = (tenant.key, tenant.secret)
-        units = {r["group_id"]: r for r in (await client.get("/api/v1/compliance/rollup", auth=auth,
-                                                      params={"as_of": "2025-01-01"})).json()["items"]}
-        assert units["900111"]["total"] == 6 and units["900111"]["missing"] == 6
-        assert units["900111"]["percent_compliant"] == 0.0 and not units["900111"]["suppressed"]
-        assert units["900110"]["suppressed"] and units["900110"]["total"] is None
-        trust = (await client.get("/api/v1/compliance/rollup", auth=auth,
-                           params={"as_of": "2025-01-01", "level": "trust"})).json()["items"]
-        assert [(r["group_id"], r["total"]) for r in trust] == [("900010", 7)]
+
+        async def rollup(level: str) -> dict[str, dict]:
+            r = await client.get("/api/v1/compliance/rollup", auth=auth,
+                                 params={"as_of": "2025-01-01", "level": level, "requirement": "fire"})
+            return {row["group_id"]: row for row in r.json()["items"]}
+
+        units, trusts, region = await rollup("unit"), await rollup("trust"), await rollup("region")
+        shown = {g: r["total"] for g, r in units.items() if not r["suppressed"]}
+        # 900110 (1 person) is hidden, and with it 900111 (6), the smallest other unit of its trust
+        assert shown == {"900100": 7} and units["900100"]["missing"] == 7
+        assert all(units[g]["total"] is None for g in ("900110", "900111", "900210"))
+        # the trust's total minus what is shown below it is 7 people, not 1
+        hidden_in_900010 = sum(people[u] for u in ("900100", "900110", "900111")) - sum(shown.values())
+        assert hidden_in_900010 == 7
+        # trust 900011 (3 people) is hidden, so its only sibling 900010 is hidden too
+        assert trusts["900011"]["suppressed"] and trusts["900010"]["suppressed"]
+        assert region["900001"]["total"] == 17 and not region["900001"]["suppressed"]
+
+    # SPOR_SUPPRESSION_THRESHOLD: at 8, the 7 people of 900100 are hidden too
+    async with _app(db_url, Settings.from_env({"SPOR_SUPPRESSION_THRESHOLD": "8"})) as client:
+        r = await client.get("/api/v1/compliance/rollup", auth=(tenant.key, tenant.secret),
+                             params={"as_of": "2025-01-01", "requirement": "fire"})
+        assert all(row["suppressed"] for row in r.json()["items"])

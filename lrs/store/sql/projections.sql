@@ -424,3 +424,11 @@ FROM rows
 GROUP BY group_id, requirement_id
 ORDER BY group_id NULLS LAST, requirement_id;
 
+
+-- name: api_unit_versions
+-- Each unit of the stores as of the date: its parent and level (the analyst API walks these to
+-- find a unit's trust and region for complementary suppression).
+SELECT DISTINCT ON (store_id, unit_id) unit_id, parent_id, level
+FROM rm_compliance.units
+WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
+ORDER BY store_id, unit_id, valid_from DESC;
