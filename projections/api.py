@@ -16,6 +16,7 @@ import io
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import structlog
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from lrs.errors import BadRequest
 from lrs.http.common import principal
 from lrs.store.db import scoped
+from lrs.store.queries import sql
 from projections import queries, runner
 from projections.models import ALL
 
@@ -70,48 +72,79 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str 
     return raw
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): person
+# and requirement ids come from HR and requirement files, not from Spor.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, datetime | date):
         return v.isoformat()
     if isinstance(v, dict | list):
         return orjson.dumps(v).decode()
+    if isinstance(v, str) and v.startswith(_FORMULA_START):
+        return "'" + v  # shown as text; the quote marks the cell as changed
     return "" if v is None else v
 
 
+def _wants_csv(request: Request) -> bool:
+    """format=csv or format=json decides; without it, an Accept naming text/csv asks for CSV."""
+    fmt = _choice(request, "format", ("json", "csv"))
+    if fmt is not None:
+        return fmt == "csv"
+    return "text/csv" in request.headers.get("accept", "")
+
+
+def _filename(name: str) -> str:
+    """Content-Disposition for ``name``.csv: an ASCII fallback and the name itself (RFC 6266)."""
+    plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
+    return f"attachment; filename=\"{plain}.csv\"; filename*=UTF-8''{quote(name + '.csv', safe='')}"
+
+
 def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int | None = None,
-             offset: int = 0) -> Response:
+             offset: int = 0, columns: list[str] | None = None) -> Response:
     more = limit is not None and len(rows) > limit
     if more:
         rows = rows[:limit]
-    if request.query_params.get("format") == "csv" or "text/csv" in request.headers.get("accept", ""):
+    nxt = str(request.url.include_query_params(offset=offset + (limit or 0), limit=limit)) if more else None
+    if _wants_csv(request):
         buf = io.StringIO()
-        if rows:
-            w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-            w.writeheader()
-            for r in rows:
-                w.writerow({k: _cell(v) for k, v in r.items()})
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+        # a byte order mark, so that spreadsheets read the UTF-8 (æ, ø, å) as UTF-8
+        buf.write("\ufeff")
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else columns or [], lineterminator="\r\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: _cell(v) for k, v in r.items()})
+        headers = {"Content-Disposition": _filename(name)}
+        if nxt:
+            headers["Link"] = f'<{nxt}>; rel="next"'  # a page of an export, not all of it
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     body: dict[str, Any] = {"items": rows}
     if limit is not None:
-        nxt = None
-        if more:
-            nxt = str(request.url.include_query_params(offset=offset + limit, limit=limit))
         body.update(limit=limit, offset=offset, next=nxt)
     return Response(orjson.dumps(body, default=str), media_type="application/json")
 
 
-Handler = Callable[[Request, list[int]], Awaitable[tuple[Response, int]]]
+# A view's handler: its response, the number of rows in it, and the people those rows are
+# about (the audit trail's answer to "who read my records"; none for aggregated views).
+Handler = Callable[[Request, list[int]], Awaitable[tuple[Response, int, list[str]]]]
 
 
 def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         who = await principal(request)
         who.require("all/read", "statements/read")
+        for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+            if "\x00" in value:
+                raise BadRequest(f"{param}: contains a NUL character")
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
-        response, records = await handler(request, stores)
+        response, records, persons = await handler(request, stores)
         asked = {"path": request.url.path, **dict(request.query_params), "stores": stores}
+        if persons:
+            asked["persons"] = persons
         audit = getattr(request.app.state, "audit", None)
         if audit is not None:
             await audit.record(who, f"analyst.{name}", asked, records)
@@ -121,17 +154,28 @@ def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Resp
     return endpoint
 
 
-async def _transcript(request: Request, stores: list[int]) -> tuple[Response, int]:
+async def _transcript(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
     offset = _int(request, "offset", 0, 0, 10**9)
     person = request.path_params["person"]
+    store = request.query_params.get("store")
     async with scoped(request.app.state.pool, stores) as conn:
+        found = await conn.fetch(sql("api_person_stores"), stores, person)
+        if store is not None:
+            # a regional credential names the store whose person it means
+            stores = [r["id"] for r in found if r["name"] == store or str(r["id"]) == store]
+        elif len(found) > 1:
+            # person ids belong to a store (its HR import): the same id in two is two people,
+            # whose records must not be shown as one transcript
+            raise BadRequest(f"person {person!r} is known in several stores ("
+                             f"{', '.join(r['name'] for r in found)}); name one with store=")
         rows = await queries.transcript(conn, stores, person, activity=request.query_params.get("activity"),
-                                        limit=limit + 1, offset=offset)
-    return _respond(request, f"transcript-{person}", rows, limit, offset), len(rows)
+                                        limit=limit + 1, offset=offset) if stores else []
+    return (_respond(request, f"transcript-{person}", rows, limit, offset, _columns("/v1/transcripts/{person}")),
+            min(len(rows), limit), [person])
 
 
-async def _course_status(request: Request, stores: list[int]) -> tuple[Response, int]:
+async def _course_status(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
     offset = _int(request, "offset", 0, 0, 10**9)
     async with scoped(request.app.state.pool, stores) as conn:
@@ -139,10 +183,11 @@ async def _course_status(request: Request, stores: list[int]) -> tuple[Response,
             conn, stores, course=request.query_params.get("course"),
             group_by=_choice(request, "group_by", ("unit", "trust")), as_of=_date(request, "as_of"),
             limit=limit + 1, offset=offset, options=_options(request))
-    return _respond(request, "course-status", rows, limit, offset), len(rows)
+    return (_respond(request, "course-status", rows, limit, offset, _columns("/v1/course-status")),
+            min(len(rows), limit), [])
 
 
-async def _compliance(request: Request, stores: list[int]) -> tuple[Response, int]:
+async def _compliance(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
     offset = _int(request, "offset", 0, 0, 10**9)
     o = _options(request)
@@ -153,10 +198,11 @@ async def _compliance(request: Request, stores: list[int]) -> tuple[Response, in
             conn, stores, as_of=_date(request, "as_of"), requirement=q.get("requirement"), unit=q.get("unit"),
             person=q.get("person"), status=_choice(request, "status", queries.STATUSES), limit=limit + 1,
             offset=offset, options=queries.Options(o.suppression_threshold, window, o.timezone))
-    return _respond(request, "compliance", rows, limit, offset), len(rows)
+    return (_respond(request, "compliance", rows, limit, offset, _columns("/v1/compliance")),
+            min(len(rows), limit), sorted({r["person_id"] for r in rows[:limit]}))
 
 
-async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int]:
+async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     o = _options(request)
     window = _int(request, "window_days", o.expiring_window_days, 0, 3650)
     async with scoped(request.app.state.pool, stores) as conn:
@@ -164,13 +210,13 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int]:
             conn, stores, level=_choice(request, "level", ("unit", "trust", "region"), "unit") or "unit",
             as_of=_date(request, "as_of"), requirement=request.query_params.get("requirement"),
             options=queries.Options(o.suppression_threshold, window, o.timezone))
-    return _respond(request, "compliance-rollup", rows), len(rows)
+    return _respond(request, "compliance-rollup", rows, columns=_columns("/v1/compliance/rollup")), len(rows), []
 
 
-async def _projections(request: Request, stores: list[int]) -> tuple[Response, int]:
+async def _projections(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     async with scoped(request.app.state.pool, stores) as conn:
         rows = [s.as_dict() for s in await runner.status(conn, list(ALL.values())) if s.store_id in stores]
-    return _respond(request, "projections", rows), len(rows)
+    return _respond(request, "projections", rows, columns=_columns("/v1/projections")), len(rows), []
 
 
 async def openapi(request: Request) -> Response:
@@ -190,6 +236,12 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+def _columns(path: str) -> list[str]:
+    """A view's columns, as its OpenAPI description lists them (the header of an empty CSV)."""
+    ok = OPENAPI["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    return list(ok["properties"]["items"]["items"]["properties"])
+
+
 def _param(name: str, desc: str, schema: dict[str, Any] | None = None, where: str = "query",
            required: bool = False) -> dict[str, Any]:
     return {"name": name, "in": where, "required": required, "description": desc,
@@ -198,16 +250,20 @@ def _param(name: str, desc: str, schema: dict[str, Any] | None = None, where: st
 
 _PAGING = [_param("limit", "page size (1-10000, default 1000)", {"type": "integer"}),
            _param("offset", "rows to skip", {"type": "integer"}),
-           _param("format", "csv for a CSV export (or Accept: text/csv)", {"enum": ["json", "csv"]})]
+           _param("format", "json or csv (without it, an Accept naming text/csv asks for CSV)",
+                  {"enum": ["json", "csv"]})]
 _FORMAT = [_PAGING[2]]
 
 
-def _get(summary: str, params: list[dict[str, Any]], item: dict[str, Any]) -> dict[str, Any]:
+def _get(summary: str, params: list[dict[str, Any]], item: dict[str, Any], *, paged: bool = True) -> dict[str, Any]:
+    page: dict[str, Any] = {"items": {"type": "array", "items": item}}
+    if paged:
+        page |= {"limit": {"type": "integer"}, "offset": {"type": "integer"}, "next": {"type": ["string", "null"]}}
     return {"get": {"summary": summary, "parameters": params, "security": [{"basic": []}], "responses": {
-        "200": {"description": "rows (JSON: items, limit, offset, next), or CSV", "content": {
-            "application/json": {"schema": {"type": "object", "properties": {
-                "items": {"type": "array", "items": item}, "limit": {"type": "integer"},
-                "offset": {"type": "integer"}, "next": {"type": ["string", "null"]}}}},
+        "200": {"description": ("rows (JSON: items, limit, offset, next), or CSV (UTF-8 with a byte order mark; "
+                                "a Link header with rel=next when more rows follow)") if paged else
+                "rows (JSON: items), or CSV (UTF-8 with a byte order mark)", "content": {
+            "application/json": {"schema": {"type": "object", "properties": page}},
             "text/csv": {"schema": {"type": "string"}}}},
         "400": {"description": "a bad parameter"}, "401": {"description": "no or bad credentials"},
         "403": {"description": "the credential lacks a read scope"}}}}
@@ -231,7 +287,9 @@ OPENAPI: dict[str, Any] = {
         "/v1/transcripts/{person}": _get(
             "Every completion and pass of a person (all linked identifiers), with validity",
             [_param("person", "person id, or an identifier key for an unlinked identifier", where="path",
-                    required=True), _param("activity", "only this activity id"), *_PAGING],
+                    required=True), _param("activity", "only this activity id"),
+             _param("store", "the store (name or id) whose person this is; needed when the id is known in "
+                             "several of the stores the credential reads (400 otherwise)"), *_PAGING],
             _obj(store_id="integer", store="string", statement_id="string", activity_id="string", verb="string",
                  success="boolean", score="number", duration_s="number", completed_at="string",
                  valid_until="string")),
@@ -261,11 +319,11 @@ OPENAPI: dict[str, Any] = {
              _param("window_days", "expiring window in days", {"type": "integer"}),
              _param("requirement", "only this requirement id"), *_FORMAT],
             _obj(group_id="string", requirement_id="string", total="integer", **_STATUS_COUNTS,
-                 percent_compliant="number", suppressed="boolean")),
+                 percent_compliant="number", suppressed="boolean"), paged=False),
         "/v1/projections": _get(
             "Each projection's position, lag in events and seconds, and state, per store", _FORMAT,
             _obj(projection="string", store_id="integer", store="string", position="integer", head="integer",
                  lag_events="integer", lag_seconds="number", state="string", failed_position="integer",
-                 error="string", lease_owner="string")),
+                 error="string", lease_owner="string"), paged=False),
     },
 }

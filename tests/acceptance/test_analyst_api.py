@@ -17,7 +17,10 @@ import httpx
 from starlette.routing import Mount
 
 from lrs.app import create_app
+from lrs.ops import bootstrap
 from lrs.settings import Settings
+from lrs.store.credentials import PgCredentialRepository
+from lrs.store.queries import sql
 from projections import api, reference, runner
 from projections.models import ALL
 from tests.conftest import ROOT, make_tenant
@@ -173,3 +176,80 @@ async def test_no_small_group_can_be_found_by_subtracting_shown_groups_from_thei
         r = await client.get("/api/v1/compliance/rollup", auth=(tenant.key, tenant.secret),
                              params={"as_of": "2025-01-01", "requirement": "fire"})
         assert all(row["suppressed"] for row in r.json()["items"])
+
+
+async def _region(db_url: str, region: str) -> tuple[list[int], tuple[str, str]]:
+    """Two stores of one region, each with a P-0001 of its own (the example people file), and a
+    regional credential of the first."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        repo = PgCredentialRepository(conn)
+        names = [f"{region}-{n}-{uuid.uuid4().hex[:6]}" for n in ("ahus", "ous")]
+        ids = [await repo.create_store(n, "Testsykehuset HF", region) for n in names]
+        c = await bootstrap.create_credential(repo, names[0], label="dashboard", region=region,
+                                              public_url="http://testserver")
+    finally:
+        await conn.close()
+    pc = await runner.connect(db_url)
+    try:
+        for sid in ids:
+            for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "requirements.csv")):
+                await reference.import_file(pc, sid, kind, EXAMPLES / file)
+    finally:
+        await pc.close()
+    return ids, (c.key, c.secret)
+
+
+async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url: str, conn: asyncpg.Connection) -> None:
+    ids, auth = await _region(db_url, "region-" + uuid.uuid4().hex[:6])
+    pc = await runner.connect(db_url)
+    try:
+        # a person id from an HR file that a spreadsheet would run as a formula
+        await reference.append(pc, ids[0], [reference.RefEvent("person.employment", "=1+2\x1fE1", {
+            "person_id": "=1+2", "employment_id": "E1", "unit_id": "900111", "role": "nurse",
+            "profession": "sykepleier", "valid_from": "2020-01-01", "valid_to": None})])
+        for p in ALL.values():
+            await runner.catch_up(pc, p)
+    finally:
+        await pc.close()
+    async with _app(db_url) as client:
+        # one id in two stores is two people: not merged into one transcript
+        r = await client.get("/api/v1/transcripts/P-0001", auth=auth)
+        assert r.status_code == 400 and "store=" in r.json()["error"]["message"]
+        store_name = await conn.fetchval("SELECT name FROM stores WHERE id = $1", ids[1])
+        named = await client.get("/api/v1/transcripts/P-0001", auth=auth, params={"store": store_name})
+        assert named.status_code == 200
+
+        csv_page = await client.get("/api/v1/compliance", auth=auth, params={
+            "as_of": "2025-01-01", "format": "csv", "person": "=1+2"})
+        assert csv_page.content.startswith("\ufeff".encode()) and b"\r\n" in csv_page.content
+        rows = list(csv.DictReader(io.StringIO(csv_page.content.decode("utf-8-sig"))))
+        assert rows and {r["person_id"] for r in rows} == {"'=1+2"}  # text in a spreadsheet, not a formula
+        empty = await client.get("/api/v1/compliance", auth=auth, params={"person": "nobody", "format": "csv"})
+        assert empty.content.decode("utf-8-sig").splitlines()[0].startswith("store_id,person_id,unit_id")
+        more = await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01", "format": "csv",
+                                                                          "limit": 2})
+        assert 'rel="next"' in more.headers["Link"]
+        roll = await client.get("/api/v1/compliance/rollup", auth=auth, params={"format": "csv", "level": "region"})
+        assert {"true", "false"} & set(roll.content.decode("utf-8-sig").replace(",", "\n").split())
+        euro = await client.get("/api/v1/transcripts/€ø", auth=auth, params={"format": "csv"})
+        assert euro.status_code == 200
+        assert "filename*=UTF-8''transcript-%E2%82%AC%C3%B8.csv" in euro.headers["content-disposition"]
+
+        for params in ({"person": "a\x00b"}, {"unit": "\x00"}, {"format": "xml"}):
+            bad = await client.get("/api/v1/compliance", auth=auth, params=params)
+            assert bad.status_code == 400, (params, bad.text)
+        assert (await client.get("/api/v1/transcripts/a%00b", auth=auth)).status_code == 400
+        as_json = await client.get("/api/v1/compliance", auth=auth, params={"format": "json", "limit": 1},
+                                   headers={"Accept": "text/csv"})
+        assert as_json.headers["content-type"].startswith("application/json") and len(as_json.json()["items"]) == 1
+    # the audit trail counts the rows returned (not the one fetched to know there are more), and
+    # finds the reads about a person by the person's id
+    last = await conn.fetchrow("SELECT records, request FROM audit_log WHERE action = 'analyst.compliance' "
+                               "AND request ->> 'limit' = '1' ORDER BY id DESC LIMIT 1")
+    assert last["records"] == 1
+    about = await conn.fetch(sql("audit_by_person"), "=1+2", 100)
+    assert {r["action"] for r in about} == {"analyst.compliance"}
+    [transcript_read] = await conn.fetch(sql("audit_by_person"), "P-0001", 100)
+    assert transcript_read["action"] == "analyst.transcript" and transcript_read["request"]["store"] == store_name

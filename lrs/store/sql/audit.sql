@@ -12,7 +12,9 @@ FROM audit_log a JOIN stores s ON s.id = a.store_id LEFT JOIN credentials c ON c
 WHERE c.key = $1 ORDER BY a.id DESC LIMIT $2;
 
 -- name: audit_by_person
--- The reads made by, or about, one person (agent key), newest first.
+-- The reads made by, or about, one person, newest first: by the agent key of a reader or of an
+-- xAPI agent parameter, or by a person id the analyst API returned rows about.
 SELECT a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
 FROM audit_log a JOIN stores s ON s.id = a.store_id LEFT JOIN credentials c ON c.id = a.credential_id
-WHERE a.person = $1 OR a.request ->> 'agent' = $1 ORDER BY a.id DESC LIMIT $2;
+WHERE a.person = $1 OR a.request ->> 'agent' = $1 OR a.request -> 'persons' ? $1
+ORDER BY a.id DESC LIMIT $2;

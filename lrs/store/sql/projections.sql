@@ -432,3 +432,13 @@ SELECT DISTINCT ON (store_id, unit_id) unit_id, parent_id, level
 FROM rm_compliance.units
 WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
 ORDER BY store_id, unit_id, valid_from DESC;
+
+-- name: api_person_stores
+-- The stores (id, name) of the given ones in which a person id, or an unlinked identifier, has a
+-- transcript: person ids belong to a store (its HR import), so one id in two stores is two people.
+SELECT DISTINCT st.id, st.name
+FROM stores st
+WHERE st.id = ANY($1::bigint[])
+  AND (EXISTS (SELECT 1 FROM rm_transcript.links l WHERE l.store_id = st.id AND l.person_id = $2)
+       OR EXISTS (SELECT 1 FROM rm_transcript.completions c WHERE c.store_id = st.id AND c.ifi = $2))
+ORDER BY st.id;
