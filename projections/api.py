@@ -132,10 +132,17 @@ def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int
 Handler = Callable[[Request, list[int]], Awaitable[tuple[Response, int, list[str]]]]
 
 
-def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+# Who may read a view: per-person views need a read scope; aggregated ones (small groups
+# suppressed) may also be read with analytics/aggregates, the scope for dashboards.
+PERSONAL = ("all/read", "statements/read")
+AGGREGATED = (*PERSONAL, "analytics/aggregates")
+
+
+def _endpoint(name: str, handler: Handler,
+              scopes: tuple[str, ...] = PERSONAL) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         who = await principal(request)
-        who.require("all/read", "statements/read")
+        who.require(*scopes)
         for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
             if "\x00" in value:
                 raise BadRequest(f"{param}: contains a NUL character")
@@ -229,10 +236,10 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/v1/transcripts/{person:path}", _endpoint("transcript", _transcript), methods=["GET"]),
-        Route("/v1/course-status", _endpoint("course-status", _course_status), methods=["GET"]),
+        Route("/v1/course-status", _endpoint("course-status", _course_status, AGGREGATED), methods=["GET"]),
         Route("/v1/compliance", _endpoint("compliance", _compliance), methods=["GET"]),
-        Route("/v1/compliance/rollup", _endpoint("compliance-rollup", _rollup), methods=["GET"]),
-        Route("/v1/projections", _endpoint("projections", _projections), methods=["GET"]),
+        Route("/v1/compliance/rollup", _endpoint("compliance-rollup", _rollup, AGGREGATED), methods=["GET"]),
+        Route("/v1/projections", _endpoint("projections", _projections, AGGREGATED), methods=["GET"]),
     ]
 
 

@@ -9,7 +9,9 @@ from lrs.errors import Forbidden
 
 # xAPI Communication 4.2 (OAuth scopes), used for Basic credentials too.
 ALL_SCOPES = frozenset(
-    {"statements/write", "statements/read", "statements/read/mine", "all/read", "all", "state", "define", "profile"}
+    {"statements/write", "statements/read", "statements/read/mine", "all/read", "all", "state", "define", "profile",
+     # Spor's own: the aggregated analyst views only (dashboards), never a person's rows
+     "analytics/aggregates"}
 )
 
 

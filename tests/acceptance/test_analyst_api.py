@@ -253,3 +253,18 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
     assert {r["action"] for r in about} == {"analyst.compliance"}
     [transcript_read] = await conn.fetch(sql("audit_by_person"), "P-0001", 100)
     assert transcript_read["action"] == "analyst.transcript" and transcript_read["request"]["store"] == store_name
+
+
+async def test_a_dashboard_credential_reads_the_aggregated_views_and_no_persons_rows(db_url: str) -> None:
+    dashboard = await make_tenant(db_url, "http://testserver", scopes=["analytics/aggregates"])
+    writer = await make_tenant(db_url, "http://testserver", scopes=["statements/write"])
+    async with _app(db_url) as client:
+        for path in ("/api/v1/compliance/rollup", "/api/v1/course-status", "/api/v1/projections"):
+            assert (await client.get(path, auth=(dashboard.key, dashboard.secret))).status_code == 200, path
+            assert (await client.get(path, auth=(writer.key, writer.secret))).status_code == 403, path
+        for path in ("/api/v1/compliance", "/api/v1/transcripts/P-0001"):
+            r = await client.get(path, auth=(dashboard.key, dashboard.secret))
+            assert r.status_code == 403 and "statements/read" in r.json()["error"]["message"], path
+        # and no xAPI read either
+        r = await client.get("/xapi/statements", auth=(dashboard.key, dashboard.secret), headers=HEADERS)
+        assert r.status_code == 403
