@@ -94,7 +94,7 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
     if group_by not in (None, "unit", "trust"):
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
-    day = as_of or date.today()
+    day = as_of or _today(o)
     if group_by is None:
         rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, group_by, limit, offset))
         hide = {i for i, r in enumerate(rows) if r["learners"] < o.suppression_threshold}
