@@ -144,7 +144,7 @@ def _endpoint(name: str, handler: Handler,
         who = await principal(request)
         who.require(*scopes)
         for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
-            if "\x00" in value:
+            if "\x00" in param or "\x00" in value:
                 raise BadRequest(f"{param}: contains a NUL character")
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)

@@ -25,7 +25,8 @@ def _no_constant(name: str) -> None:
     raise NotAnObject(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+# numbers are only checked, never used: kept as text (int() of over 4,300 digits raises ValueError)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_int=str, parse_float=str)
 
 
 def members(text: str) -> dict[str, str]:

@@ -241,6 +241,7 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
             bad = await client.get("/api/v1/compliance", auth=auth, params=params)
             assert bad.status_code == 400, (params, bad.text)
         assert (await client.get("/api/v1/transcripts/a%00b", auth=auth)).status_code == 400
+        assert (await client.get("/api/v1/compliance?x%00=1", auth=auth)).status_code == 400
         as_json = await client.get("/api/v1/compliance", auth=auth, params={"format": "json", "limit": 1},
                                    headers={"Accept": "text/csv"})
         assert as_json.headers["content-type"].startswith("application/json") and len(as_json.json()["items"]) == 1

@@ -39,3 +39,8 @@ def test_edge_objects_round_trip_to_valid_json(text: str) -> None:
 def test_anything_but_one_json_object_is_refused(text: str) -> None:
     with pytest.raises(NotAnObject):
         members(text)
+
+
+def test_a_valid_integer_of_any_length_is_kept() -> None:
+    big = "1" * 5000  # past Python's int() digit limit
+    assert serialise(members('{"a": ' + big + "}")) == ('{"a": ' + big + "}").encode()
