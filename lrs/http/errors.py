@@ -38,9 +38,14 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
+def internal_error(exc: Exception, headers: dict[str, str] | None = None) -> Response:
+    """The 500 of an unexpected exception (logged with its traceback); its text stays in the log."""
     log.exception("unhandled_error", error=repr(exc))
-    return error_response(500, "internal error; the request was not applied")
+    return error_response(500, "internal error; the request was not applied", headers)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    return internal_error(exc)
 
 
 HANDLERS = {LRSError: lrs_error, HTTPException: http_error, Exception: unexpected_error}

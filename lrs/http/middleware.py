@@ -10,7 +10,7 @@ import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lrs.http.errors import error_response
+from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
 from lrs.metrics import Metrics
@@ -71,9 +71,7 @@ class RequestMiddleware:
                     raise  # the response is under way: nothing more can be sent
                 # Answered here, not by Starlette's outermost handler, so that the 500 has the
                 # request id and version header every response carries.
-                log.exception("unhandled_error", error=repr(exc))
-                await error_response(500, "internal error; the request was not applied")(
-                    scope, receive, send_with_headers)
+                await internal_error(exc)(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - start
             label = path if path in KNOWN_PATHS else "other"

@@ -25,9 +25,8 @@ from lrs.http.common import (
     read_body,
     xapi_version,
 )
-from lrs.http.errors import error_response
+from lrs.http.errors import internal_error
 from lrs.http.multipart import build_multipart_mixed, check_attachments, parse_statement_multipart
-from lrs.logs import log
 from lrs.ops import statements as ops
 from lrs.ops import terms as T
 from lrs.ops.signature import verify_signed_statement
@@ -91,9 +90,7 @@ def consistent(handler: Handler) -> Handler:
             exc.headers.update(await _error_consistency(request))
             raise
         except Exception as exc:
-            log.exception("unhandled_error", error=repr(exc))
-            return error_response(500, "internal error; the request was not applied",
-                                  await _error_consistency(request))
+            return internal_error(exc, await _error_consistency(request))
 
     wrapped.__doc__ = handler.__doc__
     return wrapped
