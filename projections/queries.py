@@ -4,7 +4,7 @@ than ``threshold`` people shows no counts, so no one can be singled out."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -61,26 +61,39 @@ async def _ancestors(conn: asyncpg.Connection, stores: list[int], day: date) -> 
     return _Ancestors(await conn.fetch(sql("api_unit_versions"), stores, day))
 
 
-def suppressed(rows: list[dict[str, Any]], size: str, family: Callable[[dict[str, Any]], Hashable],
-               threshold: int) -> set[int]:
-    """Indexes of the rows to show without counts: every group smaller than ``threshold``, and
-    then, within each family (the groups that add up to one group shown elsewhere: the units of
-    a trust, the trusts of a region), the smallest others until the hidden groups hold at least
-    ``threshold`` people together or none are hidden. Otherwise the family's total, shown at
-    the level above, minus the groups shown here would give a small group's counts
-    (complementary suppression). A person counted in two groups of one family makes that sum
-    an upper bound only."""
-    hide = {i for i, r in enumerate(rows) if r[size] < threshold}
-    families: dict[Hashable, list[int]] = {}
-    for i, r in enumerate(rows):
-        families.setdefault(family(r), []).append(i)
-    for members in families.values():
-        hidden = sum(rows[i][size] for i in members if i in hide)
-        for i in sorted((i for i in members if i not in hide), key=lambda i: rows[i][size]):
-            if hidden == 0 or hidden >= threshold:
-                break
-            hide.add(i)
-            hidden += rows[i][size]
+Cell = Hashable
+Family = tuple[Cell, list[Cell]]
+
+
+def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold: int) -> set[Cell]:
+    """The cells to show without counts: small-group suppression with its complement, over the
+    groups of every level at once, so that each level's view hides what the others need.
+
+    ``sizes`` holds every group (cell) of every level; ``families`` say which cells add up to
+    which (a trust's row: its units). Every cell smaller than ``threshold`` is hidden. Then, for
+    each family, until nothing changes, the smallest shown children are hidden too
+    - while the parent, shown, minus the children shown (what subtraction reveals about the
+      hidden ones) is between 0 and the threshold;
+    - while the parent, hidden, is less than the threshold away from the sum of the children
+      shown (else it could be found by adding them up).
+    The result depends only on the cells, so each level's view of one table agrees. A person
+    counted in two children of one family makes the figures upper bounds only."""
+    hide = {c for c, n in sizes.items() if n < threshold}
+    todo = [(p, children) for p, children in families if p in sizes]
+    changed = True
+    while changed:
+        changed = False
+        for parent, children in todo:
+            shown = sorted((c for c in children if c not in hide), key=lambda c: sizes[c])
+            if parent in hide:
+                exposed = sum(sizes[c] for c in children if c in hide)
+            else:
+                exposed = max(sizes[parent] - sum(sizes[c] for c in shown), 0)
+            while shown and (parent in hide or exposed > 0) and exposed < threshold:
+                c = shown.pop(0)
+                hide.add(c)
+                exposed += sizes[c]
+                changed = True
     return hide
 
 
@@ -89,25 +102,35 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
                         offset: int = 0, options: Options | None = None) -> list[dict[str, Any]]:
     """Per course (and unit or trust): learner counts, averages and where learners stop.
 
-    Per unit or trust, every group of a course is read (the page is cut afterwards), since
-    whether a group is shown depends on its siblings (``suppressed``)."""
+    Per unit or trust, every group of a course, and of the levels above, is read (the page is
+    cut afterwards): whether a group is shown depends on the others (``suppressed``). Each
+    course's trusts add up to its row; a trust's units (in the course status read model's own
+    org tree) to the trust's; the units with no trust, and the learners with no unit, to the
+    row of the learners with no trust."""
     if group_by not in (None, "unit", "trust"):
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
     day = as_of or _today(o)
     if group_by is None:
-        rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, group_by, limit, offset))
+        rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, ["course"], limit, offset))
         hide = {i for i, r in enumerate(rows) if r["learners"] < o.suppression_threshold}
     else:
-        rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, group_by, None, 0))
-        tree = await _ancestors(conn, stores, day)
-        parent = "trust" if group_by == "unit" else None
-        hide = suppressed(rows, "learners", lambda r: (r["store_id"], r["course_id"],
-                                                         tree.of(r["group_id"], parent) if parent else None),
-                          o.suppression_threshold)
-        rows = [dict(r, _hide=i in hide) for i, r in enumerate(rows)][offset:offset + limit]
-        hide = {i for i, r in enumerate(rows) if r.pop("_hide")}
+        levels = ["course", "trust"] + (["unit"] if group_by == "unit" else [])
+        found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
+        sizes = {_cell(r): r["learners"] for r in found}
+        families: dict[Cell, list[Cell]] = {}
+        for r in found:
+            key = (r["store_id"], r["course_id"])
+            if r["level"] == "trust":
+                families.setdefault(("course", *key, None), []).append(_cell(r))
+            elif r["level"] == "unit":
+                families.setdefault(("trust", *key, r["parent_id"]), []).append(_cell(r))
+        hidden = suppressed(sizes, families.items(), o.suppression_threshold)
+        rows = [r for r in found if r["level"] == group_by]
+        hide = {i for i, r in enumerate(rows) if _cell(r) in hidden}
+        rows, hide = rows[offset:offset + limit], {i - offset for i in hide if offset <= i < offset + limit}
     for i, r in enumerate(rows):
+        del r["level"], r["parent_id"]
         if i in hide:
             r["suppressed"] = True
             for k in ("learners", *COUNTS, "avg_score", "avg_duration_s"):
@@ -122,6 +145,10 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
                 kept["(other)"] = sum(small.values())
                 r["stopped_at"] = kept
     return rows
+
+
+def _cell(r: dict[str, Any]) -> Cell:
+    return (r["level"], r["store_id"], r["course_id"], r["group_id"])
 
 
 async def compliance_source(conn: asyncpg.Connection, stores: list[int], as_of: date, timezone: str) -> str:
@@ -157,24 +184,30 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
                             options: Options | None = None, suppress: bool = True,
                             source: str | None = None) -> list[dict[str, Any]]:
     """Counts per status and requirement, per unit, trust or region, with percentages
-    (``source`` as for ``compliance``)."""
+    (``source`` as for ``compliance``). Suppression reads the levels above too (``_families``)."""
     o = options or Options()
     if level not in ("unit", "trust", "region"):
         raise ValueError("level must be unit, trust or region")
     day = as_of or _today(o)
+    levels = {"unit": ["unit", "trust", "region"], "trust": ["trust", "region"]}.get(level, []) if suppress else []
+    levels = levels or [level]
     if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
-        rows = _rows(await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
-                                      o.expiring_window_days, requirement, level))
+        found = await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
+                                 o.expiring_window_days, requirement, levels)
     else:
-        rows = _rows(await conn.fetch(sql("api_compliance_rollup"), stores, day,
-                                      o.expiring_window_days, o.timezone, requirement, level))
+        found = await conn.fetch(sql("api_compliance_rollup"), stores, day,
+                                 o.expiring_window_days, o.timezone, requirement, levels)
+    by_level: dict[str, list[dict[str, Any]]] = {}
+    for r in found:
+        row = dict(r)
+        by_level.setdefault(row.pop("level"), []).append(row)
+    rows = by_level.get(level, [])
     hide: set[int] = set()
     if suppress:
-        parent = {"unit": "trust", "trust": "region"}.get(level)
-        tree = await _ancestors(conn, stores, day) if parent else None
-        hide = suppressed(rows, "total", lambda r: (r["requirement_id"], tree.of(r["group_id"], parent)
-                                                      if tree and parent else r["group_id"]),
-                          o.suppression_threshold)
+        tree = await _ancestors(conn, stores, day) if level != "region" else _Ancestors([])
+        sizes, families = _families(by_level, tree)
+        hidden = suppressed(sizes, families, o.suppression_threshold)
+        hide = {i for i, r in enumerate(rows) if (level, r["group_id"], r["requirement_id"]) in hidden}
     for i, r in enumerate(rows):
         total = r["total"]
         if i in hide:
@@ -183,3 +216,32 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
             r["percent_compliant"] = round(100.0 * (r["valid"] + r["expiring"]) / total, 1) if total else None
             r["suppressed"] = False
     return rows
+
+
+def _families(by_level: dict[str, list[dict[str, Any]]], tree: _Ancestors) -> tuple[dict[Cell, int], list[Family]]:
+    """The cells and families of a compliance roll-up (see ``suppressed``), per requirement:
+    - a region's row is its trusts' rows plus its people with no trust (a cell never shown:
+      the region's row minus its trusts' rows);
+    - the trust level's row without a trust is those cells of every region;
+    - a trust's row is its units' rows; a region's people with no trust are its units with none."""
+    sizes: dict[Cell, int] = {}
+    for lvl, rs in by_level.items():
+        for r in rs:
+            sizes[(lvl, r["group_id"], r["requirement_id"])] = r["total"]
+    families: dict[Cell, list[Cell]] = {}
+    for t in by_level.get("trust", []):
+        if t["group_id"] is not None:
+            families.setdefault(("region", tree.of(t["group_id"], "region"), t["requirement_id"]), []).append(
+                ("trust", t["group_id"], t["requirement_id"]))
+    for r in by_level.get("region", []):
+        parent = ("region", r["group_id"], r["requirement_id"])
+        rest = ("rest", r["group_id"], r["requirement_id"])
+        sizes[rest] = max(r["total"] - sum(sizes[c] for c in families.get(parent, [])), 0)
+        families.setdefault(parent, []).append(rest)
+        families.setdefault(("trust", None, r["requirement_id"]), []).append(rest)
+    for u in by_level.get("unit", []):
+        trust = tree.of(u["group_id"], "trust")
+        parent = ("trust", trust, u["requirement_id"]) if trust is not None else \
+            ("rest", tree.of(u["group_id"], "region"), u["requirement_id"])
+        families.setdefault(parent, []).append(("unit", u["group_id"], u["requirement_id"]))
+    return sizes, list(families.items())

@@ -22,7 +22,9 @@ from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.queries import sql
 from projections import api, reference, runner
+from projections.facts import PERSON_LINKED
 from projections.models import ALL
+from projections.reference import identifier_key
 from tests.conftest import ROOT, make_tenant
 
 EXAMPLES = ROOT / "docs" / "examples"
@@ -130,36 +132,47 @@ def _employed(people: dict[str, int]) -> list[reference.RefEvent]:
         for unit, n in people.items() for i in range(n)]
 
 
-async def test_no_small_group_can_be_found_by_subtracting_shown_groups_from_their_total(
-        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
-    """Small-group suppression with its complement: a group below the threshold shows no counts,
-    and neither does the smallest sibling it needs, so that a total shown one level up minus the
-    groups shown below never gives a small group (trust 900010 = 900100 + 900110 + 900111)."""
+async def _fire_for_everyone(db_url: str, conn: asyncpg.Connection, tmp_path: Path,
+                             people: dict[str, int], catch_up: bool = True) -> tuple[int, tuple[str, str]]:
+    """A store with the example org tree, fire safety required of everyone in the region, and
+    ``people`` employed per unit (``_employed``), every projection caught up unless not
+    ``catch_up``; the store id and a credential of it."""
     tenant = await make_tenant(db_url, "http://testserver")
     sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
-    people = {"900100": 7, "900111": 6, "900110": 1, "900210": 3}
     pc = await runner.connect(db_url)
     try:
         await reference.import_file(pc, sid, "org", EXAMPLES / "org.csv")
-        # fire safety for everyone in the region
         (tmp_path / "fire.json").write_text(json.dumps([{
             "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
             "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
         await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
         await reference.append(pc, sid, _employed(people))
-        for p in ALL.values():
+        for p in ALL.values() if catch_up else ():
             await runner.catch_up(pc, p)
     finally:
         await pc.close()
+    return sid, (tenant.key, tenant.secret)
+
+
+async def _rollups(client: httpx.AsyncClient, auth: tuple[str, str]) -> list[dict[str | None, dict]]:
+    """The fire safety roll-up per unit, trust and region, by group."""
+    out = []
+    for level in ("unit", "trust", "region"):
+        r = await client.get("/api/v1/compliance/rollup", auth=auth,
+                             params={"as_of": "2025-01-01", "level": level, "requirement": "fire"})
+        out.append({row["group_id"]: row for row in r.json()["items"]})
+    return out
+
+
+async def test_no_small_group_can_be_found_by_subtracting_shown_groups_from_their_total(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Small-group suppression with its complement: a group below the threshold shows no counts,
+    and neither does the smallest sibling it needs, so that a total shown one level up minus the
+    groups shown below never gives a small group (trust 900010 = 900100 + 900110 + 900111)."""
+    people = {"900100": 7, "900111": 6, "900110": 1, "900210": 3}
+    _, auth = await _fire_for_everyone(db_url, conn, tmp_path, people)
     async with _app(db_url) as client:
-        auth = (tenant.key, tenant.secret)
-
-        async def rollup(level: str) -> dict[str, dict]:
-            r = await client.get("/api/v1/compliance/rollup", auth=auth,
-                                 params={"as_of": "2025-01-01", "level": level, "requirement": "fire"})
-            return {row["group_id"]: row for row in r.json()["items"]}
-
-        units, trusts, region = await rollup("unit"), await rollup("trust"), await rollup("region")
+        units, trusts, region = await _rollups(client, auth)
         shown = {g: r["total"] for g, r in units.items() if not r["suppressed"]}
         # 900110 (1 person) is hidden, and with it 900111 (6), the smallest other unit of its trust
         assert shown == {"900100": 7} and units["900100"]["missing"] == 7
@@ -173,9 +186,82 @@ async def test_no_small_group_can_be_found_by_subtracting_shown_groups_from_thei
 
     # SPOR_SUPPRESSION_THRESHOLD: at 8, the 7 people of 900100 are hidden too
     async with _app(db_url, Settings.from_env({"SPOR_SUPPRESSION_THRESHOLD": "8"})) as client:
-        r = await client.get("/api/v1/compliance/rollup", auth=(tenant.key, tenant.secret),
+        r = await client.get("/api/v1/compliance/rollup", auth=auth,
                              params={"as_of": "2025-01-01", "requirement": "fire"})
         assert all(row["suppressed"] for row in r.json()["items"])
+
+
+async def test_people_in_no_trust_cannot_be_found_by_subtracting_the_trusts_from_the_region(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Two people employed at the region unit itself belong to no trust. The region's total
+    minus the trusts shown, or minus the units shown, must not give their number."""
+    people = {"900001": 2, "900100": 7, "900111": 7, "900210": 8}
+    _, auth = await _fire_for_everyone(db_url, conn, tmp_path, people)
+    async with _app(db_url) as client:
+        units, trusts, region = await _rollups(client, auth)
+    assert region["900001"]["total"] == 24 and not region["900001"]["suppressed"]
+    assert trusts[None]["suppressed"]  # the 2 people in no trust
+    shown_trusts = sum(r["total"] for r in trusts.values() if not r["suppressed"])
+    shown_units = sum(r["total"] for r in units.values() if not r["suppressed"])
+    for revealed in (24 - shown_trusts, 24 - shown_units):
+        assert revealed == 0 or revealed >= 5, (trusts, units)
+    # the smaller trust is hidden for them, and so is its one unit, which would add up to it
+    assert trusts["900011"]["suppressed"] and units["900210"]["suppressed"]
+    assert trusts["900010"]["total"] == 14 and units["900100"]["total"] == 7
+
+
+async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_reveal(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Course status per unit and per trust, with its own org tree: the compliance read model is
+    not caught up here (its tree must not be needed). 22 learners: 14 in trust 900010 (one unit
+    of 2), 7 in trust 900011 (one unit), one employed nowhere."""
+    people = {"900100": 6, "900111": 6, "900110": 2, "900210": 7}
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people, catch_up=False)
+    learners = [f"U{unit}-{i}" for unit, n in people.items() for i in range(n)] + ["nobody-1"]
+    pc = await runner.connect(db_url)
+    try:
+        await reference.append(pc, sid, [reference.RefEvent(
+            PERSON_LINKED, identifier_key(f"mailto:{p.lower()}@example.org"),
+            {"ifi": identifier_key(f"mailto:{p.lower()}@example.org"), "person_id": p}) for p in learners])
+    finally:
+        await pc.close()
+    async with _app(db_url) as client:
+        posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
+            _completion({"mbox": f"mailto:{p.lower()}@example.org"}, "https://courses.example.org/fire",
+                        "2024-11-02T10:00:00Z") for p in learners])
+        assert posted.status_code == 200, posted.text
+        pc = await runner.connect(db_url)
+        try:
+            await runner.catch_up(pc, ALL["course_status"])
+        finally:
+            await pc.close()
+
+        async def status(group_by: str | None) -> dict[str | None, dict]:
+            params = {"as_of": "2025-01-01", "course": "https://courses.example.org/fire"}
+            r = await client.get("/api/v1/course-status", auth=auth,
+                                 params={**params, "group_by": group_by} if group_by else params)
+            assert r.status_code == 200, r.text
+            return {row["group_id"]: row for row in r.json()["items"]}
+
+        course, trusts, units = await status(None), await status("trust"), await status("unit")
+        paged = await client.get("/api/v1/course-status", auth=auth, params={
+            "as_of": "2025-01-01", "course": "https://courses.example.org/fire", "group_by": "unit",
+            "offset": 1, "limit": 2})
+    assert course[None]["learners"] == 22
+    # the one learner employed nowhere is hidden, and with them the smaller trust (7), so the
+    # course total minus the trusts shown is 8, not 1
+    assert trusts[None]["suppressed"] and trusts["900011"]["suppressed"] and trusts["900010"]["learners"] == 14
+    # per unit: 900110 (2) hides the smaller of its siblings (6 people); 900210 is hidden with
+    # its trust (it alone would add up to it); the learner employed nowhere is hidden
+    assert units["900110"]["suppressed"] and units["900210"]["suppressed"] and units[None]["suppressed"]
+    shown_units = [r["learners"] for r in units.values() if not r["suppressed"]]
+    assert shown_units == [6]
+    assert trusts["900010"]["learners"] - sum(shown_units) == 8
+    assert course[None]["learners"] - sum(r["learners"] for r in trusts.values() if not r["suppressed"]) == 8
+    # a page of the unit rows carries the same decisions
+    page = paged.json()["items"]
+    assert [(r["group_id"], r["suppressed"]) for r in page] == [
+        (g, units[g]["suppressed"]) for g in list(units)[1:3]]
 
 
 async def _region(db_url: str, region: str) -> tuple[list[int], tuple[str, str]]:

@@ -291,17 +291,24 @@ f AS (
     LEFT JOIN rm_course_status.links l ON l.store_id = a.store_id AND l.ifi = a.ifi
     WHERE a.store_id = ANY($1::bigint[]) AND ($2::text IS NULL OR a.course_id = $2)
 ),
-grp AS (
-    -- the group(s) of each learner: none, or their units / trusts in effect at $3
-    SELECT DISTINCT f.store_id, f.person,
-           CASE $4::text WHEN 'unit' THEN e.unit_id
-                         WHEN 'trust' THEN (SELECT a.ancestor_id FROM anc a WHERE a.store_id = e.store_id
-                                            AND a.unit_id = e.unit_id AND a.level = 'trust' ORDER BY a.depth LIMIT 1)
-           END AS group_id
+emp AS (
+    -- each learner's units in effect at $3, with the trust of each (when units or trusts are asked)
+    SELECT DISTINCT f.store_id, f.person, e.unit_id,
+           (SELECT a.ancestor_id FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
+            AND a.level = 'trust' ORDER BY a.depth LIMIT 1) AS trust_id
     FROM (SELECT DISTINCT store_id, person FROM f) f
     LEFT JOIN rm_course_status.employments e
-        ON $4::text IS NOT NULL AND e.store_id = f.store_id AND e.person_id = f.person
+        ON $4::text[] && ARRAY['unit', 'trust'] AND e.store_id = f.store_id AND e.person_id = f.person
        AND e.valid_from <= $3 AND (e.valid_to IS NULL OR e.valid_to > $3)
+),
+grp AS (
+    -- the group(s) of each learner per level asked ($4): the course (no group), units, trusts; one
+    -- row per learner and group (a unit has one trust)
+    SELECT DISTINCT e.store_id, e.person, l.level, l.group_id, l.parent_id
+    FROM emp e
+    CROSS JOIN LATERAL (VALUES ('course', NULL, NULL), ('unit', e.unit_id, e.trust_id), ('trust', e.trust_id, NULL))
+        AS l(level, group_id, parent_id)
+    WHERE l.level = ANY($4::text[])
 ),
 learners AS (
     SELECT f.store_id, f.course_id, f.person,
@@ -314,34 +321,37 @@ learners AS (
     FROM f GROUP BY f.store_id, f.course_id, f.person
 ),
 per_learner AS (
-    SELECT g.group_id, l.* FROM learners l JOIN grp g ON g.store_id = l.store_id AND g.person = l.person
+    SELECT g.level, g.group_id, g.parent_id, l.*
+    FROM learners l JOIN grp g ON g.store_id = l.store_id AND g.person = l.person
 ),
 scores AS (
-    SELECT g.group_id, f.store_id, f.course_id,
+    SELECT g.level, g.group_id, f.store_id, f.course_id,
            avg(f.score) FILTER (WHERE f.verb IN ('http://adlnet.gov/expapi/verbs/completed',
                'http://adlnet.gov/expapi/verbs/passed', 'http://adlnet.gov/expapi/verbs/failed')) AS avg_score,
            avg(f.duration_s) FILTER (WHERE f.verb IN ('http://adlnet.gov/expapi/verbs/completed',
                'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s
     FROM f JOIN grp g ON g.store_id = f.store_id AND g.person = f.person
-    GROUP BY g.group_id, f.store_id, f.course_id
+    GROUP BY g.level, g.group_id, f.store_id, f.course_id
 ),
 stops AS (
-    SELECT group_id, store_id, course_id, jsonb_object_agg(last_activity, n) AS stopped_at
-    FROM (SELECT group_id, store_id, course_id, last_activity, count(*) AS n FROM per_learner
-          WHERE NOT (completed OR passed) GROUP BY 1, 2, 3, 4) s
-    GROUP BY 1, 2, 3
+    SELECT level, group_id, store_id, course_id, jsonb_object_agg(last_activity, n) AS stopped_at
+    FROM (SELECT level, group_id, store_id, course_id, last_activity, count(*) AS n FROM per_learner
+          WHERE NOT (completed OR passed) GROUP BY 1, 2, 3, 4, 5) s
+    GROUP BY 1, 2, 3, 4
 )
-SELECT p.store_id, p.course_id, p.group_id, count(*) AS learners,
+-- parent_id: a unit's trust (none: the learners with no trust), for small-group suppression
+SELECT p.level, p.store_id, p.course_id, p.group_id, p.parent_id, count(*) AS learners,
        count(*) FILTER (WHERE p.registered) AS registered, count(*) FILTER (WHERE p.started) AS started,
        count(*) FILTER (WHERE p.completed) AS completed, count(*) FILTER (WHERE p.passed) AS passed,
        count(*) FILTER (WHERE p.failed) AS failed,
        s.avg_score, s.avg_duration_s, coalesce(x.stopped_at, '{}'::jsonb) AS stopped_at
 FROM per_learner p
-JOIN scores s ON s.store_id = p.store_id AND s.course_id = p.course_id AND s.group_id IS NOT DISTINCT FROM p.group_id
-LEFT JOIN stops x ON x.store_id = p.store_id AND x.course_id = p.course_id
+JOIN scores s ON s.level = p.level AND s.store_id = p.store_id AND s.course_id = p.course_id
+             AND s.group_id IS NOT DISTINCT FROM p.group_id
+LEFT JOIN stops x ON x.level = p.level AND x.store_id = p.store_id AND x.course_id = p.course_id
                  AND x.group_id IS NOT DISTINCT FROM p.group_id
-GROUP BY p.store_id, p.course_id, p.group_id, s.avg_score, s.avg_duration_s, x.stopped_at
-ORDER BY p.store_id, p.course_id, p.group_id NULLS FIRST
+GROUP BY p.level, p.store_id, p.course_id, p.group_id, p.parent_id, s.avg_score, s.avg_duration_s, x.stopped_at
+ORDER BY p.level, p.store_id, p.course_id, p.group_id NULLS FIRST
 LIMIT $5 OFFSET $6;
 
 -- name: api_compliance_status_answers
@@ -377,26 +387,26 @@ LIMIT $8 OFFSET $9;
 -- before the date and by the end of the window, found by binary search in its sorted dates)
 -- plus the changes not folded into it yet; the same columns and order.
 WITH parts AS (
-    SELECT s.group_id, s.requirement_id, s.total, s.missing,
+    SELECT s.level, s.group_id, s.requirement_id, s.total, s.missing,
            s.below[width_bucket($2::date + $3::int, s.dates)] AS by_window_end,
            s.below[width_bucket($2::date, s.dates)] AS by_date
     FROM rm_compliance.status_summary s
-    WHERE s.store_id = ANY($1::bigint[]) AND s.level = $5 AND ($4::text IS NULL OR s.requirement_id = $4)
+    WHERE s.store_id = ANY($1::bigint[]) AND s.level = ANY($5::text[]) AND ($4::text IS NULL OR s.requirement_id = $4)
     UNION ALL
-    SELECT p.group_id, p.requirement_id, p.n,
+    SELECT p.level, p.group_id, p.requirement_id, p.n,
            CASE WHEN p.expires_on = '-infinity' THEN p.n ELSE 0 END,
            CASE WHEN p.expires_on > '-infinity' AND p.expires_on <= $2::date + $3::int THEN p.n ELSE 0 END,
            CASE WHEN p.expires_on > '-infinity' AND p.expires_on <= $2::date THEN p.n ELSE 0 END
     FROM rm_compliance.status_pending p
-    WHERE p.store_id = ANY($1::bigint[]) AND p.level = $5 AND ($4::text IS NULL OR p.requirement_id = $4)
+    WHERE p.store_id = ANY($1::bigint[]) AND p.level = ANY($5::text[]) AND ($4::text IS NULL OR p.requirement_id = $4)
 )
-SELECT nullif(x.group_id, '') AS group_id, x.requirement_id, sum(x.total) AS total,
+SELECT x.level, nullif(x.group_id, '') AS group_id, x.requirement_id, sum(x.total) AS total,
        sum(x.total - x.missing - x.by_window_end) AS valid, sum(x.by_window_end - x.by_date) AS expiring,
        sum(x.by_date) AS expired, sum(x.missing) AS missing
 FROM parts x
-GROUP BY x.group_id, x.requirement_id
+GROUP BY x.level, x.group_id, x.requirement_id
 HAVING sum(x.total) > 0
-ORDER BY 1 NULLS LAST, 2;
+ORDER BY 1, 2 NULLS LAST, 3;
 
 -- name: api_compliance
 -- Per person, unit and requirement as of a date: valid / expiring / expired / missing
@@ -408,21 +418,22 @@ ORDER BY store_id, unit_id, person_id, requirement_id
 LIMIT $9 OFFSET $10;
 
 -- name: api_compliance_rollup
--- Compliance counts per requirement and unit, trust or region (in effect at the date); a person
--- with two employments in one group counts once.
+-- Compliance counts per requirement and unit, trust or region (the levels named in $6, in effect at
+-- the date); a person with two employments in one group counts once.
 WITH rows AS (
-    SELECT DISTINCT store_id, person_id, requirement_id, status,
-           CASE $6::text WHEN 'unit' THEN unit_id WHEN 'trust' THEN trust_id ELSE region_id END AS group_id
-    FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, NULL, NULL)
+    SELECT DISTINCT c.store_id, c.person_id, c.requirement_id, c.status, l.level, l.group_id
+    FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, NULL, NULL) c
+    CROSS JOIN LATERAL (VALUES ('unit', c.unit_id), ('trust', c.trust_id), ('region', c.region_id)) l(level, group_id)
+    WHERE l.level = ANY($6::text[])
 )
-SELECT group_id, requirement_id, count(*) AS total,
+SELECT level, group_id, requirement_id, count(*) AS total,
        count(*) FILTER (WHERE status = 'valid') AS valid,
        count(*) FILTER (WHERE status = 'expiring') AS expiring,
        count(*) FILTER (WHERE status = 'expired') AS expired,
        count(*) FILTER (WHERE status = 'missing') AS missing
 FROM rows
-GROUP BY group_id, requirement_id
-ORDER BY group_id NULLS LAST, requirement_id;
+GROUP BY level, group_id, requirement_id
+ORDER BY level, group_id NULLS LAST, requirement_id;
 
 
 -- name: api_unit_versions
