@@ -220,9 +220,18 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
     return _respond(request, "compliance-rollup", rows, columns=_columns("/v1/compliance/rollup")), len(rows), []
 
 
+# What a caller without a read scope sees of a failed projection's error: the text may quote
+# the event it could not apply (a database error's DETAIL names the row's values).
+ERROR_REDACTED = "(the error text needs a read scope; spor projections status shows it)"
+
+
 async def _projections(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
+    reads_rows = request.state.principal.scopes & {"all", *PERSONAL}
     async with scoped(request.app.state.pool, stores) as conn:
         rows = [s.as_dict() for s in await runner.status(conn, list(ALL.values())) if s.store_id in stores]
+    for r in rows:
+        if r["error"] is not None and not reads_rows:
+            r["error"] = ERROR_REDACTED
     return _respond(request, "projections", rows, columns=_columns("/v1/projections")), len(rows), []
 
 

@@ -342,7 +342,8 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
     assert transcript_read["action"] == "analyst.transcript" and transcript_read["request"]["store"] == store_name
 
 
-async def test_a_dashboard_credential_reads_the_aggregated_views_and_no_persons_rows(db_url: str) -> None:
+async def test_a_dashboard_credential_reads_the_aggregated_views_and_no_persons_rows(db_url: str,
+                                                                                   conn: asyncpg.Connection) -> None:
     dashboard = await make_tenant(db_url, "http://testserver", scopes=["analytics/aggregates"])
     writer = await make_tenant(db_url, "http://testserver", scopes=["statements/write"])
     async with _app(db_url) as client:
@@ -355,3 +356,19 @@ async def test_a_dashboard_credential_reads_the_aggregated_views_and_no_persons_
         # and no xAPI read either
         r = await client.get("/xapi/statements", auth=(dashboard.key, dashboard.secret), headers=HEADERS)
         assert r.status_code == 403
+
+        # a failed projection's error may quote the event's values: only a read scope sees it
+        sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", dashboard.store)
+        pc = await runner.connect(db_url)
+        try:
+            await runner.catch_up(pc, ALL["transcript"])
+            await runner._record_failure(pc, ALL["transcript"].schema, sid, ValueError(
+                'DETAIL: Key (person_id)=(P-0042) already exists.'))
+        finally:
+            await pc.close()
+        reader = await make_tenant(db_url, "http://testserver", scopes=["all/read"], store=dashboard.store)
+        for who, error in ((dashboard, api.ERROR_REDACTED), (reader, "ValueError: DETAIL: Key (person_id)=(P-0042) "
+                                                                      "already exists.")):
+            items = (await client.get("/api/v1/projections", auth=(who.key, who.secret))).json()["items"]
+            failed = [r for r in items if r["projection"] == "transcript" and r["store_id"] == sid]
+            assert failed and failed[0]["state"] == "failed" and failed[0]["error"] == error
