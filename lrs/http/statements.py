@@ -44,8 +44,13 @@ FORMATS = ("exact", "ids", "canonical")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-async def _consistency_headers(request: Request, store_id: int) -> dict[str, str]:
-    through = await request.app.state.statements.consistent_through(store_id)
+# How old the Consistent-Through of an error response may be (seconds): a flood of refused
+# requests (429) must not cost a query each.
+ERROR_THROUGH_MAX_AGE = 1.0
+
+
+async def _consistency_headers(request: Request, store_id: int, max_age: float = 0.0) -> dict[str, str]:
+    through = await request.app.state.statements.consistent_through(store_id, max_age)
     return {"X-Experience-API-Consistent-Through": format_timestamp(through)}
 
 
@@ -74,7 +79,7 @@ async def _error_consistency(request: Request) -> dict[str, str]:
             who = await principal(request)
     if who is not None:
         with contextlib.suppress(Exception):
-            return await _consistency_headers(request, who.store_id)
+            return await _consistency_headers(request, who.store_id, ERROR_THROUGH_MAX_AGE)
     return {"X-Experience-API-Consistent-Through": NO_STORE_THROUGH}
 
 

@@ -7,6 +7,7 @@ statement index is written in the same transaction as the event, which is what m
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,6 +73,8 @@ class PgStatementRepository:
     def __init__(self, pool: asyncpg.Pool, *, max_group: int = 5000) -> None:
         self.pool = pool
         self.appender: GroupAppender[_Write, datetime | None] = GroupAppender(self._write_group, max_group)
+        # per store: (monotonic time read, Consistent-Through then)
+        self._through: dict[int, tuple[float, datetime]] = {}
 
     async def append(
         self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
@@ -200,11 +203,19 @@ class PgStatementRepository:
             r = await conn.fetchrow(sql("statement_by_id"), store_id, statement_id)
         return _row(r) if r else None
 
-    async def consistent_through(self, store_id: int) -> datetime:
+    async def consistent_through(self, store_id: int, max_age: float = 0.0) -> datetime:
+        """The store's Consistent-Through; with ``max_age``, one read at most that many seconds
+        ago will do (it only moves forward, so an older value is still true). Error responses
+        use that, so a flood of refused requests costs no query each."""
+        now = time.monotonic()
+        seen = self._through.get(store_id)
+        if seen is not None and now - seen[0] <= max_age:
+            return seen[1]
         async with translated(), scoped(self.pool, [store_id]) as conn:
             r = await conn.fetchrow(sql("store_horizon"), store_id)
         if r is None:
             raise LookupError(f"store {store_id} does not exist")
+        self._through[store_id] = (now, r["consistent_through"])
         return r["consistent_through"]
 
     async def query(self, store_id: int, q: Query) -> Page:

@@ -102,3 +102,22 @@ async def test_concurrent_writers_never_let_a_reader_skip_a_position(db_url: str
     stored = await conn.fetch("SELECT position, stored FROM statements WHERE store_id = $1 ORDER BY position", store)
     # stored times never go backwards along positions, so 'since'/'until' agree with paging order
     assert all(a["stored"] <= b["stored"] for a, b in itertools.pairwise(stored))
+
+
+async def test_a_recent_consistent_through_is_reused_only_within_its_max_age(db_url: str,
+                                                                            conn: asyncpg.Connection) -> None:
+    """Error responses take a Consistent-Through read at most a second ago (a flood of 429s costs
+    no query each): still true, since it only moves forward. Without max_age it is read anew."""
+    store = await _store(conn)
+    pool = await create_pool(db_url)
+    try:
+        repo = PgStatementRepository(pool)
+        first = await repo.consistent_through(store)
+        await store_statements(repo, principal(store), "1.0.3", [statement()])
+        assert await repo.consistent_through(store, max_age=3600) == first
+        fresh = await repo.consistent_through(store)
+        assert fresh > first
+        assert await repo.consistent_through(store, max_age=3600) == fresh
+        assert await repo.consistent_through(store, max_age=0) >= fresh
+    finally:
+        await pool.close()
