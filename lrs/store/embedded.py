@@ -84,18 +84,42 @@ def _server_user() -> pwd.struct_passwd | None:
     raise EmbeddedPostgresError("running as root and neither a 'postgres' nor a 'nobody' account exists")
 
 
-def machine_memory() -> int | None:
-    """Bytes of memory this process may use: physical memory, or the cgroup's limit when that is
-    lower (a container). None when neither can be read."""
+def machine_memory(cgroup_root: Path = Path("/sys/fs/cgroup"),
+                   own_cgroups: Path = Path("/proc/self/cgroup")) -> int | None:
+    """Bytes of memory this process may use: physical memory, or the lowest cgroup limit of this
+    process's own cgroup and those above it when that is lower (a container, a systemd
+    ``MemoryMax=``). None when neither can be read."""
     total: int | None = None
     with contextlib.suppress(ValueError, OSError):
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        with contextlib.suppress(OSError):
-            raw = Path(path).read_text().strip()
-            if raw.isdigit() and (total is None or int(raw) < total):
-                total = int(raw)
+    for limit in _cgroup_limits(cgroup_root, own_cgroups):
+        if total is None or limit < total:
+            total = limit
     return total
+
+
+def _cgroup_limits(root: Path, own: Path) -> list[int]:
+    """The memory limits set on this process's cgroup and every cgroup above it, v2
+    (``memory.max``) or v1 (``memory.limit_in_bytes``); "max" and unreadable files are none."""
+    places = [(root, "memory.max"), (root / "memory", "memory.limit_in_bytes")]
+    with contextlib.suppress(OSError):
+        for line in own.read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controllers == "":  # v2: one hierarchy
+                places.append((root / path.lstrip("/"), "memory.max"))
+            elif "memory" in controllers.split(","):
+                places.append((root / "memory" / path.lstrip("/"), "memory.limit_in_bytes"))
+    limits = []
+    for base, name in places:
+        # the cgroup and its ancestors up to the mount (a limit above applies below too)
+        for folder in (base, *base.parents):
+            with contextlib.suppress(OSError):
+                raw = (folder / name).read_text().strip()
+                if raw.isdigit():
+                    limits.append(int(raw))
+            if folder == root or root not in folder.parents:
+                break
+    return limits
 
 
 def memory_settings(total: int | None) -> dict[str, str]:

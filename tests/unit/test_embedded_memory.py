@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lrs.settings import Settings
@@ -38,3 +40,38 @@ def test_shared_buffers_setting_takes_a_size(value: str) -> None:
 def test_shared_buffers_setting_refuses_what_postgresql_would_not_start_with(value: str) -> None:
     with pytest.raises(ValueError, match="SPOR_PG_SHARED_BUFFERS"):
         Settings.from_env({"SPOR_PG_SHARED_BUFFERS": value})
+
+
+def _cgroup(tmp_path: Path, files: dict[str, str], own: str) -> tuple[Path, Path]:
+    root = tmp_path / "cgroup"
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    (tmp_path / "self").write_text(own)
+    return root, tmp_path / "self"
+
+
+def test_the_process_s_own_cgroup_limit_counts_not_only_the_root_s(tmp_path: Path) -> None:
+    """A systemd MemoryMax= sits on the service's own cgroup (v2), below an unlimited root."""
+    root, own = _cgroup(tmp_path, {"memory.max": "max", "system.slice/memory.max": "max",
+                                   "system.slice/spor.service/memory.max": str(512 * 1024**2)},
+                        "0::/system.slice/spor.service\n")
+    assert machine_memory(root, own) == 512 * 1024**2
+
+
+def test_a_limit_on_a_cgroup_above_the_process_applies_too(tmp_path: Path) -> None:
+    root, own = _cgroup(tmp_path, {"work.slice/memory.max": str(GB), "work.slice/job/memory.max": "max"},
+                        "0::/work.slice/job\n")
+    assert machine_memory(root, own) == GB
+
+
+def test_a_cgroup_v1_memory_limit_is_read(tmp_path: Path) -> None:
+    root, own = _cgroup(tmp_path, {"memory/memory.limit_in_bytes": str(2**63 - 4096),
+                                   "memory/docker/abc/memory.limit_in_bytes": str(768 * 1024**2)},
+                        "12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n0::/\n")
+    assert machine_memory(root, own) == 768 * 1024**2
+
+
+def test_no_cgroup_files_leave_physical_memory(tmp_path: Path) -> None:
+    assert machine_memory(tmp_path / "none", tmp_path / "none-self") == machine_memory(tmp_path / "none")
+    assert (machine_memory(tmp_path / "none", tmp_path / "none-self") or 0) >= 128 * 1024**2
