@@ -296,7 +296,10 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "Spor analyst API", "version": "1",
              "description": "Read models built from the learning record log: transcripts, course status and "
                             "mandatory-training compliance. Aggregated views suppress groups smaller than the "
-                            "configured threshold (default 5): their counts are null and suppressed is true."},
+                            "configured threshold (default 5): their counts are null and suppressed is true. "
+                            "So that a total minus the groups shown never gives a small group, some larger "
+                            "groups are suppressed with them (complementary suppression, decided over all "
+                            "levels of a view at once)."},
     "servers": [{"url": "/api"}],
     "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     "paths": {

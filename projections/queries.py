@@ -4,7 +4,7 @@ than ``threshold`` people shows no counts, so no one can be singled out."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -45,11 +45,18 @@ async def transcript(conn: asyncpg.Connection, stores: list[int], person: str, *
 class _Ancestors:
     """Each unit's nearest unit of a level above it (or itself), from the org tree at a date."""
 
-    def __init__(self, versions: list[asyncpg.Record]) -> None:
+    def __init__(self, versions: list[asyncpg.Record] | list[dict[str, Any]]) -> None:
         self.parent = {r["unit_id"]: r["parent_id"] for r in versions}
         self.level = {r["unit_id"]: r["level"] for r in versions}
+        self._found: dict[tuple[str | None, str], str | None] = {}
 
     def of(self, unit: str | None, level: str) -> str | None:
+        key = (unit, level)
+        if key not in self._found:
+            self._found[key] = self._walk(unit, level)
+        return self._found[key]
+
+    def _walk(self, unit: str | None, level: str) -> str | None:
         for _ in range(64):  # a cycle in the tree ends the walk
             if unit is None or self.level.get(unit) == level:
                 return unit
@@ -71,29 +78,60 @@ def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold:
 
     ``sizes`` holds every group (cell) of every level; ``families`` say which cells add up to
     which (a trust's row: its units). Every cell smaller than ``threshold`` is hidden. Then, for
-    each family, until nothing changes, the smallest shown children are hidden too
-    - while the parent, shown, minus the children shown (what subtraction reveals about the
-      hidden ones) is between 0 and the threshold;
-    - while the parent, hidden, is less than the threshold away from the sum of the children
-      shown (else it could be found by adding them up).
-    The result depends only on the cells, so each level's view of one table agrees. A person
-    counted in two children of one family makes the figures upper bounds only."""
+    each family, until nothing changes:
+    - under a shown total, the hidden parts must be none, or at least two holding at least the
+      threshold together (the total minus the parts shown gives their sum; one hidden part
+      alone would be given exactly, and another family could then be solved with it), and
+      whatever the parts do not cover (total minus shown) must be 0 or at least the threshold;
+      the smallest shown parts are hidden until that holds, and the total itself when no shown
+      part is left;
+    - under a hidden total, the hidden parts must hold at least the threshold (else adding up
+      the shown parts would give it back within less than that).
+    Hiding only grows, so this ends. The result depends only on the cells (and their order), so
+    each level's view of one table agrees when it is given every level. A person counted in two
+    parts of one family makes the figures bounds only."""
     hide = {c for c, n in sizes.items() if n < threshold}
-    todo = [(p, children) for p, children in families if p in sizes]
-    changed = True
-    while changed:
-        changed = False
-        for parent, children in todo:
-            shown = sorted((c for c in children if c not in hide), key=lambda c: sizes[c])
+    todo = [(p, children) for p, children in families if p in sizes and children]
+    touching: dict[Cell, list[int]] = {}  # cell: the families it is the total or a part of
+    for f, (parent, children) in enumerate(todo):
+        for c in (parent, *children):
+            touching.setdefault(c, []).append(f)
+    queue = list(range(len(todo)))
+    queued = set(queue)
+    while queue:
+        f = queue.pop()
+        queued.discard(f)
+        parent, children = todo[f]
+        shown = sorted((c for c in children if c not in hide), key=lambda c: sizes[c])
+        hidden = [c for c in children if c in hide and sizes[c] > 0]  # an empty group holds no one
+        hidden_sum, shown_sum = sum(sizes[c] for c in hidden), sum(sizes[c] for c in shown)
+        newly = []
+        while True:
             if parent in hide:
-                exposed = sum(sizes[c] for c in children if c in hide)
+                ok = hidden_sum >= threshold
             else:
-                exposed = max(sizes[parent] - sum(sizes[c] for c in shown), 0)
-            while shown and (parent in hide or exposed > 0) and exposed < threshold:
+                exposed = sizes[parent] - shown_sum
+                ok = (not hidden and (exposed <= 0 or exposed >= threshold)) \
+                    or (len(hidden) >= 2 and exposed >= threshold)
+            if ok:
+                break
+            if shown:
                 c = shown.pop(0)
-                hide.add(c)
-                exposed += sizes[c]
-                changed = True
+                shown_sum -= sizes[c]
+                if sizes[c] > 0:
+                    hidden.append(c)
+                    hidden_sum += sizes[c]
+            elif parent not in hide:
+                c = parent
+            else:
+                break
+            hide.add(c)
+            newly.append(c)
+        for c in newly:
+            for g in touching[c]:
+                if g != f and g not in queued:
+                    queue.append(g)
+                    queued.add(g)
     return hide
 
 
@@ -189,59 +227,66 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
     if level not in ("unit", "trust", "region"):
         raise ValueError("level must be unit, trust or region")
     day = as_of or _today(o)
-    levels = {"unit": ["unit", "trust", "region"], "trust": ["trust", "region"]}.get(level, []) if suppress else []
-    levels = levels or [level]
+    # the levels whose cells decide this one's (``_families``): a unit's family is its trust; a
+    # trust's, its region and the row of people in no trust; a region's, the same (it is hidden
+    # with its people in no trust when they are all it has and hidden for another region's)
+    levels = (["unit", "trust", "region"] if level == "unit" else ["trust", "region"]) if suppress else [level]
     if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
         found = await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
                                  o.expiring_window_days, requirement, levels)
     else:
         found = await conn.fetch(sql("api_compliance_rollup"), stores, day,
                                  o.expiring_window_days, o.timezone, requirement, levels)
-    by_level: dict[str, list[dict[str, Any]]] = {}
-    for r in found:
-        row = dict(r)
-        by_level.setdefault(row.pop("level"), []).append(row)
-    rows = by_level.get(level, [])
-    hide: set[int] = set()
+    hidden: set[Cell] = set()
     if suppress:
-        tree = await _ancestors(conn, stores, day) if level != "region" else _Ancestors([])
-        sizes, families = _families(by_level, tree)
-        hidden = suppressed(sizes, families, o.suppression_threshold)
-        hide = {i for i, r in enumerate(rows) if (level, r["group_id"], r["requirement_id"]) in hidden}
-    for i, r in enumerate(rows):
-        total = r["total"]
-        if i in hide:
-            r.update({k: None for k in ("total", *STATUSES)}, percent_compliant=None, suppressed=True)
+        hidden = suppressed(*_families(found, await _ancestors(conn, stores, day)), o.suppression_threshold)
+    rows = []
+    for r in found:
+        if r["level"] != level:
+            continue
+        row = dict(r)
+        del row["level"]
+        if (level, row["group_id"], row["requirement_id"]) in hidden:
+            row.update({k: None for k in ("total", *STATUSES)}, percent_compliant=None, suppressed=True)
         else:
-            r["percent_compliant"] = round(100.0 * (r["valid"] + r["expiring"]) / total, 1) if total else None
-            r["suppressed"] = False
+            total = row["total"]
+            row["percent_compliant"] = round(100.0 * (row["valid"] + row["expiring"]) / total, 1) if total else None
+            row["suppressed"] = False
+        rows.append(row)
     return rows
 
 
-def _families(by_level: dict[str, list[dict[str, Any]]], tree: _Ancestors) -> tuple[dict[Cell, int], list[Family]]:
-    """The cells and families of a compliance roll-up (see ``suppressed``), per requirement:
+def _families(rows: Sequence[Mapping[str, Any]], tree: _Ancestors) -> tuple[dict[Cell, int], list[Family]]:
+    """The cells and families of a compliance roll-up's rows of every level (see ``suppressed``),
+    per requirement:
     - a region's row is its trusts' rows plus its people with no trust (a cell never shown:
       the region's row minus its trusts' rows);
     - the trust level's row without a trust is those cells of every region;
-    - a trust's row is its units' rows; a region's people with no trust are its units with none."""
+    - a trust's row is its units' rows; a region's people with no trust are its units with none.
+    The unit level's cells never hide a cell above them that is not hidden already (a total is
+    hidden for its parts only when its one part is, and then it is as small), so the trust and
+    region views leave them out and agree with the unit view."""
     sizes: dict[Cell, int] = {}
-    for lvl, rs in by_level.items():
-        for r in rs:
-            sizes[(lvl, r["group_id"], r["requirement_id"])] = r["total"]
     families: dict[Cell, list[Cell]] = {}
-    for t in by_level.get("trust", []):
-        if t["group_id"] is not None:
-            families.setdefault(("region", tree.of(t["group_id"], "region"), t["requirement_id"]), []).append(
-                ("trust", t["group_id"], t["requirement_id"]))
-    for r in by_level.get("region", []):
-        parent = ("region", r["group_id"], r["requirement_id"])
-        rest = ("rest", r["group_id"], r["requirement_id"])
-        sizes[rest] = max(r["total"] - sum(sizes[c] for c in families.get(parent, [])), 0)
-        families.setdefault(parent, []).append(rest)
-        families.setdefault(("trust", None, r["requirement_id"]), []).append(rest)
-    for u in by_level.get("unit", []):
-        trust = tree.of(u["group_id"], "trust")
-        parent = ("trust", trust, u["requirement_id"]) if trust is not None else \
-            ("rest", tree.of(u["group_id"], "region"), u["requirement_id"])
-        families.setdefault(parent, []).append(("unit", u["group_id"], u["requirement_id"]))
+    regions: list[tuple[str, Any, Any]] = []
+    units: list[tuple[str, Any, Any]] = []
+    for r in rows:
+        cell = (r["level"], r["group_id"], r["requirement_id"])
+        sizes[cell] = r["total"]
+        if cell[0] == "trust":
+            if cell[1] is not None:
+                families.setdefault(("region", tree.of(cell[1], "region"), cell[2]), []).append(cell)
+        elif cell[0] == "region":
+            regions.append(cell)
+        else:
+            units.append(cell)
+    for region in regions:
+        rest = ("rest", region[1], region[2])
+        sizes[rest] = max(sizes[region] - sum(sizes[c] for c in families.get(region, [])), 0)
+        families.setdefault(region, []).append(rest)
+        families.setdefault(("trust", None, region[2]), []).append(rest)
+    for cell in units:
+        trust = tree.of(cell[1], "trust")
+        parent = ("trust", trust, cell[2]) if trust is not None else ("rest", tree.of(cell[1], "region"), cell[2])
+        families.setdefault(parent, []).append(cell)
     return sizes, list(families.items())

@@ -104,7 +104,10 @@ def _cgroup_limits(root: Path, own: Path) -> list[int]:
     places = [(root, "memory.max"), (root / "memory", "memory.limit_in_bytes")]
     with contextlib.suppress(OSError):
         for line in own.read_text().splitlines():
-            _, controllers, path = line.split(":", 2)
+            parts = line.split(":", 2)
+            if len(parts) != 3:  # not as the kernel writes it
+                continue
+            _, controllers, path = parts
             if controllers == "":  # v2: one hierarchy
                 places.append((root / path.lstrip("/"), "memory.max"))
             elif "memory" in controllers.split(","):

@@ -209,7 +209,7 @@ class PgStatementRepository:
         use that, so a flood of refused requests costs no query each."""
         now = time.monotonic()
         seen = self._through.get(store_id)
-        if seen is not None and now - seen[0] <= max_age:
+        if seen is not None and max_age > 0 and now - seen[0] <= max_age:
             return seen[1]
         async with translated(), scoped(self.pool, [store_id]) as conn:
             r = await conn.fetchrow(sql("store_horizon"), store_id)

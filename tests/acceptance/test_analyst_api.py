@@ -210,6 +210,27 @@ async def test_people_in_no_trust_cannot_be_found_by_subtracting_the_trusts_from
     assert trusts["900010"]["total"] == 14 and units["900100"]["total"] == 7
 
 
+async def test_a_hidden_trust_cannot_be_found_through_the_row_of_people_in_no_trust(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Seven people at the region unit are shown as the trust level's row without a trust;
+    trust 900011 has 3. The region minus the trusts shown minus that row must not give the 3
+    (found by a review: the part the region hid for them was given exactly by that row)."""
+    people = {"900001": 7, "900100": 20, "900210": 3}
+    _, auth = await _fire_for_everyone(db_url, conn, tmp_path, people)
+    async with _app(db_url) as client:
+        units, trusts, region = await _rollups(client, auth)
+
+    def shown(rows: dict[str | None, dict]) -> int:
+        return sum(r["total"] for r in rows.values() if not r["suppressed"])
+
+    assert trusts["900011"]["suppressed"] and units["900210"]["suppressed"]
+    if not region["900001"]["suppressed"]:
+        for revealed in (region["900001"]["total"] - shown(trusts), region["900001"]["total"] - shown(units)):
+            assert revealed == 0 or revealed >= 5, (region, trusts, units)
+    # the row of people in no trust is hidden with it: alone it gave them exactly
+    assert trusts[None]["suppressed"] and not trusts["900010"]["suppressed"]
+
+
 async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_reveal(
         db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
     """Course status per unit and per trust, with its own org tree: the compliance read model is

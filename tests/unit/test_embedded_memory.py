@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -73,5 +74,10 @@ def test_a_cgroup_v1_memory_limit_is_read(tmp_path: Path) -> None:
 
 
 def test_no_cgroup_files_leave_physical_memory(tmp_path: Path) -> None:
-    assert machine_memory(tmp_path / "none", tmp_path / "none-self") == machine_memory(tmp_path / "none")
-    assert (machine_memory(tmp_path / "none", tmp_path / "none-self") or 0) >= 128 * 1024**2
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert machine_memory(tmp_path / "none", tmp_path / "none-self") == physical
+
+
+def test_a_cgroup_file_not_as_the_kernel_writes_it_is_ignored(tmp_path: Path) -> None:
+    root, own = _cgroup(tmp_path, {"memory.max": "max", "svc/memory.max": str(GB)}, "garbage\n0::/svc\n")
+    assert machine_memory(root, own) == GB

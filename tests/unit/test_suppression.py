@@ -4,10 +4,12 @@ up what is shown below it)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.queries import Cell, Family, suppressed
+from projections.queries import Cell, Family, _Ancestors, _families, suppressed
 
 # a region of trusts of units: per trust its units' sizes, plus people under the region in no trust
 trees = st.tuples(st.lists(st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=5), max_size=5),
@@ -59,3 +61,75 @@ def test_a_small_group_hides_its_smallest_sibling_and_a_hidden_total_one_of_its_
 def test_nothing_is_hidden_when_every_group_is_large_and_sums_are_exact() -> None:
     sizes, families = _table([[10, 20], [30]], 0)
     assert suppressed(sizes, families, 5) == {("rest",)}
+
+
+# --- the compliance roll-up's families (projections.queries._families) against an attacker who
+# solves every sum the three views show
+
+def _rank(rows: list[list[Fraction]]) -> int:
+    m = [r[:] for r in rows]
+    rank, col, width = 0, 0, len(m[0]) if m else 0
+    while rank < len(m) and col < width:
+        pivot = next((i for i in range(rank, len(m)) if m[i][col] != 0), None)
+        if pivot is None:
+            col += 1
+            continue
+        m[rank], m[pivot] = m[pivot], m[rank]
+        for i in range(len(m)):
+            if i != rank and m[i][col] != 0:
+                f = m[i][col] / m[rank][col]
+                m[i] = [a - f * b for a, b in zip(m[i], m[rank], strict=True)]
+        rank, col = rank + 1, col + 1
+    return rank
+
+
+def _determined(equations: list[tuple[dict[Cell, int], int]], unknowns: list[Cell], cell: Cell) -> bool:
+    """Whether the sums pin ``cell`` down exactly: its unit vector lies in the equations' span."""
+    a = [[Fraction(coef.get(u, 0)) for u in unknowns] for coef, _ in equations if any(u in coef for u in unknowns)]
+    e = [Fraction(int(u == cell)) for u in unknowns]
+    return bool(a) and _rank([*a, e]) == _rank(a)
+
+
+regions = st.lists(st.tuples(
+    st.lists(st.lists(st.integers(min_value=1, max_value=25), min_size=1, max_size=3), max_size=3),  # trusts' units
+    st.integers(min_value=0, max_value=9),    # staff at the region unit (no trust)
+    st.integers(min_value=0, max_value=9)),   # a department right under the region (no trust)
+    min_size=1, max_size=2)
+
+
+@given(regions, st.integers(min_value=2, max_value=6))
+def test_no_small_group_is_pinned_down_by_the_three_roll_up_views(tree: list, threshold: int) -> None:
+    units: list[dict] = []
+    counts: dict[str, dict[str | None, int]] = {"unit": {}, "trust": {}, "region": {}}
+    versions = []
+    for r, (trusts, staff, dept) in enumerate(tree):
+        versions.append({"unit_id": f"R{r}", "parent_id": None, "level": "region"})
+        places = [(f"R{r}", None, staff), (f"R{r}-d", None, dept)]
+        versions.append({"unit_id": f"R{r}-d", "parent_id": f"R{r}", "level": "department"})
+        for t, sizes in enumerate(trusts):
+            versions.append({"unit_id": f"T{r}{t}", "parent_id": f"R{r}", "level": "trust"})
+            for u, n in enumerate(sizes):
+                versions.append({"unit_id": f"U{r}{t}{u}", "parent_id": f"T{r}{t}", "level": "department"})
+                places.append((f"U{r}{t}{u}", f"T{r}{t}", n))
+        for unit, trust, n in places:
+            if n:
+                units.append({"unit": unit, "trust": trust, "region": f"R{r}", "n": n})
+                for level, group in (("unit", unit), ("trust", trust), ("region", f"R{r}")):
+                    counts[level][group] = counts[level].get(group, 0) + n
+    rows = [{"level": lvl, "group_id": g, "requirement_id": "q", "total": n}
+            for lvl, c in counts.items() for g, n in c.items()]
+    sizes, families = _families(rows, _Ancestors(versions))
+    hide = suppressed(sizes, families, threshold)
+    # the trust and region views read no units: they decide the same for every other cell
+    above = _families([r for r in rows if r["level"] != "unit"], _Ancestors(versions))
+    assert suppressed(*above, threshold) == {c for c in hide if c[0] != "unit"}
+    assert {c for c, n in sizes.items() if n < threshold} <= hide
+    # the attacker knows every shown row, and that each total is the sum of its parts; the
+    # people of a region in no trust are never shown as such
+    published = {c: n for c, n in sizes.items() if c[0] != "rest" and c not in hide}
+    unknowns = [c for c in sizes if c not in published]
+    equations = [({parent: 1, **{c: -1 for c in children}}, 0) for parent, children in families if parent in sizes]
+    equations = [({c: k for c, k in coef.items() if c not in published}, 0) for coef, _ in equations]
+    for cell in unknowns:
+        if 0 < sizes[cell] < threshold:
+            assert not _determined(equations, unknowns, cell), (cell, sizes[cell], published)

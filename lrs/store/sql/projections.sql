@@ -291,15 +291,20 @@ f AS (
     LEFT JOIN rm_course_status.links l ON l.store_id = a.store_id AND l.ifi = a.ifi
     WHERE a.store_id = ANY($1::bigint[]) AND ($2::text IS NULL OR a.course_id = $2)
 ),
+unit_trust AS (
+    -- each unit's trust: its nearest ancestor of that level
+    SELECT DISTINCT ON (a.store_id, a.unit_id) a.store_id, a.unit_id, a.ancestor_id AS trust_id
+    FROM anc a WHERE a.level = 'trust' AND $4::text[] && ARRAY['unit', 'trust']
+    ORDER BY a.store_id, a.unit_id, a.depth
+),
 emp AS (
     -- each learner's units in effect at $3, with the trust of each (when units or trusts are asked)
-    SELECT DISTINCT f.store_id, f.person, e.unit_id,
-           (SELECT a.ancestor_id FROM anc a WHERE a.store_id = e.store_id AND a.unit_id = e.unit_id
-            AND a.level = 'trust' ORDER BY a.depth LIMIT 1) AS trust_id
+    SELECT DISTINCT f.store_id, f.person, e.unit_id, t.trust_id
     FROM (SELECT DISTINCT store_id, person FROM f) f
     LEFT JOIN rm_course_status.employments e
         ON $4::text[] && ARRAY['unit', 'trust'] AND e.store_id = f.store_id AND e.person_id = f.person
        AND e.valid_from <= $3 AND (e.valid_to IS NULL OR e.valid_to > $3)
+    LEFT JOIN unit_trust t ON t.store_id = e.store_id AND t.unit_id = e.unit_id
 ),
 grp AS (
     -- the group(s) of each learner per level asked ($4): the course (no group), units, trusts; one
