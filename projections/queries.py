@@ -69,15 +69,17 @@ async def _ancestors(conn: asyncpg.Connection, stores: list[int], day: date) -> 
 
 
 Cell = Hashable
-Family = tuple[Cell, list[Cell]]
+Family = tuple[Cell, Sequence[Cell]]
 
 
-def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold: int) -> set[Cell]:
+def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold: int,
+               hidden: Iterable[Cell] = ()) -> set[Cell]:
     """The cells to show without counts: small-group suppression with its complement, over the
     groups of every level at once, so that each level's view hides what the others need.
 
     ``sizes`` holds every group (cell) of every level; ``families`` say which cells add up to
-    which (a trust's row: its units). Every cell smaller than ``threshold`` is hidden. Then, for
+    which (a trust's row: its units). Every cell smaller than ``threshold`` is hidden, and those
+    in ``hidden``. Then, for
     each family, until nothing changes:
     - under a shown total, the hidden parts must be none, or at least two holding at least the
       threshold together (the total minus the parts shown gives their sum; one hidden part
@@ -87,10 +89,12 @@ def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold:
       part is left;
     - under a hidden total, the hidden parts must hold at least the threshold (else adding up
       the shown parts would give it back within less than that).
-    Hiding only grows, so this ends. The result depends only on the cells (and their order), so
-    each level's view of one table agrees when it is given every level. A person counted in two
-    parts of one family makes the figures bounds only."""
-    hide = {c for c, n in sizes.items() if n < threshold}
+    Hiding only grows, so this ends. The result depends only on the cells and families given.
+    A family of the lowest level hides its total only when its one part is hidden, and that part
+    is then hidden for being small, as the total is; so views that leave the lowest level out
+    decide the same for every other cell. A person counted in two parts of one family makes the
+    figures bounds only."""
+    hide = {c for c, n in sizes.items() if n < threshold} | set(hidden)
     todo = [(p, children) for p, children in families if p in sizes and children]
     touching: dict[Cell, list[int]] = {}  # cell: the families it is the total or a part of
     for f, (parent, children) in enumerate(todo):
@@ -149,43 +153,46 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
     day = as_of or _today(o)
+    families: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     if group_by is None:
-        rows = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, ["course"], limit, offset))
-        hide = {i for i, r in enumerate(rows) if r["learners"] < o.suppression_threshold}
+        found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, ["course"], limit, offset))
     else:
         levels = ["course", "trust"] + (["unit"] if group_by == "unit" else [])
         found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
-        sizes = {_cell(r): r["learners"] for r in found}
-        families: dict[Cell, list[Cell]] = {}
         for r in found:
             key = (r["store_id"], r["course_id"])
             if r["level"] == "trust":
                 families.setdefault(("course", *key, None), []).append(_cell(r))
             elif r["level"] == "unit":
                 families.setdefault(("trust", *key, r["parent_id"]), []).append(_cell(r))
-        hidden = suppressed(sizes, families.items(), o.suppression_threshold)
-        rows = [r for r in found if r["level"] == group_by]
-        hide = {i for i, r in enumerate(rows) if _cell(r) in hidden}
-        rows, hide = rows[offset:offset + limit], {i - offset for i in hide if offset <= i < offset + limit}
-    for i, r in enumerate(rows):
+    hidden = suppressed({_cell(r): r["learners"] for r in found}, families.items(), o.suppression_threshold)
+    # where learners stop: each activity's count is a table of its own over the same groups (a
+    # hidden group shows none of it); a count hidden there is left out of the group's map
+    stopped = {_cell(r): r["stopped_at"] for r in found}
+    stop_families = [
+        ((*parent, a), [(*c, a) for c in children if a in stopped.get(c, {})])
+        for parent, children in families.items() for a in stopped.get(parent, {})]
+    hidden_stops = suppressed({(*c, a): n for c, m in stopped.items() for a, n in m.items()}, stop_families,
+                              o.suppression_threshold,
+                              hidden=[(*c, a) for c, m in stopped.items() if c in hidden for a in m])
+    rows = [r for r in found if r["level"] == (group_by or "course")]
+    if group_by is not None:
+        rows = rows[offset:offset + limit]
+    for r in rows:
+        cell = _cell(r)
         del r["level"], r["parent_id"]
-        if i in hide:
+        if cell in hidden:
             r["suppressed"] = True
             for k in ("learners", *COUNTS, "avg_score", "avg_duration_s"):
                 r[k] = None
             r["stopped_at"] = {}
         else:
             r["suppressed"] = False
-            # a drop-off point with fewer learners than the threshold is folded into "other"
-            small = {k: v for k, v in r["stopped_at"].items() if v < o.suppression_threshold}
-            if small:
-                kept = {k: v for k, v in r["stopped_at"].items() if k not in small}
-                kept["(other)"] = sum(small.values())
-                r["stopped_at"] = kept
+            r["stopped_at"] = {a: n for a, n in r["stopped_at"].items() if (*cell, a) not in hidden_stops}
     return rows
 
 
-def _cell(r: dict[str, Any]) -> Cell:
+def _cell(r: dict[str, Any]) -> tuple[Any, ...]:
     return (r["level"], r["store_id"], r["course_id"], r["group_id"])
 
 
@@ -264,8 +271,9 @@ def _families(rows: Sequence[Mapping[str, Any]], tree: _Ancestors) -> tuple[dict
     - the trust level's row without a trust is those cells of every region;
     - a trust's row is its units' rows; a region's people with no trust are its units with none.
     The unit level's cells never hide a cell above them that is not hidden already (a total is
-    hidden for its parts only when its one part is, and then it is as small), so the trust and
-    region views leave them out and agree with the unit view."""
+    hidden for its parts only when its one part is, and then the total is as small, or for
+    people in no trust at most as large), so the trust and region views leave them out and
+    agree with the unit view."""
     sizes: dict[Cell, int] = {}
     families: dict[Cell, list[Cell]] = {}
     regions: list[tuple[str, Any, Any]] = []

@@ -231,6 +231,44 @@ async def test_a_hidden_trust_cannot_be_found_through_the_row_of_people_in_no_tr
     assert trusts[None]["suppressed"] and not trusts["900010"]["suppressed"]
 
 
+FIRE = "https://courses.example.org/fire"
+
+
+def _mbox(person: str) -> dict:
+    return {"mbox": f"mailto:{person.lower()}@example.org"}
+
+
+async def _linked(db_url: str, sid: int, learners: list[str]) -> None:
+    """Each learner's mailbox linked to their person id."""
+    pc = await runner.connect(db_url)
+    try:
+        await reference.append(pc, sid, [reference.RefEvent(
+            PERSON_LINKED, identifier_key(_mbox(p)), {"ifi": identifier_key(_mbox(p)), "person_id": p})
+            for p in learners])
+    finally:
+        await pc.close()
+
+
+async def _course_views(client: httpx.AsyncClient, auth: tuple[str, str], statements: list[dict],
+                        db_url: str) -> list[dict[str | None, dict]]:
+    """Post the statements, catch the course status read model up (only it), and read the fire
+    course's status per course, trust and unit, by group."""
+    posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=statements)
+    assert posted.status_code == 200, posted.text
+    pc = await runner.connect(db_url)
+    try:
+        await runner.catch_up(pc, ALL["course_status"])
+    finally:
+        await pc.close()
+    out = []
+    for group_by in (None, "trust", "unit"):
+        params = {"as_of": "2025-01-01", "course": FIRE, **({"group_by": group_by} if group_by else {})}
+        r = await client.get("/api/v1/course-status", auth=auth, params=params)
+        assert r.status_code == 200, r.text
+        out.append({row["group_id"]: row for row in r.json()["items"]})
+    return out
+
+
 async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_reveal(
         db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
     """Course status per unit and per trust, with its own org tree: the compliance read model is
@@ -239,35 +277,12 @@ async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_rev
     people = {"900100": 6, "900111": 6, "900110": 2, "900210": 7}
     sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people, catch_up=False)
     learners = [f"U{unit}-{i}" for unit, n in people.items() for i in range(n)] + ["nobody-1"]
-    pc = await runner.connect(db_url)
-    try:
-        await reference.append(pc, sid, [reference.RefEvent(
-            PERSON_LINKED, identifier_key(f"mailto:{p.lower()}@example.org"),
-            {"ifi": identifier_key(f"mailto:{p.lower()}@example.org"), "person_id": p}) for p in learners])
-    finally:
-        await pc.close()
+    await _linked(db_url, sid, learners)
     async with _app(db_url) as client:
-        posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
-            _completion({"mbox": f"mailto:{p.lower()}@example.org"}, "https://courses.example.org/fire",
-                        "2024-11-02T10:00:00Z") for p in learners])
-        assert posted.status_code == 200, posted.text
-        pc = await runner.connect(db_url)
-        try:
-            await runner.catch_up(pc, ALL["course_status"])
-        finally:
-            await pc.close()
-
-        async def status(group_by: str | None) -> dict[str | None, dict]:
-            params = {"as_of": "2025-01-01", "course": "https://courses.example.org/fire"}
-            r = await client.get("/api/v1/course-status", auth=auth,
-                                 params={**params, "group_by": group_by} if group_by else params)
-            assert r.status_code == 200, r.text
-            return {row["group_id"]: row for row in r.json()["items"]}
-
-        course, trusts, units = await status(None), await status("trust"), await status("unit")
+        course, trusts, units = await _course_views(
+            client, auth, [_completion(_mbox(p), FIRE, "2024-11-02T10:00:00Z") for p in learners], db_url)
         paged = await client.get("/api/v1/course-status", auth=auth, params={
-            "as_of": "2025-01-01", "course": "https://courses.example.org/fire", "group_by": "unit",
-            "offset": 1, "limit": 2})
+            "as_of": "2025-01-01", "course": FIRE, "group_by": "unit", "offset": 1, "limit": 2})
     assert course[None]["learners"] == 22
     # the one learner employed nowhere is hidden, and with them the smaller trust (7), so the
     # course total minus the trusts shown is 8, not 1
@@ -283,6 +298,35 @@ async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_rev
     page = paged.json()["items"]
     assert [(r["group_id"], r["suppressed"]) for r in page] == [
         (g, units[g]["suppressed"]) for g in list(units)[1:3]]
+
+
+async def test_where_learners_stop_cannot_be_found_by_subtraction_either(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Drop-off points are counts too (found by a review): the course shows 7 learners stopped at
+    module X; trust 900010 has 5 of them, trust 900011 the other 2 (among 18 who completed). The
+    2 must not be found as the course's 7 minus the 5 shown, nor as a bucket of their own."""
+    people = {"900100": 15, "900210": 20}
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people, catch_up=False)
+    learners = [f"U{unit}-{i}" for unit, n in people.items() for i in range(n)]
+    await _linked(db_url, sid, learners)
+
+    def attempted(person: str, module: str) -> dict:
+        s = _completion(_mbox(person), f"{FIRE}/{module}", "2024-11-02T10:00:00Z")
+        s["verb"] = {"id": "http://adlnet.gov/expapi/verbs/attempted", "display": {"en-US": "attempted"}}
+        s["context"] = {"contextActivities": {"grouping": [{"id": FIRE}]}}
+        return s
+
+    statements = ([attempted(f"U900100-{i}", "x") for i in range(5)]
+                  + [attempted(f"U900100-{i}", "y") for i in range(5, 15)]
+                  + [attempted(f"U900210-{i}", "x") for i in range(2)]
+                  + [_completion(_mbox(f"U900210-{i}"), FIRE, "2024-11-02T10:00:00Z") for i in range(2, 20)])
+    async with _app(db_url) as client:
+        course, trusts, _ = await _course_views(client, auth, statements, db_url)
+    assert course[None]["stopped_at"] == {f"{FIRE}/x": 7, f"{FIRE}/y": 10}
+    assert not trusts["900010"]["suppressed"] and not trusts["900011"]["suppressed"]
+    # 900011's 2 at X are hidden, and with them 900010's 5 at X (else 7 - 5 = 2)
+    assert trusts["900010"]["stopped_at"] == {f"{FIRE}/y": 10}
+    assert trusts["900011"]["stopped_at"] == {}
 
 
 async def _region(db_url: str, region: str) -> tuple[list[int], tuple[str, str]]:
