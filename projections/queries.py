@@ -16,6 +16,9 @@ from lrs.store.queries import sql
 from projections.status import REPORTING_TIMEZONE
 
 STATUSES = ("valid", "expiring", "expired", "missing")
+# How many levels up the org tree a unit's ancestors are found: the SQL's walks (migrations 0009,
+# 0010, api_course_status) stop at depth 32, so the analyst API's walk does too.
+MAX_TREE_DEPTH = 32
 COUNTS = ("registered", "started", "completed", "passed", "failed")
 
 
@@ -57,7 +60,7 @@ class _Ancestors:
         return self._found[key]
 
     def _walk(self, unit: str | None, level: str) -> str | None:
-        for _ in range(64):  # a cycle in the tree ends the walk
+        for _ in range(MAX_TREE_DEPTH + 1):  # as deep as the SQL's walks; a cycle ends it
             if unit is None or self.level.get(unit) == level:
                 return unit
             unit = self.parent.get(unit)
