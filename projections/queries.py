@@ -75,21 +75,20 @@ Cell = Hashable
 Family = tuple[Cell, Sequence[Cell]]
 
 
-def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold: int,
-               hidden: Iterable[Cell] = ()) -> set[Cell]:
+def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: int,
+               hidden: Iterable[Cell] = (), unseen: Iterable[Cell] = ()) -> set[Cell]:
     """The cells to show without counts: small-group suppression with its complement, over the
     groups of every level at once, so that each level's view hides what the others need.
 
     ``sizes`` holds every group (cell) of every level; ``families`` say which cells add up to
     which (a trust's row: its units). Every cell smaller than ``threshold`` is hidden, and those
-    in ``hidden``. Then, for
+    in ``hidden``. An empty cell counts as a hidden part only when it is ``unseen`` (no one can
+    tell it is empty); otherwise it holds no one to protect. Then, for
     each family, until nothing changes:
-    - under a shown total, the hidden parts must be none, or at least two holding at least the
-      threshold together (the total minus the parts shown gives their sum; one hidden part
-      alone would be given exactly, and another family could then be solved with it), and
-      whatever the parts do not cover (total minus shown) must be 0 or at least the threshold;
-      the smallest shown parts are hidden until that holds, and the total itself when no shown
-      part is left;
+    - under a shown total, the total minus the parts shown (what subtraction gives) must be 0,
+      or at least the threshold and not one hidden part's alone (that part would be given
+      exactly, and another family could then be solved with it); the smallest shown parts are
+      hidden until that holds, and the total itself when no shown part is left;
     - under a hidden total, the hidden parts must hold at least the threshold (else adding up
       the shown parts would give it back within less than that).
     Hiding only grows, so this ends. The result depends only on the cells and families given.
@@ -98,6 +97,7 @@ def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold:
     decide the same for every other cell. A person counted in two parts of one family makes the
     figures bounds only."""
     hide = {c for c, n in sizes.items() if n < threshold} | set(hidden)
+    blind = set(unseen)
     todo = [(p, children) for p, children in families if p in sizes and children]
     touching: dict[Cell, list[int]] = {}  # cell: the families it is the total or a part of
     for f, (parent, children) in enumerate(todo):
@@ -110,7 +110,7 @@ def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold:
         queued.discard(f)
         parent, children = todo[f]
         shown = sorted((c for c in children if c not in hide), key=lambda c: sizes[c])
-        hidden = [c for c in children if c in hide and sizes[c] > 0]  # an empty group holds no one
+        hidden = [c for c in children if c in hide and (sizes[c] > 0 or c in blind)]
         hidden_sum, shown_sum = sum(sizes[c] for c in hidden), sum(sizes[c] for c in shown)
         newly = []
         while True:
@@ -118,14 +118,15 @@ def suppressed(sizes: Mapping[Cell, int], families: Iterable[Family], threshold:
                 ok = hidden_sum >= threshold
             else:
                 exposed = sizes[parent] - shown_sum
-                ok = (not hidden and (exposed <= 0 or exposed >= threshold)) \
-                    or (len(hidden) >= 2 and exposed >= threshold)
+                # nothing left to find (0: the hidden parts hold no one), or at least the
+                # threshold, and not all of it one part's
+                ok = exposed <= 0 or (exposed >= threshold and len(hidden) != 1)
             if ok:
                 break
             if shown:
                 c = shown.pop(0)
                 shown_sum -= sizes[c]
-                if sizes[c] > 0:
+                if sizes[c] > 0 or c in blind:
                     hidden.append(c)
                     hidden_sum += sizes[c]
             elif parent not in hide:
@@ -148,36 +149,18 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
     """Per course (and unit or trust): learner counts, averages and where learners stop.
 
     Per unit or trust, every group of a course, and of the levels above, is read (the page is
-    cut afterwards): whether a group is shown depends on the others (``suppressed``). Each
-    course's trusts add up to its row; a trust's units (in the course status read model's own
-    org tree) to the trust's; the units with no trust, and the learners with no unit, to the
-    row of the learners with no trust."""
+    cut afterwards): whether a group is shown depends on the others (``course_suppression``).
+    The org tree is the course status read model's own."""
     if group_by not in (None, "unit", "trust"):
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
     day = as_of or _today(o)
-    families: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     if group_by is None:
         found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, ["course"], limit, offset))
     else:
         levels = ["course", "trust"] + (["unit"] if group_by == "unit" else [])
         found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
-        for r in found:
-            key = (r["store_id"], r["course_id"])
-            if r["level"] == "trust":
-                families.setdefault(("course", *key, None), []).append(_cell(r))
-            elif r["level"] == "unit":
-                families.setdefault(("trust", *key, r["parent_id"]), []).append(_cell(r))
-    hidden = suppressed({_cell(r): r["learners"] for r in found}, families.items(), o.suppression_threshold)
-    # where learners stop: each activity's count is a table of its own over the same groups (a
-    # hidden group shows none of it); a count hidden there is left out of the group's map
-    stopped = {_cell(r): r["stopped_at"] for r in found}
-    stop_families = [
-        ((*parent, a), [(*c, a) for c in children if a in stopped.get(c, {})])
-        for parent, children in families.items() for a in stopped.get(parent, {})]
-    hidden_stops = suppressed({(*c, a): n for c, m in stopped.items() for a, n in m.items()}, stop_families,
-                              o.suppression_threshold,
-                              hidden=[(*c, a) for c, m in stopped.items() if c in hidden for a in m])
+    hidden, hidden_stops = course_suppression(found, o.suppression_threshold)
     rows = [r for r in found if r["level"] == (group_by or "course")]
     if group_by is not None:
         rows = rows[offset:offset + limit]
@@ -193,6 +176,33 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
             r["suppressed"] = False
             r["stopped_at"] = {a: n for a, n in r["stopped_at"].items() if (*cell, a) not in hidden_stops}
     return rows
+
+
+def course_suppression(found: list[dict[str, Any]], threshold: int) -> tuple[set[Cell], set[Cell]]:
+    """The course status cells to hide (``_cell``), and the drop-off counts to leave out (a
+    cell and an activity), over the rows of every level read (``suppressed``): a course's trusts
+    (the row of learners in no trust among them) add up to its row; a trust's units (``parent_id``)
+    to the trust's; the units in no trust and the learners employed nowhere to the row of
+    learners in no trust. Where learners stop is a table of its own per activity over the same
+    groups; a hidden group shows none of it."""
+    families: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+    for r in found:
+        key = (r["store_id"], r["course_id"])
+        if r["level"] == "trust":
+            families.setdefault(("course", *key, None), []).append(_cell(r))
+        elif r["level"] == "unit":
+            families.setdefault(("trust", *key, r["parent_id"]), []).append(_cell(r))
+    hidden = suppressed({_cell(r): r["learners"] for r in found}, families.items(), threshold)
+    stopped = {_cell(r): r["stopped_at"] for r in found}
+    sizes = {(*c, a): n for c, m in stopped.items() for a, n in m.items()}
+    stop_families = [((*parent, a), [(*c, a) for c in children])
+                     for parent, children in families.items() for a in stopped.get(parent, {})]
+    # a count a group does not have is left out of its map as a hidden one is: unseen
+    empty = [c for _, children in stop_families for c in children if c not in sizes]
+    sizes.update((c, 0) for c in empty)
+    hidden_stops = suppressed(sizes, stop_families, threshold, unseen=empty,
+                              hidden=[c for c in sizes if c[:-1] in hidden])
+    return hidden, hidden_stops
 
 
 def _cell(r: dict[str, Any]) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.queries import Cell, Family, _Ancestors, _families, suppressed
+from projections.queries import Cell, Family, _Ancestors, _families, course_suppression, suppressed
 
 # a region of trusts of units: per trust its units' sizes, plus people under the region in no trust
 trees = st.tuples(st.lists(st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=5), max_size=5),
@@ -133,3 +133,50 @@ def test_no_small_group_is_pinned_down_by_the_three_roll_up_views(tree: list, th
     for cell in unknowns:
         if 0 < sizes[cell] < threshold:
             assert not _determined(equations, unknowns, cell), (cell, sizes[cell], published)
+
+
+# --- course status (projections.queries.course_suppression): learners per course, trust and
+# unit, and where those who have not finished stop, one count per activity
+
+courses = st.lists(st.lists(st.lists(st.sampled_from(["done", "x", "y"]), min_size=1, max_size=12),
+                            min_size=1, max_size=3), max_size=3)  # trusts of units of learners' outcomes
+
+
+@given(courses, st.lists(st.sampled_from(["done", "x", "y"]), max_size=4), st.integers(min_value=2, max_value=6))
+def test_no_small_course_figure_is_pinned_down_by_the_three_views(trusts: list, nowhere: list,
+                                                                  threshold: int) -> None:
+    """Each learner is in one unit (or none); the views are per course, per trust and per unit."""
+    groups: dict[tuple[str, str | None, str | None], list[str]] = {}  # (level, group, parent): outcomes
+    for t, units in enumerate(trusts):
+        for u, outcomes in enumerate(units):
+            groups[("unit", f"U{t}{u}", f"T{t}")] = outcomes
+            groups.setdefault(("trust", f"T{t}", None), []).extend(outcomes)
+    if nowhere:
+        groups[("unit", None, None)] = nowhere
+        groups[("trust", None, None)] = nowhere
+    groups[("course", None, None)] = [o for (lvl, _, _), os in groups.items() if lvl == "trust" for o in os]
+    if not groups[("course", None, None)]:
+        return
+    found = [{"level": lvl, "store_id": 1, "course_id": "c", "group_id": g, "parent_id": p, "learners": len(os),
+              "stopped_at": {a: os.count(a) for a in ("x", "y") if a in os}}
+             for (lvl, g, p), os in groups.items()]
+    hidden, hidden_stops = course_suppression(found, threshold)
+    # the per-trust view reads no units: it decides the same for the course and its trusts
+    above = course_suppression([r for r in found if r["level"] != "unit"], threshold)
+    assert above[0] == {c for c in hidden if c[0] != "unit"}
+    assert above[1] == {c for c in hidden_stops if c[0] != "unit"}
+    cells = {("course", 1, "c", g) if lvl == "course" else (lvl, 1, "c", g): (p, len(os), os)
+             for (lvl, g, p), os in groups.items()}
+    for activity in (None, "x", "y"):
+        size = {c: (n if activity is None else os.count(activity)) for c, (_, n, os) in cells.items()}
+        shown = {c for c in cells if c not in hidden and (activity is None or (
+            (*c, activity) not in hidden_stops and size[c] > 0))}
+        equations = [{("course", 1, "c", None): 1, **{c: -1 for c in cells if c[0] == "trust"}}]
+        for t in {c[3] for c in cells if c[0] == "trust"}:
+            equations.append({("trust", 1, "c", t): 1, **{c: -1 for c, (p, _, _) in cells.items()
+                                                          if c[0] == "unit" and p == t}})
+        unknowns = [c for c in cells if c not in shown]
+        reduced = [({c: k for c, k in eq.items() if c not in shown}, 0) for eq in equations]
+        for c in unknowns:
+            if 0 < size[c] < threshold:
+                assert not _determined(reduced, unknowns, c), (activity, c, size[c], shown)
