@@ -83,8 +83,8 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
     ``sizes`` holds every group (cell) of every level; ``families`` say which cells add up to
     which (a trust's row: its units). Every cell smaller than ``threshold`` is hidden, and those
     in ``hidden``. An empty cell counts as a hidden part only when it is ``unseen`` (no one can
-    tell it is empty); otherwise it holds no one to protect. Then, for
-    each family, until nothing changes:
+    tell it is empty); otherwise it holds no one to protect. Then, for each family, until
+    nothing changes:
     - under a shown total, the total minus the parts shown (what subtraction gives) must be 0,
       or at least the threshold and not one hidden part's alone (that part would be given
       exactly, and another family could then be solved with it); the smallest shown parts are
@@ -110,8 +110,8 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
         queued.discard(f)
         parent, children = todo[f]
         shown = sorted((c for c in children if c not in hide), key=lambda c: sizes[c])
-        hidden = [c for c in children if c in hide and (sizes[c] > 0 or c in blind)]
-        hidden_sum, shown_sum = sum(sizes[c] for c in hidden), sum(sizes[c] for c in shown)
+        in_hiding = [c for c in children if c in hide and (sizes[c] > 0 or c in blind)]
+        hidden_sum, shown_sum = sum(sizes[c] for c in in_hiding), sum(sizes[c] for c in shown)
         newly = []
         while True:
             if parent in hide:
@@ -120,14 +120,14 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
                 exposed = sizes[parent] - shown_sum
                 # nothing left to find (0: the hidden parts hold no one), or at least the
                 # threshold, and not all of it one part's
-                ok = exposed <= 0 or (exposed >= threshold and len(hidden) != 1)
+                ok = exposed <= 0 or (exposed >= threshold and len(in_hiding) != 1)
             if ok:
                 break
             if shown:
                 c = shown.pop(0)
                 shown_sum -= sizes[c]
                 if sizes[c] > 0 or c in blind:
-                    hidden.append(c)
+                    in_hiding.append(c)
                     hidden_sum += sizes[c]
             elif parent not in hide:
                 c = parent
