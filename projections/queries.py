@@ -118,9 +118,10 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
                 ok = hidden_sum >= threshold
             else:
                 exposed = sizes[parent] - shown_sum
-                # nothing left to find (0: the hidden parts hold no one), or at least the
-                # threshold, and not all of it one part's
-                ok = exposed <= 0 or (exposed >= threshold and len(in_hiding) != 1)
+                # nothing left to find (the hidden parts hold no one), or at least the
+                # threshold, and not all of it one part's (a negative figure, from a person
+                # counted in two parts, is no proof the hidden parts are empty)
+                ok = (exposed <= 0 and hidden_sum == 0) or (exposed >= threshold and len(in_hiding) != 1)
             if ok:
                 break
             if shown:
@@ -194,9 +195,15 @@ def course_suppression(found: list[dict[str, Any]], threshold: int) -> tuple[set
             families.setdefault(("trust", *key, r["parent_id"]), []).append(_cell(r))
     hidden = suppressed({_cell(r): r["learners"] for r in found}, families.items(), threshold)
     stopped = {_cell(r): r["stopped_at"] for r in found}
-    sizes = {(*c, a): n for c, m in stopped.items() for a, n in m.items()}
+    sizes: dict[Any, int] = {(*c, a): n for c, m in stopped.items() for a, n in m.items()}
     stop_families = [((*parent, a), [(*c, a) for c in children])
                      for parent, children in families.items() for a in stopped.get(parent, {})]
+    # and a group's drop-off counts add up to its learners who have not finished, which its
+    # other counts can give (learners minus completed when none passed): a family of its own
+    for c, m in stopped.items():
+        if m:
+            sizes[("unfinished", c)] = sum(m.values())
+            stop_families.append((("unfinished", c), [(*c, a) for a in m]))
     # a count a group does not have is left out of its map as a hidden one is: unseen
     empty = [c for _, children in stop_families for c in children if c not in sizes]
     sizes.update((c, 0) for c in empty)
