@@ -226,7 +226,7 @@ ERROR_REDACTED = "(the error text needs a read scope; spor projections status sh
 
 
 async def _projections(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
-    reads_rows = request.state.principal.scopes & {"all", *PERSONAL}
+    reads_rows = request.state.principal.holds(*PERSONAL)
     async with scoped(request.app.state.pool, stores) as conn:
         rows = [s.as_dict() for s in await runner.status(conn, list(ALL.values())) if s.store_id in stores]
     for r in rows:

@@ -40,8 +40,12 @@ class Principal:
         those whose authority is the credential, or, for a person, those about the person."""
         return not (self.scopes & {"all", "all/read", "statements/read"})
 
+    def holds(self, *any_of: str) -> bool:
+        """Whether the caller holds one of the scopes (``all`` always does)."""
+        return "all" in self.scopes or any(s in self.scopes for s in any_of)
+
     def require(self, *any_of: str) -> None:
-        """Raise Forbidden unless the caller holds one of the scopes (``all`` always does)."""
-        if "all" in self.scopes or any(s in self.scopes for s in any_of):
+        """Raise Forbidden unless the caller holds one of the scopes."""
+        if self.holds(*any_of):
             return
         raise Forbidden(f"this credential lacks the scope for this request (needs one of: {', '.join(any_of)})")
