@@ -256,14 +256,11 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
     day = as_of or _today(o)
     # the levels whose cells decide this one's (``_families``): a unit's family is its trust; a
     # trust's, its region and the row of people in no trust; a region's, the same (it is hidden
-    # with its people in no trust when they are all it has and hidden for another region's)
-    levels = (["unit", "trust", "region"] if level == "unit" else ["trust", "region"]) if suppress else [level]
-    if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
-        found = await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
-                                 o.expiring_window_days, requirement, levels)
-    else:
-        found = await conn.fetch(sql("api_compliance_rollup"), stores, day,
-                                 o.expiring_window_days, o.timezone, requirement, levels)
+    # with its people in no trust when they are all it has and hidden for another region's).
+    # "rest": each region's people in no trust, counted (never shown)
+    levels = (["unit", "trust", "region", "rest"] if level == "unit" else ["trust", "region", "rest"]) \
+        if suppress else [level]
+    found = await rollup_rows(conn, stores, day, levels, requirement=requirement, options=o, source=source)
     hidden: set[Cell] = set()
     if suppress:
         hidden = suppressed(*_families(found, await _ancestors(conn, stores, day)), o.suppression_threshold)
@@ -283,17 +280,30 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
     return rows
 
 
+async def rollup_rows(conn: asyncpg.Connection, stores: list[int], day: date, levels: list[str], *,
+                      requirement: str | None = None, options: Options | None = None,
+                      source: str | None = None) -> list[asyncpg.Record]:
+    """The roll-up's rows of the given levels (unit, trust, region, and "rest": a region's
+    people in no trust, whose status counts the status rows leave NULL), before suppression."""
+    o = options or Options()
+    if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
+        return list(await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
+                                     o.expiring_window_days, requirement, levels))
+    return list(await conn.fetch(sql("api_compliance_rollup"), stores, day,
+                                 o.expiring_window_days, o.timezone, requirement, levels))
+
+
 def _families(rows: Sequence[Mapping[str, Any]], tree: _Ancestors) -> tuple[dict[Cell, int], list[Family]]:
     """The cells and families of a compliance roll-up's rows of every level (see ``suppressed``),
     per requirement:
-    - a region's row is its trusts' rows plus its people with no trust (a cell never shown:
-      the region's row minus its trusts' rows);
+    - a region's row is its trusts' rows plus its people with no trust (a cell never shown, the
+      rows of level "rest"; counted, since a person employed both in a trust and in no trust
+      makes the region minus its trusts too small);
     - the trust level's row without a trust is those cells of every region;
     - a trust's row is its units' rows; a region's people with no trust are its units with none.
     The unit level's cells never hide a cell above them that is not hidden already (a total is
-    hidden for its parts only when its one part is, and then the total is as small, or for
-    people in no trust at most as large), so the trust and region views leave them out and
-    agree with the unit view."""
+    hidden for its parts only when its one part is, and then the total holds the same people),
+    so the trust and region views leave them out and agree with the unit view."""
     sizes: dict[Cell, int] = {}
     families: dict[Cell, list[Cell]] = {}
     regions: list[tuple[str, Any, Any]] = []
@@ -306,11 +316,11 @@ def _families(rows: Sequence[Mapping[str, Any]], tree: _Ancestors) -> tuple[dict
                 families.setdefault(("region", tree.of(cell[1], "region"), cell[2]), []).append(cell)
         elif cell[0] == "region":
             regions.append(cell)
-        else:
+        elif cell[0] == "unit":
             units.append(cell)
     for region in regions:
         rest = ("rest", region[1], region[2])
-        sizes[rest] = max(sizes[region] - sum(sizes[c] for c in families.get(region, [])), 0)
+        sizes.setdefault(rest, 0)
         families.setdefault(region, []).append(rest)
         families.setdefault(("trust", None, region[2]), []).append(rest)
     for cell in units:

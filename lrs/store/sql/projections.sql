@@ -411,6 +411,13 @@ SELECT x.level, nullif(x.group_id, '') AS group_id, x.requirement_id, sum(x.tota
 FROM parts x
 GROUP BY x.level, x.group_id, x.requirement_id
 HAVING sum(x.total) > 0
+UNION ALL
+-- level 'rest': per region, its people in no trust (only the total; migration 0018's index)
+SELECT 'rest', s.region_id, s.requirement_id, count(DISTINCT (s.store_id, s.person_id)), NULL, NULL, NULL, NULL
+FROM rm_compliance.status s
+WHERE 'rest' = ANY($5::text[]) AND s.store_id = ANY($1::bigint[]) AND s.trust_id IS NULL
+  AND ($4::text IS NULL OR s.requirement_id = $4)
+GROUP BY s.region_id, s.requirement_id
 ORDER BY 1, 2 NULLS LAST, 3;
 
 -- name: api_compliance
@@ -424,12 +431,14 @@ LIMIT $9 OFFSET $10;
 
 -- name: api_compliance_rollup
 -- Compliance counts per requirement and unit, trust or region (the levels named in $6, in effect at
--- the date); a person with two employments in one group counts once.
+-- the date); a person with two employments in one group counts once. Level 'rest': per region,
+-- its people in no trust (small-group suppression needs them counted, projections.queries).
 WITH rows AS (
     SELECT DISTINCT c.store_id, c.person_id, c.requirement_id, c.status, l.level, l.group_id
     FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, NULL, NULL) c
-    CROSS JOIN LATERAL (VALUES ('unit', c.unit_id), ('trust', c.trust_id), ('region', c.region_id)) l(level, group_id)
-    WHERE l.level = ANY($6::text[])
+    CROSS JOIN LATERAL (VALUES ('unit', c.unit_id), ('trust', c.trust_id), ('region', c.region_id),
+                               ('rest', c.region_id)) l(level, group_id)
+    WHERE l.level = ANY($6::text[]) AND (l.level <> 'rest' OR c.trust_id IS NULL)
 )
 SELECT level, group_id, requirement_id, count(*) AS total,
        count(*) FILTER (WHERE status = 'valid') AS valid,
