@@ -11,18 +11,21 @@ hide counts of groups smaller than the suppression threshold (default 5).
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 import orjson
 import structlog
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from lrs.errors import BadRequest
 from lrs.http.common import principal
@@ -33,6 +36,7 @@ from projections.models import ALL
 
 log = structlog.get_logger("spor.analyst")
 MAX_LIMIT = 10_000
+EXPORT_BATCH = 2000  # rows per chunk of a streamed CSV export
 
 
 def _options(request: Request) -> queries.Options:
@@ -127,6 +131,118 @@ def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int
     return Response(orjson.dumps(body, default=str), media_type="application/json")
 
 
+def _csv_lines(rows: list[dict[str, Any]], columns: list[str], header: bool) -> bytes:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n")
+    if header:
+        buf.write("\ufeff")
+        w.writeheader()
+    for r in rows:
+        w.writerow({k: _cell(v) for k, v in r.items()})
+    return buf.getvalue().encode()
+
+
+def _whole_export(request: Request) -> bool:
+    """A CSV export without limit or offset is the whole view (a spreadsheet follows no Link)."""
+    return _wants_csv(request) and "limit" not in request.query_params and "offset" not in request.query_params
+
+
+class Export(StreamingResponse):
+    """A whole view as CSV, streamed from a cursor as it is read, in one snapshot
+    (``export_rows``). The audit trail gets a record before the first row leaves and another
+    when the stream ends (``when_done``): how many rows went out, about whom, and whether the
+    client took all of them."""
+
+    def __init__(self, name: str, body: _Prefetched, sent: dict[str, Any]) -> None:
+        super().__init__(body, media_type="text/csv; charset=utf-8",
+                         headers={"Content-Disposition": _filename(name)})
+        self.chunks = body
+        self.sent = sent  # rows, persons (a set), finished, done: kept current by the stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.chunks.aclose()  # at once, also when the client hung up
+
+
+async def export_rows(request: Request, stores: list[int], columns: list[str],
+                      rows: Callable[[asyncpg.Connection], AsyncIterator[asyncpg.Record]],
+                      person_column: str | None) -> tuple[_Prefetched, dict[str, Any]]:
+    """The CSV of every row ``rows`` yields, read in one read-only repeatable-read transaction
+    on a connection scoped to ``stores``, and what was sent so far. The header and first batch
+    are read before this returns, so a bad request or a failing query is an error response,
+    not a cut-off file."""
+    sent: dict[str, Any] = {"rows": 0, "persons": set(), "finished": False, "done": []}
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        try:
+            async with scoped(request.app.state.pool, stores) as conn, \
+                    conn.transaction(isolation="repeatable_read", readonly=True):
+                page: list[dict[str, Any]] = []
+                header = True
+                async for r in rows(conn):
+                    page.append(dict(r))
+                    if len(page) == EXPORT_BATCH:
+                        yield _sent(page, header)
+                        header, page = False, []
+                yield _sent(page, header)
+        except BaseException:
+            # the client hung up (or the read failed) half-way: what went out is recorded all
+            # the same, from a task of its own (this one may be cancelled)
+            for done in sent["done"]:
+                _keep(asyncio.ensure_future(done(sent)))
+            raise
+        sent["finished"] = True
+        for done in sent["done"]:
+            await done(sent)
+
+    def _sent(page: list[dict[str, Any]], header: bool) -> bytes:
+        sent["rows"] += len(page)
+        if person_column is not None:
+            sent["persons"].update(r[person_column] for r in page)
+        return _csv_lines(page, columns, header)
+
+    body = stream()
+    try:
+        first = await body.__anext__()
+    except BaseException:
+        await body.aclose()
+        raise
+    return _Prefetched(first, body), sent
+
+
+class _Prefetched:
+    """An async generator whose first item was read already: that item, then the rest.
+    ``aclose`` closes the generator (its connection goes back to the pool) even when the
+    response never started to send."""
+
+    def __init__(self, first: bytes, rest: AsyncGenerator[bytes, None]) -> None:
+        self._first: bytes | None = first
+        self._rest = rest
+
+    def __aiter__(self) -> _Prefetched:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._first is not None:
+            item, self._first = self._first, None
+            return item
+        return await self._rest.__anext__()
+
+    async def aclose(self) -> None:
+        await self._rest.aclose()
+
+
+_pending: set[asyncio.Future[Any]] = set()
+
+
+def _keep(task: asyncio.Future[Any]) -> None:
+    """Hold a fire-and-forget task until it ends (the event loop keeps only weak references)."""
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+
+
 # A view's handler: its response, the number of rows in it, and the people those rows are
 # about (the audit trail's answer to "who read my records"; none for aggregated views).
 Handler = Callable[[Request, list[int]], Awaitable[tuple[Response, int, list[str]]]]
@@ -149,21 +265,45 @@ def _endpoint(name: str, handler: Handler,
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
         response, records, persons = await handler(request, stores)
-        asked = {"path": request.url.path, **dict(request.query_params), "stores": stores}
+        asked: dict[str, Any] = {"path": request.url.path, **dict(request.query_params), "stores": stores}
         if persons:
             asked["persons"] = persons
         audit = getattr(request.app.state, "audit", None)
-        if audit is not None:
-            await audit.record(who, f"analyst.{name}", asked, records)
+        if isinstance(response, Export):
+            asked["export"] = "started"
+
+            async def done(sent: dict[str, Any]) -> None:
+                ended = {**asked, "export": "finished" if sent["finished"] else "interrupted"}
+                if sent["persons"]:
+                    ended["persons"] = sorted(sent["persons"])
+                if audit is not None:
+                    await audit.record(who, f"analyst.{name}", ended, sent["rows"])
+                log.info("analyst_export", view=name, credential=who.credential_id, stores=stores,
+                         records=sent["rows"], finished=sent["finished"])
+
+            response.sent["done"].append(done)
+        try:
+            if audit is not None:
+                await audit.record(who, f"analyst.{name}", asked, records)
+        except BaseException:
+            if isinstance(response, Export):
+                await response.chunks.aclose()
+            raise
         log.info("analyst_read", view=name, credential=who.credential_id, stores=stores, records=records)
         return response
 
     return endpoint
 
 
+def _page(request: Request) -> tuple[int | None, int]:
+    """limit and offset; no limit for a whole CSV export (``_whole_export``)."""
+    if _whole_export(request):
+        return None, 0
+    return _int(request, "limit", 1000, 1, MAX_LIMIT), _int(request, "offset", 0, 0, 10**9)
+
+
 async def _transcript(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
-    limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
-    offset = _int(request, "offset", 0, 0, 10**9)
+    limit, offset = _page(request)
     person = request.path_params["person"]
     store = request.query_params.get("store")
     async with scoped(request.app.state.pool, stores) as conn:
@@ -177,34 +317,46 @@ async def _transcript(request: Request, stores: list[int]) -> tuple[Response, in
             raise BadRequest(f"person {person!r} is known in several stores ("
                              f"{', '.join(r['name'] for r in found)}); name one with store=")
         rows = await queries.transcript(conn, stores, person, activity=request.query_params.get("activity"),
-                                        limit=limit + 1, offset=offset) if stores else []
+                                        limit=_one_more(limit), offset=offset) if stores else []
     return (_respond(request, f"transcript-{person}", rows, limit, offset, _columns("/v1/transcripts/{person}")),
-            min(len(rows), limit), [person])
+            _count(rows, limit), [person])
+
+
+def _one_more(limit: int | None) -> int | None:
+    """What to fetch for a page: one row more, to know whether a next page exists."""
+    return None if limit is None else limit + 1
+
+
+def _count(rows: list[dict[str, Any]], limit: int | None) -> int:
+    return len(rows) if limit is None else min(len(rows), limit)
 
 
 async def _course_status(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
-    limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
-    offset = _int(request, "offset", 0, 0, 10**9)
+    limit, offset = _page(request)
     async with scoped(request.app.state.pool, stores) as conn:
         rows = await queries.course_status(
             conn, stores, course=request.query_params.get("course"),
             group_by=_choice(request, "group_by", ("unit", "trust")), as_of=_date(request, "as_of"),
-            limit=limit + 1, offset=offset, options=_options(request))
+            limit=_one_more(limit), offset=offset, options=_options(request))
     return (_respond(request, "course-status", rows, limit, offset, _columns("/v1/course-status")),
-            min(len(rows), limit), [])
+            _count(rows, limit), [])
 
 
 async def _compliance(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
-    limit = _int(request, "limit", 1000, 1, MAX_LIMIT)
-    offset = _int(request, "offset", 0, 0, 10**9)
+    limit, offset = _page(request)
     o = _options(request)
     window = _int(request, "window_days", o.expiring_window_days, 0, 3650)
     q = request.query_params
+    filters: dict[str, Any] = {
+        "as_of": _date(request, "as_of"), "requirement": q.get("requirement"), "unit": q.get("unit"),
+        "person": q.get("person"), "status": _choice(request, "status", queries.STATUSES),
+        "options": queries.Options(o.suppression_threshold, window, o.timezone)}
+    if limit is None:
+        body, sent = await export_rows(request, stores, _columns("/v1/compliance"),
+                                       lambda conn: queries.compliance_all(conn, stores, **filters), "person_id")
+        return Export("compliance", body, sent), 0, []
     async with scoped(request.app.state.pool, stores) as conn:
-        rows = await queries.compliance(
-            conn, stores, as_of=_date(request, "as_of"), requirement=q.get("requirement"), unit=q.get("unit"),
-            person=q.get("person"), status=_choice(request, "status", queries.STATUSES), limit=limit + 1,
-            offset=offset, options=queries.Options(o.suppression_threshold, window, o.timezone))
+        rows = await queries.compliance(conn, stores, limit=limit + 1, offset=offset, **filters)
     return (_respond(request, "compliance", rows, limit, offset, _columns("/v1/compliance")),
             min(len(rows), limit), sorted({r["person_id"] for r in rows[:limit]}))
 
@@ -264,7 +416,8 @@ def _param(name: str, desc: str, schema: dict[str, Any] | None = None, where: st
             "schema": schema or {"type": "string"}}
 
 
-_PAGING = [_param("limit", "page size (1-10000, default 1000)", {"type": "integer"}),
+_PAGING = [_param("limit", "page size (1-10000, default 1000); a CSV export with neither limit nor offset "
+                           "is the whole view, streamed", {"type": "integer"}),
            _param("offset", "rows to skip", {"type": "integer"}),
            _param("format", "json or csv (without it, an Accept naming text/csv asks for CSV)",
                   {"enum": ["json", "csv"]})]
@@ -277,7 +430,8 @@ def _get(summary: str, params: list[dict[str, Any]], item: dict[str, Any], *, pa
         page |= {"limit": {"type": "integer"}, "offset": {"type": "integer"}, "next": {"type": ["string", "null"]}}
     return {"get": {"summary": summary, "parameters": params, "security": [{"basic": []}], "responses": {
         "200": {"description": ("rows (JSON: items, limit, offset, next), or CSV (UTF-8 with a byte order mark; "
-                                "a Link header with rel=next when more rows follow)") if paged else
+                                "a Link header with rel=next when more rows follow; "
+                                "without limit and offset, every row)") if paged else
                 "rows (JSON: items), or CSV (UTF-8 with a byte order mark)", "content": {
             "application/json": {"schema": {"type": "object", "properties": page}},
             "text/csv": {"schema": {"type": "string"}}}},

@@ -4,7 +4,7 @@ than ``threshold`` people shows no counts, so no one can be singled out."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -40,8 +40,9 @@ def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
 
 
 async def transcript(conn: asyncpg.Connection, stores: list[int], person: str, *, activity: str | None = None,
-                     limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
-    """Every completion and pass of a person (all linked identifiers) in the given stores."""
+                     limit: int | None = 1000, offset: int = 0) -> list[dict[str, Any]]:
+    """Every completion and pass of a person (all linked identifiers) in the given stores
+    (``limit`` None: all of them)."""
     return _rows(await conn.fetch(sql("api_transcript"), stores, person, activity, limit, offset))
 
 
@@ -145,7 +146,7 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
 
 
 async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: str | None = None,
-                        group_by: str | None = None, as_of: date | None = None, limit: int = 1000,
+                        group_by: str | None = None, as_of: date | None = None, limit: int | None = 1000,
                         offset: int = 0, options: Options | None = None) -> list[dict[str, Any]]:
     """Per course (and unit or trust): learner counts, averages and where learners stop.
 
@@ -164,7 +165,7 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
     hidden, hidden_stops = course_suppression(found, o.suppression_threshold)
     rows = [r for r in found if r["level"] == (group_by or "course")]
     if group_by is not None:
-        rows = rows[offset:offset + limit]
+        rows = rows[offset:None if limit is None else offset + limit]
     for r in rows:
         cell = _cell(r)
         del r["level"], r["parent_id"]
@@ -230,7 +231,28 @@ async def compliance(conn: asyncpg.Connection, stores: list[int], *, as_of: date
     """Per person, unit and requirement: status as of a date (with last completion and expiry).
     ``source`` forces "status" or "facts" (tests compare them); by default the status rows
     answer when they hold for the date."""
-    o = options or Options()
+    query, args = await _compliance_query(conn, stores, as_of, requirement, unit, person, status,
+                                          options or Options(), source, limit, offset)
+    return _rows(await conn.fetch(query, *args))
+
+
+async def compliance_all(conn: asyncpg.Connection, stores: list[int], *, as_of: date | None = None,
+                         requirement: str | None = None, unit: str | None = None, person: str | None = None,
+                         status: str | None = None, options: Options | None = None,
+                         source: str | None = None, prefetch: int = 2000) -> AsyncIterator[asyncpg.Record]:
+    """Every row ``compliance`` would page through, in its order, read by a cursor (a region's
+    export is ~1.6 M rows): the caller holds a transaction open while iterating."""
+    query, args = await _compliance_query(conn, stores, as_of, requirement, unit, person, status,
+                                          options or Options(), source, None, 0)
+    async for r in conn.cursor(query, *args, prefetch=prefetch):
+        yield r
+
+
+async def _compliance_query(conn: asyncpg.Connection, stores: list[int], as_of: date | None,
+                            requirement: str | None, unit: str | None, person: str | None, status: str | None,
+                            o: Options, source: str | None, limit: int | None,
+                            offset: int) -> tuple[str, tuple[Any, ...]]:
+    """The query of ``compliance`` and its arguments (``limit`` None: every row)."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
     day = as_of or _today(o)
@@ -238,10 +260,10 @@ async def compliance(conn: asyncpg.Connection, stores: list[int], *, as_of: date
         # the units first: given as constants, they let the planner find the rows by index
         units = None if unit is None else [r[0] for r in await conn.fetch(sql("api_compliance_status_units"),
                                                                           stores, unit)]
-        return _rows(await conn.fetch(sql("api_compliance_from_status"), stores, day, o.expiring_window_days,
-                                      requirement, units, person, status, limit, offset))
-    return _rows(await conn.fetch(sql("api_compliance"), stores, day, o.expiring_window_days,
-                                  o.timezone, requirement, unit, person, status, limit, offset))
+        return sql("api_compliance_from_status"), (stores, day, o.expiring_window_days, requirement, units,
+                                                   person, status, limit, offset)
+    return sql("api_compliance"), (stores, day, o.expiring_window_days, o.timezone, requirement, unit, person,
+                                   status, limit, offset)
 
 
 async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, level: str = "unit",

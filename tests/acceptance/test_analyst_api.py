@@ -4,6 +4,8 @@ paging, CSV export and the OpenAPI description."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import csv
 import io
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import pytest
 from starlette.routing import Mount
 
 from lrs.app import create_app
@@ -25,7 +28,7 @@ from projections import api, reference, runner
 from projections.facts import PERSON_LINKED
 from projections.models import ALL
 from projections.reference import identifier_key
-from tests.conftest import ROOT, make_tenant
+from tests.conftest import ROOT, Server, make_tenant
 
 EXAMPLES = ROOT / "docs" / "examples"
 HEADERS = {"X-Experience-API-Version": "1.0.3"}
@@ -439,3 +442,83 @@ async def test_a_dashboard_credential_reads_the_aggregated_views_and_no_persons_
             items = (await client.get("/api/v1/projections", auth=(who.key, who.secret))).json()["items"]
             failed = [r for r in items if r["projection"] == "transcript" and r["store_id"] == sid]
             assert failed and failed[0]["state"] == "failed" and failed[0]["error"] == error
+
+
+async def test_a_csv_export_without_limit_is_the_whole_view_streamed_and_audited(
+        server: Server, tmp_path: Path) -> None:
+    """A spreadsheet follows no Link header: format=csv without limit or offset is every row
+    (here 1,200, more than a page), streamed by the real server over a socket. The audit trail
+    records the read before the first row leaves, and when it ends: how many rows, about whom."""
+    db = await asyncpg.connect(server.database_url)
+    try:
+        await db.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        sid, auth = await _fire_for_everyone(server.database_url, db, tmp_path, {"900100": 700, "900210": 500})
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            whole = await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01", "format": "csv"})
+            assert whole.status_code == 200 and whole.headers.get("transfer-encoding") == "chunked"
+            assert "link" not in whole.headers
+            rows = list(csv.DictReader(io.StringIO(whole.content.decode("utf-8-sig"))))
+            assert len(rows) == 1200 and {r["status"] for r in rows} == {"missing"}
+            assert len({r["person_id"] for r in rows}) == 1200
+            # a page is still a page
+            page = await client.get("/api/v1/compliance", auth=auth,
+                                    params={"as_of": "2025-01-01", "format": "csv", "limit": 1000})
+            assert len(page.content.decode("utf-8-sig").splitlines()) == 1001 and 'rel="next"' in page.headers["link"]
+            # a bad filter is still a 400, not a cut-off file
+            bad = await client.get("/api/v1/compliance", auth=auth, params={"format": "csv", "status": "bogus"})
+            assert bad.status_code == 400 and "status" in bad.json()["error"]["message"]
+        audited = await db.fetch("SELECT records, request FROM audit_log WHERE store_id = $1 "
+                                 "AND action = 'analyst.compliance' AND request ->> 'limit' IS NULL ORDER BY id", sid)
+        assert [(a["records"], a["request"]["export"]) for a in audited] == [(0, "started"), (1200, "finished")]
+        assert "persons" not in audited[0]["request"] and len(audited[1]["request"]["persons"]) == 1200
+        about = await db.fetch(sql("audit_by_person"), "U900210-7", 100)
+        assert [a["request"].get("export") for a in about] == ["finished"]
+    finally:
+        await db.close()
+
+
+async def test_an_export_the_client_leaves_half_way_is_audited_with_what_went_out(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client hangs up while the second batch of rows is being sent: the read is in the
+    audit trail as interrupted, with the rows and people handed to the connection (the batch in
+    flight counts: part of it may have gone out), and the database connection is back in the
+    pool."""
+    monkeypatch.setattr(api, "EXPORT_BATCH", 100)
+    sid, (key, secret) = await _fire_for_everyone(db_url, conn, tmp_path, {"900100": 250})
+    app = create_app(Settings.from_env().with_(database_url=db_url))
+    app.router.routes.append(Mount("/api", routes=api.routes()))
+    token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    # spec 2.3, as uvicorn says: Starlette listens for the hang-up and cancels the stream
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": "/api/v1/compliance", "raw_path": b"/api/v1/compliance",
+             "root_path": "", "query_string": b"as_of=2025-01-01&format=csv",
+             "headers": [(b"host", b"testserver"), (b"authorization", f"Basic {token}".encode())],
+             "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+    bodies: list[bytes] = []
+    hung_up = asyncio.Event()
+
+    async def receive() -> dict:
+        await hung_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            bodies.append(message["body"])
+            if len(bodies) == 2:
+                hung_up.set()
+                await asyncio.sleep(5)  # a slow socket: the server notices the hang-up meanwhile
+
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app(scope, receive, send), 5)
+        pool = app.state.pool
+        for _ in range(100):
+            ended = await conn.fetchrow("SELECT records, request FROM audit_log WHERE store_id = $1 "
+                                        "AND request ->> 'export' = 'interrupted'", sid)
+            if ended is not None and pool.get_idle_size() == pool.get_size():
+                break
+            await asyncio.sleep(0.05)
+        assert ended is not None and ended["records"] == 200 and len(ended["request"]["persons"]) == 200
+        assert len(bodies) == 2 and len(bodies[0].decode("utf-8-sig").splitlines()) == 101
+        assert pool.get_idle_size() == pool.get_size()  # the export's connection was given back
+        assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE store_id = $1 "
+                                       "AND request ->> 'export' = 'finished'", sid)
