@@ -88,8 +88,10 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
     nothing changes:
     - under a shown total, the total minus the parts shown (what subtraction gives) must be 0,
       or at least the threshold and not one hidden part's alone (that part would be given
-      exactly, and another family could then be solved with it); the smallest shown parts are
-      hidden until that holds, and the total itself when no shown part is left;
+      exactly, and another family could then be solved with it), or, with no part hidden, at
+      most minus the threshold (the parts shown then count that many people twice: those
+      employed in two of them); the smallest shown parts are hidden until that holds, and the
+      total itself when no shown part is left;
     - under a hidden total, the hidden parts must hold at least the threshold (else adding up
       the shown parts would give it back within less than that).
     Hiding only grows, so this ends. The result depends only on the cells and families given.
@@ -120,9 +122,12 @@ def suppressed(sizes: Mapping[Any, int], families: Iterable[Family], threshold: 
             else:
                 exposed = sizes[parent] - shown_sum
                 # nothing left to find (the hidden parts hold no one), or at least the
-                # threshold, and not all of it one part's (a negative figure, from a person
-                # counted in two parts, is no proof the hidden parts are empty)
-                ok = (exposed <= 0 and hidden_sum == 0) or (exposed >= threshold and len(in_hiding) != 1)
+                # threshold, and not all of it one part's. A negative figure is people counted
+                # in two parts: no proof the hidden parts are empty, and with none hidden it is
+                # how many people hold two of the parts shown (their statuses too, column by
+                # column), so it must be at least the threshold as well
+                ok = ((exposed == 0 or exposed <= -threshold) and hidden_sum == 0) or \
+                    (exposed >= threshold and len(in_hiding) != 1)
             if ok:
                 break
             if shown:
@@ -306,7 +311,8 @@ async def rollup_rows(conn: asyncpg.Connection, stores: list[int], day: date, le
                       requirement: str | None = None, options: Options | None = None,
                       source: str | None = None) -> list[asyncpg.Record]:
     """The roll-up's rows of the given levels (unit, trust, region, and "rest": a region's
-    people in no trust, whose status counts the status rows leave NULL), before suppression."""
+    people in no trust, of which only the total is read; from the status rows its status counts
+    are NULL), before suppression."""
     o = options or Options()
     if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
         return list(await conn.fetch(sql("api_compliance_rollup_from_status"), stores, day,
@@ -342,7 +348,7 @@ def _families(rows: Sequence[Mapping[str, Any]], tree: _Ancestors) -> tuple[dict
             units.append(cell)
     for region in regions:
         rest = ("rest", region[1], region[2])
-        sizes.setdefault(rest, 0)
+        sizes.setdefault(rest, 0)  # no row: nobody in no trust
         families.setdefault(region, []).append(rest)
         families.setdefault(("trust", None, region[2]), []).append(rest)
     for cell in units:

@@ -137,18 +137,24 @@ async def test_rows_are_computed_on_catch_up_and_answer_today(r: Region, conn: a
 
 async def test_a_regions_people_in_no_trust_are_counted_on_both_sources(r: Region, conn: asyncpg.Connection) -> None:
     """Suppression needs the people of a region in no trust (migration 0018). P3 works at the
-    region unit and in D1, P4 at the region unit only: the region (4) minus its trust (3) says 1,
-    but 2 are in no trust, and P3 counts once though employed twice."""
-    await r.ref(job("P3", "R"), job("P3", "D1", emp="e2"), job("P4", "R"))
+    region unit, in S (a department under it, in no trust) and in D1; P4 at the region unit
+    only; P5 in X, a unit under no region. The region (4) minus its trust (3) says 1, but 2 are
+    in no trust, and P3 counts once though employed three times."""
+    await r.ref(unit("S", "R", "department"), unit("X", None, "department"), job("P3", "R"),
+                job("P3", "S", emp="e2"), job("P3", "D1", emp="e3"), job("P4", "R"), job("P5", "X"))
     await r.catch_up()
     assert await r.source(today()) == "status"
     got = {}
     for source in ("status", "facts"):
-        rows = await queries.rollup_rows(conn, [r.sid], today(), ["region", "trust", "rest"], options=OPTS,
-                                         source=source)
-        got[source] = sorted((x["level"], x["group_id"] or "", x["total"]) for x in rows)
-    assert got["status"] == got["facts"] == [("region", "R", 4), ("rest", "R", 2), ("trust", "", 2),
-                                             ("trust", "T", 3)]
+        for requirement in (None, "hygiene", "none-such"):
+            rows = await queries.rollup_rows(conn, [r.sid], today(), ["region", "trust", "rest"], options=OPTS,
+                                             source=source, requirement=requirement)
+            got[source, requirement] = sorted((x["level"], x["group_id"] or "", x["total"]) for x in rows)
+    expected = [("region", "", 1), ("region", "R", 4), ("rest", "", 1), ("rest", "R", 2), ("trust", "", 3),
+                ("trust", "T", 3)]
+    for source in ("status", "facts"):
+        assert got[source, None] == got[source, "hygiene"] == expected, source
+        assert got[source, "none-such"] == []
     # the status rows' count can be read by a partial index (a region holds ~100,000 rows), and
     # a rebuild makes the index again
     index = "status_store_id_region_id_requirement_id_person_id_idx"

@@ -218,19 +218,97 @@ def test_a_person_in_two_units_does_not_let_a_small_unit_through_the_row_of_no_t
     assert ("unit", "R0d", "q") in hide and ("unit", "R0", "q") in hide
 
 
-def test_the_people_in_no_trust_are_taken_as_counted_not_as_the_region_minus_its_trusts() -> None:
-    """P1 and P2 in the trust's units, P3 there and at the region unit, P4 at the region unit.
-    The region minus its trust says 1 in no trust, but 2 are: taken as 1, that cell was hidden
-    and the region's only trust with it, for nothing (4 - 3 - 2 gives no one away)."""
-    versions = [{"unit_id": "R", "parent_id": None, "level": "region"},
+_REGION_T_D1 = [{"unit_id": "R", "parent_id": None, "level": "region"},
                 {"unit_id": "T", "parent_id": "R", "level": "trust"},
-                {"unit_id": "D1", "parent_id": "T", "level": "department"},
-                {"unit_id": "D2", "parent_id": "T", "level": "department"}]
-    rows = [{"level": lvl, "group_id": g, "requirement_id": "q", "total": n} for lvl, g, n in (
-        ("region", "R", 4), ("trust", "T", 3), ("trust", None, 2), ("rest", "R", 2),
-        ("unit", "R", 2), ("unit", "D1", 2), ("unit", "D2", 1))]
-    sizes, families = _families(rows, _Ancestors(versions))
-    assert sizes[("rest", "R", "q")] == 2
-    hide = suppressed(sizes, families, 2)
-    assert ("trust", "T", "q") not in hide and ("region", "R", "q") not in hide
-    assert {("unit", "D1", "q"), ("unit", "D2", "q")} <= hide
+                {"unit_id": "D1", "parent_id": "T", "level": "department"}]
+
+
+def _rows_of(people: dict[frozenset[str], int]) -> list[dict]:
+    """The roll-up's rows (with the counted people in no trust) of people employed in one unit
+    or two, in the tree R > T > D1 (people at R itself are in no trust)."""
+    trust = {"R": None, "D1": "T"}
+    cells: dict[tuple[str, str | None], int] = {}
+    for units, n in people.items():
+        groups = {("unit", u) for u in units} | {("trust", trust[u]) for u in units} | {("region", "R")}
+        if any(trust[u] is None for u in units):
+            groups.add(("rest", "R"))
+        for g in groups:
+            cells[g] = cells.get(g, 0) + n
+    return [{"level": lvl, "group_id": g, "requirement_id": "q", "total": n} for (lvl, g), n in cells.items()]
+
+
+def test_the_people_in_no_trust_are_counted_so_an_overlap_as_large_as_the_threshold_hides_nothing() -> None:
+    """5 in D1 only, 5 in D1 and at the region unit, 4 at the region unit only. The region
+    minus its trust (4) is not its people in no trust (9): taken as 4, that cell was hidden and
+    the region's only trust and unit with it, for nothing (the 5 counted twice are a group as
+    large as the threshold)."""
+    rows = _rows_of({frozenset({"D1"}): 5, frozenset({"D1", "R"}): 5, frozenset({"R"}): 4})
+    sizes, families = _families(rows, _Ancestors(_REGION_T_D1))
+    assert sizes[("rest", "R", "q")] == 9
+    assert suppressed(sizes, families, 5) == set()
+
+
+def test_people_employed_both_in_a_trust_and_in_no_trust_are_not_given_by_adding_up() -> None:
+    """Found by a review: 5 in D1, 4 at the region unit, 1 in both. Were the trust (6), the row
+    of no trust (5) and the region (10) all shown, 6 + 5 - 10 would give the 1 employed in both
+    (and, column by column, that person's status). No history of people in D1, at R or in both
+    that shows the same rows tells how many are in both."""
+    truth = {frozenset({"D1"}): 5, frozenset({"R"}): 4, frozenset({"D1", "R"}): 1}
+
+    def published(people: dict[frozenset[str], int]) -> dict[tuple[str, str | None], int | None]:
+        rows = _rows_of(people)
+        hide = suppressed(*_families(rows, _Ancestors(_REGION_T_D1)), 5)
+        return {(r["level"], r["group_id"]): None if (r["level"], r["group_id"], "q") in hide else r["total"]
+                for r in rows if r["level"] != "rest"}
+
+    seen = published(truth)
+    both = {n for d1 in range(12) for r in range(12) for n in range(12)
+            if published({frozenset({"D1"}): d1, frozenset({"R"}): r, frozenset({"D1", "R"}): n}) == seen}
+    assert len(both) > 1 and 1 in both
+
+
+# people employed in one unit or two, anywhere: the attacker knows every shown row of the three
+# views and which units and pairs of units people hold, but not how many hold each
+_TREE = {"R": (None, "R"), "Rd": (None, "R"), "U00": ("T0", "R"), "U01": ("T0", "R"), "U10": ("T1", "R"),
+         "Q": (None, "Q"), "U20": ("T2", "Q")}  # unit: (trust, region)
+_VERSIONS = [{"unit_id": "R", "parent_id": None, "level": "region"},
+             {"unit_id": "Q", "parent_id": None, "level": "region"},
+             {"unit_id": "Rd", "parent_id": "R", "level": "department"},
+             *({"unit_id": t, "parent_id": r, "level": "trust"} for t, r in (("T0", "R"), ("T1", "R"), ("T2", "Q"))),
+             *({"unit_id": u, "parent_id": t, "level": "department"}
+               for u, (t, _) in _TREE.items() if t is not None)]
+employments = st.lists(st.lists(st.sampled_from(sorted(_TREE)), min_size=1, max_size=2, unique=True).map(frozenset),
+                       min_size=1, max_size=16)
+
+
+def _groups() -> dict[tuple[str, str | None], set[str]]:
+    g: dict[tuple[str, str | None], set[str]] = {}
+    for u, (t, r) in _TREE.items():
+        for key in (("unit", u), ("trust", t), ("region", r), *((("rest", r),) if t is None else ())):
+            g.setdefault(key, set()).add(u)
+    return g
+
+
+@given(employments, st.integers(min_value=2, max_value=5))
+def test_no_small_group_nor_the_people_in_two_units_are_pinned_down_by_the_roll_up_views(
+        people: list[frozenset[str]], threshold: int) -> None:
+    groups = _groups()
+    sizes = {k: sum(1 for p in people if p & units) for k, units in groups.items()}
+    sizes = {k: n for k, n in sizes.items() if n}
+    rows = [{"level": lvl, "group_id": g, "requirement_id": "q", "total": n} for (lvl, g), n in sizes.items()]
+    hide = {c[:2] for c in suppressed(*_families(rows, _Ancestors(_VERSIONS)), threshold)}
+    above = _families([r for r in rows if r["level"] != "unit"], _Ancestors(_VERSIONS))
+    assert {c[:2] for c in suppressed(*above, threshold)} == {c for c in hide if c[0] != "unit"}
+    shown = [k for k in sizes if k[0] != "rest" and k not in hide]
+    # the unknowns: how many people hold each unit alone and each pair that occurs
+    held = sorted({frozenset({u}) for p in people for u in p} | {p for p in people if len(p) == 2}, key=sorted)
+    equations = [[Fraction(int(bool(h & groups[k]))) for h in held] for k in shown]
+    targets = [(k, [Fraction(int(bool(h & groups[k]))) for h in held]) for k, n in sizes.items()
+               if k[0] != "rest" and k in hide and n < threshold]
+    targets += [(pair, [Fraction(int(h == pair)) for h in held]) for pair in {p for p in people if len(p) == 2}
+                if people.count(pair) < threshold]
+    if not equations:
+        return
+    r0 = _rank(equations)
+    for what, vector in targets:
+        assert _rank([*equations, vector]) > r0, (what, sorted(map(sorted, people)), threshold, hide)
