@@ -12,6 +12,8 @@ hide counts of groups smaller than the suppression threshold (default 5).
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import csv
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -108,11 +110,19 @@ def _filename(name: str) -> str:
 
 
 def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int | None = None,
-             offset: int = 0, columns: list[str] | None = None) -> Response:
+             offset: int = 0, columns: list[str] | None = None,
+             cursor: Callable[[dict[str, Any]], str] | None = None) -> Response:
+    """A page of ``rows`` (one more than ``limit`` when more follow) as JSON or CSV. The next
+    page's link: after the last row's ``cursor`` when the view has one, else the next offset."""
     more = limit is not None and len(rows) > limit
     if more:
         rows = rows[:limit]
-    nxt = str(request.url.include_query_params(offset=offset + (limit or 0), limit=limit)) if more else None
+    nxt = None
+    if more and cursor is not None:
+        nxt = str(request.url.remove_query_params("offset").include_query_params(after=cursor(rows[-1]),
+                                                                                  limit=limit))
+    elif more:
+        nxt = str(request.url.include_query_params(offset=offset + (limit or 0), limit=limit))
     if _wants_csv(request):
         buf = io.StringIO()
         # a byte order mark, so that spreadsheets read the UTF-8 (æ, ø, å) as UTF-8
@@ -143,8 +153,9 @@ def _csv_lines(rows: list[dict[str, Any]], columns: list[str], header: bool) -> 
 
 
 def _whole_export(request: Request) -> bool:
-    """A CSV export without limit or offset is the whole view (a spreadsheet follows no Link)."""
-    return _wants_csv(request) and "limit" not in request.query_params and "offset" not in request.query_params
+    """A CSV export without limit, offset or after is the whole view (a spreadsheet follows no
+    Link)."""
+    return _wants_csv(request) and not {"limit", "offset", "after"} & set(request.query_params)
 
 
 class Export(StreamingResponse):
@@ -342,8 +353,30 @@ async def _course_status(request: Request, stores: list[int]) -> tuple[Response,
             _count(rows, limit), [])
 
 
+def _compliance_cursor(row: dict[str, Any]) -> str:
+    """The opaque ``after`` of the page after ``row``."""
+    return base64.urlsafe_b64encode(orjson.dumps(queries.row_key(row))).decode().rstrip("=")
+
+
+def _after(request: Request) -> queries.RowKey | None:
+    raw = request.query_params.get("after")
+    if raw is None:
+        return None
+    if "offset" in request.query_params:
+        raise BadRequest("after and offset: give one of them")
+    try:
+        key = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, binascii.Error):
+        key = None
+    if not (isinstance(key, list) and len(key) == 4 and type(key[0]) is int and -2**63 <= key[0] < 2**63
+            and all(isinstance(k, str) and "\x00" not in k for k in key[1:])):
+        raise BadRequest("after: not a cursor of this view (use the next link of a page)")
+    return key[0], key[1], key[2], key[3]
+
+
 async def _compliance(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     limit, offset = _page(request)
+    after = _after(request)
     o = _options(request)
     window = _int(request, "window_days", o.expiring_window_days, 0, 3650)
     q = request.query_params
@@ -356,8 +389,8 @@ async def _compliance(request: Request, stores: list[int]) -> tuple[Response, in
                                        lambda conn: queries.compliance_all(conn, stores, **filters), "person_id")
         return Export("compliance", body, sent), 0, []
     async with scoped(request.app.state.pool, stores) as conn:
-        rows = await queries.compliance(conn, stores, limit=limit + 1, offset=offset, **filters)
-    return (_respond(request, "compliance", rows, limit, offset, _columns("/v1/compliance")),
+        rows = await queries.compliance(conn, stores, limit=limit + 1, offset=offset, after=after, **filters)
+    return (_respond(request, "compliance", rows, limit, offset, _columns("/v1/compliance"), _compliance_cursor),
             min(len(rows), limit), sorted({r["person_id"] for r in rows[:limit]}))
 
 
@@ -483,7 +516,9 @@ OPENAPI: dict[str, Any] = {
                     {"type": "integer"}),
              _param("requirement", "only this requirement id"), _param("unit", "this unit and the units below"),
              _param("person", "only this person"),
-             _param("status", "only this status", {"enum": list(queries.STATUSES)}), *_PAGING],
+             _param("status", "only this status", {"enum": list(queries.STATUSES)}),
+             _param("after", "the rows after this cursor (from a page's next link; rows that change before "
+                             "it do not shift the pages after it, as with offset)"), *_PAGING],
             _obj(store_id="integer", person_id="string", unit_id="string", requirement_id="string",
                  last_completed="string", expires_on="string", status="string")),
         "/v1/compliance/rollup": _get(

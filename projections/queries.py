@@ -229,16 +229,26 @@ async def compliance_source(conn: asyncpg.Connection, stores: list[int], as_of: 
     return "status" if await conn.fetchval(sql("api_compliance_status_answers"), stores, as_of, timezone) else "facts"
 
 
+# A compliance row's place in the order of the pages: (store_id, unit_id, person_id, requirement_id).
+RowKey = tuple[int, str, str, str]
+
+
 async def compliance(conn: asyncpg.Connection, stores: list[int], *, as_of: date | None = None,
                      requirement: str | None = None, unit: str | None = None, person: str | None = None,
-                     status: str | None = None, limit: int = 1000, offset: int = 0,
+                     status: str | None = None, limit: int = 1000, offset: int = 0, after: RowKey | None = None,
                      options: Options | None = None, source: str | None = None) -> list[dict[str, Any]]:
-    """Per person, unit and requirement: status as of a date (with last completion and expiry).
-    ``source`` forces "status" or "facts" (tests compare them); by default the status rows
-    answer when they hold for the date."""
+    """Per person, unit and requirement: status as of a date (with last completion and expiry),
+    in the order of ``row_key``, from the row after ``after`` when given (a page that does not
+    shift when rows before it change, as ``offset`` does). ``source`` forces "status" or
+    "facts" (tests compare them); by default the status rows answer when they hold for the date."""
     query, args = await _compliance_query(conn, stores, as_of, requirement, unit, person, status,
-                                          options or Options(), source, limit, offset)
+                                          options or Options(), source, limit, offset, after)
     return _rows(await conn.fetch(query, *args))
+
+
+def row_key(row: Mapping[str, Any]) -> RowKey:
+    """Where a compliance row is in the order of the pages."""
+    return row["store_id"], row["unit_id"], row["person_id"], row["requirement_id"]
 
 
 async def compliance_all(conn: asyncpg.Connection, stores: list[int], *, as_of: date | None = None,
@@ -248,27 +258,28 @@ async def compliance_all(conn: asyncpg.Connection, stores: list[int], *, as_of: 
     """Every row ``compliance`` would page through, in its order, read by a cursor (a region's
     export is ~1.6 M rows): the caller holds a transaction open while iterating."""
     query, args = await _compliance_query(conn, stores, as_of, requirement, unit, person, status,
-                                          options or Options(), source, None, 0)
+                                          options or Options(), source, None, 0, None)
     async for r in conn.cursor(query, *args, prefetch=prefetch):
         yield r
 
 
 async def _compliance_query(conn: asyncpg.Connection, stores: list[int], as_of: date | None,
                             requirement: str | None, unit: str | None, person: str | None, status: str | None,
-                            o: Options, source: str | None, limit: int | None,
-                            offset: int) -> tuple[str, tuple[Any, ...]]:
+                            o: Options, source: str | None, limit: int | None, offset: int,
+                            after: RowKey | None) -> tuple[str, tuple[Any, ...]]:
     """The query of ``compliance`` and its arguments (``limit`` None: every row)."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
     day = as_of or _today(o)
+    cursor = after or (None, None, None, None)
     if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
         # the units first: given as constants, they let the planner find the rows by index
         units = None if unit is None else [r[0] for r in await conn.fetch(sql("api_compliance_status_units"),
                                                                           stores, unit)]
         return sql("api_compliance_from_status"), (stores, day, o.expiring_window_days, requirement, units,
-                                                   person, status, limit, offset)
+                                                   person, status, limit, offset, *cursor)
     return sql("api_compliance"), (stores, day, o.expiring_window_days, o.timezone, requirement, unit, person,
-                                   status, limit, offset)
+                                   status, limit, offset, *cursor)
 
 
 async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, level: str = "unit",

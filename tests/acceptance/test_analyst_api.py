@@ -103,9 +103,11 @@ async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> 
         assert status == {"infosec": "valid", "cpr-hlr": "expiring", "medication": "missing", "fire": "missing"}
 
         page = (await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01", "limit": 3})).json()
-        assert len(page["items"]) == 3 and page["next"] and "offset=3" in page["next"]
+        assert len(page["items"]) == 3 and page["next"] and "after=" in page["next"]
         rest = (await client.get(page["next"], auth=auth)).json()
-        assert rest["offset"] == 3
+        skipped = (await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01",
+                                                                              "offset": 3, "limit": 3})).json()
+        assert rest["items"] == skipped["items"] and rest["items"]
 
         exported = await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01", "format": "csv"})
         assert exported.headers["content-type"].startswith("text/csv")
@@ -252,17 +254,23 @@ async def _linked(db_url: str, sid: int, learners: list[str]) -> None:
         await pc.close()
 
 
-async def _course_views(client: httpx.AsyncClient, auth: tuple[str, str], statements: list[dict],
-                        db_url: str) -> list[dict[str | None, dict]]:
-    """Post the statements, catch the course status read model up (only it), and read the fire
-    course's status per course, trust and unit, by group."""
+async def _post_and_catch_up(client: httpx.AsyncClient, auth: tuple[str, str], statements: list[dict],
+                             db_url: str, projection: str) -> None:
+    """Post the statements and catch one read model up (only it)."""
     posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=statements)
     assert posted.status_code == 200, posted.text
     pc = await runner.connect(db_url)
     try:
-        await runner.catch_up(pc, ALL["course_status"])
+        await runner.catch_up(pc, ALL[projection])
     finally:
         await pc.close()
+
+
+async def _course_views(client: httpx.AsyncClient, auth: tuple[str, str], statements: list[dict],
+                        db_url: str) -> list[dict[str | None, dict]]:
+    """Post the statements, catch the course status read model up (only it), and read the fire
+    course's status per course, trust and unit, by group."""
+    await _post_and_catch_up(client, auth, statements, db_url, "course_status")
     out = []
     for group_by in (None, "trust", "unit"):
         params = {"as_of": "2025-01-01", "course": FIRE, **({"group_by": group_by} if group_by else {})}
@@ -522,3 +530,31 @@ async def test_an_export_the_client_leaves_half_way_is_audited_with_what_went_ou
         assert pool.get_idle_size() == pool.get_size()  # the export's connection was given back
         assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE store_id = $1 "
                                        "AND request ->> 'export' = 'finished'", sid)
+
+
+async def test_pages_after_a_cursor_do_not_shift_when_earlier_rows_leave_the_filter(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """A manager pages through the people missing fire safety while some complete it. With
+    offset, a row that leaves page 1 shifts page 2 and a person is never listed; the next link
+    goes on after the last row shown instead. Bad cursors are 400."""
+    people = {"900100": 6}
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people)
+    learners = [f"U900100-{i}" for i in range(6)]
+    await _linked(db_url, sid, learners)
+    params = {"as_of": "2025-01-01", "status": "missing", "requirement": "fire", "limit": 2}
+    async with _app(db_url) as client:
+        first = (await client.get("/api/v1/compliance", auth=auth, params=params)).json()
+        assert [r["person_id"] for r in first["items"]] == learners[:2]
+        await _post_and_catch_up(client, auth, [_completion(_mbox(learners[0]), FIRE, "2024-11-02T10:00:00Z")],
+                                 db_url, "compliance")
+        second = (await client.get(first["next"], auth=auth)).json()
+        assert [r["person_id"] for r in second["items"]] == learners[2:4]
+        by_offset = (await client.get("/api/v1/compliance", auth=auth, params={**params, "offset": 2})).json()
+        assert [r["person_id"] for r in by_offset["items"]] == learners[3:5]  # what offset would skip
+        # the CSV pages follow the same cursor
+        csv_page = await client.get("/api/v1/compliance", auth=auth, params={**params, "format": "csv"})
+        assert "after=" in csv_page.headers["link"] and "offset" not in csv_page.headers["link"]
+        for bad in ({"after": "nonsense!"}, {"after": "WzEsMl0"}, {"after": first["next"].split("after=")[1]
+                                                                  .split("&")[0], "offset": "2"}):
+            r = await client.get("/api/v1/compliance", auth=auth, params={**params, **bad})
+            assert r.status_code == 400 and ("after" in r.json()["error"]["message"]), (bad, r.text)

@@ -376,3 +376,23 @@ async def test_a_requirement_whose_expiry_leaves_the_calendar_fails_the_read_mod
     await r.catch_up()
     st = next(s for s in await runner.status(conn, [COMPLIANCE]) if s.store_id == r.sid)
     assert st.state == "failed" and "validity_days" in (st.error or "")
+
+
+async def test_pages_after_a_row_are_the_same_from_the_status_rows_and_the_fact_tables(
+        r: Region, conn: asyncpg.Connection) -> None:
+    """queries.compliance(after=...) on both sources: one row a page, through every row, in
+    the same order as the whole list (P3 is employed twice, so a person's rows are not adjacent
+    to the key's last part)."""
+    await r.ref(unit("S", "R", "department"), job("P3", "D2"), job("P3", "S", emp="e2"), job("P4", "D1"))
+    await r.catch_up()
+    for source in ("status", "facts"):
+        whole = await queries.compliance(conn, [r.sid], options=OPTS, source=source)
+        paged: list[dict[str, Any]] = []
+        after = None
+        while True:
+            page = await queries.compliance(conn, [r.sid], options=OPTS, source=source, limit=1, after=after)
+            if not page:
+                break
+            paged += page
+            after = queries.row_key(page[-1])
+        assert paged == whole and len(whole) == 5, source

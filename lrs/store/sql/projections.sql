@@ -384,6 +384,8 @@ WHERE s.store_id = ANY($1::bigint[])
   AND ($5::text[] IS NULL OR s.unit_id = ANY($5::text[]))
   AND ($6::text IS NULL OR s.person_id = $6)
   AND ($7::text IS NULL OR x.status = $7)
+  -- after this row (the cursor of the page before; NULL: from the start)
+  AND ($10::bigint IS NULL OR (s.store_id, s.unit_id, s.person_id, s.requirement_id) > ($10, $11::text, $12::text, $13::text))
 ORDER BY s.store_id, s.unit_id, s.person_id, s.requirement_id
 LIMIT $8 OFFSET $9;
 
@@ -425,7 +427,9 @@ ORDER BY 1, 2 NULLS LAST, 3;
 -- (projections.compliance_rows, migrations 0009-0010).
 SELECT store_id, person_id, unit_id, requirement_id, last_completed, expires_on, status
 FROM projections.compliance_rows($1::bigint[], $2::date, $3::int, $4::text, $5::text, $6::text, $7::text)
-WHERE $8::text IS NULL OR status = $8
+WHERE ($8::text IS NULL OR status = $8)
+  -- after this row (the cursor of the page before; NULL: from the start)
+  AND ($11::bigint IS NULL OR (store_id, unit_id, person_id, requirement_id) > ($11, $12::text, $13::text, $14::text))
 ORDER BY store_id, unit_id, person_id, requirement_id
 LIMIT $9 OFFSET $10;
 
