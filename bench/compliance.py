@@ -13,8 +13,11 @@ today, ``--runs`` times each:
 (units)    ``GET /api/v1/compliance/rollup?level=unit``: every department;
 
 each read from the status rows (what the API does for today) and, ``--facts-runs`` times,
-computed from the fact tables (what it does for a date the rows do not hold for). Then
-``--live`` more statements are applied incrementally, as a worker would, keeping the rows current.
+computed from the fact tables (what it does for a date the rows do not hold for). Then the
+whole region's compliance rows as a CSV export (``GET /api/v1/compliance?format=csv``: a cursor
+and the API's CSV chunks), beside PostgreSQL's own ``COPY ... TO STDOUT (FORMAT csv)`` of the
+same rows, with the growth of this process's memory while it streams. Then ``--live`` more
+statements are applied incrementally, as a worker would, keeping the rows current.
 
     python -m bench.compliance                                   # 80,000 people, 5,000,000 statements
     python -m bench.compliance --people 8000 --statements 500000 # a tenth, for a quick look
@@ -30,7 +33,8 @@ import asyncio
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +43,7 @@ import orjson
 
 from bench.cluster import bench_database, percentile
 from lrs.store.migrate import migrate
-from projections import queries, runner
+from projections import api, queries, runner
 from projections.facts import EMPLOYMENT, ORG_UNIT, PERSON_LINKED, REQUIREMENT
 from projections.models import COMPLIANCE
 from projections.status import REPORTING_TIMEZONE
@@ -149,6 +153,38 @@ async def timed(conn: asyncpg.Connection, runs: int, limit_s: float, call: Any) 
     return out, timeouts
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def export(conn: asyncpg.Connection, sid: int, today: date, opts: queries.Options) -> None:
+    """The region's compliance rows as the API exports them, and COPY of the same rows."""
+    async def sink(_: bytes) -> None:
+        return None
+
+    t = time.perf_counter()
+    await conn.copy_from_query(
+        "SELECT store_id, person_id, unit_id, requirement_id, last_completed, expires_on FROM rm_compliance.status "
+        "WHERE store_id = $1 ORDER BY store_id, unit_id, person_id, requirement_id", sid,
+        output=sink, format="csv", header=True)
+    copy_s = time.perf_counter() - t
+    sent: dict[str, Any] = {"rows": 0, "persons": set()}
+    size, before, peak = 0, _rss_mb(), 0.0
+    t = time.perf_counter()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        rows = queries.compliance_all(conn, [sid], as_of=today, options=opts)
+        async for chunk in api.csv_chunks(rows, api.columns("/v1/compliance"), sent, "person_id"):
+            size += len(chunk)
+            peak = max(peak, _rss_mb() - before)
+    took = time.perf_counter() - t
+    print(f"export: {sent['rows']:,} rows, {size / 1e6:,.0f} MB of CSV in {took:.1f} s "
+          f"({sent['rows'] / took:,.0f} rows/s; {took / copy_s:.1f} x COPY's {copy_s:.1f} s); "
+          f"this process grew by {peak:,.0f} MB while streaming")
+
+
 async def main(people: int, statements: int, runs: int, facts_runs: int, live: int, limit_s: float) -> None:
     t0 = datetime.now(UTC) - timedelta(seconds=statements * SPACING)
     async with bench_database("spor-bench-compliance-") as url:
@@ -197,6 +233,7 @@ async def main(people: int, statements: int, runs: int, facts_runs: int, live: i
                     f"   target p95 <= 100 ms: {'meets' if ms and not timeouts and p95 <= 100 else 'BELOW'}")
                 print(f"{label:<48} p50 {percentile(ms, 0.5):>9,.0f} ms  p95 {p95:>9,.0f} ms  "
                       f"({p95 / base_p95:.1f} x baseline; {timeouts} of {n_runs} runs over {limit_s:.0f} s){verdict}")
+            await export(conn, sid, today, opts)
             if live:
                 # new statements after the load, applied as a worker would (status rows kept current)
                 await conn.execute("RESET statement_timeout")

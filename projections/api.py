@@ -16,7 +16,7 @@ import base64
 import binascii
 import csv
 import io
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -84,6 +84,8 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(v: Any) -> Any:
+    if type(v) is str and not v.startswith(_FORMULA_START):
+        return v  # the most common cell, first
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, datetime | date):
@@ -124,31 +126,27 @@ def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int
     elif more:
         nxt = str(request.url.include_query_params(offset=offset + (limit or 0), limit=limit))
     if _wants_csv(request):
-        buf = io.StringIO()
-        # a byte order mark, so that spreadsheets read the UTF-8 (æ, ø, å) as UTF-8
-        buf.write("\ufeff")
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else columns or [], lineterminator="\r\n")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: _cell(v) for k, v in r.items()})
         headers = {"Content-Disposition": _filename(name)}
         if nxt:
             headers["Link"] = f'<{nxt}>; rel="next"'  # a page of an export, not all of it
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+        return Response(_csv_lines(rows, columns or [], True), media_type="text/csv; charset=utf-8",
+                        headers=headers)
     body: dict[str, Any] = {"items": rows}
     if limit is not None:
         body.update(limit=limit, offset=offset, next=nxt)
     return Response(orjson.dumps(body, default=str), media_type="application/json")
 
 
-def _csv_lines(rows: list[dict[str, Any]], columns: list[str], header: bool) -> bytes:
+def _csv_lines(rows: Sequence[Mapping[str, Any]], columns: list[str], header: bool) -> bytes:
+    """CSV lines (CRLF) of ``rows``; with ``header``, first a byte order mark (so spreadsheets
+    read the UTF-8 of æ, ø, å as UTF-8) and the column names: the rows' own, or ``columns``
+    when there are none."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, lineterminator="\r\n")
+    w = csv.writer(buf, lineterminator="\r\n")
     if header:
         buf.write("\ufeff")
-        w.writeheader()
-    for r in rows:
-        w.writerow({k: _cell(v) for k, v in r.items()})
+        w.writerow(list(rows[0].keys()) if rows else columns)
+    w.writerows([_cell(v) for v in r.values()] for r in rows)
     return buf.getvalue().encode()
 
 
@@ -190,14 +188,8 @@ async def export_rows(request: Request, stores: list[int], columns: list[str],
         try:
             async with scoped(request.app.state.pool, stores) as conn, \
                     conn.transaction(isolation="repeatable_read", readonly=True):
-                page: list[dict[str, Any]] = []
-                header = True
-                async for r in rows(conn):
-                    page.append(dict(r))
-                    if len(page) == EXPORT_BATCH:
-                        yield _sent(page, header)
-                        header, page = False, []
-                yield _sent(page, header)
+                async for chunk in csv_chunks(rows(conn), columns, sent, person_column):
+                    yield chunk
         except BaseException:
             # the client hung up (or the read failed) half-way: what went out is recorded all
             # the same, from a task of its own (this one may be cancelled)
@@ -208,12 +200,6 @@ async def export_rows(request: Request, stores: list[int], columns: list[str],
         for done in sent["done"]:
             await done(sent)
 
-    def _sent(page: list[dict[str, Any]], header: bool) -> bytes:
-        sent["rows"] += len(page)
-        if person_column is not None:
-            sent["persons"].update(r[person_column] for r in page)
-        return _csv_lines(page, columns, header)
-
     body = stream()
     try:
         first = await body.__anext__()
@@ -221,6 +207,28 @@ async def export_rows(request: Request, stores: list[int], columns: list[str],
         await body.aclose()
         raise
     return _Prefetched(first, body), sent
+
+
+async def csv_chunks(rows: AsyncIterator[asyncpg.Record], columns: list[str], sent: dict[str, Any],
+                     person_column: str | None) -> AsyncGenerator[bytes, None]:
+    """The CSV of ``rows`` (byte order mark and header first), EXPORT_BATCH rows a chunk; each
+    chunk's rows (and the ``person_column`` of each) are added to ``sent`` as it is handed on."""
+    page: list[asyncpg.Record] = []
+    header = True
+    async for r in rows:
+        page.append(r)
+        if len(page) == EXPORT_BATCH:
+            yield _chunk(page, columns, header, sent, person_column)
+            header, page = False, []
+    yield _chunk(page, columns, header, sent, person_column)
+
+
+def _chunk(page: list[asyncpg.Record], columns: list[str], header: bool, sent: dict[str, Any],
+           person_column: str | None) -> bytes:
+    sent["rows"] += len(page)
+    if person_column is not None:
+        sent["persons"].update(r[person_column] for r in page)
+    return _csv_lines(page, columns, header)
 
 
 class _Prefetched:
@@ -329,7 +337,7 @@ async def _transcript(request: Request, stores: list[int]) -> tuple[Response, in
                              f"{', '.join(r['name'] for r in found)}); name one with store=")
         rows = await queries.transcript(conn, stores, person, activity=request.query_params.get("activity"),
                                         limit=_one_more(limit), offset=offset) if stores else []
-    return (_respond(request, f"transcript-{person}", rows, limit, offset, _columns("/v1/transcripts/{person}")),
+    return (_respond(request, f"transcript-{person}", rows, limit, offset, columns("/v1/transcripts/{person}")),
             _count(rows, limit), [person])
 
 
@@ -349,7 +357,7 @@ async def _course_status(request: Request, stores: list[int]) -> tuple[Response,
             conn, stores, course=request.query_params.get("course"),
             group_by=_choice(request, "group_by", ("unit", "trust")), as_of=_date(request, "as_of"),
             limit=_one_more(limit), offset=offset, options=_options(request))
-    return (_respond(request, "course-status", rows, limit, offset, _columns("/v1/course-status")),
+    return (_respond(request, "course-status", rows, limit, offset, columns("/v1/course-status")),
             _count(rows, limit), [])
 
 
@@ -385,12 +393,12 @@ async def _compliance(request: Request, stores: list[int]) -> tuple[Response, in
         "person": q.get("person"), "status": _choice(request, "status", queries.STATUSES),
         "options": queries.Options(o.suppression_threshold, window, o.timezone)}
     if limit is None:
-        body, sent = await export_rows(request, stores, _columns("/v1/compliance"),
+        body, sent = await export_rows(request, stores, columns("/v1/compliance"),
                                        lambda conn: queries.compliance_all(conn, stores, **filters), "person_id")
         return Export("compliance", body, sent), 0, []
     async with scoped(request.app.state.pool, stores) as conn:
         rows = await queries.compliance(conn, stores, limit=limit + 1, offset=offset, after=after, **filters)
-    return (_respond(request, "compliance", rows, limit, offset, _columns("/v1/compliance"), _compliance_cursor),
+    return (_respond(request, "compliance", rows, limit, offset, columns("/v1/compliance"), _compliance_cursor),
             min(len(rows), limit), sorted({r["person_id"] for r in rows[:limit]}))
 
 
@@ -402,7 +410,7 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
             conn, stores, level=_choice(request, "level", ("unit", "trust", "region"), "unit") or "unit",
             as_of=_date(request, "as_of"), requirement=request.query_params.get("requirement"),
             options=queries.Options(o.suppression_threshold, window, o.timezone))
-    return _respond(request, "compliance-rollup", rows, columns=_columns("/v1/compliance/rollup")), len(rows), []
+    return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), len(rows), []
 
 
 # What a caller without a read scope sees of a failed projection's error: the text may quote
@@ -417,7 +425,7 @@ async def _projections(request: Request, stores: list[int]) -> tuple[Response, i
     for r in rows:
         if r["error"] is not None and not reads_rows:
             r["error"] = ERROR_REDACTED
-    return _respond(request, "projections", rows, columns=_columns("/v1/projections")), len(rows), []
+    return _respond(request, "projections", rows, columns=columns("/v1/projections")), len(rows), []
 
 
 async def openapi(request: Request) -> Response:
@@ -437,7 +445,7 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def _columns(path: str) -> list[str]:
+def columns(path: str) -> list[str]:
     """A view's columns, as its OpenAPI description lists them (the header of an empty CSV)."""
     ok = OPENAPI["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     return list(ok["properties"]["items"]["items"]["properties"])
