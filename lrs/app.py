@@ -67,6 +67,8 @@ def create_app(settings: Settings) -> Starlette:
             app.state.credentials, oidc,
             RateLimiter(settings.wrong_secrets_per_minute / 60, settings.wrong_secrets_burst))
         app.state.audit = PgAuditRepository(pool)
+        # whole CSV exports hold a connection each while their clients read: a quarter of the pool
+        app.state.exports = analyst_api.ExportGate(max(1, settings.pool_max_size // 4))
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         app.state.write_budget = budget = WriteBudget(settings.write_buffer_bytes)
         metrics.gauge("spor_write_buffer_bytes", lambda: budget.used)
@@ -83,6 +85,7 @@ def create_app(settings: Settings) -> Starlette:
                 await lag_task
             if oidc is not None:
                 await oidc.aclose()
+            await analyst_api.drain()  # the audit records of exports that just ended
             await pool.close()
 
     stmts = statements.PATH

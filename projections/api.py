@@ -14,9 +14,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import csv
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -27,10 +29,11 @@ import structlog
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from lrs.errors import BadRequest
+from lrs.errors import BadRequest, ServiceUnavailable
 from lrs.http.common import principal
+from lrs.ops.principal import Principal
 from lrs.store.db import scoped
 from lrs.store.queries import sql
 from projections import queries, runner
@@ -152,53 +155,118 @@ def _csv_lines(rows: Sequence[Mapping[str, Any]], columns: list[str], header: bo
 
 def _whole_export(request: Request) -> bool:
     """A CSV export without limit, offset or after is the whole view (a spreadsheet follows no
-    Link)."""
-    return _wants_csv(request) and not {"limit", "offset", "after"} & set(request.query_params)
+    Link). Not for HEAD, which would read every row to send none."""
+    return request.method == "GET" and _wants_csv(request) and not {"limit", "offset", "after"} & set(
+        request.query_params)
+
+
+@dataclass
+class ExportPlan:
+    """What a handler gives back for a whole CSV export (``_whole_export``): the endpoint audits
+    the request, then reads ``rows`` on a connection of its own (``_export``)."""
+
+    name: str
+    columns: list[str]
+    rows: Callable[[asyncpg.Connection], AsyncIterator[asyncpg.Record]]
+    person_column: str | None
+
+
+class ExportGate:
+    """At most ``limit`` exports at once in a process: each holds a pooled connection for as long
+    as its client reads, and xAPI requests need the rest of the pool."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.running = 0
+
+
+# A stalled reader may hold an export's connection and snapshot no longer than this per chunk.
+EXPORT_SEND_TIMEOUT = 60.0
 
 
 class Export(StreamingResponse):
-    """A whole view as CSV, streamed from a cursor as it is read, in one snapshot
-    (``export_rows``). The audit trail gets a record before the first row leaves and another
-    when the stream ends (``when_done``): how many rows went out, about whom, and whether the
-    client took all of them."""
+    """A whole view as CSV, streamed from a cursor as it is read, in one snapshot. When the
+    stream ends (every row sent, the client gone, a send stalled past EXPORT_SEND_TIMEOUT, or
+    the read failed), ``finish`` gets why, after the connection is back in the pool."""
 
-    def __init__(self, name: str, body: _Prefetched, sent: dict[str, Any]) -> None:
+    def __init__(self, name: str, body: _Prefetched, sent: dict[str, Any],
+                 finish: Callable[[str], Awaitable[None]]) -> None:
         super().__init__(body, media_type="text/csv; charset=utf-8",
                          headers={"Content-Disposition": _filename(name)})
         self.chunks = body
-        self.sent = sent  # rows, persons (a set), finished, done: kept current by the stream
+        self.sent = sent  # rows, persons (a set), finished: kept current by the stream
+        self.finish = finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_in_time(message: Message) -> None:
+            await asyncio.wait_for(send(message), EXPORT_SEND_TIMEOUT)
+
+        why = "interrupted"
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_in_time)
+            if self.sent["finished"]:
+                why = "finished"
+        except Exception:
+            why = "failed"
+            raise
         finally:
             await self.chunks.aclose()  # at once, also when the client hung up
+            # its own task, waited for (a cancelled request does not cancel it; shutdown drains it)
+            await asyncio.shield(_keep(asyncio.ensure_future(self.finish(why))))
 
 
-async def export_rows(request: Request, stores: list[int], columns: list[str],
-                      rows: Callable[[asyncpg.Connection], AsyncIterator[asyncpg.Record]],
-                      person_column: str | None) -> tuple[_Prefetched, dict[str, Any]]:
-    """The CSV of every row ``rows`` yields, read in one read-only repeatable-read transaction
-    on a connection scoped to ``stores``, and what was sent so far. The header and first batch
-    are read before this returns, so a bad request or a failing query is an error response,
-    not a cut-off file."""
-    sent: dict[str, Any] = {"rows": 0, "persons": set(), "finished": False, "done": []}
+async def _export(request: Request, who: Principal, name: str, stores: list[int], asked: dict[str, Any],
+                  plan: ExportPlan) -> Export:
+    """Audit the export (before any row is read), then start reading it; 503 when this process
+    runs as many exports as it allows."""
+    gate: ExportGate = request.app.state.exports
+    if gate.running >= gate.limit:
+        raise ServiceUnavailable(f"{gate.limit} exports are running in this process; try again shortly",
+                                 headers={"Retry-After": "10"})
+    gate.running += 1
+    audit = getattr(request.app.state, "audit", None)
+    action = f"analyst.{name}"
+    sent: dict[str, Any] = {"rows": 0, "persons": set(), "finished": False}
 
+    async def finish(why: str) -> None:
+        gate.running -= 1
+        log.info("analyst_export", view=name, credential=who.credential_id, stores=stores, records=sent["rows"],
+                 ended=why)
+        ended = {**asked, "export": why}
+        if sent["persons"]:
+            ended["persons"] = sorted(sent["persons"])
+        if audit is not None:
+            await audit.record(who, action, ended, sent["rows"])
+
+    try:
+        if audit is not None:
+            await audit.record(who, action, {**asked, "export": "started"}, 0)
+    except BaseException:
+        gate.running -= 1
+        raise
+    try:
+        body = await _read_export(request.app.state.pool, stores, plan, sent)
+    except BaseException:
+        await asyncio.shield(_keep(asyncio.ensure_future(finish("failed"))))
+        raise
+    log.info("analyst_read", view=name, credential=who.credential_id, stores=stores, records=0)
+    return Export(plan.name, body, sent, finish)
+
+
+async def _read_export(pool: asyncpg.Pool, stores: list[int], plan: ExportPlan, sent: dict[str, Any]) -> _Prefetched:
+    """The CSV of every row of ``plan``, read in one read-only repeatable-read transaction on a
+    connection scoped to ``stores``, EXPORT_BATCH rows a chunk; ``sent`` counts the rows and
+    people of every chunk handed on (at most what the client got). The header and first chunk
+    are read before this returns, so a failing query is an error response, not a cut-off file."""
     async def stream() -> AsyncGenerator[bytes, None]:
-        try:
-            async with scoped(request.app.state.pool, stores) as conn, \
-                    conn.transaction(isolation="repeatable_read", readonly=True):
-                async for chunk in csv_chunks(rows(conn), columns, sent, person_column):
+        async with scoped(pool, stores) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            # a stalled export must not hold its snapshot (and vacuum) for ever
+            await conn.execute("SET LOCAL idle_in_transaction_session_timeout = '10min'")
+            async with contextlib.aclosing(csv_chunks(plan.rows(conn), plan.columns, sent,
+                                                      plan.person_column)) as chunks:
+                async for chunk in chunks:
                     yield chunk
-        except BaseException:
-            # the client hung up (or the read failed) half-way: what went out is recorded all
-            # the same, from a task of its own (this one may be cancelled)
-            for done in sent["done"]:
-                _keep(asyncio.ensure_future(done(sent)))
-            raise
         sent["finished"] = True
-        for done in sent["done"]:
-            await done(sent)
 
     body = stream()
     try:
@@ -206,7 +274,7 @@ async def export_rows(request: Request, stores: list[int], columns: list[str],
     except BaseException:
         await body.aclose()
         raise
-    return _Prefetched(first, body), sent
+    return _Prefetched(first, body)
 
 
 async def csv_chunks(rows: AsyncIterator[asyncpg.Record], columns: list[str], sent: dict[str, Any],
@@ -256,15 +324,23 @@ class _Prefetched:
 _pending: set[asyncio.Future[Any]] = set()
 
 
-def _keep(task: asyncio.Future[Any]) -> None:
-    """Hold a fire-and-forget task until it ends (the event loop keeps only weak references)."""
+def _keep(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    """Hold a task until it ends (the event loop keeps only weak references)."""
     _pending.add(task)
     task.add_done_callback(_pending.discard)
+    return task
+
+
+async def drain() -> None:
+    """Wait (up to 10 s) for the exports' audit records still being written, before the pool
+    closes."""
+    if _pending:
+        await asyncio.wait(list(_pending), timeout=10.0)
 
 
 # A view's handler: its response, the number of rows in it, and the people those rows are
 # about (the audit trail's answer to "who read my records"; none for aggregated views).
-Handler = Callable[[Request, list[int]], Awaitable[tuple[Response, int, list[str]]]]
+Handler = Callable[[Request, list[int]], Awaitable[tuple[Response | ExportPlan, int, list[str]]]]
 
 
 # Who may read a view: per-person views need a read scope; aggregated ones (small groups
@@ -285,29 +361,13 @@ def _endpoint(name: str, handler: Handler,
         stores = list(who.readable_stores)
         response, records, persons = await handler(request, stores)
         asked: dict[str, Any] = {"path": request.url.path, **dict(request.query_params), "stores": stores}
+        if isinstance(response, ExportPlan):
+            return await _export(request, who, name, stores, asked, response)
         if persons:
             asked["persons"] = persons
         audit = getattr(request.app.state, "audit", None)
-        if isinstance(response, Export):
-            asked["export"] = "started"
-
-            async def done(sent: dict[str, Any]) -> None:
-                ended = {**asked, "export": "finished" if sent["finished"] else "interrupted"}
-                if sent["persons"]:
-                    ended["persons"] = sorted(sent["persons"])
-                if audit is not None:
-                    await audit.record(who, f"analyst.{name}", ended, sent["rows"])
-                log.info("analyst_export", view=name, credential=who.credential_id, stores=stores,
-                         records=sent["rows"], finished=sent["finished"])
-
-            response.sent["done"].append(done)
-        try:
-            if audit is not None:
-                await audit.record(who, f"analyst.{name}", asked, records)
-        except BaseException:
-            if isinstance(response, Export):
-                await response.chunks.aclose()
-            raise
+        if audit is not None:
+            await audit.record(who, f"analyst.{name}", asked, records)
         log.info("analyst_read", view=name, credential=who.credential_id, stores=stores, records=records)
         return response
 
@@ -382,7 +442,7 @@ def _after(request: Request) -> queries.RowKey | None:
     return key[0], key[1], key[2], key[3]
 
 
-async def _compliance(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
+async def _compliance(request: Request, stores: list[int]) -> tuple[Response | ExportPlan, int, list[str]]:
     limit, offset = _page(request)
     after = _after(request)
     o = _options(request)
@@ -393,9 +453,8 @@ async def _compliance(request: Request, stores: list[int]) -> tuple[Response, in
         "person": q.get("person"), "status": _choice(request, "status", queries.STATUSES),
         "options": queries.Options(o.suppression_threshold, window, o.timezone)}
     if limit is None:
-        body, sent = await export_rows(request, stores, columns("/v1/compliance"),
-                                       lambda conn: queries.compliance_all(conn, stores, **filters), "person_id")
-        return Export("compliance", body, sent), 0, []
+        return ExportPlan("compliance", columns("/v1/compliance"), lambda conn: queries.compliance_all(
+            conn, stores, prefetch=EXPORT_BATCH, **filters), "person_id"), 0, []
     async with scoped(request.app.state.pool, stores) as conn:
         rows = await queries.compliance(conn, stores, limit=limit + 1, offset=offset, after=after, **filters)
     return (_respond(request, "compliance", rows, limit, offset, columns("/v1/compliance"), _compliance_cursor),
@@ -458,7 +517,7 @@ def _param(name: str, desc: str, schema: dict[str, Any] | None = None, where: st
 
 
 _PAGING = [_param("limit", "page size (1-10000, default 1000); a CSV export with neither limit nor offset "
-                           "is the whole view, streamed", {"type": "integer"}),
+                           "is the whole view (compliance rows: streamed)", {"type": "integer"}),
            _param("offset", "rows to skip", {"type": "integer"}),
            _param("format", "json or csv (without it, an Accept naming text/csv asks for CSV)",
                   {"enum": ["json", "csv"]})]

@@ -48,8 +48,9 @@ async def _reset_on_release(conn: PooledConnection) -> None:
     asyncpg rolls back an open transaction first; its default reset then sends
     ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every release, a round trip
     per append group (~5% of a worker's CPU under single-statement POSTs). Spor's pool
-    connections take only transaction-scoped locks and settings, never LISTEN or hold a cursor,
-    so only a connection that ``scoped`` gave session settings is reset.
+    connections take only transaction-scoped locks and settings, never LISTEN or hold a cursor
+    past its transaction (an analyst export's ends with its transaction), so only a connection
+    that ``scoped`` gave session settings is reset.
     """
     if conn.scoped:
         conn.scoped = False

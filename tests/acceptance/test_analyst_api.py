@@ -494,7 +494,6 @@ async def test_an_export_the_client_leaves_half_way_is_audited_with_what_went_ou
     monkeypatch.setattr(api, "EXPORT_BATCH", 100)
     sid, (key, secret) = await _fire_for_everyone(db_url, conn, tmp_path, {"900100": 250})
     app = create_app(Settings.from_env().with_(database_url=db_url))
-    app.router.routes.append(Mount("/api", routes=api.routes()))
     token = base64.b64encode(f"{key}:{secret}".encode()).decode()
     # spec 2.3, as uvicorn says: Starlette listens for the hang-up and cancels the stream
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
@@ -558,3 +557,57 @@ async def test_pages_after_a_cursor_do_not_shift_when_earlier_rows_leave_the_fil
                                                                   .split("&")[0], "offset": "2"}):
             r = await client.get("/api/v1/compliance", auth=auth, params={**params, **bad})
             assert r.status_code == 400 and ("after" in r.json()["error"]["message"]), (bad, r.text)
+
+
+
+async def test_an_export_of_many_chunks_has_one_header_and_every_row(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(api, "EXPORT_BATCH", 100)
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, {"900100": 250})
+    async with _app(db_url) as client:
+        r = await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01", "format": "csv"})
+    text = r.content.decode("utf-8")
+    assert text.count("\ufeff") == 1 and text.count("store_id,person_id") == 1
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    assert len(rows) == 250 and len({x["person_id"] for x in rows}) == 250
+    ended = await conn.fetchrow("SELECT records, request FROM audit_log WHERE store_id = $1 "
+                                "AND request ->> 'export' = 'finished'", sid)
+    assert ended["records"] == 250 and len(ended["request"]["persons"]) == 250
+
+
+async def test_exports_beyond_the_limit_wait_and_an_unaudited_export_reads_nothing(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Each export holds a pooled connection while its client reads: past a quarter of the pool
+    a process answers 503 with Retry-After. The export is in the audit trail before any row is
+    read: when that write fails, no row is read and no end record claims rows went out. HEAD
+    reads no rows either."""
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, {"900100": 3})
+    params = {"as_of": "2025-01-01", "format": "csv"}
+    async with _app(db_url) as client:
+        app = client._transport.app  # type: ignore[attr-defined]
+        gate = app.state.exports
+        assert gate.limit == 5  # SPOR_POOL_MAX_SIZE 20 / 4
+        gate.running = gate.limit
+        busy = await client.get("/api/v1/compliance", auth=auth, params=params)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "10"
+        gate.running = 0
+
+        record = app.state.audit.record
+        reads: list[str] = []
+
+        async def failing(who, action, request, records):  # type: ignore[no-untyped-def]
+            reads.append(request.get("export", ""))
+            if request.get("export") == "started":
+                raise OSError("the audit trail cannot be written")
+            await record(who, action, request, records)
+
+        app.state.audit.record = failing
+        with contextlib.suppress(OSError):
+            failed = await client.get("/api/v1/compliance", auth=auth, params=params)
+            assert failed.status_code >= 500
+        app.state.audit.record = record
+        assert reads == ["started"] and gate.running == 0
+
+        head = await client.head("/api/v1/compliance", auth=auth, params=params)
+        assert head.status_code == 200 and head.content == b""
+    assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE store_id = $1 AND request ? 'export'", sid)
