@@ -318,6 +318,7 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
         async with conn.transaction():
             # identifiers below are constants derived from the projection name (checked by _SCHEMA)
             await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
+            await conn.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")  # left by a rebuild before
             await conn.execute(f"CREATE SCHEMA {build}")
             await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
             # The indexes of the statement facts (and every secondary one) are built once at the
@@ -354,10 +355,27 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
             await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
             await conn.execute(f"ALTER SCHEMA {live} RENAME TO {old}")
             await conn.execute(f"ALTER SCHEMA {build} RENAME TO {live}")
-            await conn.execute(f"DROP SCHEMA {old} CASCADE")
+        await drop_old(conn, old)
         return done
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
+
+
+# How long a rebuild waits to drop the tables it replaced before it leaves them to the next one.
+OLD_DROP_WAIT = "2s"
+
+
+async def drop_old(conn: asyncpg.Connection, old: str) -> None:
+    """Drop the replaced read model's tables, outside the swap: a reader still in a transaction
+    on them (an analyst's export streaming its snapshot) keeps its locks until it ends, and a
+    DROP waiting for those inside the swap would hold every new read of the read model (and the
+    workers) behind it. Waited for OLD_DROP_WAIT at most; else the next rebuild drops them."""
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{OLD_DROP_WAIT}'")
+            await conn.execute(f"DROP SCHEMA {old} CASCADE")
+    except asyncpg.LockNotAvailableError:
+        log.info("rebuild_old_tables_kept", schema=old, reason="still being read; the next rebuild drops them")
 
 
 async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 0,

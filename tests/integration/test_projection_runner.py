@@ -233,6 +233,34 @@ async def test_rebuild_swaps_atomically_and_readers_see_the_old_version_until_th
         await pc.close()
 
 
+async def test_a_rebuild_does_not_wait_for_a_reader_still_in_the_tables_it_replaces(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """An analyst's export reads its snapshot of the read model in one long transaction. The
+    swap must not wait for it (a DROP queued behind its locks would hold every new read of the
+    read model, and the workers, behind it): the rebuild swaps, leaves the old tables to the
+    next rebuild, and a new reader meanwhile finds the new tables without waiting."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(20)])
+    pc = await runner.connect(db_url)
+    exporter = await asyncpg.connect(db_url)
+    try:
+        await runner.catch_up(pc, TRANSCRIPT)
+        export = exporter.transaction(isolation="repeatable_read", readonly=True)
+        await export.start()
+        assert await exporter.fetchval("SELECT count(*) FROM rm_transcript.completions") == 20
+        await asyncio.wait_for(runner.rebuild(pc, TRANSCRIPT, batch_size=5), 30)
+        await conn.execute("SET lock_timeout = '1s'")  # a new reader must not queue behind anything
+        assert await conn.fetchval("SELECT count(*) FROM rm_transcript.completions") == 20
+        assert await exporter.fetchval("SELECT count(*) FROM rm_transcript.completions") == 20  # its snapshot
+        assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'rm_transcript_old'") == 1
+        await export.rollback()
+        await runner.rebuild(pc, TRANSCRIPT, batch_size=5)
+        assert not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rm_transcript_%'")
+    finally:
+        await exporter.close()
+        await pc.close()
+
+
 async def _index_definitions(conn: asyncpg.Connection, schema: str) -> list[str]:
     rows = await conn.fetch("SELECT indexdef FROM pg_indexes WHERE schemaname = $1", schema)
     return sorted(r[0].replace(f"{schema}.", "<schema>.") for r in rows)
