@@ -85,7 +85,7 @@ def create_app(settings: Settings) -> Starlette:
                 await lag_task
             if oidc is not None:
                 await oidc.aclose()
-            await analyst_api.drain()  # the audit records of exports that just ended
+            await analyst_api.drain(app.state.exports)  # exports ending, and their audit records
             await pool.close()
 
     stmts = statements.PATH

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import asyncpg
 import orjson
 import structlog
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
@@ -173,15 +173,32 @@ class ExportPlan:
 
 class ExportGate:
     """At most ``limit`` exports at once in a process: each holds a pooled connection for as long
-    as its client reads, and xAPI requests need the rest of the pool."""
+    as its client reads, and xAPI requests need the rest of the pool. ``idle`` is set while
+    none runs (shutdown waits for it: an export's end record needs the pool)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.running = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        if self.running >= self.limit:
+            raise ServiceUnavailable(f"{self.limit} exports are running in this process; try again shortly",
+                                     headers={"Retry-After": "10"})
+        self.running += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.running -= 1
+        if self.running == 0:
+            self.idle.set()
 
 
-# A stalled reader may hold an export's connection and snapshot no longer than this per chunk.
+# A stalled reader may hold an export's connection and snapshot no longer than this per chunk,
+# and no export runs longer than EXPORT_MAX_SECONDS (a region is ~10 s to a reader that keeps up).
 EXPORT_SEND_TIMEOUT = 60.0
+EXPORT_MAX_SECONDS = 3600.0
 
 
 class Export(StreamingResponse):
@@ -198,21 +215,37 @@ class Export(StreamingResponse):
         self.finish = finish
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        deadline = asyncio.get_running_loop().time() + EXPORT_MAX_SECONDS
+
         async def send_in_time(message: Message) -> None:
-            await asyncio.wait_for(send(message), EXPORT_SEND_TIMEOUT)
+            left = deadline - asyncio.get_running_loop().time()
+            async with asyncio.timeout(max(0.0, min(EXPORT_SEND_TIMEOUT, left))):
+                await send(message)
 
         why = "interrupted"
         try:
             await super().__call__(scope, receive, send_in_time)
             if self.sent["finished"]:
                 why = "finished"
+        except (TimeoutError, ClientDisconnect):
+            pass  # a client that stalled or hung up: interrupted, not an application error
         except Exception:
             why = "failed"
             raise
         finally:
-            await self.chunks.aclose()  # at once, also when the client hung up
-            # its own task, waited for (a cancelled request does not cancel it; shutdown drains it)
-            await asyncio.shield(_keep(asyncio.ensure_future(self.finish(why))))
+            # one task, made before anything here awaits, that closes the read (the connection
+            # goes back) and then records the end: a cancelled request does not cancel it, and
+            # a shutdown waits for it (``drain``)
+            await asyncio.shield(_keep(asyncio.ensure_future(self._close_and_finish(why))))
+
+    async def _close_and_finish(self, why: str) -> None:
+        try:
+            await self.chunks.aclose()
+        except Exception:
+            log.exception("analyst_export_close_failed")
+            why = "failed" if why == "finished" else why
+        finally:
+            await self.finish(why)
 
 
 async def _export(request: Request, who: Principal, name: str, stores: list[int], asked: dict[str, Any],
@@ -220,29 +253,31 @@ async def _export(request: Request, who: Principal, name: str, stores: list[int]
     """Audit the export (before any row is read), then start reading it; 503 when this process
     runs as many exports as it allows."""
     gate: ExportGate = request.app.state.exports
-    if gate.running >= gate.limit:
-        raise ServiceUnavailable(f"{gate.limit} exports are running in this process; try again shortly",
-                                 headers={"Retry-After": "10"})
-    gate.running += 1
+    gate.enter()
     audit = getattr(request.app.state, "audit", None)
     action = f"analyst.{name}"
     sent: dict[str, Any] = {"rows": 0, "persons": set(), "finished": False}
 
     async def finish(why: str) -> None:
-        gate.running -= 1
         log.info("analyst_export", view=name, credential=who.credential_id, stores=stores, records=sent["rows"],
                  ended=why)
         ended = {**asked, "export": why}
         if sent["persons"]:
             ended["persons"] = sorted(sent["persons"])
-        if audit is not None:
-            await audit.record(who, action, ended, sent["rows"])
+        try:
+            if audit is not None:
+                await audit.record(who, action, ended, sent["rows"])
+        except Exception:
+            log.exception("audit_record_lost", view=name, credential=who.credential_id, ended=why,
+                          records=sent["rows"])
+        finally:
+            gate.leave()
 
     try:
         if audit is not None:
             await audit.record(who, action, {**asked, "export": "started"}, 0)
     except BaseException:
-        gate.running -= 1
+        gate.leave()
         raise
     try:
         body = await _read_export(request.app.state.pool, stores, plan, sent)
@@ -331,11 +366,14 @@ def _keep(task: asyncio.Future[Any]) -> asyncio.Future[Any]:
     return task
 
 
-async def drain() -> None:
-    """Wait (up to 10 s) for the exports' audit records still being written, before the pool
+async def drain(gate: ExportGate) -> None:
+    """Wait (up to 10 s) for the exports still ending and their audit records, before the pool
     closes."""
-    if _pending:
-        await asyncio.wait(list(_pending), timeout=10.0)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(10.0):
+            await gate.idle.wait()
+            if _pending:
+                await asyncio.wait(list(_pending))
 
 
 # A view's handler: its response, the number of rows in it, and the people those rows are

@@ -361,21 +361,21 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
 
 
-# How long a rebuild waits to drop the tables it replaced before it leaves them to the next one.
-OLD_DROP_WAIT = "2s"
 
 
 async def drop_old(conn: asyncpg.Connection, old: str) -> None:
     """Drop the replaced read model's tables, outside the swap: a reader still in a transaction
     on them (an analyst's export streaming its snapshot) keeps its locks until it ends, and a
     DROP waiting for those inside the swap would hold every new read of the read model (and the
-    workers) behind it. Waited for OLD_DROP_WAIT at most; else the next rebuild drops them."""
+    workers) behind it. Waited for 2 s a lock at most; else (or on any other error: the swap has
+    committed) the next rebuild drops them."""
     try:
         async with conn.transaction():
-            await conn.execute(f"SET LOCAL lock_timeout = '{OLD_DROP_WAIT}'")
+            await conn.execute("SET LOCAL lock_timeout = '2s'")
             await conn.execute(f"DROP SCHEMA {old} CASCADE")
-    except asyncpg.LockNotAvailableError:
-        log.info("rebuild_old_tables_kept", schema=old, reason="still being read; the next rebuild drops them")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.warning("rebuild_old_tables_kept", schema=old, error=repr(exc),
+                    reason="still being read; the next rebuild drops them")
 
 
 async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 0,
