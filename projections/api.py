@@ -291,7 +291,7 @@ async def _export(request: Request, who: Principal, name: str, stores: list[int]
 async def _read_export(pool: asyncpg.Pool, stores: list[int], plan: ExportPlan, sent: dict[str, Any]) -> _Prefetched:
     """The CSV of every row of ``plan``, read in one read-only repeatable-read transaction on a
     connection scoped to ``stores``, EXPORT_BATCH rows a chunk; ``sent`` counts the rows and
-    people of every chunk handed on (at most what the client got). The header and first chunk
+    people of every chunk handed on (the client may have got fewer, never more). The header and first chunk
     are read before this returns, so a failing query is an error response, not a cut-off file."""
     async def stream() -> AsyncGenerator[bytes, None]:
         async with scoped(pool, stores) as conn, conn.transaction(isolation="repeatable_read", readonly=True):
