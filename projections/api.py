@@ -240,10 +240,9 @@ class Export(StreamingResponse):
 
     async def _close_and_finish(self, why: str) -> None:
         try:
-            await self.chunks.aclose()
+            await self.chunks.aclose()  # (a finished stream has nothing left to close)
         except Exception:
             log.exception("analyst_export_close_failed")
-            why = "failed" if why == "finished" else why
         finally:
             await self.finish(why)
 
@@ -496,7 +495,7 @@ async def _compliance(request: Request, stores: list[int]) -> tuple[Response | E
     async with scoped(request.app.state.pool, stores) as conn:
         rows = await queries.compliance(conn, stores, limit=limit + 1, offset=offset, after=after, **filters)
     return (_respond(request, "compliance", rows, limit, offset, columns("/v1/compliance"), _compliance_cursor),
-            min(len(rows), limit), sorted({r["person_id"] for r in rows[:limit]}))
+            _count(rows, limit), sorted({r["person_id"] for r in rows[:limit]}))
 
 
 async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:

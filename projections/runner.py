@@ -361,8 +361,6 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
 
 
-
-
 async def drop_old(conn: asyncpg.Connection, old: str) -> None:
     """Drop the replaced read model's tables, outside the swap: a reader still in a transaction
     on them (an analyst's export streaming its snapshot) keeps its locks until it ends, and a
