@@ -5,7 +5,8 @@ Mounted by ``lrs/app.py`` as ``Mount("/api", routes=projections.api.routes())``.
 authenticates like an xAPI request; it reads the stores its credential may read (its own store,
 or every store of its region for a regional credential) on a connection scoped to them, so
 row-level security enforces the boundary too; it needs a read scope, and every read is written
-to the audit trail (action ``analyst.<view>``, with the filters and the number of rows). Aggregated views
+to the audit trail (action ``analyst.<view>``, with the filters and the number of rows), as is a
+request refused for want of a scope (lrs/ops/audit.py). Aggregated views
 hide counts of groups smaller than the suppression threshold (default 5).
 """
 
@@ -31,8 +32,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from lrs.errors import BadRequest, ServiceUnavailable
+from lrs.errors import BadRequest, Forbidden, ServiceUnavailable
 from lrs.http.common import principal
+from lrs.ops.audit import record_refusal
 from lrs.ops.principal import Principal
 from lrs.store.db import scoped
 from lrs.store.queries import sql
@@ -390,10 +392,19 @@ def _endpoint(name: str, handler: Handler,
               scopes: tuple[str, ...] = PERSONAL) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         who = await principal(request)
-        who.require(*scopes)
         for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
             if "\x00" in param or "\x00" in value:
                 raise BadRequest(f"{param}: contains a NUL character")
+        try:
+            who.require(*scopes)
+        except Forbidden as exc:
+            # an attempt on records the caller may not read is audited like a read
+            tried: dict[str, Any] = {"path": request.url.path, **dict(request.query_params),
+                                     "stores": list(who.readable_stores)}
+            if "person" in request.path_params:
+                tried["persons"] = [request.path_params["person"]]
+            await record_refusal(getattr(request.app.state, "audit", None), who, f"analyst.{name}", tried, exc)
+            raise
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
         response, records, persons = await handler(request, stores)

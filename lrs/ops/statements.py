@@ -18,6 +18,7 @@ import statements_schema
 from lrs.errors import BadRequest, Forbidden, NotFound
 from lrs.ops import languages
 from lrs.ops import terms as T
+from lrs.ops.audit import AuditTrail, record_refusal
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import format_timestamp, parse_timestamp
@@ -297,17 +298,16 @@ def inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str
 # Reading
 
 
-class AuditTrail(Protocol):
-    """Where reads of personal data are recorded (lrs.store.audit)."""
-
-    async def record(self, principal: Principal, action: str, request: dict[str, Any], records: int) -> None: ...
+def _actor_key(row: StatementRow) -> str | None:
+    """The agent key of a stored statement's actor (None for an anonymous Group)."""
+    actor = orjson.loads(row.payload).get("actor")
+    return T.agent_key(actor) if isinstance(actor, dict) else None
 
 
 def _own(principal: Principal, row: StatementRow) -> bool:
     """Whether a caller limited to its own statements may see this one."""
     if principal.person_key is not None:
-        actor = orjson.loads(row.payload).get("actor") or {}
-        return T.agent_key(actor) == principal.person_key
+        return _actor_key(row) == principal.person_key
     return row.authority_key == principal.authority_key
 
 
@@ -321,13 +321,27 @@ async def get_statement(
     voidedStatementId, and voidedStatementId only returns voided statements. A caller limited to
     its own statements gets 404 for others' (not 403: existence is not revealed).
     """
-    principal.require("statements/read", "statements/read/mine", "all/read")
+    asked = {"statementId": statement_id, "voided": voided}
+    try:
+        principal.require("statements/read", "statements/read/mine", "all/read")
+    except Forbidden as exc:
+        await record_refusal(audit, principal, "statements.get", asked, exc)
+        raise
     sid = canonical_uuid(statement_id, "voidedStatementId" if voided else "statementId")
+    asked["statementId"] = sid
     row = await repo.get(principal.store_id, sid)
-    if row is None or row.voided != voided or (principal.reads_only_own and not _own(principal, row)):
-        raise NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")
+    missing = NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")
+    if row is None or row.voided != voided:
+        raise missing
+    # whom the statement is about, so that the trail's search by person finds this read
+    asked["agent"] = _actor_key(row)
+    if principal.reads_only_own and not _own(principal, row):
+        # the client is told it does not exist; the trail says what happened
+        await record_refusal(audit, principal, "statements.get", asked, missing,
+                             "the statement exists but is not the caller's own")
+        raise missing
     if audit is not None:
-        await audit.record(principal, "statements.get", {"statementId": sid, "voided": voided}, 1)
+        await audit.record(principal, "statements.get", asked, 1)
     return row
 
 
@@ -341,11 +355,16 @@ async def query_statements(
     statements/read/mine (Communication 4.2): a credential sees the statements it is the
     authority of; a person signed in with OpenID Connect sees the statements about them.
     """
-    principal.require("statements/read", "statements/read/mine", "all/read")
+    try:
+        principal.require("statements/read", "statements/read/mine", "all/read")
+        someone_else = q.agent is not None and q.agent != principal.person_key
+        if principal.reads_only_own and principal.person_key is not None and someone_else:
+            raise Forbidden("this sign-in may read only the person's own statements")
+    except Forbidden as exc:
+        await record_refusal(audit, principal, "statements.query", asked or {}, exc)
+        raise
     if principal.reads_only_own:
         if principal.person_key is not None:
-            if q.agent is not None and q.agent != principal.person_key:
-                raise Forbidden("this sign-in may read only the person's own statements")
             q = replace(q, agent=principal.person_key, related_agents=False)
         else:
             q = replace(q, authority=principal.authority_key)

@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres
+from lrs.store.queries import sql
 from tests.conftest import Server, make_tenant, new_database, start_server, stop_server, xapi_client
 from tests.integration.test_oidc import Idp, KeyPair, _handler, rsa_pair, sign
 from tests.statements import statement
@@ -105,6 +106,15 @@ async def test_a_person_asking_for_someone_else_is_refused(
         other = orjson.dumps(person_agent("pseudo-ola")).decode()
         r = await c.get("/statements", params={"agent": other})
     assert r.status_code == 403, r.text
+    # the attempt is in the audit trail, found by the person it was about
+    conn = await asyncpg.connect(sso_server.database_url)
+    try:
+        about = await conn.fetch(sql("audit_by_person"), f"account:{HOMEPAGE}|pseudo-ola", 100)
+    finally:
+        await conn.close()
+    tried = [a for a in about if a["person"] == f"account:{HOMEPAGE}|pseudo-kari"]
+    assert [(a["action"], a["records"]) for a in tried] == [("statements.query", 0)]
+    assert '"status": 403' in tried[0]["request"] and "only the person's own" in tried[0]["request"]
 
 
 async def test_a_person_cannot_write_statements(

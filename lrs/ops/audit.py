@@ -1,0 +1,40 @@
+"""The audit trail's rules: where reads of personal data are recorded, and how a refused one is.
+
+A read of personal data is recorded when it succeeds (the rows and people it returned), and
+also when it is refused: a caller asking for records it may not see (a dashboard credential
+asking for a person's transcript, a person signed in asking for a colleague's statements) is
+what an auditor looks for first (GDPR art. 32, Normen's logging rules). The request asked is
+kept as it was, with ``refused`` naming the status the client got and why, so
+``spor audit --person`` finds attempts on a person beside the reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from lrs.errors import LRSError
+from lrs.logs import log
+from lrs.ops.principal import Principal
+
+
+class AuditTrail(Protocol):
+    """Where reads of personal data are recorded (lrs.store.audit)."""
+
+    async def record(self, principal: Principal, action: str, request: dict[str, Any], records: int) -> None: ...
+
+
+async def record_refusal(audit: AuditTrail | None, principal: Principal, action: str, asked: dict[str, Any],
+                         refusal: LRSError, reason: str | None = None) -> None:
+    """Record a refused read (no records returned). ``reason`` replaces the client's message
+    where that hides the truth (a 404 for a statement that exists but is not the caller's).
+
+    A refusal that cannot be recorded is still refused: the failure is logged, and the caller
+    raises ``refusal`` as it would have (a database outage must not turn a 403 into a 500)."""
+    if audit is None:
+        return
+    why = {"status": refusal.status, "reason": reason or refusal.message}
+    try:
+        await audit.record(principal, action, {**asked, "refused": why}, 0)
+    except Exception as exc:  # the refusal stands whatever went wrong here
+        log.warning("audit_refusal_lost", action=action, credential=principal.credential_id,
+                    status=refusal.status, error=repr(exc))

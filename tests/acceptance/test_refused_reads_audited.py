@@ -1,0 +1,130 @@
+"""Refused reads of personal data land in the audit trail beside the reads (lrs/ops/audit.py):
+a dashboard credential asking for a person's transcript, a credential without a read scope
+querying statements, one limited to its own statements opening another's. The trail's search by
+person finds each attempt; the client gets the same refusal as before. Over the real server."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import httpx
+import pytest
+
+from lrs.errors import Forbidden
+from lrs.ops import audit
+from lrs.ops.principal import Principal
+from lrs.store.queries import sql
+from tests.conftest import Server, make_tenant, xapi_client
+from tests.statements import statement
+
+
+async def _trail(server: Server, store: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(server.database_url)
+    try:
+        await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
+        return await conn.fetch("SELECT a.action, a.request, a.records FROM audit_log a JOIN stores s "
+                                "ON s.id = a.store_id WHERE s.name = $1 ORDER BY a.id", store)
+    finally:
+        await conn.close()
+
+
+async def _about(server: Server, key: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(server.database_url)
+    try:
+        return await conn.fetch(sql("audit_by_person"), key, 100)
+    finally:
+        await conn.close()
+
+
+async def test_a_dashboard_credential_asking_for_a_transcript_is_refused_and_audited(server: Server) -> None:
+    dashboard = await make_tenant(server.database_url, server.base_url, scopes=["analytics/aggregates"])
+    async with httpx.AsyncClient(base_url=server.base_url, auth=(dashboard.key, dashboard.secret)) as c:
+        r = await c.get("/api/v1/transcripts/P-0042", params={"format": "csv"})
+        assert r.status_code == 403, r.text
+        assert "scope" in r.json()["error"]["message"]
+        # the views it may read are audited as reads, not as refusals
+        assert (await c.get("/api/v1/compliance/rollup")).status_code == 200
+    trail = await _trail(server, dashboard.store)
+    refused = [t for t in trail if "refused" in t["request"]]
+    assert [(t["action"], t["records"]) for t in refused] == [("analyst.transcript", 0)]
+    request = refused[0]["request"]
+    assert request["refused"]["status"] == 403 and "scope" in request["refused"]["reason"]
+    assert request["persons"] == ["P-0042"] and request["path"] == "/api/v1/transcripts/P-0042"
+    assert request["format"] == "csv"
+    assert [t["action"] for t in trail if "refused" not in t["request"]] == ["analyst.compliance-rollup"]
+    about = await _about(server, "P-0042")
+    assert [(a["action"], a["records"]) for a in about] == [("analyst.transcript", 0)]
+
+
+async def test_a_credential_without_a_read_scope_querying_statements_is_refused_and_audited(
+        server: Server) -> None:
+    writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"])
+    agent = '{"mbox":"mailto:refused.query@example.org"}'
+    async with xapi_client(server, writer) as c:
+        r = await c.get("/statements", params={"agent": agent})
+    assert r.status_code == 403, r.text
+    [t] = await _trail(server, writer.store)
+    assert t["action"] == "statements.query" and t["records"] == 0
+    assert t["request"]["refused"]["status"] == 403
+    assert t["request"]["agent"] == "mbox:mailto:refused.query@example.org"
+    about = await _about(server, "mbox:mailto:refused.query@example.org")
+    assert [(a["action"], a["store"]) for a in about] == [("statements.query", writer.store)]
+
+
+async def test_opening_a_statement_that_is_not_one_s_own_is_a_404_for_the_client_and_a_refusal_in_the_trail(
+        server: Server) -> None:
+    owner = await make_tenant(server.database_url, server.base_url)
+    mine_only = await make_tenant(server.database_url, server.base_url, scopes=["statements/read/mine",
+                                                                                 "statements/write"],
+                                  store=owner.store)
+    actor = {"mbox": "mailto:opened.by.someone@example.org"}
+    async with xapi_client(server, owner) as c:
+        [sid] = (await c.post("/statements", json={**statement(), "actor": actor})).json()
+        # a read that succeeds names whom the statement is about, so the search by person finds it
+        assert (await c.get("/statements", params={"statementId": sid})).status_code == 200
+    async with xapi_client(server, mine_only) as c:
+        r = await c.get("/statements", params={"statementId": sid})
+        assert r.status_code == 404, r.text
+        assert "exists" not in r.text and "own" not in r.text  # existence is not revealed
+        # a statement that does not exist is not an attempt on anyone's records
+        assert (await c.get("/statements", params={"statementId": sid[:-1] + "0"
+                                                   if sid[-1] != "0" else sid[:-1] + "1"})).status_code == 404
+    trail = await _trail(server, owner.store)
+    gets = [(t["records"], t["request"].get("refused"), t["request"]["agent"]) for t in trail
+            if t["action"] == "statements.get"]
+    assert gets == [
+        (1, None, "mbox:mailto:opened.by.someone@example.org"),
+        (0, {"status": 404, "reason": "the statement exists but is not the caller's own"},
+         "mbox:mailto:opened.by.someone@example.org"),
+    ]
+    about = await _about(server, "mbox:mailto:opened.by.someone@example.org")
+    assert sorted(a["records"] for a in about) == [0, 1]
+
+
+class _BrokenTrail:
+    async def record(self, principal: Principal, action: str, request: dict, records: int) -> None:
+        raise ConnectionError("the database went away")
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict]] = []
+
+    def warning(self, event: str, **kw: object) -> None:
+        self.lines.append((event, kw))
+
+
+async def test_a_refusal_that_cannot_be_recorded_is_still_a_refusal_and_is_logged(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = _Lines()
+    monkeypatch.setattr(audit, "log", lines)
+    who = Principal(store_id=1, credential_id=7, scopes=frozenset({"statements/write"}),
+                    authority={"mbox": "mailto:x@example.org"}, authority_key="mbox:x@example.org")
+    refusal = Forbidden("this credential lacks the scope for this request")
+    # returns (the caller raises its refusal as before) instead of raising the trail's error
+    await audit.record_refusal(_BrokenTrail(), who, "statements.query", {"agent": "mbox:y@example.org"}, refusal)
+    [(event, fields)] = lines.lines
+    assert event == "audit_refusal_lost" and "the database went away" in str(fields["error"])
+    assert fields["status"] == 403 and fields["credential"] == 7
+    assert "y@example.org" not in repr(fields)  # what was asked (personal data) stays out of the log
