@@ -63,12 +63,19 @@ class RequestMiddleware:
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
         start = time.perf_counter()
+        cut_off = False
         try:
             try:
                 await self.app(scope, receive, send_with_headers)
             except Exception as exc:
                 if started:
-                    raise  # the response is under way: nothing more can be sent
+                    # The response is under way (a streamed export whose read failed): nothing
+                    # more can be sent, and the server's own report of the error comes after
+                    # this request's context is gone, so it is logged here with the request id.
+                    cut_off = True
+                    log.error("response_cut_off", method=scope["method"], path=path, status=status,
+                              error=repr(exc), exc_info=exc)
+                    raise
                 # Answered here, not by Starlette's outermost handler, so that the 500 has the
                 # request id and version header every response carries.
                 await internal_error(exc)(scope, receive, send_with_headers)
@@ -78,5 +85,9 @@ class RequestMiddleware:
             method = scope["method"]
             self.metrics.inc("spor_http_requests_total", method=method, path=label, status=str(status))
             self.metrics.observe("spor_http_request_seconds", elapsed, method=method, path=label)
-            log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2))
+            if cut_off:
+                log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2),
+                         cut_off=True)
+            else:
+                log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2))
             structlog.contextvars.clear_contextvars()

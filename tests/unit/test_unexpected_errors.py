@@ -4,13 +4,18 @@ resource the Consistent-Through header (lrs/http/statements.py consistent)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
+import pytest
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from lrs.http import middleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.http.statements import NO_STORE_THROUGH, consistent
@@ -44,3 +49,47 @@ async def test_a_500_of_the_statements_resource_carries_consistent_through_too()
     # no store is known here (nothing authenticated it): the time that is true of every store
     assert r.headers["X-Experience-API-Consistent-Through"] == NO_STORE_THROUGH
     assert r.headers["X-Experience-API-Version"] == "2.0.0" and r.headers["X-Request-Id"]
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict]] = []
+
+    def info(self, event: str, **kw: object) -> None:
+        self.lines.append((event, kw))
+
+    error = info
+
+
+async def test_a_response_that_fails_after_it_started_is_logged_with_its_request_id(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A streamed export whose read fails mid-way: the client's connection is cut (nothing more
+    can be sent), and the error is logged while the request's id is still bound, with the access
+    line marked cut_off (its status says 200)."""
+    lines = _Lines()
+    monkeypatch.setattr(middleware, "log", lines)
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield b"person_id\n"
+        raise RuntimeError("the read failed mid-way")
+
+    async def export(request: Request) -> Response:
+        return StreamingResponse(rows(), media_type="text/csv")
+
+    seen: list[object] = []
+    original = lines.error
+
+    def error(event: str, **kw: object) -> None:
+        seen.append(structlog.contextvars.get_contextvars().get("request_id"))
+        original(event, **kw)
+
+    lines.error = error  # type: ignore[method-assign]
+    streaming = Starlette(routes=[Route("/api/v1/compliance", export)],
+                          middleware=[Middleware(RequestMiddleware, metrics=Metrics())])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=streaming), base_url="http://spor") as c:
+        with pytest.raises(RuntimeError, match="mid-way"):
+            await c.get("/api/v1/compliance", headers={"X-Request-Id": "r-export"})
+    events = [(e, kw.get("status"), kw.get("cut_off")) for e, kw in lines.lines]
+    assert events == [("response_cut_off", 200, None), ("request", 200, True)]
+    assert seen == ["r-export"]
+    assert "mid-way" in str(lines.lines[0][1]["error"])
