@@ -24,6 +24,7 @@ async def get_person(request: Request) -> Response:
     async def names(store_id: int, key: str) -> list[str]:
         return await agent_names(pool, store_id, key)
 
-    person = await ops.get_person(names, who, version, request.query_params.get("agent"))
+    person = await ops.get_person(names, who, version, request.query_params.get("agent"),
+                                  audit=request.app.state.audit)
     body = orjson.dumps(person)
     return Response(body, media_type="application/json", headers={"ETag": f'"{etag_of(body)}"'})

@@ -107,7 +107,7 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
         if res.id_param in request.query_params:
             _check_params(request, all_single)
             key, _ = _key(res, request, version)
-            doc = await ops.get_document(repo, who, key)
+            doc = await ops.get_document(repo, who, key, audit=request.app.state.audit)
             content = doc.content or b""
             return Response(content, media_type=None, headers={
                 "Content-Type": doc.content_type,
@@ -119,7 +119,7 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
         _check_params(request, res.key_params() | {"since"})
         activity, agent_key, _, registration = _context(res, request, version)
         ids, newest = await ops.list_ids(repo, who, Scope(res.resource, activity, agent_key, registration),
-                                         _since(request))
+                                         _since(request), audit=request.app.state.audit)
         body = orjson.dumps(ids)
         headers = {"ETag": f'"{ops.etag_of(body)}"'}
         if newest is not None:

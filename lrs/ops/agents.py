@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from lrs.errors import BadRequest, Forbidden
+from lrs.ops.audit import AuditTrail, record_refusal
 from lrs.ops.documents import agent_param
 from lrs.ops.principal import Principal
 
@@ -13,7 +15,8 @@ Names = Callable[[int, str], Awaitable[list[str]]]
 IFIS = ("mbox", "mbox_sha1sum", "openid", "account")
 
 
-async def get_person(names: Names, principal: Principal, version: str, raw_agent: str | None) -> dict[str, Any]:
+async def get_person(names: Names, principal: Principal, version: str, raw_agent: str | None, *,
+                     audit: AuditTrail | None = None) -> dict[str, Any]:
     """The Person object for the ``agent`` parameter.
 
     Communication 2.4.s3.b3: without more knowledge, the Person holds only what the request's
@@ -21,7 +24,16 @@ async def get_person(names: Names, principal: Principal, version: str, raw_agent
     are added. Spor does not link different IFIs to one person (no cross-identifier lookup),
     so each array holds at most one identifier.
     """
-    principal.require("all/read", "statements/read", "profile", "state")
+    try:
+        principal.require("all/read", "statements/read", "profile", "state")
+    except Forbidden as exc:
+        # the names Spor holds for a person are the person's records too (audited as a read)
+        try:
+            tried: str | None = agent_param(raw_agent, version)[0]
+        except BadRequest:
+            tried = None
+        await record_refusal(audit, principal, "agents.get", {"agent": tried}, exc)
+        raise
     key, agent = agent_param(raw_agent, version)
     person: dict[str, Any] = {"objectType": "Person"}
     seen = await names(principal.store_id, key)
@@ -31,4 +43,6 @@ async def get_person(names: Names, principal: Principal, version: str, raw_agent
     for ifi in IFIS:
         if ifi in agent:
             person[ifi] = [agent[ifi]]
+    if audit is not None:
+        await audit.record(principal, "agents.get", {"agent": key}, 1)
     return person

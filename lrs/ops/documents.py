@@ -18,9 +18,10 @@ from typing import Any, Literal, Protocol
 import orjson
 
 import statements_schema
-from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, PreconditionRequired
+from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, PreconditionRequired
 from lrs.ops import json_members
 from lrs.ops import terms as T
+from lrs.ops.audit import AuditTrail, record_refusal
 from lrs.ops.principal import Principal
 from lrs.ops.uuids import canonical_uuid
 
@@ -352,17 +353,51 @@ async def delete_documents(repo: DocumentRepository, principal: Principal, scope
     return await repo.delete_scope(principal.store_id, scope)
 
 
-async def get_document(repo: DocumentRepository, principal: Principal, key: DocKey) -> Document:
-    """One document with its content (404 when absent)."""
-    _require_read(principal, key.resource)
+def _asked(resource: Resource, activity_id: str, agent_key: str, registration: str | None,
+           **more: Any) -> dict[str, Any] | None:
+    """What an audit record of a document read holds; None for documents about no person
+    (activity profiles): State and Agent Profile documents are kept per agent, so reading them
+    is reading a person's records (a bookmark, a cmi5 session's progress, a profile)."""
+    if not agent_key:
+        return None
+    return {"resource": resource, "agent": agent_key, "activityId": activity_id or None,
+            "registration": registration or None, **more}
+
+
+async def _require_read_audited(principal: Principal, resource: Resource, action: str,
+                                asked: dict[str, Any] | None, audit: AuditTrail | None) -> None:
+    try:
+        _require_read(principal, resource)
+    except Forbidden as exc:
+        if asked is not None:
+            await record_refusal(audit, principal, action, asked, exc)
+        raise
+
+
+async def get_document(repo: DocumentRepository, principal: Principal, key: DocKey, *,
+                       audit: AuditTrail | None = None) -> Document:
+    """One document with its content (404 when absent); a read of an agent's document is
+    audited (``<resource>.get``), as is a refused one."""
+    asked = _asked(key.resource, key.activity_id, key.agent_key, key.registration, id=key.doc_id)
+    action = f"{key.resource}.get"
+    await _require_read_audited(principal, key.resource, action, asked, audit)
     doc = await repo.get(principal.store_id, key)
     if doc is None:
         raise NotFound(f"no document with id {key.doc_id!r} here")
+    if audit is not None and asked is not None:
+        await audit.record(principal, action, asked, 1)
     return doc
 
 
 async def list_ids(repo: DocumentRepository, principal: Principal, scope: Scope,
-                   since: datetime | None) -> tuple[list[str], datetime | None]:
-    """Ids of the documents in ``scope`` updated after ``since`` (exclusive), and the newest update."""
-    _require_read(principal, scope.resource)
-    return await repo.ids(principal.store_id, scope, since)
+                   since: datetime | None, *, audit: AuditTrail | None = None) -> tuple[list[str], datetime | None]:
+    """Ids of the documents in ``scope`` updated after ``since`` (exclusive), and the newest
+    update; audited as ``<resource>.ids`` when the documents are an agent's."""
+    asked = _asked(scope.resource, scope.activity_id, scope.agent_key, scope.registration,
+                   since=since.isoformat() if since is not None else None)
+    action = f"{scope.resource}.ids"
+    await _require_read_audited(principal, scope.resource, action, asked, audit)
+    ids, newest = await repo.ids(principal.store_id, scope, since)
+    if audit is not None and asked is not None:
+        await audit.record(principal, action, asked, len(ids))
+    return ids, newest

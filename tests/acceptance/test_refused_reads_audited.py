@@ -1,7 +1,8 @@
 """Refused reads of personal data land in the audit trail beside the reads (lrs/ops/audit.py):
 a dashboard credential asking for a person's transcript, a credential without a read scope
 querying statements, one limited to its own statements opening another's. The trail's search by
-person finds each attempt; the client gets the same refusal as before. Over the real server."""
+person finds each attempt; the client gets the same refusal as before. Reads of an agent's
+documents and names are audited too. Over the real server."""
 
 from __future__ import annotations
 
@@ -128,3 +129,43 @@ async def test_a_refusal_that_cannot_be_recorded_is_still_a_refusal_and_is_logge
     assert event == "audit_refusal_lost" and "the database went away" in str(fields["error"])
     assert fields["status"] == 403 and fields["credential"] == 7
     assert "y@example.org" not in repr(fields)  # what was asked (personal data) stays out of the log
+
+
+async def test_reads_of_an_agent_s_documents_and_names_are_audited_and_activity_profiles_are_not(
+        server: Server) -> None:
+    """State and Agent Profile documents are kept per agent (a bookmark, a cmi5 session's
+    progress), and the Agents resource returns the names Spor holds for a person: reading them is
+    reading a person's records, found by the trail's search by person. Activity profiles are
+    about no one."""
+    tenant = await make_tenant(server.database_url, server.base_url)
+    writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"],
+                               store=tenant.store)
+    agent = '{"mbox":"mailto:document.reader@example.org"}'
+    key = "mbox:mailto:document.reader@example.org"
+    activity = "https://courses.example.org/audited-documents"
+    state = {"activityId": activity, "agent": agent}
+    async with xapi_client(server, tenant) as c:
+        for sid in ("bookmark", "suspend"):
+            assert (await c.put("/activities/state", params={**state, "stateId": sid}, json={"p": 1})).status_code == 204
+        await c.put("/agents/profile", params={"agent": agent, "profileId": "prefs"}, json={"lang": "nb"},
+                    headers={"If-None-Match": "*"})
+        await c.put("/activities/profile", params={"activityId": activity, "profileId": "p"}, json={"x": 1},
+                    headers={"If-None-Match": "*"})
+        assert (await c.get("/activities/state", params={**state, "stateId": "bookmark"})).status_code == 200
+        assert (await c.get("/activities/state", params=state)).json() == ["bookmark", "suspend"]
+        assert (await c.get("/agents/profile", params={"agent": agent, "profileId": "prefs"})).status_code == 200
+        assert (await c.get("/agents", params={"agent": agent})).status_code == 200
+        assert (await c.get("/activities/profile", params={"activityId": activity, "profileId": "p"})).status_code == 200
+        # absent: not recorded (nothing of anyone's was read)
+        assert (await c.get("/activities/state", params={**state, "stateId": "none"})).status_code == 404
+    async with xapi_client(server, writer) as c:
+        assert (await c.get("/activities/state", params={**state, "stateId": "bookmark"})).status_code == 403
+        assert (await c.get("/agents", params={"agent": agent})).status_code == 403
+    trail = await _trail(server, tenant.store)
+    assert [(t["action"], t["records"], t["request"]["agent"], "refused" in t["request"]) for t in trail] == [
+        ("state.get", 1, key, False), ("state.ids", 2, key, False), ("agent_profile.get", 1, key, False),
+        ("agents.get", 1, key, False), ("state.get", 0, key, True), ("agents.get", 0, key, True)]
+    got = trail[0]["request"]
+    assert got["id"] == "bookmark" and got["activityId"] == activity and got["resource"] == "state"
+    assert trail[4]["request"]["refused"]["status"] == 403
+    assert len(await _about(server, key)) == 6
