@@ -388,27 +388,40 @@ PERSONAL = ("all/read", "statements/read")
 AGGREGATED = (*PERSONAL, "analytics/aggregates")
 
 
+# Members of an analyst audit record that the server sets: a query parameter of the same name is
+# recorded as "param.<name>", so a client cannot write the path, the people a read was about or
+# an agent into the trail (``spor audit --person`` searches persons and agent).
+_SERVER_MEMBERS = frozenset({"path", "stores", "persons", "agent", "refused", "export"})
+
+
+def _asked(request: Request, stores: list[int]) -> dict[str, Any]:
+    """What an analyst request asked, as its audit record keeps it."""
+    params = {(f"param.{k}" if k in _SERVER_MEMBERS else k): v for k, v in request.query_params.items()}
+    return {**params, "path": request.url.path, "stores": stores}
+
+
 def _endpoint(name: str, handler: Handler,
               scopes: tuple[str, ...] = PERSONAL) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         who = await principal(request)
-        for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
-            if "\x00" in param or "\x00" in value:
-                raise BadRequest(f"{param}: contains a NUL character")
         try:
             who.require(*scopes)
         except Forbidden as exc:
-            # an attempt on records the caller may not read is audited like a read
-            tried: dict[str, Any] = {"path": request.url.path, **dict(request.query_params),
-                                     "stores": list(who.readable_stores)}
-            if "person" in request.path_params:
-                tried["persons"] = [request.path_params["person"]]
+            # an attempt on records the caller may not read is audited like a read, with the
+            # people it named (a transcript's person, a person filter)
+            tried = _asked(request, list(who.readable_stores))
+            named = [p for p in (request.path_params.get("person"), request.query_params.get("person")) if p]
+            if named:
+                tried["persons"] = named
             await record_refusal(getattr(request.app.state, "audit", None), who, f"analyst.{name}", tried, exc)
             raise
+        for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
+            if "\x00" in param or "\x00" in value:
+                raise BadRequest(f"{param}: contains a NUL character")
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
         response, records, persons = await handler(request, stores)
-        asked: dict[str, Any] = {"path": request.url.path, **dict(request.query_params), "stores": stores}
+        asked = _asked(request, stores)
         if isinstance(response, ExportPlan):
             return await _export(request, who, name, stores, asked, response)
         if persons:

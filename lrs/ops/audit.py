@@ -16,6 +16,29 @@ from lrs.errors import LRSError
 from lrs.logs import log
 from lrs.ops.principal import Principal
 
+# The longest text an audit record keeps of any one value (and of a key). What a client asked is
+# recorded as it came, and a caller refused for want of a scope must not be able to write rows
+# of any size into a table that is never trimmed; a longer value also could not be indexed
+# (``request ->> 'agent'``, migration 0017: a btree entry holds ~2,700 bytes), so the record
+# would be lost. 512 characters are at most 2,048 bytes of UTF-8.
+MAX_RECORDED_CHARS = 512
+
+
+def recordable(value: Any) -> Any:
+    """``value`` as an audit record keeps it: every string (and key) cut to MAX_RECORDED_CHARS
+    with a note of its length, NUL characters (which jsonb refuses) replaced. Lists keep every
+    element: an export's record lists the people of all its rows."""
+    if isinstance(value, str):
+        text = value.replace("\x00", "\ufffd")
+        if len(text) > MAX_RECORDED_CHARS:
+            return f"{text[:MAX_RECORDED_CHARS]}... ({len(text)} characters)"
+        return text
+    if isinstance(value, dict):
+        return {recordable(str(k)): recordable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [recordable(v) for v in value]
+    return value
+
 
 class AuditTrail(Protocol):
     """Where reads of personal data are recorded (lrs.store.audit)."""
@@ -36,5 +59,7 @@ async def record_refusal(audit: AuditTrail | None, principal: Principal, action:
     try:
         await audit.record(principal, action, {**asked, "refused": why}, 0)
     except Exception as exc:  # the refusal stands whatever went wrong here
+        # the error's kind only: a database error's text can quote what was asked
         log.warning("audit_refusal_lost", action=action, credential=principal.credential_id,
-                    status=refusal.status, error=repr(exc))
+                    status=refusal.status, error=type(exc).__name__,
+                    sqlstate=getattr(exc, "sqlstate", None))

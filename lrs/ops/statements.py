@@ -304,10 +304,11 @@ def _actor_key(row: StatementRow) -> str | None:
     return T.agent_key(actor) if isinstance(actor, dict) else None
 
 
-def _own(principal: Principal, row: StatementRow) -> bool:
-    """Whether a caller limited to its own statements may see this one."""
+def _own(principal: Principal, row: StatementRow, actor_key: str | None) -> bool:
+    """Whether a caller limited to its own statements may see this one (whose actor's key is
+    ``actor_key``)."""
     if principal.person_key is not None:
-        return _actor_key(row) == principal.person_key
+        return actor_key == principal.person_key
     return row.authority_key == principal.authority_key
 
 
@@ -321,7 +322,7 @@ async def get_statement(
     voidedStatementId, and voidedStatementId only returns voided statements. A caller limited to
     its own statements gets 404 for others' (not 403: existence is not revealed).
     """
-    asked = {"statementId": statement_id, "voided": voided}
+    asked: dict[str, Any] = {"statementId": statement_id, "voided": voided}
     try:
         principal.require("statements/read", "statements/read/mine", "all/read")
     except Forbidden as exc:
@@ -331,14 +332,19 @@ async def get_statement(
     asked["statementId"] = sid
     row = await repo.get(principal.store_id, sid)
     missing = NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")
-    if row is None or row.voided != voided:
-        raise missing
-    # whom the statement is about, so that the trail's search by person finds this read
-    asked["agent"] = _actor_key(row)
-    if principal.reads_only_own and not _own(principal, row):
-        # the client is told it does not exist; the trail says what happened
-        await record_refusal(audit, principal, "statements.get", asked, missing,
-                             "the statement exists but is not the caller's own")
+    if row is not None:
+        # whom the statement is about, so that the trail's search by person finds this read
+        asked["agent"] = _actor_key(row)
+    if principal.reads_only_own:
+        # Every 404 of a caller limited to its own statements is recorded, so that a statement
+        # that exists but is not the caller's costs the same as one that does not (the client
+        # is told neither); the trail says which.
+        someone_elses = row is not None and not _own(principal, row, asked["agent"])
+        if row is None or row.voided != voided or someone_elses:
+            why = "the statement exists but is not the caller's own" if someone_elses else "no such statement"
+            await record_refusal(audit, principal, "statements.get", asked, missing, why)
+            raise missing
+    elif row is None or row.voided != voided:
         raise missing
     if audit is not None:
         await audit.record(principal, "statements.get", asked, 1)

@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 
+from lrs.ops.audit import recordable
 from lrs.ops.principal import Principal
 from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
@@ -21,7 +22,7 @@ class PgAuditRepository:
         assert isinstance(self.db, asyncpg.Pool)
         async with translated(), scoped(self.db, [principal.store_id]) as conn:
             await conn.execute(sql("audit_record"), principal.store_id, principal.credential_id,
-                               principal.person_key, action, request, records)
+                               principal.person_key, action, recordable(request), records)
 
     async def by_credential(self, key: str, limit: int = 1000) -> list[dict[str, Any]]:
         async with translated():

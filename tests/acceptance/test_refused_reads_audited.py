@@ -6,7 +6,9 @@ documents and names are audited too. Over the real server."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 
 import asyncpg
 import httpx
@@ -15,8 +17,9 @@ import pytest
 from lrs.errors import Forbidden
 from lrs.ops import audit
 from lrs.ops.principal import Principal
+from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.queries import sql
-from tests.conftest import Server, make_tenant, xapi_client
+from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.statements import statement
 
 
@@ -84,23 +87,93 @@ async def test_opening_a_statement_that_is_not_one_s_own_is_a_404_for_the_client
         [sid] = (await c.post("/statements", json={**statement(), "actor": actor})).json()
         # a read that succeeds names whom the statement is about, so the search by person finds it
         assert (await c.get("/statements", params={"statementId": sid})).status_code == 200
+    absent = sid[:-1] + ("1" if sid[-1] == "0" else "0")
     async with xapi_client(server, mine_only) as c:
         r = await c.get("/statements", params={"statementId": sid})
-        assert r.status_code == 404, r.text
-        assert "exists" not in r.text and "own" not in r.text  # existence is not revealed
-        # a statement that does not exist is not an attempt on anyone's records
-        assert (await c.get("/statements", params={"statementId": sid[:-1] + "0"
-                                                   if sid[-1] != "0" else sid[:-1] + "1"})).status_code == 404
+        nothing = await c.get("/statements", params={"statementId": absent})
+    # the client cannot tell someone else's statement from none at all
+    assert r.status_code == nothing.status_code == 404, r.text
+    assert r.json()["error"]["message"].replace(sid, "ID") == nothing.json()["error"]["message"].replace(absent, "ID")
+    same = {"content-type", "x-experience-api-version"}
+    assert {k: v for k, v in r.headers.items() if k in same} == {k: v for k, v in nothing.headers.items() if k in same}
     trail = await _trail(server, owner.store)
-    gets = [(t["records"], t["request"].get("refused"), t["request"]["agent"]) for t in trail
+    gets = [(t["records"], t["request"].get("refused"), t["request"].get("agent")) for t in trail
             if t["action"] == "statements.get"]
     assert gets == [
         (1, None, "mbox:mailto:opened.by.someone@example.org"),
         (0, {"status": 404, "reason": "the statement exists but is not the caller's own"},
          "mbox:mailto:opened.by.someone@example.org"),
+        (0, {"status": 404, "reason": "no such statement"}, None),
     ]
     about = await _about(server, "mbox:mailto:opened.by.someone@example.org")
     assert sorted(a["records"] for a in about) == [0, 1]
+
+
+async def test_a_statement_read_by_id_refused_for_want_of_a_scope_is_recorded_cut_to_size(server: Server) -> None:
+    """What a refused caller asked is recorded as it came, cut to MAX_RECORDED_CHARS: a
+    credential shipped inside course content cannot write rows of any size into the trail."""
+    writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"])
+    huge = "x" * 100_000
+    async with xapi_client(server, writer) as c:
+        r = await c.post("/statements", params={"method": "GET"},
+                         content=f"statementId={huge}".encode(),
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert r.status_code == 403, r.text
+        long_agent = '{"mbox":"mailto:' + "y" * 5000 + '@example.org"}'
+        assert (await c.get("/statements", params={"agent": long_agent})).status_code == 403
+    [by_id, query] = await _trail(server, writer.store)
+    assert by_id["action"] == "statements.get" and by_id["request"]["refused"]["status"] == 403
+    kept = by_id["request"]["statementId"]
+    assert kept.startswith("xxx") and kept.endswith("(100000 characters)")
+    assert len(kept) < audit.MAX_RECORDED_CHARS + 40
+    # an agent key that long is kept too (cut), where a whole one could not be indexed
+    assert query["action"] == "statements.query" and query["request"]["agent"].endswith("characters)")
+
+
+async def test_an_analyst_refusal_names_the_people_asked_for_and_query_parameters_cannot_pose_as_the_record(
+        server: Server) -> None:
+    writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"])
+    async with httpx.AsyncClient(base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
+        r = await c.get("/api/v1/compliance", params={"person": "P-0043", "persons": "P-0099",
+                                                       "path": "/api/v1/course-status", "agent": "mbox:planted"})
+    assert r.status_code == 403
+    [t] = await _trail(server, writer.store)
+    request = t["request"]
+    assert request["path"] == "/api/v1/compliance" and request["persons"] == ["P-0043"]
+    assert request["param.persons"] == "P-0099" and request["param.path"] == "/api/v1/course-status"
+    assert "agent" not in request and request["param.agent"] == "mbox:planted"
+    assert await _about(server, "P-0099") == [] and await _about(server, "mbox:planted") == []
+    assert [a["action"] for a in await _about(server, "P-0043")] == ["analyst.compliance"]
+
+
+@pytest.fixture(scope="module")
+def server_without_a_trail(pg: EmbeddedPostgres) -> Iterator[Server]:
+    with server_of_its_own(pg) as s:
+        yield s
+
+
+async def test_a_refusal_is_still_a_refusal_when_the_trail_cannot_be_written(server_without_a_trail: Server) -> None:
+    """The database refuses the audit row (the server's role may not insert into it here): the
+    client still gets its 403, not a 500, and the server logs that the record was lost, without
+    what was asked."""
+    s = server_without_a_trail
+    writer = await make_tenant(s.database_url, s.base_url, scopes=["statements/write"])
+    conn = await asyncpg.connect(s.database_url)
+    try:
+        await conn.execute("REVOKE INSERT ON audit_log FROM spor_app")
+    finally:
+        await conn.close()
+    someone = '{"mbox":"mailto:z@example.org"}'
+    async with xapi_client(s, writer) as c:
+        assert (await c.get("/statements", params={"agent": someone})).status_code == 403
+        state = {"activityId": "https://x.example.org/a", "stateId": "s", "agent": someone}
+        assert (await c.get("/activities/state", params=state)).status_code == 403
+    async with httpx.AsyncClient(base_url=s.base_url, auth=(writer.key, writer.secret)) as c:
+        assert (await c.get("/api/v1/transcripts/P-0007")).status_code == 403
+    await asyncio.sleep(0.2)
+    lost = [line for line in s.logs().splitlines() if "audit_refusal_lost" in line]
+    assert len(lost) == 3 and all("InsufficientPrivilege" in line for line in lost), lost
+    assert "z@example.org" not in "".join(lost) and "P-0007" not in "".join(lost)
 
 
 class _BrokenTrail:
@@ -126,7 +199,7 @@ async def test_a_refusal_that_cannot_be_recorded_is_still_a_refusal_and_is_logge
     # returns (the caller raises its refusal as before) instead of raising the trail's error
     await audit.record_refusal(_BrokenTrail(), who, "statements.query", {"agent": "mbox:y@example.org"}, refusal)
     [(event, fields)] = lines.lines
-    assert event == "audit_refusal_lost" and "the database went away" in str(fields["error"])
+    assert event == "audit_refusal_lost" and fields["error"] == "ConnectionError"
     assert fields["status"] == 403 and fields["credential"] == 7
     assert "y@example.org" not in repr(fields)  # what was asked (personal data) stays out of the log
 
@@ -146,7 +219,8 @@ async def test_reads_of_an_agent_s_documents_and_names_are_audited_and_activity_
     state = {"activityId": activity, "agent": agent}
     async with xapi_client(server, tenant) as c:
         for sid in ("bookmark", "suspend"):
-            assert (await c.put("/activities/state", params={**state, "stateId": sid}, json={"p": 1})).status_code == 204
+            put = await c.put("/activities/state", params={**state, "stateId": sid}, json={"p": 1})
+            assert put.status_code == 204
         await c.put("/agents/profile", params={"agent": agent, "profileId": "prefs"}, json={"lang": "nb"},
                     headers={"If-None-Match": "*"})
         await c.put("/activities/profile", params={"activityId": activity, "profileId": "p"}, json={"x": 1},
@@ -155,7 +229,8 @@ async def test_reads_of_an_agent_s_documents_and_names_are_audited_and_activity_
         assert (await c.get("/activities/state", params=state)).json() == ["bookmark", "suspend"]
         assert (await c.get("/agents/profile", params={"agent": agent, "profileId": "prefs"})).status_code == 200
         assert (await c.get("/agents", params={"agent": agent})).status_code == 200
-        assert (await c.get("/activities/profile", params={"activityId": activity, "profileId": "p"})).status_code == 200
+        profile = await c.get("/activities/profile", params={"activityId": activity, "profileId": "p"})
+        assert profile.status_code == 200
         # absent: not recorded (nothing of anyone's was read)
         assert (await c.get("/activities/state", params={**state, "stateId": "none"})).status_code == 404
     async with xapi_client(server, writer) as c:

@@ -114,7 +114,8 @@ async def test_a_person_asking_for_someone_else_is_refused(
         await conn.close()
     tried = [a for a in about if a["person"] == f"account:{HOMEPAGE}|pseudo-kari"]
     assert [(a["action"], a["records"]) for a in tried] == [("statements.query", 0)]
-    assert '"status": 403' in tried[0]["request"] and "only the person's own" in tried[0]["request"]
+    refused = orjson.loads(tried[0]["request"])["refused"]
+    assert refused["status"] == 403 and "only the person's own" in refused["reason"]
 
 
 async def test_a_person_cannot_write_statements(
