@@ -115,10 +115,13 @@ async def _status(url: str, as_json: bool) -> int:
     conn = await runner.connect(url)
     try:
         rows = await runner.status(conn, list(ALL.values()))
+        left = await runner.leftovers(conn, list(ALL.values()))
     finally:
         await conn.close()
     if as_json:
         sys.stdout.write(orjson.dumps([r.as_dict() for r in rows], option=orjson.OPT_INDENT_2).decode() + "\n")
+        for x in left:  # the JSON on stdout keeps its shape; scripts see these on stderr
+            print(_leftover_line(x), file=sys.stderr)
         return 0
     print(f"{'projection':<14} {'store':<20} {'position':>9} {'lag':>7} {'lag s':>8}  state")
     for r in rows:
@@ -127,7 +130,16 @@ async def _status(url: str, as_json: bool) -> int:
         if r.state == "failed":
             line += f" at position {r.failed_position}: {(r.error or '').splitlines()[0][:120]}"
         print(line)
+    for x in left:
+        print(_leftover_line(x))
     return 1 if any(r.state == "failed" for r in rows) else 0
+
+
+def _leftover_line(x: runner.Leftover) -> str:
+    why = ("the replaced tables, kept by a rebuild while a reader was still on them"
+           if x.schema.endswith("_old") else "a rebuild that stopped before its swap")
+    return (f"leftover {x.schema}: {x.bytes / 1e6:,.1f} MB, {why}; "
+            f"the next `spor projections rebuild {x.projection}` drops it")
 
 
 async def _rebuild(url: str, names: Sequence[runner.Projection], batch_size: int) -> int:

@@ -290,6 +290,35 @@ async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) ->
     return out
 
 
+@dataclass
+class Leftover:
+    """Tables a rebuild left behind: ``<live>_old`` (the replaced read model, kept because a
+    reader was still in a transaction on it) or ``<live>_build`` (a rebuild that stopped half
+    way). The next rebuild of the projection drops both."""
+
+    projection: str
+    schema: str
+    bytes: int
+
+
+async def leftovers(conn: asyncpg.Connection, projections: Sequence[Projection]) -> list[Leftover]:
+    """The leftover schemas of the projections and the disk they take. A ``_build`` schema is
+    listed only while no rebuild of its projection runs (then it is being filled, not left)."""
+    out: list[Leftover] = []
+    for p in projections:
+        for schema in (p.schema + "_old", p.schema + "_build"):
+            size = await conn.fetchval(sql("projection_schema_bytes"), schema)
+            if size is None:
+                continue
+            if schema.endswith("_build"):
+                key = _REBUILD_LOCK, _stable_index(p.name)
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *key):
+                    continue  # a rebuild is filling it
+                await conn.execute("SELECT pg_advisory_unlock($1, $2)", *key)
+            out.append(Leftover(p.name, schema, int(size)))
+    return out
+
+
 async def retry(conn: asyncpg.Connection, projection: Projection, store_ids: Sequence[int]) -> None:
     """Clear recorded failures so the runner tries the failed event again (after a fix)."""
     async with conn.transaction():

@@ -4,6 +4,9 @@ leases shared by several workers, NOTIFY wake-up and atomic rebuild."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 
 import asyncpg
@@ -16,6 +19,7 @@ from lrs.store.statements import PgStatementRepository
 from projections import reference, runner
 from projections.facts import ORG_UNIT, Window
 from projections.models import ALL, COMPLIANCE, TRANSCRIPT
+from tests.conftest import ROOT
 from tests.statements import statement
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
@@ -253,9 +257,17 @@ async def test_a_rebuild_does_not_wait_for_a_reader_still_in_the_tables_it_repla
         assert await conn.fetchval("SELECT count(*) FROM rm_transcript.completions") == 20
         assert await exporter.fetchval("SELECT count(*) FROM rm_transcript.completions") == 20  # its snapshot
         assert await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = 'rm_transcript_old'") == 1
+        # the operator sees what was left and how much disk it takes
+        [left] = await runner.leftovers(pc, list(ALL.values()))
+        assert (left.projection, left.schema) == ("transcript", "rm_transcript_old") and left.bytes > 0
+        shown = _spor(db_url, "projections", "status")
+        assert "leftover rm_transcript_old:" in shown.stdout and "MB" in shown.stdout, shown.stdout + shown.stderr
+        assert "projections rebuild transcript" in shown.stdout
         await export.rollback()
         await runner.rebuild(pc, TRANSCRIPT, batch_size=5)
         assert not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rm_transcript_%'")
+        assert await runner.leftovers(pc, list(ALL.values())) == []
+        assert "leftover" not in _spor(db_url, "projections", "status").stdout
     finally:
         await exporter.close()
         await pc.close()
@@ -292,4 +304,32 @@ async def test_a_rebuild_ends_with_every_key_and_index_of_a_fresh_read_model_and
         await runner.catch_up(pc, TRANSCRIPT)
         assert await _completions(conn) == kept + more
     finally:
+        await pc.close()
+
+
+def _spor(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SPOR_DATABASE_URL": db_url}
+    return subprocess.run([sys.executable, "-m", "projections.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+async def test_a_build_schema_is_a_leftover_only_when_no_rebuild_is_filling_it(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A rebuild that stopped half way leaves rm_<name>_build; one that is running fills it. The
+    rebuild's advisory lock tells them apart."""
+    await conn.execute("CREATE SCHEMA rm_course_status_build")
+    await conn.execute("CREATE TABLE rm_course_status_build.t AS SELECT g FROM generate_series(1, 1000) g")
+    pc = await runner.connect(db_url)
+    rebuilding = await asyncpg.connect(db_url)
+    try:
+        [left] = await runner.leftovers(pc, list(ALL.values()))
+        assert left.schema == "rm_course_status_build" and left.bytes > 0
+        assert "a rebuild that stopped before its swap" in _spor(db_url, "projections", "status").stdout
+        key = runner._REBUILD_LOCK, runner._stable_index("course_status")
+        await rebuilding.execute("SELECT pg_advisory_lock($1, $2)", *key)
+        assert await runner.leftovers(pc, list(ALL.values())) == []
+        # and asking did not take the lock from the rebuild
+        assert not await pc.fetchval("SELECT pg_try_advisory_lock($1, $2)", *key)
+    finally:
+        await rebuilding.close()
         await pc.close()

@@ -471,3 +471,10 @@ WHERE st.id = ANY($1::bigint[])
   AND (EXISTS (SELECT 1 FROM rm_transcript.links l WHERE l.store_id = st.id AND l.person_id = $2)
        OR EXISTS (SELECT 1 FROM rm_transcript.completions c WHERE c.store_id = st.id AND c.ifi = $2))
 ORDER BY st.id;
+
+-- name: projection_schema_bytes
+-- The disk a schema's tables take (with their indexes and TOAST); NULL when there is no such schema.
+SELECT CASE WHEN n.oid IS NULL THEN NULL
+            ELSE coalesce((SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+                           WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'm', 'p')), 0) END
+FROM (SELECT (SELECT oid FROM pg_namespace WHERE nspname = $1) AS oid) n;
