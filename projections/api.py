@@ -394,9 +394,17 @@ AGGREGATED = (*PERSONAL, "analytics/aggregates")
 _SERVER_MEMBERS = frozenset({"path", "stores", "persons", "agent", "refused", "export"})
 
 
+# The most query parameters an analyst audit record keeps (a view takes fewer than ten); the
+# others are counted, so a request cannot write a record of any size into the trail.
+_RECORDED_PARAMS = 20
+
+
 def _asked(request: Request, stores: list[int]) -> dict[str, Any]:
     """What an analyst request asked, as its audit record keeps it."""
-    params = {(f"param.{k}" if k in _SERVER_MEMBERS else k): v for k, v in request.query_params.items()}
+    items = list(request.query_params.items())
+    params: dict[str, Any] = {(f"param.{k}" if k in _SERVER_MEMBERS else k): v for k, v in items[:_RECORDED_PARAMS]}
+    if len(items) > _RECORDED_PARAMS:
+        params["param.more"] = len(items) - _RECORDED_PARAMS
     return {**params, "path": request.url.path, "stores": stores}
 
 

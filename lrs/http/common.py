@@ -57,6 +57,10 @@ def only_params(request: Request, allowed: Collection[str], what: str | None = N
     if unknown:
         where = what or f"{request.method} {request.url.path}"
         raise BadRequest(f"unknown parameter(s) for {where}: {', '.join(sorted(unknown))}")
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            # PostgreSQL's text refuses it: a 400 here, not a failed query
+            raise BadRequest(f"{name}: contains a NUL character")
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:

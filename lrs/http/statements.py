@@ -185,6 +185,8 @@ def _agent_param(raw: str, version: str) -> str:
     key = T.agent_key(data) if isinstance(data, dict) else None
     if key is None:
         raise BadRequest("agent parameter: must be an Agent or an identified Group (with an identifier)")
+    if "\x00" in key:
+        raise BadRequest("agent parameter: an identifier contains a NUL character")
     return key
 
 

@@ -44,5 +44,5 @@ async def get_person(names: Names, principal: Principal, version: str, raw_agent
         if ifi in agent:
             person[ifi] = [agent[ifi]]
     if audit is not None:
-        await audit.record(principal, "agents.get", {"agent": key}, 1)
+        await audit.record(principal, "agents.get", {"agent": key}, len(seen))
     return person

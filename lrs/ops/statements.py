@@ -341,7 +341,9 @@ async def get_statement(
         # is told neither); the trail says which.
         someone_elses = row is not None and not _own(principal, row, asked["agent"])
         if row is None or row.voided != voided or someone_elses:
-            why = "the statement exists but is not the caller's own" if someone_elses else "no such statement"
+            why = ("the statement exists but is not the caller's own" if someone_elses
+                   else "no such statement" if row is None
+                   else f"the caller's own statement, {'not ' if voided else ''}voided")
             await record_refusal(audit, principal, "statements.get", asked, missing, why)
             raise missing
     elif row is None or row.voided != voided:

@@ -22,7 +22,7 @@ class PgAuditRepository:
         assert isinstance(self.db, asyncpg.Pool)
         async with translated(), scoped(self.db, [principal.store_id]) as conn:
             await conn.execute(sql("audit_record"), principal.store_id, principal.credential_id,
-                               principal.person_key, action, recordable(request), records)
+                               recordable(principal.person_key), action, recordable(request), records)
 
     async def by_credential(self, key: str, limit: int = 1000) -> list[dict[str, Any]]:
         async with translated():
@@ -30,4 +30,5 @@ class PgAuditRepository:
 
     async def by_person(self, agent_key: str, limit: int = 1000) -> list[dict[str, Any]]:
         async with translated():
-            return [dict(r) for r in await self.db.fetch(sql("audit_by_person"), agent_key, limit)]
+            # a key longer than a record keeps was recorded cut (recordable): search for that
+            return [dict(r) for r in await self.db.fetch(sql("audit_by_person"), recordable(agent_key), limit)]
