@@ -310,11 +310,11 @@ async def leftovers(conn: asyncpg.Connection, projections: Sequence[Projection])
             size = await conn.fetchval(sql("projection_schema_bytes"), schema)
             if size is None:
                 continue
-            if schema.endswith("_build"):
-                key = _REBUILD_LOCK, _stable_index(p.name)
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *key):
-                    continue  # a rebuild is filling it
-                await conn.execute("SELECT pg_advisory_unlock($1, $2)", *key)
+            # looked up, not taken: taking it, even for a moment, could make a rebuild starting
+            # then fail as "already running"
+            if schema.endswith("_build") and await conn.fetchval(
+                    sql("projection_rebuild_running"), _REBUILD_LOCK, _stable_index(p.name)):
+                continue  # a rebuild is filling it
             out.append(Leftover(p.name, schema, int(size)))
     return out
 

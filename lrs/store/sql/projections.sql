@@ -478,3 +478,9 @@ SELECT CASE WHEN n.oid IS NULL THEN NULL
             ELSE coalesce((SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
                            WHERE c.relnamespace = n.oid AND c.relkind IN ('r', 'm', 'p')), 0) END
 FROM (SELECT (SELECT oid FROM pg_namespace WHERE nspname = $1) AS oid) n;
+
+-- name: projection_rebuild_running
+-- Whether a session holds the rebuild lock (pg_advisory_lock(int, int)) of a projection.
+SELECT EXISTS (SELECT 1 FROM pg_locks
+               WHERE locktype = 'advisory' AND granted AND objsubid = 2
+                 AND classid::bigint = ($1::bigint & 4294967295) AND objid::bigint = ($2::bigint & 4294967295));
