@@ -394,17 +394,25 @@ AGGREGATED = (*PERSONAL, "analytics/aggregates")
 _SERVER_MEMBERS = frozenset({"path", "stores", "persons", "agent", "refused", "export"})
 
 
-# The most query parameters an analyst audit record keeps (a view takes fewer than ten); the
-# others are counted, so a request cannot write a record of any size into the trail.
-_RECORDED_PARAMS = 20
+# The query parameters the views read (the OpenAPI description lists the same): an audit record
+# always keeps these. Of any others (the API ignores them) it keeps the first _RECORDED_OTHERS
+# and counts the rest, so a request can neither write a record of any size into the trail nor
+# push its real filters out of the record.
+VIEW_PARAMS = frozenset({"activity", "after", "as_of", "course", "format", "group_by", "level", "limit", "offset",
+                         "person", "requirement", "status", "store", "unit", "window_days"})
+_RECORDED_OTHERS = 20
 
 
 def _asked(request: Request, stores: list[int]) -> dict[str, Any]:
     """What an analyst request asked, as its audit record keeps it."""
     items = list(request.query_params.items())
-    params: dict[str, Any] = {(f"param.{k}" if k in _SERVER_MEMBERS else k): v for k, v in items[:_RECORDED_PARAMS]}
-    if len(items) > _RECORDED_PARAMS:
-        params["param.more"] = len(items) - _RECORDED_PARAMS
+    params: dict[str, Any] = {k: v for k, v in items if k in VIEW_PARAMS}
+    others = [(k, v) for k, v in items if k not in VIEW_PARAMS]
+    for k, v in others[:_RECORDED_OTHERS]:
+        # a name the server uses for a member of its own (or its escape) is kept apart
+        params[f"param.{k}" if k in _SERVER_MEMBERS or k.startswith("param.") else k] = v
+    if len(others) > _RECORDED_OTHERS:
+        params["param.more"] = len(others) - _RECORDED_OTHERS
     return {**params, "path": request.url.path, "stores": stores}
 
 

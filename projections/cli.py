@@ -115,7 +115,11 @@ async def _status(url: str, as_json: bool) -> int:
     conn = await runner.connect(url)
     try:
         rows = await runner.status(conn, list(ALL.values()))
-        left = await runner.leftovers(conn, list(ALL.values()))
+        try:
+            left = await runner.leftovers(conn, list(ALL.values()))
+        except (asyncpg.PostgresError, OSError) as exc:  # the status itself is still shown
+            print(f"leftover schemas could not be listed: {type(exc).__name__}", file=sys.stderr)
+            left = []
     finally:
         await conn.close()
     if as_json:
@@ -138,8 +142,9 @@ async def _status(url: str, as_json: bool) -> int:
 def _leftover_line(x: runner.Leftover) -> str:
     why = ("the replaced tables, kept by a rebuild while a reader was still on them"
            if x.schema.endswith("_old") else "a rebuild that stopped before its swap")
-    return (f"leftover {x.schema}: {x.bytes / 1e6:,.1f} MB, {why}; "
-            f"the next `spor projections rebuild {x.projection}` drops it")
+    size = "size unknown (a table of it is in use)" if x.bytes is None else f"{x.bytes / 1e6:,.1f} MB"
+    return (f"leftover {x.schema}: {size}, {why}; the next `spor projections rebuild {x.projection}` drops it"
+            " (once no reader is on it)")
 
 
 async def _rebuild(url: str, names: Sequence[runner.Projection], batch_size: int) -> int:

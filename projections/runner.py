@@ -298,24 +298,32 @@ class Leftover:
 
     projection: str
     schema: str
-    bytes: int
+    bytes: int | None
 
 
 async def leftovers(conn: asyncpg.Connection, projections: Sequence[Projection]) -> list[Leftover]:
-    """The leftover schemas of the projections and the disk they take. A ``_build`` schema is
-    listed only while no rebuild of its projection runs (then it is being filled, not left)."""
+    """The leftover schemas of the projections and the disk they take (None when a table of it is
+    locked: measuring waits for no one). None are listed for a projection while a rebuild of it
+    runs: it fills ``_build`` and drops ``_old``."""
     out: list[Leftover] = []
     for p in projections:
+        # looked up, not taken: taking it, even for a moment, could make a rebuild starting
+        # then fail as "already running"
+        if await conn.fetchval(sql("projection_rebuild_running"), _REBUILD_LOCK, _stable_index(p.name)):
+            continue
         for schema in (p.schema + "_old", p.schema + "_build"):
-            size = await conn.fetchval(sql("projection_schema_bytes"), schema)
-            if size is None:
+            if not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema):
                 continue
-            # looked up, not taken: taking it, even for a moment, could make a rebuild starting
-            # then fail as "already running"
-            if schema.endswith("_build") and await conn.fetchval(
-                    sql("projection_rebuild_running"), _REBUILD_LOCK, _stable_index(p.name)):
-                continue  # a rebuild is filling it
-            out.append(Leftover(p.name, schema, int(size)))
+            size: int | None
+            try:
+                async with conn.transaction():
+                    # the size takes a share lock on each table; a reader's export or a rebuild's
+                    # drop must not make the status command wait
+                    await conn.execute("SET LOCAL lock_timeout = '1s'")
+                    size = int(await conn.fetchval(sql("projection_schema_bytes"), schema) or 0)
+            except asyncpg.LockNotAvailableError:
+                size = None
+            out.append(Leftover(p.name, schema, size))
     return out
 
 

@@ -45,6 +45,10 @@ def internal_error(exc: Exception, headers: dict[str, str] | None = None) -> Res
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
+    if request.scope.get("state", {}).get("response_cut_off"):
+        # logged with its request id as response_cut_off (lrs/http/middleware.py); this 500
+        # cannot be sent, the response having started
+        return error_response(500, "internal error; the request was not applied")
     return internal_error(exc)
 
 

@@ -73,8 +73,12 @@ class RequestMiddleware:
                     # more can be sent, and the server's own report of the error comes after
                     # this request's context is gone, so it is logged here with the request id.
                     cut_off = True
+                    # (an error raised past Starlette's handlers arrives wrapped: name the cause)
+                    cause = exc.__cause__ or exc
                     log.error("response_cut_off", method=scope["method"], path=path, status=status,
-                              error=repr(exc), exc_info=exc)
+                              error=repr(cause), exc_info=cause)
+                    # reported once: the outer error handler, which can send nothing now, stays quiet
+                    scope["state"]["response_cut_off"] = True
                     raise
                 # Answered here, not by Starlette's outermost handler, so that the 500 has the
                 # request id and version header every response carries.

@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -241,7 +242,7 @@ def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int
     return f"{PATH}?more={token}"
 
 
-def _decode_more(token: str) -> tuple[Query, str, bool]:
+def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool]:
     try:
         s = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         q = Query(
@@ -251,9 +252,14 @@ def _decode_more(token: str) -> tuple[Query, str, bool]:
             until=datetime.fromisoformat(s["until"]) if s["until"] else None,
             limit=int(s["limit"]), ascending=bool(s["asc"]), after=int(s["after"]), horizon=int(s["horizon"]),
         )
-        return q, str(s["fmt"]), bool(s["att"])
     except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
         raise BadRequest("more: not a valid continuation token") from None
+    # The token is the client's to send back, and so to forge: it asks no more than a query could.
+    terms = (q.agent, q.verb, q.activity, q.registration)
+    if q.limit < 0 or any(isinstance(t, str) and "\x00" in t for t in terms) or not all(
+            t is None or isinstance(t, str) for t in terms):
+        raise BadRequest("more: not a valid continuation token")
+    return replace(q, limit=max_limit if q.limit == 0 else min(q.limit, max_limit)), str(s["fmt"]), bool(s["att"])
 
 
 async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachments: bool,
@@ -293,7 +299,7 @@ async def get_statements(request: Request) -> Response:
     if "more" in params:
         if len(params) > 1:
             raise BadRequest("a more URL takes no other parameters")
-        q, fmt, attachments = _decode_more(params["more"])
+        q, fmt, attachments = _decode_more(params["more"], request.app.state.settings.query_limit_max)
     else:
         q, fmt, attachments = _parse_query(request, version)
     asked = {k: v for k, v in params.items() if k != "more"} | {"agent": q.agent, "more": "more" in params}

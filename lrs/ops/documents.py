@@ -184,8 +184,9 @@ def agent_param(raw: str | None, version: str) -> tuple[str, dict[str, Any]]:
     key = T.agent_key(data)
     if key is None:
         raise BadRequest("agent parameter: must be an Agent or an identified Group")
-    if "\x00" in key:
-        raise BadRequest("agent parameter: an identifier contains a NUL character")
+    if b"\\u0000" in orjson.dumps(data):
+        # the documents keep the whole Agent, and PostgreSQL's jsonb refuses the character
+        raise BadRequest("agent parameter: contains a NUL character")
     return key, data
 
 

@@ -29,6 +29,14 @@ class PgAuditRepository:
             return [dict(r) for r in await self.db.fetch(sql("audit_by_credential"), key, limit)]
 
     async def by_person(self, agent_key: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """The reads by or about a person, newest first. A key longer than a record keeps was
+        recorded cut (``recordable``); both that form and the key as given (say, copied from a
+        record) are searched."""
+        keys = list(dict.fromkeys((agent_key, recordable(agent_key))))
+        found: list[dict[str, Any]] = []
         async with translated():
-            # a key longer than a record keeps was recorded cut (recordable): search for that
-            return [dict(r) for r in await self.db.fetch(sql("audit_by_person"), recordable(agent_key), limit)]
+            for key in keys:
+                found += [dict(r) for r in await self.db.fetch(sql("audit_by_person"), key, limit)]
+        if len(keys) > 1:
+            found = sorted({r["id"]: r for r in found}.values(), key=lambda r: r["id"], reverse=True)[:limit]
+        return found

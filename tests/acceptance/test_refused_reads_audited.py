@@ -146,6 +146,13 @@ async def test_a_read_about_an_agent_with_a_very_long_identifier_is_recorded_and
     finally:
         await conn.close()
     assert [(f["action"], f["store"]) for f in found] == [("statements.query", tenant.store)]
+    # the key as the trail shows it (cut), copied into a search, finds it too
+    conn = await asyncpg.connect(server.database_url)
+    try:
+        again = await PgAuditRepository(conn).by_person(json.loads(found[0]["request"])["agent"])
+    finally:
+        await conn.close()
+    assert [f["id"] for f in again] == [f["id"] for f in found]
 
 
 async def test_nul_characters_are_a_400_not_a_failed_query_and_a_refusal_keeps_them_readable(server: Server) -> None:
@@ -154,6 +161,10 @@ async def test_nul_characters_are_a_400_not_a_failed_query_and_a_refusal_keeps_t
     state = {"activityId": "https://x.example.org/a", "agent": '{"mbox":"mailto:nul@example.org"}'}
     async with xapi_client(server, tenant) as c:
         r = await c.get("/activities/state", params={**state, "stateId": "a\x00b"})
+        assert r.status_code == 400 and "NUL" in r.text, r.text
+        # the documents keep the whole Agent: a NUL in its name is a 400 too (it was a 500)
+        named = {**state, "agent": '{"name":"a\\u0000b","mbox":"mailto:nul@example.org"}', "stateId": "s"}
+        r = await c.put("/activities/state", params=named, json={"p": 1})
         assert r.status_code == 400 and "NUL" in r.text, r.text
         inside = '{"account":{"homePage":"https://id.example.org","name":"a\\u0000b"}}'
         for path in ("/statements", "/agents"):
@@ -167,12 +178,14 @@ async def test_nul_characters_are_a_400_not_a_failed_query_and_a_refusal_keeps_t
 
 async def test_an_analyst_record_keeps_a_bounded_number_of_parameters(server: Server) -> None:
     writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"])
-    many = {f"p{i:03d}": "v" * 100 for i in range(300)}
+    # junk first, then the view's own filters: those are kept whatever comes before them
+    many = {f"p{i:03d}": "v" * 100 for i in range(300)} | {"param.more": "0", "unit": "U7", "as_of": "2025-01-01"}
     async with httpx.AsyncClient(base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
         assert (await c.get("/api/v1/transcripts/P-0100", params=many)).status_code == 403
     [t] = await _trail(server, writer.store)
     kept = [k for k in t["request"] if k.startswith("p") and k[1:].isdigit()]
-    assert len(kept) == 20 and t["request"]["param.more"] == 280
+    assert len(kept) == 20 and t["request"]["param.more"] == 281
+    assert t["request"]["unit"] == "U7" and t["request"]["as_of"] == "2025-01-01"
     assert t["request"]["persons"] == ["P-0100"]
 
 
@@ -302,3 +315,24 @@ async def test_reads_of_an_agent_s_documents_and_names_are_audited_and_activity_
     assert trail[1]["request"]["since"] is None and trail[1]["request"]["registration"] is None
     assert trail[5]["request"]["id"] == "suspend"  # HEAD is a read
     assert len(await _about(server, key)) == 8
+
+
+async def test_the_trail_tells_a_caller_s_own_statement_asked_with_the_other_voided_state(server: Server) -> None:
+    owner = await make_tenant(server.database_url, server.base_url, scopes=["statements/read/mine",
+                                                                             "statements/write"])
+    async with xapi_client(server, owner) as c:
+        [sid] = (await c.post("/statements", json=statement())).json()
+        assert (await c.get("/statements", params={"voidedStatementId": sid})).status_code == 404
+    [t] = [t for t in await _trail(server, owner.store) if t["action"] == "statements.get"]
+    assert t["request"]["refused"] == {"status": 404, "reason": "the caller's own statement, not voided"}
+
+
+async def test_agents_get_counts_the_names_spor_holds(server: Server) -> None:
+    tenant = await make_tenant(server.database_url, server.base_url)
+    who = {"mbox": "mailto:named.person@example.org", "name": "Kari Nordmann"}
+    async with xapi_client(server, tenant) as c:
+        assert (await c.post("/statements", json={**statement(), "actor": who})).status_code == 200
+        r = await c.get("/agents", params={"agent": '{"mbox":"mailto:named.person@example.org"}'})
+        assert r.json()["name"] == ["Kari Nordmann"]
+    [t] = [t for t in await _trail(server, tenant.store) if t["action"] == "agents.get"]
+    assert t["records"] == 1

@@ -6,6 +6,7 @@ Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import httpx
@@ -190,3 +191,27 @@ async def test_a_more_url_cannot_be_followed_with_another_stores_credential(
         assert r.status_code in (200, 400, 403, 404), r.text
         if r.status_code == 200:
             assert r.json()["statements"] == []
+
+
+async def test_a_forged_more_token_asks_no_more_than_a_query_could(xapi: httpx.AsyncClient, server: Server) -> None:
+    """The token is the client's to send back, and so to forge: a limit past the server's
+    maximum is cut to it (a token asking for 10^9 rows read the whole store into memory), and a
+    NUL in a filter term is a 400, not a failed query."""
+    kari = unique("kari")
+    batch = [statement(actor=kari) for _ in range(130)]
+    assert (await xapi.post("/statements", json=batch)).status_code == 200
+    first = (await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "1"})).json()
+    token = first["more"].split("more=", 1)[1]
+    state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+
+    def forged(**changes: Any) -> str:
+        raw = orjson.dumps({**state, **changes})
+        return "/xapi/statements?more=" + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    page = await follow(xapi, server, forged(limit=10**9))
+    # the server's maximum (SPOR_QUERY_LIMIT_MAX, 100 by default), and a way on to the rest
+    assert len(page["statements"]) == 100 and page["more"]
+    r = await xapi.get(server.base_url + forged(verb="http://example.org/v\x00"))
+    assert r.status_code == 400 and "continuation token" in r.text
+    r = await xapi.get(server.base_url + forged(limit=-5))
+    assert r.status_code == 400

@@ -330,6 +330,12 @@ async def test_a_build_schema_is_a_leftover_only_when_no_rebuild_is_filling_it(
         assert await runner.leftovers(pc, list(ALL.values())) == []
         await rebuilding.execute("SELECT pg_advisory_unlock($1, $2)", *key)
         assert [x.schema for x in await runner.leftovers(pc, list(ALL.values()))] == ["rm_course_status_build"]
+        # a table of it held by someone: listed at once, its size unknown, instead of waiting
+        async with rebuilding.transaction():
+            await rebuilding.execute("LOCK TABLE rm_course_status_build.t IN ACCESS EXCLUSIVE MODE")
+            [left] = await asyncio.wait_for(runner.leftovers(pc, list(ALL.values())), 10)
+            assert left.schema == "rm_course_status_build" and left.bytes is None
+            assert "size unknown" in _spor(db_url, "projections", "status").stdout
     finally:
         await rebuilding.close()
         await pc.close()

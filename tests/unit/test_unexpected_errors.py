@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from lrs.http import middleware
+from lrs.http import errors, middleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
 from lrs.http.statements import NO_STORE_THROUGH, consistent
@@ -59,6 +59,7 @@ class _Lines:
         self.lines.append((event, kw))
 
     error = info
+    exception = info
 
 
 async def test_a_response_that_fails_after_it_started_is_logged_with_its_request_id(
@@ -68,6 +69,7 @@ async def test_a_response_that_fails_after_it_started_is_logged_with_its_request
     line marked cut_off (its status says 200)."""
     lines = _Lines()
     monkeypatch.setattr(middleware, "log", lines)
+    monkeypatch.setattr(errors, "log", lines)  # the outer handler's report must not come too
 
     async def rows() -> AsyncIterator[bytes]:
         yield b"person_id\n"
@@ -84,7 +86,7 @@ async def test_a_response_that_fails_after_it_started_is_logged_with_its_request
         original(event, **kw)
 
     lines.error = error  # type: ignore[method-assign]
-    streaming = Starlette(routes=[Route("/api/v1/compliance", export)],
+    streaming = Starlette(routes=[Route("/api/v1/compliance", export)], exception_handlers=HANDLERS,  # type: ignore[arg-type]
                           middleware=[Middleware(RequestMiddleware, metrics=Metrics())])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=streaming), base_url="http://spor") as c:
         with pytest.raises(RuntimeError, match="mid-way"):
@@ -93,3 +95,4 @@ async def test_a_response_that_fails_after_it_started_is_logged_with_its_request
     assert events == [("response_cut_off", 200, None), ("request", 200, True)]
     assert seen == ["r-export"]
     assert "mid-way" in str(lines.lines[0][1]["error"])
+    assert isinstance(lines.lines[0][1]["exc_info"], RuntimeError)  # the traceback goes with it

@@ -7,7 +7,7 @@ VALUES ($1, $2, $3, $4, $5, $6);
 
 -- name: audit_by_credential
 -- The reads made with one credential (by key), newest first.
-SELECT a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
+SELECT a.id, a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
 FROM audit_log a JOIN stores s ON s.id = a.store_id LEFT JOIN credentials c ON c.id = a.credential_id
 WHERE c.key = $1 ORDER BY a.id DESC LIMIT $2;
 
@@ -15,7 +15,7 @@ WHERE c.key = $1 ORDER BY a.id DESC LIMIT $2;
 -- The reads made by, or about, one person, newest first: by the agent key of a reader or of an
 -- xAPI agent parameter, or by a person id the analyst API returned rows about. One branch per
 -- way, each found by its own index (0004, 0017), so no plan reads the whole trail backwards.
-SELECT a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
+SELECT a.id, a.at, s.name AS store, c.key AS credential, a.person, a.action, a.request, a.records
 FROM ((SELECT id FROM audit_log WHERE person = $1 ORDER BY id DESC LIMIT $2)
       UNION (SELECT id FROM audit_log WHERE request ->> 'agent' = $1 ORDER BY id DESC LIMIT $2)
       UNION (SELECT id FROM audit_log WHERE request -> 'persons' ? $1 ORDER BY id DESC LIMIT $2)) found

@@ -483,4 +483,5 @@ FROM (SELECT (SELECT oid FROM pg_namespace WHERE nspname = $1) AS oid) n;
 -- Whether a session holds the rebuild lock (pg_advisory_lock(int, int)) of a projection.
 SELECT EXISTS (SELECT 1 FROM pg_locks
                WHERE locktype = 'advisory' AND granted AND objsubid = 2
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
                  AND classid::bigint = ($1::bigint & 4294967295) AND objid::bigint = ($2::bigint & 4294967295));
