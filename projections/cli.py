@@ -117,7 +117,7 @@ async def _status(url: str, as_json: bool) -> int:
         rows = await runner.status(conn, list(ALL.values()))
         try:
             left = await runner.leftovers(conn, list(ALL.values()))
-        except (asyncpg.PostgresError, OSError) as exc:  # the status itself is still shown
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:  # the status is still shown
             print(f"leftover schemas could not be listed: {type(exc).__name__}", file=sys.stderr)
             left = []
     finally:

@@ -320,7 +320,10 @@ async def leftovers(conn: asyncpg.Connection, projections: Sequence[Projection])
                     # the size takes a share lock on each table; a reader's export or a rebuild's
                     # drop must not make the status command wait
                     await conn.execute("SET LOCAL lock_timeout = '1s'")
-                    size = int(await conn.fetchval(sql("projection_schema_bytes"), schema) or 0)
+                    measured = await conn.fetchval(sql("projection_schema_bytes"), schema)
+                if measured is None:
+                    continue  # dropped meanwhile
+                size = int(measured)
             except asyncpg.LockNotAvailableError:
                 size = None
             out.append(Leftover(p.name, schema, size))

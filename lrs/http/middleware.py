@@ -73,10 +73,11 @@ class RequestMiddleware:
                     # more can be sent, and the server's own report of the error comes after
                     # this request's context is gone, so it is logged here with the request id.
                     cut_off = True
-                    # (an error raised past Starlette's handlers arrives wrapped: name the cause)
-                    cause = exc.__cause__ or exc
+                    # (an xAPI error raised after the start arrives wrapped by Starlette: name it)
+                    wrapped = isinstance(exc, RuntimeError) and str(exc).startswith("Caught handled exception")
+                    cause = exc.__cause__ if wrapped and exc.__cause__ is not None else exc
                     log.error("response_cut_off", method=scope["method"], path=path, status=status,
-                              error=repr(cause), exc_info=cause)
+                              error=repr(cause), exc_info=exc)
                     # reported once: the outer error handler, which can send nothing now, stays quiet
                     scope["state"]["response_cut_off"] = True
                     raise

@@ -7,7 +7,7 @@ import binascii
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -223,8 +223,8 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
         registration=registration,
         related_activities=parse_bool(params, "related_activities"),
         related_agents=parse_bool(params, "related_agents"),
-        since=parse_timestamp(params["since"], "since") if "since" in params else None,
-        until=parse_timestamp(params["until"], "until") if "until" in params else None,
+        since=_bound(params["since"], "since") if "since" in params else None,
+        until=_bound(params["until"], "until") if "until" in params else None,
         limit=limit,
         ascending=parse_bool(params, "ascending"),
     )
@@ -242,23 +242,43 @@ def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int
     return f"{PATH}?more={token}"
 
 
+def _bound(raw: str, what: str) -> datetime:
+    """A since/until parameter: a timestamp that UTC can hold (0001-01-01T00:00:00+01:00 is
+    a valid timestamp before the first instant the database's timestamptz takes from Python)."""
+    value = parse_timestamp(raw, what)
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise BadRequest(f"{what}: out of range: {raw!r}") from None
+    return value
+
+
+def _position(value: Any) -> int:
+    if type(value) is not int or not 0 <= value < 2**63:
+        raise ValueError("not a position")
+    return value
+
+
 def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool]:
+    # The token is the client's to send back, and so to forge: it may ask no more than a query
+    # could (every member checked as the query's parameters are; the limit cut to the maximum).
     try:
         s = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        terms = (s["agent"], s["verb"], s["activity"], s["registration"])
+        if not all(t is None or (isinstance(t, str) and "\x00" not in t) for t in terms):
+            raise ValueError("a filter term is not text")
+        if s["fmt"] not in FORMATS or type(s["limit"]) is not int or s["limit"] < 0:
+            raise ValueError("format or limit")
         q = Query(
             agent=s["agent"], verb=s["verb"], activity=s["activity"], registration=s["registration"],
             related_activities=bool(s["ra"]), related_agents=bool(s["rg"]),
-            since=datetime.fromisoformat(s["since"]) if s["since"] else None,
-            until=datetime.fromisoformat(s["until"]) if s["until"] else None,
-            limit=int(s["limit"]), ascending=bool(s["asc"]), after=int(s["after"]), horizon=int(s["horizon"]),
+            since=_bound(s["since"], "since") if s["since"] else None,
+            until=_bound(s["until"], "until") if s["until"] else None,
+            limit=s["limit"], ascending=bool(s["asc"]), after=_position(s["after"]),
+            horizon=_position(s["horizon"]),
         )
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError, BadRequest):
         raise BadRequest("more: not a valid continuation token") from None
-    # The token is the client's to send back, and so to forge: it asks no more than a query could.
-    terms = (q.agent, q.verb, q.activity, q.registration)
-    if q.limit < 0 or any(isinstance(t, str) and "\x00" in t for t in terms) or not all(
-            t is None or isinstance(t, str) for t in terms):
-        raise BadRequest("more: not a valid continuation token")
     return replace(q, limit=max_limit if q.limit == 0 else min(q.limit, max_limit)), str(s["fmt"]), bool(s["att"])
 
 

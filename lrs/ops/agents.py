@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
+
 from lrs.errors import BadRequest, Forbidden
+from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, record_refusal
 from lrs.ops.documents import agent_param
 from lrs.ops.principal import Principal
@@ -31,7 +34,12 @@ async def get_person(names: Names, principal: Principal, version: str, raw_agent
         try:
             tried: str | None = agent_param(raw_agent, version)[0]
         except BadRequest:
-            tried = None
+            # (a malformed probe: still name whom it was about when the JSON says)
+            try:
+                data = orjson.loads(raw_agent or "")
+                tried = T.agent_key(data) if isinstance(data, dict) else None
+            except orjson.JSONDecodeError:
+                tried = None
         await record_refusal(audit, principal, "agents.get", {"agent": tried}, exc)
         raise
     key, agent = agent_param(raw_agent, version)

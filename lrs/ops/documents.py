@@ -184,10 +184,20 @@ def agent_param(raw: str | None, version: str) -> tuple[str, dict[str, Any]]:
     key = T.agent_key(data)
     if key is None:
         raise BadRequest("agent parameter: must be an Agent or an identified Group")
-    if b"\\u0000" in orjson.dumps(data):
+    if _has_nul(data):
         # the documents keep the whole Agent, and PostgreSQL's jsonb refuses the character
         raise BadRequest("agent parameter: contains a NUL character")
     return key, data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def registration_param(raw: str | None) -> str:

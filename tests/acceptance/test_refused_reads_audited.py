@@ -166,14 +166,22 @@ async def test_nul_characters_are_a_400_not_a_failed_query_and_a_refusal_keeps_t
         named = {**state, "agent": '{"name":"a\\u0000b","mbox":"mailto:nul@example.org"}', "stateId": "s"}
         r = await c.put("/activities/state", params=named, json={"p": 1})
         assert r.status_code == 400 and "NUL" in r.text, r.text
+        # a backslash followed by u0000 is text like any other
+        literal = {**named, "agent": '{"name":"C:\\\\u0000x","mbox":"mailto:nul@example.org"}'}
+        assert (await c.put("/activities/state", params=literal, json={"p": 1})).status_code == 204
         inside = '{"account":{"homePage":"https://id.example.org","name":"a\\u0000b"}}'
         for path in ("/statements", "/agents"):
             r = await c.get(path, params={"agent": inside})
             assert r.status_code == 400 and "NUL" in r.text, (path, r.text)
     async with httpx.AsyncClient(base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
         assert (await c.get("/api/v1/compliance", params={"unit": "a\x00b"})).status_code == 403
-    [t] = await _trail(server, writer.store)
+    async with xapi_client(server, writer) as c:
+        # a refused probe with a NUL in the agent's name still names whom it was about
+        probe = '{"mbox":"mailto:victim@example.org","name":"\\u0000"}'
+        assert (await c.get("/agents", params={"agent": probe})).status_code == 403
+    [t, agents] = await _trail(server, writer.store)
     assert t["request"]["unit"] == "a\ufffdb" and t["request"]["refused"]["status"] == 403
+    assert agents["action"] == "agents.get" and agents["request"]["agent"] == "mbox:mailto:victim@example.org"
 
 
 async def test_an_analyst_record_keeps_a_bounded_number_of_parameters(server: Server) -> None:

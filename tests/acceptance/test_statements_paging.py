@@ -215,3 +215,13 @@ async def test_a_forged_more_token_asks_no_more_than_a_query_could(xapi: httpx.A
     assert r.status_code == 400 and "continuation token" in r.text
     r = await xapi.get(server.base_url + forged(limit=-5))
     assert r.status_code == 400
+    # every member is checked as a query's parameters are (each of these was a 500)
+    for bad in ({"after": 2**63}, {"horizon": -1}, {"verb": 123}, {"fmt": "bogus"},
+                {"since": "0001-01-01T00:00:00+01:00"}, {"limit": "7"}):
+        r = await xapi.get(server.base_url + forged(**bad))
+        assert r.status_code == 400 and "continuation token" in r.text, (bad, r.text)
+
+
+async def test_a_since_before_what_utc_can_hold_is_a_400(xapi: httpx.AsyncClient) -> None:
+    r = await xapi.get("/statements", params={"since": "0001-01-01T00:00:00+01:00"})
+    assert r.status_code == 400 and "since" in r.text, r.text

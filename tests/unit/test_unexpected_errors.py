@@ -96,3 +96,30 @@ async def test_a_response_that_fails_after_it_started_is_logged_with_its_request
     assert seen == ["r-export"]
     assert "mid-way" in str(lines.lines[0][1]["error"])
     assert isinstance(lines.lines[0][1]["exc_info"], RuntimeError)  # the traceback goes with it
+
+
+async def test_a_cut_off_response_names_its_own_error_not_the_one_that_caused_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost database connection mid-export: asyncpg's error, whose cause is the socket's, is
+    the one reported (only Starlette's wrapper of an xAPI error is unwrapped)."""
+    lines = _Lines()
+    monkeypatch.setattr(middleware, "log", lines)
+    monkeypatch.setattr(errors, "log", lines)
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield b"person_id\n"
+        try:
+            raise ConnectionResetError("reset by peer")
+        except ConnectionResetError as reset:
+            raise ConnectionError("connection was closed in the middle of operation") from reset
+
+    async def export(request: Request) -> Response:
+        return StreamingResponse(rows(), media_type="text/csv")
+
+    app = Starlette(routes=[Route("/api/v1/compliance", export)], exception_handlers=HANDLERS,  # type: ignore[arg-type]
+                    middleware=[Middleware(RequestMiddleware, metrics=Metrics())])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://spor") as c:
+        with pytest.raises(ConnectionError):
+            await c.get("/api/v1/compliance")
+    [(event, fields)] = [line for line in lines.lines if line[0] != "request"]
+    assert event == "response_cut_off" and "closed in the middle" in str(fields["error"])
