@@ -79,7 +79,10 @@ def schema_errors_fast(obj: object, version: str, entry: str) -> ValidationFailu
     if validator.is_valid(obj):
         return None
     root = shared_root_schema(version, entry)
-    candidates = [_map_rs_error(root, e) for e in validator.iter_errors(obj)]
+    try:
+        candidates = [_map_rs_error(root, e) for e in validator.iter_errors(obj)]
+    except ValueError as exc:  # jsonschema-rs: "Recursion limit reached" (~256 levels)
+        return ValidationFailure("", f"nested too deeply to check ({exc})")
     return pick(candidates)
 
 

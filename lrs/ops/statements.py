@@ -147,6 +147,12 @@ def validate(stmt: Any, version: str, where: str) -> None:
     except statements_schema.ValidationFailure as exc:
         path = f"{where}.{exc.path}" if where and exc.path else (where or exc.path)
         raise BadRequest(f"{path}: {exc.message}" if path else exc.message) from exc
+    try:
+        # Extension values are any JSON, and the parser takes deeper nesting than the writer
+        # (orjson writes at most 254 levels): refused here, not a failed append (a 500).
+        orjson.dumps(stmt)
+    except TypeError as exc:
+        raise BadRequest(f"{where or 'statement'}: nested too deeply to store ({exc})") from None
 
 
 def _context_activities_as_lists(stmt: dict[str, Any]) -> None:

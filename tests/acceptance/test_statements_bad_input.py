@@ -231,3 +231,17 @@ async def test_put_body_over_the_limit_is_413(small_server: Server) -> None:
         r = await xapi.put("/statements", params={"statementId": s["id"]}, json=s)
         assert r.status_code == 413, r.text
         await assert_not_stored(xapi, s["id"])
+
+
+async def test_json_nested_too_deeply_is_a_400_not_a_500(xapi: httpx.AsyncClient) -> None:
+    """Extension values are any JSON; the parser takes deeper nesting than the writer (254
+    levels) or the validator (~256): a statement or an agent parameter nested 300 deep was a 500."""
+    s = statement()
+    s["result"] = {"extensions": {"https://example.org/ext/deep": "__deep__"}}
+    body = orjson.dumps(s).replace(b'"__deep__"', b"[" * 300 + b"1" + b"]" * 300)
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "nested too deeply" in r.text, r.text
+    agent = '{"mbox":' + "[" * 300 + "1" + "]" * 300 + "}"  # (orjson cannot write it either)
+    for path in ("/statements", "/agents"):
+        r = await xapi.get(path, params={"agent": agent})
+        assert r.status_code == 400, (path, r.text)
