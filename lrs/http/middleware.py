@@ -8,8 +8,10 @@ import uuid
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lrs.errors import LRSError
 from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
@@ -73,8 +75,9 @@ class RequestMiddleware:
                     # more can be sent, and the server's own report of the error comes after
                     # this request's context is gone, so it is logged here with the request id.
                     cut_off = True
-                    # (an xAPI error raised after the start arrives wrapped by Starlette: name it)
-                    wrapped = isinstance(exc, RuntimeError) and str(exc).startswith("Caught handled exception")
+                    # (an error Starlette has a handler for, raised after the start, arrives wrapped
+                    # in a RuntimeError: name the error itself)
+                    wrapped = isinstance(exc, RuntimeError) and isinstance(exc.__cause__, LRSError | HTTPException)
                     cause = exc.__cause__ if wrapped and exc.__cause__ is not None else exc
                     log.error("response_cut_off", method=scope["method"], path=path, status=status,
                               error=repr(cause), exc_info=exc)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from lrs.errors import BadRequest
 from lrs.http import errors, middleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
@@ -123,3 +124,25 @@ async def test_a_cut_off_response_names_its_own_error_not_the_one_that_caused_it
             await c.get("/api/v1/compliance")
     [(event, fields)] = [line for line in lines.lines if line[0] != "request"]
     assert event == "response_cut_off" and "closed in the middle" in str(fields["error"])
+
+
+async def test_an_xapi_error_after_the_start_is_reported_as_itself_not_as_starlette_s_wrapper(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = _Lines()
+    monkeypatch.setattr(middleware, "log", lines)
+    monkeypatch.setattr(errors, "log", lines)
+
+    async def rows() -> AsyncIterator[bytes]:
+        yield b"person_id\n"
+        raise BadRequest("a bad row mid-way")
+
+    async def export(request: Request) -> Response:
+        return StreamingResponse(rows(), media_type="text/csv")
+
+    app = Starlette(routes=[Route("/api/v1/compliance", export)], exception_handlers=HANDLERS,  # type: ignore[arg-type]
+                    middleware=[Middleware(RequestMiddleware, metrics=Metrics())])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://spor") as c:
+        with pytest.raises(RuntimeError, match="response already started"):
+            await c.get("/api/v1/compliance")
+    [(event, fields)] = [line for line in lines.lines if line[0] != "request"]
+    assert event == "response_cut_off" and "a bad row mid-way" in str(fields["error"])
