@@ -243,14 +243,14 @@ def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int
 
 
 def _bound(raw: str, what: str) -> datetime:
-    """A since/until parameter: a timestamp that UTC can hold (0001-01-01T00:00:00+01:00 is
-    a valid timestamp before the first instant the database's timestamptz takes from Python)."""
+    """A since/until parameter, in UTC. A valid timestamp within an offset of the ends of what a
+    datetime holds (0001-01-01T00:00:00+01:00 is an instant before 0001-01-01 UTC) is taken as
+    that end: nothing is stored that far out, so the query means the same."""
     value = parse_timestamp(raw, what)
     try:
-        value.astimezone(UTC)
+        return value.astimezone(UTC)
     except OverflowError:
-        raise BadRequest(f"{what}: out of range: {raw!r}") from None
-    return value
+        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _position(value: Any) -> int:
