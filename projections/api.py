@@ -32,9 +32,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from lrs.errors import BadRequest, Forbidden, ServiceUnavailable
-from lrs.http.common import principal
-from lrs.ops.audit import record_refusal
+from lrs.errors import BadRequest, ServiceUnavailable
+from lrs.http.common import principal, refuse_nul
+from lrs.ops.audit import refusals_recorded
 from lrs.ops.principal import Principal
 from lrs.store.db import scoped
 from lrs.store.queries import sql
@@ -394,12 +394,10 @@ AGGREGATED = (*PERSONAL, "analytics/aggregates")
 _SERVER_MEMBERS = frozenset({"path", "stores", "persons", "agent", "refused", "export"})
 
 
-# The query parameters the views read (the OpenAPI description lists the same): an audit record
-# always keeps these. Of any others (the API ignores them) it keeps the first _RECORDED_OTHERS
+# An audit record always keeps the query parameters the views read (VIEW_PARAMS, from the OpenAPI
+# description below). Of any others (the API ignores them) it keeps the first _RECORDED_OTHERS
 # and counts the rest, so a request can neither write a record of any size into the trail nor
 # push its real filters out of the record.
-VIEW_PARAMS = frozenset({"activity", "after", "as_of", "course", "format", "group_by", "level", "limit", "offset",
-                         "person", "requirement", "status", "store", "unit", "window_days"})
 _RECORDED_OTHERS = 20
 
 
@@ -416,24 +414,25 @@ def _asked(request: Request, stores: list[int]) -> dict[str, Any]:
     return {**params, "path": request.url.path, "stores": stores}
 
 
+def _tried(request: Request, stores: list[int]) -> dict[str, Any]:
+    """What a refused analyst request asked, with the people it named."""
+    tried = _asked(request, stores)
+    named = [p for p in (request.path_params.get("person"), request.query_params.get("person")) if p]
+    if named:
+        tried["persons"] = named
+    return tried
+
+
 def _endpoint(name: str, handler: Handler,
               scopes: tuple[str, ...] = PERSONAL) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         who = await principal(request)
-        try:
+        # an attempt on records the caller may not read is audited like a read, with the people
+        # it named (a transcript's person, a person filter)
+        async with refusals_recorded(getattr(request.app.state, "audit", None), who, f"analyst.{name}",
+                                     lambda: _tried(request, list(who.readable_stores))):
             who.require(*scopes)
-        except Forbidden as exc:
-            # an attempt on records the caller may not read is audited like a read, with the
-            # people it named (a transcript's person, a person filter)
-            tried = _asked(request, list(who.readable_stores))
-            named = [p for p in (request.path_params.get("person"), request.query_params.get("person")) if p]
-            if named:
-                tried["persons"] = named
-            await record_refusal(getattr(request.app.state, "audit", None), who, f"analyst.{name}", tried, exc)
-            raise
-        for param, value in [*request.query_params.multi_items(), *request.path_params.items()]:
-            if "\x00" in param or "\x00" in value:
-                raise BadRequest(f"{param}: contains a NUL character")
+        refuse_nul([*request.query_params.multi_items(), *request.path_params.items()])
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
         response, records, persons = await handler(request, stores)
@@ -680,3 +679,7 @@ OPENAPI: dict[str, Any] = {
                  error="string", lease_owner="string"), paged=False),
     },
 }
+
+# The query parameters the views read, as the description lists them.
+VIEW_PARAMS = frozenset(p["name"] for path in OPENAPI["paths"].values() for p in path["get"]["parameters"]
+                        if p["in"] == "query")

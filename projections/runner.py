@@ -309,11 +309,9 @@ async def leftovers(conn: asyncpg.Connection, projections: Sequence[Projection])
     for p in projections:
         # looked up, not taken: taking it, even for a moment, could make a rebuild starting
         # then fail as "already running"
-        if await conn.fetchval(sql("projection_rebuild_running"), _REBUILD_LOCK, _stable_index(p.name)):
+        if await conn.fetchval(sql("projection_rebuild_running"), *_rebuild_lock(p)):
             continue
         for schema in (p.schema + "_old", p.schema + "_build"):
-            if not await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema):
-                continue
             size: int | None
             try:
                 async with conn.transaction():
@@ -322,7 +320,7 @@ async def leftovers(conn: asyncpg.Connection, projections: Sequence[Projection])
                     await conn.execute("SET LOCAL lock_timeout = '1s'")
                     measured = await conn.fetchval(sql("projection_schema_bytes"), schema)
                 if measured is None:
-                    continue  # dropped meanwhile
+                    continue  # no such schema
                 size = int(measured)
             except asyncpg.LockNotAvailableError:
                 size = None
@@ -349,7 +347,7 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
     live = projection.schema
     build = live + "_build"
     old = live + "_old"
-    lock_key = _REBUILD_LOCK, _stable_index(projection.name)
+    lock_key = _rebuild_lock(projection)
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock_key):
         raise RuntimeError(f"a rebuild of {projection.name} is already running")
     try:
@@ -497,6 +495,11 @@ async def _rebuild_each(url: str, projections: Sequence[Projection], batch_size:
 
     counts = await asyncio.gather(*(one(p) for p in projections))
     return {p.name: n for p, n in zip(projections, counts, strict=True)}
+
+
+def _rebuild_lock(projection: Projection) -> tuple[int, int]:
+    """The advisory lock (two keys) that one rebuild of the projection holds at a time."""
+    return _REBUILD_LOCK, _stable_index(projection.name)
 
 
 def _stable_index(name: str) -> int:

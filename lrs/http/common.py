@@ -3,7 +3,7 @@ parameter parsing."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import orjson
@@ -57,9 +57,14 @@ def only_params(request: Request, allowed: Collection[str], what: str | None = N
     if unknown:
         where = what or f"{request.method} {request.url.path}"
         raise BadRequest(f"unknown parameter(s) for {where}: {', '.join(sorted(unknown))}")
-    for name, value in request.query_params.multi_items():
-        if "\x00" in value:
-            # PostgreSQL's text refuses it: a 400 here, not a failed query
+    refuse_nul(request.query_params.multi_items())
+
+
+def refuse_nul(params: Iterable[tuple[str, str]]) -> None:
+    """400 naming a parameter whose name or value holds a NUL character: PostgreSQL's text
+    refuses it, so it would otherwise end in a failed query."""
+    for name, value in params:
+        if "\x00" in name or "\x00" in value:
             raise BadRequest(f"{name}: contains a NUL character")
 
 

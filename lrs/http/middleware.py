@@ -78,7 +78,7 @@ class RequestMiddleware:
                     # (an error Starlette has a handler for, raised after the start, arrives wrapped
                     # in a RuntimeError: name the error itself)
                     wrapped = isinstance(exc, RuntimeError) and isinstance(exc.__cause__, LRSError | HTTPException)
-                    cause = exc.__cause__ if wrapped and exc.__cause__ is not None else exc
+                    cause = exc.__cause__ if wrapped else exc
                     log.error("response_cut_off", method=scope["method"], path=path, status=status,
                               error=repr(cause), exc_info=exc)
                     # reported once: the outer error handler, which can send nothing now, stays quiet
@@ -93,9 +93,6 @@ class RequestMiddleware:
             method = scope["method"]
             self.metrics.inc("spor_http_requests_total", method=method, path=label, status=str(status))
             self.metrics.observe("spor_http_request_seconds", elapsed, method=method, path=label)
-            if cut_off:
-                log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2),
-                         cut_off=True)
-            else:
-                log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2))
+            marked = {"cut_off": True} if cut_off else {}
+            log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2), **marked)
             structlog.contextvars.clear_contextvars()

@@ -7,9 +7,8 @@ from typing import Any
 
 import orjson
 
-from lrs.errors import BadRequest, Forbidden
 from lrs.ops import terms as T
-from lrs.ops.audit import AuditTrail, record_refusal
+from lrs.ops.audit import AuditTrail, refusals_recorded
 from lrs.ops.documents import agent_param
 from lrs.ops.principal import Principal
 
@@ -27,21 +26,9 @@ async def get_person(names: Names, principal: Principal, version: str, raw_agent
     are added. Spor does not link different IFIs to one person (no cross-identifier lookup),
     so each array holds at most one identifier.
     """
-    try:
+    # the names Spor holds for a person are the person's records too (audited as a read)
+    async with refusals_recorded(audit, principal, "agents.get", lambda: {"agent": _probed(raw_agent)}):
         principal.require("all/read", "statements/read", "profile", "state")
-    except Forbidden as exc:
-        # the names Spor holds for a person are the person's records too (audited as a read)
-        try:
-            tried: str | None = agent_param(raw_agent, version)[0]
-        except BadRequest:
-            # (a malformed probe: still name whom it was about when the JSON says)
-            try:
-                data = orjson.loads(raw_agent or "")
-                tried = T.agent_key(data) if isinstance(data, dict) else None
-            except orjson.JSONDecodeError:
-                tried = None
-        await record_refusal(audit, principal, "agents.get", {"agent": tried}, exc)
-        raise
     key, agent = agent_param(raw_agent, version)
     person: dict[str, Any] = {"objectType": "Person"}
     seen = await names(principal.store_id, key)
@@ -54,3 +41,13 @@ async def get_person(names: Names, principal: Principal, version: str, raw_agent
     if audit is not None:
         await audit.record(principal, "agents.get", {"agent": key}, len(seen))
     return person
+
+
+def _probed(raw_agent: str | None) -> str | None:
+    """Whom a refused request's agent parameter names, valid or not (the key ``agent_param``
+    gives a valid one)."""
+    try:
+        data = orjson.loads(raw_agent or "")
+    except orjson.JSONDecodeError:
+        return None
+    return T.agent_key(data) if isinstance(data, dict) else None

@@ -10,9 +10,11 @@ kept as it was, with ``refused`` naming the status the client got and why, so
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
-from lrs.errors import LRSError
+from lrs.errors import Forbidden, LRSError
 from lrs.logs import log
 from lrs.ops.principal import Principal
 
@@ -44,6 +46,20 @@ class AuditTrail(Protocol):
     """Where reads of personal data are recorded (lrs.store.audit)."""
 
     async def record(self, principal: Principal, action: str, request: dict[str, Any], records: int) -> None: ...
+
+
+@contextlib.asynccontextmanager
+async def refusals_recorded(audit: AuditTrail | None, principal: Principal, action: str,
+                            asked: Callable[[], dict[str, Any] | None]) -> AsyncIterator[None]:
+    """Around the scope checks of a read of personal data: a Forbidden raised inside is recorded
+    (``record_refusal``, with what ``asked()`` gives; nothing when it gives None) and raised on."""
+    try:
+        yield
+    except Forbidden as exc:
+        tried = asked()
+        if tried is not None:
+            await record_refusal(audit, principal, action, tried, exc)
+        raise
 
 
 async def record_refusal(audit: AuditTrail | None, principal: Principal, action: str, asked: dict[str, Any],

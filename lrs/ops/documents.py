@@ -18,10 +18,10 @@ from typing import Any, Literal, Protocol
 import orjson
 
 import statements_schema
-from lrs.errors import BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, PreconditionRequired
+from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, PreconditionRequired
 from lrs.ops import json_members
 from lrs.ops import terms as T
-from lrs.ops.audit import AuditTrail, record_refusal
+from lrs.ops.audit import AuditTrail, refusals_recorded
 from lrs.ops.principal import Principal
 from lrs.ops.uuids import canonical_uuid
 
@@ -377,23 +377,14 @@ def _asked(resource: Resource, activity_id: str, agent_key: str, registration: s
             "registration": registration or None, **more}
 
 
-async def _require_read_audited(principal: Principal, resource: Resource, action: str,
-                                asked: dict[str, Any] | None, audit: AuditTrail | None) -> None:
-    try:
-        _require_read(principal, resource)
-    except Forbidden as exc:
-        if asked is not None:
-            await record_refusal(audit, principal, action, asked, exc)
-        raise
-
-
 async def get_document(repo: DocumentRepository, principal: Principal, key: DocKey, *,
                        audit: AuditTrail | None = None) -> Document:
     """One document with its content (404 when absent); a read of an agent's document is
     audited (``<resource>.get``), as is a refused one."""
     asked = _asked(key.resource, key.activity_id, key.agent_key, key.registration, id=key.doc_id)
     action = f"{key.resource}.get"
-    await _require_read_audited(principal, key.resource, action, asked, audit)
+    async with refusals_recorded(audit, principal, action, lambda: asked):
+        _require_read(principal, key.resource)
     doc = await repo.get(principal.store_id, key)
     if doc is None:
         raise NotFound(f"no document with id {key.doc_id!r} here")
@@ -409,7 +400,8 @@ async def list_ids(repo: DocumentRepository, principal: Principal, scope: Scope,
     asked = _asked(scope.resource, scope.activity_id, scope.agent_key, scope.registration,
                    since=since.isoformat() if since is not None else None)
     action = f"{scope.resource}.ids"
-    await _require_read_audited(principal, scope.resource, action, asked, audit)
+    async with refusals_recorded(audit, principal, action, lambda: asked):
+        _require_read(principal, scope.resource)
     ids, newest = await repo.ids(principal.store_id, scope, since)
     if audit is not None and asked is not None:
         await audit.record(principal, action, asked, len(ids))

@@ -18,7 +18,7 @@ import statements_schema
 from lrs.errors import BadRequest, Forbidden, NotFound
 from lrs.ops import languages
 from lrs.ops import terms as T
-from lrs.ops.audit import AuditTrail, record_refusal
+from lrs.ops.audit import AuditTrail, record_refusal, refusals_recorded
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import format_timestamp, parse_timestamp
@@ -329,11 +329,8 @@ async def get_statement(
     its own statements gets 404 for others' (not 403: existence is not revealed).
     """
     asked: dict[str, Any] = {"statementId": statement_id, "voided": voided}
-    try:
+    async with refusals_recorded(audit, principal, "statements.get", lambda: asked):
         principal.require("statements/read", "statements/read/mine", "all/read")
-    except Forbidden as exc:
-        await record_refusal(audit, principal, "statements.get", asked, exc)
-        raise
     sid = canonical_uuid(statement_id, "voidedStatementId" if voided else "statementId")
     asked["statementId"] = sid
     row = await repo.get(principal.store_id, sid)
@@ -369,14 +366,11 @@ async def query_statements(
     statements/read/mine (Communication 4.2): a credential sees the statements it is the
     authority of; a person signed in with OpenID Connect sees the statements about them.
     """
-    try:
+    async with refusals_recorded(audit, principal, "statements.query", lambda: asked or {}):
         principal.require("statements/read", "statements/read/mine", "all/read")
         someone_else = q.agent is not None and q.agent != principal.person_key
         if principal.reads_only_own and principal.person_key is not None and someone_else:
             raise Forbidden("this sign-in may read only the person's own statements")
-    except Forbidden as exc:
-        await record_refusal(audit, principal, "statements.query", asked or {}, exc)
-        raise
     if principal.reads_only_own:
         if principal.person_key is not None:
             q = replace(q, agent=principal.person_key, related_agents=False)
