@@ -65,18 +65,19 @@ _SECONDS = {"y": 365 * 86400, "mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h":
 @dataclass(frozen=True)
 class Window:
     """The events of one store with positions in (after, upto]; ``count`` of them (positions of
-    a store are gapless, so that is upto - after). The facts of statements up to
-    ``cached_upto`` are in ``projections.statement_facts_cache`` (a rebuild of several read
-    models fills it; 0: none are). ``bulk``: a rebuild's first pass into tables nobody reads
-    yet; voided statements are recorded but not removed from the fact tables (they have no
-    primary key to find them by): ``remove_voided`` does that once at the end."""
+    a store are gapless, so that is upto - after). ``bulk``: a rebuild's first pass into tables
+    nobody reads yet; voided statements are recorded but not removed from the fact tables (they
+    have no primary key to find them by): ``remove_voided`` does that once at the end. The
+    statements up to ``prefilled_upto`` are in the fact tables already (a rebuild's bulk pass
+    extracts them in parallel chunks, ``runner.prefill_facts``); the window folds only its
+    reference data there."""
 
     store_id: int
     after: int
     upto: int
     count: int
-    cached_upto: int = 0
     bulk: bool = False
+    prefilled_upto: int = 0
 
     @property
     def positions(self) -> range:
@@ -290,7 +291,10 @@ async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[
             batch.add(Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"],
                             r["payload"]), families)
         await batch.write(conn, families, changes)
-    span = (w.store_id, w.after, w.upto, w.cached_upto)
+    after = max(w.after, w.prefilled_upto)
+    if after >= w.upto:
+        return changes
+    span = (w.store_id, after, w.upto)
     if "completions" in families:
         added = await conn.fetch(sql("rm_completions_from_log"), *span)
         changes.completions.update((r["ifi"], r["activity_id"]) for r in added)

@@ -19,13 +19,16 @@ docs/projections.md is installed).
 Rebuild. Fill a fresh schema ``rm_<name>_build`` from position 0 (same DDL, through
 ``projections.create_read_model``), then in one transaction lock the live checkpoint table,
 apply what arrived meanwhile and swap the schemas by renaming. Readers see the old version until
-that commit; data and checkpoint travel together.
+that commit; data and checkpoint travel together. ``rebuild_concurrently`` rebuilds several
+read models at once and extracts the statement facts once for all of them, in parallel chunks
+(``prefill_facts``), while each folds its reference data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -50,7 +53,6 @@ log = structlog.get_logger("spor.projections")
 CHANNEL = "spor_events"
 _SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
 _REBUILD_LOCK = 0x5370_5242  # with the projection's index: one rebuild of a projection at a time
-_FACTS_CACHE_LOCK = 0x5370_4643  # one user of projections.statement_facts_cache at a time
 
 
 class Projection:
@@ -142,7 +144,7 @@ BeforeCommit = Callable[[Projection, int, Window], Awaitable[None]]
 
 async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = 1000,
                schema: str | None = None, before_commit: BeforeCommit | None = None,
-               cached_upto: int = 0, bulk: bool = False) -> StepResult:
+               bulk: bool = False, prefilled_upto: int = 0) -> StepResult:
     """Apply the next batch of one store's events to one projection, exactly once.
 
     On an error the batch is rolled back and replayed event by event, so the events before the
@@ -152,7 +154,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     try:
         async with conn.transaction():
             await _use_schema(conn, target)
-            window = await _locked_window(conn, store_id, batch_size, cached_upto, bulk)
+            window = await _locked_window(conn, store_id, batch_size, bulk, prefilled_upto)
             if window is None:
                 return StepResult(failed=True)
             if not window.count:
@@ -169,7 +171,8 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
     # find the event that fails: one transaction per event; those before it are applied
     applied = 0
     while applied < batch_size:
-        r = await step(conn, projection, store_id, batch_size=1, schema=target, cached_upto=cached_upto, bulk=bulk)
+        r = await step(conn, projection, store_id, batch_size=1, schema=target, bulk=bulk,
+                       prefilled_upto=prefilled_upto)
         applied += r.applied
         if r.failed:
             return StepResult(applied, failed=True)
@@ -179,7 +182,7 @@ async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, 
 
 
 async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: int,
-                         cached_upto: int = 0, bulk: bool = False) -> Window | None:
+                         bulk: bool = False, prefilled_upto: int = 0) -> Window | None:
     """The next batch of the store's log after the locked checkpoint (None: the read model has
     failed for the store). Statement events are not fetched: they are folded in the database."""
     cp = await _locked_checkpoint(conn, store_id)
@@ -187,7 +190,7 @@ async def _locked_window(conn: asyncpg.Connection, store_id: int, batch_size: in
         return None
     end = await conn.fetchrow(sql("projection_batch_end"), store_id, cp["position"], batch_size)
     assert end is not None
-    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"], cached_upto, bulk)
+    return Window(store_id, cp["position"], end["upto"] or cp["position"], end["n"], bulk, prefilled_upto)
 
 
 async def _locked_checkpoint(conn: asyncpg.Connection, store_id: int) -> asyncpg.Record | None:
@@ -220,16 +223,16 @@ async def settle(conn: asyncpg.Connection, projection: Projection, store_id: int
 
 async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 1000,
                    schema: str | None = None, progress: Callable[[int], None] | None = None,
-                   cached: Mapping[int, int] | None = None, bulk: bool = False) -> int:
+                   prefilled: Mapping[int, int] | None = None, bulk: bool = False) -> int:
     """Apply every pending event of every store, then settle it (no leases: for tests, rebuild
-    and one-shot runs). ``cached``: per store, the position up to which the statement facts
-    are in the cache (``fill_facts_cache``). ``bulk``: a rebuild's first pass (see ``Window``),
-    which does not settle: the caller removes the voided facts and builds the indexes first."""
+    and one-shot runs). ``bulk``: a rebuild's first pass (see ``Window``), which does not
+    settle: the caller removes the voided facts and builds the indexes first. ``prefilled``:
+    per store, the position up to which the statement facts are in already (``prefill_facts``)."""
     total = 0
     for s in await conn.fetch(sql("projection_stores")):
         while True:
             r = await step(conn, projection, s["id"], batch_size=batch_size, schema=schema,
-                           cached_upto=(cached or {}).get(s["id"], 0), bulk=bulk)
+                           prefilled_upto=(prefilled or {}).get(s["id"], 0), bulk=bulk)
             total += r.applied
             if progress is not None and r.applied:
                 progress(r.applied)
@@ -338,65 +341,104 @@ async def retry(conn: asyncpg.Connection, projection: Projection, store_ids: Seq
 # --- rebuild ----------------------------------------------------------------------------------
 
 async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 5000,
-                  progress: Callable[[int, int], None] | None = None, cached: Mapping[int, int] | None = None) -> int:
+                  progress: Callable[[int, int], None] | None = None) -> int:
     """Replay the whole log into fresh tables and swap them in atomically; returns events applied.
 
     ``progress(done, total)`` is called as batches complete. Workers may keep running: they
-    write to the live schema until the swap, then continue from the rebuilt checkpoint.
+    write to the live schema until the swap, then continue from the rebuilt checkpoint. One
+    connection does all of it (``rebuild_concurrently`` spreads a rebuild over several).
     """
-    live = projection.schema
-    build = live + "_build"
-    old = live + "_old"
-    lock_key = _rebuild_lock(projection)
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *lock_key):
-        raise RuntimeError(f"a rebuild of {projection.name} is already running")
+    build = await Rebuild.begin(conn, projection, progress)
     try:
-        total = sum(r["last_position"] for r in await conn.fetch(sql("projection_stores")))
-        done = 0
-        async with conn.transaction():
-            # identifiers below are constants derived from the projection name (checked by _SCHEMA)
-            await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
-            await conn.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")  # left by a rebuild before
-            await conn.execute(f"CREATE SCHEMA {build}")
-            await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
-            # The indexes of the statement facts (and every secondary one) are built once at the
-            # end (a sort) rather than row by row; the first pass is a bulk one (see Window).
-            deferred = await conn.fetch(sql("rm_rebuild_deferred_indexes"), build, list(FACT_TABLES))
-            for ix in deferred:
-                await conn.execute(ix["drop_sql"])
+        await build.fold_bulk(batch_size, {})
+        await build.finish(batch_size)
+        return build.done
+    finally:
+        await build.end()
 
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            if progress is not None:
-                progress(done, max(total, done))
 
-        await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached,
-                       bulk=True)
+@dataclass
+class Rebuild:
+    """One rebuild of a projection, on its own connection: the fresh schema ``rm_<name>_build``,
+    the indexes it builds at the end, and the events applied so far."""
+
+    conn: asyncpg.Connection
+    projection: Projection
+    deferred: list[asyncpg.Record]
+    total: int
+    progress: Callable[[int, int], None] | None
+    done: int = 0
+
+    @property
+    def schema(self) -> str:
+        return self.projection.schema + "_build"
+
+    @classmethod
+    async def begin(cls, conn: asyncpg.Connection, projection: Projection,
+                    progress: Callable[[int, int], None] | None) -> Rebuild:
+        """Take the projection's rebuild lock and make the empty build schema (every store
+        from position 0)."""
+        live = projection.schema
+        build, old = live + "_build", live + "_old"
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_rebuild_lock(projection)):
+            raise RuntimeError(f"a rebuild of {projection.name} is already running")
+        try:
+            total = sum(r["last_position"] for r in await conn.fetch(sql("projection_stores")))
+            async with conn.transaction():
+                # identifiers below are constants derived from the projection name (checked by _SCHEMA)
+                await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
+                await conn.execute(f"DROP SCHEMA IF EXISTS {old} CASCADE")  # left by a rebuild before
+                await conn.execute(f"CREATE SCHEMA {build}")
+                await conn.execute("SELECT projections.create_read_model($1, $2)", build, sorted(projection.families))
+                # The indexes of the statement facts (and every secondary one) are built once at
+                # the end (a sort) rather than row by row; the first pass is a bulk one (see Window).
+                deferred = await conn.fetch(sql("rm_rebuild_deferred_indexes"), build, list(FACT_TABLES))
+                for ix in deferred:
+                    await conn.execute(ix["drop_sql"])
+        except BaseException:
+            await conn.execute("SELECT pg_advisory_unlock($1, $2)", *_rebuild_lock(projection))
+            raise
+        return cls(conn, projection, list(deferred), total, progress)
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, max(self.total, self.done))
+
+    async def fold_bulk(self, batch_size: int, prefilled: Mapping[int, int]) -> None:
+        """The first pass over the log (see ``Window``); per store, the statements up to
+        ``prefilled`` are in the fact tables already (``prefill_facts``)."""
+        await catch_up(self.conn, self.projection, batch_size=batch_size, schema=self.schema, progress=self.tick,
+                       prefilled=prefilled, bulk=True)
+
+    async def finish(self, batch_size: int) -> None:
+        """Remove the voided facts, build the indexes, fold what arrived meanwhile, settle, and
+        swap the build schema in."""
+        conn, live, build, old = self.conn, self.projection.schema, self.schema, self.projection.schema + "_old"
         async with conn.transaction():
             await _use_schema(conn, build)
-            await remove_voided(conn, projection.families)
-            for ix in deferred:
+            await remove_voided(conn, self.projection.families)
+            for ix in self.deferred:
                 if ix["table_name"] in FACT_TABLES:
                     await conn.execute(ix["create_sql"])
         # what arrived meanwhile (folded as usual: the fact tables have their keys again), and
         # the settling: the compliance status rows, whose secondary index comes after them (their
         # key stays: each store's computation deletes and reads its own rows by it)
-        await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
-        for ix in deferred:
+        await catch_up(conn, self.projection, batch_size=batch_size, schema=build, progress=self.tick)
+        for ix in self.deferred:
             if ix["table_name"] not in FACT_TABLES:
                 await conn.execute(ix["create_sql"])
         async with conn.transaction():
             # Waits for in-flight live batches; new ones queue behind the swap and, once it
             # commits, find the rebuilt tables (and checkpoint) under the live name.
             await conn.execute(f"LOCK TABLE {live}.checkpoint IN ACCESS EXCLUSIVE MODE")
-            await catch_up(conn, projection, batch_size=batch_size, schema=build, progress=tick, cached=cached)
+            await catch_up(conn, self.projection, batch_size=batch_size, schema=build, progress=self.tick)
             await conn.execute(f"ALTER SCHEMA {live} RENAME TO {old}")
             await conn.execute(f"ALTER SCHEMA {build} RENAME TO {live}")
         await drop_old(conn, old)
-        return done
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1, $2)", *lock_key)
+
+    async def end(self) -> None:
+        await self.conn.execute("SELECT pg_advisory_unlock($1, $2)", *_rebuild_lock(self.projection))
 
 
 async def drop_old(conn: asyncpg.Connection, old: str) -> None:
@@ -414,18 +456,21 @@ async def drop_old(conn: asyncpg.Connection, old: str) -> None:
                     reason="still being read; the next rebuild drops them")
 
 
-async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 0,
-                           progress: Callable[[int, int], None] | None = None) -> dict[int, int]:
-    """Extract the facts of every stored statement once into ``projections.statement_facts_cache``
-    (migration 0014), chunks of positions in parallel; per store, the position it covers.
-    ``progress(done, total)`` counts positions. The caller holds the cache lock and empties the
-    cache when done (``clear_facts_cache``)."""
-    conn = await connect(url)
-    try:
-        await clear_facts_cache(conn)
-        heads = {int(r["id"]): int(r["last_position"]) for r in await conn.fetch(sql("projection_stores"))}
-    finally:
-        await conn.close()
+def _prefill_sql(builds: Sequence[Rebuild]) -> str:
+    """prefill_facts with one insert per fact table of the build schemas."""
+    inserts = [sql(f"prefill_{family}").replace("{schema}", b.schema)
+               for b in builds for family in ("completions", "activity", "voided") if family in b.projection.families]
+    return sql("prefill_facts").replace(
+        "{inserts}", "".join(f", i{n} AS ({text})\n" for n, text in enumerate(inserts)))
+
+
+async def prefill_facts(url: str, builds: Sequence[Rebuild], heads: Mapping[int, int], *, chunk: int = 50_000,
+                        connections: int = 0, progress: Callable[[int, int], None] | None = None) -> None:
+    """The statement facts of every store's positions up to ``heads`` into the fact tables of
+    the build schemas, each payload parsed once for all of them, chunks of positions on several
+    connections at once (a bulk pass only inserts, so the order does not matter).
+    ``progress(done, total)`` counts positions."""
+    query = _prefill_sql(builds)
     work = [(sid, a, min(a + chunk, head)) for sid, head in heads.items() for a in range(0, head, chunk)]
     total = sum(heads.values())
     done = 0
@@ -435,8 +480,8 @@ async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 
         c = await connect(url)
         try:
             while work:
-                sid, after, upto = work.pop()
-                await c.execute(sql("facts_cache_fill"), sid, after, upto)
+                sid, after, upto = work.pop(0)
+                await c.execute(query, sid, after, upto)
                 done += upto - after
                 if progress is not None:
                     progress(done, total)
@@ -444,21 +489,18 @@ async def fill_facts_cache(url: str, *, chunk: int = 50_000, connections: int = 
             await c.close()
 
     n = connections or max(1, min(os.cpu_count() or 1, 4))
-    await asyncio.gather(*(worker() for _ in range(min(n, len(work)) or 1)))
-    return heads
-
-
-async def clear_facts_cache(conn: asyncpg.Connection) -> None:
-    await conn.execute(sql("facts_cache_clear"))
+    await asyncio.gather(*(worker() for _ in range(min(n, len(work)))))
 
 
 async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, batch_size: int = 5000,
-                               progress: Callable[[int, int], None] | None = None) -> dict[str, int]:
-    """Rebuild several read models at once, one connection each (the folding happens in the
-    database, so on a machine with several cores they run in parallel); events applied per name.
-    ``progress(done, total)`` sums over all of them. With several read models, the statement
-    facts are extracted once first (``fill_facts_cache``) instead of once per read model; the
-    progress then counts those positions too."""
+                               progress: Callable[[int, int], None] | None = None,
+                               prefill_chunk: int = 50_000) -> dict[str, int]:
+    """Rebuild one or several read models at once, each on a connection of its own, which also
+    folds its reference data; the statement facts of the log as it stands when they begin are
+    extracted meanwhile on further connections, once for all of them (``prefill_facts``). The
+    folding happens in the database, so on a machine with several cores they run in parallel.
+    Events applied per name. ``progress(done, total)`` sums over all of them, the prefill's
+    positions included."""
     state: dict[str, tuple[int, int]] = {}
 
     def report(name: str, done: int, total: int) -> None:
@@ -466,35 +508,29 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
         if progress is not None:
             progress(sum(d for d, _ in state.values()), sum(t for _, t in state.values()))
 
-    if len(projections) > 1:
-        lock = await connect(url)
-        try:
-            # one cache user at a time: another rebuild of several read models waits here
-            await lock.execute("SELECT pg_advisory_lock($1)", _FACTS_CACHE_LOCK)
+    if not projections:
+        return {}
+    builds: list[Rebuild] = []
+    try:
+        for p in projections:
+            conn = await connect(url)
             try:
-                cached = await fill_facts_cache(url, progress=lambda d, t: report("statement facts", d, t))
-                return await _rebuild_each(url, projections, batch_size, report, cached)
-            finally:
-                await clear_facts_cache(lock)
-                await lock.execute("SELECT pg_advisory_unlock($1)", _FACTS_CACHE_LOCK)
-        finally:
-            await lock.close()
-    return await _rebuild_each(url, projections, batch_size, report, None)
-
-
-async def _rebuild_each(url: str, projections: Sequence[Projection], batch_size: int,
-                        report: Callable[[str, int, int], None],
-                        cached: Mapping[int, int] | None) -> dict[str, int]:
-    async def one(p: Projection) -> int:
-        conn = await connect(url)
-        try:
-            return await rebuild(conn, p, batch_size=batch_size, progress=lambda d, t: report(p.name, d, t),
-                                 cached=cached)
-        finally:
-            await conn.close()
-
-    counts = await asyncio.gather(*(one(p) for p in projections))
-    return {p.name: n for p, n in zip(projections, counts, strict=True)}
+                builds.append(await Rebuild.begin(conn, p, functools.partial(report, p.name)))
+            except BaseException:
+                await conn.close()
+                raise
+        heads = {int(r["id"]): int(r["last_position"]) for r in await builds[0].conn.fetch(sql("projection_stores"))}
+        await asyncio.gather(
+            prefill_facts(url, builds, heads, chunk=prefill_chunk,
+                          progress=lambda d, t: report("statement facts", d, t)),
+            *(b.fold_bulk(batch_size, heads) for b in builds))
+        await asyncio.gather(*(b.finish(batch_size) for b in builds))
+        return {b.projection.name: b.done for b in builds}
+    finally:
+        for b in builds:
+            with contextlib.suppress(Exception):
+                await b.end()
+            await b.conn.close()
 
 
 def _rebuild_lock(projection: Projection) -> tuple[int, int]:

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lrs.store.queries import sql
 from projections.facts import Event, statement_facts
 
 RECORDED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -100,30 +99,26 @@ async def test_sql_facts_equal_the_python_reference_on_the_corpus(conn: asyncpg.
     assert len(got) == len(CORPUS) - 1  # only the anonymous actor's completion is left out
 
 
-async def test_cached_facts_read_through_window_facts_equal_the_extracted_ones(conn: asyncpg.Connection) -> None:
-    """window_facts (migration 0014) gives statement_facts' rows whether the cache covers none,
-    part or all of a window, for every filter argument the folds use."""
+async def test_the_facts_of_a_span_of_the_log_are_those_of_the_whole_log_in_it(conn: asyncpg.Connection) -> None:
+    """statement_facts of (after, upto] gives the rows of the whole log's extraction in that
+    span, with or without the voiding hint the folds pass (a hint only: the folds keep the rows
+    with voids). A rebuild's chunks and every live window rely on it."""
     await _facts_both_ways(conn, CORPUS)
     store = await conn.fetchval("SELECT max(id) FROM stores")
     n = len(CORPUS)
-    query = "SELECT * FROM projections.window_facts($1, $2, $3, $4, $5) ORDER BY position"
+    query = "SELECT * FROM projections.statement_facts($1, $2, $3, $4) ORDER BY position"
 
-    async def rows(after: int, upto: int, cached: int, like: str | None) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in await conn.fetch(query, store, after, upto, cached, like)]
+    async def rows(after: int, upto: int, like: str | None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in await conn.fetch(query, store, after, upto, like)]
 
-    expected = {like: await rows(0, n, 0, like) for like in (None, "%voided%")}
+    expected = {like: await rows(0, n, like) for like in (None, "%voided%")}
     assert len(expected[None]) == n - 1 and [r[9] for r in expected["%voided%"]] != []
-    await conn.execute(sql("facts_cache_fill"), store, 0, n // 2)
-    for cached in (0, n // 2):
-        for after, upto in ((0, n), (2, n - 3), (n // 2 - 1, n // 2 + 1)):
-            for like in (None, "%voided%"):
-                want = [r for r in expected[like] if after < r[10] <= upto]
-                got = await rows(after, upto, cached, like)
-                # the LIKE is a hint only: the folds keep the rows with voids
-                keep = (lambda r: r[9] is not None) if like else (lambda r: True)
-                assert [r for r in got if keep(r)] == [r for r in want if keep(r)], (cached, after, upto, like)
-    await conn.execute(sql("facts_cache_clear"))
-    assert await conn.fetchval("SELECT count(*) FROM projections.statement_facts_cache") == 0
+    for after, upto in ((0, n), (2, n - 3), (n // 2 - 1, n // 2 + 1), (n - 1, n)):
+        for like in (None, "%voided%"):
+            want = [r for r in expected[like] if after < r[10] <= upto]
+            got = await rows(after, upto, like)
+            keep = (lambda r: r[9] is not None) if like else (lambda r: True)
+            assert [r for r in got if keep(r)] == [r for r in want if keep(r)], (after, upto, like)
 
 
 durations = st.one_of(

@@ -184,7 +184,7 @@ async def test_notify_wakes_a_sleeping_worker(db_url: str, conn: asyncpg.Connect
         await task
 
 
-async def test_rebuild_all_extracts_the_facts_once_counts_them_in_its_progress_and_empties_the_cache(
+async def test_rebuild_all_extracts_the_facts_once_and_counts_them_in_its_progress(
         db_url: str, conn: asyncpg.Connection) -> None:
     sid = await _store(conn)
     ids = await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(30)])
@@ -196,7 +196,36 @@ async def test_rebuild_all_extracts_the_facts_once_counts_them_in_its_progress_a
     # the statement facts (30 positions) and each read model's replay (30 each), never backwards
     assert progress[-1] == (120, 120)
     assert [d for d, _ in progress] == sorted(d for d, _ in progress)
-    assert await conn.fetchval("SELECT count(*) FROM projections.statement_facts_cache") == 0
+
+
+async def test_the_bulk_pass_extracts_the_statements_the_prefill_did_not_cover(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A rebuild's prefill covers the log as it stood when the rebuild began; what arrived after
+    (here: positions above 11, in the middle of a window) is extracted by the windows of the
+    bulk pass. Each statement must land in the fact tables exactly once, voided ones not at all,
+    whichever side of that position a statement or its voiding is on."""
+    sid = await _store(conn)
+    ids = await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(16)])
+    await _post(db_url, sid, [voiding(ids[2]), voiding(ids[14])])  # positions 17 and 18
+    await _post(db_url, sid, [statement(actor="late")])
+    late = (await conn.fetchval("SELECT statement_id::text FROM events WHERE position = 19"))
+    builds = []
+    for p in ALL.values():
+        builds.append(await runner.Rebuild.begin(await runner.connect(db_url), p, None))
+    try:
+        await runner.prefill_facts(db_url, builds, {sid: 11}, chunk=4, connections=2)
+        for b in builds:
+            await b.fold_bulk(3, {sid: 11})
+            await b.finish(3)
+    finally:
+        for b in builds:
+            await b.end()
+            await b.conn.close()
+    kept = sorted([i for i in ids if i not in (ids[2], ids[14])] + [late])
+    assert sorted(await _completions(conn)) == kept
+    assert sorted(await _completions(conn, "rm_compliance")) == kept
+    facts = await conn.fetch("SELECT DISTINCT statement_id::text FROM rm_course_status.activity_facts ORDER BY 1")
+    assert [r[0] for r in facts] == kept
 
 
 async def test_rebuild_swaps_atomically_and_readers_see_the_old_version_until_then(

@@ -120,17 +120,39 @@ SELECT store_id, position, kind, recorded_at, statement_id::text AS statement_id
 FROM events WHERE store_id = $1 AND position > $2 AND position <= $3 AND kind <> 'statement'
 ORDER BY position;
 
--- name: facts_cache_fill
--- Extract the statement facts of a store's positions (after, upto] into the cache (0014).
-INSERT INTO projections.statement_facts_cache (store_id, position, statement_id, ifi, verb, activity_id, courses,
-                                               success, score, duration_s, at, voids)
-SELECT $1, f.position, f.statement_id, f.ifi, f.verb, f.activity_id, f.courses, f.success, f.score, f.duration_s,
-       f.at, f.voids
-FROM projections.statement_facts($1, $2, $3) f;
+-- name: prefill_facts
+-- A rebuild's bulk pass over the statements of a store's positions (after, upto]: their facts,
+-- extracted once (each payload parsed once), into the fact tables of every read model being
+-- rebuilt: one data-modifying CTE per table, each from the prefill_* entries below with
+-- {schema} set to a build schema. The statements' count.
+WITH f AS MATERIALIZED (SELECT * FROM projections.statement_facts($1, $2, $3))
+{inserts}
+SELECT count(*) FROM f;
 
--- name: facts_cache_clear
--- Empty the statement facts cache (its rows are kept only while a rebuild uses them).
-TRUNCATE projections.statement_facts_cache;
+-- name: prefill_completions
+-- (prefill_facts) As rm_completions_from_log, without the voided check: the bulk pass removes
+-- the voided facts once at the end (remove_voided).
+INSERT INTO {schema}.completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
+                                  completed_at, position)
+SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
+FROM f
+WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
+  AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
+
+-- name: prefill_activity
+-- (prefill_facts) As rm_activity_from_log, without the voided check (see prefill_completions).
+INSERT INTO {schema}.activity_facts (store_id, statement_id, course_id, activity_id, ifi, verb, success, score,
+                                     duration_s, at, position)
+SELECT $1, f.statement_id, c.course, coalesce(f.activity_id, c.course), f.ifi, f.verb, f.success, f.score,
+       f.duration_s, f.at, f.position
+FROM f CROSS JOIN LATERAL unnest(f.courses) AS c(course)
+WHERE f.voids IS NULL
+
+-- name: prefill_voided
+-- (prefill_facts) The statements voided by voiding statements, as rm_voided_insert.
+INSERT INTO {schema}.voided (store_id, statement_id)
+SELECT DISTINCT $1::bigint, f.voids FROM f WHERE f.voids IS NOT NULL
+ON CONFLICT DO NOTHING
 
 -- name: rm_completions_from_log
 -- Completed/passed statements of (after, upto] with an Activity object, unless voided already;
@@ -139,7 +161,7 @@ WITH added AS (
     INSERT INTO completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
                              completed_at, position)
     SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
-    FROM projections.window_facts($1, $2, $3, $4) f
+    FROM projections.statement_facts($1, $2, $3) f
     WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
       AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
       AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
@@ -156,7 +178,7 @@ INSERT INTO activity_facts (store_id, statement_id, course_id, activity_id, ifi,
 SELECT $1, f.statement_id, c.course, coalesce(f.activity_id, c.course), f.ifi, f.verb, f.success, f.score,
        f.duration_s, f.at, f.position
 -- (OFFSET 0: the facts are computed once per statement, not once per course row)
-FROM (SELECT * FROM projections.window_facts($1, $2, $3, $4) OFFSET 0) f
+FROM (SELECT * FROM projections.statement_facts($1, $2, $3) OFFSET 0) f
 CROSS JOIN LATERAL unnest(f.courses) AS c(course)
 WHERE f.voids IS NULL
   AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
@@ -167,7 +189,7 @@ ON CONFLICT DO NOTHING;  -- (no target: see rm_completions_from_log)
 -- (orjson escapes no letter), so a voiding statement's text contains the verb's last segment;
 -- the LIKE spares parsing every other payload.
 SELECT DISTINCT f.voids::text AS voids
-FROM projections.window_facts($1, $2, $3, $4, '%voided%') f
+FROM projections.statement_facts($1, $2, $3, '%voided%') f
 WHERE f.voids IS NOT NULL;
 
 -- name: rm_voided_insert
