@@ -19,7 +19,7 @@ from lrs.errors import BadRequest
 from lrs.http.common import only_params, principal, read_body, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
-from lrs.ops.timestamps import http_date, parse_timestamp
+from lrs.ops.timestamps import http_date, parse_bound
 
 STATE_PATH = "/xapi/activities/state"
 ACTIVITY_PROFILE_PATH = "/xapi/activities/profile"
@@ -92,7 +92,7 @@ async def _body(request: Request) -> tuple[bytes, str]:
 
 def _since(request: Request) -> datetime | None:
     raw = request.query_params.get("since")
-    return parse_timestamp(raw, "since") if raw is not None else None
+    return parse_bound(raw, "since") if raw is not None else None
 
 
 def handlers(res: DocumentResource) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import binascii
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -32,7 +31,7 @@ from lrs.ops import statements as ops
 from lrs.ops import terms as T
 from lrs.ops.signature import verify_signed_statement
 from lrs.ops.statements import Attachment, Query
-from lrs.ops.timestamps import format_timestamp, http_date, parse_timestamp
+from lrs.ops.timestamps import format_timestamp, http_date, parse_bound
 from lrs.ops.uuids import canonical_uuid
 
 PATH = "/xapi/statements"
@@ -223,8 +222,8 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
         registration=registration,
         related_activities=parse_bool(params, "related_activities"),
         related_agents=parse_bool(params, "related_agents"),
-        since=_bound(params["since"], "since") if "since" in params else None,
-        until=_bound(params["until"], "until") if "until" in params else None,
+        since=parse_bound(params["since"], "since") if "since" in params else None,
+        until=parse_bound(params["until"], "until") if "until" in params else None,
         limit=limit,
         ascending=parse_bool(params, "ascending"),
     )
@@ -240,17 +239,6 @@ def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int
     }
     token = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
     return f"{PATH}?more={token}"
-
-
-def _bound(raw: str, what: str) -> datetime:
-    """A since/until parameter, in UTC. A valid timestamp within an offset of the ends of what a
-    datetime holds (0001-01-01T00:00:00+01:00 is an instant before 0001-01-01 UTC) is taken as
-    that end: nothing is stored that far out, so the query means the same."""
-    value = parse_timestamp(raw, what)
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        return (datetime.min if value.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _position(value: Any) -> int:
@@ -272,8 +260,8 @@ def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool]:
         q = Query(
             agent=s["agent"], verb=s["verb"], activity=s["activity"], registration=s["registration"],
             related_activities=bool(s["ra"]), related_agents=bool(s["rg"]),
-            since=_bound(s["since"], "since") if s["since"] else None,
-            until=_bound(s["until"], "until") if s["until"] else None,
+            since=parse_bound(s["since"], "since") if s["since"] else None,
+            until=parse_bound(s["until"], "until") if s["until"] else None,
             limit=s["limit"], ascending=bool(s["asc"]), after=_position(s["after"]),
             horizon=_position(s["horizon"]),
         )

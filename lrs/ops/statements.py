@@ -21,7 +21,7 @@ from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, record_refusal, refusals_recorded
 from lrs.ops.comparison import comparison_form
 from lrs.ops.principal import Principal
-from lrs.ops.timestamps import format_timestamp, parse_timestamp
+from lrs.ops.timestamps import utc_timestamp
 from lrs.ops.uuids import canonical_uuid
 
 _AGENT_KEYS = frozenset({"actor", "instructor", "team", "authority", "agent", "group", "member"})
@@ -208,9 +208,9 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
     if version == "2.0.0":
         # IEEE 9274.1.1: timestamps are returned in UTC (the statement's and a SubStatement's).
         if "timestamp" in body:
-            body["timestamp"] = format_timestamp(parse_timestamp(body["timestamp"]))
+            body["timestamp"] = utc_timestamp(body["timestamp"])
         if obj.get("objectType") == "SubStatement" and "timestamp" in obj:
-            obj = body["object"] = {**obj, "timestamp": format_timestamp(parse_timestamp(obj["timestamp"]))}
+            obj = body["object"] = {**obj, "timestamp": utc_timestamp(obj["timestamp"], "object.timestamp")}
     refers_to = None
     voids = None
     if obj.get("objectType") == "StatementRef":

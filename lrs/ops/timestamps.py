@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from lrs.errors import BadRequest
 
@@ -15,10 +15,19 @@ _TS = re.compile(
 
 
 def parse_timestamp(value: str, what: str = "timestamp") -> datetime:
-    """Parse an xAPI timestamp into an aware datetime (UTC assumed when no offset is given)."""
+    """Parse an xAPI timestamp into an aware datetime (UTC assumed when no offset is given).
+
+    A leap second (second 60, which RFC 3339 allows) is the instant one second after second 59
+    of that minute, as PostgreSQL reads it: a datetime cannot hold it."""
     m = _TS.match(value) if isinstance(value, str) else None
     if not m:
         raise BadRequest(f"{what}: not an ISO 8601 date-time: {value!r}")
+    if m.group("time").endswith(":60"):
+        second_59 = parse_timestamp(_as_second_59(value, m), what)
+        try:
+            return second_59 + timedelta(seconds=1)
+        except OverflowError:  # the last minute a datetime holds: its last instant
+            return second_59.replace(microsecond=999_999)
     frac = (m.group("frac") or "")[:7].ljust(7, "0")[:7] if m.group("frac") else ""
     tz = m.group("tz") or "Z"
     if tz in ("Z", "z"):
@@ -33,6 +42,36 @@ def parse_timestamp(value: str, what: str = "timestamp") -> datetime:
         return datetime.fromisoformat(text)
     except ValueError as exc:
         raise BadRequest(f"{what}: not a valid date-time: {value!r}") from exc
+
+
+def parse_bound(value: str, what: str) -> datetime:
+    """A timestamp query parameter (``since``, ``until``) as an instant in UTC. A valid
+    timestamp within an offset of the ends of what a datetime holds (0001-01-01T00:00:00+01:00
+    is an instant before 0001-01-01 UTC) is taken as that end: nothing is stored that far out,
+    so the query means the same."""
+    parsed = parse_timestamp(value, what)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        return (datetime.min if parsed.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+def utc_timestamp(value: str, what: str = "timestamp") -> str:
+    """An xAPI timestamp as the same instant in UTC (``format_timestamp``), as xAPI 2.0 stores
+    it. A leap second stays one: 2017-01-01T00:59:60+01:00 is 2016-12-31T23:59:60.000Z (offsets
+    are whole minutes, so the second 60 falls on the same second in UTC)."""
+    m = _TS.match(value) if isinstance(value, str) else None
+    leap = m is not None and m.group("time").endswith(":60")
+    try:
+        text = format_timestamp(parse_timestamp(_as_second_59(value, m) if m and leap else value, what))
+    except OverflowError:
+        raise BadRequest(f"{what}: {value!r} is outside the years 0001 to 9999 in UTC") from None
+    return text[:17] + "60" + text[19:] if leap else text
+
+
+def _as_second_59(value: str, m: re.Match[str]) -> str:
+    """The timestamp ``value`` (matched by _TS as ``m``) with second 59 in place of 60."""
+    return value[: m.end("time") - 2] + "59" + value[m.end("time"):]
 
 
 def format_timestamp(dt: datetime) -> str:

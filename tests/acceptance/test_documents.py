@@ -210,6 +210,18 @@ async def test_id_list_with_since_and_last_modified(xapi: httpx.AsyncClient, res
     assert (await xapi.get(PATHS[resource], params={**context(resource), "since": "yesterday"})).status_code == 400
 
 
+@resources
+async def test_since_at_the_ends_of_time_or_on_a_leap_second_is_answered(xapi: httpx.AsyncClient, resource: str) -> None:
+    """Valid timestamps whose instant lies an offset beyond what a datetime holds in UTC (they
+    were a 500), and leap seconds (RFC 3339 allows second 60; they were a 400): answered as the
+    instant they name, clamped to the ends of time."""
+    await put(xapi, resource, {"v": 1}, doc_id="only", headers=CREATE)
+    for since, ids in (("0001-01-01T00:00:00+01:00", ["only"]), ("9999-12-31T23:59:59-01:00", []),
+                       ("9999-12-31T23:59:60-01:00", []), ("2016-12-31T23:59:60Z", ["only"])):
+        r = await xapi.get(PATHS[resource], params={**context(resource), "since": since})
+        assert (r.status_code, r.json()) == (200, ids), (since, r.text)
+
+
 async def test_state_registration_is_part_of_the_key_and_multiple_delete(xapi: httpx.AsyncClient) -> None:
     base = params("state", "s")
     for reg in (None, REG):

@@ -382,6 +382,42 @@ async def test_timestamps_are_returned_in_utc_under_2_0_0(clients: dict[str, htt
     assert got["object"]["timestamp"] == "2024-07-01T01:30:00.000Z"
 
 
+async def test_a_leap_second_is_stored_as_one_in_utc_under_2_0_0(clients: dict[str, httpx.AsyncClient]) -> None:
+    """RFC 3339 (which xAPI 2.0 timestamps follow) allows second 60, a leap second; it is a valid
+    timestamp and must not cost the record. In UTC it stays the second 60 of its minute, in the
+    statement and in a SubStatement; 1.0.3 keeps it as sent."""
+    sub = statement(actor=unique("ola"), activity=unique("course"), timestamp="2016-12-31T18:59:60.25-05:00")
+    sub["objectType"] = "SubStatement"
+    s = with_id(fresh(timestamp="2017-01-01T00:59:60+01:00"))
+    s["verb"] = {"id": "http://adlnet.gov/expapi/verbs/planned", "display": {"en-US": "planned"}}
+    s["object"] = sub
+    r = await clients["2.0.0"].post("/statements", json=s)
+    assert r.status_code == 200, r.text
+    got = await get_one(clients["2.0.0"], s["id"])
+    assert got["timestamp"] == "2016-12-31T23:59:60.000Z"
+    assert got["object"]["timestamp"] == "2016-12-31T23:59:60.250Z"
+    old = with_id(fresh(timestamp="2016-12-31T23:59:60Z"))
+    assert (await clients["1.0.3"].post("/statements", json=old)).status_code == 200
+    assert (await get_one(clients["1.0.3"], old["id"]))["timestamp"] == "2016-12-31T23:59:60Z"
+
+
+async def test_a_timestamp_whose_utc_instant_is_outside_the_calendar_is_refused_under_2_0_0(
+        clients: dict[str, httpx.AsyncClient]) -> None:
+    """9999-12-31T23:59:59-01:00 is a year-10000 instant in UTC, which no RFC 3339 timestamp can
+    write: under 2.0 (timestamps returned in UTC) that is a 400 naming the property, not a 500."""
+    for where, ts in (("timestamp", "9999-12-31T23:59:59-01:00"), ("timestamp", "0001-01-01T00:00:00+01:00"),
+                      ("object.timestamp", "9999-12-31T23:59:60-01:00")):
+        s = with_id(fresh(timestamp="2024-03-01T14:00:00.000+02:00") if where != "timestamp" else fresh(timestamp=ts))
+        if where == "object.timestamp":
+            sub = statement(actor=unique("ola"), activity=unique("course"), timestamp=ts)
+            sub["objectType"] = "SubStatement"
+            s["verb"] = {"id": "http://adlnet.gov/expapi/verbs/planned", "display": {"en-US": "planned"}}
+            s["object"] = sub
+        r = await clients["2.0.0"].post("/statements", json=s)
+        assert r.status_code == 400, (ts, r.status_code, r.text)
+        assert f"{where}: " in r.text and "outside the years 0001 to 9999 in UTC" in r.text, r.text
+
+
 # ---------------------------------------------------------------------------------------------
 # Ids compared as UUIDs, and concurrent writers
 
