@@ -10,7 +10,7 @@
 -- directly into the fact tables of every read model being rebuilt, while each read model folds
 -- its reference data on a connection of its own (projections/runner.py, rebuild_concurrently).
 -- bench/projections, 1,000,000 statements and 80,000 people, two cores: `rebuild all`
--- 80 s -> 65 s (a throwaway timeline of the same database, sampled every second).
+-- 80-95 s -> 65-71 s (three runs of each, alternating, with a throwaway timeline script).
 --
 -- The windows of live workers read projections.statement_facts directly (as with no cache).
 
