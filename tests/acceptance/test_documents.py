@@ -211,7 +211,8 @@ async def test_id_list_with_since_and_last_modified(xapi: httpx.AsyncClient, res
 
 
 @resources
-async def test_since_at_the_ends_of_time_or_on_a_leap_second_is_answered(xapi: httpx.AsyncClient, resource: str) -> None:
+async def test_since_at_the_ends_of_time_or_on_a_leap_second_is_answered(xapi: httpx.AsyncClient,
+                                                                         resource: str) -> None:
     """Valid timestamps whose instant lies an offset beyond what a datetime holds in UTC (they
     were a 500), and leap seconds (RFC 3339 allows second 60; they were a 400): answered as the
     instant they name, clamped to the ends of time."""
