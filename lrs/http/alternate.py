@@ -12,6 +12,7 @@ with 400, as is a ``method`` parameter on anything but POST or next to other que
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
@@ -25,6 +26,10 @@ HEADER_PARAMS = {h.lower(): h for h in (
     "Authorization", "X-Experience-API-Version", "Content-Type", "Content-Length", "If-Match", "If-None-Match",
 )}
 FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+# What an HTTP header value may hold (RFC 9110 field-value: visible ASCII, space, tab, obs-text).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 
 
 class _Refused(Exception):
@@ -103,6 +108,10 @@ class AlternateRequestMiddleware:
             except UnicodeDecodeError:
                 raise _Refused(400, "the form body is not UTF-8 (xAPI Communication 1.3.s3.b5)") from None
         form_headers = {HEADER_PARAMS[k.lower()]: v for k, v in form if k.lower() in HEADER_PARAMS}
+        for name, value in form_headers.items():
+            if not _HEADER_VALUE.fullmatch(value):
+                raise _Refused(400, f"{name}: a header parameter of the alternate request syntax must be "
+                                    f"one line of Latin-1 text without control characters, got {value[:100]!r}")
         versions = {negotiate(headers.get("x-experience-api-version")),
                     negotiate(form_headers.get("X-Experience-API-Version"))}
         if "2.0.0" in versions:

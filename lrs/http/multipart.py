@@ -284,6 +284,8 @@ def _split_part_headers(
     last: str | None = None
     for raw_line in block.split(eol):
         line = raw_line.decode("latin-1")
+        if "\x00" in line:  # (a header is text: a NUL could not be stored, nor mean anything)
+            raise BadRequest(f"multipart part {number} has a NUL character in a header line: {line[:80]!r}")
         if line[:1] in (" ", "\t") and last is not None:
             # RFC 5322 §2.2.3 folding: a continuation line belongs to the previous header.
             headers[last] += " " + line.strip()

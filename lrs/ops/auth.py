@@ -122,13 +122,15 @@ class Authenticator:
         if scheme.lower() != "basic":
             raise Unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic", headers=CHALLENGE)
         try:
+            # (ValueError: characters outside ASCII, which base64 cannot hold)
             decoded = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, UnicodeDecodeError, ValueError):
             raise Unauthorized("malformed Basic credentials", headers=CHALLENGE) from None
         key, sep, secret = decoded.partition(":")
         if not sep:
             raise Unauthorized("malformed Basic credentials: expected key:secret", headers=CHALLENGE)
-        row = await self.credentials.by_key(key)
+        # no key holds a NUL (nor can the database compare one)
+        row = None if "\x00" in key else await self.credentials.by_key(key)
         if row is None:
             raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
         fingerprint = self._fingerprint(key, secret, row.secret_hash)

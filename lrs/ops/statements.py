@@ -150,9 +150,34 @@ def validate(stmt: Any, version: str, where: str) -> None:
     try:
         # Extension values are any JSON, and the parser takes deeper nesting than the writer
         # (orjson writes at most 254 levels): refused here, not a failed append (a 500).
-        orjson.dumps(stmt)
+        text = orjson.dumps(stmt)
     except TypeError as exc:
         raise BadRequest(f"{where or 'statement'}: nested too deeply to store ({exc})") from None
+    # PostgreSQL's text and jsonb cannot hold U+0000: a statement with one could not be appended,
+    # compared when sent again, or read by the projections (they parse payloads as jsonb).
+    # The escape is in the text only if some string has one (or a backslash before "u0000").
+    if b"\\u0000" in text and (found := _nul_path(stmt, "")) is not None:
+        path = ".".join(p for p in (where, found) if p)
+        raise BadRequest(f"{path or 'statement'}: contains the character U+0000 (NUL), which Spor cannot store")
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The JSON path of the first string or property name holding U+0000, None if none does."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            shown = k.replace("\x00", "\\u0000")
+            member = f"{path}.{shown}" if path else shown
+            if "\x00" in k:
+                return f"{member} (a property name)"
+            if (found := _nul_path(v, member)) is not None:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if (found := _nul_path(v, f"{path}[{i}]")) is not None:
+                return found
+    return None
 
 
 def _context_activities_as_lists(stmt: dict[str, Any]) -> None:

@@ -77,9 +77,10 @@ def _as_second_59(value: str, m: re.Match[str]) -> str:
 def format_timestamp(dt: datetime) -> str:
     """UTC, millisecond precision at least (microseconds when present), 'Z' suffix."""
     dt = dt.astimezone(UTC)
-    if dt.microsecond % 1000:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+    # (not strftime: its %Y writes the year 1 as "1", not "0001", on glibc)
+    fraction = f"{dt.microsecond:06d}" if dt.microsecond % 1000 else f"{dt.microsecond // 1000:03d}"
+    return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+            f".{fraction}Z")
 
 
 def http_date(dt: datetime) -> str:

@@ -83,6 +83,25 @@ async def test_malformed_alternate_requests_are_400(server: Server, tenant: Tena
         assert r.json()["error"]["status"] == 400
 
 
+async def test_a_header_parameter_that_no_header_can_hold_is_400(server: Server, tenant: Tenant) -> None:
+    """A form value becomes a request header: text outside Latin-1 (it was a 500) and control
+    characters (a second header smuggled in with a line break) are refused, naming the parameter."""
+    base = {"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3"}
+    content = orjson.dumps(statement()).decode()
+    async with client(server) as c:
+        for name, value, extra in (("If-Match", "\u20ac", {}), ("X-Experience-API-Version", "1.0.3\u20ac", {}),
+                                   ("Content-Type", "application/json\ufffd", {"content": content}),
+                                   ("If-None-Match", "*\r\nX-Injected: 1", {}), ("If-Match", "a\x00b", {})):
+            method = "PUT" if "content" in extra else "GET"
+            params = {"method": method}
+            data = {**base, **extra, name: value}
+            if method == "PUT":
+                data["statementId"] = str(uuid.uuid4())
+            r = await c.post("/statements" if method == "PUT" else "/about", params=params, headers=FORM, data=data)
+            assert r.status_code == 400, (name, value, r.status_code, r.text)
+            assert f"{name}: a header parameter" in r.json()["error"]["message"]
+
+
 async def test_alternate_syntax_is_refused_in_2_0_0(server: Server, tenant: Tenant) -> None:
     async with client(server) as c:
         r = await c.post("/statements", params={"method": "GET"}, headers=FORM,

@@ -96,3 +96,15 @@ async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Se
     logs = server.logs()
     basic = base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
     assert tenant.secret not in logs and basic not in logs
+
+
+async def test_basic_credentials_that_cannot_name_a_key_are_401_not_500(server: Server) -> None:
+    """Bytes outside ASCII where base64 belongs (they were a 500 before any check), and a key
+    holding a NUL (the database refused to compare it: a 500): a 401 with the challenge, as for
+    any credential that is not known."""
+    async with httpx.AsyncClient(base_url=server.base_url + "/xapi", timeout=30) as c:
+        for value in (b"Basic \xff\xff", b"Basic \xc3\xa6\xc3\xb8", b"Basic " + base64.b64encode(b"a\x00:b"),
+                      b"Basic " + base64.b64encode(b"\x00:")):
+            r = await c.get("/statements", headers={"Authorization": value, "X-Experience-API-Version": "1.0.3"})
+            assert r.status_code == 401, (value, r.status_code, r.text)
+            assert r.headers["WWW-Authenticate"].startswith("Basic")

@@ -8,6 +8,7 @@ Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -245,3 +246,56 @@ async def test_json_nested_too_deeply_is_a_400_not_a_500(xapi: httpx.AsyncClient
     for path in ("/statements", "/agents"):
         r = await xapi.get(path, params={"agent": agent})
         assert r.status_code == 400, (path, r.text)
+
+
+NUL_PLACES = [
+    (lambda s: s.update(actor={"mbox": "mailto:a\x00@example.org"}), "actor.mbox"),
+    (lambda s: s["verb"].update(id="http://example.org/verbs/x\x00"), "verb.id"),
+    (lambda s: s["object"].update(definition={"name": {"en": "\x00"}}), "object.definition.name.en"),
+    (lambda s: s.update(result={"response": "a\x00b"}), "result.response"),
+    (lambda s: s.update(result={"extensions": {"https://example.org/ext/\x00": 1}}),
+     "result.extensions.https://example.org/ext/\\u0000 (a property name)"),
+    (lambda s: s.update(context={"contextActivities": {"parent": [{"id": "https://example.org/c\x00"}]}}),
+     "context.contextActivities.parent[0].id"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "path"), NUL_PLACES)
+async def test_a_nul_character_anywhere_in_a_statement_is_400_naming_where(
+        xapi: httpx.AsyncClient, mutate: Any, path: str) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000. An identifier with one was a 500 on the
+    append; a free-text member with one was stored, and then every re-send of the same statement
+    was a 500 (the comparison reads stored payloads as jsonb) and the read models could not parse
+    it. Refused with the member's path, and nothing of the batch is kept."""
+    good = with_id(statement(actor=unique("kari")))
+    bad = with_id(statement(actor=unique("ola")))
+    mutate(bad)
+    r = await xapi.post("/statements", json=[good, bad])
+    assert r.status_code == 400, r.text
+    assert f"[1].{path}: contains the character U+0000 (NUL)" in error_message(r), error_message(r)
+    await assert_not_stored(xapi, good["id"])
+    r = await xapi.put("/statements", params={"statementId": bad["id"]}, json=bad)
+    assert r.status_code == 400 and f"{path}: contains the character U+0000" in error_message(r), r.text
+
+
+async def test_a_backslash_before_u0000_is_ordinary_text(xapi: httpx.AsyncClient) -> None:
+    s = with_id(statement(actor=unique("kari")))
+    s["result"] = {"response": "C:\\u0000\\dir"}
+    assert (await xapi.post("/statements", json=s)).status_code == 200
+    again = await xapi.post("/statements", json=s)  # the same statement sent again is accepted
+    assert again.status_code == 200, again.text
+    got = await xapi.get("/statements", params={"statementId": s["id"]})
+    assert got.json()["result"]["response"] == "C:\\u0000\\dir"
+
+
+async def test_a_nul_in_an_attachment_part_header_is_400(xapi: httpx.AsyncClient) -> None:
+    s = statement()
+    content = b"hello"
+    sha2 = hashlib.sha256(content).hexdigest()
+    s["attachments"] = [{"usageType": "https://example.org/usage", "display": {"en": "a"},
+                         "contentType": "text/plain", "length": len(content), "sha2": sha2}]
+    body = (b"--x\r\nContent-Type: application/json\r\n\r\n" + orjson.dumps(s) + b"\r\n--x\r\n"
+            b"Content-Type: te\x00xt/plain\r\nContent-Transfer-Encoding: binary\r\nX-Experience-API-Hash: "
+            + sha2.encode() + b"\r\n\r\n" + content + b"\r\n--x--\r\n")
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": "multipart/mixed; boundary=x"})
+    assert r.status_code == 400 and "NUL" in r.text, r.text

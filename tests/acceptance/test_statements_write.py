@@ -401,6 +401,14 @@ async def test_a_leap_second_is_stored_as_one_in_utc_under_2_0_0(clients: dict[s
     assert (await get_one(clients["1.0.3"], old["id"]))["timestamp"] == "2016-12-31T23:59:60Z"
 
 
+async def test_a_timestamp_in_the_first_millennium_keeps_four_year_digits_under_2_0_0(
+        clients: dict[str, httpx.AsyncClient]) -> None:
+    """The conversion to UTC wrote the year 1 as "1-01-01T00:00:00.000Z", which is no timestamp."""
+    s = with_id(fresh(timestamp="0001-01-01T00:00:00Z"))
+    assert (await clients["2.0.0"].post("/statements", json=s)).status_code == 200
+    assert (await get_one(clients["2.0.0"], s["id"]))["timestamp"] == "0001-01-01T00:00:00.000Z"
+
+
 async def test_a_timestamp_whose_utc_instant_is_outside_the_calendar_is_refused_under_2_0_0(
         clients: dict[str, httpx.AsyncClient]) -> None:
     """9999-12-31T23:59:59-01:00 is a year-10000 instant in UTC, which no RFC 3339 timestamp can

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from lrs.errors import BadRequest
-from lrs.ops.timestamps import parse_timestamp, utc_timestamp
+from lrs.ops.timestamps import format_timestamp, parse_timestamp, utc_timestamp
 
 
 @pytest.mark.parametrize(("sent", "utc"), [
@@ -41,3 +41,10 @@ def test_a_leap_second_as_an_instant_is_the_next_minute_as_postgresql_reads_it()
 def test_second_61_is_still_refused() -> None:
     with pytest.raises(BadRequest, match="not a valid date-time"):
         parse_timestamp("2016-12-31T23:59:61Z")
+
+
+def test_years_before_1000_keep_four_digits() -> None:
+    # strftime's %Y writes the year 1 as "1" on glibc: a timestamp no parser reads back
+    assert format_timestamp(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00.000Z"
+    assert format_timestamp(datetime(999, 12, 31, 23, 59, 59, 123456, tzinfo=UTC)) == "0999-12-31T23:59:59.123456Z"
+    assert utc_timestamp("0001-01-01T01:00:00+01:00") == "0001-01-01T00:00:00.000Z"
