@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -107,13 +107,20 @@ def duration_seconds(value: Any) -> float | None:
 
 
 def parse_timestamp(value: Any, fallback: datetime) -> datetime:
-    """A statement timestamp; the stored time when it is missing (xAPI Data 2.4.7) or odd."""
+    """A statement timestamp; the stored time when it is missing (xAPI Data 2.4.7) or odd. An
+    instant beyond the years 1 to 9999 in UTC (0001-01-01T00:00:00+01:00) is that end of them,
+    as projections.statement_time (migration 0020) takes it."""
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
         except ValueError:
             return fallback
-        return ts if ts.tzinfo is not None else ts.replace(tzinfo=fallback.tzinfo)
+        ts = ts if ts.tzinfo is not None else ts.replace(tzinfo=fallback.tzinfo)
+        try:
+            ts.astimezone(UTC)
+        except OverflowError:
+            return (datetime.min if ts.year == 1 else datetime.max).replace(tzinfo=UTC)
+        return ts
     return fallback
 
 

@@ -4,6 +4,7 @@ the odd shapes the property test's histories never produce."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -69,13 +70,32 @@ CORPUS: list[dict[str, Any]] = [
     _stmt(verb={"id": VOIDED}, actor={"objectType": "Group", "member": [ACCOUNT]},
           object={"objectType": "StatementRef", "id": str(uuid.uuid4())}),
     _stmt(verb=None),
+    # values the LRS accepts that a cast in the SQL refused, failing the read model (0020)
+    _stmt(timestamp="2025-05-01T10:00:00+23:59"),
+    _stmt(timestamp="2025-05-01T10:00:00-2359"),
+    _stmt(timestamp="2025-05-01T10:00:00+16"),
+    _stmt(timestamp="2025-05-01T10:00:00.5+16:30"),
+    _stmt(timestamp="0001-01-01T00:00:00+01:00"),
+    _stmt(timestamp="9999-12-31T23:59:59-01:00"),
+    _stmt(timestamp="2016-12-31T23:59:60Z"),
+    _stmt(result={"score": {"scaled": "__1E-400__"}}),
+    _stmt(result={"score": {"scaled": "__-1E-400__"}}),
+    _stmt(result={"duration": "PT" + "9" * 400 + "S"}),
+    _stmt(result={"duration": "PT0." + "0" * 400 + "1S"}),
+    _stmt(result={"duration": "P" + "9" * 320 + "Y1M"}),
 ]
+# A statement's JSON text as stored: "__<number>__" strings stand for number literals that no
+# Python float can write (1E-400).
+_RAW_NUMBER = re.compile(r'"__(-?[0-9.]+E[+-]?[0-9]+)__"')
+
+
+def _payload(s: dict[str, Any]) -> str:
+    return _RAW_NUMBER.sub(r"\1", orjson.dumps(s).decode())
 
 
 async def _facts_both_ways(conn: asyncpg.Connection, statements: list[dict[str, Any]]) -> tuple[set, set]:
     store = await conn.fetchval("INSERT INTO stores (name) VALUES ($1) RETURNING id", f"s-{uuid.uuid4()}")
-    rows = [(store, i + 1, "statement", RECORDED, uuid.UUID(s["id"]), orjson.dumps(s).decode())
-            for i, s in enumerate(statements)]
+    rows = [(store, i + 1, "statement", RECORDED, uuid.UUID(s["id"]), _payload(s)) for i, s in enumerate(statements)]
     await conn.executemany("INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload) "
                            "VALUES ($1, $2, $3, $4, $5, $6::text::json)", rows)
     got = {
@@ -85,7 +105,7 @@ async def _facts_both_ways(conn: asyncpg.Connection, statements: list[dict[str, 
     }
     want = set()
     for i, s in enumerate(statements):
-        f = statement_facts(Event(store, i + 1, "statement", RECORDED, s["id"], s))
+        f = statement_facts(Event(store, i + 1, "statement", RECORDED, s["id"], orjson.loads(_payload(s))))
         if f.voids is None and f.ifi is None:
             continue  # the fold skips statements attributed to no one
         want.add((f.statement_id, f.ifi, f.verb, f.activity_id, tuple(sorted(f.courses)), f.success, f.score,

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 
@@ -103,6 +104,32 @@ async def test_a_failing_event_marks_only_that_projection_failed(db_url: str, co
         assert st["transcript"].state == "current"  # it has no org tables: the event is nothing to it
         assert len(await _completions(conn)) == 2
         assert st["course_status"].lag_events == 3 and st["course_status"].state == "behind"
+    finally:
+        await pc.close()
+
+
+async def test_odd_values_the_lrs_accepts_do_not_fail_a_read_model(db_url: str, conn: asyncpg.Connection) -> None:
+    """Each of these statements is valid xAPI 1.0.3 and was stored, and each made the folds' SQL
+    raise (an offset beyond PostgreSQL's 15:59, an instant before the year 1 in UTC, a duration
+    no double holds), which failed the read model at that statement for its store (0020)."""
+    sid = await _store(conn)
+    odd = [statement(actor="a", timestamp="2025-05-01T10:00:00+23:59"),
+           statement(actor="b", timestamp="0001-01-01T00:00:00+01:00"),
+           {**statement(actor="c"), "result": {"duration": "PT" + "9" * 400 + "S", "completion": True}}]
+    ids = await _post(db_url, sid, odd)
+    pc = await runner.connect(db_url)
+    try:
+        for p in ALL.values():
+            await runner.catch_up(pc, p, batch_size=100)
+        st = await runner.status(pc, list(ALL.values()))
+        assert [(s.projection, s.state, s.error) for s in st] == [(s.projection, "current", None) for s in st]
+        assert sorted(await _completions(conn)) == sorted(ids)
+        at = await conn.fetch("SELECT statement_id::text, completed_at FROM rm_transcript.completions")
+        when = {r[0]: r[1] for r in at}
+        assert when[ids[0]] == datetime(2025, 4, 30, 10, 1, tzinfo=UTC)
+        assert when[ids[1]] == datetime(1, 1, 1, tzinfo=UTC)  # the nearest instant a reader can decode
+        assert await conn.fetchval("SELECT duration_s FROM rm_transcript.completions WHERE statement_id = $1::uuid",
+                                   ids[2]) == float("inf")
     finally:
         await pc.close()
 
