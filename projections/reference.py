@@ -39,7 +39,15 @@ from projections.facts import (
 
 KINDS = ("org", "people", "requirements")
 _LEVEL = re.compile(r"^[a-z][a-z_]*$")
-_DIGITS = re.compile(r"^\d+$")
+_DIGITS = re.compile(r"^[0-9]+$")
+# The longest value a field may hold: an identifier (unit, person, employment, requirement,
+# role, profession) goes into the read models' keys and indexes, which hold ~2,700 bytes an
+# entry (a longer one was accepted here and then stopped the projections); a name is text; an
+# activity IRI is compared, not indexed.
+ID_MAX, TEXT_MAX, IRI_MAX = 200, 500, 2000
+# Control characters (NUL among them, which PostgreSQL's text cannot hold; U+001F separates the
+# parts of a key) and lone surrogates (not Unicode text) in a value.
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 # identifier families: link and unlink of one identifier share a key, so the newest of either wins
 _FAMILY = {ORG_UNIT: "org.unit", PERSON_LINKED: "person.link", PERSON_UNLINKED: "person.link",
            EMPLOYMENT: "person.employment", REQUIREMENT: "requirement"}
@@ -87,15 +95,25 @@ class RefEvent:
 
 def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, record) of a CSV file (header row, then one record per row) or a JSON array."""
-    text = path.read_text(encoding="utf-8-sig")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportFailed([RowError(path.name, line, "(file)", f"is not UTF-8 text ({exc.reason} at byte "
+                                                                 f"{exc.start})")]) from None
     if path.suffix.lower() == ".json":
         yield from _json_records(text, path.name)
         return
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    for row in reader:
-        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-            continue
-        yield reader.line_num, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+    try:
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue
+            yield reader.line_num, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+    except csv.Error as exc:
+        # (line_num counts the lines read before the one that failed)
+        raise ImportFailed([RowError(path.name, reader.line_num + 1, "(csv)", str(exc))]) from None
 
 
 def _json_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -105,18 +123,30 @@ def _json_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     if i >= len(text) or text[i] != "[":
         raise ImportFailed([RowError(name, 1, "(file)", "a JSON import file is an array of objects")])
     i = _skip(text, i + 1)
-    while i < len(text) and text[i] != "]":
+    first = True
+    while i >= len(text) or text[i] != "]":
         line = text.count("\n", 0, i) + 1
+        if not first:
+            if i >= len(text) or text[i] != ",":
+                what = "the array is not closed" if i >= len(text) else "expected ',' or ']' after an item"
+                raise ImportFailed([RowError(name, line, "(json)", what)])
+            i = _skip(text, i + 1)
+            line = text.count("\n", 0, i) + 1
+        first = False
         try:
             obj, i = dec.raw_decode(text, i)
         except json.JSONDecodeError as exc:
             raise ImportFailed([RowError(name, exc.lineno, "(json)", exc.msg)]) from None
+        except RecursionError:
+            raise ImportFailed([RowError(name, line, "(json)", "nested too deeply")]) from None
+        except ValueError as exc:  # e.g. an integer beyond Python's digit limit
+            raise ImportFailed([RowError(name, line, "(json)", str(exc)[:200])]) from None
         if not isinstance(obj, dict):
             raise ImportFailed([RowError(name, line, "(record)", "each item must be an object")])
         yield line, obj
         i = _skip(text, i)
-        if i < len(text) and text[i] == ",":
-            i = _skip(text, i + 1)
+    if _skip(text, i + 1) < len(text):
+        raise ImportFailed([RowError(name, text.count("\n", 0, i) + 1, "(json)", "text after the array")])
 
 
 def _skip(text: str, i: int) -> int:
@@ -134,16 +164,27 @@ class _Row:
     def err(self, field: str, message: str) -> None:
         self.errors.append(RowError(self.file, self.line, field, message))
 
-    def text(self, field: str, required: bool = True) -> str | None:
+    def text(self, field: str, required: bool = True, limit: int = ID_MAX) -> str | None:
         v = self.rec.get(field)
         if v is None or (isinstance(v, str) and not v.strip()):
             if required:
                 self.err(field, "is required")
             return None
-        if not isinstance(v, str | int):
+        if not isinstance(v, str | int) or isinstance(v, bool):
             self.err(field, "must be text")
             return None
-        return str(v).strip()
+        return self.checked(field, str(v).strip(), limit)
+
+    def checked(self, field: str, value: str, limit: int) -> str | None:
+        """``value`` if it is text a field may hold: at most ``limit`` characters, no control
+        characters, no lone surrogates."""
+        if len(value) > limit:
+            self.err(field, f"is {len(value)} characters long; at most {limit}")
+            return None
+        if _NOT_TEXT.search(value):
+            self.err(field, "must not hold control characters (NUL, line breaks, U+001F) or lone surrogates")
+            return None
+        return value
 
     def day(self, field: str, required: bool = True) -> str | None:
         v = self.text(field, required)
@@ -155,16 +196,19 @@ class _Row:
             self.err(field, f"{v!r} is not a date (YYYY-MM-DD)")
             return None
 
-    def strings(self, field: str) -> list[str]:
+    def strings(self, field: str, limit: int = ID_MAX) -> list[str]:
         v = self.rec.get(field)
         if v is None or v == "":
             return []
         if isinstance(v, str):
-            return [s for s in re.split(r"[\s;]+", v.strip()) if s]
-        if isinstance(v, list) and all(isinstance(s, str) for s in v):
-            return [s.strip() for s in v if s.strip()]
-        self.err(field, "must be a list of text (in CSV: separated by spaces or ';')")
-        return []
+            items = [s for s in re.split(r"[\s;]+", v.strip()) if s]
+        elif isinstance(v, list) and all(isinstance(s, str) for s in v):
+            items = [s.strip() for s in v if s.strip()]
+        else:
+            self.err(field, "must be a list of text (in CSV: separated by spaces or ';')")
+            return []
+        kept = [self.checked(f"{field}[{i}]", s, limit) for i, s in enumerate(items)]
+        return [s for s in kept if s is not None]
 
 
 def identifier_key(value: Any) -> str | None:
@@ -201,7 +245,7 @@ def org_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
                 r.err("unit_id", "must be digits (a RESH id or an organisation number)")
             elif id_kind == "orgnr" and len(unit_id) != 9:
                 r.err("unit_id", "an organisation number has 9 digits")
-        name = r.text("name")
+        name = r.text("name", limit=TEXT_MAX)
         parent = r.text("parent_id", required=False)
         level = (r.text("level") or "").lower()
         if level and not _LEVEL.match(level):
@@ -229,9 +273,11 @@ def people_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
         r = _Row(file, line, rec, errors)
         person = r.text("person_id")
         ids = rec.get("identifiers")
-        ident_list = r.strings("identifiers") if not isinstance(ids, list) else ids
+        ident_list = r.strings("identifiers", TEXT_MAX) if not isinstance(ids, list) else ids
         for i, ident in enumerate(ident_list):
             key = identifier_key(ident)
+            if key is not None and r.checked(f"identifiers[{i}]", key, TEXT_MAX) is None:
+                continue
             if key is None:
                 r.err(f"identifiers[{i}]", "must be an xAPI agent, mailto:ADDRESS, account:HOMEPAGE|NAME or openid:URL")
             elif person:
@@ -269,17 +315,19 @@ def requirement_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
     for line, rec in records:
         r = _Row(file, line, rec, errors)
         rid = r.text("requirement_id")
-        name = r.text("name", required=False) or rid
-        acts = r.strings("activity_ids")
+        name = r.text("name", required=False, limit=TEXT_MAX) or rid
+        acts = r.strings("activity_ids", IRI_MAX)
         if not acts:
             r.err("activity_ids", "is required (the activity ids that satisfy the requirement)")
         for a in acts:
-            if not a.startswith(("http://", "https://", "urn:")):
+            if not a.startswith(("http://", "https://", "urn:")) or a in ("http://", "https://", "urn:"):
                 r.err("activity_ids", f"{a!r} is not an IRI")
         days_raw = rec.get("validity_days")
         days: int | None = None
         if days_raw not in (None, ""):
             try:
+                if isinstance(days_raw, bool) or not re.fullmatch(r"[0-9]{1,6}", str(days_raw).strip()):
+                    raise ValueError  # (int() also takes "+30", "3_65" and digits of other scripts)
                 days = int(str(days_raw))
                 if not 0 < days <= MAX_VALIDITY_DAYS:
                     raise ValueError

@@ -81,6 +81,31 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
     ("requirements", "req.csv",
      "requirement_id,activity_ids\nr1,https://c.example.org/a\nr1,https://c.example.org/b\n",
      "req.csv:3: (row): requirement.set 'r1' differs from line 2"),
+    # (found by a fuzz round: accepted, then a read model's index refused the row and the
+    # projections stopped; or a traceback instead of "import refused")
+    ("org", "org.csv", "unit_id,name,level,valid_from\n" + "1" * 300 + ",A,trust,2024-01-01\n",
+     "org.csv:2: unit_id: is 300 characters long; at most 200"),
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from\nP1,mailto:a@example.org,E1,"
+     + "9" * 3000 + ",2024-01-01\n", "people.csv:2: unit_id: is 3000 characters long; at most 200"),
+    ("org", "org.csv", "unit_id,name,level,valid_from\n1,A\x00B,trust,2024-01-01\n",
+     "org.csv:2: name: must not hold control characters"),
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from\nP1\x1fE,mailto:a@example.org,"
+     "E1,1,2024-01-01\n", "people.csv:2: person_id: must not hold control characters"),
+    ("org", "org.csv", "unit_id,name,level,valid_from\n\u0661\u0662,A,trust,2024-01-01\n",
+     "org.csv:2: unit_id: must be digits"),
+    ("requirements", "req.csv", "requirement_id,activity_ids,validity_days\nr1,https://c.example.org/a,3_65\n",
+     "req.csv:2: validity_days: must be a whole number"),
+    ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01"}',
+     "org.json:1: (json): the array is not closed"),
+    ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01"}]\nmore',
+     "org.json:1: (json): text after the array"),
+    ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01"}\n'
+     ' {"unit_id": "2", "name": "B", "level": "trust", "valid_from": "2024-01-01"}]',
+     "org.json:2: (json): expected ',' or ']' after an item"),
+    ("org", "org.json", '[{"unit_id": "1", "name": "\\ud800", "level": "trust", "valid_from": "2024-01-01"}]',
+     "org.json:1: name: must not hold control characters (NUL, line breaks, U+001F) or lone surrogates"),
+    ("org", "org.json", "[" + '{"a":' * 50_000 + "1" + "}" * 50_000 + "]", "org.json:1: (json): nested too deeply"),
+    ("org", "org.json", '[{"unit_id": 1' + "0" * 5000 + "}]", "org.json:1: (json): Exceeds the limit"),
 ])
 async def test_a_bad_row_refuses_the_whole_file_naming_file_line_and_field(
         tmp_path: Path, conn: asyncpg.Connection, kind: str, name: str, content: str, message: str) -> None:
@@ -89,6 +114,23 @@ async def test_a_bad_row_refuses_the_whole_file_naming_file_line_and_field(
     path.write_text(content)
     with pytest.raises(reference.ImportFailed) as err:
         await reference.import_file(conn, sid, kind, path)
+    assert message in str(err.value)
+    assert await _events(conn) == 0
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("unit_id,name,level,valid_from\n1,Bod\u00f8,trust,2024-01-01\n".encode("latin-1"),
+     "org.csv:2: (file): is not UTF-8 text"),
+    (b"unit_id,name,level,valid_from\n1," + b"x" * 200_000 + b",trust,2024-01-01\n",
+     "org.csv:2: (csv): field larger than field limit"),
+])
+async def test_a_file_that_cannot_be_read_as_records_is_refused_naming_where(
+        tmp_path: Path, conn: asyncpg.Connection, content: bytes, message: str) -> None:
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    path = tmp_path / "org.csv"
+    path.write_bytes(content)
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "org", path)
     assert message in str(err.value)
     assert await _events(conn) == 0
 
