@@ -126,6 +126,8 @@ async def _use_schema(conn: asyncpg.Connection, schema: str) -> None:
 DATA_ERRORS: tuple[type[BaseException], ...] = (
     ValueError, KeyError, TypeError, AttributeError, AssertionError, ArithmeticError,
     asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+    # (an index entry too large for its row: retrying cannot help, it was retried for ever)
+    asyncpg.ProgramLimitExceededError,
 )
 
 
@@ -205,6 +207,9 @@ async def _locked_checkpoint(conn: asyncpg.Connection, store_id: int) -> asyncpg
 async def _record_failure(conn: asyncpg.Connection, schema: str, store_id: int, exc: BaseException) -> None:
     async with conn.transaction():
         await _use_schema(conn, schema)
+        # (the row the failed batch made was rolled back with it when the store's first event
+        # is the bad one: without it the failure went unrecorded and was met again and again)
+        await conn.execute(sql("rm_checkpoint_ensure"), store_id)
         cp = await conn.fetchrow(sql("rm_checkpoint_lock"), store_id)
         position = (cp["position"] if cp else 0) + 1
         msg = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -614,15 +619,21 @@ class Worker:
         listener = await asyncpg.connect(self.url)
         try:
             await listener.add_listener(CHANNEL, self._notified)
+            retries = 0
             while not stop.is_set():
                 self.wake.clear()
                 try:
                     did = await self.run_once(conn)
-                except asyncpg.PostgresError:
+                    retries = 0
+                except asyncpg.PostgresError as exc:
                     # transient (e.g. a rebuild swapped the schema under an in-flight statement):
-                    # the batch rolled back, so going again is safe
+                    # the batch rolled back, so going again is safe; said in the log, and waited
+                    # for longer each time it happens again (up to the poll interval)
+                    retries += 1
+                    log.warning("projection_pass_retried", error=type(exc).__name__,
+                                sqlstate=getattr(exc, "sqlstate", None), retries=retries)
                     did = 0
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(min(0.1 * 2 ** min(retries - 1, 10), max(self.options.poll_seconds, 0.1)))
                 if did:
                     continue
                 waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]

@@ -18,7 +18,7 @@ from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
 from lrs.store.statements import PgStatementRepository
 from projections import reference, runner
-from projections.facts import ORG_UNIT, Window
+from projections.facts import EMPLOYMENT, ORG_UNIT, Window
 from projections.models import ALL, COMPLIANCE, TRANSCRIPT
 from tests.conftest import ROOT
 from tests.statements import statement
@@ -130,6 +130,34 @@ async def test_odd_values_the_lrs_accepts_do_not_fail_a_read_model(db_url: str, 
         assert when[ids[1]] == datetime(1, 1, 1, tzinfo=UTC)  # the nearest instant a reader can decode
         assert await conn.fetchval("SELECT duration_s FROM rm_transcript.completions WHERE statement_id = $1::uuid",
                                    ids[2]) == float("inf")
+    finally:
+        await pc.close()
+
+
+async def test_an_event_too_large_for_an_index_fails_its_read_model_for_its_store_only(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """An employment whose unit id is 3,000 characters (written straight to the log, as a buggy
+    feed might: the import refuses it now) cannot enter the employments index. The error was
+    taken as transient: the worker retried it for ever, said nothing, and every store's read
+    models that keep employments stalled behind it. It is the read model's failure at that event
+    now, for that store; other stores and read models go on."""
+    sid = await _store(conn)
+    other = await _store(conn, "other")
+    pc = await runner.connect(db_url)
+    try:
+        await reference.append(pc, sid, [reference.RefEvent(EMPLOYMENT, "P1\x1fE1", {
+            "person_id": "P1", "employment_id": "E1", "unit_id": os.urandom(1500).hex(), "role": "", "profession": "",
+            "valid_from": "2024-01-01", "valid_to": None})])
+        await _post(db_url, sid, [statement(actor="kari")])
+        await _post(db_url, other, [statement(actor="ola")])
+        for p in ALL.values():
+            await runner.catch_up(pc, p, batch_size=100)
+        st = {(s.projection, s.store_id): s for s in await runner.status(pc, list(ALL.values()))}
+        for name in ("course_status", "compliance"):
+            assert st[(name, sid)].state == "failed" and st[(name, sid)].failed_position == 1, st[(name, sid)]
+            assert "ProgramLimitExceeded" in (st[(name, sid)].error or "")
+            assert st[(name, other)].state == "current"
+        assert st[("transcript", sid)].state == "current"  # it keeps no employments
     finally:
         await pc.close()
 
