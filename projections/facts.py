@@ -106,10 +106,15 @@ def duration_seconds(value: Any) -> float | None:
     return sum(float(v) * _SECONDS[k] for k, v in m.groupdict().items() if v is not None)
 
 
+# The latest statement time the read models keep: a century (MAX_VALIDITY_DAYS) before the end
+# of the calendar, so that an expiry stays in it.
+LAST_TIME = datetime(9899, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+
+
 def parse_timestamp(value: Any, fallback: datetime) -> datetime:
     """A statement timestamp; the stored time when it is missing (xAPI Data 2.4.7) or odd. An
-    instant beyond the years 1 to 9999 in UTC (0001-01-01T00:00:00+01:00) is that end of them,
-    as projections.statement_time (migration 0020) takes it."""
+    instant before the year 1 or after LAST_TIME in UTC (0001-01-01T00:00:00+01:00) is the
+    nearer of them, as projections.statement_time (migration 0020) takes it."""
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
@@ -117,10 +122,10 @@ def parse_timestamp(value: Any, fallback: datetime) -> datetime:
             return fallback
         ts = ts if ts.tzinfo is not None else ts.replace(tzinfo=fallback.tzinfo)
         try:
-            ts.astimezone(UTC)
+            in_utc = ts.astimezone(UTC)
         except OverflowError:
-            return (datetime.min if ts.year == 1 else datetime.max).replace(tzinfo=UTC)
-        return ts
+            return datetime.min.replace(tzinfo=UTC) if ts.year == 1 else LAST_TIME
+        return ts if in_utc <= LAST_TIME else LAST_TIME
     return fallback
 
 

@@ -645,3 +645,42 @@ async def test_exports_beyond_the_limit_wait_and_an_unaudited_export_reads_nothi
         head = await client.head("/api/v1/compliance", auth=auth, params=params)
         assert head.status_code == 200 and head.content == b""
     assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE store_id = $1 AND request ? 'export'", sid)
+
+
+async def test_completions_at_the_end_of_the_calendar_are_answered(db_url: str, conn: asyncpg.Connection) -> None:
+    """A completion dated 9999-12-31 (valid xAPI) made its expiry, a year later, fall outside
+    what a reader can decode: the transcript, the compliance rows as of 9999-12-31 and their CSV
+    were a 500. A statement's time is kept within the years 1 to 9899 by the read models
+    (migration 0020), so an expiry up to a century later stays in the calendar."""
+    tenant = await make_tenant(db_url, "http://testserver")
+    sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
+    pc = await runner.connect(db_url)
+    try:
+        for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "requirements.csv")):
+            await reference.import_file(pc, sid, kind, EXAMPLES / file)
+    finally:
+        await pc.close()
+    auth = (tenant.key, tenant.secret)
+    kari = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
+    async with _app(db_url) as client:
+        posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
+            _completion(kari, "https://courses.example.org/infosec", "9999-12-31T23:59:59Z"),
+            _completion(kari, "https://courses.example.org/hlr", "9999-12-31T23:59:59-05:00")])
+        assert posted.status_code == 200, posted.text
+        pc = await runner.connect(db_url)
+        try:
+            for p in ALL.values():
+                await runner.catch_up(pc, p)
+        finally:
+            await pc.close()
+        t = await client.get("/api/v1/transcripts/P-0001", auth=auth)
+        assert t.status_code == 200, t.text
+        assert {i["completed_at"][:10] for i in t.json()["items"]} == {"9899-12-31"}
+        for params in ({"as_of": "9999-12-31", "person": "P-0001"}, {"as_of": "9999-12-31", "format": "csv"},
+                       {"as_of": "9900-06-01", "person": "P-0001"}):
+            r = await client.get("/api/v1/compliance", auth=auth, params=params)
+            assert r.status_code == 200, (params, r.text)
+        # (the completion is 9900-01-01 in Oslo, and infosec holds for a year)
+        rows = (await client.get("/api/v1/compliance", auth=auth,
+                                 params={"as_of": "9900-06-01", "person": "P-0001"})).json()["items"]
+        assert {r["requirement_id"]: r["status"] for r in rows}["infosec"] == "valid"

@@ -11,8 +11,9 @@
 --   timestamptz takes at most 15:59): now applied by hand;
 -- - a timestamp whose instant falls outside the years 1 to 9999 in UTC
 --   (0001-01-01T00:00:00+01:00): PostgreSQL holds it, but no reader could decode it (a 500 in
---   the analyst API); now taken as the nearest end of that range, as the query parameters are
---   (lrs.ops.timestamps.parse_bound);
+--   the analyst API); now taken as the nearer end of the years 1 to 9899: a completion's expiry
+--   (at most MAX_VALIDITY_DAYS, a century, later) must stay in the calendar too (a completion
+--   dated 9999-12-31 made the transcript and the compliance views a 500);
 -- - a number a double cannot hold: score.scaled 1E-400 (within [-1, 1], so valid) and
 --   durations whose numbers run to hundreds of digits: now read as Python's float() reads
 --   them (projections.float8_of): beyond the largest double, infinity; nearer zero than the
@@ -60,7 +61,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 
 -- As 0008's (STABLE since 0013), with offsets up to 23:59 and instants within the years 1 to
--- 9999 in UTC. The first branch is the plain cast of the form the LRS writes and most clients
+-- 9899 in UTC. The first branch is the plain cast of the form the LRS writes and most clients
 -- send; an offset of 16 hours or more is subtracted by hand; anything unreadable is the stored
 -- time, as before.
 CREATE OR REPLACE FUNCTION projections.statement_time(ts text, fallback timestamptz) RETURNS timestamptz
@@ -80,7 +81,7 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
         WHEN ts ~ '(Z|[+-][0-9]{2}(:?[0-9]{2})?)$'
             THEN regexp_replace(ts, '(\.[0-9]{6})[0-9]+', '\1')::timestamptz
         ELSE regexp_replace(ts, '(\.[0-9]{6})[0-9]+', '\1')::timestamp AT TIME ZONE 'UTC'
-        END, '0001-01-01 00:00:00+00'::timestamptz), '9999-12-31 23:59:59.999999+00'::timestamptz)
+        END, '0001-01-01 00:00:00+00'::timestamptz), '9899-12-31 23:59:59.999999+00'::timestamptz)
 $$;
 
 -- As 0015's, with the scaled score read by float8_of.
