@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+import statements_schema
 from lrs.ops.terms import agent_key
 from lrs.store.log import Reservation, commit_positions, reserve
 from lrs.store.queries import sql
@@ -107,6 +108,10 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         return
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
+        header = [h.strip() for h in reader.fieldnames or []]
+        twice = sorted({h for h in header if h and header.count(h) > 1})
+        if twice:  # (a DictReader keeps the last of them, silently)
+            raise ImportFailed([RowError(path.name, 1, "(header)", f"column {', '.join(twice)} appears twice")])
         for row in reader:
             if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
                 continue
@@ -215,6 +220,10 @@ def identifier_key(value: Any) -> str | None:
     """The IFI key of an identifier: an xAPI Agent object, ``mailto:...``, ``account:HOMEPAGE|NAME``
     or ``openid:URL``; None when it is none of these."""
     if isinstance(value, dict):
+        try:  # an Agent as xAPI has it: exactly one identifier, each of its form
+            statements_schema.validate_agent(value, "1.0.3")
+        except statements_schema.ValidationFailure:
+            return None
         return agent_key(value)
     if not isinstance(value, str):
         return None

@@ -106,6 +106,13 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
      "org.json:1: name: must not hold control characters (NUL, line breaks, U+001F) or lone surrogates"),
     ("org", "org.json", "[" + '{"a":' * 50_000 + "1" + "}" * 50_000 + "]", "org.json:1: (json): nested too deeply"),
     ("org", "org.json", '[{"unit_id": 1' + "0" * 5000 + "}]", "org.json:1: (json): Exceeds the limit"),
+    ("org", "org.csv", "unit_id,name,level,name,valid_from\n1,A,trust,B,2024-01-01\n",
+     "org.csv:1: (header): column name appears twice"),
+    ("people", "people.json", '[{"person_id": "P1", "identifiers": [{"mbox": 5}]}]',
+     "people.json:1: identifiers[0]: must be an xAPI agent"),
+    ("people", "people.json", '[{"person_id": "P1", "identifiers": [{"mbox": "mailto:a@example.org", '
+     '"account": {"homePage": "https://id.example.org", "name": "a"}}]}]',
+     "people.json:1: identifiers[0]: must be an xAPI agent"),
 ])
 async def test_a_bad_row_refuses_the_whole_file_naming_file_line_and_field(
         tmp_path: Path, conn: asyncpg.Connection, kind: str, name: str, content: str, message: str) -> None:
