@@ -22,6 +22,7 @@ from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, Preco
 from lrs.ops import json_members
 from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, refusals_recorded
+from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
 from lrs.ops.uuids import canonical_uuid
 
@@ -184,20 +185,10 @@ def agent_param(raw: str | None, version: str) -> tuple[str, dict[str, Any]]:
     key = T.agent_key(data)
     if key is None:
         raise BadRequest("agent parameter: must be an Agent or an identified Group")
-    if _has_nul(data):
+    if nul_path(data) is not None:
         # the documents keep the whole Agent, and PostgreSQL's jsonb refuses the character
         raise BadRequest("agent parameter: contains a NUL character")
     return key, data
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def registration_param(raw: str | None) -> str:

@@ -20,6 +20,7 @@ from lrs.ops import languages
 from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, record_refusal, refusals_recorded
 from lrs.ops.comparison import comparison_form
+from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import utc_timestamp
 from lrs.ops.uuids import canonical_uuid
@@ -156,28 +157,9 @@ def validate(stmt: Any, version: str, where: str) -> None:
     # PostgreSQL's text and jsonb cannot hold U+0000: a statement with one could not be appended,
     # compared when sent again, or read by the projections (they parse payloads as jsonb).
     # The escape is in the text only if some string has one (or a backslash before "u0000").
-    if b"\\u0000" in text and (found := _nul_path(stmt, "")) is not None:
+    if b"\\u0000" in text and (found := nul_path(stmt)) is not None:
         path = ".".join(p for p in (where, found) if p)
         raise BadRequest(f"{path or 'statement'}: contains the character U+0000 (NUL), which Spor cannot store")
-
-
-def _nul_path(value: Any, path: str) -> str | None:
-    """The JSON path of the first string or property name holding U+0000, None if none does."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            shown = k.replace("\x00", "\\u0000")
-            member = f"{path}.{shown}" if path else shown
-            if "\x00" in k:
-                return f"{member} (a property name)"
-            if (found := _nul_path(v, member)) is not None:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if (found := _nul_path(v, f"{path}[{i}]")) is not None:
-                return found
-    return None
 
 
 def _context_activities_as_lists(stmt: dict[str, Any]) -> None:
