@@ -19,15 +19,23 @@ def parse_timestamp(value: str, what: str = "timestamp") -> datetime:
 
     A leap second (second 60, which RFC 3339 allows) is the instant one second after second 59
     of that minute, as PostgreSQL reads it: a datetime cannot hold it."""
+    parsed, leap = _parse(value, what)
+    if not leap:
+        return parsed
+    try:
+        return parsed + timedelta(seconds=1)
+    except OverflowError:  # the last minute a datetime holds: its last instant
+        return parsed.replace(microsecond=999_999)
+
+
+def _parse(value: str, what: str) -> tuple[datetime, bool]:
+    """The timestamp as an aware datetime, a leap second read as second 59; and whether it was
+    one."""
     m = _TS.match(value) if isinstance(value, str) else None
     if not m:
         raise BadRequest(f"{what}: not an ISO 8601 date-time: {value!r}")
-    if m.group("time").endswith(":60"):
-        second_59 = parse_timestamp(_as_second_59(value, m), what)
-        try:
-            return second_59 + timedelta(seconds=1)
-        except OverflowError:  # the last minute a datetime holds: its last instant
-            return second_59.replace(microsecond=999_999)
+    leap = m.group("time").endswith(":60")
+    time = m.group("time")[:-2] + "59" if leap else m.group("time")
     frac = (m.group("frac") or "")[:7].ljust(7, "0")[:7] if m.group("frac") else ""
     tz = m.group("tz") or "Z"
     if tz in ("Z", "z"):
@@ -37,9 +45,9 @@ def parse_timestamp(value: str, what: str = "timestamp") -> datetime:
     elif ":" not in tz:
         tz = f"{tz[:3]}:{tz[3:]}"
     # Python parses at most microseconds; extra digits were truncated above.
-    text = f"{m.group('date')}T{m.group('time')}{frac[:7]}{tz}"
+    text = f"{m.group('date')}T{time}{frac[:7]}{tz}"
     try:
-        return datetime.fromisoformat(text)
+        return datetime.fromisoformat(text), leap
     except ValueError as exc:
         raise BadRequest(f"{what}: not a valid date-time: {value!r}") from exc
 
@@ -60,18 +68,12 @@ def utc_timestamp(value: str, what: str = "timestamp") -> str:
     """An xAPI timestamp as the same instant in UTC (``format_timestamp``), as xAPI 2.0 stores
     it. A leap second stays one: 2017-01-01T00:59:60+01:00 is 2016-12-31T23:59:60.000Z (offsets
     are whole minutes, so the second 60 falls on the same second in UTC)."""
-    m = _TS.match(value) if isinstance(value, str) else None
-    leap = m is not None and m.group("time").endswith(":60")
+    parsed, leap = _parse(value, what)
     try:
-        text = format_timestamp(parse_timestamp(_as_second_59(value, m) if m and leap else value, what))
+        text = format_timestamp(parsed)
     except OverflowError:
         raise BadRequest(f"{what}: {value!r} is outside the years 0001 to 9999 in UTC") from None
     return text[:17] + "60" + text[19:] if leap else text
-
-
-def _as_second_59(value: str, m: re.Match[str]) -> str:
-    """The timestamp ``value`` (matched by _TS as ``m``) with second 59 in place of 60."""
-    return value[: m.end("time") - 2] + "59" + value[m.end("time"):]
 
 
 def format_timestamp(dt: datetime) -> str:
