@@ -335,7 +335,7 @@ def requirement_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
         days: int | None = None
         if days_raw not in (None, ""):
             try:
-                if isinstance(days_raw, bool) or not re.fullmatch(r"[0-9]{1,6}", str(days_raw).strip()):
+                if isinstance(days_raw, bool) or not _DIGITS.match(str(days_raw).strip()):
                     raise ValueError  # (int() also takes "+30", "3_65" and digits of other scripts)
                 days = int(str(days_raw))
                 if not 0 < days <= MAX_VALIDITY_DAYS:

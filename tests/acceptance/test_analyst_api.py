@@ -43,6 +43,27 @@ async def _app(db_url: str, settings: Settings | None = None) -> AsyncIterator[h
         yield client
 
 
+async def _import_examples(db_url: str, store_ids: list[int]) -> None:
+    """The example org, people and requirements files (docs/examples) into each store."""
+    pc = await runner.connect(db_url)
+    try:
+        for sid in store_ids:
+            for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "requirements.csv")):
+                await reference.import_file(pc, sid, kind, EXAMPLES / file)
+    finally:
+        await pc.close()
+
+
+async def _catch_up(db_url: str) -> None:
+    """Every read model up to the end of the log."""
+    pc = await runner.connect(db_url)
+    try:
+        for p in ALL.values():
+            await runner.catch_up(pc, p)
+    finally:
+        await pc.close()
+
+
 def _completion(account: dict, activity: str, ts: str, sid: str | None = None, **result: object) -> dict:
     s = {"id": sid or str(uuid.uuid4()), "actor": {"objectType": "Agent", **account},
          "verb": {"id": "http://adlnet.gov/expapi/verbs/completed", "display": {"en-US": "completed"}},
@@ -55,12 +76,7 @@ def _completion(account: dict, activity: str, ts: str, sid: str | None = None, *
 async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> None:
     tenant = await make_tenant(db_url, "http://testserver")
     sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
-    pc = await runner.connect(db_url)
-    try:
-        for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "requirements.csv")):
-            await reference.import_file(pc, sid, kind, EXAMPLES / file)
-    finally:
-        await pc.close()
+    await _import_examples(db_url, [sid])
     auth = (tenant.key, tenant.secret)
     kari_emp = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
     kari_mail = {"mbox": "mailto:kari.nordmann@example.org"}
@@ -81,12 +97,7 @@ async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> 
             "verb": {"id": "http://adlnet.gov/expapi/verbs/voided", "display": {"en-US": "voided"}},
             "object": {"objectType": "StatementRef", "id": voided_id}})
         assert void.status_code == 200, void.text
-        pc = await runner.connect(db_url)
-        try:
-            for p in ALL.values():
-                await runner.catch_up(pc, p)
-        finally:
-            await pc.close()
+        await _catch_up(db_url)
 
         t = (await client.get("/api/v1/transcripts/P-0001", auth=auth)).json()
         # both identifiers count for the person; the voided completion is gone
@@ -355,13 +366,7 @@ async def _region(db_url: str, region: str) -> tuple[list[int], tuple[str, str]]
                                               public_url="http://testserver")
     finally:
         await conn.close()
-    pc = await runner.connect(db_url)
-    try:
-        for sid in ids:
-            for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "requirements.csv")):
-                await reference.import_file(pc, sid, kind, EXAMPLES / file)
-    finally:
-        await pc.close()
+    await _import_examples(db_url, ids)
     return ids, (c.key, c.secret)
 
 
@@ -654,12 +659,7 @@ async def test_completions_at_the_end_of_the_calendar_are_answered(db_url: str, 
     (migration 0020), so an expiry up to a century later stays in the calendar."""
     tenant = await make_tenant(db_url, "http://testserver")
     sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
-    pc = await runner.connect(db_url)
-    try:
-        for kind, file in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "requirements.csv")):
-            await reference.import_file(pc, sid, kind, EXAMPLES / file)
-    finally:
-        await pc.close()
+    await _import_examples(db_url, [sid])
     auth = (tenant.key, tenant.secret)
     kari = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
     async with _app(db_url) as client:
@@ -667,12 +667,7 @@ async def test_completions_at_the_end_of_the_calendar_are_answered(db_url: str, 
             _completion(kari, "https://courses.example.org/infosec", "9999-12-31T23:59:59Z"),
             _completion(kari, "https://courses.example.org/hlr", "9999-12-31T23:59:59-05:00")])
         assert posted.status_code == 200, posted.text
-        pc = await runner.connect(db_url)
-        try:
-            for p in ALL.values():
-                await runner.catch_up(pc, p)
-        finally:
-            await pc.close()
+        await _catch_up(db_url)
         t = await client.get("/api/v1/transcripts/P-0001", auth=auth)
         assert t.status_code == 200, t.text
         assert {i["completed_at"][:10] for i in t.json()["items"]} == {"9899-12-31"}
