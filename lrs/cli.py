@@ -39,6 +39,7 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from lrs.http.protocol import StepWritesProtocol
     from lrs.logs import configure
     from lrs.memory import tune_malloc
 
@@ -76,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             target,  # type: ignore[arg-type]
             factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
             host=settings.host, port=settings.port, log_config=None, access_log=False,
-            timeout_graceful_shutdown=30, loop="auto", http="auto",
+            timeout_graceful_shutdown=30, loop="auto", http=StepWritesProtocol,
         )
     finally:
         if embedded is not None:

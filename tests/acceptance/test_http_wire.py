@@ -1,0 +1,80 @@
+"""Responses on the wire, read from a raw socket: each response's head and body are whole, on
+keep-alive connections and on HTTP/1.0 ones the server closes (lrs.http.protocol holds a head
+back until its body and writes both at once; a close must not lose them)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import orjson
+
+from tests.conftest import Server, Tenant
+from tests.statements import statement, with_id
+
+
+async def _connect(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, port = server.base_url.removeprefix("http://").split(":")
+    return await asyncio.open_connection(host, int(port))
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    status, *lines = head.decode("latin-1").split("\r\n")[:-2]
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            body += await reader.readexactly(size + 2)
+            body = body[:-2]
+        await reader.readexactly(2)
+    else:
+        body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", "0"))), 10)
+    return status.encode(), headers, body
+
+
+def _auth(tenant: Tenant) -> str:
+    return "Basic " + base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
+
+
+async def test_http_1_0_gets_the_whole_response_before_the_close(server: Server) -> None:
+    reader, writer = await _connect(server)
+    writer.write(b"GET /xapi/about HTTP/1.0\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in head.lower()
+    assert "1.0.3" in orjson.loads(body)["version"]
+
+
+async def test_keep_alive_responses_come_whole_one_after_another(server: Server, tenant: Tenant) -> None:
+    reader, writer = await _connect(server)
+    auth = _auth(tenant)
+    sent = with_id(statement())
+    body = orjson.dumps(sent)
+    requests = [
+        b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n",
+        (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+         f"X-Experience-API-Version: 1.0.3\r\nContent-Type: application/json\r\n"
+         f"Content-Length: {len(body)}\r\n\r\n").encode() + body,
+        (f"HEAD /xapi/statements?statementId={sent['id']} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+         "X-Experience-API-Version: 1.0.3\r\n\r\n").encode(),
+        (f"GET /xapi/statements?statementId={sent['id']} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+         "X-Experience-API-Version: 1.0.3\r\n\r\n").encode(),
+    ]
+    answers = []
+    for request in requests:
+        writer.write(request)
+        await writer.drain()
+        if request.startswith(b"HEAD"):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)  # a HEAD has no body
+            answers.append((head.split(b"\r\n")[0], {}, b""))
+        else:
+            answers.append(await _response(reader))
+    writer.close()
+    assert [a[0][:12] for a in answers] == [b"HTTP/1.1 200"] * 4
+    assert orjson.loads(answers[1][2]) == [sent["id"]]
+    assert orjson.loads(answers[3][2])["id"] == sent["id"]
+    assert answers[0][1]["x-experience-api-version"] == "1.0.3"

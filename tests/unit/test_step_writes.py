@@ -1,0 +1,99 @@
+"""lrs.http.protocol.StepWrites on a real socket: the writes of one event-loop step leave in
+one write, in order, and nothing written before a close is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from lrs.http.protocol import StepWrites
+
+
+class Counted:
+    """A real transport, counting the writes that reach it."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.writes: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+async def _pair() -> tuple[Counted, socket.socket]:
+    """A real asyncio transport on one end of a socket pair, and the other end."""
+    ours, theirs = socket.socketpair()
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
+    theirs.setblocking(False)
+    return Counted(transport), theirs  # type: ignore[arg-type]
+
+
+async def _read_until_eof(sock: socket.socket) -> bytes:
+    loop = asyncio.get_running_loop()
+    out = b""
+    while chunk := await asyncio.wait_for(loop.sock_recv(sock, 65536), 5):
+        out += chunk
+    return out
+
+
+async def test_the_writes_of_one_step_leave_in_one_write() -> None:
+    counted, peer = await _pair()
+    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    step.write(b"{}")
+    assert counted.writes == []  # held until the step ends
+    assert step.get_write_buffer_size() == 40
+    await asyncio.sleep(0)
+    assert counted.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+    step.close()
+    assert await _read_until_eof(peer) == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"
+    peer.close()
+
+
+async def test_writes_of_later_steps_follow_in_order() -> None:
+    counted, peer = await _pair()
+    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step.write(b"head|")
+    step.write(b"")  # nothing to write, nothing scheduled
+    step.write(bytearray(b"part1|"))
+    await asyncio.sleep(0)
+    step.write(memoryview(b"part2|"))
+    await asyncio.sleep(0)
+    step.writelines([b"part3|", b"end"])
+    await asyncio.sleep(0)
+    assert counted.writes == [b"head|part1|", b"part2|", b"part3|end"]
+    step.close()
+    assert await _read_until_eof(peer) == b"head|part1|part2|part3|end"
+    peer.close()
+
+
+async def test_a_close_in_the_same_step_sends_what_was_written_first() -> None:
+    # uvicorn closes the connection right after the body of a response that does not keep the
+    # connection alive (HTTP/1.0): the held head and body must reach the socket before the close.
+    counted, peer = await _pair()
+    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step.write(b"head|")
+    step.write(b"body")
+    step.close()
+    assert step.is_closing()
+    assert await _read_until_eof(peer) == b"head|body"
+    await asyncio.sleep(0)  # the scheduled flush finds nothing left and writes nothing more
+    assert counted.writes == [b"head|body"]
+    peer.close()
+
+
+async def test_an_abort_drops_what_is_held() -> None:
+    counted, peer = await _pair()
+    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step.write(b"never sent")
+    step.abort()
+    await asyncio.sleep(0)
+    assert counted.writes == []
+    assert await _read_until_eof(peer) == b""
+    peer.close()
