@@ -66,7 +66,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     """Import reference data from a CSV or JSON file as events."""
     path = Path(args.file)
     try:
-        events = reference.parse_file(args.kind, path)
+        parsed = reference.parse_file(args.kind, path)
     except reference.ImportFailed as exc:
         sys.stderr.write(f"import refused, nothing applied:\n{exc}\n")
         return 2
@@ -78,10 +78,10 @@ def cmd_import(args: argparse.Namespace) -> int:
         conn = await runner.connect(url)
         try:
             sid = await _store_id(conn, args.store)
-            n = await reference.append(conn, sid, events)
+            n = await reference.append(conn, sid, parsed.events)
         finally:
             await conn.close()
-        print(f"{path.name}: {len(events)} rows read, {n} events appended to store {args.store}"
+        print(f"{path.name}: {parsed.records} records read, {n} events appended to store {args.store}"
               + ("" if n else " (nothing changed)"))
         return 0
 

@@ -272,25 +272,28 @@ def org_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
 
 def people_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
                   errors: list[RowError]) -> list[tuple[int, RefEvent]]:
-    """``person.linked`` and ``person.employment`` events of a people file.
+    """``person.linked``, ``person.unlinked`` and ``person.employment`` events of a people file.
 
     CSV: one row per employment (identifiers may repeat on each row or appear on one). JSON: one
-    object per person with ``identifiers`` and ``employments`` lists.
+    object per person with ``identifiers``, ``unlink`` and ``employments`` lists. An identifier
+    in ``unlink`` belongs to no one from then on (a link made by mistake, an address given to
+    someone else): it counts as a person of its own again, until a later link.
     """
     out: list[tuple[int, RefEvent]] = []
     for line, rec in records:
         r = _Row(file, line, rec, errors)
         person = r.text("person_id")
-        ids = rec.get("identifiers")
-        ident_list = r.strings("identifiers", TEXT_MAX) if not isinstance(ids, list) else ids
-        for i, ident in enumerate(ident_list):
-            key = identifier_key(ident)
-            if key is not None and r.checked(f"identifiers[{i}]", key, TEXT_MAX) is None:
-                continue
-            if key is None:
-                r.err(f"identifiers[{i}]", "must be an xAPI agent, mailto:ADDRESS, account:HOMEPAGE|NAME or openid:URL")
-            elif person:
-                out.append((line, RefEvent(PERSON_LINKED, key, {"ifi": key, "person_id": person})))
+        for field, kind in (("identifiers", PERSON_LINKED), ("unlink", PERSON_UNLINKED)):
+            given = rec.get(field)
+            for i, ident in enumerate(given if isinstance(given, list) else r.strings(field, TEXT_MAX)):
+                key = identifier_key(ident)
+                if key is not None and r.checked(f"{field}[{i}]", key, TEXT_MAX) is None:
+                    continue
+                if key is None:
+                    r.err(f"{field}[{i}]", "must be an xAPI agent, mailto:ADDRESS, account:HOMEPAGE|NAME or openid:URL")
+                elif person:
+                    # an unlink names the person the file takes it from (kept with the event)
+                    out.append((line, RefEvent(kind, key, {"ifi": key, "person_id": person})))
         if isinstance(rec.get("employments"), list):
             jobs = [(f"employments[{i}].", e) for i, e in enumerate(rec["employments"])]
         elif any(rec.get(k) for k in ("employment_id", "unit_id")):
@@ -354,7 +357,16 @@ def requirement_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
 _READERS = {"org": org_events, "people": people_events, "requirements": requirement_events}
 
 
-def parse_file(kind: str, path: Path) -> list[RefEvent]:
+@dataclass(frozen=True)
+class ParsedFile:
+    """An import file checked: how many records (rows, or objects of a JSON array) it holds, and
+    its events (a record may give several, or none beyond another record's)."""
+
+    records: int
+    events: list[RefEvent]
+
+
+def parse_file(kind: str, path: Path) -> ParsedFile:
     """Every event of an import file, or ImportFailed with every bad row (file, line, field)."""
     if kind not in _READERS:
         raise ValueError(f"unknown import kind {kind!r}; one of {', '.join(KINDS)}")
@@ -364,13 +376,13 @@ def parse_file(kind: str, path: Path) -> list[RefEvent]:
     seen: dict[tuple[str, str], tuple[int, RefEvent]] = {}
     for line, ev in events:
         prev = seen.get((ev.family, ev.key))
-        if prev is not None and prev[1].payload != ev.payload:
+        if prev is not None and prev[1].digest != ev.digest:  # kind and payload
             errors.append(RowError(path.name, line, "(row)",
                                    f"{ev.kind} {ev.key!r} differs from line {prev[0]} (one row per key)"))
         seen[(ev.family, ev.key)] = (line, ev)
     if errors:
         raise ImportFailed(errors)
-    return [ev for _, ev in seen.values()]
+    return ParsedFile(len(records), [ev for _, ev in seen.values()])
 
 
 # --- appending --------------------------------------------------------------------------------
@@ -404,4 +416,4 @@ async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEv
 
 async def import_file(conn: asyncpg.Connection, store_id: int, kind: str, path: Path) -> int:
     """Check a whole file, then append what it changes; returns the number of events appended."""
-    return await append(conn, store_id, parse_file(kind, path))
+    return await append(conn, store_id, parse_file(kind, path).events)

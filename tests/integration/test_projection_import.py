@@ -13,7 +13,7 @@ import pytest
 
 from lrs.store.credentials import PgCredentialRepository
 from projections import reference, runner
-from projections.models import COMPLIANCE
+from projections.models import COMPLIANCE, TRANSCRIPT
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "docs" / "examples"
@@ -51,6 +51,34 @@ async def test_examples_fold_into_the_read_models(db_url: str, conn: asyncpg.Con
         "SELECT person_id FROM rm_compliance.links WHERE ifi = 'mbox:mailto:kari.nordmann@example.org'") == "P-0001"
     assert await conn.fetchval(
         "SELECT validity_days FROM rm_compliance.requirements WHERE requirement_id = 'fire'") is None
+
+
+async def test_an_unlink_takes_an_identifier_from_its_person(db_url: str, tmp_path: Path,
+                                                              conn: asyncpg.Connection) -> None:
+    # a mistaken link (or an address given to someone else) is undone by a later file's unlink:
+    # the identifier is nobody's again, so it counts as a person of its own in every read model
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    linked = tmp_path / "people.csv"
+    linked.write_text("person_id,identifiers\nP-1,mailto:per@example.org;mailto:shared@example.org\n")
+    unlinked = tmp_path / "fix.json"
+    unlinked.write_text('[{"person_id": "P-1", "unlink": ["mailto:shared@example.org"]}]')
+    pc = await runner.connect(db_url)
+    try:
+        assert await reference.import_file(pc, sid, "people", linked) == 2
+        await runner.catch_up(pc, COMPLIANCE)
+        await runner.catch_up(pc, TRANSCRIPT)
+        assert await reference.import_file(pc, sid, "people", unlinked) == 1
+        assert await reference.import_file(pc, sid, "people", unlinked) == 0  # again: nothing
+        await runner.catch_up(pc, COMPLIANCE)
+        await runner.catch_up(pc, TRANSCRIPT)
+    finally:
+        await pc.close()
+    row = await conn.fetchrow("SELECT kind, payload FROM events ORDER BY position DESC LIMIT 1")
+    assert row["kind"] == "person.unlinked"
+    assert row["payload"] == {"ifi": "mbox:mailto:shared@example.org", "person_id": "P-1"}
+    for schema in ("rm_compliance", "rm_transcript"):
+        links = await conn.fetch(f"SELECT ifi, person_id FROM {schema}.links ORDER BY ifi")
+        assert [tuple(r) for r in links] == [("mbox:mailto:per@example.org", "P-1")]
 
 
 async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg.Connection) -> None:
@@ -110,6 +138,11 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
      "org.csv:1: (header): column name appears twice"),
     ("people", "people.json", '[{"person_id": "P1", "identifiers": [{"mbox": 5}]}]',
      "people.json:1: identifiers[0]: must be an xAPI agent"),
+    ("people", "people.csv", "person_id,unlink\nP1,kari@example.org\n", "people.csv:2: unlink[0]: must be"),
+    ("people", "people.json", '[{"person_id": "P1", "unlink": [{"mbox": "kari@example.org"}]}]',
+     "people.json:1: unlink[0]: must be an xAPI agent"),
+    ("people", "people.csv", "person_id,identifiers,unlink\nP1,mailto:a@example.org,\nP1,,mailto:a@example.org\n",
+     "people.csv:3: (row): person.unlinked 'mbox:mailto:a@example.org' differs from line 2"),
     ("people", "people.json", '[{"person_id": "P1", "identifiers": [{"mbox": "mailto:a@example.org", '
      '"account": {"homePage": "https://id.example.org", "name": "a"}}]}]',
      "people.json:1: identifiers[0]: must be an xAPI agent"),
@@ -150,6 +183,7 @@ def _spor(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_import_and_projection_commands(db_url: str, tmp_path: Path, conn: asyncpg.Connection) -> None:
     await PgCredentialRepository(conn).create_store("hf", None)
+    await PgCredentialRepository(conn).create_store("other", None)
     ok = _spor(db_url, "import", "org", str(EXAMPLES / "org.csv"), "--store", "hf")
     assert ok.returncode == 0, ok.stderr
     assert "9 events appended" in ok.stdout
@@ -168,3 +202,7 @@ async def test_import_and_projection_commands(db_url: str, tmp_path: Path, conn:
     assert "compliance: rebuilt from 9 events" in rebuilt.stdout
     assert "rebuild compliance [" in rebuilt.stderr  # the progress bar
     assert await conn.fetchval("SELECT count(*) FROM rm_compliance.units") == 9
+    # the records of the file, not its events (4 rows link 4 identifiers and hold 4 employments)
+    people = _spor(db_url, "import", "people", str(EXAMPLES / "people.csv"), "--store", "other")
+    assert people.returncode == 0, people.stderr
+    assert "people.csv: 4 records read, 8 events appended to store other" in people.stdout
