@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrs.errors import BadRequest, PayloadTooLarge
+from lrs.http.charset import as_utf8
 from lrs.ops.statements import statement_attachments
 
 __all__ = [
@@ -74,8 +75,9 @@ def parse_statement_multipart(
 ) -> tuple[bytes, list[AttachmentPart]]:
     """Split a ``multipart/mixed`` statement request into its JSON and its attachment parts.
 
-    Returns the raw bytes of the first part (the statement or batch, still to be parsed as JSON
-    by the caller) and the remaining parts in body order. The rules enforced:
+    Returns the bytes of the first part as UTF-8 (the statement or batch, still to be parsed as
+    JSON by the caller; decoded from the charset its Content-Type names, lrs.http.charset) and
+    the remaining parts in body order. The rules enforced:
 
     * the Content-Type is ``multipart/mixed`` with a non-empty ``boundary`` parameter
       (Communication 1.5.2.s2.b2, RFC 2046 §5.1.1);
@@ -152,6 +154,7 @@ def parse_statement_multipart(
             f"(it holds the statements), got {shown}"
         )
 
+    json_body = as_utf8(json_body, first_type, f"multipart part {first_number}")
     attachments: list[AttachmentPart] = []
     for number, headers, content in parts[1:]:
         sha2 = headers.get("x-experience-api-hash", "").strip()

@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 import statements_schema
 from lrs.errors import BadRequest, LRSError, PayloadTooLarge
+from lrs.http.charset import as_utf8
 from lrs.http.common import (
     accept_languages,
     media_type,
@@ -112,7 +113,7 @@ def _statements_from_body(request: Request, body: bytes, *,
         )
         data = parse_json(json_bytes, "the statement part")
     elif kind in ("application/json", ""):
-        data = parse_json(body)
+        data = parse_json(as_utf8(body, request.headers.get("content-type", ""), "request body"))
         parts = []
     else:
         raise BadRequest(f"Content-Type {kind!r} is not accepted here; send application/json or multipart/mixed")

@@ -118,6 +118,51 @@ async def test_json_content_type_with_charset_parameter_is_accepted(xapi: httpx.
     assert r.status_code == 200, r.text
 
 
+@pytest.mark.parametrize(("content_type", "encode"), [
+    ("application/json; charset=utf-16", lambda text: text.encode("utf-16")),
+    ('application/json; charset="UTF-16LE"', lambda text: text.encode("utf-16-le")),
+    ("application/json; charset=iso-8859-1", lambda text: text.encode("latin-1")),
+    ("application/json", lambda text: b"\xef\xbb\xbf" + text.encode()),  # a UTF-8 byte order mark
+])
+async def test_json_in_the_charset_its_content_type_names_is_read_as_such(
+        xapi: httpx.AsyncClient, content_type: str, encode: Any) -> None:
+    """RFC 8259 8.1: JSON is UTF-8 between systems, but a body labelled otherwise is read as it
+    says rather than refused as invalid JSON (and a UTF-8 byte order mark may be ignored)."""
+    s = with_id(statement(actor=unique("kari")))
+    s["verb"]["display"] = {"nb-NO": "fullførte"}
+    r = await xapi.post("/statements", content=encode(orjson.dumps(s).decode()), headers={"Content-Type": content_type})
+    assert r.status_code == 200, r.text
+    got = await xapi.get("/statements", params={"statementId": s["id"]})
+    assert got.json()["verb"]["display"] == {"nb-NO": "fullførte"}
+
+
+@pytest.mark.parametrize(("content_type", "body", "message"), [
+    ("application/json; charset=klingon", b"{}", "charset 'klingon' is not a text encoding Spor knows"),
+    ("application/json; charset=base64", b"{}", "charset 'base64' is not a text encoding Spor knows"),
+    ("application/json; charset=utf-16le", b"{\x00\x00\xd8}", "request body is not utf-16le text"),
+])
+async def test_a_charset_that_cannot_be_read_is_400_naming_it(
+        xapi: httpx.AsyncClient, content_type: str, body: bytes, message: str) -> None:
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == 400, r.text
+    assert message in error_message(r)
+
+
+async def test_a_multipart_statement_part_in_utf_16_is_read_as_such(xapi: httpx.AsyncClient) -> None:
+    s = with_id(statement(actor=unique("kari")))
+    content = b"attached text"
+    sha2 = hashlib.sha256(content).hexdigest()
+    s["attachments"] = [{"usageType": "http://example.org/usage", "display": {"en-US": "a"},
+                         "contentType": "text/plain", "length": len(content), "sha2": sha2}]
+    body = (b"--b0\r\nContent-Type: application/json; charset=utf-16\r\n\r\n"
+            + orjson.dumps(s).decode().encode("utf-16")
+            + b"\r\n--b0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n"
+            + b"X-Experience-API-Hash: " + sha2.encode() + b"\r\n\r\n" + content + b"\r\n--b0--\r\n")
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": 'multipart/mixed; boundary="b0"'})
+    assert r.status_code == 200, r.text
+    assert r.json() == [s["id"]]
+
+
 async def test_multipart_declared_without_a_boundary_is_400(xapi: httpx.AsyncClient) -> None:
     """Communication 1.5.2.s2.b2: a multipart/mixed body must conform to RFC 2046 (boundary)."""
     s = with_id(statement(actor=unique("kari")))
