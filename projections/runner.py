@@ -416,9 +416,10 @@ class Rebuild:
         await catch_up(self.conn, self.projection, batch_size=batch_size, schema=self.schema, progress=self.tick,
                        prefilled=prefilled, bulk=True)
 
-    async def finish(self, batch_size: int) -> None:
+    async def finish(self, batch_size: int, *, url: str | None = None, parts: int = 1) -> None:
         """Remove the voided facts, build the indexes, fold what arrived meanwhile, settle, and
-        swap the build schema in."""
+        swap the build schema in. With ``url`` and ``parts`` > 1, each store's compliance status
+        rows are computed in that many parts on connections of their own."""
         conn, live, build, old = self.conn, self.projection.schema, self.schema, self.projection.schema + "_old"
         async with conn.transaction():
             await _use_schema(conn, build)
@@ -426,6 +427,10 @@ class Rebuild:
             for ix in self.deferred:
                 if ix["table_name"] in FACT_TABLES:
                     await conn.execute(ix["create_sql"])
+        if url is not None and parts > 1 and "status" in self.projection.families:
+            # (before the events that arrived meanwhile: those windows keep the rows current, and
+            # the settling then finds them computed for today)
+            await _status_in_parts(conn, url, build, parts)
         # what arrived meanwhile (folded as usual: the fact tables have their keys again), and
         # the settling: the compliance status rows, whose secondary index comes after them (their
         # key stays: each store's computation deletes and reads its own rows by it)
@@ -444,6 +449,41 @@ class Rebuild:
 
     async def end(self) -> None:
         await self.conn.execute("SELECT pg_advisory_unlock($1, $2)", *_rebuild_lock(self.projection))
+
+
+async def _status_in_parts(conn: asyncpg.Connection, url: str, schema: str, parts: int) -> None:
+    """The compliance status rows of every store of a rebuild's build schema as of today, each
+    store's people in ``parts`` parts, one per connection of its own at once (migration 0021;
+    nothing else writes a build schema). A store whose read model failed is left to settle."""
+    tz = compliance_status.REPORTING_TIMEZONE
+    today = await conn.fetchval(sql("rm_status_today"), tz)
+    helpers: list[asyncpg.Connection] = []
+    try:
+        for _ in range(parts):
+            helpers.append(await connect(url))
+        for store in await conn.fetch(sql("projection_stores")):
+            sid = store["id"]
+            async with conn.transaction():
+                await _use_schema(conn, schema)
+                if await _locked_checkpoint(conn, sid) is None:
+                    continue
+                await conn.execute(sql("rm_status_reset"), sid, today, tz)
+                people = [r["person_id"] for r in await conn.fetch(sql("rm_status_people"), sid)]
+            await asyncio.gather(*(_status_part(h, schema, sid, today, tz, people[i::parts])
+                                   for i, h in enumerate(helpers) if people[i::parts]))
+            async with conn.transaction():
+                await _use_schema(conn, schema)
+                await conn.execute(sql("rm_status_finish"), sid)
+    finally:
+        for h in helpers:
+            await h.close()
+
+
+async def _status_part(conn: asyncpg.Connection, schema: str, store_id: int, today: Any, tz: str,
+                       people: list[str]) -> None:
+    async with conn.transaction():
+        await _use_schema(conn, schema)
+        await conn.execute(sql("rm_status_add"), store_id, today, tz, people)
 
 
 async def drop_old(conn: asyncpg.Connection, old: str) -> None:
@@ -499,13 +539,14 @@ async def prefill_facts(url: str, builds: Sequence[Rebuild], heads: Mapping[int,
 
 async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, batch_size: int = 5000,
                                progress: Callable[[int, int], None] | None = None,
-                               prefill_chunk: int = 50_000) -> dict[str, int]:
+                               prefill_chunk: int = 50_000, status_parts: int = 0) -> dict[str, int]:
     """Rebuild one or several read models at once, each on a connection of its own, which also
     folds its reference data; the statement facts of the log as it stands when they begin are
     extracted meanwhile on further connections, once for all of them (``prefill_facts``). The
     folding happens in the database, so on a machine with several cores they run in parallel.
     Events applied per name. ``progress(done, total)`` sums over all of them, the prefill's
-    positions included."""
+    positions included. The compliance status rows are computed in ``status_parts`` parts at
+    once (0: one per core, at most four)."""
     state: dict[str, tuple[int, int]] = {}
 
     def report(name: str, done: int, total: int) -> None:
@@ -529,7 +570,8 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
             prefill_facts(url, builds, heads, chunk=prefill_chunk,
                           progress=lambda d, t: report("statement facts", d, t)),
             *(b.fold_bulk(batch_size, heads) for b in builds))
-        await asyncio.gather(*(b.finish(batch_size) for b in builds))
+        parts = status_parts or max(1, min(4, os.cpu_count() or 1))
+        await asyncio.gather(*(b.finish(batch_size, url=url, parts=parts) for b in builds))
         return {b.projection.name: b.done for b in builds}
     finally:
         for b in builds:

@@ -431,7 +431,8 @@ async def check(pg: EmbeddedPostgres, ops: list[dict[str, Any]]) -> None:
         assert await read_models(conn, sid) == inc_models
         # all at once (`rebuild all`): the statement facts extracted once, in chunks of a few
         # positions on several connections, into every read model's tables
-        await runner.rebuild_concurrently(url, list(ALL.values()), batch_size=5, prefill_chunk=3)
+        await runner.rebuild_concurrently(url, list(ALL.values()), batch_size=5, prefill_chunk=3,
+                                           status_parts=3)
         assert await dump(conn) == incremental
         events = [Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"], r["payload"])
                   for r in await conn.fetch("SELECT store_id, position, kind, recorded_at, statement_id::text "

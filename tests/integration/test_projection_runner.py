@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 
@@ -423,3 +424,34 @@ async def test_a_build_schema_is_a_leftover_only_when_no_rebuild_is_filling_it(
     finally:
         await rebuilding.close()
         await pc.close()
+
+
+async def test_rebuild_all_computes_the_status_rows_in_parts_that_add_up(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """`rebuild all` computes each store's compliance status rows in parts, one part of the people
+    on each connection (migration 0021): the parts meet on the same units and count keys, and
+    the counts must be the sums of theirs, a person employed twice in a trust counted once."""
+    sid = await _store(conn)
+    (tmp_path / "org.csv").write_text("unit_id,name,parent_id,level,valid_from\n1,Region,,region,2020-01-01\n"
+                                      "2,Trust,1,trust,2020-01-01\n3,Ward A,2,department,2020-01-01\n"
+                                      "4,Ward B,2,department,2020-01-01\n")
+    people = "".join(f"P{i:02},account:https://id.example.org|emp-p{i},E1,3,nurse,2021-01-01\n" for i in range(11))
+    people += "P00,,E2,4,nurse,2021-01-01\n"  # one person in both wards of the trust
+    (tmp_path / "people.csv").write_text("person_id,identifiers,employment_id,unit_id,role,valid_from\n" + people)
+    (tmp_path / "req.csv").write_text("requirement_id,activity_ids,validity_days\nhygiene,https://courses.example."
+                                      "org/hand-hygiene,365\n")
+    for kind, name in (("org", "org.csv"), ("people", "people.csv"), ("requirements", "req.csv")):
+        await reference.import_file(conn, sid, kind, tmp_path / name)
+    await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(4)])  # four of them completed it
+    totals = ("SELECT s.level, s.group_id, coalesce(s.total, 0) + coalesce(p.n, 0) FROM rm_compliance.status_summary s "
+              "FULL JOIN (SELECT level, group_id, sum(n) AS n FROM rm_compliance.status_pending GROUP BY 1, 2) p "
+              "USING (level, group_id) ORDER BY 1, 2")
+    await runner.rebuild(conn, COMPLIANCE, batch_size=5)  # one part, one connection
+    one = [tuple(r) for r in await conn.fetch(totals)]
+    assert one == [("region", "1", 11), ("trust", "2", 11), ("unit", "3", 11), ("unit", "4", 1)]
+    await runner.rebuild_concurrently(db_url, [COMPLIANCE], batch_size=5, status_parts=3)
+    assert [tuple(r) for r in await conn.fetch(totals)] == one
+    status = "SELECT person_id, unit_id, last_completed IS NOT NULL FROM rm_compliance.status ORDER BY 1, 2"
+    rows = [tuple(r) for r in await conn.fetch(status)]
+    assert len(rows) == 12 and sum(done for *_, done in rows) == 5  # P00 completed, counted in both wards
+    assert await conn.fetchval("SELECT count(*) FROM rm_compliance.status_units") == 2

@@ -224,6 +224,22 @@ SELECT (now() AT TIME ZONE $1::text)::date;
 -- Compute a store's compliance status rows and counts from scratch as of a date.
 SELECT projections.compliance_status_compute($1, $2::date, $3::text);
 
+-- name: rm_status_reset
+-- (Computing in parts, migration 0021) remove a store's status rows and counts; set its date.
+SELECT projections.compliance_status_reset($1, $2::date, $3::text);
+
+-- name: rm_status_people
+-- (Computing in parts) the people of a store who may be due something: those employed.
+SELECT DISTINCT person_id FROM employments WHERE store_id = $1 ORDER BY person_id;
+
+-- name: rm_status_add
+-- (Computing in parts) the status rows of the people named, their units and counts added.
+SELECT projections.compliance_status_add($1, $2::date, $3::text, $4::text[]);
+
+-- name: rm_status_finish
+-- (Computing in parts) fold the counts into the summary, note the latest completion.
+SELECT projections.compliance_status_finish($1);
+
 -- name: rm_status_refresh
 -- Recompute the status rows of the people a window touched: those whose identifiers gained or
 -- lost a completion of an activity some requirement counts ($2, $3: identifier and activity
