@@ -70,4 +70,12 @@ class StepWritesProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol on a :class:`StepWrites` transport."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        super().connection_made(StepWrites(transport, asyncio.get_running_loop()))  # type: ignore[arg-type]
+        self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        super().connection_made(self.step_writes)  # type: ignore[arg-type]
+
+    def eof_received(self) -> None:
+        # The client half-closed (``shutdown(SHUT_WR)`` after its request, as `nc -N` does): the
+        # event loop closes the socket's transport itself once this returns, not through
+        # StepWrites, so a response written in this step must reach it first (it was dropped).
+        self.step_writes.flush()
+        super().eof_received()

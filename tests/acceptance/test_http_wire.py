@@ -78,3 +78,18 @@ async def test_keep_alive_responses_come_whole_one_after_another(server: Server,
     assert orjson.loads(answers[1][2]) == [sent["id"]]
     assert orjson.loads(answers[3][2])["id"] == sent["id"]
     assert answers[0][1]["x-experience-api-version"] == "1.0.3"
+
+
+async def test_a_client_that_half_closes_after_its_request_still_gets_the_response(server: Server) -> None:
+    # (`printf 'GET ...' | nc -N host port`: the request, then shutdown(SHUT_WR); the event loop
+    # closes the transport when the end of the input arrives, and the held response was lost)
+    got = []
+    for _ in range(10):
+        reader, writer = await _connect(server)
+        writer.write(b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+        await writer.drain()
+        writer.write_eof()
+        raw = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        got.append(raw.split(b"\r\n", 1)[0])
+    assert got == [b"HTTP/1.1 200 OK"] * 10
