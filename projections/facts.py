@@ -49,6 +49,9 @@ PERSON_UNLINKED = "person.unlinked"
 EMPLOYMENT = "person.employment"
 REQUIREMENT = "requirement.set"
 REFERENCE_KINDS = frozenset({ORG_UNIT, PERSON_LINKED, PERSON_UNLINKED, EMPLOYMENT, REQUIREMENT})
+# The reference-data kinds each table family folds (a read model reads only those).
+FAMILY_KINDS = {"links": (PERSON_LINKED, PERSON_UNLINKED), "org": (ORG_UNIT,), "employments": (EMPLOYMENT,),
+                "requirements": (REQUIREMENT,)}
 # The tables of statement facts (families completions and activity), written only by inserts
 # and void deletes.
 FACT_TABLES = ("completions", "activity_facts")
@@ -243,17 +246,20 @@ class Batch:
                 _strs(p.get("units")), _strs(p.get("roles")), _strs(p.get("professions")),
                 None if days is None else int(days))
 
-    async def write(self, conn: asyncpg.Connection, families: frozenset[str], changes: Changes) -> None:
+    async def write(self, conn: asyncpg.Connection, families: frozenset[str], changes: Changes | None) -> None:
         """Write the batch into the tables first on the search_path (inside the caller's
-        transaction); note in ``changes`` whom it touched."""
+        transaction); note in ``changes`` whom it touched (None: no one asks, a rebuild's bulk
+        pass, which computes the status rows afterwards)."""
         sid = self.store_id
-        changes.persons.update(person for person, _ in self.employments)
-        changes.everything |= bool(self.units or self.requirements)
+        if changes is not None:
+            changes.persons.update(person for person, _ in self.employments)
+            changes.everything |= bool(self.units or self.requirements)
         if "links" in families and self.links:
-            before = await conn.fetch(sql("rm_links_persons"), sid, list(self.links))
-            changes.persons.update(r["person_id"] for r in before)
-            changes.persons.update(self.links)
-            changes.persons.update(v for v in self.links.values() if v is not None)
+            if changes is not None:
+                before = await conn.fetch(sql("rm_links_persons"), sid, list(self.links))
+                changes.persons.update(r["person_id"] for r in before)
+                changes.persons.update(self.links)
+                changes.persons.update(v for v in self.links.values() if v is not None)
             gone = [k for k, v in self.links.items() if v is None]
             kept = [(k, v) for k, v in self.links.items() if v is not None]
             if gone:
@@ -296,13 +302,14 @@ async def apply_window(conn: asyncpg.Connection, w: Window, families: frozenset[
     window, only recorded).
     """
     changes = Changes()
-    rows = await conn.fetch(sql("projection_reference_events"), w.store_id, w.after, w.upto)
+    kinds = sorted(k for f in families for k in FAMILY_KINDS.get(f, ()))
+    rows = await conn.fetch(sql("projection_reference_events"), w.store_id, w.after, w.upto, kinds) if kinds else []
     if rows:
         batch = Batch(w.store_id)
         for r in rows:
             batch.add(Event(r["store_id"], r["position"], r["kind"], r["recorded_at"], r["statement_id"],
                             r["payload"]), families)
-        await batch.write(conn, families, changes)
+        await batch.write(conn, families, None if w.bulk else changes)
     after = max(w.after, w.prefilled_upto)
     if after >= w.upto:
         return changes

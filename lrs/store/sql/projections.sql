@@ -115,9 +115,11 @@ SELECT max(position) AS upto, count(*) AS n
 FROM (SELECT position FROM events WHERE store_id = $1 AND position > $2 ORDER BY position LIMIT $3) b;
 
 -- name: projection_reference_events
--- The reference-data events (every kind but statements) of a store in (after, upto], in order.
+-- The reference-data events of the kinds $4 (those a read model folds) of a store in
+-- (after, upto], in order.
 SELECT store_id, position, kind, recorded_at, statement_id::text AS statement_id, payload
 FROM events WHERE store_id = $1 AND position > $2 AND position <= $3 AND kind <> 'statement'
+  AND kind = ANY($4::text[])
 ORDER BY position;
 
 -- name: prefill_facts
