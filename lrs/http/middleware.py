@@ -48,6 +48,15 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = False
+        # Whether the request's body has been read to its end (a request without one has).
+        body_read = not _has_body(headers)
+
+        async def receive_and_note() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_read = True
+            return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, started
@@ -56,6 +65,12 @@ class RequestMiddleware:
                 started = True
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
+                if not body_read:
+                    # Answered before its body was read (401, 413 for a declared size, a bad
+                    # version header): the connection cannot carry another request, since what
+                    # the client sends next would be taken for the rest of this body (RFC 9112
+                    # 9.6). Say so; the server then closes it after this response.
+                    out["Connection"] = "close"
                 if is_xapi:
                     # The version the handler served (set by lrs.http.common.xapi_version; the
                     # alternate request syntax may carry it in its form), else the header's.
@@ -68,7 +83,7 @@ class RequestMiddleware:
         cut_off = False
         try:
             try:
-                await self.app(scope, receive, send_with_headers)
+                await self.app(scope, receive_and_note, send_with_headers)
             except Exception as exc:
                 if started:
                     # The response is under way (a streamed export whose read failed): nothing
@@ -86,7 +101,7 @@ class RequestMiddleware:
                     raise
                 # Answered here, not by Starlette's outermost handler, so that the 500 has the
                 # request id and version header every response carries.
-                await internal_error(exc)(scope, receive, send_with_headers)
+                await internal_error(exc)(scope, receive_and_note, send_with_headers)
         finally:
             elapsed = time.perf_counter() - start
             label = path if path in KNOWN_PATHS else "other"
@@ -96,3 +111,9 @@ class RequestMiddleware:
             marked = {"cut_off": True} if cut_off else {}
             log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2), **marked)
             structlog.contextvars.clear_contextvars()
+
+
+def _has_body(headers: Headers) -> bool:
+    """Whether a request declares a body: a Content-Length above 0, or a chunked one."""
+    length = headers.get("content-length", "").strip()
+    return (length.isdigit() and int(length) > 0) or "chunked" in headers.get("transfer-encoding", "").lower()

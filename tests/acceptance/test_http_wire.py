@@ -93,3 +93,29 @@ async def test_a_client_that_half_closes_after_its_request_still_gets_the_respon
         writer.close()
         got.append(raw.split(b"\r\n", 1)[0])
     assert got == [b"HTTP/1.1 200 OK"] * 10
+
+
+async def test_a_request_refused_before_its_body_is_read_closes_the_connection(server: Server, tenant: Tenant) -> None:
+    # 413 for a declared size, 401 and 400 answered before the body: what the client sends next
+    # would be read as the rest of the body, so the response says Connection: close and the
+    # server closes (the next request used to hang until the declared bytes arrived)
+    auth = _auth(tenant)
+    refused = [
+        (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nX-Experience-API-Version: 1.0.3"
+         "\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n", 413),
+        ("POST /xapi/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\nExpect: 100-continue"
+         "\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n", 401),
+        (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nX-Experience-API-Version: 0.9"
+         "\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n", 400),
+    ]
+    for request, status in refused:
+        reader, writer = await _connect(server)
+        writer.write(request.encode())
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+        assert b"\r\nconnection: close\r\n" in head.lower()
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+        writer.close()
