@@ -157,9 +157,20 @@ def _csv_lines(rows: Sequence[Mapping[str, Any]], columns: list[str], header: bo
 
 def _whole_export(request: Request) -> bool:
     """A CSV export without limit, offset or after is the whole view (a spreadsheet follows no
-    Link). Not for HEAD, which would read every row to send none."""
-    return request.method == "GET" and _wants_csv(request) and not {"limit", "offset", "after"} & set(
+    Link). A HEAD of one gets the export's headers and reads no row (``_export_head``)."""
+    return request.method in ("GET", "HEAD") and _wants_csv(request) and not {"limit", "offset", "after"} & set(
         request.query_params)
+
+
+def _export_head(plan: ExportPlan) -> StreamingResponse:
+    """The headers a GET of the export would get (streamed: no Content-Length), without reading
+    a row or recording a read (HEAD had the first page's headers, Content-Length and Link)."""
+    async def nothing() -> AsyncGenerator[bytes, None]:
+        return
+        yield b""  # (an async generator that yields nothing)
+
+    return StreamingResponse(nothing(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": _filename(plan.name)})
 
 
 @dataclass
@@ -438,6 +449,8 @@ def _endpoint(name: str, handler: Handler,
         response, records, persons = await handler(request, stores)
         asked = _asked(request, stores)
         if isinstance(response, ExportPlan):
+            if request.method == "HEAD":
+                return _export_head(response)
             return await _export(request, who, name, stores, asked, response)
         if persons:
             asked["persons"] = persons

@@ -649,6 +649,10 @@ async def test_exports_beyond_the_limit_wait_and_an_unaudited_export_reads_nothi
 
         head = await client.head("/api/v1/compliance", auth=auth, params=params)
         assert head.status_code == 200 and head.content == b""
+        # the headers of the GET, a streamed CSV file (it had the first page's Content-Length and Link)
+        assert head.headers["content-type"] == "text/csv; charset=utf-8"
+        assert head.headers["content-disposition"].startswith('attachment; filename="compliance.csv"')
+        assert "content-length" not in head.headers and "link" not in head.headers
     assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE store_id = $1 AND request ? 'export'", sid)
 
 
