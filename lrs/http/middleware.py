@@ -48,8 +48,12 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = False
-        # Whether the request's body has been read to its end (a request without one has).
-        body_read = not _has_body(headers)
+        # Whether the request's body has been read to its end, where the client waits to be asked
+        # for it (Expect: 100-continue, which uvicorn answers when the body is first read). A
+        # client that sends its body unasked gets its answer on the open connection, which reads
+        # past the rest of the body: closing it while the body still arrives would reset it, and
+        # the client would lose the answer.
+        body_read = not (_has_body(headers) and headers.get("expect", "").lower() == "100-continue")
 
         async def receive_and_note() -> Message:
             nonlocal body_read
@@ -66,10 +70,11 @@ class RequestMiddleware:
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
                 if not body_read:
-                    # Answered before its body was read (401, 413 for a declared size, a bad
-                    # version header): the connection cannot carry another request, since what
-                    # the client sends next would be taken for the rest of this body (RFC 9112
-                    # 9.6). Say so; the server then closes it after this response.
+                    # Answered before the body it waits to send was asked for (401, 413 for a
+                    # declared size, a bad version header): the connection cannot carry another
+                    # request, since what the client sends next would be taken for the rest of
+                    # this body (RFC 9110 10.1.1, RFC 9112 9.6). Say so; the server then closes
+                    # it after this response.
                     out["Connection"] = "close"
                 if is_xapi:
                     # The version the handler served (set by lrs.http.common.xapi_version; the

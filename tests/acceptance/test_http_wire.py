@@ -95,14 +95,15 @@ async def test_a_client_that_half_closes_after_its_request_still_gets_the_respon
     assert got == [b"HTTP/1.1 200 OK"] * 10
 
 
-async def test_a_request_refused_before_its_body_is_read_closes_the_connection(server: Server, tenant: Tenant) -> None:
-    # 413 for a declared size, 401 and 400 answered before the body: what the client sends next
-    # would be read as the rest of the body, so the response says Connection: close and the
-    # server closes (the next request used to hang until the declared bytes arrived)
+async def test_a_request_refused_before_its_body_is_asked_for_closes_the_connection(
+        server: Server, tenant: Tenant) -> None:
+    # Expect: 100-continue, and 413 for a declared size, 401 or 400 answered before the body is
+    # asked for: what the client sends next would be read as the rest of the body, so the
+    # response says Connection: close and the server closes (the next request used to hang)
     auth = _auth(tenant)
     refused = [
         (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nX-Experience-API-Version: 1.0.3"
-         "\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n", 413),
+         "\r\nExpect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n", 413),
         ("POST /xapi/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\nExpect: 100-continue"
          "\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n", 401),
         (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nX-Experience-API-Version: 0.9"
@@ -119,3 +120,20 @@ async def test_a_request_refused_before_its_body_is_read_closes_the_connection(s
         await reader.readexactly(length)
         assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
         writer.close()
+
+
+async def test_a_refused_body_sent_unasked_is_read_past_and_the_connection_kept(server: Server, tenant: Tenant) -> None:
+    # without Expect the client sends its body at once: the answer comes on the open connection
+    # (closing it while the body still arrives would reset it and lose the answer), which then
+    # serves the next request
+    reader, writer = await _connect(server)
+    body = b"x" * 300_000
+    writer.write(b"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+    writer.write(b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+    await writer.drain()
+    first, headers, _ = await _response(reader)
+    second, _, about = await _response(reader)
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 401") and headers.get("connection") != "close"
+    assert second.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
