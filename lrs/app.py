@@ -55,6 +55,7 @@ def create_app(settings: Settings) -> Starlette:
         pool = await create_pool(settings.database_url or "", min_size=settings.pool_min_size,
                                  max_size=settings.pool_max_size, role=settings.db_role or None)
         app.state.pool = pool
+        app.state.database_probe = probe = operations.DatabaseProbe(settings.database_url or "")
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.statements = PgStatementRepository(pool)
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> Starlette:
             if oidc is not None:
                 await oidc.aclose()
             await analyst_api.drain(app.state.exports)  # exports ending, and their audit records
+            await probe.close()
             await pool.close()
 
     stmts = statements.PATH

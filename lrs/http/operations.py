@@ -9,13 +9,51 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 
+class DatabaseProbe:
+    """Asks the database whether it answers, on a connection of its own.
+
+    Through the pool, a server busy with requests looked down: the check waited over a second
+    for a free connection and answered 503 (~1% of checks under 200 concurrent clients), and a
+    load balancer takes such a server out of rotation just when it is needed. Checks that come
+    while one is under way share its answer, so a flood of them costs one round trip.
+    """
+
+    def __init__(self, url: str, timeout: float = 1.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._conn: asyncpg.Connection | None = None
+        self._running: asyncio.Future[str] | None = None
+
+    async def check(self) -> str:
+        """"ok", or "unavailable: <kind of error>"."""
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._ask())
+            self._running.add_done_callback(self._done)
+        return await asyncio.shield(self._running)
+
+    def _done(self, _: asyncio.Future[str]) -> None:
+        self._running = None
+
+    async def _ask(self) -> str:
+        try:
+            async with asyncio.timeout(self.timeout):
+                if self._conn is None or self._conn.is_closed():
+                    self._conn = await asyncpg.connect(self.url)
+                await self._conn.fetchval("SELECT 1")
+            return "ok"
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self.close()
+            return f"unavailable: {type(exc).__name__}"
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.terminate()
+
+
 async def health(request: Request) -> Response:
     """Alive, and whether the database answers within a second (503 when it does not)."""
-    database = "ok"
-    try:
-        await asyncio.wait_for(request.app.state.pool.fetchval("SELECT 1"), timeout=1.0)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        database = f"unavailable: {type(exc).__name__}"
+    database = await request.app.state.database_probe.check()
     status = 200 if database == "ok" else 503
     return JSONResponse({"status": "ok" if status == 200 else "degraded", "database": database}, status_code=status)
 

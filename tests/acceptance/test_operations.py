@@ -8,6 +8,8 @@ import signal
 import httpx
 import orjson
 
+from lrs.app import create_app
+from lrs.settings import Settings
 from lrs.store.embedded import EmbeddedPostgres
 from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, xapi_client
 from tests.statements import statement
@@ -18,6 +20,28 @@ async def test_health_reports_the_database(server: Server) -> None:
         r = await c.get(server.base_url + "/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_health_answers_ok_while_every_pooled_connection_is_busy(db_url: str) -> None:
+    """A server busy with requests is not down: /health asks the database on a connection of its
+    own (through the pool it waited for a free connection and answered 503), and a flood of
+    checks shares one round trip. When the database does not answer, it is 503."""
+    app = create_app(Settings.from_env().with_(database_url=db_url, pool_min_size=1, pool_max_size=2))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        pool = app.state.pool
+        held = [await pool.acquire() for _ in range(2)]  # every pooled connection in use
+        try:
+            answers = await asyncio.gather(*(client.get("/health") for _ in range(50)))
+        finally:
+            for conn in held:
+                await pool.release(conn)
+        assert {(r.status_code, r.json()["database"]) for r in answers} == {(200, "ok")}
+        app.state.database_probe.url = db_url.rsplit("/", 1)[0] + "/no_such_database"
+        await app.state.database_probe.close()
+        down = await client.get("/health")
+        assert down.status_code == 503
+        assert down.json() == {"status": "degraded", "database": "unavailable: InvalidCatalogNameError"}
 
 
 async def test_metrics_are_prometheus_text_with_requests_statements_and_pool(server: Server, tenant: Tenant) -> None:
