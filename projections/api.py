@@ -349,11 +349,19 @@ def _chunk(page: list[asyncpg.Record], columns: list[str], header: bool, sent: d
 class _Prefetched:
     """An async generator whose first item was read already: that item, then the rest.
     ``aclose`` closes the generator (its connection goes back to the pool) even when the
-    response never started to send."""
+    response never started to send.
+
+    Each later item is read in a task of its own. A client that hangs up cancels the response
+    while it waits for a read, and that cancellation (anyio's, repeated at every await in its
+    scope) also cut short the rollback on the generator's way out: asyncpg then reset the
+    connection, and logged "Resetting connection with an active transaction" as an error. Now
+    the read under way finishes, and ``aclose`` (run outside the response, ``Export``) waits for
+    it before it closes the generator."""
 
     def __init__(self, first: bytes, rest: AsyncGenerator[bytes, None]) -> None:
         self._first: bytes | None = first
         self._rest = rest
+        self._reading: asyncio.Future[bytes] | None = None
 
     def __aiter__(self) -> _Prefetched:
         return self
@@ -362,9 +370,14 @@ class _Prefetched:
         if self._first is not None:
             item, self._first = self._first, None
             return item
-        return await self._rest.__anext__()
+        self._reading = asyncio.ensure_future(self._rest.__anext__())
+        return await asyncio.shield(self._reading)
 
     async def aclose(self) -> None:
+        reading = self._reading
+        if reading is not None and not reading.done():
+            with contextlib.suppress(Exception):  # (its error, if any, was the response's)
+                await reading
         await self._rest.aclose()
 
 

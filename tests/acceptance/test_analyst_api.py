@@ -683,3 +683,29 @@ async def test_completions_at_the_end_of_the_calendar_are_answered(db_url: str, 
         rows = (await client.get("/api/v1/compliance", auth=auth,
                                  params={"as_of": "9900-06-01", "person": "P-0001"})).json()["items"]
         assert {r["requirement_id"]: r["status"] for r in rows}["infosec"] == "valid"
+
+
+async def test_a_client_gone_mid_export_leaves_no_transaction_for_the_pool_to_reset(
+        server: Server, tmp_path: Path) -> None:
+    """A client that hangs up while an export reads its next chunk cancels the response's task;
+    the read and its rollback finish anyway, so the connection goes back to the pool clean
+    (asyncpg reset it and logged "Resetting connection with an active transaction" as an error)."""
+    conn = await asyncpg.connect(server.database_url)
+    try:
+        _, (key, secret) = await _fire_for_everyone(server.database_url, conn, tmp_path, {"900100": 9000})
+    finally:
+        await conn.close()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    request = (f"GET /api/v1/compliance?as_of=2025-01-01&format=csv HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Basic {token}\r\n\r\n").encode()
+    for _ in range(12):
+        reader, writer = await asyncio.open_connection(host, int(port), limit=2 ** 16)
+        writer.write(request)
+        await writer.drain()
+        await asyncio.wait_for(reader.readexactly(50_000), 10)  # the first chunks, then hang up
+        writer.transport.abort()
+    await asyncio.sleep(1.0)
+    logs = server.logs()
+    assert logs.count('"ended":"interrupted"') >= 12
+    assert "Resetting connection with an active transaction" not in logs
