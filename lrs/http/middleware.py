@@ -48,19 +48,17 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = False
-        # Whether the request's body has been read to its end, where the client waits to be asked
-        # for it (Expect: 100-continue, which uvicorn answers when the body is first read). A
-        # client that sends its body unasked gets its answer on the open connection, which reads
-        # past the rest of the body: closing it while the body still arrives would reset it, and
-        # the client would lose the answer.
-        body_read = not (_has_body(headers) and headers.get("expect", "").lower() == "100-continue")
+        # Whether a client that waits to be asked for its body (Expect: 100-continue) has been
+        # asked: uvicorn sends 100 Continue when the application first reads the body. A client
+        # that sends its body, asked or unasked, gets its answer on the open connection, which
+        # reads past the rest of the body: closing it while the body still arrives would reset
+        # it, and the client would lose the answer.
+        asked = not (_has_body(headers) and headers.get("expect", "").lower() == "100-continue")
 
         async def receive_and_note() -> Message:
-            nonlocal body_read
-            message = await receive()
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                body_read = True
-            return message
+            nonlocal asked
+            asked = True
+            return await receive()
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, started
@@ -69,7 +67,7 @@ class RequestMiddleware:
                 started = True
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
-                if not body_read:
+                if not asked:
                     # Answered before the body it waits to send was asked for (401, 413 for a
                     # declared size, a bad version header): the connection cannot carry another
                     # request, since what the client sends next would be taken for the rest of

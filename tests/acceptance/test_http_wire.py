@@ -137,3 +137,28 @@ async def test_a_refused_body_sent_unasked_is_read_past_and_the_connection_kept(
     writer.close()
     assert first.startswith(b"HTTP/1.1 401") and headers.get("connection") != "close"
     assert second.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
+
+
+async def test_a_body_refused_after_100_continue_is_read_past_and_the_connection_kept(
+        server: Server, tenant: Tenant) -> None:
+    # asked with 100 Continue, the client sends its body: a 413 partway through (a document over
+    # its limit, chunked) keeps the connection, which reads past the rest and serves the next one
+    reader, writer = await _connect(server)
+    query = ("activityId=https%3A%2F%2Fcourses.example.org%2Fa&stateId=s1"
+             "&agent=%7B%22mbox%22%3A%22mailto%3Akari%40example.org%22%7D")
+    writer.write((f"PUT /xapi/activities/state?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth(tenant)}\r\n"
+                  "X-Experience-API-Version: 1.0.3\r\nContent-Type: application/octet-stream\r\n"
+                  "Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n").encode())
+    await writer.drain()
+    assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    chunk = b"x" * 1_000_000
+    for _ in range(20):  # 20 MB, over the 16 MiB document limit
+        writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        await writer.drain()
+    writer.write(b"0\r\n\r\nGET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+    await writer.drain()
+    first, headers, _ = await _response(reader)
+    second, _, about = await _response(reader)
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 413") and headers.get("connection") != "close"
+    assert second.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
