@@ -97,24 +97,16 @@ def _names(name: str) -> list[runner.Projection]:
         raise SystemExit(str(exc.args[0])) from None
 
 
-# Events per window: a worker keeps windows small (each commits, and the lag follows); a
-# rebuild's first pass folds reference data window by window, and larger windows make fewer
-# round trips (1,000,000 statements, 80,000 people: `rebuild all` ~6% faster at 5,000 than at
-# 1,000, which is what bench/projections measures).
-RUN_BATCH = 1000
-REBUILD_BATCH = 5000
-
-
 def cmd_projections(args: argparse.Namespace) -> int:
     """status, rebuild, run and retry."""
     if args.action == "status":
         return _run(lambda url: _status(url, args.json))
     if args.action == "rebuild":
-        return _run(lambda url: _rebuild(url, _names(args.name or "all"), args.batch_size or REBUILD_BATCH))
+        return _run(lambda url: _rebuild(url, _names(args.name or "all"), args.batch_size or runner.REBUILD_BATCH))
     if args.action == "retry":
         return _run(lambda url: _retry(url, _names(args.name or "all")))
     names = _names(args.name or "all")
-    opts = runner.WorkerOptions(batch_size=args.batch_size or RUN_BATCH, lease_seconds=args.lease_seconds,
+    opts = runner.WorkerOptions(batch_size=args.batch_size or runner.RUN_BATCH, lease_seconds=args.lease_seconds,
                                 poll_seconds=args.poll_seconds)
     return _run(lambda url: _work(url, names, opts, args.apply_delay))
 
@@ -203,7 +195,7 @@ def add_subcommands(sub: Any) -> None:
     proj.add_argument("name", nargs="?", help=f"projection ({', '.join(sorted(ALL))} or all; default all)")
     proj.add_argument("--json", action="store_true", help="machine-readable status")
     proj.add_argument("--batch-size", type=int, default=None,
-                      help=f"events per window (default: run {RUN_BATCH}, rebuild {REBUILD_BATCH})")
+                      help=f"events per window (default: run {runner.RUN_BATCH}, rebuild {runner.REBUILD_BATCH})")
     proj.add_argument("--lease-seconds", type=float, default=30.0)
     proj.add_argument("--poll-seconds", type=float, default=1.0)
     # a pause inside every batch's transaction: for crash tests and benchmarks only

@@ -53,6 +53,12 @@ log = structlog.get_logger("spor.projections")
 CHANNEL = "spor_events"
 _SCHEMA = re.compile(r"^[a-z][a-z0-9_]*$")
 _REBUILD_LOCK = 0x5370_5242  # with the projection's index: one rebuild of a projection at a time
+# Events per window: a worker keeps windows small (each commits, and the lag follows); a
+# rebuild's first pass folds reference data window by window, and larger windows make fewer
+# round trips (1,000,000 statements, 80,000 people: `rebuild all` ~6% faster at 5,000 than at
+# 1,000, which is what bench/projections measures).
+RUN_BATCH = 1000
+REBUILD_BATCH = 5000
 
 
 class Projection:
@@ -144,7 +150,7 @@ class StepResult:
 BeforeCommit = Callable[[Projection, int, Window], Awaitable[None]]
 
 
-async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = 1000,
+async def step(conn: asyncpg.Connection, projection: Projection, store_id: int, *, batch_size: int = RUN_BATCH,
                schema: str | None = None, before_commit: BeforeCommit | None = None,
                bulk: bool = False, prefilled_upto: int = 0) -> StepResult:
     """Apply the next batch of one store's events to one projection, exactly once.
@@ -226,7 +232,7 @@ async def settle(conn: asyncpg.Connection, projection: Projection, store_id: int
             await projection.settle(conn, store_id)
 
 
-async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 1000,
+async def catch_up(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = RUN_BATCH,
                    schema: str | None = None, progress: Callable[[int], None] | None = None,
                    prefilled: Mapping[int, int] | None = None, bulk: bool = False) -> int:
     """Apply every pending event of every store, then settle it (no leases: for tests, rebuild
@@ -345,7 +351,7 @@ async def retry(conn: asyncpg.Connection, projection: Projection, store_ids: Seq
 
 # --- rebuild ----------------------------------------------------------------------------------
 
-async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = 5000,
+async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_size: int = REBUILD_BATCH,
                   progress: Callable[[int, int], None] | None = None) -> int:
     """Replay the whole log into fresh tables and swap them in atomically; returns events applied.
 
@@ -537,7 +543,7 @@ async def prefill_facts(url: str, builds: Sequence[Rebuild], heads: Mapping[int,
     await asyncio.gather(*(worker() for _ in range(min(n, len(work)))))
 
 
-async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, batch_size: int = 5000,
+async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, batch_size: int = REBUILD_BATCH,
                                progress: Callable[[int, int], None] | None = None,
                                prefill_chunk: int = 50_000, status_parts: int = 0) -> dict[str, int]:
     """Rebuild one or several read models at once, each on a connection of its own, which also
@@ -595,7 +601,7 @@ def _stable_index(name: str) -> int:
 class WorkerOptions:
     """Tuning knobs of a worker process."""
 
-    batch_size: int = 1000
+    batch_size: int = RUN_BATCH
     lease_seconds: float = 30.0
     poll_seconds: float = 1.0
     # batches per (projection, store) before moving on, so one busy store cannot starve others
