@@ -12,6 +12,9 @@ import orjson
 from tests.conftest import Server, Tenant
 from tests.statements import statement, with_id
 
+# The request each test sends to see what a connection still serves.
+ABOUT = b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n"
+
 
 async def _connect(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, port = server.base_url.removeprefix("http://").split(":")
@@ -31,6 +34,16 @@ async def _response(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str]
     else:
         body = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", "0"))), 10)
     return status.encode(), headers, body
+
+
+async def _answered_then_served(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, status: bytes) -> None:
+    """The answer to the request sent, on a connection kept open, then the answer to ABOUT sent
+    after it on the same connection."""
+    first, headers, _ = await _response(reader)
+    second, _, about = await _response(reader)
+    writer.close()
+    assert first.startswith(status) and headers.get("connection") != "close"
+    assert second.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
 
 
 def _auth(tenant: Tenant) -> str:
@@ -55,7 +68,7 @@ async def test_keep_alive_responses_come_whole_one_after_another(server: Server,
     sent = with_id(statement())
     body = orjson.dumps(sent)
     requests = [
-        b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n",
+        ABOUT,
         (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
          f"X-Experience-API-Version: 1.0.3\r\nContent-Type: application/json\r\n"
          f"Content-Length: {len(body)}\r\n\r\n").encode() + body,
@@ -86,7 +99,7 @@ async def test_a_client_that_half_closes_after_its_request_still_gets_the_respon
     got = []
     for _ in range(10):
         reader, writer = await _connect(server)
-        writer.write(b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+        writer.write(ABOUT)
         await writer.drain()
         writer.write_eof()
         raw = await asyncio.wait_for(reader.read(), 10)
@@ -130,13 +143,9 @@ async def test_a_refused_body_sent_unasked_is_read_past_and_the_connection_kept(
     body = b"x" * 300_000
     writer.write(b"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n"
                  b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-    writer.write(b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+    writer.write(ABOUT)
     await writer.drain()
-    first, headers, _ = await _response(reader)
-    second, _, about = await _response(reader)
-    writer.close()
-    assert first.startswith(b"HTTP/1.1 401") and headers.get("connection") != "close"
-    assert second.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
+    await _answered_then_served(reader, writer, b"HTTP/1.1 401")
 
 
 async def test_a_body_refused_after_100_continue_is_read_past_and_the_connection_kept(
@@ -155,10 +164,6 @@ async def test_a_body_refused_after_100_continue_is_read_past_and_the_connection
     for _ in range(20):  # 20 MB, over the 16 MiB document limit
         writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
         await writer.drain()
-    writer.write(b"0\r\n\r\nGET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+    writer.write(b"0\r\n\r\n" + ABOUT)
     await writer.drain()
-    first, headers, _ = await _response(reader)
-    second, _, about = await _response(reader)
-    writer.close()
-    assert first.startswith(b"HTTP/1.1 413") and headers.get("connection") != "close"
-    assert second.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
+    await _answered_then_served(reader, writer, b"HTTP/1.1 413")

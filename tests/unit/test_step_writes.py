@@ -25,13 +25,15 @@ class Counted:
         return getattr(self.transport, name)
 
 
-async def _pair() -> tuple[Counted, socket.socket]:
-    """A real asyncio transport on one end of a socket pair, and the other end."""
+async def _pair() -> tuple[StepWrites, Counted, socket.socket]:
+    """StepWrites on a real asyncio transport (counted) at one end of a socket pair, and the
+    other end."""
     ours, theirs = socket.socketpair()
     loop = asyncio.get_running_loop()
     transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, ours)
     theirs.setblocking(False)
-    return Counted(transport), theirs  # type: ignore[arg-type]
+    counted = Counted(transport)  # type: ignore[arg-type]
+    return StepWrites(counted, loop), counted, theirs  # type: ignore[arg-type]
 
 
 async def _read_until_eof(sock: socket.socket) -> bytes:
@@ -43,8 +45,7 @@ async def _read_until_eof(sock: socket.socket) -> bytes:
 
 
 async def test_the_writes_of_one_step_leave_in_one_write() -> None:
-    counted, peer = await _pair()
-    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step, counted, peer = await _pair()
     step.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
     step.write(b"{}")
     assert counted.writes == []  # held until the step ends
@@ -57,8 +58,7 @@ async def test_the_writes_of_one_step_leave_in_one_write() -> None:
 
 
 async def test_writes_of_later_steps_follow_in_order() -> None:
-    counted, peer = await _pair()
-    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step, counted, peer = await _pair()
     step.write(b"head|")
     step.write(b"")  # nothing to write, nothing scheduled
     step.write(bytearray(b"part1|"))
@@ -76,8 +76,7 @@ async def test_writes_of_later_steps_follow_in_order() -> None:
 async def test_a_close_in_the_same_step_sends_what_was_written_first() -> None:
     # uvicorn closes the connection right after the body of a response that does not keep the
     # connection alive (HTTP/1.0): the held head and body must reach the socket before the close.
-    counted, peer = await _pair()
-    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step, counted, peer = await _pair()
     step.write(b"head|")
     step.write(b"body")
     step.close()
@@ -89,8 +88,7 @@ async def test_a_close_in_the_same_step_sends_what_was_written_first() -> None:
 
 
 async def test_an_abort_drops_what_is_held() -> None:
-    counted, peer = await _pair()
-    step = StepWrites(counted, asyncio.get_running_loop())  # type: ignore[arg-type]
+    step, counted, peer = await _pair()
     step.write(b"never sent")
     step.abort()
     await asyncio.sleep(0)
