@@ -53,7 +53,7 @@ class RequestMiddleware:
         # that sends its body, asked or unasked, gets its answer on the open connection, which
         # reads past the rest of the body: closing it while the body still arrives would reset
         # it, and the client would lose the answer.
-        asked = not (_has_body(headers) and headers.get("expect", "").lower() == "100-continue")
+        asked = headers.get("expect", "").lower() != "100-continue" or not _has_body(headers)
 
         async def receive_and_note() -> Message:
             nonlocal asked
