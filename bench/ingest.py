@@ -682,7 +682,7 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
         p.start()
         procs.append(p)
     if env.pg_stats:
-        asyncio.run(_execute(env, "SELECT pg_stat_statements_reset()"))
+        asyncio.run(_execute(env, "SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')"))
     barrier.wait(timeout=900)
     spy = None
     spy_out = env.tmp / f"py-spy-{name}.txt"
@@ -730,7 +730,7 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
         client_cpu=client_cpu, server_cpu=server_cpu, pg_cpu=pg_cpu,
         other_cpu=max(0.0, machine - server_cpu - pg_cpu - client_cpu), waits=waits,
         profile=(summarise_py_spy(spy_out) if spy is not None else [])
-        + (asyncio.run(_pg_stats_top(env, wall)) if env.pg_stats else []),
+        + (asyncio.run(_pg_stats_top(env, wall, sent)) if env.pg_stats else []),
     )
 
 
@@ -862,10 +862,13 @@ async def _execute(env: Env, statements: str) -> None:
         await c.close()
 
 
-async def _pg_stats_top(env: Env, wall: float, top: int = 10) -> list[str]:
-    """The statements the server ran in the phase, by total execution time (lock waits included)."""
+async def _pg_stats_top(env: Env, wall: float, statements: int, top: int = 10) -> list[str]:
+    """The statements the server ran in the phase, by total execution time (lock waits included),
+    and the write-ahead log it wrote per statement (full-page images are the first change of a
+    page after a checkpoint)."""
     c = await asyncpg.connect(env.db_url)
     try:
+        wal = await c.fetchrow("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
         rows = await c.fetch(
             "SELECT calls, total_exec_time AS t, mean_exec_time AS m, "
             "       regexp_replace(query, '\\s+', ' ', 'g') AS q "
@@ -873,7 +876,10 @@ async def _pg_stats_top(env: Env, wall: float, top: int = 10) -> list[str]:
             "ORDER BY total_exec_time DESC LIMIT $2", DATABASE, top)
     finally:
         await c.close()
-    out = ["      pg_stat_statements (execution time in PostgreSQL; ms per second of the phase, calls, mean):"]
+    n = max(statements, 1)
+    out = [f"      write-ahead log per statement: {wal['wal_bytes'] / n:,.0f} B in "
+           f"{wal['wal_records'] / n:.1f} records, {wal['wal_fpi'] / n:.2f} full-page images",
+           "      pg_stat_statements (execution time in PostgreSQL; ms per second of the phase, calls, mean):"]
     out += [f"        {r['t'] / wall:7.1f} ms/s {r['calls']:>8,} calls {r['m']:8.3f} ms  {r['q'][:110]}" for r in rows]
     return out
 
@@ -986,6 +992,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"load generators {r.client_cpu / r.wall:.2f}, everything else {r.other_cpu / r.wall:.2f} "
                 f"(of {os.cpu_count()}); server CPU per statement {r.server_cpu / max(r.statements, 1) * 1000:.2f} ms, "
                 f"PostgreSQL CPU per statement {r.pg_cpu / max(r.statements, 1) * 1000:.2f} ms")
+            per_statement = (r.server_cpu + r.pg_cpu + r.client_cpu) / max(r.statements, 1)
+            if per_statement > 0:
+                # the machine's cores over the CPU one statement costs everywhere: no lock,
+                # queue or client could make the phase faster than this on this machine
+                say(f"    CPU ceiling: {os.cpu_count()} cores / {per_statement * 1000:.2f} ms of CPU per statement "
+                    f"(server, PostgreSQL, load generators) = {fmt_rate(os.cpu_count() / per_statement)} statements/s")
             if r.other_cpu / r.wall > 0.2:
                 say(f"    WARNING: other processes used {r.other_cpu / r.wall:.2f} cores during this phase; "
                     "the machine was not quiet and the figure is low by an unknown amount")
