@@ -1,15 +1,16 @@
 """Canonical Activity definitions (and agent names): inline projections of the statement log.
 
 Definitions are merged inside the statement append's transaction (``upsert_definitions`` on the
-general path, ``spor_append_statements`` on the one-round-trip path, both calling the SQL
-function ``spor_upsert_definitions``), so GET /activities and ``format=canonical`` are as
+general path, ``spor_append_group`` on the one-round-trip path, both calling the SQL function
+``spor_merge_definitions``, migration 0022), so GET /activities and ``format=canonical`` are as
 current as GET /statements. The batch is folded in Python first (later statements win,
-language maps merge), then one statement upserts with ``unnest``.
+language maps merge), then one statement upserts from the JSON object id -> definition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -74,29 +75,65 @@ def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, An
     return out
 
 
-def definition_args(items: list[Prepared]) -> tuple[list[str], list[bytes], list[str], list[str]]:
-    """The arguments of spor_upsert_definitions for appended statements: Activity ids and
-    their definitions folded over the batch, agent keys and names."""
-    defs = fold_definitions(p.body for p in items)
-    names: set[tuple[str, str]] = set()
+class KnownNames:
+    """Agent names this process has seen committed, per store, so an append need not send them
+    again. ``agent_names`` rows are never deleted, so a pair seen committed stays stored. Most
+    statements name people whose names are stored already (every statement of a course names
+    the learner and the instructor); sending them cost the driver's encoding and, under the
+    store's lock, a unique-index probe each. Bounded: the oldest pairs are forgotten first."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._seen: dict[tuple[int, str, str], None] = {}
+
+    def unknown(self, store_id: int, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        return [(k, n) for k, n in pairs if (store_id, k, n) not in self._seen]
+
+    def remember(self, store_id: int, pairs: Iterable[tuple[str, str]]) -> None:
+        for k, n in pairs:
+            self._seen[(store_id, k, n)] = None
+        while len(self._seen) > self.limit:
+            del self._seen[next(iter(self._seen))]
+
+
+@dataclass
+class DefinitionArgs:
+    """The definition and name documents of spor_merge_definitions (migration 0022) for a
+    group of appended statements: Activity id -> definition folded over the group, as JSON,
+    and the [agent key, name] pairs not known to be stored."""
+
+    defs: bytes
+    names: list[tuple[str, str]]
+
+    @property
+    def empty(self) -> bool:
+        return self.defs == b"{}" and not self.names
+
+    def names_json(self) -> bytes:
+        return orjson.dumps(self.names)
+
+
+def definition_args(store_id: int, items: list[Prepared], known: KnownNames | None = None) -> DefinitionArgs:
+    """What appending ``items`` merges into the canonical definitions and agent names."""
+    names: dict[tuple[str, str], None] = {}
     for p in items:
         for agent in _agents(p.body):
             key = T.agent_key(agent)
             name = agent.get("name")
             if key is not None and isinstance(name, str) and name:
-                names.add((key, name))
-    return list(defs), [orjson.dumps(d) for d in defs.values()], [k for k, _ in names], [n for _, n in names]
+                names[(key, name)] = None
+    pairs = list(names) if known is None else known.unknown(store_id, names)
+    return DefinitionArgs(orjson.dumps(fold_definitions(p.body for p in items)), pairs)
 
 
-async def upsert_definitions(conn: asyncpg.Connection, store_id: int, items: list[Prepared]) -> None:
+async def upsert_definitions(conn: asyncpg.Connection, store_id: int, args: DefinitionArgs) -> None:
     """Merge the Activity definitions (and agent names) of appended statements, one round trip.
 
     Must run in the append's transaction, after the store lock is taken, so definitions are
     applied in position order.
     """
-    ids, defs, keys, names = definition_args(items)
-    if ids or keys:
-        await conn.execute(sql("upsert_definitions"), store_id, ids, defs, keys, names)
+    if not args.empty:
+        await conn.execute(sql("merge_definitions"), store_id, args.defs, args.names_json())
 
 
 async def canonical_definitions(pool_or_conn: asyncpg.Pool | asyncpg.Connection, store_id: int,

@@ -1,4 +1,4 @@
-"""The two statement append paths: the one-round-trip function (migrations 0007, 0016) takes the
+"""The two statement append paths: the one-round-trip function (migrations 0007, 0016, 0022) takes the
 common case, and hands every case that needs the general path's rules back untouched."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from datetime import datetime
 
 import asyncpg
 import orjson
+import pytest
 
 from lrs.ops import terms as T
 from lrs.ops.activities import merge_definition
@@ -30,15 +31,15 @@ def _principal(store_id: int) -> Principal:
 
 async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
                 defs: dict[str, dict] | None = None) -> datetime | None:
-    """spor_append_statements with the arguments the repository would build; ``defs``: the
+    """spor_append_group with the arguments the repository would build; ``defs``: the
     Activity definitions to merge (none by default)."""
     items = [prepare(s, WHO, "1.0.3") for s in stmts]
-    defs = defs or {}
     return await conn.fetchval(
-        sql("append_in_one_call"), store, [p.id for p in items], [orjson.dumps(p.body).decode() for p in items],
+        sql("append_in_one_call"), store, [p.id for p in items],
+        "\x1e".join(orjson.dumps(p.body).decode() for p in items),
         ["timestamp" not in p.body for p in items], [None] * len(items),
-        [p.terms for p in items], ["account:x"] * len(items),
-        [], [], [], list(defs), list(defs.values()), [], [])
+        orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
+        [], [], [], orjson.dumps(defs or {}).decode(), "[]")
 
 
 async def _counts(conn: asyncpg.Connection, store: int) -> tuple[int, int, int, int]:
@@ -211,8 +212,63 @@ async def test_the_append_functions_use_generic_plans(conn: asyncpg.Connection) 
     """Migration 0016: with few statements per call, custom plans were made again on every call
     (a third of a one-statement append); the functions' plans do not depend on the values."""
     rows = await conn.fetch("SELECT proname, proconfig FROM pg_proc "
-                            "WHERE proname IN ('spor_append_statements', 'spor_upsert_definitions')")
+                            "WHERE proname IN ('spor_append_group', 'spor_merge_definitions')")
     assert {r["proname"]: r["proconfig"] for r in rows} == {
-        "spor_append_statements": ["plan_cache_mode=force_generic_plan"],
-        "spor_upsert_definitions": ["plan_cache_mode=force_generic_plan"],
+        "spor_append_group": ["plan_cache_mode=force_generic_plan"],
+        "spor_merge_definitions": ["plan_cache_mode=force_generic_plan"],
     }
+
+
+async def test_a_body_holding_a_record_separator_comes_back_as_sent(conn: asyncpg.Connection) -> None:
+    """Migration 0022 joins the bodies with U+001E; a statement whose strings hold that
+    character (and other control characters) is stored whole, since JSON escapes them."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    odd = with_id(statement(actor="ola"))
+    odd["result"] = {"response": "a\x1eb\x1fc\nd"}
+    plain = with_id(statement(actor="kari"))
+    assert await _call(conn, store, [odd, plain]) is not None
+    payloads = await conn.fetch("SELECT payload::text AS p FROM events WHERE store_id = $1 ORDER BY position", store)
+    first, second = (orjson.loads(r["p"]) for r in payloads)
+    assert first["result"]["response"] == "a\x1eb\x1fc\nd"
+    assert (first["id"], second["id"]) == (odd["id"], plain["id"])
+
+
+async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes_nothing(
+        conn: asyncpg.Connection) -> None:
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    items = [prepare(with_id(statement()), WHO, "1.0.3") for _ in range(2)]
+    before = await _counts(conn, store)
+    with pytest.raises(asyncpg.InvalidParameterValueError, match="2 ids, 1 bodies, 2 term objects"):
+        await conn.fetchval(
+            sql("append_in_one_call"), store, [p.id for p in items], orjson.dumps(items[0].body).decode(),
+            [True, True], [None, None], orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * 2,
+            [], [], [], "{}", "[]")
+    assert await _counts(conn, store) == before
+
+
+async def test_agent_names_are_stored_and_names_known_stored_are_not_sent_again(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """Names go into agent_names with the statement; a name this process saw committed is left
+    out of the next append's documents (rows are never deleted), on both append paths."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    who = _principal(store)
+    pool = await create_pool(db_url)
+    try:
+        repo = PgStatementRepository(pool)
+        named = {**agent("ola"), "name": "Ola Nordmann"}
+        first = with_id({**statement(), "actor": named})
+        await store_statements(repo, who, "1.0.3", [first])
+        key = T.agent_key(named)
+        assert await conn.fetchval("SELECT array_agg(name) FROM agent_names WHERE store_id = $1 AND agent_key = $2",
+                                   store, key) == ["Ola Nordmann"]
+        assert repo.known_names.unknown(store, [(key, "Ola Nordmann"), (key, "Ola N.")]) == [(key, "Ola N.")]
+        # a second name of the same person is still stored, by the general path too (a re-send)
+        renamed = with_id({**statement(), "actor": {**named, "name": "Ola N."}})
+        await store_statements(repo, who, "1.0.3", [first, renamed])
+        assert await conn.fetchval("SELECT array_agg(name ORDER BY name) FROM agent_names "
+                                   "WHERE store_id = $1 AND agent_key = $2", store, key) == ["Ola N.", "Ola Nordmann"]
+        assert repo.known_names.unknown(store, [(key, "Ola N.")]) == []
+        # known per store: the same pair in another store is not known there
+        assert repo.known_names.unknown(store + 1, [(key, "Ola N.")]) == [(key, "Ola N.")]
+    finally:
+        await pool.close()

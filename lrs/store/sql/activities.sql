@@ -1,9 +1,10 @@
 -- Canonical Activity definitions and agent names: inline projections of the statement log.
 
--- name: upsert_definitions
--- Merge Activity definitions (language maps merged, other properties replaced) and record agent
--- names (the function is in migration 0007; the one-round-trip append calls it too).
-SELECT spor_upsert_definitions($1, $2::text[], $3::jsonb[], $4::text[], $5::text[]);
+-- name: merge_definitions
+-- Merge Activity definitions ({id: definition}; language maps merged, other properties replaced)
+-- and record agent names ([[key, name], ...]); the function is in migration 0022, and the
+-- one-round-trip append calls it too.
+SELECT spor_merge_definitions($1, $2::jsonb, $3::jsonb);
 
 -- name: canonical_definitions
 -- Canonical definitions of the given Activity ids of a store.
