@@ -110,10 +110,14 @@ def _wants_csv(request: Request) -> bool:
     return "text/csv" in request.headers.get("accept", "")
 
 
-def _filename(name: str) -> str:
+CSV = "text/csv; charset=utf-8"
+
+
+def _csv_headers(name: str) -> dict[str, str]:
     """Content-Disposition for ``name``.csv: an ASCII fallback and the name itself (RFC 6266)."""
     plain = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in name)
-    return f"attachment; filename=\"{plain}.csv\"; filename*=UTF-8''{quote(name + '.csv', safe='')}"
+    utf8 = quote(name + ".csv", safe="")
+    return {"Content-Disposition": f"attachment; filename=\"{plain}.csv\"; filename*=UTF-8''{utf8}"}
 
 
 def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int | None = None,
@@ -131,11 +135,10 @@ def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int
     elif more:
         nxt = str(request.url.include_query_params(offset=offset + (limit or 0), limit=limit))
     if _wants_csv(request):
-        headers = {"Content-Disposition": _filename(name)}
+        headers = _csv_headers(name)
         if nxt:
             headers["Link"] = f'<{nxt}>; rel="next"'  # a page of an export, not all of it
-        return Response(_csv_lines(rows, columns or [], True), media_type="text/csv; charset=utf-8",
-                        headers=headers)
+        return Response(_csv_lines(rows, columns or [], True), media_type=CSV, headers=headers)
     body: dict[str, Any] = {"items": rows}
     if limit is not None:
         body.update(limit=limit, offset=offset, next=nxt)
@@ -169,8 +172,7 @@ def _export_head(plan: ExportPlan) -> StreamingResponse:
         return
         yield b""  # (an async generator that yields nothing)
 
-    return StreamingResponse(nothing(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": _filename(plan.name)})
+    return StreamingResponse(nothing(), media_type=CSV, headers=_csv_headers(plan.name))
 
 
 @dataclass
@@ -221,8 +223,7 @@ class Export(StreamingResponse):
 
     def __init__(self, name: str, body: _Prefetched, sent: dict[str, Any],
                  finish: Callable[[str], Awaitable[None]]) -> None:
-        super().__init__(body, media_type="text/csv; charset=utf-8",
-                         headers={"Content-Disposition": _filename(name)})
+        super().__init__(body, media_type=CSV, headers=_csv_headers(name))
         self.chunks = body
         self.sent = sent  # rows, persons (a set), finished: kept current by the stream
         self.finish = finish
