@@ -9,6 +9,7 @@ language maps merge), then one statement upserts from the JSON object id -> defi
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -77,14 +78,16 @@ def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, An
 
 class KnownNames:
     """Agent names this process has seen committed, per store, so an append need not send them
-    again. ``agent_names`` rows are never deleted, so a pair seen committed stays stored. Most
-    statements name people whose names are stored already (every statement of a course names
-    the learner and the instructor); sending them cost the driver's encoding and, under the
-    store's lock, a unique-index probe each. Bounded: the oldest pairs are forgotten first."""
+    again. ``agent_names`` rows are never deleted, so a pair seen committed stays stored, in
+    the database history the process saw it in: on a connection new to the cache (after a
+    failover or a restore the pool reconnects) everything is forgotten (``forget_if_new``).
+    Most statements name people whose names are stored already (every statement of a course
+    names the learner and the instructor); sending them cost the driver's encoding and, under
+    the store's lock, a unique-index probe each. Bounded: the least recently seen go first."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self._seen: dict[tuple[int, str, str], None] = {}
+        self._seen: OrderedDict[tuple[int, str, str], None] = OrderedDict()
 
     def unknown(self, store_id: int, pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
         return [(k, n) for k, n in pairs if (store_id, k, n) not in self._seen]
@@ -92,8 +95,15 @@ class KnownNames:
     def remember(self, store_id: int, pairs: Iterable[tuple[str, str]]) -> None:
         for k, n in pairs:
             self._seen[(store_id, k, n)] = None
+            self._seen.move_to_end((store_id, k, n))
         while len(self._seen) > self.limit:
-            del self._seen[next(iter(self._seen))]
+            self._seen.popitem(last=False)
+
+    def forget_if_new(self, conn: asyncpg.Connection) -> None:
+        """Forget every pair when ``conn`` is a pool connection the cache has not seen."""
+        take_new = getattr(conn, "take_new", None)
+        if take_new is not None and take_new():
+            self._seen.clear()
 
 
 @dataclass

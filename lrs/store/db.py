@@ -37,9 +37,18 @@ class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
     """A pool connection that knows whether it carries session settings to clear on release."""
 
     scoped = False
+    # True until a cache of what the database holds (lrs.store.activities.KnownNames) has seen
+    # this connection: a new connection may reach another history of the database than the
+    # one the cache learnt from (a failover to a replica that missed the last commits, a restore)
+    new = True
 
     def mark_scoped(self) -> None:
         self.scoped = True
+
+    def take_new(self) -> bool:
+        """Whether this connection is new to the caches; it is not after this call."""
+        was, self.new = self.new, False
+        return was
 
 
 async def _reset_on_release(conn: PooledConnection) -> None:

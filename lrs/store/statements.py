@@ -92,7 +92,7 @@ class PgStatementRepository:
         return await self._append_general(store_id, writes)
 
     async def _append_in_one_call(self, store_id: int, writes: list[_Write]) -> datetime | None:
-        """The common case in one round trip (spor_append_statements, migrations 0007 and 0016): no
+        """The common case in one round trip (spor_append_group, migrations 0007, 0016, 0022): no
         statement refers to another, no id repeats. None, with nothing written, when the
         general path must take the group (an id is stored already, or a stored statement
         refers to a new one)."""
@@ -107,8 +107,9 @@ class PgStatementRepository:
             fill_ts.append("timestamp" not in p.body)
             bodies.append(orjson.dumps(p.body).decode())
         attachments = [a for w in writes for a in w.attachments]
-        defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names)
         async with translated(), self.pool.acquire() as conn:
+            self.known_names.forget_if_new(conn)
+            defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names)
             stored: datetime | None = await conn.fetchval(
                 sql("append_in_one_call"),
                 store_id,
@@ -165,6 +166,7 @@ class PgStatementRepository:
             reservation = Reservation(first, len(new), check["stored"])
             await self._insert(conn, store_id, new, attachments, reservation, set(check["voided_before"]))
             if defining:
+                self.known_names.forget_if_new(conn)
                 merged = definition_args(store_id, defining, self.known_names)
                 await upsert_definitions(conn, store_id, merged)
         if merged is not None:  # committed

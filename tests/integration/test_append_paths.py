@@ -10,15 +10,17 @@ import asyncpg
 import orjson
 import pytest
 
+from lrs.errors import Conflict
 from lrs.ops import terms as T
 from lrs.ops.activities import merge_definition
 from lrs.ops.principal import Principal
 from lrs.ops.statements import get_statement, prepare, store_statements
 from lrs.ops.timestamps import format_timestamp
+from lrs.store.activities import definition_args
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
 from lrs.store.queries import sql
-from lrs.store.statements import PgStatementRepository
+from lrs.store.statements import PgStatementRepository, _Write
 from tests.statements import agent, statement, with_id
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
@@ -246,29 +248,87 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
     assert await _counts(conn, store) == before
 
 
+def _named(name: str, actor: str = "ola") -> dict:
+    return with_id({**statement(), "actor": {**agent(actor), "name": name}})
+
+
+async def _names(conn: asyncpg.Connection, store: int, actor: str = "ola") -> list[str]:
+    return await conn.fetchval("SELECT coalesce(array_agg(name ORDER BY name), '{}') FROM agent_names "
+                               "WHERE store_id = $1 AND agent_key = $2", store, T.agent_key(agent(actor)))
+
+
 async def test_agent_names_are_stored_and_names_known_stored_are_not_sent_again(
         db_url: str, conn: asyncpg.Connection) -> None:
     """Names go into agent_names with the statement; a name this process saw committed is left
     out of the next append's documents (rows are never deleted), on both append paths."""
     store = await PgCredentialRepository(conn).create_store("s", None)
     who = _principal(store)
+    key = T.agent_key(agent("ola"))
     pool = await create_pool(db_url)
     try:
         repo = PgStatementRepository(pool)
-        named = {**agent("ola"), "name": "Ola Nordmann"}
-        first = with_id({**statement(), "actor": named})
+        first = _named("Ola Nordmann")
         await store_statements(repo, who, "1.0.3", [first])
-        key = T.agent_key(named)
-        assert await conn.fetchval("SELECT array_agg(name) FROM agent_names WHERE store_id = $1 AND agent_key = $2",
-                                   store, key) == ["Ola Nordmann"]
+        assert await _names(conn, store) == ["Ola Nordmann"]
         assert repo.known_names.unknown(store, [(key, "Ola Nordmann"), (key, "Ola N.")]) == [(key, "Ola N.")]
+        # left out of what the next append sends
+        again = definition_args(store, [prepare(_named("Ola Nordmann"), who, "1.0.3")], repo.known_names)
+        assert again.names == []
+        # deleted behind the cache's back, a known name is not sent again: proof that it was left out
+        await conn.execute("DELETE FROM agent_names WHERE store_id = $1", store)
+        await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
+        assert await _names(conn, store) == []
         # a second name of the same person is still stored, by the general path too (a re-send)
-        renamed = with_id({**statement(), "actor": {**named, "name": "Ola N."}})
+        renamed = _named("Ola N.")
         await store_statements(repo, who, "1.0.3", [first, renamed])
-        assert await conn.fetchval("SELECT array_agg(name ORDER BY name) FROM agent_names "
-                                   "WHERE store_id = $1 AND agent_key = $2", store, key) == ["Ola N.", "Ola Nordmann"]
+        assert await _names(conn, store) == ["Ola N."]
         assert repo.known_names.unknown(store, [(key, "Ola N.")]) == []
         # known per store: the same pair in another store is not known there
         assert repo.known_names.unknown(store + 1, [(key, "Ola N.")]) == [(key, "Ola N.")]
+    finally:
+        await pool.close()
+
+
+async def test_names_are_remembered_only_when_their_append_commits(db_url: str, conn: asyncpg.Connection) -> None:
+    """A failed one-call append (no such store), and a request refused with 409 inside a group
+    that the general path writes, leave their names unknown; the accepted request's are known."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    who = _principal(store)
+    key = T.agent_key(agent("ola"))
+    pool = await create_pool(db_url)
+    try:
+        repo = PgStatementRepository(pool)
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match=r"store 999999 does not exist"):
+            await repo.append(999999, [prepare(_named("Ola Nordmann"), _principal(999999), "1.0.3")], [])
+        assert repo.known_names.unknown(999999, [(key, "Ola Nordmann")]) == [(key, "Ola Nordmann")]
+
+        stored = _named("Ola Nordmann")
+        await store_statements(repo, who, "1.0.3", [stored])
+        clash = prepare({**_named("Ola the Conflicting"), "id": stored["id"]}, who, "1.0.3")
+        fine = prepare(_named("Kari Nordmann", actor="kari"), who, "1.0.3")
+        outcomes = await repo._write_group(store, [_Write([clash], [], True), _Write([fine], [], True)])
+        assert isinstance(outcomes[0], Conflict) and isinstance(outcomes[1], datetime)
+        kari = T.agent_key(agent("kari"))
+        assert repo.known_names.unknown(store, [(key, "Ola the Conflicting"), (kari, "Kari Nordmann")]) == [
+            (key, "Ola the Conflicting")]
+        assert await _names(conn, store, "kari") == ["Kari Nordmann"]
+        assert await _names(conn, store) == ["Ola Nordmann"]
+    finally:
+        await pool.close()
+
+
+async def test_a_new_pool_connection_empties_the_known_names(db_url: str, conn: asyncpg.Connection) -> None:
+    """After the pool reconnects (a failover, a restore) the database may not hold what the
+    cache learnt: the names are sent again, and stored again."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    who = _principal(store)
+    pool = await create_pool(db_url, min_size=1, max_size=1)
+    try:
+        repo = PgStatementRepository(pool)
+        await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
+        await conn.execute("DELETE FROM agent_names WHERE store_id = $1", store)  # as if restored from before
+        await pool.expire_connections()
+        await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
+        assert await _names(conn, store) == ["Ola Nordmann"]
     finally:
         await pool.close()
