@@ -99,13 +99,14 @@ class PgStatementRepository:
         items = [p for w in writes for p in w.items]
         if any(p.refers_to for p in items) or len({p.id for p in items}) != len(items):
             return None
-        bodies: list[str] = []
         fill_ts: list[bool] = []
         for p in items:
             # the function puts "stored" (and "timestamp" when absent, xAPI Data 2.4.7) first
             p.body.pop("stored", None)
             fill_ts.append("timestamp" not in p.body)
-            bodies.append(orjson.dumps(p.body).decode())
+        # UTF-8 JSON never holds the byte 0x1E (RFC 8259 section 7; UTF-8 continuation bytes
+        # are 0x80 and above): a safe separator. Bytes, not str: see migration 0022.
+        bodies = b"\x1e".join([orjson.dumps(p.body) for p in items])
         attachments = [a for w in writes for a in w.attachments]
         async with translated(), self.pool.acquire() as conn:
             self.known_names.forget_if_new(conn)
@@ -114,8 +115,7 @@ class PgStatementRepository:
                 sql("append_in_one_call"),
                 store_id,
                 [p.id for p in items],
-                # JSON text never holds U+001E unescaped (RFC 8259, section 7): a safe separator
-                "\x1e".join(bodies),
+                bodies,
                 fill_ts,
                 [",".join(p.attachment_sha2s) or None for p in items],
                 # one JSON array of {term: direct} objects (per-element jsonb cost the driver 6 us each)

@@ -38,7 +38,7 @@ async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
     items = [prepare(s, WHO, "1.0.3") for s in stmts]
     return await conn.fetchval(
         sql("append_in_one_call"), store, [p.id for p in items],
-        "\x1e".join(orjson.dumps(p.body).decode() for p in items),
+        b"\x1e".join(orjson.dumps(p.body) for p in items),
         ["timestamp" not in p.body for p in items], [None] * len(items),
         orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
         [], [], [], orjson.dumps(defs or {}).decode(), "[]")
@@ -242,7 +242,7 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
     before = await _counts(conn, store)
     with pytest.raises(asyncpg.InvalidParameterValueError, match="2 ids, 1 bodies, 2 term objects"):
         await conn.fetchval(
-            sql("append_in_one_call"), store, [p.id for p in items], orjson.dumps(items[0].body).decode(),
+            sql("append_in_one_call"), store, [p.id for p in items], orjson.dumps(items[0].body),
             [True, True], [None, None], orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * 2,
             [], [], [], "{}", "[]")
     assert await _counts(conn, store) == before

@@ -129,7 +129,7 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 -- function
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
-spor_append_group(p_store bigint, p_ids uuid[], p_bodies text, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb) RETURNS timestamp with time zone
+spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb) RETURNS timestamp with time zone
 spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
 spor_merge_definition(stored jsonb, incoming jsonb) RETURNS jsonb

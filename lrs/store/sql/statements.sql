@@ -13,9 +13,9 @@ WHERE id = $1;
 
 -- name: append_in_one_call
 -- The common append in one round trip (migrations 0007, 0016, 0022); NULL when the general path
--- must take it. $3: the bodies joined by U+001E; $6: [terms object per statement]; $11: {id:
--- definition}; $12: [[agent key, name], ...].
-SELECT spor_append_group($1, $2::uuid[], $3::text, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
+-- must take it. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per statement];
+-- $11: {id: definition}; $12: [[agent key, name], ...].
+SELECT spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
                          $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb);
 
 -- name: append_statements

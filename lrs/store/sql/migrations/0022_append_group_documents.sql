@@ -10,9 +10,13 @@
 --
 -- So spor_append_group takes:
 --   p_bodies  each statement's JSON (as before: without "stored", and without "timestamp" where
---             p_fill_ts says the LRS fills it in), joined by U+001E RECORD SEPARATOR. JSON text
---             never holds a control character unescaped (RFC 8259, section 7), so the separator
---             cannot occur inside a body.
+--             p_fill_ts says the LRS fills it in), in UTF-8, joined by the byte 0x1E (RECORD
+--             SEPARATOR). JSON text never holds a control character unescaped (RFC 8259,
+--             section 7), and UTF-8 uses no byte below 0x80 inside a multi-byte character, so
+--             the separator cannot occur inside a body. bytea, not text: the driver takes the
+--             bytes orjson made as they are, where a text parameter wants a Python str, which
+--             keeps a second, UTF-8 copy of itself once encoded (a server process held ~20 MB
+--             more at its peak, loading batches of 1,000).
 --   p_terms   a JSON array: per statement its filter terms {term: direct}.
 --   p_defs    a JSON object: Activity id -> definition, folded over the group in Python.
 --   p_names   a JSON array of [agent key, name] pairs.
@@ -43,13 +47,14 @@ $$;
 -- Returns the stored time of the append, or NULL when the general path must take it (an id is
 -- stored already, or a stored statement refers to one of the new ids), having written nothing.
 CREATE FUNCTION spor_append_group(
-    p_store bigint, p_ids uuid[], p_bodies text, p_fill_ts boolean[], p_sha2s text[],
+    p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[],
     p_terms jsonb, p_authority text[],
     p_att_sha2 text[], p_att_type text[], p_att_content bytea[],
     p_defs jsonb, p_names jsonb
 ) RETURNS timestamptz LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
-    v_bodies text[] := string_to_array(p_bodies, E'\x1e');
+    -- convert_from checks the UTF-8 (a bad byte is an error, as text would have been)
+    v_bodies text[] := string_to_array(convert_from(p_bodies, 'UTF8'), E'\x1e');
     v_terms  jsonb[] := ARRAY(SELECT e FROM jsonb_array_elements(p_terms) WITH ORDINALITY AS x(e, n) ORDER BY n);
     v_last   bigint;
     v_stored timestamptz;
@@ -122,6 +127,6 @@ $$;
 
 -- generic plans, as 0016 says: the plans do not depend on the values
 ALTER FUNCTION spor_merge_definitions(bigint, jsonb, jsonb) SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION spor_append_group(bigint, uuid[], text, boolean[], text[], jsonb, text[], text[], text[], bytea[],
+ALTER FUNCTION spor_append_group(bigint, uuid[], bytea, boolean[], text[], jsonb, text[], text[], text[], bytea[],
                                  jsonb, jsonb)
     SET plan_cache_mode = force_generic_plan;
