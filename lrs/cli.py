@@ -36,6 +36,10 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+# How long SIGTERM waits for requests in flight (deploy/: service managers wait longer).
+GRACEFUL_SHUTDOWN_SECONDS = 30
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -77,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             target,  # type: ignore[arg-type]
             factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
             host=settings.host, port=settings.port, log_config=None, access_log=False,
-            timeout_graceful_shutdown=30, loop="auto", http=StepWritesProtocol,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, loop="auto", http=StepWritesProtocol,
         )
     finally:
         if embedded is not None:
