@@ -78,6 +78,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         conn = await runner.connect(url)
         try:
             sid = await _store_id(conn, args.store)
+            try:
+                await reference.check_against_store(conn, sid, args.kind, parsed, path.name)
+            except reference.ImportFailed as exc:
+                sys.stderr.write(f"import refused, nothing applied:\n{exc}\n")
+                return 2
             n = await reference.append(conn, sid, parsed.events)
         finally:
             await conn.close()

@@ -16,8 +16,9 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dc_field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import statements_schema
 from lrs.ops.terms import agent_key
 from lrs.store.log import Reservation, commit_positions, reserve
 from lrs.store.queries import sql
+from projections import org_tree
 from projections.facts import (
     EMPLOYMENT,
     MAX_VALIDITY_DAYS,
@@ -256,6 +258,8 @@ def org_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
                 r.err("unit_id", "an organisation number has 9 digits")
         name = r.text("name", limit=TEXT_MAX)
         parent = r.text("parent_id", required=False)
+        if parent is not None and not _DIGITS.match(parent):
+            r.err("parent_id", "must be digits (the parent's RESH id or organisation number)")
         level = (r.text("level") or "").lower()
         if level and not _LEVEL.match(level):
             r.err("level", "must be a word such as region, trust, division, department, section")
@@ -364,6 +368,8 @@ class ParsedFile:
 
     records: int
     events: list[RefEvent]
+    # (family, key) -> the line its event came from, for errors found later (check_against_store)
+    lines: dict[tuple[str, str], int] = dc_field(default_factory=dict)
 
 
 def parse_file(kind: str, path: Path) -> ParsedFile:
@@ -380,9 +386,35 @@ def parse_file(kind: str, path: Path) -> ParsedFile:
             errors.append(RowError(path.name, line, "(row)",
                                    f"{ev.kind} {ev.key!r} differs from line {prev[0]} (one row per key)"))
         seen[(ev.family, ev.key)] = (line, ev)
+    if kind == "org" and not errors:
+        # cycles among the file's own versions; parents it does not hold are checked against
+        # the store (check_against_store)
+        errors += [RowError(path.name, line, "parent_id", why)
+                   for line, why in org_tree.problems(_versions(seen.values()), None)]
     if errors:
         raise ImportFailed(errors)
-    return ParsedFile(len(records), [ev for _, ev in seen.values()])
+    return ParsedFile(len(records), [ev for _, ev in seen.values()], {k: line for k, (line, _) in seen.items()})
+
+
+def _versions(lined: Iterable[tuple[int | None, RefEvent]]) -> list[org_tree.Version]:
+    return [org_tree.Version(str(ev.payload["unit_id"]), str(ev.payload["valid_from"]),
+                             ev.payload.get("parent_id") or None, line)
+            for line, ev in lined if ev.kind == ORG_UNIT]
+
+
+async def check_against_store(conn: asyncpg.Connection, store_id: int, kind: str, parsed: ParsedFile,
+                              file: str) -> None:
+    """ImportFailed when the file, over what the store holds, breaks a rule no file alone can
+    show: an organisation file's parent that is no unit, or has no version yet, or a cycle
+    through stored units (projections/org_tree.py)."""
+    if kind != "org":
+        return
+    rows = await conn.fetch(sql("reference_payloads"), store_id, "org.unit")
+    stored = _versions((None, RefEvent(ORG_UNIT, r["key"], orjson.loads(r["payload"]))) for r in rows)
+    new = _versions((parsed.lines.get((ev.family, ev.key)), ev) for ev in parsed.events)
+    found = org_tree.problems(new, stored)
+    if found:
+        raise ImportFailed([RowError(file, line, "parent_id", why) for line, why in found])
 
 
 # --- appending --------------------------------------------------------------------------------
@@ -416,4 +448,6 @@ async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEv
 
 async def import_file(conn: asyncpg.Connection, store_id: int, kind: str, path: Path) -> int:
     """Check a whole file, then append what it changes; returns the number of events appended."""
-    return await append(conn, store_id, parse_file(kind, path).events)
+    parsed = parse_file(kind, path)
+    await check_against_store(conn, store_id, kind, parsed, path.name)
+    return await append(conn, store_id, parsed.events)

@@ -175,6 +175,43 @@ async def test_a_file_that_cannot_be_read_as_records_is_refused_naming_where(
     assert await _events(conn) == 0
 
 
+ORG_HEADER = "unit_id,name,parent_id,level,valid_from\n"
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("20,Ny klinikk,999,division,2024-01-01\n", "org.csv:2: parent_id: unit 999 is neither in this file nor stored"),
+    ("20,Ny klinikk,x9,division,2024-01-01\n", "org.csv:2: parent_id: must be digits"),
+    ("20,Ny klinikk,20,division,2024-01-01\n", "org.csv:2: parent_id: a unit cannot be its own parent"),
+    ("20,Ny klinikk,21,division,2024-01-01\n21,Ny seksjon,20,section,2024-01-01\n",
+     "org.csv:2: parent_id: makes a cycle on 2024-01-01: 20 → 21 → 20"),
+    # the stored trust (900010, from 2020) under its own division from 2025
+    ("900010,Eksempelsykehuset HF,900100,trust,2025-01-01\n",
+     "org.csv:2: parent_id: makes a cycle on 2025-01-01: 900010 → 900100 → 900010"),
+    ("20,Ny klinikk,21,division,2024-01-01\n21,Ny trust,900001,trust,2025-01-01\n",
+     "org.csv:2: parent_id: unit 21 has no version on or before 2024-01-01 (its first is from 2025-01-01)"),
+])
+async def test_an_org_file_that_breaks_the_tree_with_the_stored_units_is_refused(
+        tmp_path: Path, conn: asyncpg.Connection, rows: str, message: str) -> None:
+    """Over the stored units (the example tree), a parent that is no unit or has no version yet
+    on the date, and a unit its own ancestor, refuse the file and append nothing."""
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    assert await reference.import_file(conn, sid, "org", EXAMPLES / "org.csv") == 9
+    path = tmp_path / "org.csv"
+    path.write_text(ORG_HEADER + rows)
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "org", path)
+    assert message in str(err.value)
+    assert await _events(conn) == 9
+
+
+async def test_an_org_file_may_hang_new_units_under_stored_ones(tmp_path: Path, conn: asyncpg.Connection) -> None:
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    await reference.import_file(conn, sid, "org", EXAMPLES / "org.csv")
+    path = tmp_path / "org.csv"
+    path.write_text(ORG_HEADER + "20,Ny klinikk,900010,division,2024-01-01\n21,Ny seksjon,20,section,2024-06-01\n")
+    assert await reference.import_file(conn, sid, "org", path) == 2
+
+
 def _spor(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPOR_DATABASE_URL": db_url}
     return subprocess.run([sys.executable, "-m", "projections.cli", *args], env=env, cwd=ROOT, capture_output=True,
@@ -194,6 +231,11 @@ async def test_import_and_projection_commands(db_url: str, tmp_path: Path, conn:
     refused = _spor(db_url, "import", "people", str(bad), "--store", "hf")
     assert refused.returncode == 2
     assert "people.csv:2: valid_from: 'yesterday' is not a date" in refused.stderr
+    orphan = tmp_path / "org.csv"
+    orphan.write_text("unit_id,name,parent_id,level,valid_from\n20,Ny klinikk,999,division,2024-01-01\n")
+    refused = _spor(db_url, "import", "org", str(orphan), "--store", "hf")
+    assert refused.returncode == 2
+    assert "org.csv:2: parent_id: unit 999 is neither in this file nor stored" in refused.stderr
     status = _spor(db_url, "projections", "status", "--json")
     assert status.returncode == 0, status.stderr
     assert '"lag_events": 9' in status.stdout

@@ -269,6 +269,13 @@ UPDATE status_meta SET as_of = $2 WHERE store_id = $1;
 SELECT kind, key, digest FROM projections.reference_keys
 WHERE store_id = $1 AND kind = ANY($2::text[]) AND key = ANY($3::text[]);
 
+-- name: reference_payloads
+-- The newest payload of each reference-data key of one family (kind) of a store, as text.
+SELECT k.key, e.payload::text AS payload
+FROM projections.reference_keys k
+JOIN events e ON e.store_id = k.store_id AND e.position = k.position
+WHERE k.store_id = $1 AND k.kind = $2;
+
 -- name: reference_append
 -- Append reference-data events and record their digests (one statement, inside the append lock).
 WITH new_rows AS (
