@@ -79,11 +79,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         try:
             sid = await _store_id(conn, args.store)
             try:
-                await reference.check_against_store(conn, sid, args.kind, parsed, path.name)
+                n = await reference.append(conn, sid, parsed.events,
+                                           reference.store_check(sid, args.kind, parsed, path.name))
             except reference.ImportFailed as exc:
                 sys.stderr.write(f"import refused, nothing applied:\n{exc}\n")
                 return 2
-            n = await reference.append(conn, sid, parsed.events)
         finally:
             await conn.close()
         print(f"{path.name}: {parsed.records} records read, {n} events appended to store {args.store}"

@@ -14,8 +14,7 @@ nothing changes.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -32,49 +31,50 @@ class Version:
 
 def problems(new: Sequence[Version], stored: Sequence[Version] | None) -> list[tuple[int, str]]:
     """(line, what is wrong with its parent_id) once ``new`` (the file's versions) is over
-    ``stored``: a unit its own parent or ancestor; with ``stored`` known (not None), also a parent
-    that is no unit, or has no version yet on a version's date."""
-    by_key = {(v.unit_id, v.valid_from): v for v in stored or ()}
+    ``stored``: a unit its own parent; with ``stored`` known (not None), also a parent that is no
+    unit or has no version yet on a version's date, and a unit its own ancestor on some date
+    (the file alone cannot tell: a stored version it does not repeat may move a unit away)."""
+    found = [(v.line or 0, "a unit cannot be its own parent") for v in new if v.parent_id == v.unit_id]
+    if stored is None:
+        return found
+    by_key = {(v.unit_id, v.valid_from): v for v in stored}
     by_key.update({(v.unit_id, v.valid_from): v for v in new})
     history: dict[str, list[Version]] = {}
     for v in sorted(by_key.values(), key=lambda v: v.valid_from):
         history.setdefault(v.unit_id, []).append(v)
-    starts = {u: [v.valid_from for v in vs] for u, vs in history.items()}
-
-    def at(unit: str, day: str) -> Version | None:
-        i = bisect_right(starts[unit], day)
-        return history[unit][i - 1] if i else None
-
-    found: list[tuple[int, str]] = []
+    first = {u: vs[0].valid_from for u, vs in history.items()}
     for v in new:
-        line = v.line or 0
-        if v.parent_id is None:
+        if v.parent_id is None or v.parent_id == v.unit_id:
             continue
-        if v.parent_id == v.unit_id:
-            found.append((line, "a unit cannot be its own parent"))
-        elif stored is None:
-            continue
-        elif v.parent_id not in history:
-            found.append((line, f"unit {v.parent_id} is neither in this file nor stored"))
-        elif at(v.parent_id, v.valid_from) is None:
-            found.append((line, f"unit {v.parent_id} has no version on or before {v.valid_from} "
-                                f"(its first is from {starts[v.parent_id][0]})"))
-    return found + _cycles(history, at, sorted({v.valid_from for v in by_key.values()}))
+        if v.parent_id not in history:
+            found.append((v.line or 0, f"unit {v.parent_id} is neither in this file nor stored"))
+        elif first[v.parent_id] > v.valid_from:
+            found.append((v.line or 0, f"unit {v.parent_id} has no version on or before {v.valid_from} "
+                                       f"(its first is from {first[v.parent_id]})"))
+    return found + _cycles(by_key.values(), min((v.valid_from for v in new), default=None))
 
 
-def _cycles(history: Mapping[str, list[Version]], at: Callable[[str, str], Version | None],
-            days: Sequence[str]) -> list[tuple[int, str]]:
-    """A unit that is its own ancestor on some date, once per cycle, at the first line of the file
-    that takes part in it (a cycle only of stored versions is not this file's doing)."""
+def _cycles(versions: Iterable[Version], since: str | None) -> list[tuple[int, str]]:
+    """A unit that is its own ancestor on some date from ``since`` on, once per cycle, at the
+    first line of the file that takes part in it (a cycle only of stored versions is not this
+    file's doing). The dates are taken in order with the tree in effect kept up to date; a cycle
+    that appears on a date holds a unit whose version starts then, so only those are walked
+    from: one pass over the versions, not the whole tree at every date."""
+    starting: dict[str, list[Version]] = {}
+    for v in versions:
+        starting.setdefault(v.valid_from, []).append(v)
+    parent: dict[str, Version] = {}
     seen: set[frozenset[str]] = set()
     found: list[tuple[int, str]] = []
-    for day in days:
-        parent = {u: v for u in history if (v := at(u, day)) is not None}
-        done: set[str] = set()
-        for start in parent:
+    for day in sorted(starting):
+        for v in starting[day]:
+            parent[v.unit_id] = v
+        if since is None or day < since:
+            continue
+        for start in sorted({v.unit_id for v in starting[day]}):
             path: list[str] = []
             unit: str | None = start
-            while unit is not None and unit in parent and unit not in done:
+            while unit is not None and unit in parent:
                 if unit in path:
                     cycle = path[path.index(unit):]
                     lines = [line for u in cycle if (line := parent[u].line) is not None]
@@ -85,5 +85,4 @@ def _cycles(history: Mapping[str, list[Version]], at: Callable[[str, str], Versi
                     break
                 path.append(unit)
                 unit = parent[unit].parent_id
-            done.update(path)
     return found

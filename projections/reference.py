@@ -16,7 +16,7 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date
@@ -387,8 +387,8 @@ def parse_file(kind: str, path: Path) -> ParsedFile:
                                    f"{ev.kind} {ev.key!r} differs from line {prev[0]} (one row per key)"))
         seen[(ev.family, ev.key)] = (line, ev)
     if kind == "org" and not errors:
-        # cycles among the file's own versions; parents it does not hold are checked against
-        # the store (check_against_store)
+        # what the file alone shows; parents and cycles are judged with the store's units
+        # (check_against_store, under the store's lock)
         errors += [RowError(path.name, line, "parent_id", why)
                    for line, why in org_tree.problems(_versions(seen.values()), None)]
     if errors:
@@ -402,11 +402,20 @@ def _versions(lined: Iterable[tuple[int | None, RefEvent]]) -> list[org_tree.Ver
             for line, ev in lined if ev.kind == ORG_UNIT]
 
 
+def store_check(store_id: int, kind: str, parsed: ParsedFile,
+                file: str) -> Callable[[asyncpg.Connection], Awaitable[None]] | None:
+    """What ``append`` must check under the store's lock before it appends ``parsed``, if
+    anything (check_against_store)."""
+    if kind != "org":
+        return None
+    return lambda conn: check_against_store(conn, store_id, kind, parsed, file)
+
+
 async def check_against_store(conn: asyncpg.Connection, store_id: int, kind: str, parsed: ParsedFile,
                               file: str) -> None:
     """ImportFailed when the file, over what the store holds, breaks a rule no file alone can
-    show: an organisation file's parent that is no unit, or has no version yet, or a cycle
-    through stored units (projections/org_tree.py)."""
+    show: an organisation file's parent that is no unit, or has no version yet, or a unit its
+    own ancestor (projections/org_tree.py). Run by ``append`` under the store's lock."""
     if kind != "org":
         return
     rows = await conn.fetch(sql("reference_payloads"), store_id, "org.unit")
@@ -419,8 +428,11 @@ async def check_against_store(conn: asyncpg.Connection, store_id: int, kind: str
 
 # --- appending --------------------------------------------------------------------------------
 
-async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEvent]) -> int:
+async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEvent],
+                 check: Callable[[asyncpg.Connection], Awaitable[None]] | None = None) -> int:
     """Append the events that change something, in one transaction under the store's append lock.
+    ``check`` runs first under the lock (an import's rules against what is stored: no other
+    append can change that before this one commits), and may refuse with ImportFailed.
 
     Returns how many were appended (0 when the log already says all of it).
     """
@@ -430,6 +442,8 @@ async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEv
         latest[(ev.family, ev.key)] = ev  # newest wins, in order
     async with conn.transaction():
         head = await reserve(conn, store_id, 0)
+        if check is not None:
+            await check(conn)
         rows = await conn.fetch(sql("reference_lock_and_digests"), store_id,
                                 sorted({f for f, _ in latest}), sorted({k for _, k in latest}))
         current = {(r["kind"], r["key"]): bytes(r["digest"]) for r in rows}
@@ -449,5 +463,4 @@ async def append(conn: asyncpg.Connection, store_id: int, events: Sequence[RefEv
 async def import_file(conn: asyncpg.Connection, store_id: int, kind: str, path: Path) -> int:
     """Check a whole file, then append what it changes; returns the number of events appended."""
     parsed = parse_file(kind, path)
-    await check_against_store(conn, store_id, kind, parsed, path.name)
-    return await append(conn, store_id, parsed.events)
+    return await append(conn, store_id, parsed.events, store_check(store_id, kind, parsed, path.name))

@@ -3,6 +3,7 @@ with file, line and field; re-importing the same file appends nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -202,6 +203,28 @@ async def test_an_org_file_that_breaks_the_tree_with_the_stored_units_is_refused
         await reference.import_file(conn, sid, "org", path)
     assert message in str(err.value)
     assert await _events(conn) == 9
+
+
+async def test_two_org_files_that_make_a_cycle_together_are_not_both_applied(
+        db_url: str, tmp_path: Path, conn: asyncpg.Connection) -> None:
+    """Each file is a tree over the stored units; together they put two trusts under each other.
+    The check runs under the store's append lock, so the second sees the first."""
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    await reference.import_file(conn, sid, "org", EXAMPLES / "org.csv")
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    one.write_text(ORG_HEADER + "900010,Eksempelsykehuset HF,900011,trust,2025-01-01\n")
+    two.write_text(ORG_HEADER + "900011,Fjordby sykehus HF,900010,trust,2025-01-01\n")
+    conns = [await runner.connect(db_url) for _ in range(2)]
+    try:
+        outcomes = await asyncio.gather(*(reference.import_file(c, sid, "org", p)
+                                          for c, p in zip(conns, (one, two), strict=True)), return_exceptions=True)
+    finally:
+        for c in conns:
+            await c.close()
+    assert sorted(type(o).__name__ for o in outcomes) == ["ImportFailed", "int"]
+    refused = next(o for o in outcomes if isinstance(o, reference.ImportFailed))
+    assert "makes a cycle on 2025-01-01" in str(refused)
+    assert await _events(conn) == 10
 
 
 async def test_an_org_file_may_hang_new_units_under_stored_ones(tmp_path: Path, conn: asyncpg.Connection) -> None:

@@ -32,7 +32,19 @@ def test_a_parent_without_a_version_on_the_date_is_refused() -> None:
 
 def test_a_cycle_is_named_once_at_the_first_line_taking_part() -> None:
     new = [v("1", "3", line=2), v("2", "1", line=3), v("3", "2", line=4), v("9", "1", line=5)]
-    assert problems(new, None) == [(2, "makes a cycle on 2020-01-01: 1 → 3 → 2 → 1")]
+    assert problems(new, []) == [(2, "makes a cycle on 2020-01-01: 1 → 3 → 2 → 1")]
+
+
+def test_cycles_are_judged_with_the_store_only() -> None:
+    """The file alone can look cyclic where a stored version it does not repeat moves a unit
+    away: D under V (2020), under T from 2022 (stored); the file repeats D@2020 and puts V
+    under D from 2024."""
+    stored = [v("T", None), v("V", None), v("D", "V"), v("D", "T", "2022-01-01")]
+    new = [v("D", "V", line=2), v("V", "D", "2024-01-01", line=3)]
+    assert problems(new, None) == []
+    assert problems(new, stored) == []
+    assert problems(new, [v("T", None), v("V", None), v("D", "V")]) == [
+        (2, "makes a cycle on 2024-01-01: V → D → V")]
 
 
 def test_a_cycle_that_only_exists_from_a_later_date_is_found_on_that_date() -> None:
