@@ -627,14 +627,19 @@ class Worker:
     def _notified(self, *args: Any) -> None:
         self.wake.set()
 
-    async def run_once(self, conn: asyncpg.Connection) -> int:
-        """One pass over every (projection, store) whose lease this worker gets; events applied."""
+    async def run_once(self, conn: asyncpg.Connection, stop: asyncio.Event | None = None) -> int:
+        """One pass over every (projection, store) whose lease this worker gets; events applied.
+        Once ``stop`` is set, no further batch starts: a pass over a long backlog would otherwise
+        keep a stopping worker (and its service manager) waiting for minutes."""
         o = self.options
         done = 0
         stores = await conn.fetch(sql("projection_stores"))
         for p in self.projections:
             for s in stores:
+                held = None
                 for _ in range(o.max_batches):
+                    if stop is not None and stop.is_set():
+                        break
                     held = await conn.fetchval(sql("projection_lease_acquire"), p.name, s["id"], self.owner,
                                                o.lease_seconds)
                     if held is None:
@@ -643,8 +648,12 @@ class Worker:
                     done += r.applied
                     if r.failed or r.applied < o.batch_size:
                         break
+                if stop is not None and stop.is_set():
+                    break  # the next worker settles the pair
                 if held is not None:
                     await self._settle(conn, p, s["id"])
+            if stop is not None and stop.is_set():
+                break
         self.applied += done
         return done
 
@@ -671,7 +680,7 @@ class Worker:
             while not stop.is_set():
                 self.wake.clear()
                 try:
-                    did = await self.run_once(conn)
+                    did = await self.run_once(conn, stop)
                     retries = 0
                 except asyncpg.PostgresError as exc:
                     # transient (e.g. a rebuild swapped the schema under an in-flight statement):

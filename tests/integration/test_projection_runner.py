@@ -200,6 +200,25 @@ async def test_concurrent_workers_never_apply_an_event_twice(db_url: str, conn: 
     assert sum(w.applied for w in workers) == 181
 
 
+async def test_a_stopping_worker_starts_no_further_batch_and_releases_its_lease(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """SIGTERM sets ``stop``: the batch in hand commits, no further one starts (a pass over a
+    backlog is up to 20 batches per store), and the lease is released for the next worker."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(50)])
+    stop = asyncio.Event()
+
+    async def stop_now(p: runner.Projection, store_id: int, window: Window) -> None:
+        stop.set()
+
+    w = runner.Worker(db_url, [TRANSCRIPT], runner.WorkerOptions(batch_size=10, poll_seconds=30),
+                      before_commit=stop_now)
+    await asyncio.wait_for(w.run(stop), timeout=30)
+    assert w.applied == 10
+    assert await conn.fetchval("SELECT position FROM rm_transcript.checkpoint WHERE store_id = $1", sid) == 10
+    assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 0
+
+
 async def test_a_dead_workers_lease_passes_on(db_url: str, conn: asyncpg.Connection) -> None:
     sid = await _store(conn)
     await _post(db_url, sid, [statement(actor="kari")])
