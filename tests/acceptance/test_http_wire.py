@@ -62,6 +62,30 @@ async def test_http_1_0_gets_the_whole_response_before_the_close(server: Server)
     assert "1.0.3" in orjson.loads(body)["version"]
 
 
+async def test_http_1_0_gets_a_streamed_export_whole_with_its_length_and_no_chunks(
+        server: Server, tenant: Tenant) -> None:
+    """HTTP/1.0 has no chunked coding (RFC 9112, 6.1): the CSV export, streamed with chunks to an
+    HTTP/1.1 client, comes to an HTTP/1.0 one whole, with its Content-Length, the same bytes."""
+    path = "/api/v1/compliance?format=csv"
+    reader, writer = await _connect(server)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth(tenant)}\r\n\r\n".encode())
+    status, headers, streamed = await _response(reader)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 200") and headers.get("transfer-encoding") == "chunked"
+
+    reader, writer = await _connect(server)
+    writer.write(f"GET {path} HTTP/1.0\r\nAuthorization: {_auth(tenant)}\r\n\r\n".encode())
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").lower().split("\r\n")
+    assert lines[0].startswith("http/1.1 200")
+    assert not any(line.startswith("transfer-encoding") for line in lines)
+    assert f"content-length: {len(body)}" in lines
+    assert body == streamed and body.startswith("\ufeffstore_id,".encode())
+
+
 async def test_keep_alive_responses_come_whole_one_after_another(server: Server, tenant: Tenant) -> None:
     reader, writer = await _connect(server)
     auth = _auth(tenant)
