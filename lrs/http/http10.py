@@ -5,12 +5,13 @@ answer to a request that did not say HTTP/1.1 or later (RFC 9112, section 6.1). 
 every response that names no ``Content-Length``, and the streamed CSV exports of the analyst
 API cannot name theirs before the last row. For an HTTP/1.0 request such a response is
 gathered here and sent whole, with its ``Content-Length``, up to ``HTTP10_BODY_MAX`` bytes;
-beyond that the response fails (the client sees the connection end without a response, which
-is what an HTTP/1.0 client can be told): a larger export needs HTTP/1.1.
+beyond that, nothing of it having been sent, the answer is 505 (HTTP Version Not Supported)
+saying so: a larger export needs HTTP/1.1.
 """
 
 from __future__ import annotations
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP10_BODY_MAX = 64 * 1024 * 1024
@@ -60,4 +61,11 @@ class Http10WholeResponses:
                 await send({**start, "headers": headers})
                 await send({"type": "http.response.body", "body": whole})
 
-        await self.app(scope, receive, gather)
+        try:
+            await self.app(scope, receive, gather)
+        except Http10BodyTooLarge as exc:
+            body = orjson.dumps({"error": {"status": 505, "message": str(exc)}})
+            await send({"type": "http.response.start", "status": 505,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

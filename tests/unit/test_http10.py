@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from lrs.http.http10 import Http10BodyTooLarge, Http10WholeResponses
+from lrs.http.http10 import Http10WholeResponses
 
 
 def _streaming(parts: list[bytes], headers: list[tuple[bytes, bytes]] | None = None, status: int = 200):
@@ -48,7 +49,10 @@ async def test_other_responses_pass_as_they_are(version: str, method: str, heade
     assert len(sent) == 3 and sent[0]["headers"] == headers
 
 
-async def test_a_body_past_the_limit_fails_the_response_before_anything_is_sent() -> None:
-    app = Http10WholeResponses(_streaming([b"x" * 6, b"x" * 6]), limit=10)
-    with pytest.raises(Http10BodyTooLarge, match=r"HTTP/1\.1"):
-        await _run(app, "1.0")
+async def test_a_body_past_the_limit_is_a_505_saying_so_and_nothing_of_it_is_sent() -> None:
+    sent = await _run(Http10WholeResponses(_streaming([b"x" * 6, b"x" * 6]), limit=10), "1.0")
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[0]["status"] == 505
+    body = orjson.loads(sent[1]["body"])
+    assert body["error"]["status"] == 505 and "must use HTTP/1.1" in body["error"]["message"]
+    assert (b"content-length", str(len(sent[1]["body"])).encode()) in sent[0]["headers"]
