@@ -17,7 +17,6 @@ from lrs.http.admission import WriteBudget
 from lrs.http.alternate import AlternateRequestMiddleware
 from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
-from lrs.http.http10 import Http10WholeResponses
 from lrs.http.middleware import RequestMiddleware
 from lrs.lag import sample_lag
 from lrs.logs import configure
@@ -123,9 +122,6 @@ def create_app(settings: Settings) -> Starlette:
             # syntax is rewritten before version negotiation sees the headers it carries.
             # Outermost first: every response (refusals of the alternate syntax included) gets a
             # request id, the version header, a log line and metrics.
-            # Outside those: a streamed response to an HTTP/1.0 request goes whole, with its
-            # Content-Length, as HTTP/1.0 has no chunked coding (lrs/http/http10.py).
-            Middleware(Http10WholeResponses),
             Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version),
             Middleware(CORSMiddleware),
             Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes)],

@@ -14,9 +14,11 @@ process's CPU (py-spy, bench/ingest (c)).
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 
 class StepWrites:
@@ -66,8 +68,71 @@ class StepWrites:
         return getattr(self.transport, name)
 
 
+class Http10Cycle(RequestResponseCycle):
+    """The request/response cycle of an HTTP/1.0 request.
+
+    HTTP/1.0 has no chunked transfer coding, and a server must not send ``Transfer-Encoding``
+    to a request that did not say HTTP/1.1 or later (RFC 9112, section 6.1); uvicorn chunks
+    every response that names no ``Content-Length``, as the streamed CSV exports cannot. Such a
+    response is sent here as HTTP/1.0 delimits a body without a length: by closing the
+    connection after it (RFC 9112, section 6.3), which uvicorn does after every HTTP/1.0
+    response anyway. It streams as before; only the chunk framing is left out.
+    """
+
+    close_delimited = False
+
+    async def run_asgi(self, app: Any) -> None:
+        async def guarded(scope: Any, receive: Any, send: Any) -> None:
+            try:
+                await app(scope, receive, send)
+            except BaseException:
+                if self.close_delimited and not self.response_complete:
+                    # a reset, not the close that ends a whole response: an HTTP/1.0 client must
+                    # not take the part it got (an export whose read failed) for all of it. A
+                    # socket closed with SO_LINGER 0 sends RST instead of FIN.
+                    sock = self.transport.get_extra_info("socket")
+                    if sock is not None:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    self.transport.abort()
+                raise
+
+        await super().run_asgi(guarded)
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            named = {name.lower() for name, _ in message.get("headers", ())}
+            if (self.scope["method"] != "HEAD" and message["status"] not in (204, 304)
+                    and not {b"content-length", b"transfer-encoding"} & named):
+                self.close_delimited = True
+                self.chunked_encoding = False  # uvicorn adds chunking only while this is None
+            await super().send(message)
+            return
+        if not self.close_delimited or message["type"] != "http.response.body" or self.response_complete:
+            await super().send(message)
+            return
+        # what uvicorn does with a body, without the chunk framing (httptools_impl send)
+        if self.flow.write_paused and not self.disconnected:
+            await self.flow.drain()
+        if self.disconnected:
+            return
+        body = message.get("body", b"")
+        if body:
+            self.transport.write(body)
+        if not message.get("more_body", False):
+            self.response_complete = True
+            self.message_event.set()
+            self.transport.close()
+            self.on_response()
+
+
 class StepWritesProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a :class:`StepWrites` transport."""
+    """uvicorn's httptools protocol on a :class:`StepWrites` transport, with :class:`Http10Cycle`
+    for HTTP/1.0 requests."""
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        if cycle.scope.get("http_version") == "1.0":
+            cycle.__class__ = Http10Cycle
+        super()._start_asgi_task(cycle, app)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]

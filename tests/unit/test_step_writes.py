@@ -1,5 +1,5 @@
-"""lrs.http.protocol.StepWrites on a real socket: the writes of one event-loop step leave in
-one write, in order, and nothing written before a close is lost."""
+"""lrs.http.protocol on a real socket: the writes of one event-loop step leave in one write, in
+order, and nothing written before a close is lost; HTTP/1.0 responses carry no chunk framing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import asyncio
 import socket
 from typing import Any
 
-from lrs.http.protocol import StepWrites
+import pytest
+import uvicorn
+
+from lrs.http.protocol import StepWrites, StepWritesProtocol
 
 
 class Counted:
@@ -95,3 +98,59 @@ async def test_an_abort_drops_what_is_held() -> None:
     assert counted.writes == []
     assert await _read_until_eof(peer) == b""
     peer.close()
+
+
+async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    """uvicorn with Spor's protocol on a free loopback port."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, http=StepWritesProtocol,
+                                           log_config=None, log_level="critical", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    return server, task, server.servers[0].sockets[0].getsockname()[1]
+
+
+def _streaming(fail: bool) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/csv")]})
+        await send({"type": "http.response.body", "body": b"a,b\r\n", "more_body": True})
+        await asyncio.sleep(0.01)
+        if fail:
+            raise RuntimeError("the export's read failed")
+        await send({"type": "http.response.body", "body": b"1,2\r\n", "more_body": False})
+    return app
+
+
+async def _get(port: int, version: str) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET /export HTTP/{version}\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    try:
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+async def test_http_1_0_streams_without_chunks_and_the_close_ends_the_body() -> None:
+    server, task, port = await _serve(_streaming(fail=False))
+    try:
+        head, _, body = (await _get(port, "1.0")).partition(b"\r\n\r\n")
+        chunked_head, _, chunked = (await _get(port, "1.1")).partition(b"\r\n\r\n")
+    finally:
+        server.should_exit = True
+        await task
+    assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+    assert b"connection: close" in head.lower() and body == b"a,b\r\n1,2\r\n"
+    assert b"transfer-encoding: chunked" in chunked_head.lower() and chunked.endswith(b"0\r\n\r\n")
+
+
+async def test_an_http_1_0_stream_that_fails_midway_is_reset_not_closed() -> None:
+    """Closed, the part would read as the whole export; a reset is an error to the client."""
+    server, task, port = await _serve(_streaming(fail=True))
+    try:
+        with pytest.raises(ConnectionResetError):
+            await _get(port, "1.0")
+    finally:
+        server.should_exit = True
+        await task
