@@ -107,7 +107,17 @@ def translate(exc: BaseException) -> LRSError | None:
         return ServiceUnavailable("database is busy or starting; try again")
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return ServiceUnavailable(f"database unavailable: {exc}")
+    if isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", ""))[:2] in _NOT_NOW:
+        # A database that cannot now (out of disk or memory, shutting down, a statement
+        # cancelled, an I/O error) is not a fault of the request: 503 asks the client to send
+        # it again, where a 500 may make e-learning content give up on the statement.
+        return ServiceUnavailable(f"the database cannot serve this now: {exc}")
     return None
+
+
+# SQLSTATE classes of a database that cannot serve now (PostgreSQL, Appendix A): 53 insufficient
+# resources, 57 operator intervention, 58 system error.
+_NOT_NOW = ("53", "57", "58")
 
 
 @contextlib.asynccontextmanager
