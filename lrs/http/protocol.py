@@ -14,6 +14,7 @@ process's CPU (py-spy, bench/ingest (c)).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 from typing import Any
@@ -82,21 +83,30 @@ class Http10Cycle(RequestResponseCycle):
     close_delimited = False
 
     async def run_asgi(self, app: Any) -> None:
+        # No 1xx response to an HTTP/1.0 client, whose Expect is to be ignored (RFC 9110, 10.1.1)
+        self.waiting_for_100_continue = False
+
         async def guarded(scope: Any, receive: Any, send: Any) -> None:
             try:
                 await app(scope, receive, send)
-            except BaseException:
+            finally:
+                # raised or returned, a body begun and not ended (an export whose read failed,
+                # or that stopped on a stalled reader) is reset, not closed: to an HTTP/1.0
+                # client the close would end a whole response
                 if self.close_delimited and not self.response_complete:
-                    # a reset, not the close that ends a whole response: an HTTP/1.0 client must
-                    # not take the part it got (an export whose read failed) for all of it. A
-                    # socket closed with SO_LINGER 0 sends RST instead of FIN.
-                    sock = self.transport.get_extra_info("socket")
-                    if sock is not None:
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    self.transport.abort()
-                raise
+                    self._reset()
 
         await super().run_asgi(guarded)
+
+    def _reset(self) -> None:
+        """Close with RST (SO_LINGER 0) instead of FIN, unless the client is gone already."""
+        if self.disconnected or self.transport.is_closing():
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, ValueError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     async def send(self, message: Any) -> None:
         if message["type"] == "http.response.start" and not self.response_started:

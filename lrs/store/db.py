@@ -11,10 +11,13 @@ from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 
 from lrs.errors import Conflict, LRSError, ServiceUnavailable
 from lrs.store.migrate import migrate
 from lrs.store.queries import sql
+
+log = structlog.get_logger(__name__)
 
 
 def _jsonb_encode(value: Any) -> str:
@@ -107,17 +110,25 @@ def translate(exc: BaseException) -> LRSError | None:
         return ServiceUnavailable("database is busy or starting; try again")
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return ServiceUnavailable(f"database unavailable: {exc}")
-    if isinstance(exc, asyncpg.PostgresError) and str(getattr(exc, "sqlstate", ""))[:2] in _NOT_NOW:
-        # A database that cannot now (out of disk or memory, shutting down, a statement
-        # cancelled, an I/O error) is not a fault of the request: 503 asks the client to send
-        # it again, where a 500 may make e-learning content give up on the statement.
-        return ServiceUnavailable(f"the database cannot serve this now: {exc}")
+    state = str(getattr(exc, "sqlstate", "") or "")
+    if isinstance(exc, asyncpg.PostgresError) and state in _NOT_NOW:
+        # A database that cannot now (out of disk, shutting down, an I/O error) is not a fault
+        # of the request: 503 asks the client to send it again, where a 500 may make e-learning
+        # content give up on the statement. What the database said stays in the log: its text
+        # can name server files.
+        log.error("database_cannot_serve_now", sqlstate=state, error=str(exc)[:500])
+        return ServiceUnavailable("the database cannot serve this request now; send it again shortly",
+                                  headers={"Retry-After": "5"})
     return None
 
 
-# SQLSTATE classes of a database that cannot serve now (PostgreSQL, Appendix A): 53 insufficient
-# resources, 57 operator intervention, 58 system error.
-_NOT_NOW = ("53", "57", "58")
+# SQLSTATEs of a database that cannot serve now but will (PostgreSQL, Appendix A): out of
+# resources (not out_of_memory 53200, which one oversized request can cause, again on retry),
+# shutting down or not yet up, system and I/O errors. Not query_canceled 57014 (a timeout a
+# request's own cost may hit), database_dropped 57P04, undefined_file 58P01, duplicate_file
+# 58P02: those stay 500s.
+_NOT_NOW = frozenset({"53000", "53100", "53300", "53400", "57000", "57P01", "57P02", "57P03", "57P05",
+                      "58000", "58030"})
 
 
 @contextlib.asynccontextmanager

@@ -10,14 +10,25 @@ from lrs.store.db import translate
 
 
 @pytest.mark.parametrize("error", [
-    asyncpg.exceptions.DiskFullError, asyncpg.exceptions.OutOfMemoryError, asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.QueryCanceledError,
-    asyncpg.exceptions.PostgresSystemError,
+    asyncpg.exceptions.DiskFullError, asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.PostgresSystemError, asyncpg.exceptions.PostgresIOError,
 ])
 def test_a_database_that_cannot_serve_now_is_service_unavailable(error: type[asyncpg.PostgresError]) -> None:
-    mapped = translate(error("no room"))
+    mapped = translate(error('could not extend file "base/16384/2619": No space left on device'))
     assert isinstance(mapped, ServiceUnavailable)
-    assert "no room" in str(mapped)  # what the database said
+    # what the database said names server files: the log has it, the client does not
+    assert "base/16384" not in str(mapped)
+    assert mapped.headers.get("Retry-After") or error is asyncpg.exceptions.CannotConnectNowError
+
+
+@pytest.mark.parametrize("error", [
+    asyncpg.exceptions.OutOfMemoryError,  # one oversized request can cause it, again on retry
+    asyncpg.exceptions.QueryCanceledError,  # a timeout the request's own cost may hit
+    asyncpg.exceptions.DatabaseDroppedError, asyncpg.exceptions.UndefinedFileError,
+])
+def test_what_a_retry_would_meet_again_stays_an_internal_error(error: type[asyncpg.PostgresError]) -> None:
+    assert translate(error("no")) is None
 
 
 def test_too_many_connections_is_service_unavailable_too() -> None:

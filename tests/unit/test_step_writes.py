@@ -112,13 +112,17 @@ async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     return server, task, server.servers[0].sockets[0].getsockname()[1]
 
 
-def _streaming(fail: bool) -> Any:
+def _streaming(fail: bool = False, stop: bool = False) -> Any:
     async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["method"] == "POST":
+            await receive()  # asks for the body: uvicorn answers an Expect: 100-continue now
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/csv")]})
         await send({"type": "http.response.body", "body": b"a,b\r\n", "more_body": True})
         await asyncio.sleep(0.01)
         if fail:
             raise RuntimeError("the export's read failed")
+        if stop:
+            return  # as an export does that gave up on a stalled reader
         await send({"type": "http.response.body", "body": b"1,2\r\n", "more_body": False})
     return app
 
@@ -133,21 +137,28 @@ async def _get(port: int, version: str) -> bytes:
 
 
 async def test_http_1_0_streams_without_chunks_and_the_close_ends_the_body() -> None:
-    server, task, port = await _serve(_streaming(fail=False))
+    server, task, port = await _serve(_streaming())
     try:
         head, _, body = (await _get(port, "1.0")).partition(b"\r\n\r\n")
         chunked_head, _, chunked = (await _get(port, "1.1")).partition(b"\r\n\r\n")
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /export HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+        expecting = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
     finally:
         server.should_exit = True
         await task
     assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
     assert b"connection: close" in head.lower() and body == b"a,b\r\n1,2\r\n"
     assert b"transfer-encoding: chunked" in chunked_head.lower() and chunked.endswith(b"0\r\n\r\n")
+    # no 1xx to an HTTP/1.0 client (RFC 9110, 15.2), whatever it expects
+    assert expecting.startswith(b"HTTP/1.1 200") and b"100 Continue" not in expecting
 
 
-async def test_an_http_1_0_stream_that_fails_midway_is_reset_not_closed() -> None:
+@pytest.mark.parametrize("how", ["fail", "stop"])
+async def test_an_http_1_0_stream_that_fails_or_stops_midway_is_reset_not_closed(how: str) -> None:
     """Closed, the part would read as the whole export; a reset is an error to the client."""
-    server, task, port = await _serve(_streaming(fail=True))
+    server, task, port = await _serve(_streaming(fail=how == "fail", stop=how == "stop"))
     try:
         with pytest.raises(ConnectionResetError):
             await _get(port, "1.0")
