@@ -408,16 +408,13 @@ def store_check(store_id: int, kind: str, parsed: ParsedFile,
     anything (check_against_store)."""
     if kind != "org":
         return None
-    return lambda conn: check_against_store(conn, store_id, kind, parsed, file)
+    return lambda conn: check_against_store(conn, store_id, parsed, file)
 
 
-async def check_against_store(conn: asyncpg.Connection, store_id: int, kind: str, parsed: ParsedFile,
-                              file: str) -> None:
-    """ImportFailed when the file, over what the store holds, breaks a rule no file alone can
-    show: an organisation file's parent that is no unit, or has no version yet, or a unit its
-    own ancestor (projections/org_tree.py). Run by ``append`` under the store's lock."""
-    if kind != "org":
-        return
+async def check_against_store(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile, file: str) -> None:
+    """ImportFailed when an organisation file, over what the store holds, breaks a rule no file
+    alone can show: a parent that is no unit, or has no version yet, or a unit its own ancestor
+    (projections/org_tree.py). Run by ``append`` under the store's lock (``store_check``)."""
     rows = await conn.fetch(sql("reference_payloads"), store_id, "org.unit")
     stored = _versions((None, RefEvent(ORG_UNIT, r["key"], orjson.loads(r["payload"]))) for r in rows)
     new = _versions((parsed.lines.get((ev.family, ev.key)), ev) for ev in parsed.events)

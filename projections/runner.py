@@ -633,12 +633,16 @@ class Worker:
         keep a stopping worker (and its service manager) waiting for minutes."""
         o = self.options
         done = 0
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
+
         stores = await conn.fetch(sql("projection_stores"))
         for p in self.projections:
             for s in stores:
                 held = None
                 for _ in range(o.max_batches):
-                    if stop is not None and stop.is_set():
+                    if stopping():
                         break
                     held = await conn.fetchval(sql("projection_lease_acquire"), p.name, s["id"], self.owner,
                                                o.lease_seconds)
@@ -648,11 +652,11 @@ class Worker:
                     done += r.applied
                     if r.failed or r.applied < o.batch_size:
                         break
-                if stop is not None and stop.is_set():
+                if stopping():
                     break  # the next worker settles the pair
                 if held is not None:
                     await self._settle(conn, p, s["id"])
-            if stop is not None and stop.is_set():
+            if stopping():
                 break
         self.applied += done
         return done

@@ -117,10 +117,10 @@ class PgStatementRepository:
                 [p.id for p in items],
                 bodies,
                 fill_ts,
-                [",".join(p.attachment_sha2s) or None for p in items],
+                _sha2_lists(items),
                 # one JSON array of {term: direct} objects (per-element jsonb cost the driver 6 us each)
                 orjson.dumps([p.terms for p in items]),
-                [_authority_key(p.body["authority"]) for p in items],
+                _authority_keys(items),
                 *_attachment_columns(attachments),
                 defining.defs,
                 defining.names_json(),
@@ -283,11 +283,16 @@ def _other_terms(q: Query, driving: str) -> list[tuple[str, bool]]:
 def _index_columns(items: list[Prepared]) -> tuple[list[str | None], list[bytes], list[str]]:
     """Per statement, for its index row: attachment hashes (comma-joined), filter terms (JSON),
     authority key."""
-    return (
-        [",".join(p.attachment_sha2s) or None for p in items],
-        [orjson.dumps(p.terms) for p in items],
-        [_authority_key(p.body["authority"]) for p in items],
-    )
+    return _sha2_lists(items), [orjson.dumps(p.terms) for p in items], _authority_keys(items)
+
+
+def _sha2_lists(items: list[Prepared]) -> list[str | None]:
+    """Per statement, its attachments' hashes comma-joined (None: none)."""
+    return [",".join(p.attachment_sha2s) or None for p in items]
+
+
+def _authority_keys(items: list[Prepared]) -> list[str]:
+    return [_authority_key(p.body["authority"]) for p in items]
 
 
 def _term_columns(items: list[Prepared], keys: Iterable[int]) -> tuple[list[str], list[int], list[bool]]:

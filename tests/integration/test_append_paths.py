@@ -3,7 +3,9 @@ common case, and hands every case that needs the general path's rules back untou
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 
 import asyncpg
@@ -29,6 +31,16 @@ WHO = Principal(0, None, frozenset({"all"}), AUTHORITY, "account:x")
 
 def _principal(store_id: int) -> Principal:
     return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
+
+
+@contextlib.asynccontextmanager
+async def _repository(db_url: str, **pool_args: int) -> AsyncIterator[PgStatementRepository]:
+    """A statement repository on a pool of its own, closed after."""
+    pool = await create_pool(db_url, **pool_args)
+    try:
+        yield PgStatementRepository(pool)
+    finally:
+        await pool.close()
 
 
 async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
@@ -114,9 +126,7 @@ async def test_the_repository_falls_back_to_the_general_path(db_url: str, conn: 
     handled by the general path after the one call hands them back."""
     store = await PgCredentialRepository(conn).create_store("s", None)
     who = _principal(store)
-    pool = await create_pool(db_url)
-    try:
-        repo = PgStatementRepository(pool)
+    async with _repository(db_url) as repo:
         target = with_id(statement())
         voiding = with_id({"actor": target["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
                            "object": {"objectType": "StatementRef", "id": target["id"]}})
@@ -128,8 +138,6 @@ async def test_the_repository_falls_back_to_the_general_path(db_url: str, conn: 
         plain = with_id(statement(actor="ola"))
         ids = await store_statements(repo, who, "1.0.3", [plain])
         assert ids.stored is not None
-    finally:
-        await pool.close()
     assert await conn.fetchval("SELECT count(*) FROM events WHERE store_id = $1", store) == 3
 
 
@@ -264,9 +272,7 @@ async def test_agent_names_are_stored_and_names_known_stored_are_not_sent_again(
     store = await PgCredentialRepository(conn).create_store("s", None)
     who = _principal(store)
     key = T.agent_key(agent("ola"))
-    pool = await create_pool(db_url)
-    try:
-        repo = PgStatementRepository(pool)
+    async with _repository(db_url) as repo:
         first = _named("Ola Nordmann")
         await store_statements(repo, who, "1.0.3", [first])
         assert await _names(conn, store) == ["Ola Nordmann"]
@@ -285,8 +291,6 @@ async def test_agent_names_are_stored_and_names_known_stored_are_not_sent_again(
         assert repo.known_names.unknown(store, [(key, "Ola N.")]) == []
         # known per store: the same pair in another store is not known there
         assert repo.known_names.unknown(store + 1, [(key, "Ola N.")]) == [(key, "Ola N.")]
-    finally:
-        await pool.close()
 
 
 async def test_names_are_remembered_only_when_their_append_commits(db_url: str, conn: asyncpg.Connection) -> None:
@@ -295,9 +299,7 @@ async def test_names_are_remembered_only_when_their_append_commits(db_url: str, 
     store = await PgCredentialRepository(conn).create_store("s", None)
     who = _principal(store)
     key = T.agent_key(agent("ola"))
-    pool = await create_pool(db_url)
-    try:
-        repo = PgStatementRepository(pool)
+    async with _repository(db_url) as repo:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match=r"store 999999 does not exist"):
             await repo.append(999999, [prepare(_named("Ola Nordmann"), _principal(999999), "1.0.3")], [])
         assert repo.known_names.unknown(999999, [(key, "Ola Nordmann")]) == [(key, "Ola Nordmann")]
@@ -313,8 +315,6 @@ async def test_names_are_remembered_only_when_their_append_commits(db_url: str, 
             (key, "Ola the Conflicting")]
         assert await _names(conn, store, "kari") == ["Kari Nordmann"]
         assert await _names(conn, store) == ["Ola Nordmann"]
-    finally:
-        await pool.close()
 
 
 async def test_a_new_pool_connection_empties_the_known_names(db_url: str, conn: asyncpg.Connection) -> None:
@@ -322,13 +322,9 @@ async def test_a_new_pool_connection_empties_the_known_names(db_url: str, conn: 
     cache learnt: the names are sent again, and stored again."""
     store = await PgCredentialRepository(conn).create_store("s", None)
     who = _principal(store)
-    pool = await create_pool(db_url, min_size=1, max_size=1)
-    try:
-        repo = PgStatementRepository(pool)
+    async with _repository(db_url, min_size=1, max_size=1) as repo:
         await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
         await conn.execute("DELETE FROM agent_names WHERE store_id = $1", store)  # as if restored from before
-        await pool.expire_connections()
+        await repo.pool.expire_connections()
         await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
         assert await _names(conn, store) == ["Ola Nordmann"]
-    finally:
-        await pool.close()
