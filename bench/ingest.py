@@ -873,15 +873,34 @@ async def _pg_stats_top(env: Env, wall: float, statements: int, top: int = 10) -
             "SELECT calls, total_exec_time AS t, mean_exec_time AS m, "
             "       regexp_replace(query, '\\s+', ' ', 'g') AS q "
             "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) "
-            "ORDER BY total_exec_time DESC LIMIT $2", DATABASE, top)
+            "ORDER BY total_exec_time DESC LIMIT 100", DATABASE)
     finally:
         await c.close()
     n = max(statements, 1)
     out = [f"      write-ahead log per statement: {wal['wal_bytes'] / n:,.0f} B in "
            f"{wal['wal_records'] / n:.1f} records, {wal['wal_fpi'] / n:.2f} full-page images",
            "      pg_stat_statements (execution time in PostgreSQL; ms per second of the phase, calls, mean):"]
-    out += [f"        {r['t'] / wall:7.1f} ms/s {r['calls']:>8,} calls {r['m']:8.3f} ms  {r['q'][:110]}" for r in rows]
-    return out
+    out += [f"        {r['t'] / wall:7.1f} ms/s {r['calls']:>8,} calls {r['m']:8.3f} ms  {r['q'][:110]}" for r in rows[:top]]
+    return out + _lock_section(rows, statements)
+
+
+def _lock_section(rows: list[asyncpg.Record], statements: int) -> list[str]:
+    """How long the one-call append held its store's lock, from the call's time less the time of
+    its statement that takes the lock (the wait is in that one). The appends of one store run one
+    at a time, so a store cannot take statements faster than that section allows, however many
+    cores the server and PostgreSQL have."""
+    call = next((r for r in rows if "spor_append_group(" in r["q"]), None)
+    lock = next((r for r in rows if "pg_advisory_xact_lock(" in r["q"] and "set_config" in r["q"]
+                 and "spor_append_group(" not in r["q"]), None)
+    if call is None or lock is None or not call["calls"]:
+        return []
+    held = (call["t"] - lock["t"]) / call["calls"]  # ms per call
+    per_call = statements / call["calls"]
+    if held <= 0 or per_call <= 0:
+        return []
+    return [f"      store append lock held {held:.1f} ms per call of ~{per_call:.0f} statements "
+            f"({held / per_call * 1000:.0f} us a statement): one store's appends cannot exceed "
+            f"{fmt_rate(per_call / held * 1000)} statements/s however many cores"]
 
 
 async def table_sizes(env: Env) -> list[str]:
