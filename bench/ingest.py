@@ -880,7 +880,8 @@ async def _pg_stats_top(env: Env, wall: float, statements: int, top: int = 10) -
     out = [f"      write-ahead log per statement: {wal['wal_bytes'] / n:,.0f} B in "
            f"{wal['wal_records'] / n:.1f} records, {wal['wal_fpi'] / n:.2f} full-page images",
            "      pg_stat_statements (execution time in PostgreSQL; ms per second of the phase, calls, mean):"]
-    out += [f"        {r['t'] / wall:7.1f} ms/s {r['calls']:>8,} calls {r['m']:8.3f} ms  {r['q'][:110]}" for r in rows[:top]]
+    out += [f"        {r['t'] / wall:7.1f} ms/s {r['calls']:>8,} calls {r['m']:8.3f} ms  {r['q'][:110]}"
+            for r in rows[:top]]
     return out + _lock_section(rows, statements)
 
 
