@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,6 +23,7 @@ from lrs.lag import sample_lag
 from lrs.logs import configure
 from lrs.memory import tune_gc, tune_malloc
 from lrs.metrics import Metrics
+from lrs.metrics_shared import SharedMetrics
 from lrs.ops.auth import Authenticator
 from lrs.ops.oidc import OidcConfig, OidcVerifier
 from lrs.ops.ratelimit import RateLimiter
@@ -77,10 +79,20 @@ def create_app(settings: Settings) -> Starlette:
         metrics.gauge("spor_db_pool_size", pool.get_size)
         metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
         lag_task = asyncio.create_task(sample_lag(settings.database_url or "", metrics))
+        shared_task = None
+        app.state.metrics_text = metrics.render
+        if settings.metrics_dir:
+            shared = SharedMetrics(metrics, Path(settings.metrics_dir))
+            shared_task = asyncio.create_task(shared.run())
+            app.state.metrics_text = shared.render
         try:
             yield
         finally:
             lag_task.cancel()
+            if shared_task is not None:  # its last write, with this process's final figures
+                shared_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shared_task
             await app.state.credentials.stop()
             with contextlib.suppress(asyncio.CancelledError):
                 await lag_task

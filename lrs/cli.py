@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Sequence
 
 import asyncpg
@@ -51,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure(settings.log_format, settings.log_level)
     tune_malloc()
     settings, embedded = resolve_database(settings)
+    shared_metrics: str | None = None
     try:
         created = asyncio.run(_prepare(settings))
         if embedded is not None:
@@ -70,6 +73,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # parent resolved (maybe the embedded cluster) is handed over that way. The parent
             # only supervises: it does not import the app (~20 MB it would hold for nothing).
             os.environ["SPOR_DATABASE_URL"] = settings.database_url or ""
+            if not settings.metrics_dir:
+                # where the processes share their /metrics figures (lrs/metrics_shared.py)
+                shared_metrics = tempfile.mkdtemp(prefix="spor-metrics-")
+                os.environ["SPOR_METRICS_DIR"] = shared_metrics
             target = "lrs.app:app_from_env"
         else:
             from lrs.app import create_app
@@ -84,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, loop="auto", http=StepWritesProtocol,
         )
     finally:
+        if shared_metrics is not None:
+            shutil.rmtree(shared_metrics, ignore_errors=True)
         if embedded is not None:
             embedded.stop()
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -44,6 +45,17 @@ class Metrics:
     def set(self, name: str, value: float, **labels: str) -> None:
         """A labelled gauge set from outside (e.g. projection lag sampled periodically)."""
         self.values[(name, tuple(sorted(labels.items())))] = value
+
+    def snapshot(self) -> dict[str, Any]:
+        """This process's figures as plain data (lrs.metrics_shared shares them between the
+        processes of one server); the gauges read now."""
+        return {
+            "help": self.help,
+            "counters": [[n, labels, v] for (n, labels), v in self.counters.items()],
+            "hist": [[n, labels, h] for (n, labels), h in self.hist.items()],
+            "values": [[n, labels, v] for (n, labels), v in self.values.items()],
+            "gauges": [[n, float(read())] for n, read in self.gauges.items()],
+        }
 
     def render(self) -> str:
         lines: list[str] = []

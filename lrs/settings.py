@@ -38,6 +38,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     workers: int = 1
+    # A folder where the processes of one server share their /metrics figures
+    # (lrs/metrics_shared.py); `spor serve --workers N` makes a temporary one when this is unset.
+    metrics_dir: str = ""
     public_url: str | None = None
     # The X-Experience-API-Version sent on responses to requests that named no supported
     # version (those get 400 anyway): 2.0.0 or 1.0.3.

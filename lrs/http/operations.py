@@ -70,4 +70,5 @@ async def health(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    return PlainTextResponse(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4")
+    """This process's figures, or with several processes (lrs/metrics_shared.py) all of theirs."""
+    return PlainTextResponse(request.app.state.metrics_text(), media_type="text/plain; version=0.0.4")

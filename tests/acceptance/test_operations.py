@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 
 import httpx
 import orjson
@@ -11,7 +12,7 @@ import orjson
 from lrs.app import create_app
 from lrs.settings import Settings
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, xapi_client
+from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, stop_server, xapi_client
 from tests.statements import statement
 
 
@@ -89,3 +90,52 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(pg: Embedde
     code = await asyncio.to_thread(s.process.wait, 30)
     assert r.status_code == 200 and len(r.json()) == 500
     assert code == 0
+
+
+def _sample(text: str, prefix: str) -> float:
+    return sum(float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines() if ln.startswith(prefix + " "))
+
+
+def _received_per_process(folder: Path) -> list[float]:
+    """spor_statements_received_total in each process's file of the shared folder."""
+    return [sum(c[2] for c in orjson.loads(p.read_bytes())["counters"] if c[0] == "spor_statements_received_total")
+            for p in folder.glob("*.json")]
+
+
+def _metrics_folders(tmp: Path) -> list[Path]:
+    return list(tmp.glob("spor-metrics-*"))
+
+
+async def test_with_two_processes_every_scrape_answers_for_both(pg: EmbeddedPostgres, tmp_path: Path) -> None:
+    """`spor serve --workers 2`: a scrape reaches one process, and it answers for both
+    (lrs/metrics_shared.py), so the statement count is the same whichever process answers; the
+    shared folder is a temporary one, removed when the server stops."""
+    url = await new_database(pg)
+    s = await asyncio.to_thread(start_server, url, {"SPOR_WORKERS": "2", "TMPDIR": str(tmp_path)})
+    try:
+        [folder] = _metrics_folders(tmp_path)
+        tenant = await make_tenant(url, s.base_url)
+        posted = 0
+        # each POST on a connection of its own, until both processes have taken some
+        for _ in range(400):
+            async with xapi_client(s, tenant) as c:
+                assert (await c.post("/statements", json=[statement(actor=f"p{posted}")])).status_code == 200
+            posted += 1
+            if posted % 10 == 0:
+                await asyncio.sleep(1.2)  # both files rewritten
+                counted = _received_per_process(folder)
+                if len(counted) == 2 and all(counted):
+                    break
+        else:
+            raise AssertionError(f"one process took every connection: {counted}")
+        await asyncio.sleep(1.2)
+        for _ in range(8):
+            async with httpx.AsyncClient() as c:  # a new connection: either process may answer
+                text = (await c.get(s.base_url + "/metrics")).text
+            assert _sample(text, "spor_statements_received_total") == posted
+            assert _sample(text, "spor_server_processes") == 2
+            assert _sample(text, 'spor_http_requests_total{method="POST",path="/xapi/statements",status="200"}') \
+                == posted
+    finally:
+        stop_server(s)
+    assert _metrics_folders(tmp_path) == []
