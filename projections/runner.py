@@ -675,18 +675,41 @@ class Worker:
             log.warning("projection_settle_failed", projection=p.name, store_id=store_id, error=str(exc)[:500])
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Work until ``stop`` is set; releases its leases on the way out."""
-        conn = await connect(self.url)
-        listener = await asyncpg.connect(self.url)
+        """Work until ``stop`` is set; releases its leases on the way out.
+
+        A database restart, a failover or a terminated session cuts the worker's connections:
+        it connects again (waiting longer each time it fails, up to ``RECONNECT_MAX_SECONDS``)
+        and LISTENs again, and the batch the cut interrupted, rolled back, is applied again. Only
+        a first connection that fails ends it, with that error (a wrong URL should not loop).
+        """
+        conn: asyncpg.Connection | None = await connect(self.url)
+        listener: asyncpg.Connection | None = None
         try:
-            await listener.add_listener(CHANNEL, self._notified)
+            listener = await self._listen()
             retries = 0
+            cuts = 0
             while not stop.is_set():
                 self.wake.clear()
+                if conn is None or conn.is_closed() or listener is None or listener.is_closed():
+                    conn, listener = await self._reconnect(conn, listener, cuts)
+                    if conn is None:
+                        cuts += 1
+                        await _sleep_unless(stop, min(0.1 * 2 ** min(cuts - 1, 10), RECONNECT_MAX_SECONDS))
+                        continue
+                    cuts = 0
                 try:
                     did = await self.run_once(conn, stop)
                     retries = 0
+                except CONNECTION_LOST as exc:
+                    if not conn.is_closed():
+                        raise
+                    log.warning("projection_connection_lost", error=type(exc).__name__)
+                    continue
                 except asyncpg.PostgresError as exc:
+                    if conn.is_closed():  # the session was ended (57P01 and the like): connect again
+                        log.warning("projection_connection_lost", error=type(exc).__name__,
+                                    sqlstate=getattr(exc, "sqlstate", None))
+                        continue
                     # transient (e.g. a rebuild swapped the schema under an in-flight statement):
                     # the batch rolled back, so going again is safe; said in the log, and waited
                     # for longer each time it happens again (up to the poll interval)
@@ -702,10 +725,68 @@ class Worker:
                 for w in waiters:
                     w.cancel()
         finally:
-            with contextlib.suppress(Exception):
-                await conn.execute(sql("projection_lease_release"), self.owner)
+            if conn is not None and not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await conn.execute(sql("projection_lease_release"), self.owner)
+            for c in (conn, listener):
+                if c is not None:
+                    await _close_quietly(c)
+
+    async def _listen(self) -> asyncpg.Connection:
+        """A connection LISTENing on the event channel; its loss wakes the worker."""
+        listener = await asyncpg.connect(self.url)
+        try:
+            listener.add_termination_listener(self._notified)
+            await listener.add_listener(CHANNEL, self._notified)
+        except BaseException:
+            await _close_quietly(listener)
+            raise
+        return listener
+
+    async def _reconnect(self, conn: asyncpg.Connection | None, listener: asyncpg.Connection | None,
+                         cuts: int) -> tuple[asyncpg.Connection | None, asyncpg.Connection | None]:
+        """Both connections again, keeping one that still works; (None, None) when the database
+        cannot be reached yet (said in the log)."""
+        try:
+            if conn is None or conn.is_closed():
+                if conn is not None:
+                    await _close_quietly(conn)
+                conn = None
+                conn = await connect(self.url)
+            if listener is None or listener.is_closed():
+                if listener is not None:
+                    await _close_quietly(listener)
+                listener = None
+                listener = await self._listen()
+        except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
+            log.warning("projection_reconnect_failed", error=type(exc).__name__, attempts=cuts + 1)
+            for c in (conn, listener):
+                if c is not None:
+                    await _close_quietly(c)
+            return None, None
+        log.info("projection_reconnected")
+        # events that arrived while it was cut off are found by the pass that follows
+        return conn, listener
+
+
+# A connection gone (closed, reset, refused, timed out): connect again rather than end.
+CONNECTION_LOST: tuple[type[BaseException], ...] = (asyncpg.InterfaceError, OSError, TimeoutError)
+RECONNECT_MAX_SECONDS = 30.0
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    if conn.is_closed():
+        return
+    try:
+        async with asyncio.timeout(5):
             await conn.close()
-            await listener.close()
+    except Exception:  # a connection that cannot close cleanly is dropped
+        conn.terminate()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 class Progress:

@@ -474,3 +474,80 @@ async def test_rebuild_all_computes_the_status_rows_in_parts_that_add_up(
     rows = [tuple(r) for r in await conn.fetch(status)]
     assert len(rows) == 12 and sum(done for *_, done in rows) == 5  # P00 completed, counted in both wards
     assert await conn.fetchval("SELECT count(*) FROM rm_compliance.status_units") == 2
+
+
+async def _terminate_others(conn: asyncpg.Connection) -> int:
+    """Cut every other session of this database, as a database restart or failover would."""
+    return len(await conn.fetch(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+
+
+async def _completions_reach(conn: asyncpg.Connection, want: int) -> int:
+    n = 0
+    for _ in range(100):
+        n = await conn.fetchval("SELECT count(*) FROM rm_transcript.completions")
+        if n == want:
+            break
+        await asyncio.sleep(0.05)
+    return int(n)
+
+
+async def test_a_worker_whose_connections_are_cut_reconnects_and_listens_again(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A database restart, a failover or a terminated session cuts the worker's connections: it
+    connects again and goes on, and LISTENs again (the poll here is 30 s, so only a notification
+    wakes it in time), instead of ending with the connection's error."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari")])
+    stop = asyncio.Event()
+    w = runner.Worker(db_url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=30))
+    task = asyncio.create_task(w.run(stop))
+    try:
+        assert await _completions_reach(conn, 1) == 1
+        for round_ in range(2):  # a second cut, after the first reconnect
+            await asyncio.sleep(0.3)  # asleep on the notification
+            assert await _terminate_others(conn) >= 2  # its work and its listening connection
+            await asyncio.sleep(0.5)
+            assert not task.done(), task.exception() if task.done() else None
+            await _post(db_url, sid, [statement(actor=f"ola{round_}")])
+            pc = await runner.connect(db_url)
+            try:  # an org import notifies the workers
+                await reference.append(pc, sid, [reference.RefEvent(ORG_UNIT, f"10{round_}@2024-01-01", {
+                    "unit_id": f"10{round_}", "id_kind": "resh", "name": "Testsykehuset HF", "parent_id": None,
+                    "level": "trust", "valid_from": "2024-01-01", "closed": False})])
+            finally:
+                await pc.close()
+            assert await _completions_reach(conn, 2 + round_) == 2 + round_
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 0
+
+
+async def test_a_worker_waits_out_a_database_it_cannot_reach_and_goes_on(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """Cut off while the database refuses new connections (as during a restart): the worker
+    tries again, waiting longer each time, and when the database takes connections again it
+    applies what arrived meanwhile."""
+    sid = await _store(conn)
+    db = await conn.fetchval("SELECT current_database()")
+    stop = asyncio.Event()
+    w = runner.Worker(db_url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.2))
+    task = asyncio.create_task(w.run(stop))
+    admin = await asyncpg.connect(db_url.rsplit("/", 1)[0] + "/postgres")
+    try:
+        await asyncio.sleep(0.3)
+        await admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS false')
+        try:
+            await _terminate_others(conn)
+            await asyncio.sleep(1.5)  # several refused attempts
+            assert not task.done(), task.exception() if task.done() else None
+        finally:
+            await admin.execute(f'ALTER DATABASE "{db}" ALLOW_CONNECTIONS true')
+            await admin.close()
+        await _post(db_url, sid, [statement(actor="kari")])
+        assert await _completions_reach(conn, 1) == 1
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
