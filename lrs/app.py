@@ -23,7 +23,7 @@ from lrs.lag import sample_lag
 from lrs.logs import configure
 from lrs.memory import tune_gc, tune_malloc
 from lrs.metrics import Metrics
-from lrs.metrics_shared import SharedMetrics
+from lrs.metrics_shared import MetricsFolderError, SharedMetrics
 from lrs.ops.auth import Authenticator
 from lrs.ops.oidc import OidcConfig, OidcVerifier
 from lrs.ops.ratelimit import RateLimiter
@@ -51,6 +51,12 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        shared = SharedMetrics(metrics, Path(settings.metrics_dir)) if settings.metrics_dir else None
+        if shared is not None:
+            try:
+                shared.write()  # a folder it cannot write is said now, not found out at a scrape
+            except OSError as exc:
+                raise MetricsFolderError(f"SPOR_METRICS_DIR {settings.metrics_dir}: {exc.strerror or exc}") from exc
         # Migrations run as the login user (the owner); the service's own connections act as
         # settings.db_role, which row-level security applies to (migration 0004).
         await run_migrations(settings.database_url or "")
@@ -79,28 +85,28 @@ def create_app(settings: Settings) -> Starlette:
         metrics.gauge("spor_db_pool_size", pool.get_size)
         metrics.gauge("spor_db_pool_idle", pool.get_idle_size)
         lag_task = asyncio.create_task(sample_lag(settings.database_url or "", metrics))
-        shared_task = None
-        app.state.metrics_text = metrics.render
-        if settings.metrics_dir:
-            shared = SharedMetrics(metrics, Path(settings.metrics_dir))
-            shared_task = asyncio.create_task(shared.run())
-            app.state.metrics_text = shared.render
+        shared_task = asyncio.create_task(shared.run()) if shared is not None else None
+        app.state.metrics_text = shared.render if shared is not None else metrics.render
         try:
             yield
         finally:
-            lag_task.cancel()
-            if shared_task is not None:  # its last write, with this process's final figures
-                shared_task.cancel()
+            try:
+                lag_task.cancel()
+                await app.state.credentials.stop()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await shared_task
-            await app.state.credentials.stop()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lag_task
-            if oidc is not None:
-                await oidc.aclose()
-            await analyst_api.drain(app.state.exports)  # exports ending, and their audit records
-            await probe.close()
-            await pool.close()
+                    await lag_task
+                if oidc is not None:
+                    await oidc.aclose()
+                await analyst_api.drain(app.state.exports)  # exports ending, and their audit records
+                await probe.close()
+                await pool.close()
+            finally:
+                if shared is not None and shared_task is not None:
+                    # last, so what the shutdown itself counted is in the file
+                    shared_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await shared_task
+                    shared.write_quietly()
 
     stmts = statements.PATH
     # The router tries routes in order: the busiest (statement writes, then reads) come first.

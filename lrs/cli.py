@@ -9,11 +9,13 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import asyncpg
 
 from lrs import admin
 from lrs.database import resolve_database
+from lrs.metrics_shared import MetricsFolderError, prepare_folder
 from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
@@ -52,6 +54,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(host=args.host, port=args.port, workers=args.workers)
     configure(settings.log_format, settings.log_level)
     tune_malloc()
+    if settings.metrics_dir:
+        try:  # the server's own folder: made, or emptied of an earlier run's figures
+            prepare_folder(Path(settings.metrics_dir))
+        except MetricsFolderError as exc:
+            raise SystemExit(f"spor serve: {exc}") from exc
     settings, embedded = resolve_database(settings)
     shared_metrics: str | None = None
     try:

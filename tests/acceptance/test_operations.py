@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -12,7 +16,7 @@ import orjson
 from lrs.app import create_app
 from lrs.settings import Settings
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, Tenant, make_tenant, new_database, start_server, stop_server, xapi_client
+from tests.conftest import ROOT, Server, Tenant, make_tenant, new_database, start_server, stop_server, xapi_client
 from tests.statements import statement
 
 
@@ -102,6 +106,19 @@ def _received_per_process(folder: Path) -> list[float]:
             for p in folder.glob("*.json")]
 
 
+def _written_since(folder: Path, since: float) -> bool:
+    """Every process's file written after ``since`` (they are rewritten every second)."""
+    return all(orjson.loads(p.read_bytes())["at"] > since for p in folder.glob("*.json"))
+
+
+async def _files_written_since(folder: Path, since: float) -> None:
+    for _ in range(200):
+        if _written_since(folder, since):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the processes stopped writing their figures")
+
+
 def _metrics_folders(tmp: Path) -> list[Path]:
     return list(tmp.glob("spor-metrics-*"))
 
@@ -122,13 +139,13 @@ async def test_with_two_processes_every_scrape_answers_for_both(pg: EmbeddedPost
                 assert (await c.post("/statements", json=[statement(actor=f"p{posted}")])).status_code == 200
             posted += 1
             if posted % 10 == 0:
-                await asyncio.sleep(1.2)  # both files rewritten
+                await _files_written_since(folder, time.time())
                 counted = _received_per_process(folder)
                 if len(counted) == 2 and all(counted):
                     break
         else:
             raise AssertionError(f"one process took every connection: {counted}")
-        await asyncio.sleep(1.2)
+        await _files_written_since(folder, time.time())
         for _ in range(8):
             async with httpx.AsyncClient() as c:  # a new connection: either process may answer
                 text = (await c.get(s.base_url + "/metrics")).text
@@ -139,3 +156,14 @@ async def test_with_two_processes_every_scrape_answers_for_both(pg: EmbeddedPost
     finally:
         stop_server(s)
     assert _metrics_folders(tmp_path) == []
+
+
+def test_serve_refuses_a_metrics_folder_it_cannot_make(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    env = {**os.environ, "SPOR_METRICS_DIR": str(tmp_path / "a-file" / "metrics"), "SPOR_WORKERS": "2",
+           "SPOR_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    done = subprocess.run([sys.executable, "-m", "lrs.cli", "serve"], env=env, capture_output=True, text=True,
+                          timeout=60, cwd=ROOT)
+    assert done.returncode != 0
+    assert "spor serve: SPOR_METRICS_DIR" in done.stderr and "a-file" in done.stderr
+    assert "Traceback" not in done.stderr
