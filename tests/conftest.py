@@ -152,6 +152,8 @@ def stop_server(server: Server) -> None:
         server.process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         server.process.kill()
+        server.process.wait(timeout=30)
+    server.log_path.unlink(missing_ok=True)  # a test that needed it has read it by now
 
 
 @contextlib.contextmanager
