@@ -44,6 +44,7 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,6 +303,9 @@ class WorkerJob:
     seconds: float  # time limit once started
     client: str  # raw | httpx
     pop: Population = field(default_factory=Population)
+    # build every request before the clock starts (the timed phases); False: as it is sent (the
+    # (d) load: 10,000,000 statements built first would take ~30 GB)
+    prebuild: bool = True
 
 
 @dataclass
@@ -329,33 +333,35 @@ def run_worker(job: WorkerJob, barrier: Any, out: Any) -> None:
         uvloop.install()
     gen = Generator(job.pop, job.seed)
     auth = _auth(job.key, job.secret)
-    bodies: list[bytes] = []
-    left = job.statements
-    while left > 0:
-        n = min(job.batch, left)
-        stmts = [gen.statement() for _ in range(n)]
-        bodies.append(orjson.dumps(stmts if job.batch > 1 else stmts[0]))
-        left -= n
-    sizes = [min(job.batch, job.statements - i * job.batch) for i in range(len(bodies))]
-    requests = [post_request(job.port, auth, b) for b in bodies] if job.client == "raw" else []
+    count = -(-job.statements // job.batch)
+    sizes = [min(job.batch, job.statements - i * job.batch) for i in range(count)]
+
+    def build(i: int) -> tuple[bytes, bytes]:
+        stmts = [gen.statement() for _ in range(sizes[i])]
+        body = orjson.dumps(stmts if job.batch > 1 else stmts[0])
+        return body, post_request(job.port, auth, body) if job.client == "raw" else b""
+
+    built = [build(i) for i in range(count)] if job.prebuild else []
     barrier.wait(timeout=600)
     res = WorkerResult()
     res.cpu = -_cpu_self()
     res.started = time.time()
-    asyncio.run(_send(job, bodies, requests, sizes, auth, res))
+    asyncio.run(_send(job, (lambda i: built[i]) if job.prebuild else build, count, sizes, auth, res))
     res.finished = time.time()
     res.cpu += _cpu_self()
     out.put(res)
 
 
-async def _send(job: WorkerJob, bodies: list[bytes], requests: list[bytes], sizes: list[int], auth: str,
-                res: WorkerResult) -> None:
+async def _send(job: WorkerJob, request: Callable[[int], tuple[bytes, bytes]], count: int, sizes: list[int],
+                auth: str, res: WorkerResult) -> None:
+    """Send requests 0..count-1 (``request(i)``: the body and, for the raw client, the whole
+    request) over ``job.connections`` connections until done or out of time."""
     deadline = time.monotonic() + job.seconds
     next_index = 0
 
     def take() -> int | None:
         nonlocal next_index
-        if next_index >= len(bodies) or time.monotonic() >= deadline:
+        if next_index >= count or time.monotonic() >= deadline:
             return None
         next_index += 1
         return next_index - 1
@@ -374,8 +380,9 @@ async def _send(job: WorkerJob, bodies: list[bytes], requests: list[bytes], size
         c = RawClient(job.port)
         try:
             while (i := take()) is not None:
+                raw = request(i)[1]
                 t0 = time.perf_counter()
-                status, body = await c.request(requests[i])
+                status, body = await c.request(raw)
                 record(i, status, body, t0)
         finally:
             await c.close()
@@ -384,8 +391,9 @@ async def _send(job: WorkerJob, bodies: list[bytes], requests: list[bytes], size
         headers = {"Authorization": auth, "X-Experience-API-Version": XAPI_VERSION,
                    "Content-Type": "application/json"}
         while (i := take()) is not None:
+            content = request(i)[0]
             t0 = time.perf_counter()
-            r = await client.post("/xapi/statements", content=bodies[i], headers=headers)
+            r = await client.post("/xapi/statements", content=content, headers=headers)
             record(i, r.status_code, r.content, t0)
 
     if job.client == "raw":
@@ -664,7 +672,7 @@ def pct(xs: list[float], p: float) -> float:
 
 def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, statements: int, batch: int,
               clients: int, seconds: float, seed: int, sample_waits: bool = True,
-              profile: bool = False) -> PhaseResult:
+              profile: bool = False, prebuild: bool = True) -> PhaseResult:
     """Send ``statements`` (at most, for at most ``seconds``) from ``args.client_procs`` processes
     holding ``clients`` connections in total."""
     assert env.server is not None
@@ -677,7 +685,8 @@ def run_phase(env: Env, args: argparse.Namespace, name: str, store: str, *, stat
     for i in range(procs_n):
         conns = clients // procs_n + (1 if i < clients % procs_n else 0)
         share = statements // procs_n
-        job = WorkerJob(env.port, key, secret, seed * 100 + i, share, batch, conns, seconds, args.client)
+        job = WorkerJob(env.port, key, secret, seed * 100 + i, share, batch, conns, seconds, args.client,
+                        prebuild=prebuild)
         p = ctx.Process(target=run_worker, args=(job, barrier, out), daemon=True)
         p.start()
         procs.append(p)
@@ -1047,7 +1056,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"(d) load N = {n_query:,} statements into the query store through the API "
                 f"(POST batches of {args.load_batch}, {args.load_clients} connections, {args.client_procs} processes)")
             r = run_phase(env, args, "load", "bench-query", statements=n_query, batch=args.load_batch,
-                          clients=args.load_clients, seconds=args.load_seconds, seed=3, sample_waits=False)
+                          clients=args.load_clients, seconds=args.load_seconds, seed=3, sample_waits=False,
+                          prebuild=False)
             results["load"] = r
             say(f"    loaded {fmt_rate(r.statements)} statements in {r.wall:.0f} s: {fmt_rate(r.rate)} statements/s "
                 f"(CPU cores: server {r.server_cpu / r.wall:.2f}, PostgreSQL {r.pg_cpu / r.wall:.2f}, "
