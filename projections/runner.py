@@ -113,10 +113,15 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(t, encoder=enc, decoder=orjson.loads, schema="pg_catalog")
 
 
-async def connect(url: str) -> asyncpg.Connection:
-    """A single connection with the projection codecs."""
-    conn = await asyncpg.connect(url)
-    await init_connection(conn)
+async def connect(url: str, *, connect_timeout: float = 60) -> asyncpg.Connection:
+    """A single connection with the projection codecs (``connect_timeout``: for the connection
+    to be made, asyncpg's default)."""
+    conn = await asyncpg.connect(url, timeout=connect_timeout)
+    try:
+        await init_connection(conn)
+    except BaseException:
+        conn.terminate()
+        raise
     return conn
 
 
@@ -608,6 +613,10 @@ class WorkerOptions:
     max_batches: int = 20
     # after settling a (projection, store) failed on its data, wait this long before trying again
     settle_retry_seconds: float = 300.0
+    # cut off from the database: wait 0.1 s, doubling after each further cut or failed attempt
+    # (until a pass goes through) up to this; and give a connection attempt this long
+    reconnect_max_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0
 
 
 class Worker:
@@ -678,11 +687,15 @@ class Worker:
         """Work until ``stop`` is set; releases its leases on the way out.
 
         A database restart, a failover or a terminated session cuts the worker's connections:
-        it connects again (waiting longer each time it fails, up to ``RECONNECT_MAX_SECONDS``)
-        and LISTENs again, and the batch the cut interrupted, rolled back, is applied again. Only
-        a first connection that fails ends it, with that error (a wrong URL should not loop).
+        it connects again and LISTENs again, and the batch the cut interrupted, rolled back, is
+        applied again. It waits 0.1 s before reconnecting, twice as long after each further cut
+        or failed attempt until a pass goes through (up to ``reconnect_max_seconds``), so a
+        batch that keeps bringing its session down does not keep the database busy. ``stop``
+        ends a wait or a connection attempt at once. Only a first connection that fails ends
+        the worker, with that error (a wrong URL should not loop).
         """
-        conn: asyncpg.Connection | None = await connect(self.url)
+        o = self.options
+        conn: asyncpg.Connection | None = await connect(self.url, connect_timeout=o.connect_timeout_seconds)
         listener: asyncpg.Connection | None = None
         try:
             listener = await self._listen()
@@ -691,55 +704,59 @@ class Worker:
             while not stop.is_set():
                 self.wake.clear()
                 if conn is None or conn.is_closed() or listener is None or listener.is_closed():
-                    conn, listener = await self._reconnect(conn, listener, cuts)
+                    if cuts:
+                        await _sleep_unless(stop, min(0.1 * 2 ** min(cuts - 1, 20), o.reconnect_max_seconds))
+                        if stop.is_set():
+                            break
+                    conn, listener = await _unless_stopped(stop, self._reconnect(conn, listener, cuts))
                     if conn is None:
                         cuts += 1
-                        await _sleep_unless(stop, min(0.1 * 2 ** min(cuts - 1, 10), RECONNECT_MAX_SECONDS))
                         continue
-                    cuts = 0
+                    retries = 0
                 try:
                     did = await self.run_once(conn, stop)
-                    retries = 0
-                except CONNECTION_LOST as exc:
-                    if not conn.is_closed():
-                        raise
-                    log.warning("projection_connection_lost", error=type(exc).__name__)
-                    continue
-                except asyncpg.PostgresError as exc:
-                    if conn.is_closed():  # the session was ended (57P01 and the like): connect again
-                        log.warning("projection_connection_lost", error=type(exc).__name__,
-                                    sqlstate=getattr(exc, "sqlstate", None))
+                    retries = cuts = 0
+                except Exception as exc:
+                    if not await _connection_lost(conn, exc):
+                        if not isinstance(exc, asyncpg.PostgresError):
+                            raise
+                        # transient (e.g. a rebuild swapped the schema under an in-flight
+                        # statement): the batch rolled back, so going again is safe; said in the
+                        # log, and waited for longer each time it happens again (up to the poll
+                        # interval)
+                        retries += 1
+                        log.warning("projection_pass_retried", error=type(exc).__name__,
+                                    sqlstate=getattr(exc, "sqlstate", None), retries=retries)
+                        await asyncio.sleep(min(0.1 * 2 ** min(retries - 1, 10), max(o.poll_seconds, 0.1)))
                         continue
-                    # transient (e.g. a rebuild swapped the schema under an in-flight statement):
-                    # the batch rolled back, so going again is safe; said in the log, and waited
-                    # for longer each time it happens again (up to the poll interval)
-                    retries += 1
-                    log.warning("projection_pass_retried", error=type(exc).__name__,
-                                sqlstate=getattr(exc, "sqlstate", None), retries=retries)
-                    did = 0
-                    await asyncio.sleep(min(0.1 * 2 ** min(retries - 1, 10), max(self.options.poll_seconds, 0.1)))
+                    cuts += 1
+                    log.warning("projection_connection_lost", error=type(exc).__name__,
+                                sqlstate=getattr(exc, "sqlstate", None), cuts=cuts)
+                    conn.terminate()
+                    continue
                 if did:
                     continue
                 waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
-                await asyncio.wait(waiters, timeout=self.options.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=o.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
                 for w in waiters:
                     w.cancel()
         finally:
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):
-                    await conn.execute(sql("projection_lease_release"), self.owner)
+                    async with asyncio.timeout(5):
+                        await conn.execute(sql("projection_lease_release"), self.owner)
             for c in (conn, listener):
                 if c is not None:
                     await _close_quietly(c)
 
     async def _listen(self) -> asyncpg.Connection:
         """A connection LISTENing on the event channel; its loss wakes the worker."""
-        listener = await asyncpg.connect(self.url)
+        listener = await asyncpg.connect(self.url, timeout=self.options.connect_timeout_seconds)
         try:
             listener.add_termination_listener(self._notified)
             await listener.add_listener(CHANNEL, self._notified)
         except BaseException:
-            await _close_quietly(listener)
+            listener.terminate()
             raise
         return listener
 
@@ -747,31 +764,70 @@ class Worker:
                          cuts: int) -> tuple[asyncpg.Connection | None, asyncpg.Connection | None]:
         """Both connections again, keeping one that still works; (None, None) when the database
         cannot be reached yet (said in the log)."""
+        fresh: list[asyncpg.Connection] = []
         try:
             if conn is None or conn.is_closed():
                 if conn is not None:
-                    await _close_quietly(conn)
+                    conn.terminate()
                 conn = None
-                conn = await connect(self.url)
+                conn = await connect(self.url, connect_timeout=self.options.connect_timeout_seconds)
+                fresh.append(conn)
             if listener is None or listener.is_closed():
                 if listener is not None:
-                    await _close_quietly(listener)
+                    listener.terminate()
                 listener = None
                 listener = await self._listen()
         except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
             log.warning("projection_reconnect_failed", error=type(exc).__name__, attempts=cuts + 1)
             for c in (conn, listener):
                 if c is not None:
-                    await _close_quietly(c)
+                    c.terminate()
             return None, None
+        except BaseException:  # cancelled by stop: nothing half-made left open
+            for c in fresh:
+                c.terminate()
+            raise
         log.info("projection_reconnected")
         # events that arrived while it was cut off are found by the pass that follows
         return conn, listener
 
 
-# A connection gone (closed, reset, refused, timed out): connect again rather than end.
-CONNECTION_LOST: tuple[type[BaseException], ...] = (asyncpg.InterfaceError, OSError, TimeoutError)
-RECONNECT_MAX_SECONDS = 30.0
+# A connection gone (closed, reset, refused, timed out, or left in a state asyncpg cannot use:
+# InternalClientError when the server's farewell arrives between two queries): connect again.
+CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError)
+# SQLSTATEs that end a session or say the server cannot take this worker's writes: connection
+# exceptions (08), shutdown and restart (57P01-57P03), a read-only server (25006: the old
+# primary back as a standby; a URL with target_session_attrs=read-write finds the new one).
+SESSION_ENDED = ("57P01", "57P02", "57P03", "25006")
+
+
+async def _connection_lost(conn: asyncpg.Connection, exc: BaseException) -> bool:
+    """Whether ``exc`` from a pass means the connection is gone or unusable."""
+    await asyncio.sleep(0)  # the socket's close may be waiting to be read
+    if conn.is_closed() or isinstance(exc, CONNECTION_LOST):
+        return True
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    return sqlstate.startswith("08") or sqlstate in SESSION_ENDED
+
+
+Connections = tuple[asyncpg.Connection | None, asyncpg.Connection | None]
+
+
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Connections]) -> Connections:
+    """``work``, or (None, None) as soon as ``stop`` is set (``work`` cancelled)."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None, None
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:

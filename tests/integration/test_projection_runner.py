@@ -4,9 +4,13 @@ leases shared by several workers, NOTIFY wake-up and atomic rebuild."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import subprocess
 import sys
+import time
+import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -483,9 +487,9 @@ async def _terminate_others(conn: asyncpg.Connection) -> int:
         "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
 
 
-async def _completions_reach(conn: asyncpg.Connection, want: int) -> int:
+async def _completions_reach(conn: asyncpg.Connection, want: int, tries: int = 100) -> int:
     n = 0
-    for _ in range(100):
+    for _ in range(tries):
         n = await conn.fetchval("SELECT count(*) FROM rm_transcript.completions")
         if n == want:
             break
@@ -551,3 +555,99 @@ async def test_a_worker_waits_out_a_database_it_cannot_reach_and_goes_on(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+async def test_cuts_in_the_middle_of_a_backlog_lose_nothing_and_apply_nothing_twice(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """Sessions cut at random moments while a backlog is applied (mid-query, mid-transaction,
+    between two queries, when asyncpg is left with the server's farewell and no closed socket
+    yet): the worker goes on, and every event is applied exactly once."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor=f"p{i}") for i in range(600)])
+    stop = asyncio.Event()
+    w = runner.Worker(db_url, [TRANSCRIPT], runner.WorkerOptions(batch_size=5, poll_seconds=0.1,
+                                                                 reconnect_max_seconds=0.4))
+    task = asyncio.create_task(w.run(stop))
+    rng = random.Random(7)
+    cuts = 0
+    try:
+        for _ in range(60):
+            await asyncio.sleep(rng.uniform(0, 0.05))
+            cuts += await _terminate_others(conn) > 0
+            assert not task.done(), task.exception() if task.done() else None
+        assert await _completions_reach(conn, 600, tries=400) == 600
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+    assert cuts >= 5  # the worker was cut at least this often (some cuts find it reconnecting)
+    assert await conn.fetchval("SELECT position FROM rm_transcript.checkpoint WHERE store_id = $1", sid) == 600
+
+
+class _Proxy:
+    """A TCP proxy to the database that can cut its connections and then accept new ones without
+    ever answering (a failed-over host that does not reply)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.black_hole = False
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        if self.black_hole:
+            return  # accepted, never answered
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers.append(up_writer)
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_stop_ends_a_worker_at_once_while_its_database_does_not_answer(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A host that takes connections and never answers would hold a connection attempt for its
+    whole timeout; ``stop`` (SIGTERM) ends the attempt and the worker at once."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari")])
+    parts = urllib.parse.urlsplit(db_url)
+    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    port = await proxy.start()
+    url = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}"))
+    stop = asyncio.Event()
+    w = runner.Worker(url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.1, connect_timeout_seconds=60))
+    task = asyncio.create_task(w.run(stop))
+    try:
+        assert await _completions_reach(conn, 1) == 1
+        proxy.black_hole = True
+        proxy.cut()
+        await asyncio.sleep(1.0)  # trying to connect, into the black hole
+        assert not task.done()
+        stop.set()
+        t0 = time.monotonic()
+        await asyncio.wait_for(task, timeout=30)
+        assert time.monotonic() - t0 < 2
+    finally:
+        stop.set()
+        await proxy.close()
