@@ -22,13 +22,15 @@ async def sample_lag(database_url: str, metrics: Metrics, every: float = 15.0) -
         while True:
             try:
                 if conn is None or conn.is_closed():
-                    conn = await asyncpg.connect(database_url)
+                    conn = await asyncpg.connect(database_url, timeout=10)
                 for st in await runner.status(conn, list(models.ALL.values())):
                     labels = {"projection": st.projection, "store": st.store}
                     metrics.set("spor_projection_lag_events", float(st.lag_events), **labels)
                     metrics.set("spor_projection_lag_seconds", float(st.lag_seconds), **labels)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("projection_lag_sample_failed", error=str(exc))
+            except Exception as exc:  # the next sample tries again, on a new connection
+                log.warning("projection_lag_sample_failed", error=type(exc).__name__, detail=str(exc)[:200])
+                if conn is not None:
+                    conn.terminate()  # closed here, not left to the garbage collector
                 conn = None
             await asyncio.sleep(every)
     finally:

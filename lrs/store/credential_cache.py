@@ -24,6 +24,7 @@ from lrs.logs import log
 from lrs.store.credentials import CredentialRow, PgCredentialRepository
 
 CHANNEL = "spor_credentials"
+CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 class CachedCredentials:
@@ -50,21 +51,20 @@ class CachedCredentials:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.listen_url)
+                conn = await asyncpg.connect(self.listen_url, timeout=CONNECT_TIMEOUT_SECONDS)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._rows.clear()  # anything cached while not listening may be stale
                 self._listening = True
                 await lost.wait()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("credential_listener_lost", error=str(exc))
+            except Exception as exc:  # whatever cut it (InternalClientError, a timeout too): listen again
+                log.warning("credential_listener_lost", error=type(exc).__name__, detail=str(exc)[:200])
             finally:
                 self._listening = False
                 self._rows.clear()
                 if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await conn.close()
+                    conn.terminate()  # close() could wait on a connection that no longer answers
             await asyncio.sleep(1.0)
 
     def _on_notify(self, conn: Any, pid: int, channel: str, key: str) -> None:
