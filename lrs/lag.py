@@ -36,4 +36,5 @@ async def sample_lag(database_url: str, metrics: Metrics, every: float = 15.0) -
     finally:
         if conn is not None:
             with contextlib.suppress(Exception):
-                await conn.close()
+                await conn.close(timeout=5)  # not held up by a connection that no longer answers
+            conn.terminate()

@@ -708,8 +708,8 @@ class Worker:
                         await _sleep_unless(stop, min(0.1 * 2 ** min(cuts - 1, 20), o.reconnect_max_seconds))
                         if stop.is_set():
                             break
-                    conn, listener = await _unless_stopped(stop, self._reconnect(conn, listener, cuts))
-                    if conn is None:
+                    conn, listener = await self._reconnect(conn, listener, cuts, stop)
+                    if conn is None or listener is None:
                         cuts += 1
                         continue
                     retries = 0
@@ -725,8 +725,10 @@ class Worker:
                         # log, and waited for longer each time it happens again (up to the poll
                         # interval)
                         retries += 1
-                        log.warning("projection_pass_retried", error=type(exc).__name__,
-                                    sqlstate=getattr(exc, "sqlstate", None), retries=retries)
+                        # the same error pass after pass is more than a hiccup: said louder
+                        (log.error if retries >= 10 else log.warning)(
+                            "projection_pass_retried", error=type(exc).__name__,
+                            sqlstate=getattr(exc, "sqlstate", None), retries=retries, detail=str(exc)[:200])
                         await asyncio.sleep(min(0.1 * 2 ** min(retries - 1, 10), max(o.poll_seconds, 0.1)))
                         continue
                     cuts += 1
@@ -761,33 +763,25 @@ class Worker:
         return listener
 
     async def _reconnect(self, conn: asyncpg.Connection | None, listener: asyncpg.Connection | None,
-                         cuts: int) -> tuple[asyncpg.Connection | None, asyncpg.Connection | None]:
-        """Both connections again, keeping one that still works; (None, None) when the database
-        cannot be reached yet (said in the log)."""
-        fresh: list[asyncpg.Connection] = []
+                         cuts: int, stop: asyncio.Event) -> Connections:
+        """Both connections again, keeping one that still works. A side that cannot be made yet
+        (refused, timed out, or ``stop`` set meanwhile) comes back None, said in the log; a kept
+        one is never dropped here, so the worker can still release its leases on it."""
+        if conn is not None and conn.is_closed():
+            conn = None
+        if listener is not None and listener.is_closed():
+            listener = None
         try:
-            if conn is None or conn.is_closed():
-                if conn is not None:
-                    conn.terminate()
-                conn = None
-                conn = await connect(self.url, connect_timeout=self.options.connect_timeout_seconds)
-                fresh.append(conn)
-            if listener is None or listener.is_closed():
-                if listener is not None:
-                    listener.terminate()
-                listener = None
-                listener = await self._listen()
+            if conn is None:
+                conn = await _unless_stopped(
+                    stop, connect(self.url, connect_timeout=self.options.connect_timeout_seconds))
+            if listener is None and conn is not None:
+                listener = await _unless_stopped(stop, self._listen())
         except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
             log.warning("projection_reconnect_failed", error=type(exc).__name__, attempts=cuts + 1)
-            for c in (conn, listener):
-                if c is not None:
-                    c.terminate()
-            return None, None
-        except BaseException:  # cancelled by stop: nothing half-made left open
-            for c in fresh:
-                c.terminate()
-            raise
-        log.info("projection_reconnected")
+            return conn, listener
+        if conn is not None and listener is not None:
+            log.info("projection_reconnected")
         # events that arrived while it was cut off are found by the pass that follows
         return conn, listener
 
@@ -803,31 +797,44 @@ SESSION_ENDED = ("57P01", "57P02", "57P03", "25006")
 
 
 async def _connection_lost(conn: asyncpg.Connection, exc: BaseException) -> bool:
-    """Whether ``exc`` from a pass means the connection is gone or unusable."""
+    """Whether ``exc`` from a pass means the connection is gone or unusable, rather than a bug
+    or a statement that failed (asyncpg raises InterfaceError for a wrong number of arguments
+    too): a client-side error on a connection that still looks open is put to the test."""
     await asyncio.sleep(0)  # the socket's close may be waiting to be read
-    if conn.is_closed() or isinstance(exc, CONNECTION_LOST):
+    if conn.is_closed():
         return True
     sqlstate = str(getattr(exc, "sqlstate", "") or "")
-    return sqlstate.startswith("08") or sqlstate in SESSION_ENDED
+    if sqlstate.startswith("08") or sqlstate in SESSION_ENDED:
+        return True
+    if not isinstance(exc, CONNECTION_LOST):
+        return False
+    try:
+        async with asyncio.timeout(2):
+            await conn.fetchval("SELECT 1")
+    except Exception:
+        return True
+    return False
 
 
 Connections = tuple[asyncpg.Connection | None, asyncpg.Connection | None]
 
 
-async def _unless_stopped(stop: asyncio.Event, work: Awaitable[Connections]) -> Connections:
-    """``work``, or (None, None) as soon as ``stop`` is set (``work`` cancelled)."""
+async def _unless_stopped(stop: asyncio.Event, work: Awaitable[asyncpg.Connection]) -> asyncpg.Connection | None:
+    """``work``'s connection, or None as soon as ``stop`` is set; ``work`` never outlives the
+    call (cancelled, whatever ends the wait, the caller's cancellation included)."""
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stop.wait())
     try:
         await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            return task.result()
+        return None
     finally:
         stopped.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return None, None
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _close_quietly(conn: asyncpg.Connection) -> None:

@@ -48,6 +48,7 @@ class CachedCredentials:
                 await self._task
 
     async def _listen(self) -> None:
+        pause = 1.0  # between attempts: doubling while they fail (a wrong password, say), up to 30 s
         while True:
             conn: asyncpg.Connection | None = None
             try:
@@ -57,6 +58,7 @@ class CachedCredentials:
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._rows.clear()  # anything cached while not listening may be stale
                 self._listening = True
+                pause = 1.0
                 await lost.wait()
             except Exception as exc:  # whatever cut it (InternalClientError, a timeout too): listen again
                 log.warning("credential_listener_lost", error=type(exc).__name__, detail=str(exc)[:200])
@@ -65,7 +67,8 @@ class CachedCredentials:
                 self._rows.clear()
                 if conn is not None and not conn.is_closed():
                     conn.terminate()  # close() could wait on a connection that no longer answers
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 30.0)
 
     def _on_notify(self, conn: Any, pid: int, channel: str, key: str) -> None:
         self._rows.pop(key, None)

@@ -48,7 +48,7 @@ async def test_the_credential_listener_comes_back_after_any_error(
     cache = CachedCredentials(PgCredentialRepository(pool), db_url)
     await cache.start()
     try:
-        assert await _until(lambda: cache._listening)
+        assert await _until(lambda: cache._listening, tries=300)  # after pauses of 1 and 2 s
         assert not failures
         await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND query ILIKE 'LISTEN%'")

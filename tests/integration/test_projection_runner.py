@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
@@ -651,3 +652,51 @@ async def test_stop_ends_a_worker_at_once_while_its_database_does_not_answer(
     finally:
         stop.set()
         await proxy.close()
+
+
+class _BuggyFold(runner.Projection):
+    """A read model whose fold has a bug asyncpg reports as an InterfaceError (a query given the
+    wrong number of arguments), on a connection that is fine."""
+
+    def __init__(self) -> None:
+        super().__init__(TRANSCRIPT.name, TRANSCRIPT.families)
+
+    async def apply(self, conn: asyncpg.Connection, window: Window) -> None:
+        await conn.fetchval("SELECT $1::int")
+
+
+async def test_a_bug_in_a_fold_ends_the_worker_rather_than_looking_like_a_cut(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari")])
+    w = runner.Worker(db_url, [_BuggyFold()], runner.WorkerOptions(poll_seconds=0.1, reconnect_max_seconds=0.2))
+    with pytest.raises(asyncpg.InterfaceError, match="argument"):
+        await asyncio.wait_for(w.run(asyncio.Event()), timeout=20)
+    assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 0
+
+
+async def test_stop_while_only_the_listener_reconnects_still_releases_the_leases(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari")])
+    parts = urllib.parse.urlsplit(db_url)
+    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    port = await proxy.start()
+    url = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}"))
+    stop = asyncio.Event()
+    w = runner.Worker(url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.1, connect_timeout_seconds=60))
+    task = asyncio.create_task(w.run(stop))
+    try:
+        assert await _completions_reach(conn, 1) == 1
+        assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 1
+        proxy.black_hole = True  # new connections hang; the working one goes on
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND query ILIKE 'LISTEN%'")
+        await asyncio.sleep(1.0)  # reconnecting its listener, into the black hole
+        assert not task.done()
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+    finally:
+        stop.set()
+        await proxy.close()
+    assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 0
