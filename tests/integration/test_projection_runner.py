@@ -626,10 +626,10 @@ class _Proxy:
             self.server.close()
 
 
-async def test_stop_ends_a_worker_at_once_while_its_database_does_not_answer(
-        db_url: str, conn: asyncpg.Connection) -> None:
-    """A host that takes connections and never answers would hold a connection attempt for its
-    whole timeout; ``stop`` (SIGTERM) ends the attempt and the worker at once."""
+async def _worker_through_proxy(db_url: str, conn: asyncpg.Connection,
+                                ) -> tuple[_Proxy, runner.Worker, asyncio.Event, asyncio.Task[None]]:
+    """A store with one statement, and a running worker that reaches the database through a
+    ``_Proxy`` (connection attempts given 60 s, so only ``stop`` ends one early)."""
     sid = await _store(conn)
     await _post(db_url, sid, [statement(actor="kari")])
     parts = urllib.parse.urlsplit(db_url)
@@ -638,7 +638,14 @@ async def test_stop_ends_a_worker_at_once_while_its_database_does_not_answer(
     url = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}"))
     stop = asyncio.Event()
     w = runner.Worker(url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.1, connect_timeout_seconds=60))
-    task = asyncio.create_task(w.run(stop))
+    return proxy, w, stop, asyncio.create_task(w.run(stop))
+
+
+async def test_stop_ends_a_worker_at_once_while_its_database_does_not_answer(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A host that takes connections and never answers would hold a connection attempt for its
+    whole timeout; ``stop`` (SIGTERM) ends the attempt and the worker at once."""
+    proxy, _worker, stop, task = await _worker_through_proxy(db_url, conn)
     try:
         assert await _completions_reach(conn, 1) == 1
         proxy.black_hole = True
@@ -677,15 +684,7 @@ async def test_a_bug_in_a_fold_ends_the_worker_rather_than_looking_like_a_cut(
 
 async def test_stop_while_only_the_listener_reconnects_still_releases_the_leases(
         db_url: str, conn: asyncpg.Connection) -> None:
-    sid = await _store(conn)
-    await _post(db_url, sid, [statement(actor="kari")])
-    parts = urllib.parse.urlsplit(db_url)
-    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    port = await proxy.start()
-    url = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}"))
-    stop = asyncio.Event()
-    w = runner.Worker(url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.1, connect_timeout_seconds=60))
-    task = asyncio.create_task(w.run(stop))
+    proxy, w, stop, task = await _worker_through_proxy(db_url, conn)
     try:
         assert await _completions_reach(conn, 1) == 1
         assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 1
