@@ -110,6 +110,12 @@ def translate(exc: BaseException) -> LRSError | None:
         return ServiceUnavailable("database is busy or starting; try again")
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return ServiceUnavailable(f"database unavailable: {exc}")
+    if isinstance(exc, asyncpg.InternalClientError):
+        # the driver's state after a cut that came between two messages (a database restart
+        # during the request): the connection is gone, as above
+        log.warning("database_connection_cut", error=str(exc)[:200])
+        return ServiceUnavailable("the connection to the database was cut; send the request again",
+                                  headers={"Retry-After": "1"})
     state = str(getattr(exc, "sqlstate", "") or "")
     if isinstance(exc, asyncpg.PostgresError) and state in _NOT_NOW:
         # A database that cannot now (out of disk, shutting down, an I/O error) is not a fault
@@ -156,7 +162,7 @@ async def translated() -> AsyncIterator[None]:
         yield
     except LRSError:
         raise
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
         mapped = translate(exc)
         if mapped is None:
             raise

@@ -6,7 +6,7 @@ import asyncpg
 import pytest
 
 from lrs.errors import Conflict, ServiceUnavailable
-from lrs.store.db import translate
+from lrs.store.db import translate, translated
 
 
 @pytest.mark.parametrize("error", [
@@ -39,3 +39,14 @@ def test_a_duplicate_key_is_a_conflict_and_a_programming_error_stays_ours() -> N
     assert isinstance(translate(asyncpg.exceptions.UniqueViolationError("dup")), Conflict)
     assert translate(asyncpg.exceptions.UndefinedColumnError("no such column")) is None
     assert translate(asyncpg.exceptions.CheckViolationError("bad")) is None
+
+
+async def test_a_connection_cut_between_two_messages_is_service_unavailable() -> None:
+    """asyncpg's InternalClientError ("cannot switch to state ...") is what a request meets when
+    the database's farewell arrives between two of its queries: a 503 to send again, not a 500."""
+    cut = asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress")
+    mapped = translate(cut)
+    assert isinstance(mapped, ServiceUnavailable) and mapped.headers.get("Retry-After")
+    with pytest.raises(ServiceUnavailable):
+        async with translated():
+            raise cut
