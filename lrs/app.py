@@ -61,7 +61,8 @@ def create_app(settings: Settings) -> Starlette:
         # settings.db_role, which row-level security applies to (migration 0004).
         await run_migrations(settings.database_url or "")
         pool = await create_pool(settings.database_url or "", min_size=settings.pool_min_size,
-                                 max_size=settings.pool_max_size, role=settings.db_role or None)
+                                 max_size=settings.pool_max_size, role=settings.db_role or None,
+                                 connect_timeout=settings.db_connect_timeout)
         app.state.pool = pool
         app.state.database_probe = probe = operations.DatabaseProbe(settings.database_url or "")
         app.state.settings = settings

@@ -49,6 +49,9 @@ class Settings:
     log_level: str = "info"
     pool_min_size: int = 2
     pool_max_size: int = 20
+    # Seconds a new database connection may take before the request gets 503 (a database host
+    # that stopped answering would otherwise hold requests for asyncpg's 60).
+    db_connect_timeout: int = 10
     # Limits (see docs/configuration.md); 413 when exceeded.
     max_body_bytes: int = 64 * 1024 * 1024
     max_batch_statements: int = 5000
@@ -116,6 +119,9 @@ class Settings:
             raise ValueError(f"SPOR_SUPPRESSION_THRESHOLD must be at least 1, got {self.suppression_threshold}")
         if not 0 <= self.expiring_window_days <= 3650:
             raise ValueError(f"SPOR_EXPIRING_WINDOW_DAYS must be between 0 and 3650, got {self.expiring_window_days}")
+        if self.db_connect_timeout <= 0:
+            raise ValueError(f"SPOR_DB_CONNECT_TIMEOUT must be a positive number of seconds, "
+                             f"got {self.db_connect_timeout}")
         if self.write_buffer_bytes <= 0:
             raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
                              f"got {self.write_buffer_bytes}")

@@ -69,18 +69,20 @@ async def _reset_on_release(conn: PooledConnection) -> None:
         await conn.execute("RESET ALL")
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: str | None = None) -> asyncpg.Pool:
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: str | None = None,
+                      connect_timeout: float = 10) -> asyncpg.Pool:
     """Open the pool with Spor's codecs; ServiceUnavailable if the database cannot be reached.
 
     ``role`` (normally ``spor_app``) is sent as a startup parameter: every connection then acts
     as that role, which row-level security applies to, and RESET ALL on release keeps it (RESET
-    returns to the connection's startup values).
+    returns to the connection's startup values). ``connect_timeout``: seconds for each new
+    connection to be made, at start and whenever the pool replaces one.
     """
     settings = {"role": role} if role else None
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=set_json_codecs, server_settings=settings,
-            connection_class=PooledConnection, reset=_reset_on_release,
+            connection_class=PooledConnection, reset=_reset_on_release, timeout=connect_timeout,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise ServiceUnavailable(f"database unavailable: {exc}") from exc

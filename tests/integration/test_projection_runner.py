@@ -4,13 +4,11 @@ leases shared by several workers, NOTIFY wake-up and atomic rebuild."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import subprocess
 import sys
 import time
-import urllib.parse
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from projections import reference, runner
 from projections.facts import EMPLOYMENT, ORG_UNIT, Window
 from projections.models import ALL, COMPLIANCE, TRANSCRIPT
 from tests.conftest import ROOT
+from tests.proxy import DatabaseProxy
 from tests.statements import statement
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
@@ -585,57 +584,14 @@ async def test_cuts_in_the_middle_of_a_backlog_lose_nothing_and_apply_nothing_tw
     assert await conn.fetchval("SELECT position FROM rm_transcript.checkpoint WHERE store_id = $1", sid) == 600
 
 
-class _Proxy:
-    """A TCP proxy to the database that can cut its connections and then accept new ones without
-    ever answering (a failed-over host that does not reply)."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.black_hole = False
-        self.writers: list[asyncio.StreamWriter] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.writers.append(writer)
-        if self.black_hole:
-            return  # accepted, never answered
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers.append(up_writer)
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, ConnectionError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        for w in self.writers:
-            w.transport.abort()
-        self.writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        if self.server is not None:
-            self.server.close()
-
-
 async def _worker_through_proxy(db_url: str, conn: asyncpg.Connection,
-                                ) -> tuple[_Proxy, runner.Worker, asyncio.Event, asyncio.Task[None]]:
+                                ) -> tuple[DatabaseProxy, runner.Worker, asyncio.Event, asyncio.Task[None]]:
     """A store with one statement, and a running worker that reaches the database through a
-    ``_Proxy`` (connection attempts given 60 s, so only ``stop`` ends one early)."""
+    ``DatabaseProxy`` (connection attempts given 60 s, so only ``stop`` ends one early)."""
     sid = await _store(conn)
     await _post(db_url, sid, [statement(actor="kari")])
-    parts = urllib.parse.urlsplit(db_url)
-    proxy = _Proxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    port = await proxy.start()
-    url = urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{port}"))
+    proxy = DatabaseProxy(db_url)
+    url = await proxy.start()
     stop = asyncio.Event()
     w = runner.Worker(url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.1, connect_timeout_seconds=60))
     return proxy, w, stop, asyncio.create_task(w.run(stop))

@@ -1,0 +1,38 @@
+"""A database host that stops answering (a failover whose old address takes connections and never
+replies) costs a request SPOR_DB_CONNECT_TIMEOUT seconds and a 503, not asyncpg's minute."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+
+from lrs.app import create_app
+from lrs.settings import Settings
+from tests.conftest import make_tenant
+from tests.proxy import DatabaseProxy
+
+
+async def test_a_request_gets_503_within_the_connect_timeout(db_url: str) -> None:
+    proxy = DatabaseProxy(db_url)
+    url = await proxy.start()
+    app = create_app(Settings.from_env().with_(database_url=url, pool_min_size=1, pool_max_size=2,
+                                               db_connect_timeout=1))
+    tenant = await make_tenant(db_url, "http://testserver")
+    try:
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver/xapi",
+                auth=(tenant.key, tenant.secret), headers={"X-Experience-API-Version": "2.0.0"}) as client:
+            assert (await client.get("/statements", params={"limit": "1"})).status_code == 200
+            proxy.black_hole = True
+            proxy.cut()
+            # the first requests meet the cut connections; then the pool opens new ones
+            for _ in range(4):
+                t0 = time.monotonic()
+                r = await asyncio.wait_for(client.get("/statements", params={"limit": "1"}), timeout=30)
+                took = time.monotonic() - t0
+                assert r.status_code == 503, r.text
+                assert took < 5
+    finally:
+        await proxy.close()
