@@ -51,6 +51,8 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # settings that can be wrong are read before anything is opened that would need closing
+        oidc_config = OidcConfig.from_settings_dict(dict(settings.oidc))
         shared = SharedMetrics(metrics, Path(settings.metrics_dir)) if settings.metrics_dir else None
         if shared is not None:
             try:
@@ -71,7 +73,6 @@ def create_app(settings: Settings) -> Starlette:
         app.state.credentials = CachedCredentials(PgCredentialRepository(pool), settings.database_url or "")
         await app.state.credentials.start()
         app.state.documents = PgDocumentRepository(pool)
-        oidc_config = OidcConfig.from_settings_dict(dict(settings.oidc))
         oidc = OidcVerifier(oidc_config) if oidc_config else None
         app.state.authenticator = Authenticator(
             app.state.credentials, oidc,

@@ -25,8 +25,10 @@ names) when it starts: the figures start again with the server, as a single proc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -51,11 +53,29 @@ class MetricsFolderError(RuntimeError):
     """The shared folder cannot be used (said at start, not found out at the first scrape)."""
 
 
+# a process's file, and its temporary name while written: nothing else in the folder is touched
+FILE_NAME = re.compile(r"[0-9]+-[0-9a-f]{12}\.json")
+TMP_NAME = re.compile(r"\.[0-9]+-[0-9a-f]{12}\.tmp")
+MAX_PID = 2**22  # Linux's highest pid_max
+
+
+def _ours(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if FILE_NAME.fullmatch(p.name) or TMP_NAME.fullmatch(p.name)]
+
+
 def prepare_folder(folder: Path) -> None:
-    """Make the shared folder, or empty it of an earlier server's files (the supervisor, at start)."""
+    """Make the shared folder, or empty it of an earlier server's files (the supervisor, at
+    start); refused when a running server still writes there (one folder per server)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for old in [*folder.glob("*.json"), *folder.glob(".*.tmp")]:
+        now = time.time()
+        for old in _ours(folder):
+            if old.suffix == ".json":
+                with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                    snap = load(old.read_bytes())
+                    if now - snap["at"] <= STALE_SECONDS and _alive(snap["pid"]):
+                        raise MetricsFolderError(f"SPOR_METRICS_DIR {folder}: in use by a running server "
+                                                 f"(process {snap['pid']}); give each server its own folder")
             old.unlink(missing_ok=True)
         probe = folder / f".probe-{os.getpid()}.tmp"
         probe.write_bytes(b"")  # the processes must be able to write here
@@ -90,8 +110,11 @@ def load(data: bytes) -> dict[str, Any]:
     hist = [(str(n), _labels(lb), [_number(c) for c in h]) for n, lb, h in raw.get("hist", ())]
     values = [(str(n), _labels(lb), _number(v)) for n, lb, v in raw.get("values", ())]
     gauges = [(str(n), _number(v)) for n, v in raw.get("gauges", ())]
+    pid = int(raw["pid"])
+    if not 0 < pid < MAX_PID:
+        raise ValueError("pid")
     return {
-        "pid": int(raw["pid"]),
+        "pid": pid,
         "at": at,
         "help": {str(n): (str(kind), str(text)) for n, (kind, text) in dict(raw.get("help", {})).items()},
         "counters": [row for row in counters if row[2] is not None],
@@ -104,7 +127,7 @@ def load(data: bytes) -> dict[str, Any]:
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # exists, another user's
         return True
@@ -172,7 +195,7 @@ class SharedMetrics:
     def _others(self) -> list[dict[str, Any]]:
         out = []
         for path in self.folder.glob("*.json"):
-            if path == self.path:
+            if path == self.path or not FILE_NAME.fullmatch(path.name):
                 continue
             try:
                 out.append(load(path.read_bytes()))

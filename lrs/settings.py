@@ -120,7 +120,7 @@ class Settings:
         if not 0 <= self.expiring_window_days <= 3650:
             raise ValueError(f"SPOR_EXPIRING_WINDOW_DAYS must be between 0 and 3650, got {self.expiring_window_days}")
         if self.db_connect_timeout <= 0:
-            raise ValueError(f"SPOR_DB_CONNECT_TIMEOUT must be a positive number of seconds, "
+            raise ValueError(f"SPOR_DB_CONNECT_TIMEOUT must be a positive whole number of seconds, "
                              f"got {self.db_connect_timeout}")
         if self.write_buffer_bytes <= 0:
             raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "

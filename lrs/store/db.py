@@ -85,7 +85,7 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: 
             connection_class=PooledConnection, reset=_reset_on_release, timeout=connect_timeout,
         )
     except (OSError, asyncpg.PostgresError) as exc:
-        raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        raise unavailable(exc) from exc
     assert pool is not None
     return pool
 
@@ -95,11 +95,22 @@ async def run_migrations(url: str) -> list[int]:
     try:
         conn = await asyncpg.connect(url)
     except (OSError, asyncpg.PostgresError) as exc:
-        raise ServiceUnavailable(f"database unavailable: {exc}") from exc
+        raise unavailable(exc) from exc
     try:
         return await migrate(conn)
     finally:
         await conn.close()
+
+
+def unavailable(exc: BaseException) -> ServiceUnavailable:
+    """The 503 for a database that cannot be reached; what the driver said goes to the log (it
+    can name the database's host and port)."""
+    log.warning("database_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+    if isinstance(exc, TimeoutError):
+        return ServiceUnavailable("the database did not answer in time; send the request again shortly",
+                                  headers={"Retry-After": "5"})
+    return ServiceUnavailable("the database is unavailable; send the request again shortly",
+                              headers={"Retry-After": "5"})
 
 
 def translate(exc: BaseException) -> LRSError | None:
@@ -111,8 +122,8 @@ def translate(exc: BaseException) -> LRSError | None:
     if isinstance(exc, asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError):
         return ServiceUnavailable("database is busy or starting; try again")
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
-        return ServiceUnavailable(f"database unavailable: {exc}")
-    if isinstance(exc, asyncpg.InternalClientError):
+        return unavailable(exc)
+    if type(exc) is asyncpg.InternalClientError:  # not its subclasses (protocol, schema cache)
         # the driver's state after a cut that came between two messages (a database restart
         # during the request): the connection is gone, as above
         log.warning("database_connection_cut", error=str(exc)[:200])

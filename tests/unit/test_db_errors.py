@@ -50,3 +50,18 @@ async def test_a_connection_cut_between_two_messages_is_service_unavailable() ->
     with pytest.raises(ServiceUnavailable):
         async with translated():
             raise cut
+
+
+def test_what_the_driver_said_about_the_host_stays_in_the_log() -> None:
+    refused = translate(ConnectionRefusedError(111, "Connect call failed ('10.0.3.7', 5432)"))
+    timed_out = translate(TimeoutError())
+    assert isinstance(refused, ServiceUnavailable) and isinstance(timed_out, ServiceUnavailable)
+    assert "10.0.3.7" not in str(refused) and "5432" not in str(refused)
+    assert "did not answer in time" in str(timed_out)  # not "database unavailable: " and nothing
+
+
+def test_only_the_cut_kind_of_internal_client_error_is_a_503() -> None:
+    """asyncpg's ProtocolError and OutdatedSchemaCacheError are InternalClientErrors too, and
+    not cuts: they stay errors of ours."""
+    assert translate(asyncpg.exceptions.ProtocolError("unexpected message")) is None
+    assert translate(asyncpg.exceptions.OutdatedSchemaCacheError("cache")) is None

@@ -115,15 +115,16 @@ def test_a_later_process_with_the_same_pid_keeps_the_ended_ones_counts(tmp_path:
 def test_files_that_are_not_a_processes_figures_are_left_out_not_a_500(tmp_path: Path) -> None:
     good = SharedMetrics(_figures(4, 0.01, pool=1, waits=0), tmp_path, pid=_ended_pid())
     good.write()
-    (tmp_path / "1-torn.json").write_bytes(b'{"pid": 1, "at": ')
-    (tmp_path / "2-rows.json").write_bytes(orjson.dumps({"pid": 2, "at": time.time(), "counters": [[1, 2, 3, 4]]}))
-    (tmp_path / "3-at.json").write_bytes(orjson.dumps({"pid": 3, "at": None}))
-    (tmp_path / "4-shape.json").write_bytes(b"[1, 2]")
+    (tmp_path / "1-000000000001.json").write_bytes(b'{"pid": 1, "at": ')
+    rows = {"pid": 2, "at": time.time(), "counters": [[1, 2, 3, 4]]}
+    (tmp_path / "2-000000000002.json").write_bytes(orjson.dumps(rows))
+    (tmp_path / "3-000000000003.json").write_bytes(orjson.dumps({"pid": 3, "at": None}))
+    (tmp_path / "4-000000000004.json").write_bytes(b"[1, 2]")
     # a number that is not finite (orjson writes NaN as null): that row is left out, not the file
     nan = good._own()
     nan["pid"] = 5
     nan["counters"].append([REQUESTS, [["method", "GET"]], float("nan")])
-    (tmp_path / "5-nan.json").write_bytes(orjson.dumps(nan))
+    (tmp_path / "5-000000000005.json").write_bytes(orjson.dumps(nan))
     text = SharedMetrics(_figures(1, 0.01, pool=1, waits=0), tmp_path).render()
     assert _line(text, POSTED) == 1 + 4 + 4
     assert "nan" not in text.lower()
@@ -173,7 +174,7 @@ def test_serve_makes_the_folder_or_empties_an_earlier_runs_and_says_when_it_cann
     folder = tmp_path / "made" / "here"
     prepare_folder(folder)
     assert folder.is_dir()
-    SharedMetrics(_figures(9, 0.01, pool=1, waits=0), folder, pid=77).write()
+    SharedMetrics(_figures(9, 0.01, pool=1, waits=0), folder, pid=_ended_pid()).write()
     prepare_folder(folder)  # a new server: its figures start again
     assert list(folder.iterdir()) == []
     (tmp_path / "a-file").write_text("")
@@ -187,3 +188,23 @@ async def test_a_server_whose_folder_cannot_be_written_does_not_start(db_url: st
     with pytest.raises(MetricsFolderError, match="SPOR_METRICS_DIR"):
         async with app.router.lifespan_context(app):
             pass
+
+
+def test_serve_touches_only_its_own_files_and_refuses_a_folder_a_running_server_writes(tmp_path: Path) -> None:
+    (tmp_path / "settings.json").write_text("{}")  # a folder named by mistake keeps what it holds
+    SharedMetrics(_figures(9, 0.01, pool=1, waits=0), tmp_path, pid=_ended_pid()).write()
+    prepare_folder(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["settings.json"]
+    SharedMetrics(_figures(9, 0.01, pool=1, waits=0), tmp_path).write()  # this process: running, fresh
+    with pytest.raises(MetricsFolderError, match="in use by a running server"):
+        prepare_folder(tmp_path)
+
+
+@pytest.mark.parametrize("pid", ["0", "-1", str(2**40), str(2**70)])
+def test_a_file_with_an_impossible_pid_is_left_out(tmp_path: Path, pid: str) -> None:
+    snap = SharedMetrics(_figures(5, 0.01, pool=1, waits=0), tmp_path)._own()
+    snap["pid"] = 424242
+    (tmp_path / "7-0123456789ab.json").write_bytes(orjson.dumps(snap).replace(b"424242", pid.encode()))
+    text = SharedMetrics(_figures(1, 0.01, pool=1, waits=0), tmp_path).render()
+    assert _line(text, POSTED) == 1
+    assert _line(text, "spor_server_processes") == 1
