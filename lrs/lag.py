@@ -10,6 +10,7 @@ import asyncpg
 
 from lrs.logs import log
 from lrs.metrics import Metrics
+from lrs.store.db import fail_fast_on_a_silent_host
 from projections import models, runner
 
 
@@ -23,6 +24,7 @@ async def sample_lag(database_url: str, metrics: Metrics, every: float = 15.0) -
             try:
                 if conn is None or conn.is_closed():
                     conn = await asyncpg.connect(database_url, timeout=10)
+                    fail_fast_on_a_silent_host(conn)
                 for st in await runner.status(conn, list(models.ALL.values())):
                     labels = {"projection": st.projection, "store": st.store}
                     metrics.set("spor_projection_lag_events", float(st.lag_events), **labels)

@@ -45,6 +45,7 @@ import asyncpg
 import orjson
 import structlog
 
+from lrs.store.db import fail_fast_on_a_silent_host
 from lrs.store.queries import sql
 from projections import status as compliance_status
 from projections.facts import FACT_TABLES, Window, apply_window, remove_voided
@@ -118,6 +119,7 @@ async def connect(url: str, *, connect_timeout: float = 60) -> asyncpg.Connectio
     to be made, asyncpg's default)."""
     conn = await asyncpg.connect(url, timeout=connect_timeout)
     try:
+        fail_fast_on_a_silent_host(conn)
         await init_connection(conn)
     except BaseException:
         conn.terminate()
@@ -755,6 +757,7 @@ class Worker:
         """A connection LISTENing on the event channel; its loss wakes the worker."""
         listener = await asyncpg.connect(self.url, timeout=self.options.connect_timeout_seconds)
         try:
+            fail_fast_on_a_silent_host(listener)  # an idle listener notices a host gone silent
             listener.add_termination_listener(self._notified)
             await listener.add_listener(CHANNEL, self._notified)
         except BaseException:

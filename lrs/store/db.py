@@ -6,6 +6,7 @@ Everything above ``lrs/store`` sees ``lrs.errors`` exceptions, never asyncpg's.
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -34,6 +35,35 @@ async def set_json_codecs(conn: asyncpg.Connection) -> None:
     # never parsed and re-serialised in Python on the write path.
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
     await conn.set_type_codec("json", encoder=_jsonb_encode, decoder=orjson.loads, schema="pg_catalog")
+
+
+# A database host that falls silent (a hard failover: no reset, no answer) would hold a
+# connection until the kernel gives up retransmitting, 15 minutes and more. These make it give up
+# in about a minute: data sent and not acknowledged for TCP_USER_TIMEOUT_MS, or an idle (or
+# waiting) connection whose keepalive probes go unanswered.
+TCP_USER_TIMEOUT_MS = 30_000
+TCP_KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+
+
+def fail_fast_on_a_silent_host(conn: asyncpg.Connection) -> None:
+    """Set keepalive and TCP_USER_TIMEOUT on a TCP connection to the database (a Unix socket,
+    or a platform without the options, is left as it is)."""
+    transport = getattr(conn, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in TCP_KEEPALIVE.items():
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
+
+
+async def init_pooled(conn: asyncpg.Connection) -> None:
+    """Every pool connection: the JSON codecs, and a silent host noticed in about a minute."""
+    fail_fast_on_a_silent_host(conn)
+    await set_json_codecs(conn)
 
 
 class PooledConnection(asyncpg.Connection):  # type: ignore[misc]
@@ -81,7 +111,7 @@ async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: 
     settings = {"role": role} if role else None
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=set_json_codecs, server_settings=settings,
+            url, min_size=min_size, max_size=max_size, init=init_pooled, server_settings=settings,
             connection_class=PooledConnection, reset=_reset_on_release, timeout=connect_timeout,
         )
     except (OSError, asyncpg.PostgresError) as exc:

@@ -4,12 +4,16 @@ replies) costs a request SPOR_DB_CONNECT_TIMEOUT seconds and a 503, not asyncpg'
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
+import asyncpg
 import httpx
 
 from lrs.app import create_app
 from lrs.settings import Settings
+from lrs.store.db import TCP_USER_TIMEOUT_MS, create_pool
+from projections import runner
 from tests.conftest import make_tenant
 from tests.proxy import DatabaseProxy
 
@@ -36,3 +40,33 @@ async def test_a_request_gets_503_within_the_connect_timeout(db_url: str) -> Non
                 assert took < 5
     finally:
         await proxy.close()
+
+
+def _silent_host_options(conn: asyncpg.Connection) -> tuple[int, int]:
+    sock = conn._transport.get_extra_info("socket")
+    return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
+
+
+async def test_every_long_lived_connection_notices_a_host_gone_silent(db_url: str) -> None:
+    """Keepalive and TCP_USER_TIMEOUT on the pool's connections and on the projection worker's, so
+    a database host that falls silent (no reset, no answer) is given up on in about a minute,
+    not after the kernel's 15 minutes and more of retransmissions. (Making a host fall silent
+    needs a firewall this test cannot change: it checks the sockets are set up so.)"""
+    want = (1, TCP_USER_TIMEOUT_MS)
+    pool = await create_pool(db_url, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            assert _silent_host_options(conn) == want
+    finally:
+        await pool.close()
+    worker_conn = await runner.connect(db_url)
+    try:
+        assert _silent_host_options(worker_conn) == want
+    finally:
+        await worker_conn.close()
+    listener = await runner.Worker(db_url, [])._listen()
+    try:
+        assert _silent_host_options(listener) == want
+    finally:
+        await listener.close()
