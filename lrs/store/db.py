@@ -38,26 +38,39 @@ async def set_json_codecs(conn: asyncpg.Connection) -> None:
 
 
 # A database host that falls silent (a hard failover: no reset, no answer) would hold a
-# connection until the kernel gives up retransmitting, 15 minutes and more. These make it give up
-# in about a minute: data sent and not acknowledged for TCP_USER_TIMEOUT_MS, or an idle (or
-# waiting) connection whose keepalive probes go unanswered.
-TCP_USER_TIMEOUT_MS = 30_000
+# connection until the kernel gives up retransmitting, 15 minutes and more. On Linux these make
+# it give up in about a minute: an idle (or waiting) connection probed after 30 s, then every
+# 10 s, and dropped when 60 s pass without an answer (TCP_USER_TIMEOUT, which also bounds data
+# sent and not acknowledged, and decides when the probes give up: it is 30 + 3 x 10 s so three
+# probes go out). It would also fire if the server stopped reading while we had data queued for
+# 60 s (a zero window: pipelined sends such as COPY waiting on a lock); Spor sends each request
+# as one message that PostgreSQL reads whole. Elsewhere (macOS) only the keepalive applies.
 TCP_KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+TCP_USER_TIMEOUT_MS = 60_000
+_socket_options_refused = False
 
 
 def fail_fast_on_a_silent_host(conn: asyncpg.Connection) -> None:
     """Set keepalive and TCP_USER_TIMEOUT on a TCP connection to the database (a Unix socket,
-    or a platform without the options, is left as it is)."""
+    or a platform without the options, is left as it is; one that refuses them is logged once
+    and the connection used as it is)."""
+    global _socket_options_refused
     transport = getattr(conn, "_transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in TCP_KEEPALIVE.items():
-        if hasattr(socket, name):
-            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    options += [(socket.IPPROTO_TCP, getattr(socket, name), value)
+                for name, value in TCP_KEEPALIVE.items() if hasattr(socket, name)]
     if hasattr(socket, "TCP_USER_TIMEOUT"):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS)
+        options.append((socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, TCP_USER_TIMEOUT_MS))
+    for level, option, value in options:
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError as exc:
+            if not _socket_options_refused:
+                log.warning("database_socket_option_refused", option=option, error=str(exc))
+                _socket_options_refused = True
 
 
 async def init_pooled(conn: asyncpg.Connection) -> None:

@@ -12,7 +12,7 @@ import httpx
 
 from lrs.app import create_app
 from lrs.settings import Settings
-from lrs.store.db import TCP_USER_TIMEOUT_MS, create_pool
+from lrs.store.db import TCP_USER_TIMEOUT_MS, create_pool, fail_fast_on_a_silent_host
 from projections import runner
 from tests.conftest import make_tenant
 from tests.proxy import DatabaseProxy
@@ -42,9 +42,12 @@ async def test_a_request_gets_503_within_the_connect_timeout(db_url: str) -> Non
         await proxy.close()
 
 
-def _silent_host_options(conn: asyncpg.Connection) -> tuple[int, int]:
+def _silent_host_options(conn: asyncpg.Connection) -> tuple[int, ...]:
     sock = conn._transport.get_extra_info("socket")
     return (sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
             sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT))
 
 
@@ -53,7 +56,7 @@ async def test_every_long_lived_connection_notices_a_host_gone_silent(db_url: st
     a database host that falls silent (no reset, no answer) is given up on in about a minute,
     not after the kernel's 15 minutes and more of retransmissions. (Making a host fall silent
     needs a firewall this test cannot change: it checks the sockets are set up so.)"""
-    want = (1, TCP_USER_TIMEOUT_MS)
+    want = (1, 30, 10, 3, TCP_USER_TIMEOUT_MS)
     pool = await create_pool(db_url, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
@@ -70,3 +73,26 @@ async def test_every_long_lived_connection_notices_a_host_gone_silent(db_url: st
         assert _silent_host_options(listener) == want
     finally:
         await listener.close()
+
+
+class _RefusingSocket:
+    family = socket.AF_INET
+
+    def setsockopt(self, *args: object) -> None:
+        raise OSError(92, "Protocol not available")
+
+
+class _Transport:
+    def get_extra_info(self, name: str) -> object:
+        return _RefusingSocket()
+
+
+class _Conn:
+    _transport = _Transport()
+
+
+def test_a_platform_that_refuses_the_options_still_gets_its_connections() -> None:
+    """The options are a help, not a condition: a kernel or sandbox that refuses one is logged
+    once, and the connection (so the pool, so every request) goes on without it."""
+    fail_fast_on_a_silent_host(_Conn())  # type: ignore[arg-type]
+    fail_fast_on_a_silent_host(_Conn())  # type: ignore[arg-type]
