@@ -29,7 +29,9 @@ import binascii
 import hashlib
 import hmac
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+import structlog
 
 from lrs.errors import TooManyRequests, Unauthorized
 from lrs.ops import terms as T
@@ -40,6 +42,35 @@ from lrs.ops.secrets import verify_secret
 from lrs.store.credentials import CredentialRow
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="Spor xAPI"'}
+log = structlog.get_logger("lrs.auth")
+
+E = TypeVar("E", bound=Exception)
+
+
+def _because(reason: str, exc: E) -> E:
+    """``exc``, marked with why authentication was refused (for the log line)."""
+    exc.reason = reason  # type: ignore[attr-defined]
+    return exc
+
+
+def _decode_basic(value: str) -> str:
+    """``key:secret`` of a Basic header's value (ValueError also for characters outside ASCII,
+    which base64 cannot hold)."""
+    return base64.b64decode(value.strip(), validate=True).decode()
+
+
+def _loggable_key(authorization: str | None) -> str | None:
+    """The credential key of a Basic header, cut to 64 characters without control characters;
+    never the secret (None for other schemes and for what does not decode)."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = _decode_basic(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    key = decoded.partition(":")[0]
+    return "".join(ch for ch in key[:64] if ch.isprintable())
 SCRYPT_THREADS = 2
 
 
@@ -94,9 +125,9 @@ class Authenticator:
             bucket = (key, client)
             wait = self.unverified.take(bucket)
             if wait:
-                raise TooManyRequests(
+                raise _because("too_many_wrong_secrets", TooManyRequests(
                     f"too many wrong secrets for credential key {key!r}: secrets not verified before are "
-                    f"checked again in {wait} s", headers={"Retry-After": str(wait)})
+                    f"checked again in {wait} s", headers={"Retry-After": str(wait)}))
             loop = asyncio.get_running_loop()
             running = self._checking[fingerprint] = loop.run_in_executor(
                 self._scrypt, verify_secret, secret, secret_hash)
@@ -112,36 +143,58 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
         """The principal of an Authorization header; ``client``: the caller's address (the
-        wrong-secret limit is kept per key and address)."""
+        wrong-secret limit is kept per key and address).
+
+        A refusal is logged as ``authentication_refused``: why, the credential key tried (never
+        the secret) and the client's address, so guessing, a leaked key used from elsewhere or a
+        revoked credential still in use shows in the logs (the audit trail records readers,
+        and a refused request has none). A request without credentials, as clients send before
+        they are challenged, is logged at info level; the rest as warnings."""
+        try:
+            return await self._authenticate(authorization, client)
+        except (Unauthorized, TooManyRequests) as exc:
+            reason = getattr(exc, "reason", "refused")
+            (log.info if reason == "no_credentials" else log.warning)(
+                "authentication_refused", reason=reason, status=exc.status, client=client,
+                key=_loggable_key(authorization))
+            raise
+
+    async def _authenticate(self, authorization: str | None, client: str | None) -> Principal:
         if not authorization:
-            raise Unauthorized("authentication required: send HTTP Basic credentials"
-                               + (" or a Bearer token" if self.oidc else ""), headers=self.challenge)
+            raise _because("no_credentials", Unauthorized(
+                "authentication required: send HTTP Basic credentials"
+                + (" or a Bearer token" if self.oidc else ""), headers=self.challenge))
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and self.oidc is not None:
-            return await self._bearer(value.strip())
+            try:
+                return await self._bearer(value.strip())
+            except Unauthorized as exc:
+                raise _because("bearer_token", exc) from None
         if scheme.lower() != "basic":
-            raise Unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic", headers=CHALLENGE)
+            raise _because("scheme", Unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic",
+                                                  headers=CHALLENGE))
         try:
-            # (ValueError: characters outside ASCII, which base64 cannot hold)
-            decoded = base64.b64decode(value.strip(), validate=True).decode()
+            decoded = _decode_basic(value)
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise Unauthorized("malformed Basic credentials", headers=CHALLENGE) from None
+            raise _because("malformed", Unauthorized("malformed Basic credentials", headers=CHALLENGE)) from None
         key, sep, secret = decoded.partition(":")
         if not sep:
-            raise Unauthorized("malformed Basic credentials: expected key:secret", headers=CHALLENGE)
+            raise _because("malformed", Unauthorized("malformed Basic credentials: expected key:secret",
+                                                     headers=CHALLENGE))
         # no key holds a NUL (nor can the database compare one)
         row = None if "\x00" in key else await self.credentials.by_key(key)
         if row is None:
-            raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
+            raise _because("unknown_key", Unauthorized("unknown credential or wrong secret", headers=CHALLENGE))
         fingerprint = self._fingerprint(key, secret, row.secret_hash)
         known = self._verified.get(key)
         if known is None or not hmac.compare_digest(known, fingerprint):
             ok = await self._check(key, client, fingerprint, secret, row.secret_hash)
             if not ok:
-                raise Unauthorized("unknown credential or wrong secret", headers=CHALLENGE)
+                raise _because("wrong_secret", Unauthorized("unknown credential or wrong secret", headers=CHALLENGE))
             self._verified[key] = fingerprint
         if not row.active:
-            raise Unauthorized("this credential is revoked or expired", headers=CHALLENGE)
+            raise _because("revoked_or_expired", Unauthorized("this credential is revoked or expired",
+                                                              headers=CHALLENGE))
         return Principal(
             store_id=row.store_id,
             credential_id=row.id,

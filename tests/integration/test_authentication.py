@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import structlog
 
 from lrs.errors import TooManyRequests, Unauthorized
 from lrs.ops import auth as auth_module
@@ -165,3 +166,34 @@ async def test_concurrent_wrong_secrets_start_no_more_checks_than_the_burst(
     assert sum(isinstance(r, Unauthorized) for r in results) == 4
     assert sum(isinstance(r, TooManyRequests) for r in results) == 12
     assert check.calls == 4
+
+
+async def test_every_refusal_is_logged_with_why_the_key_and_the_client_never_the_secret(
+        db_url: str, repo: PgCredentialRepository) -> None:
+    (t,) = await tenants(db_url, 1)
+    (revoked,) = await tenants(db_url, 1)
+    assert await repo.revoke(revoked.key)
+    authn = Authenticator(repo, unverified=RateLimiter(1 / 60, 1))
+    attempts: list[tuple[str | None, str]] = [
+        (None, "no_credentials"),
+        ("Digest abc", "scheme"),
+        ("Basic %%%", "malformed"),
+        ("Basic " + base64.b64encode(b"no-colon").decode(), "malformed"),
+        (basic("spor_nobody", "guess-1"), "unknown_key"),
+        (basic(t.key, "guess-2"), "wrong_secret"),
+        (basic(t.key, "guess-3"), "too_many_wrong_secrets"),  # the burst of one is spent
+        (basic(revoked.key, revoked.secret), "revoked_or_expired"),
+    ]
+    with structlog.testing.capture_logs() as logs:
+        for header, _ in attempts:
+            with pytest.raises((Unauthorized, TooManyRequests)):
+                await authn.authenticate(header, client="192.0.2.7")
+        await authn.authenticate(basic(t.key, t.secret), client="192.0.2.8")  # accepted: not logged
+    refused = [e for e in logs if e["event"] == "authentication_refused"]
+    assert [e["reason"] for e in refused] == [reason for _, reason in attempts]
+    assert {e["client"] for e in refused} == {"192.0.2.7"}
+    assert [e["key"] for e in refused] == [None, None, None, "no-colon", "spor_nobody", t.key, t.key, revoked.key]
+    assert [e["log_level"] for e in refused] == ["info"] + ["warning"] * 7
+    assert [e["status"] for e in refused] == [401] * 6 + [429, 401]
+    text = repr(logs)
+    assert "guess-" not in text and t.secret not in text and revoked.secret not in text
