@@ -47,9 +47,11 @@ log = structlog.get_logger("lrs.auth")
 E = TypeVar("E", bound=Exception)
 
 
-def _because(reason: str, exc: E) -> E:
-    """``exc``, marked with why authentication was refused (for the log line)."""
+def _because(reason: str, exc: E, key: str | None = None) -> E:
+    """``exc``, marked with why authentication was refused and, once the database has shown it
+    to be one, the credential key tried (for the log line)."""
     exc.reason = reason  # type: ignore[attr-defined]
+    exc.known_key = key  # type: ignore[attr-defined]
     return exc
 
 
@@ -59,18 +61,6 @@ def _decode_basic(value: str) -> str:
     return base64.b64decode(value.strip(), validate=True).decode()
 
 
-def _loggable_key(authorization: str | None) -> str | None:
-    """The credential key of a Basic header, cut to 64 characters without control characters;
-    never the secret (None for other schemes and for what does not decode)."""
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = _decode_basic(value)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    key = decoded.partition(":")[0]
-    return "".join(ch for ch in key[:64] if ch.isprintable())
 SCRYPT_THREADS = 2
 
 
@@ -127,7 +117,7 @@ class Authenticator:
             if wait:
                 raise _because("too_many_wrong_secrets", TooManyRequests(
                     f"too many wrong secrets for credential key {key!r}: secrets not verified before are "
-                    f"checked again in {wait} s", headers={"Retry-After": str(wait)}))
+                    f"checked again in {wait} s", headers={"Retry-After": str(wait)}), key)
             loop = asyncio.get_running_loop()
             running = self._checking[fingerprint] = loop.run_in_executor(
                 self._scrypt, verify_secret, secret, secret_hash)
@@ -154,9 +144,14 @@ class Authenticator:
             return await self._authenticate(authorization, client)
         except (Unauthorized, TooManyRequests) as exc:
             reason = getattr(exc, "reason", "refused")
-            (log.info if reason == "no_credentials" else log.warning)(
-                "authentication_refused", reason=reason, status=exc.status, client=client,
-                key=_loggable_key(authorization))
+            if reason == "no_credentials":  # every client's first request: no address kept
+                log.info("authentication_refused", reason=reason, status=exc.status)
+            else:
+                # the key only when the database knows it: what a client sent as a key may be a
+                # secret (swapped, or a token alone); a bearer token's refusal says why, not it
+                log.warning("authentication_refused", reason=reason, status=exc.status, client=client,
+                            key=getattr(exc, "known_key", None),
+                            **({"detail": exc.message[:200]} if reason == "bearer_token" else {}))
             raise
 
     async def _authenticate(self, authorization: str | None, client: str | None) -> Principal:
@@ -190,11 +185,12 @@ class Authenticator:
         if known is None or not hmac.compare_digest(known, fingerprint):
             ok = await self._check(key, client, fingerprint, secret, row.secret_hash)
             if not ok:
-                raise _because("wrong_secret", Unauthorized("unknown credential or wrong secret", headers=CHALLENGE))
+                raise _because("wrong_secret", Unauthorized("unknown credential or wrong secret", headers=CHALLENGE),
+                              key)
             self._verified[key] = fingerprint
         if not row.active:
             raise _because("revoked_or_expired", Unauthorized("this credential is revoked or expired",
-                                                              headers=CHALLENGE))
+                                                              headers=CHALLENGE), key)
         return Principal(
             store_id=row.store_id,
             credential_id=row.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -96,6 +97,25 @@ async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Se
     logs = server.logs()
     basic = base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
     assert tenant.secret not in logs and basic not in logs
+
+
+async def test_a_wrong_secret_is_a_401_and_a_log_line_naming_the_key_and_the_request(server: Server) -> None:
+    tenant = await make_tenant(server.database_url, server.base_url)
+    async with httpx.AsyncClient(base_url=server.base_url + "/xapi") as c:
+        r = await c.get("/statements", auth=(tenant.key, "wrong-" + tenant.secret),
+                        headers={"X-Experience-API-Version": "2.0.0", "X-Request-Id": "req-refused-1"})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+    line: dict = {}
+    for _ in range(50):
+        found = [json.loads(x) for x in server.logs().splitlines()
+                 if "req-refused-1" in x and "authentication_refused" in x]
+        if found:
+            line = found[0]
+            break
+        await asyncio.sleep(0.1)
+    assert line["reason"] == "wrong_secret" and line["key"] == tenant.key and line["client"] == "127.0.0.1"
+    assert line["status"] == 401 and line["level"] == "warning"
+    assert tenant.secret not in server.logs()
 
 
 async def test_basic_credentials_that_cannot_name_a_key_are_401_not_500(server: Server) -> None:

@@ -180,6 +180,8 @@ async def test_every_refusal_is_logged_with_why_the_key_and_the_client_never_the
         ("Basic %%%", "malformed"),
         ("Basic " + base64.b64encode(b"no-colon").decode(), "malformed"),
         (basic("spor_nobody", "guess-1"), "unknown_key"),
+        (basic(t.secret, t.key), "unknown_key"),  # the wrong way round: its "key" is the secret
+        ("Basic " + base64.b64encode(b"guess-token-alone").decode(), "malformed"),
         (basic(t.key, "guess-2"), "wrong_secret"),
         (basic(t.key, "guess-3"), "too_many_wrong_secrets"),  # the burst of one is spent
         (basic(revoked.key, revoked.secret), "revoked_or_expired"),
@@ -191,9 +193,12 @@ async def test_every_refusal_is_logged_with_why_the_key_and_the_client_never_the
         await authn.authenticate(basic(t.key, t.secret), client="192.0.2.8")  # accepted: not logged
     refused = [e for e in logs if e["event"] == "authentication_refused"]
     assert [e["reason"] for e in refused] == [reason for _, reason in attempts]
-    assert {e["client"] for e in refused} == {"192.0.2.7"}
-    assert [e["key"] for e in refused] == [None, None, None, "no-colon", "spor_nobody", t.key, t.key, revoked.key]
-    assert [e["log_level"] for e in refused] == ["info"] + ["warning"] * 7
-    assert [e["status"] for e in refused] == [401] * 6 + [429, 401]
+    # a request without credentials (every client's first) keeps no address
+    assert [e.get("client") for e in refused] == [None] + ["192.0.2.7"] * 9
+    # the key only once the database knows it: what came as a key may be a secret
+    assert [e.get("key") for e in refused] == [None] * 7 + [t.key, t.key, revoked.key]
+    assert [e["log_level"] for e in refused] == ["info"] + ["warning"] * 9
+    assert [e["status"] for e in refused] == [401] * 8 + [429, 401]
     text = repr(logs)
-    assert "guess-" not in text and t.secret not in text and revoked.secret not in text
+    assert "guess-" not in text and "no-colon" not in text and "spor_nobody" not in text
+    assert t.secret not in text and revoked.secret not in text
