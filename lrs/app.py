@@ -80,6 +80,8 @@ def create_app(settings: Settings) -> Starlette:
         app.state.audit = PgAuditRepository(pool)
         # whole CSV exports hold a connection each while their clients read: a quarter of the pool
         app.state.exports = analyst_api.ExportGate(max(1, settings.pool_max_size // 4))
+        # and the analyst reads another quarter: statement writes keep the rest
+        app.state.analyst_reads = analyst_api.ReadGate(max(1, settings.pool_max_size // 4))
         app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         app.state.write_budget = budget = WriteBudget(settings.write_buffer_bytes)
         metrics.gauge("spor_write_buffer_bytes", lambda: budget.used)

@@ -210,6 +210,32 @@ class ExportGate:
             self.idle.set()
 
 
+class ReadGate:
+    """At most ``limit`` analyst reads at once in a process, each holding a pooled connection
+    while it computes (a past date's compliance for a region takes seconds): with exports limited
+    to a quarter of the pool (``ExportGate``) and these to another, dashboards opened by every
+    manager at once cannot take the connections statement writes need. A read waits up to
+    ``wait_seconds`` for its turn, then gets 503 with Retry-After."""
+
+    def __init__(self, limit: int, wait_seconds: float = 10.0) -> None:
+        self.limit = limit
+        self.wait_seconds = wait_seconds
+        self._slots = asyncio.Semaphore(limit)
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.wait_seconds):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise ServiceUnavailable(f"{self.limit} analyst reads are running in this process; try again shortly",
+                                     headers={"Retry-After": "5"}) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 # A stalled reader may hold an export's connection and snapshot no longer than this per chunk,
 # and no export runs longer than EXPORT_MAX_SECONDS (a region is ~10 s to a reader that keeps up).
 EXPORT_SEND_TIMEOUT = 60.0
@@ -460,7 +486,9 @@ def _endpoint(name: str, handler: Handler,
         refuse_nul([*request.query_params.multi_items(), *request.path_params.items()])
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
-        response, records, persons = await handler(request, stores)
+        gate: ReadGate | None = getattr(request.app.state, "analyst_reads", None)
+        async with gate.held() if gate is not None else contextlib.nullcontext():
+            response, records, persons = await handler(request, stores)
         asked = _asked(request, stores)
         if isinstance(response, ExportPlan):
             if request.method == "HEAD":

@@ -1,0 +1,60 @@
+"""Analyst reads take at most a quarter of a process's pool (projections/api.py ReadGate): when
+that many are computing, the next waits its turn and then gets 503, while statement writes go on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from lrs.app import create_app
+from lrs.errors import ServiceUnavailable
+from lrs.settings import Settings
+from projections.api import ReadGate
+from tests.conftest import make_tenant
+from tests.statements import statement
+
+
+async def test_a_full_gate_makes_the_next_read_wait_then_503() -> None:
+    gate = ReadGate(2, wait_seconds=0.3)
+    order: list[str] = []
+
+    async def read(name: str, hold: float) -> None:
+        async with gate.held():
+            order.append(name)
+            await asyncio.sleep(hold)
+
+    first = [asyncio.create_task(read(n, 0.1)) for n in ("a", "b")]
+    await asyncio.sleep(0)
+    await read("c", 0)  # waits for a slot, gets one within its 0.3 s
+    await asyncio.gather(*first)
+    assert order == ["a", "b", "c"]
+    held = [asyncio.create_task(read(n, 1.0)) for n in ("d", "e")]
+    await asyncio.sleep(0)
+    t0 = time.monotonic()
+    with pytest.raises(ServiceUnavailable, match="2 analyst reads") as refused:
+        await read("f", 0)
+    assert 0.25 < time.monotonic() - t0 < 0.9
+    assert refused.value.headers["Retry-After"] == "5"
+    await asyncio.gather(*held)
+
+
+async def test_while_analyst_reads_fill_their_share_statements_are_still_written(db_url: str) -> None:
+    app = create_app(Settings.from_env().with_(database_url=db_url, pool_max_size=8))
+    writer = await make_tenant(db_url, "http://testserver")
+    analyst = await make_tenant(db_url, "http://testserver", scopes=["all/read"], store=writer.store)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        gate: ReadGate = app.state.analyst_reads
+        assert gate.limit == 2  # a quarter of 8
+        gate.wait_seconds = 0.2
+        async with gate.held(), gate.held():  # two reads computing
+            refused = await client.get("/api/v1/projections", auth=(analyst.key, analyst.secret))
+            wrote = await client.post("/xapi/statements", json=statement(), auth=(writer.key, writer.secret),
+                                      headers={"X-Experience-API-Version": "2.0.0"})
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+        assert "analyst reads are running" in refused.json()["error"]["message"]
+        assert wrote.status_code == 200
+        assert (await client.get("/api/v1/projections", auth=(analyst.key, analyst.secret))).status_code == 200
