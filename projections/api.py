@@ -489,18 +489,19 @@ def _endpoint(name: str, handler: Handler,
         gate: ReadGate | None = getattr(request.app.state, "analyst_reads", None)
         async with gate.held() if gate is not None else contextlib.nullcontext():
             response, records, persons = await handler(request, stores)
-        asked = _asked(request, stores)
-        if isinstance(response, ExportPlan):
-            if request.method == "HEAD":
-                return _export_head(response)
-            return await _export(request, who, name, stores, asked, response)
-        if persons:
-            asked["persons"] = persons
-        audit = getattr(request.app.state, "audit", None)
-        if audit is not None:
-            await audit.record(who, f"analyst.{name}", asked, records)
-        log.info("analyst_read", view=name, credential=who.credential_id, stores=stores, records=records)
-        return response
+            asked = _asked(request, stores)
+            if not isinstance(response, ExportPlan):  # its audit record in its turn, too
+                if persons:
+                    asked["persons"] = persons
+                audit = getattr(request.app.state, "audit", None)
+                if audit is not None:
+                    await audit.record(who, f"analyst.{name}", asked, records)
+                log.info("analyst_read", view=name, credential=who.credential_id, stores=stores, records=records)
+                return response
+        # a whole export: read and recorded under the ExportGate
+        if request.method == "HEAD":
+            return _export_head(response)
+        return await _export(request, who, name, stores, asked, response)
 
     return endpoint
 
