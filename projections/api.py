@@ -36,7 +36,7 @@ from lrs.errors import BadRequest, ServiceUnavailable
 from lrs.http.common import principal, refuse_nul
 from lrs.ops.audit import refusals_recorded
 from lrs.ops.principal import Principal
-from lrs.store.db import scoped
+from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
 from projections import queries, runner
 from projections.models import ALL
@@ -344,7 +344,8 @@ async def _read_export(pool: asyncpg.Pool, stores: list[int], plan: ExportPlan, 
 
     body = stream()
     try:
-        first = await body.__anext__()
+        async with translated():  # a database that cannot serve before the first row: 503
+            first = await body.__anext__()
     except BaseException:
         await body.aclose()
         raise
@@ -488,7 +489,8 @@ def _endpoint(name: str, handler: Handler,
         stores = list(who.readable_stores)
         gate: ReadGate | None = getattr(request.app.state, "analyst_reads", None)
         async with gate.held() if gate is not None else contextlib.nullcontext():
-            response, records, persons = await handler(request, stores)
+            async with translated():  # a database that cannot serve: 503, as for the xAPI
+                response, records, persons = await handler(request, stores)
             asked = _asked(request, stores)
             if not isinstance(response, ExportPlan):  # its audit record in its turn, too
                 if persons:

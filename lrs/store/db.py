@@ -164,6 +164,12 @@ def translate(exc: BaseException) -> LRSError | None:
         return ServiceUnavailable("the database asked to retry the transaction")
     if isinstance(exc, asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError):
         return ServiceUnavailable("database is busy or starting; try again")
+    if (isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError)) \
+            or isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
+        # InterfaceErrors of ours (a value the driver cannot encode: its DataError is a
+        # ValueError too; a misconfigured client): a retry meets them again, so they stay
+        # errors of ours, with their traceback
+        return None
     if isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.ConnectionDoesNotExistError):
         return unavailable(exc)
     if type(exc) is asyncpg.InternalClientError:  # not its subclasses (protocol, schema cache)

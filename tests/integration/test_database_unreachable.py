@@ -9,10 +9,12 @@ import time
 
 import asyncpg
 import httpx
+import pytest
 
 from lrs.app import create_app
 from lrs.settings import Settings
 from lrs.store.db import TCP_USER_TIMEOUT_MS, create_pool, fail_fast_on_a_silent_host
+from projections import api as analyst_api
 from projections import runner
 from tests.conftest import make_tenant
 from tests.proxy import DatabaseProxy
@@ -96,3 +98,20 @@ def test_a_platform_that_refuses_the_options_still_gets_its_connections() -> Non
     once, and the connection (so the pool, so every request) goes on without it."""
     fail_fast_on_a_silent_host(_Conn())  # type: ignore[arg-type]
     fail_fast_on_a_silent_host(_Conn())  # type: ignore[arg-type]
+
+
+async def test_an_analyst_read_that_loses_its_database_is_a_503(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A view whose connection is cut under it (here the handler meets the error asyncpg raises)
+    answers 503 with Retry-After, as the xAPI does; it was a 500 with a traceback."""
+    async def cut(request: object, stores: list[int]) -> object:
+        raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+
+    monkeypatch.setattr(analyst_api, "_projections", cut)
+    app = create_app(Settings.from_env().with_(database_url=db_url))
+    analyst = await make_tenant(db_url, "http://testserver", scopes=["all/read"])
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        r = await client.get("/api/v1/projections", auth=(analyst.key, analyst.secret))
+    assert r.status_code == 503, r.text
+    assert r.headers["Retry-After"] and "closed" not in r.text

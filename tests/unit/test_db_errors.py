@@ -65,3 +65,15 @@ def test_only_the_cut_kind_of_internal_client_error_is_a_503() -> None:
     not cuts: they stay errors of ours."""
     assert translate(asyncpg.exceptions.ProtocolError("unexpected message")) is None
     assert translate(asyncpg.exceptions.OutdatedSchemaCacheError("cache")) is None
+
+
+def test_interface_errors_of_ours_stay_ours() -> None:
+    """asyncpg raises InterfaceErrors for our own mistakes too: a value it cannot encode (its
+    DataError, also a ValueError) or a misconfigured client. A retry meets them again, so they
+    stay 500s with a traceback, not a 503 that hides them; a closed connection is a 503."""
+    from asyncpg.exceptions import _base
+
+    assert translate(_base.DataError("invalid input for query argument $1: 2**70 (value out of int64 range)")) is None
+    assert translate(_base.ClientConfigurationError("bad sslmode")) is None
+    assert isinstance(translate(asyncpg.exceptions.ConnectionDoesNotExistError("closed")), ServiceUnavailable)
+    assert isinstance(translate(asyncpg.InterfaceError("connection is closed")), ServiceUnavailable)
