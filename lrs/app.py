@@ -23,7 +23,7 @@ from lrs.lag import sample_lag
 from lrs.logs import configure
 from lrs.memory import tune_gc, tune_malloc
 from lrs.metrics import Metrics
-from lrs.metrics_shared import MetricsFolderError, SharedMetrics
+from lrs.metrics_shared import SharedMetrics
 from lrs.ops.auth import Authenticator
 from lrs.ops.oidc import OidcConfig, OidcVerifier
 from lrs.ops.ratelimit import RateLimiter
@@ -55,10 +55,7 @@ def create_app(settings: Settings) -> Starlette:
         oidc_config = OidcConfig.from_settings_dict(dict(settings.oidc))
         shared = SharedMetrics(metrics, Path(settings.metrics_dir)) if settings.metrics_dir else None
         if shared is not None:
-            try:
-                shared.write()  # a folder it cannot write is said now, not found out at a scrape
-            except OSError as exc:
-                raise MetricsFolderError(f"SPOR_METRICS_DIR {settings.metrics_dir}: {exc.strerror or exc}") from exc
+            shared.first_write()
         # Migrations run as the login user (the owner); the service's own connections act as
         # settings.db_role, which row-level security applies to (migration 0004).
         await run_migrations(settings.database_url or "")

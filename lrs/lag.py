@@ -4,13 +4,12 @@ checkpoints of every store), so scrapes cost nothing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import asyncpg
 
 from lrs.logs import log
 from lrs.metrics import Metrics
-from lrs.store.db import fail_fast_on_a_silent_host
+from lrs.store.db import close_quietly, connect_direct
 from projections import models, runner
 
 
@@ -23,8 +22,7 @@ async def sample_lag(database_url: str, metrics: Metrics, every: float = 15.0) -
         while True:
             try:
                 if conn is None or conn.is_closed():
-                    conn = await asyncpg.connect(database_url, timeout=10)
-                    fail_fast_on_a_silent_host(conn)
+                    conn = await connect_direct(database_url)
                 for st in await runner.status(conn, list(models.ALL.values())):
                     labels = {"projection": st.projection, "store": st.store}
                     metrics.set("spor_projection_lag_events", float(st.lag_events), **labels)
@@ -37,6 +35,4 @@ async def sample_lag(database_url: str, metrics: Metrics, every: float = 15.0) -
             await asyncio.sleep(every)
     finally:
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close(timeout=5)  # not held up by a connection that no longer answers
-            conn.terminate()
+            await close_quietly(conn)  # not held up by a connection that no longer answers

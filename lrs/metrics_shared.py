@@ -52,6 +52,10 @@ Labels = tuple[tuple[str, str], ...]
 class MetricsFolderError(RuntimeError):
     """The shared folder cannot be used (said at start, not found out at the first scrape)."""
 
+    @classmethod
+    def of(cls, folder: Path, exc: OSError) -> MetricsFolderError:
+        return cls(f"SPOR_METRICS_DIR {folder}: {exc.strerror or exc}")
+
 
 # a process's file, and its temporary name while written: nothing else in the folder is touched
 FILE_NAME = re.compile(r"[0-9]+-[0-9a-f]{12}\.json")
@@ -81,7 +85,7 @@ def prepare_folder(folder: Path) -> None:
         probe.write_bytes(b"")  # the processes must be able to write here
         probe.unlink()
     except OSError as exc:
-        raise MetricsFolderError(f"SPOR_METRICS_DIR {folder}: {exc.strerror or exc}") from exc
+        raise MetricsFolderError.of(folder, exc) from exc
 
 
 def _number(value: object) -> float | None:
@@ -184,6 +188,14 @@ class SharedMetrics:
 
     def _own(self) -> dict[str, Any]:
         return {"pid": self.pid, "at": time.time(), **self.metrics.snapshot()}
+
+    def first_write(self) -> None:
+        """The process's first file, at start: a folder it cannot write is said now
+        (MetricsFolderError), not found out at a scrape."""
+        try:
+            self.write()
+        except OSError as exc:
+            raise MetricsFolderError.of(self.folder, exc) from exc
 
     def write(self, own: dict[str, Any] | None = None) -> None:
         """Replace this process's file at once (a reader never sees half of it); OSError when

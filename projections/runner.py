@@ -45,7 +45,7 @@ import asyncpg
 import orjson
 import structlog
 
-from lrs.store.db import fail_fast_on_a_silent_host
+from lrs.store.db import close_quietly, connect_direct
 from lrs.store.queries import sql
 from projections import status as compliance_status
 from projections.facts import FACT_TABLES, Window, apply_window, remove_voided
@@ -117,9 +117,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 async def connect(url: str, *, connect_timeout: float = 60) -> asyncpg.Connection:
     """A single connection with the projection codecs (``connect_timeout``: for the connection
     to be made, asyncpg's default)."""
-    conn = await asyncpg.connect(url, timeout=connect_timeout)
+    conn = await connect_direct(url, connect_timeout=connect_timeout)
     try:
-        fail_fast_on_a_silent_host(conn)
         await init_connection(conn)
     except BaseException:
         conn.terminate()
@@ -751,13 +750,13 @@ class Worker:
                         await conn.execute(sql("projection_lease_release"), self.owner)
             for c in (conn, listener):
                 if c is not None:
-                    await _close_quietly(c)
+                    await close_quietly(c)
 
     async def _listen(self) -> asyncpg.Connection:
         """A connection LISTENing on the event channel; its loss wakes the worker."""
-        listener = await asyncpg.connect(self.url, timeout=self.options.connect_timeout_seconds)
+        # (a direct connection: an idle listener notices a host gone silent)
+        listener = await connect_direct(self.url, connect_timeout=self.options.connect_timeout_seconds)
         try:
-            fail_fast_on_a_silent_host(listener)  # an idle listener notices a host gone silent
             listener.add_termination_listener(self._notified)
             await listener.add_listener(CHANNEL, self._notified)
         except BaseException:
@@ -838,16 +837,6 @@ async def _unless_stopped(stop: asyncio.Event, work: Awaitable[asyncpg.Connectio
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def _close_quietly(conn: asyncpg.Connection) -> None:
-    if conn.is_closed():
-        return
-    try:
-        async with asyncio.timeout(5):
-            await conn.close()
-    except Exception:  # a connection that cannot close cleanly is dropped
-        conn.terminate()
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

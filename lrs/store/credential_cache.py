@@ -22,10 +22,9 @@ import asyncpg
 
 from lrs.logs import log
 from lrs.store.credentials import CredentialRow, PgCredentialRepository
-from lrs.store.db import fail_fast_on_a_silent_host
+from lrs.store.db import connect_direct
 
 CHANNEL = "spor_credentials"
-CONNECT_TIMEOUT_SECONDS = 10.0
 
 
 class CachedCredentials:
@@ -53,8 +52,7 @@ class CachedCredentials:
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self.listen_url, timeout=CONNECT_TIMEOUT_SECONDS)
-                fail_fast_on_a_silent_host(conn)  # an idle listener notices a host gone silent
+                conn = await connect_direct(self.listen_url)  # an idle listener notices a host gone silent
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
                 await conn.add_listener(CHANNEL, self._on_notify)

@@ -5,6 +5,7 @@ Everything above ``lrs/store`` sees ``lrs.errors`` exceptions, never asyncpg's.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator, Sequence
@@ -71,6 +72,26 @@ def fail_fast_on_a_silent_host(conn: asyncpg.Connection) -> None:
             if not _socket_options_refused:
                 log.warning("database_socket_option_refused", option=option, error=str(exc))
                 _socket_options_refused = True
+
+
+async def connect_direct(url: str, *, connect_timeout: float = 10.0) -> asyncpg.Connection:
+    """A connection of its own, outside the pool (a LISTEN, a background sampler, a projection
+    worker): ``connect_timeout`` seconds to be made, and a silent host noticed in about a minute."""
+    conn = await asyncpg.connect(url, timeout=connect_timeout)
+    fail_fast_on_a_silent_host(conn)
+    return conn
+
+
+async def close_quietly(conn: asyncpg.Connection) -> None:
+    """Close ``conn``; one that cannot close cleanly within 5 s (its host gone silent, say) is
+    dropped."""
+    if conn.is_closed():
+        return
+    try:
+        async with asyncio.timeout(5):
+            await conn.close()
+    except Exception:
+        conn.terminate()
 
 
 async def init_pooled(conn: asyncpg.Connection) -> None:
