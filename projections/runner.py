@@ -692,14 +692,15 @@ class Worker:
         applied again. It waits 0.1 s before reconnecting, twice as long after each further cut
         or failed attempt until a pass goes through (up to ``reconnect_max_seconds``), so a
         batch that keeps bringing its session down does not keep the database busy. ``stop``
-        ends a wait or a connection attempt at once. Only a first connection that fails ends
-        the worker, with that error (a wrong URL should not loop).
+        ends a wait or a connection attempt at once. Only a first connection that cannot be
+        made ends the worker, with that error (a wrong URL should not loop). Once made, a session
+        cut while the worker sets it up (its codecs, its first LISTEN) is a cut like any later one.
         """
         o = self.options
-        conn: asyncpg.Connection | None = await connect(self.url, connect_timeout=o.connect_timeout_seconds)
+        conn: asyncpg.Connection | None = await connect_direct(self.url, connect_timeout=o.connect_timeout_seconds)
+        set_up = False  # whether init_connection has been through conn
         listener: asyncpg.Connection | None = None
         try:
-            listener = await self._listen()
             retries = 0
             cuts = 0
             while not stop.is_set():
@@ -709,12 +710,17 @@ class Worker:
                         await _sleep_unless(stop, min(0.1 * 2 ** min(cuts - 1, 20), o.reconnect_max_seconds))
                         if stop.is_set():
                             break
+                    if conn is None or conn.is_closed():
+                        set_up = False  # a new one is made
                     conn, listener = await self._reconnect(conn, listener, cuts, stop)
                     if conn is None or listener is None:
                         cuts += 1
                         continue
                     retries = 0
                 try:
+                    if not set_up:
+                        await init_connection(conn)
+                        set_up = True
                     did = await self.run_once(conn, stop)
                     retries = cuts = 0
                 except Exception as exc:
@@ -776,13 +782,13 @@ class Worker:
         try:
             if conn is None:
                 conn = await _unless_stopped(
-                    stop, connect(self.url, connect_timeout=self.options.connect_timeout_seconds))
+                    stop, connect_direct(self.url, connect_timeout=self.options.connect_timeout_seconds))
             if listener is None and conn is not None:
                 listener = await _unless_stopped(stop, self._listen())
         except (*CONNECTION_LOST, asyncpg.PostgresError) as exc:
             log.warning("projection_reconnect_failed", error=type(exc).__name__, attempts=cuts + 1)
             return conn, listener
-        if conn is not None and listener is not None:
+        if conn is not None and listener is not None and cuts:
             log.info("projection_reconnected")
         # events that arrived while it was cut off are found by the pass that follows
         return conn, listener

@@ -655,3 +655,28 @@ async def test_stop_while_only_the_listener_reconnects_still_releases_the_leases
         stop.set()
         await proxy.close()
     assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 0
+
+
+
+@pytest.mark.parametrize("cut", [1, 2], ids=["its-connection-at-its-codecs", "its-listener-at-its-LISTEN"])
+async def test_a_cut_while_the_worker_sets_up_its_connections_is_a_cut_like_any_other(
+        db_url: str, conn: asyncpg.Connection, cut: int) -> None:
+    """Both connections are made, and one is cut at its first query, as a session terminated
+    while the worker starts would be (the worker's own connection is the first, its listener's
+    the second): the worker makes it again and applies the events."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari")])
+    proxy = DatabaseProxy(db_url)
+    url = await proxy.start()
+    proxy.cut_at_first_query = {cut}
+    stop = asyncio.Event()
+    w = runner.Worker(url, [TRANSCRIPT], runner.WorkerOptions(poll_seconds=0.1))
+    task = asyncio.create_task(w.run(stop))
+    try:
+        assert await _completions_reach(conn, 1) == 1, task.exception() if task.done() else None
+        assert proxy.arrived == 3  # the cut one was made again
+        assert not task.done()
+    finally:
+        stop.set()
+        await proxy.close()
+        await asyncio.wait_for(task, timeout=30)
