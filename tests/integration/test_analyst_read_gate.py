@@ -19,26 +19,36 @@ from tests.statements import statement
 
 
 async def test_a_full_gate_makes_the_next_read_wait_then_503() -> None:
-    gate = ReadGate(2, wait_seconds=0.3)
+    gate = ReadGate(2, wait_seconds=30)
     order: list[str] = []
 
-    async def read(name: str, hold: float) -> None:
+    async def read(name: str, until: asyncio.Event) -> None:
         async with gate.held():
             order.append(name)
-            await asyncio.sleep(hold)
+            await until.wait()
 
-    first = [asyncio.create_task(read(n, 0.1)) for n in ("a", "b")]
+    release_ab, free = asyncio.Event(), asyncio.Event()
+    free.set()
+    first = [asyncio.create_task(read(n, release_ab)) for n in ("a", "b")]
     await asyncio.sleep(0)
-    await read("c", 0)  # waits for a slot, gets one within its 0.3 s
+    c = asyncio.create_task(read("c", free))  # waits for a slot...
+    await asyncio.sleep(0.05)
+    assert order == ["a", "b"] and not c.done()
+    release_ab.set()
+    await asyncio.wait_for(c, 10)  # ...and gets one when a read ends
     await asyncio.gather(*first)
     assert order == ["a", "b", "c"]
-    held = [asyncio.create_task(read(n, 1.0)) for n in ("d", "e")]
+    release_de = asyncio.Event()
+    held = [asyncio.create_task(read(n, release_de)) for n in ("d", "e")]
     await asyncio.sleep(0)
+    gate.wait_seconds = 0.3
     t0 = time.monotonic()
     with pytest.raises(ServiceUnavailable, match="2 analyst reads") as refused:
-        await read("f", 0)
-    assert 0.25 < time.monotonic() - t0 < 0.95
+        await read("f", free)
+    assert 0.25 < time.monotonic() - t0 < 10  # waited its time (0.3 s), not for ever
+    assert "f" not in order
     assert refused.value.headers["Retry-After"] == "5"
+    release_de.set()
     await asyncio.gather(*held)
 
 
@@ -63,7 +73,10 @@ async def test_while_analyst_reads_are_stuck_statements_are_still_written(db_url
         try:
             reads = [asyncio.create_task(client.get("/api/v1/projections", auth=(analyst.key, analyst.secret)))
                      for _ in range(10)]
-            await asyncio.sleep(1.0)  # two stuck on the lock, eight refused
+            for _ in range(300):  # two stuck on the lock, eight refused (within 15 s)
+                if sum(t.done() for t in reads) >= 8:
+                    break
+                await asyncio.sleep(0.05)
             wrote = await asyncio.wait_for(
                 client.post("/xapi/statements", json=statement(), auth=(writer.key, writer.secret),
                             headers={"X-Experience-API-Version": "2.0.0"}), timeout=5)

@@ -8,6 +8,7 @@ import asyncio
 import asyncpg
 import pytest
 
+from lrs import lag
 from lrs.lag import sample_lag
 from lrs.metrics import Metrics
 from lrs.store import credential_cache
@@ -75,13 +76,29 @@ async def test_the_lag_sampler_drops_a_connection_whose_query_failed(
         return await real(c, projections)
 
     monkeypatch.setattr(runner, "status", status)
+    made: list[asyncpg.Connection] = []
+
+    async def connect(url: str, **kw: float) -> asyncpg.Connection:
+        made.append(await real_connect(url, **kw))
+        return made[-1]
+
+    real_connect = lag.connect_direct
+    monkeypatch.setattr(lag, "connect_direct", connect)
     task = asyncio.create_task(sample_lag(db_url, Metrics(), every=0.02))
     try:
-        await asyncio.sleep(0.5)  # ~25 failed samples
-        assert await _others(conn) <= 1
+        for _ in range(600):  # some failed samples (within 30 s)
+            if len(made) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        assert len(made) >= 5
         failing = False
-        await asyncio.sleep(0.2)
-        assert await _others(conn) == 1  # the one it samples on
+        for _ in range(600):  # good samples, on a connection that stays
+            if not made[-1].is_closed():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # samples on it
+        assert all(c.is_closed() for c in made[:-1])  # every failed sample's connection was closed
+        assert not made[-1].is_closed()  # the one it samples on
         assert not task.done()
     finally:
         task.cancel()
