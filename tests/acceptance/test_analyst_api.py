@@ -553,12 +553,12 @@ async def test_an_export_the_client_leaves_half_way_is_audited_with_what_went_ou
             bodies.append(message["body"])
             if len(bodies) == 2:
                 hung_up.set()
-                await asyncio.sleep(5)  # a slow socket: the server notices the hang-up meanwhile
+                await asyncio.sleep(3600)  # a stuck socket: only noticing the hang-up ends it
 
     async with app.router.lifespan_context(app):
-        await asyncio.wait_for(app(scope, receive, send), 5)
+        await asyncio.wait_for(app(scope, receive, send), 30)
         pool = app.state.pool
-        for _ in range(100):
+        for _ in range(400):
             ended = await conn.fetchrow("SELECT records, request FROM audit_log WHERE store_id = $1 "
                                         "AND request ->> 'export' = 'interrupted'", sid)
             if ended is not None and pool.get_idle_size() == pool.get_size():
@@ -705,7 +705,10 @@ async def test_a_client_gone_mid_export_leaves_no_transaction_for_the_pool_to_re
         await writer.drain()
         await asyncio.wait_for(reader.readexactly(50_000), 10)  # the first chunks, then hang up
         writer.transport.abort()
-    await asyncio.sleep(1.0)
+    for _ in range(600):  # each hang-up noticed, its read closed and its end recorded (30 s)
+        if server.logs().count('"ended":"interrupted"') >= 12:
+            break
+        await asyncio.sleep(0.05)
     logs = server.logs()
     assert logs.count('"ended":"interrupted"') >= 12
     assert "Resetting connection with an active transaction" not in logs

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,7 @@ async def test_health_answers_ok_while_every_pooled_connection_is_busy(db_url: s
     app = create_app(Settings.from_env().with_(database_url=db_url, pool_min_size=1, pool_max_size=2))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
+        app.state.database_probe.timeout = 10  # (its own connection is made on the first check)
         pool = app.state.pool
         held = [await pool.acquire() for _ in range(2)]  # every pooled connection in use
         try:
@@ -69,7 +71,11 @@ async def test_every_log_line_is_json_and_request_lines_carry_the_request_id(ser
     async with xapi_client(server, tenant) as c:
         r = await c.get("/statements", params={"limit": "1"}, headers={"X-Request-Id": "req-test-4711"})
     assert r.headers["X-Request-Id"] == "req-test-4711"
-    await asyncio.sleep(0.2)
+    for _ in range(200):  # the request's line is written once the response has gone (10 s)
+        lines = [orjson.loads(ln) for ln in server.logs().splitlines() if "req-test-4711" in ln]
+        if any(e.get("event") == "request" for e in lines):
+            break
+        await asyncio.sleep(0.05)
     # every log line is one JSON object with an event name (uvicorn's own lines included); the
     # only other lines are the start-up banner `spor serve` prints for a person on stdout
     banner = ("Spor is starting", "  ")
@@ -85,11 +91,23 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(pg: Embedde
     url = await new_database(pg)
     s = await asyncio.to_thread(start_server, url)
     tenant = await make_tenant(url, s.base_url)
+    body = orjson.dumps([statement(actor=f"p{i}") for i in range(500)])
+    sent_first, go_on = asyncio.Event(), asyncio.Event()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield body[:1000]
+        sent_first.set()
+        await go_on.wait()
+        yield body[1000:]
+
     async with xapi_client(s, tenant) as c:
-        batch = [statement(actor=f"p{i}") for i in range(500)]
-        in_flight = asyncio.create_task(c.post("/statements", json=batch))
-        await asyncio.sleep(0.05)
+        in_flight = asyncio.create_task(
+            c.post("/statements", content=parts(), headers={"Content-Type": "application/json"}))
+        await asyncio.wait_for(sent_first.wait(), 30)
+        await asyncio.sleep(0.5)  # the server is reading the request's body...
         s.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.3)  # ...when it is told to stop, and gets the rest after
+        go_on.set()
         r = await in_flight
     code = await asyncio.to_thread(s.process.wait, 30)
     assert r.status_code == 200 and len(r.json()) == 500

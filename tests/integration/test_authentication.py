@@ -33,6 +33,7 @@ class CountingCheck:
         self.running = 0
         self.most_at_once = 0
         self.started = threading.Event()
+        self.hold: threading.Event | None = None  # set: each check waits for it (up to 30 s)
         self._lock = threading.Lock()
         self._real = auth_module.verify_secret
 
@@ -43,6 +44,8 @@ class CountingCheck:
             self.most_at_once = max(self.most_at_once, self.running)
         self.started.set()
         try:
+            if self.hold is not None:
+                self.hold.wait(30)
             return self._real(secret, stored)
         finally:
             with self._lock:
@@ -89,6 +92,21 @@ async def test_checks_of_different_credentials_are_bounded(
 async def test_wrong_secret_beside_right_one_is_refused(
         db_url: str, repo: PgCredentialRepository, check: CountingCheck) -> None:
     (t,) = await tenants(db_url, 1)
+    # the checks wait until all eight requests have read the credential, so they are all
+    # there while the first check of each secret runs, however slow the reads are
+    looked_up, real_by_key = 0, repo.by_key
+    all_read = threading.Event()
+
+    async def by_key(key: str) -> Any:
+        nonlocal looked_up
+        row = await real_by_key(key)
+        looked_up += 1
+        if looked_up == 8:
+            all_read.set()
+        return row
+
+    repo.by_key = by_key  # type: ignore[method-assign]
+    check.hold = all_read
     authn = Authenticator(repo)
     calls: list[Any] = [authn.authenticate(basic(t.key, t.secret + "x")) for _ in range(4)]
     calls += [authn.authenticate(basic(t.key, t.secret)) for _ in range(4)]

@@ -53,8 +53,8 @@ async def test_the_credential_listener_comes_back_after_any_error(
         assert not failures
         await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                            "WHERE datname = current_database() AND query ILIKE 'LISTEN%'")
-        assert await _until(lambda: not cache._listening, tries=40)
-        assert await _until(lambda: cache._listening)
+        assert await _until(lambda: not cache._listening, tries=400)
+        assert await _until(lambda: cache._listening, tries=400)
         assert cache._task is not None and not cache._task.done()
     finally:
         await cache.stop()

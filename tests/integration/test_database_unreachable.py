@@ -39,7 +39,7 @@ async def test_a_request_gets_503_within_the_connect_timeout(db_url: str) -> Non
                 r = await asyncio.wait_for(client.get("/statements", params={"limit": "1"}), timeout=30)
                 took = time.monotonic() - t0
                 assert r.status_code == 503, r.text
-                assert took < 5
+                assert took < 10  # the 1 s connect timeout, not asyncpg's minute
     finally:
         await proxy.close()
 

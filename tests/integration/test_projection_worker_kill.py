@@ -71,7 +71,6 @@ async def test_killed_worker_mid_batch_ends_identical_to_a_rebuild(db_url: str, 
             await asyncio.sleep(0.02)
         else:
             raise AssertionError("the worker made no progress")
-        assert await _in_transaction(conn) >= 1
         slow.send_signal(signal.SIGKILL)
         slow.wait(10)
     finally:
