@@ -237,25 +237,14 @@ class PgStatementRepository:
             if h is None:
                 raise LookupError(f"store {store_id} does not exist")
             horizon = q.horizon if q.horizon is not None else h["last_position"]
-            rows = await conn.fetch(*self._page_query(store_id, q, horizon))
+            driving = q.driving_term()
+            if driving is None:
+                name = "query_all_asc" if q.ascending else "query_all_desc"
+                rows = await conn.fetch(sql(name), store_id, horizon, q.after, q.since, q.until, q.limit + 1,
+                                        q.authority)
+            else:
+                rows = await _by_term(conn, store_id, q, horizon, driving)
         return Page([_row(r) for r in rows], horizon, h["consistent_through"])
-
-    def _page_query(self, store_id: int, q: Query, horizon: int) -> list[Any]:
-        fetch = q.limit + 1
-        driving = q.driving_term()
-        args: list[Any]
-        if driving is None:
-            name = "query_all_asc" if q.ascending else "query_all_desc"
-            args = [store_id, horizon, q.after, q.since, q.until, fetch, q.authority]
-        else:
-            name = "query_by_term_asc" if q.ascending else "query_by_term_desc"
-            others = _other_terms(q, driving[0])
-            args = [store_id, driving[0], driving[1], horizon, q.after, q.since, q.until, fetch]
-            for i in range(3):
-                term, related = others[i] if i < len(others) else (None, False)
-                args += [term, related]
-            args.append(q.authority)
-        return [sql(name), *args]
 
     async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
         return await canonical_definitions(self.pool, store_id, ids)
@@ -268,6 +257,61 @@ class PgStatementRepository:
             # listed their hashes lower-cased may list them as sent
             rows = await conn.fetch(sql("attachments_by_sha2"), store_id, [s.lower() for s in sha2s])
         return [Attachment(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows]
+
+
+# A page by filter term takes positions from the terms index in rounds: the first asks for as
+# many as the page needs, each further one (when statement filters dropped some) for four times
+# as many as the last, up to this.
+MOST_POSITIONS_A_ROUND = 10_000
+
+
+async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: int,
+                   driving: tuple[str, bool]) -> list[asyncpg.Record]:
+    """The rows of a page (limit + 1) of a query with a filter term: positions from the terms
+    index (``term_positions_*``, index-only), then the statements at them read with read-ahead
+    (``statements_at``), filtered here (voided, since/until, authority) in the query's order.
+
+    A statement's stored time never goes back as positions grow (the append takes the greater
+    of the last one and now), so newest first, the first statement stored at or before
+    ``since`` ends the page, as oldest first the first one stored after ``until`` does: none
+    beyond it could match."""
+    want = q.limit + 1
+    others = _other_terms(q, driving[0])
+    extra: list[Any] = []
+    for i in range(3):
+        term, related = others[i] if i < len(others) else (None, False)
+        extra += [term, related]
+    name = "term_positions_asc" if q.ascending else "term_positions_desc"
+    after, ask = q.after, want
+    out: list[asyncpg.Record] = []
+    while True:
+        positions = [r[0] for r in await conn.fetch(sql(name), store_id, driving[0], driving[1], horizon, after,
+                                                    ask, *extra)]
+        if positions:
+            found = {r["position"]: r for r in await conn.fetch(sql("statements_at"), store_id, positions)}
+            for p in positions:
+                r = found.get(p)
+                if r is None:
+                    continue  # (every position the index gives up to the horizon has its row)
+                if q.ascending and q.until is not None and r["stored"] > q.until:
+                    return out
+                if not q.ascending and q.since is not None and r["stored"] <= q.since:
+                    return out
+                if _kept(r, q):
+                    out.append(r)
+                    if len(out) == want:
+                        return out
+        if len(positions) < ask:
+            return out
+        after, ask = positions[-1], min(ask * 4, MOST_POSITIONS_A_ROUND)
+
+
+def _kept(r: asyncpg.Record, q: Query) -> bool:
+    """Whether a statement the terms matched passes the statement filters of ``q``."""
+    return (not r["voided"]
+            and (q.since is None or r["stored"] > q.since)
+            and (q.until is None or r["stored"] <= q.until)
+            and (q.authority is None or r["authority_key"] == q.authority))
 
 
 def _other_terms(q: Query, driving: str) -> list[tuple[str, bool]]:

@@ -119,39 +119,36 @@ SELECT last_position,
             ELSE coalesce(last_stored, created_at) END AS consistent_through
 FROM stores WHERE id = $1;
 
--- name: query_by_term_desc
--- Statements matching a driving filter term plus optional others, newest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
+-- name: term_positions_desc
+-- The positions of a page of a query by filter term, newest first: the driving term plus
+-- optional others ($7/$9/$11, each with its "related" flag), from the terms index alone (0023).
+-- The rows at them are read by statements_at, which also applies the statement filters.
+SELECT t.position
 FROM statement_terms t
-JOIN statements s ON s.store_id = t.store_id AND s.position = t.position
-JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
   AND t.position <= $4 AND t.position < coalesce($5::bigint, 9223372036854775807)
-  AND NOT s.voided
-  AND ($6::timestamptz IS NULL OR s.stored > $6) AND ($7::timestamptz IS NULL OR s.stored <= $7)
+  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $7 AND x.position = t.position AND (x.direct OR $8)))
   AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
   AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
-  AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $13 AND x.position = t.position AND (x.direct OR $14)))
-  AND ($15::text IS NULL OR s.authority_key = $15)
 ORDER BY t.position DESC
-LIMIT $8;
+LIMIT $6;
 
--- name: query_by_term_asc
--- Statements matching a driving filter term plus optional others, oldest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
+-- name: term_positions_asc
+-- As term_positions_desc, oldest first.
+SELECT t.position
 FROM statement_terms t
-JOIN statements s ON s.store_id = t.store_id AND s.position = t.position
-JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
   AND t.position <= $4 AND t.position > coalesce($5::bigint, 0)
-  AND NOT s.voided
-  AND ($6::timestamptz IS NULL OR s.stored > $6) AND ($7::timestamptz IS NULL OR s.stored <= $7)
+  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $7 AND x.position = t.position AND (x.direct OR $8)))
   AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
   AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
-  AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $13 AND x.position = t.position AND (x.direct OR $14)))
-  AND ($15::text IS NULL OR s.authority_key = $15)
 ORDER BY t.position ASC
-LIMIT $8;
+LIMIT $6;
+
+-- name: statements_at
+-- The statements at some positions of a store, in no particular order, read with read-ahead
+-- (migration 0024); voided ones and all included: the caller filters.
+SELECT * FROM spor_statements_at($1, $2::bigint[]);
 
 -- name: query_all_desc
 -- All unvoided statements of a store in a stored-time window, newest first.
