@@ -269,7 +269,8 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                    driving: tuple[str, bool]) -> list[asyncpg.Record]:
     """The rows of a page (limit + 1) of a query with a filter term: positions from the terms
     index (``term_positions_*``, index-only), then the statements at them read with read-ahead
-    (``statements_at``), filtered here (voided, since/until, authority) in the query's order.
+    (``statements_at``, which says which the statement filters keep: voided, since/until,
+    authority), in the query's order.
 
     A statement's stored time never goes back as positions grow (the append takes the greater
     of the last one and now), so newest first, the first statement stored at or before
@@ -288,7 +289,8 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
         positions = [r[0] for r in await conn.fetch(sql(name), store_id, driving[0], driving[1], horizon, after,
                                                     ask, *extra)]
         if positions:
-            found = {r["position"]: r for r in await conn.fetch(sql("statements_at"), store_id, positions)}
+            found = {r["position"]: r for r in await conn.fetch(sql("statements_at"), store_id, positions, q.since,
+                                                                 q.until, q.authority)}
             for p in positions:
                 r = found.get(p)
                 if r is None:
@@ -297,21 +299,13 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                     return out
                 if not q.ascending and q.since is not None and r["stored"] <= q.since:
                     return out
-                if _kept(r, q):
+                if r["kept"]:
                     out.append(r)
                     if len(out) == want:
                         return out
         if len(positions) < ask:
             return out
         after, ask = positions[-1], min(ask * 4, MOST_POSITIONS_A_ROUND)
-
-
-def _kept(r: asyncpg.Record, q: Query) -> bool:
-    """Whether a statement the terms matched passes the statement filters of ``q``."""
-    return (not r["voided"]
-            and (q.since is None or r["stored"] > q.since)
-            and (q.until is None or r["stored"] <= q.until)
-            and (q.authority is None or r["authority_key"] == q.authority))
 
 
 def _other_terms(q: Query, driving: str) -> list[tuple[str, bool]]:

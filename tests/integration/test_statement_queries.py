@@ -186,15 +186,19 @@ async def test_a_query_reads_its_filter_terms_from_the_index_alone_and_its_rows_
             await conn.execute("SET LOCAL enable_seqscan = off")
             plan = await _plan(conn, sql("term_positions_desc"), *args)
             positions = [r[0] for r in await conn.fetch(sql("term_positions_desc"), *args)]
-            inner = await _function_plan(conn, "spor_statements_at", store, positions)
+            inner = await _function_plan(conn, "spor_statements_at", store, positions, None, None, None)
+            # statements the filters refuse: their bodies (events, the larger heap) are not read
+            refused = await _function_plan(conn, "spor_statements_at", store, positions, None, None, "account:nobody")
         scans = _scans_of(plan, "statement_terms")
         assert len(scans) == 2, plan  # the agent drives, the activity is checked
         assert [(s["Node Type"], s["Heap Fetches"]) for s in scans] == [("Index Only Scan", 0)] * 2, scans
         assert positions == sorted(positions, reverse=True) and len(positions) == len(want)
-        rows = await conn.fetch(sql("statements_at"), store, positions)
-        assert {r["id"] for r in rows} == want
+        rows = await conn.fetch(sql("statements_at"), store, positions, None, None, None)
+        assert {r["id"] for r in rows} == want and all(r["kept"] and r["payload"] for r in rows)
         for table in ("statements", "events"):
             assert [s["Node Type"] for s in _scans_of(inner, table)] == ["Bitmap Heap Scan"], inner
+        assert [s["Actual Rows"] for s in _scans_of(inner, "events")] == [len(want)]
+        assert [s["Actual Rows"] for s in _scans_of(refused, "events")] == [0]
 
 
 async def _plan(conn: asyncpg.Connection, query: str, *args: Any) -> dict[str, Any]:
@@ -206,11 +210,12 @@ async def _plan(conn: asyncpg.Connection, query: str, *args: Any) -> dict[str, A
 async def _function_plan(conn: asyncpg.Connection, function: str, *args: Any) -> dict[str, Any]:
     """The executed plan of a SQL function's body (its parameters p_a, p_b, ... bound to
     ``args`` in order) under the function's own settings; inside a transaction."""
-    f = await conn.fetchrow("SELECT prosrc, proconfig, proargnames[1:pronargs] AS params FROM pg_proc "
-                            "WHERE proname = $1", function)
+    f = await conn.fetchrow("SELECT prosrc, proconfig, proargnames[1:pronargs] AS params, "
+                            "ARRAY(SELECT format_type(t, NULL) FROM unnest(proargtypes) t) AS types "
+                            "FROM pg_proc WHERE proname = $1", function)
     body = f["prosrc"]
     for i, name in sorted(enumerate(f["params"], 1), key=lambda a: -len(a[1])):
-        body = body.replace(name, f"${i}")
+        body = body.replace(name, f"${i}::{f['types'][i - 1]}")
     for item in f["proconfig"] or ():
         name, value = item.split("=", 1)
         await conn.execute(f"SET LOCAL {name} = {value}")

@@ -147,8 +147,9 @@ LIMIT $6;
 
 -- name: statements_at
 -- The statements at some positions of a store, in no particular order, read with read-ahead
--- (migration 0024); voided ones and all included: the caller filters.
-SELECT * FROM spor_statements_at($1, $2::bigint[]);
+-- (migration 0024), each with whether the statement filters ($3 since, $4 until, $5 authority)
+-- keep it; the body (payload) only of those kept.
+SELECT * FROM spor_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::text);
 
 -- name: query_all_desc
 -- All unvoided statements of a store in a stored-time window, newest first.

@@ -17,17 +17,29 @@
 -- one-page-at-a-time plan for a few hundred positions; nothing else is affected. It runs as the
 -- caller: row-level security applies as to any read.
 
-CREATE FUNCTION spor_statements_at(p_store bigint, p_positions bigint[])
+CREATE FUNCTION spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamptz,
+                                   p_until timestamptz, p_authority text)
 RETURNS TABLE (id text, payload text, stored timestamptz, voided boolean, attachment_sha2s text[],
-               "position" bigint, authority_key text)
+               "position" bigint, authority_key text, kept boolean)
 LANGUAGE sql STABLE
 SET enable_indexscan = off
 SET enable_nestloop = off
 AS $$
+    -- kept: what the query's statement filters let through; only those rows' events (the
+    -- statement bodies, the larger heap) are read
+    WITH s AS MATERIALIZED (
+        SELECT s.statement_id, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key,
+               NOT s.voided AND (p_since IS NULL OR s.stored > p_since)
+                   AND (p_until IS NULL OR s.stored <= p_until)
+                   AND (p_authority IS NULL OR s.authority_key = p_authority) AS kept
+        FROM statements s
+        WHERE s.store_id = p_store AND s.position = ANY (p_positions)
+    ), e AS (
+        SELECT e.position, e.payload
+        FROM events e
+        WHERE e.store_id = p_store AND e.position = ANY (ARRAY(SELECT s.position FROM s WHERE s.kept))
+    )
     SELECT s.statement_id::text, e.payload::text, s.stored, s.voided, s.attachment_sha2s, s.position,
-           s.authority_key
-    FROM statements s
-    JOIN events e ON e.store_id = s.store_id AND e.position = s.position
-    WHERE s.store_id = p_store AND s.position = ANY (p_positions)
-      AND e.store_id = p_store AND e.position = ANY (p_positions)
+           s.authority_key, s.kept
+    FROM s LEFT JOIN e ON e.position = s.position
 $$;
