@@ -118,7 +118,7 @@ async def test_a_version_given_in_the_form_overrides_the_header_and_is_checked(s
     """Communication 1.3.s3.b7: the form's X-Experience-API-Version is the request's version, so
     an unsupported one is 400 even when the real header says 1.0.3."""
     sid = str(uuid.uuid4())
-    async with httpx.AsyncClient(base_url=server.base_url + "/xapi", auth=(tenant.key, tenant.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi", auth=(tenant.key, tenant.secret)) as c:
         r = await c.post("/statements", params={"method": "PUT"},
                          data={"statementId": sid, "X-Experience-API-Version": "0.8",
                                "content": orjson.dumps(statement()).decode()},

@@ -10,7 +10,7 @@ ORIGIN = "https://kurs.example.org"
 
 
 async def test_preflight_is_answered_without_credentials(server: Server) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url + "/xapi") as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi") as c:
         r = await c.options("/activities/state", headers={
             "Origin": ORIGIN, "Access-Control-Request-Method": "PUT",
             "Access-Control-Request-Headers": "authorization,content-type,x-experience-api-version,if-match"})

@@ -22,7 +22,7 @@ from tests.statements import statement
 
 
 async def test_health_reports_the_database(server: Server) -> None:
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=30) as c:
         r = await c.get(server.base_url + "/health")
     assert r.status_code == 200
     assert r.json() == {"status": "ok", "database": "ok"}
@@ -54,7 +54,7 @@ async def test_health_answers_ok_while_every_pooled_connection_is_busy(db_url: s
 async def test_metrics_are_prometheus_text_with_requests_statements_and_pool(server: Server, tenant: Tenant) -> None:
     async with xapi_client(server, tenant) as c:
         assert (await c.post("/statements", json=[statement(), statement(actor="ola")])).status_code == 200
-    async with httpx.AsyncClient() as c:
+    async with httpx.AsyncClient(timeout=30) as c:
         r = await c.get(server.base_url + "/metrics")
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
@@ -166,7 +166,7 @@ async def test_with_two_processes_every_scrape_answers_for_both(pg: EmbeddedPost
             raise AssertionError(f"one process took every connection: {counted}")
         await _files_written_since(folder, time.time())
         for _ in range(8):
-            async with httpx.AsyncClient() as c:  # a new connection: either process may answer
+            async with httpx.AsyncClient(timeout=30) as c:  # a new connection: either process may answer
                 text = (await c.get(s.base_url + "/metrics")).text
             assert _sample(text, "spor_statements_received_total") == posted
             assert _sample(text, "spor_server_processes") == 2

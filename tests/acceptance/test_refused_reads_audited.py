@@ -44,7 +44,7 @@ async def _about(server: Server, key: str) -> list[asyncpg.Record]:
 
 async def test_a_dashboard_credential_asking_for_a_transcript_is_refused_and_audited(server: Server) -> None:
     dashboard = await make_tenant(server.database_url, server.base_url, scopes=["analytics/aggregates"])
-    async with httpx.AsyncClient(base_url=server.base_url, auth=(dashboard.key, dashboard.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url, auth=(dashboard.key, dashboard.secret)) as c:
         r = await c.get("/api/v1/transcripts/P-0042", params={"format": "csv"})
         assert r.status_code == 403, r.text
         assert "scope" in r.json()["error"]["message"]
@@ -173,7 +173,7 @@ async def test_nul_characters_are_a_400_not_a_failed_query_and_a_refusal_keeps_t
         for path in ("/statements", "/agents"):
             r = await c.get(path, params={"agent": inside})
             assert r.status_code == 400 and "NUL" in r.text, (path, r.text)
-    async with httpx.AsyncClient(base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
         assert (await c.get("/api/v1/compliance", params={"unit": "a\x00b"})).status_code == 403
     async with xapi_client(server, writer) as c:
         # a refused probe with a NUL in the agent's name still names whom it was about
@@ -188,7 +188,7 @@ async def test_an_analyst_record_keeps_a_bounded_number_of_parameters(server: Se
     writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"])
     # junk first, then the view's own filters: those are kept whatever comes before them
     many = {f"p{i:03d}": "v" * 100 for i in range(300)} | {"param.more": "0", "unit": "U7", "as_of": "2025-01-01"}
-    async with httpx.AsyncClient(base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
         assert (await c.get("/api/v1/transcripts/P-0100", params=many)).status_code == 403
     [t] = await _trail(server, writer.store)
     kept = [k for k in t["request"] if k.startswith("p") and k[1:].isdigit()]
@@ -200,7 +200,7 @@ async def test_an_analyst_record_keeps_a_bounded_number_of_parameters(server: Se
 async def test_an_analyst_refusal_names_the_people_asked_for_and_query_parameters_cannot_pose_as_the_record(
         server: Server) -> None:
     writer = await make_tenant(server.database_url, server.base_url, scopes=["statements/write"])
-    async with httpx.AsyncClient(base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url, auth=(writer.key, writer.secret)) as c:
         r = await c.get("/api/v1/compliance", params={"person": "P-0043", "persons": "P-0099",
                                                        "path": "/api/v1/course-status", "agent": "mbox:planted"})
     assert r.status_code == 403
@@ -235,7 +235,7 @@ async def test_a_refusal_is_still_a_refusal_when_the_trail_cannot_be_written(ser
         assert (await c.get("/statements", params={"agent": someone})).status_code == 403
         state = {"activityId": "https://x.example.org/a", "stateId": "s", "agent": someone}
         assert (await c.get("/activities/state", params=state)).status_code == 403
-    async with httpx.AsyncClient(base_url=s.base_url, auth=(writer.key, writer.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=s.base_url, auth=(writer.key, writer.secret)) as c:
         assert (await c.get("/api/v1/transcripts/P-0007")).status_code == 403
     lost: list[dict] = []
     for _ in range(50):  # the server writes its log lines as it answers; wait for the third

@@ -43,7 +43,7 @@ async def test_wrong_secrets_for_a_key_get_429_without_locking_out_its_clients(l
     tenant = await make_tenant(limited_server.database_url, limited_server.base_url)
     async with xapi_client(limited_server, tenant) as c:
         assert (await c.get("/statements", params={"limit": "1"})).status_code == 200
-    async with httpx.AsyncClient(base_url=limited_server.base_url + "/xapi",
+    async with httpx.AsyncClient(timeout=30, base_url=limited_server.base_url + "/xapi",
                                  headers={"X-Experience-API-Version": "1.0.3"}) as c:
         codes = [await c.get("/statements", auth=(tenant.key, f"guess-{i}")) for i in range(8)]
     assert [r.status_code for r in codes[:3]] == [401, 401, 401]
@@ -90,7 +90,7 @@ async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Se
     tenant = await make_tenant(server.database_url, server.base_url)
     async with xapi_client(server, tenant) as c:
         await c.get("/statements", params={"limit": "1"})
-    async with httpx.AsyncClient(base_url=server.base_url + "/xapi") as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi") as c:
         await c.get("/statements", auth=(tenant.key, "wrong-" + tenant.secret),
                     headers={"X-Experience-API-Version": "2.0.0"})
     await asyncio.sleep(0.2)
@@ -101,7 +101,7 @@ async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Se
 
 async def test_a_wrong_secret_is_a_401_and_a_log_line_naming_the_key_and_the_request(server: Server) -> None:
     tenant = await make_tenant(server.database_url, server.base_url)
-    async with httpx.AsyncClient(base_url=server.base_url + "/xapi") as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi") as c:
         r = await c.get("/statements", auth=(tenant.key, "wrong-" + tenant.secret),
                         headers={"X-Experience-API-Version": "2.0.0", "X-Request-Id": "req-refused-1"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"].startswith("Basic")

@@ -24,7 +24,7 @@ async def test_durations_equal_to_the_hundredth_are_the_same_statement(server: S
 
 
 async def test_refused_alternate_syntax_still_carries_version_and_request_id(server: Server, tenant: Tenant) -> None:
-    async with httpx.AsyncClient(base_url=server.base_url + "/xapi", auth=(tenant.key, tenant.secret)) as c:
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi", auth=(tenant.key, tenant.secret)) as c:
         r = await c.post("/statements", params={"method": "GET"}, data={"limit": "1"},
                          headers={"X-Experience-API-Version": "2.0.0"})
     assert r.status_code == 400

@@ -41,7 +41,7 @@ async def test_concurrent_batches_larger_than_the_buffer_all_succeed(tight_serve
         assert [s["id"] for s in got.json()["statements"]] == [single["id"]]
         pages = await walk(xapi, tight_server, {"limit": "100"})
         assert {sid for page in pages for sid in page} == {s["id"] for b in batches for s in b} | {single["id"]}
-    async with httpx.AsyncClient() as plain:
+    async with httpx.AsyncClient(timeout=30) as plain:
         metrics = (await plain.get(tight_server.base_url + "/metrics")).text
     waits = next(float(line.split()[1]) for line in metrics.splitlines()
                  if line.startswith("spor_write_buffer_waits_total "))
