@@ -28,9 +28,9 @@ def spor(server: Server, *args: str) -> Any:
 
 def status(server: Server, auth: tuple[str, str], method: str = "GET") -> int:
     if method == "POST":
-        r = httpx.post(server.base_url + "/xapi/statements", json=statement(), auth=auth, headers=V)
+        r = httpx.post(server.base_url + "/xapi/statements", json=statement(), auth=auth, headers=V, timeout=30)
     else:
-        r = httpx.get(server.base_url + "/xapi/statements", params={"limit": "1"}, auth=auth, headers=V)
+        r = httpx.get(server.base_url + "/xapi/statements", params={"limit": "1"}, auth=auth, headers=V, timeout=30)
     return r.status_code
 
 
@@ -112,7 +112,8 @@ def test_without_the_define_scope_statements_do_not_change_canonical_definitions
     activity = f"https://courses.example.org/define-{uuid.uuid4().hex[:6]}"
     s = statement()
     s["object"] = {"id": activity, "definition": {"name": {"en": "Defined by writer"}}}
-    r = httpx.post(server.base_url + "/xapi/statements", json=s, auth=(writer["key"], writer["secret"]), headers=V)
+    r = httpx.post(server.base_url + "/xapi/statements", json=s, auth=(writer["key"], writer["secret"]), headers=V,
+                   timeout=30)
     assert r.status_code == 200
     got = httpx.get(server.base_url + "/xapi/activities", params={"activityId": activity},
                     auth=(admin["key"], admin["secret"]), headers=V).json()

@@ -70,7 +70,7 @@ def test_serve_starts_embedded_database_prints_endpoint_and_credential_and_keeps
         auth = (key.group(1), secret.group(1))
         s = with_id(statement())
         headers = {"X-Experience-API-Version": "2.0.0"}
-        r = httpx.post(f"http://127.0.0.1:{port}/xapi/statements", json=s, auth=auth, headers=headers)
+        r = httpx.post(f"http://127.0.0.1:{port}/xapi/statements", json=s, auth=auth, headers=headers, timeout=30)
         assert r.status_code == 200, r.text
         assert _stop(proc) == 0
         assert not (data_dir / "data" / "pg" / "postmaster.pid").exists(), "embedded PostgreSQL left running"

@@ -105,10 +105,11 @@ async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, http=StepWritesProtocol,
                                            log_config=None, log_level="critical", lifespan="off"))
     task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
+    for _ in range(3000):  # (30 s)
+        if server.started or task.done():
             break
         await asyncio.sleep(0.01)
+    assert server.started, task.exception() if task.done() else "uvicorn did not start within 30 s"
     return server, task, server.servers[0].sockets[0].getsockname()[1]
 
 
