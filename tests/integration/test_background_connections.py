@@ -86,16 +86,10 @@ async def test_the_lag_sampler_drops_a_connection_whose_query_failed(
     monkeypatch.setattr(lag, "connect_direct", connect)
     task = asyncio.create_task(sample_lag(db_url, Metrics(), every=0.02))
     try:
-        for _ in range(600):  # some failed samples (within 30 s)
-            if len(made) >= 5:
-                break
-            await asyncio.sleep(0.05)
-        assert len(made) >= 5
+        assert await _until(lambda: len(made) >= 5, tries=600)  # some failed samples (within 30 s)
         failing = False
-        for _ in range(600):  # good samples, on a connection that stays
-            if not made[-1].is_closed():
-                break
-            await asyncio.sleep(0.05)
+        # good samples, on a connection that stays
+        assert await _until(lambda: not made[-1].is_closed(), tries=600)
         await asyncio.sleep(0.1)  # samples on it
         assert all(c.is_closed() for c in made[:-1])  # every failed sample's connection was closed
         assert not made[-1].is_closed()  # the one it samples on
