@@ -312,6 +312,7 @@ async def get_statements(request: Request) -> Response:
     else:
         q, fmt, attachments = _parse_query(request, version)
     asked = {k: v for k, v in params.items() if k != "more"} | {"agent": q.agent, "more": "more" in params}
+    q = replace(q, attachments=attachments)
     page = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
     rows, horizon = page.rows, page.horizon
     headers = {"X-Experience-API-Consistent-Through": format_timestamp(page.consistent_through)}

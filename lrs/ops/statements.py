@@ -92,6 +92,9 @@ class Query:
     # the newest position the first page could see, so later arrivals never shift pages.
     after: int | None = None
     horizon: int | None = None
+    # Whether the rows must carry their attachment hashes (attachments=true); a page by filter
+    # term is read from the event log alone without them (migration 0025).
+    attachments: bool = False
 
     def driving_term(self) -> tuple[str, bool] | None:
         """The most selective term to drive the index scan: (term, related)."""

@@ -269,8 +269,9 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                    driving: tuple[str, bool]) -> list[asyncpg.Record]:
     """The rows of a page (limit + 1) of a query with a filter term: positions from the terms
     index (``term_positions_*``, index-only), then the statements at them read with read-ahead
-    (``statements_at``, which says which the statement filters keep: voided, since/until,
-    authority), in the query's order.
+    (``log_statements_at`` from the event log, or ``statements_at`` when the page needs the
+    authority or the attachment hashes; either says which the statement filters keep: voided,
+    since/until, authority), in the query's order.
 
     A statement's stored time never goes back as positions grow (the append takes the greater
     of the last one and now), so newest first, the first statement stored at or before
@@ -283,14 +284,15 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
         term, related = others[i] if i < len(others) else (None, False)
         extra += [term, related]
     name = "term_positions_asc" if q.ascending else "term_positions_desc"
+    at, at_args = _rows_at(q)
     after, ask = q.after, want
     out: list[asyncpg.Record] = []
     while True:
         positions = [r[0] for r in await conn.fetch(sql(name), store_id, driving[0], driving[1], horizon, after,
                                                     ask, *extra)]
         if positions:
-            found = {r["position"]: r for r in await conn.fetch(sql("statements_at"), store_id, positions, q.since,
-                                                                 q.until, q.authority)}
+            found = {r["position"]: r for r in await conn.fetch(sql(at), store_id, positions, q.since, q.until,
+                                                                 *at_args)}
             for p in positions:
                 r = found.get(p)
                 if r is None:
@@ -306,6 +308,15 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
         if len(positions) < ask:
             return out
         after, ask = positions[-1], min(ask * 4, MOST_POSITIONS_A_ROUND)
+
+
+def _rows_at(q: Query) -> tuple[str, list[Any]]:
+    """The query that reads a page's rows at its positions, and its arguments after (store,
+    positions, since, until): from the event log alone (0025) unless the page needs what only
+    `statements` has, the authority (statements/read/mine) or the attachment hashes."""
+    if q.authority is not None or q.attachments:
+        return "statements_at", [q.authority]
+    return "log_statements_at", []
 
 
 def _other_terms(q: Query, driving: str) -> list[tuple[str, bool]]:

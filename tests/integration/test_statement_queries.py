@@ -20,7 +20,7 @@ from lrs.ops.principal import Principal
 from lrs.ops.statements import Query, store_statements
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.queries import sql
-from lrs.store.statements import PgStatementRepository
+from lrs.store.statements import PgStatementRepository, _rows_at
 from tests.statements import agent, statement
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "query-test"}}
@@ -201,6 +201,62 @@ async def test_a_query_reads_its_filter_terms_from_the_index_alone_and_its_rows_
         assert [s["Actual Rows"] for s in _scans_of(refused, "events")] == [0]
 
 
+def _index_names(plan: dict[str, Any]) -> set[str]:
+    """The indexes a plan node and the nodes under it read."""
+    found = {plan["Index Name"]} if "Index Name" in plan else set()
+    for child in plan.get("Plans", []):
+        found |= _index_names(child)
+    return found
+
+
+async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int) -> None:
+    """A page that needs neither attachment hashes nor the authority reads its rows from the
+    event log (0025): the id and stored time are the event's, and whether a statement is voided
+    comes from a partial index over the voided few. So each position costs one index descent
+    and one heap page, not two of each (agent queries at 10,000,000 statements spent most of
+    their 37.8 ms p95 on those reads), and a voided statement's event is not read at all."""
+    stmts = [{"id": str(uuid.uuid4()), **statement(actor="p1", activity=f"course-{i % 3}")} for i in range(30)]
+    await store_statements(repo, principal(store), "1.0.3", stmts)
+    rows = await conn.fetch("SELECT position, statement_id::text AS id, stored FROM statements WHERE store_id = $1 "
+                            "ORDER BY position DESC", store)
+    positions = [r["position"] for r in rows]
+    voided = {stmts[3]["id"], stmts[17]["id"]}
+    await store_statements(repo, principal(store), "1.0.3", [
+        {"id": str(uuid.uuid4()), "actor": agent("admin"), "verb": {"id": VOIDED},
+         "object": {"objectType": "StatementRef", "id": i}} for i in sorted(voided)])
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        plan = await _function_plan(conn, "spor_log_statements_at", store, positions, None, None)
+    statements_scans = _scans_of(plan, "statements")
+    assert statements_scans and all(_index_names(s) == {"statements_voided"} for s in statements_scans), plan
+    assert [(s["Node Type"], s["Actual Rows"]) for s in _scans_of(plan, "events")] == [
+        ("Bitmap Heap Scan", len(stmts) - len(voided))], plan
+
+    # a query page takes this path unless it needs what only `statements` has
+    kari = "mbox:mailto:p1@example.org"
+    assert _rows_at(Query(agent=kari)) == ("log_statements_at", [])
+    assert _rows_at(Query(agent=kari, attachments=True)) == ("statements_at", [None])
+    assert _rows_at(Query(agent=kari, authority="account:x")) == ("statements_at", ["account:x"])
+
+    got = {r["position"]: r for r in await conn.fetch(sql("log_statements_at"), store, positions, None, None)}
+    assert set(got) == set(positions)
+    by_position = {r["position"]: r for r in rows}
+    for p, r in got.items():
+        assert r["stored"] == by_position[p]["stored"]  # also for the voided: a page ends by it
+        if by_position[p]["id"] in voided:
+            assert (r["voided"], r["kept"], r["id"], r["payload"]) == (True, False, None, None)
+        else:
+            assert (r["voided"], r["kept"], r["id"]) == (False, True, by_position[p]["id"])
+            assert orjson.loads(r["payload"])["id"] == r["id"]
+    # the since/until window, on the event's recorded time (the statement's stored time)
+    stored = by_position[positions[0]]["stored"]
+    window = await conn.fetch(sql("log_statements_at"), store, positions, stored, None)
+    assert not any(r["kept"] for r in window) and all(r["payload"] is None for r in window)
+    window = await conn.fetch(sql("log_statements_at"), store, positions, None, stored)
+    assert sum(r["kept"] for r in window) == len(stmts) - len(voided)
+
+
 async def _plan(conn: asyncpg.Connection, query: str, *args: Any) -> dict[str, Any]:
     """The executed plan of ``query``."""
     explained = await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + query, *args)
@@ -253,10 +309,11 @@ async def test_pages_by_term_match_the_filters_however_many_candidates_they_drop
     checked = 0
     for ascending in (False, True):
         for since, until in [(None, None), (times[1], None), (None, times[3]), (times[0], times[4])]:
-            for authority in (None, "account:query-test"):
+            for authority, attachments in [(None, False), (None, True), ("account:query-test", False)]:
                 for limit in (1, 3, 30):
+                    # without authority or attachments the rows come from the event log (0025)
                     q = Query(agent=key, activity="https://courses.example.org/a1", since=since, until=until,
-                              authority=authority, ascending=ascending, limit=limit)
+                              authority=authority, ascending=ascending, limit=limit, attachments=attachments)
                     got = [r.id for r in (await repo.query(store, q)).rows]
                     expected = [r["id"] for r in (everything if ascending else everything[::-1])
                                 if not r["voided"] and (r["id"] in a1 or voiding.get(r["id"]) in a1)

@@ -117,6 +117,7 @@ CREATE UNIQUE INDEX statement_terms_pkey ON public.statement_terms USING btree (
 CREATE UNIQUE INDEX statements_pkey ON public.statements USING btree (store_id, statement_id)
 CREATE INDEX statements_refers_to ON public.statements USING btree (store_id, refers_to) WHERE (refers_to IS NOT NULL)
 CREATE UNIQUE INDEX statements_store_id_position_key ON public.statements USING btree (store_id, "position")
+CREATE INDEX statements_voided ON public.statements USING btree (store_id, "position") INCLUDE (stored) WHERE voided
 CREATE UNIQUE INDEX stores_name_key ON public.stores USING btree (name)
 CREATE UNIQUE INDEX stores_pkey ON public.stores USING btree (id)
 -- trigger
@@ -132,6 +133,7 @@ refuse_event_change() RETURNS trigger
 spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb) RETURNS timestamp with time zone
 spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
+spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_merge_definition(stored jsonb, incoming jsonb) RETURNS jsonb
 spor_merge_definitions(p_store bigint, p_defs jsonb, p_names jsonb) RETURNS void
 spor_protect(tbl regclass) RETURNS void

@@ -151,6 +151,12 @@ LIMIT $6;
 -- keep it; the body (payload) only of those kept.
 SELECT * FROM spor_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::text);
 
+-- name: log_statements_at
+-- As statements_at, from the event log and the voided index alone (migration 0025), for a page
+-- that needs neither the attachment hashes nor the authority ($3 since, $4 until): rows carry
+-- neither.
+SELECT * FROM spor_log_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz);
+
 -- name: query_all_desc
 -- All unvoided statements of a store in a stored-time window, newest first.
 SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
