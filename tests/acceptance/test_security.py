@@ -92,9 +92,15 @@ async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Se
         await c.get("/statements", params={"limit": "1"})
     async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi") as c:
         await c.get("/statements", auth=(tenant.key, "wrong-" + tenant.secret),
-                    headers={"X-Experience-API-Version": "2.0.0"})
-    await asyncio.sleep(0.2)
-    logs = server.logs()
+                    headers={"X-Experience-API-Version": "2.0.0", "X-Request-Id": "req-secret-check"})
+    # the refused request's own line comes after every line of both requests: wait for it, so a
+    # line that is late cannot make this pass unchecked
+    for _ in range(600):  # up to 30 s
+        logs = server.logs()
+        if "req-secret-check" in logs:
+            break
+        await asyncio.sleep(0.05)
+    assert "req-secret-check" in logs
     basic = base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
     assert tenant.secret not in logs and basic not in logs
 
