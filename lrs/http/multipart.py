@@ -386,6 +386,22 @@ def check_attachments(statements: list[dict[str, Any]], parts: list[AttachmentPa
 # --------------------------------------------------------------------------------------------
 
 
+def declared_content_types(statements: list[Any]) -> dict[str, str]:
+    """The ``contentType`` the statements' Attachment Objects declare, by lower-cased sha2 (the
+    first one wins where statements share data). A response part carries it: where a part's
+    Content-Type and its attachment's ``contentType`` are both given they MUST match
+    (Communication 1.5.2.s2.b7), and the data may have arrived with another one or none (then
+    text/plain, RFC 2046). A value with a line break is left out: it cannot be a header."""
+    declared: dict[str, str] = {}
+    for attachment in statement_attachments(statements):
+        sha2, content_type = attachment.get("sha2"), attachment.get("contentType")
+        if isinstance(sha2, str) and isinstance(content_type, str):
+            value = content_type.strip()
+            if "\r" not in value and "\n" not in value:
+                declared.setdefault(sha2.lower(), value)
+    return declared
+
+
 def build_multipart_mixed(json_body: bytes, parts: list[AttachmentPart]) -> tuple[bytes, str]:
     """Build a ``multipart/mixed`` body: the JSON first, then each attachment's raw data.
 

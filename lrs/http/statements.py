@@ -27,7 +27,12 @@ from lrs.http.common import (
     xapi_version,
 )
 from lrs.http.errors import internal_error
-from lrs.http.multipart import build_multipart_mixed, check_attachments, parse_statement_multipart
+from lrs.http.multipart import (
+    build_multipart_mixed,
+    check_attachments,
+    declared_content_types,
+    parse_statement_multipart,
+)
 from lrs.ops import statements as ops
 from lrs.ops import terms as T
 from lrs.ops.signature import verify_signed_statement
@@ -275,6 +280,9 @@ async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachm
                    store_id: int, headers: dict[str, str]) -> Response:
     if attachments:
         contents = await request.app.state.statements.attachment_contents(store_id, sorted(set(sha2s)))
+        shown = orjson.loads(json_body)
+        declared = declared_content_types(shown.get("statements", [shown]))
+        contents = [replace(c, content_type=declared.get(c.sha2.lower(), c.content_type)) for c in contents]
         body, content_type = build_multipart_mixed(json_body, contents)
         return Response(body, headers=headers, media_type=content_type)
     return Response(json_body, headers=headers, media_type="application/json")

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import orjson
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -106,8 +106,11 @@ def _verify_one(
         raise BadRequest(f"signature: unsupported critical JWS header parameters {crit!r}")
 
     try:
-        payload = json.loads(payload_bytes.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        # The parser the statement itself went through (lrs/http/common.py parse_json), so both
+        # hold numbers alike: an integer beyond 64 bits is a double on both sides, not a float
+        # here against an exact integer there. orjson refuses NaN, Infinity and bad UTF-8.
+        payload = orjson.loads(payload_bytes)
+    except orjson.JSONDecodeError:
         # Data 2.6.s4.b3: the payload MUST be a valid JSON serialization of the statement.
         raise BadRequest("signature: JWS payload is not valid JSON") from None
     if not isinstance(payload, dict):
@@ -125,11 +128,6 @@ def _verify_one(
         raise BadRequest(
             f"signature: payload does not match the statement (first difference at {difference or 'the top level'})"
         )
-
-
-def _reject_constant(name: str) -> Any:
-    """``json.loads`` hook: NaN and Infinity are not JSON (RFC 8259 §6)."""
-    raise ValueError(name)
 
 
 def _b64url_decode(segment: bytes, what: str) -> bytes:
@@ -160,8 +158,8 @@ def _decode_compact_jws(raw: bytes) -> tuple[dict[str, Any], bytes, bytes, bytes
     header_b64, payload_b64, signature_b64 = segments
     header_bytes = _b64url_decode(header_b64, "header")
     try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        header = orjson.loads(header_bytes)
+    except orjson.JSONDecodeError:
         raise BadRequest("signature: JWS header is not valid JSON") from None
     if not isinstance(header, dict):
         raise BadRequest("signature: JWS header is not a JSON object")

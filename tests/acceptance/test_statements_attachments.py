@@ -131,6 +131,34 @@ async def test_query_with_attachments_true_returns_multipart_with_each_attachmen
     assert by_hash == {hashlib.sha256(one).hexdigest(): one, hashlib.sha256(two).hexdigest(): two}
 
 
+async def test_each_returned_part_carries_the_content_type_its_attachment_declares(xapi: httpx.AsyncClient) -> None:
+    """Communication 1.5.2.s2.b7: where a part's header and its attachment's property are both
+    given (Content-Type and contentType), they MUST match, statement results included. The data
+    may have come with another Content-Type, or none (then text/plain by RFC 2046): the response
+    part says what the statement declares, for a single statement and for a query."""
+    kari = unique("kari")
+    pdf, png = b"%PDF-1.4 certificate " + kari.encode(), b"\x89PNG badge " + kari.encode()
+    s = with_id(statement(actor=kari, attachments=[attachment_object(pdf, content_type="application/pdf"),
+                                                   attachment_object(png, content_type="image/png")]))
+    boundary = "spor-test-" + uuid.uuid4().hex
+    body = b"".join([
+        f"--{boundary}\r\nContent-Type: application/json\r\n\r\n".encode(), orjson.dumps(s),
+        # no Content-Type header on the PDF's part, and another one on the PNG's
+        f"\r\n--{boundary}\r\nContent-Transfer-Encoding: binary\r\n"
+        f"X-Experience-API-Hash: {hashlib.sha256(pdf).hexdigest()}\r\n\r\n".encode(), pdf,
+        f"\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
+        f"X-Experience-API-Hash: {hashlib.sha256(png).hexdigest()}\r\n\r\n".encode(), png,
+        f"\r\n--{boundary}--\r\n".encode()])
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": f"multipart/mixed; boundary={boundary}"})
+    assert r.status_code == 200, r.text
+    for params in ({"statementId": s["id"]}, {"agent": orjson.dumps(s["actor"]).decode()}):
+        r = await xapi.get("/statements", params={**params, "attachments": "true"})
+        assert r.status_code == 200, r.text
+        types = {p["X-Experience-API-Hash"]: p["Content-Type"] for p in parse_multipart_response(r)[1:]}
+        assert types == {hashlib.sha256(pdf).hexdigest(): "application/pdf",
+                         hashlib.sha256(png).hexdigest(): "image/png"}, params
+
+
 async def test_attachments_true_includes_an_upper_case_hash_and_a_substatements_attachment(
         xapi: httpx.AsyncClient) -> None:
     """2.1.3.s2.b6: attachments=true includes every attachment the LRS accepted with data: one

@@ -16,6 +16,7 @@ from lrs.http.multipart import (
     AttachmentPart,
     build_multipart_mixed,
     check_attachments,
+    declared_content_types,
     hash_algorithm_for,
     parse_statement_multipart,
 )
@@ -567,3 +568,13 @@ def test_refuses_header_values_with_line_breaks() -> None:
     evil = AttachmentPart(TEXT_SHA, "text/plain\r\nX-Injected: 1", TEXT)
     with pytest.raises(ValueError, match="line break"):
         build_multipart_mixed(b"{}", [evil])
+
+
+def test_declared_content_types_by_hash_first_wins_substatements_included_line_breaks_left_out() -> None:
+    a, b, c = "a" * 64, "B" * 64, "c" * 64
+    statements = [
+        {"attachments": [{"sha2": a, "contentType": "application/pdf"}, {"sha2": b, "contentType": " image/png "}]},
+        {"attachments": [{"sha2": a, "contentType": "text/plain"}, {"sha2": c, "contentType": "text/plain\r\nX: 1"}],
+         "object": {"objectType": "SubStatement", "attachments": [{"sha2": "d" * 64, "contentType": "text/csv"}]}},
+    ]
+    assert declared_content_types(statements) == {a: "application/pdf", b.lower(): "image/png", "d" * 64: "text/csv"}

@@ -15,6 +15,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -224,6 +225,19 @@ def test_ignores_differences_the_immutability_exceptions_allow(
     received["context"]["registration"] = payload["context"]["registration"].lower()
     received["context"]["contextActivities"]["parent"] = [{"id": "http://example.com/course", "objectType": "Activity"}]
     verify_signed_statement(*signed(payload, received=received, private_key=key))
+
+
+def test_numbers_beyond_64_bits_compare_as_the_statement_holds_them(key: rsa.RSAPrivateKey) -> None:
+    # The statement is parsed by orjson on its way in (lrs/http/common.py), which reads an
+    # integer beyond 64 bits as a double; the payload, signed over the exact digits, is read the
+    # same way, so an identical statement is not refused for it.
+    payload = base_statement()
+    payload["result"]["extensions"] = {"http://example.com/ext/big": 123456789012345678901234567890,
+                                       "http://example.com/ext/edge": 18446744073709551616}
+    statement, parts = signed(payload, private_key=key)
+    received = orjson.loads(json.dumps(statement))  # as the server reads the request
+    assert isinstance(received["result"]["extensions"]["http://example.com/ext/big"], float)
+    verify_signed_statement(received, parts)
 
 
 def test_payload_listing_the_other_attachments_matches(key: rsa.RSAPrivateKey) -> None:
