@@ -55,12 +55,13 @@ def _check_statement_body(stmt: Mapping[str, Any], base: list[PathSegment]) -> N
 
 
 def check_score(score: Mapping[str, Any], path: Sequence[PathSegment]) -> None:
-    """Data 2.4.5.1: raw lies between min and max (inclusive); min is not above max."""
+    """Data 2.4.5.1: raw lies between min and max (inclusive); min is less than max (the table:
+    "Decimal number less than max")."""
     lo = score.get("min")
     hi = score.get("max")
     raw = score.get("raw")
-    if lo is not None and hi is not None and lo > hi:
-        raise failure([*path, "min"], "must not be greater than max")
+    if lo is not None and hi is not None and lo >= hi:
+        raise failure([*path, "min"], "must be less than max")
     if raw is not None:
         if lo is not None and raw < lo:
             raise failure([*path, "raw"], "must not be less than min")

@@ -445,7 +445,8 @@ def cases() -> list[Case]:
     ok("result with only extensions", _mk(minimal, _set("result", {"extensions": {"https://e.example.org/x": None}})))
     ok("score scaled -1", _mk(typical, _set("result.score", {"scaled": -1})))
     ok("score scaled 1.0", _mk(typical, _set("result.score", {"scaled": 1.0})))
-    ok("score raw equals min and max", _mk(typical, _set("result.score", {"raw": 5, "min": 5, "max": 5})))
+    ok("score raw equals min", _mk(typical, _set("result.score", {"raw": 5, "min": 5, "max": 6})))
+    ok("score raw equals max", _mk(typical, _set("result.score", {"raw": 6, "min": 5, "max": 6})))
     ok(
         "score decimals",
         _mk(typical, _set("result.score", {"scaled": 0.6767676, "raw": 0.6767676, "min": 0, "max": 100.6767676})),
@@ -460,6 +461,12 @@ def cases() -> list[Case]:
     bad(
         "min above max",
         _mk(typical, _set("result.score", {"min": 10, "max": 1})),
+        "result.score.min",
+        schema_level=False,
+    )
+    bad(  # Data 2.4.5.1 table: min is a "Decimal number less than max"
+        "min equal to max",
+        _mk(typical, _set("result.score", {"raw": 5, "min": 5, "max": 5})),
         "result.score.min",
         schema_level=False,
     )
@@ -770,6 +777,9 @@ def cases() -> list[Case]:
         "content type with parameters",
         _mk(minimal, _set("attachments", [attachment(contentType="text/plain; charset=ascii")])),
     )
+    for digits in (56, 96, 128):  # SHA-224, SHA-384, SHA-512 (SHA-256 in every other case)
+        ok(f"attachment sha2 of {digits} hex digits",
+           _mk(minimal, _set("attachments", [attachment(sha2="C" * digits)])))
     bad("attachments not array", _mk(minimal, _set("attachments", attachment())), "attachments")
     bad("attachment not object", _mk(minimal, _set("attachments", ["should fail"])), "attachments[0]")
     for key in ["usageType", "display", "contentType", "length", "sha2"]:
@@ -789,6 +799,9 @@ def cases() -> list[Case]:
         ("length", -1),
         ("sha2", 12345),
         ("sha2", "not-hex!"),
+        ("sha2", "a"),
+        ("sha2", "ab" * 31 + "a"),  # 63 hex digits: no SHA-2 digest has that length
+        ("sha2", "ab" * 65),
         ("fileUrl", "should fail"),
     ]
     for key, value in bad_values:
