@@ -30,6 +30,8 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 
 # What an HTTP header value may hold (RFC 9110 field-value: visible ASCII, space, tab, obs-text).
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+# A charset parameter of a Content-Type (its value quoted or not), with the separator before it.
+_CHARSET = re.compile(r';\s*charset\s*=\s*(?:"[^"]*"|[^;]*)', re.IGNORECASE)
 
 
 class _Refused(Exception):
@@ -146,8 +148,10 @@ class AlternateRequestMiddleware:
             if HEADER_PARAMS[name] not in form_headers and name in headers:
                 new_headers.append((name.encode(), headers[name].encode("latin-1")))
         if content is not None:
-            new_headers.append((b"content-type",
-                                form_headers.get("Content-Type", "application/json").encode("latin-1")))
+            # content is text of the form, so UTF-8 whatever charset the form's Content-Type names
+            # (1.3.s3.b5: "The LRS MUST interpret this content as a UTF-8 string")
+            content_type = _CHARSET.sub("", form_headers.get("Content-Type", "application/json"))
+            new_headers.append((b"content-type", content_type.encode("latin-1")))
         new_headers.append((b"content-length", str(len(body)).encode()))
         query_string = urlencode(params).encode("latin-1")
         new_scope = dict(scope)

@@ -14,6 +14,11 @@ from lrs.http import versions
 from lrs.ops import languages
 from lrs.ops.principal import Principal
 
+# The Consistent-Through of a Statements response that names no store (the credentials were
+# refused, or the request never reached a handler): true of every store, since nothing was
+# stored before the epoch.
+NO_STORE_THROUGH = "1970-01-01T00:00:00.000Z"
+
 
 def xapi_version(request: Request) -> str:
     """The negotiated version, or a 400 when the header is missing or unsupported."""

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.errors import LRSError
+from lrs.http.common import NO_STORE_THROUGH
 from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
@@ -79,6 +80,11 @@ class RequestMiddleware:
                     # alternate request syntax may carry it in its form), else the header's.
                     served = scope["state"].get("xapi_version") or version
                     out["X-Experience-API-Version"] = served or self.default_version
+                if path == "/xapi/statements" and "x-experience-api-consistent-through" not in out:
+                    # Communication 2.1.3: "on all responses to Statements Resource requests",
+                    # those answered before a handler too (405, the alternate request syntax
+                    # refused); the handlers send their store's time
+                    out["X-Experience-API-Consistent-Through"] = NO_STORE_THROUGH
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

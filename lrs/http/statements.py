@@ -17,6 +17,7 @@ import statements_schema
 from lrs.errors import BadRequest, LRSError, PayloadTooLarge
 from lrs.http.charset import as_utf8
 from lrs.http.common import (
+    NO_STORE_THROUGH,
     accept_languages,
     media_type,
     only_params,
@@ -66,11 +67,6 @@ async def _write_consistency(request: Request, store_id: int, written: ops.Store
     if written.stored is None:
         return await _consistency_headers(request, store_id)
     return {"X-Experience-API-Consistent-Through": format_timestamp(written.stored)}
-
-
-# The Consistent-Through of a response that names no store (the credentials were refused): true
-# of every store, since nothing was stored before the epoch.
-NO_STORE_THROUGH = "1970-01-01T00:00:00.000Z"
 
 
 async def _error_consistency(request: Request) -> dict[str, str]:

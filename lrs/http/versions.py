@@ -1,23 +1,30 @@
 """xAPI version negotiation (Communication 3.3).
 
-1.0.3 serves requests saying 1.0, 1.0.0 ... 1.0.3 (older clients still send them, and 1.0.3
-requires accepting them as 1.0.3); 2.0.0 is IEEE 9274.1.1. Anything else is 400.
+1.0.3 serves requests saying 1.0 or any 1.0.x (1.0.3, Communication 3.3: the LRS "MUST accept
+requests with a version header starting with 1.0."; older clients still send 1.0.0-1.0.2, and a
+later 1.0 patch is served by the latest one known); 2.0.0 (IEEE 9274.1.1) serves 2.0 and any
+2.0.x the same way (conformance requirement XAPI-00331 for 2.0: anything but "2.0" or "2.0.x"
+is refused). Anything else is 400.
 """
 
 from __future__ import annotations
+
+import re
 
 from lrs.errors import BadRequest
 
 LATEST = "2.0.0"
 SUPPORTED = ("1.0.3", "2.0.0")
-_ALIASES = {"1.0": "1.0.3", "1.0.0": "1.0.3", "1.0.1": "1.0.3", "1.0.2": "1.0.3", "1.0.3": "1.0.3", "2.0.0": "2.0.0"}
+_SERVED_AS = {"1": "1.0.3", "2": "2.0.0"}
+_VERSION = re.compile(r"([12])\.0(?:\.[0-9]+)?")
 
 
 def negotiate(header: str | None) -> str | None:
     """The version a request is served as, or None when missing or unsupported."""
     if header is None:
         return None
-    return _ALIASES.get(header.strip())
+    match = _VERSION.fullmatch(header.strip())
+    return _SERVED_AS[match.group(1)] if match else None
 
 
 def require(header: str | None) -> str:

@@ -35,6 +35,24 @@ async def test_put_and_get_statements_with_everything_in_the_form(server: Server
         assert r.json()["id"] == sid
 
 
+async def test_content_is_read_as_utf_8_whatever_charset_the_form_s_content_type_names(
+        server: Server, tenant: Tenant) -> None:
+    """1.3.s3.b5: "The LRS MUST interpret this content as a UTF-8 string" (it is text of a form,
+    itself UTF-8): a charset in the Content-Type form parameter does not change how it is read."""
+    async with client(server) as c:
+        for charset in ("iso-8859-1", '"UTF-16"', "windows-1252"):
+            sid = str(uuid.uuid4())
+            s = statement(activity="utf8-" + charset.strip('"'))
+            s["object"]["definition"] = {"name": {"nb-NO": "Ærø og Tromsø"}}
+            r = await c.post("/statements", params={"method": "PUT"}, headers=FORM, data={
+                "statementId": sid, "content": orjson.dumps(s).decode(), "Authorization": auth(tenant),
+                "X-Experience-API-Version": "1.0.3", "Content-Type": f"application/json; charset={charset}"})
+            assert r.status_code == 204, (charset, r.text)
+            r = await c.get("/statements", params={"statementId": sid},
+                            headers={"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3"})
+            assert r.json()["object"]["definition"]["name"] == {"nb-NO": "Ærø og Tromsø"}, charset
+
+
 async def test_documents_with_if_match_from_the_form(server: Server, tenant: Tenant) -> None:
     agent = orjson.dumps({"mbox": "mailto:kari@example.org"}).decode()
     common = {"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3",

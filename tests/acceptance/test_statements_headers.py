@@ -83,7 +83,8 @@ async def test_missing_version_header_on_post_stores_nothing(raw: httpx.AsyncCli
     assert check.status_code == 404
 
 
-@pytest.mark.parametrize("bad", ["0.9", "0.95", "1.1.0", "1.1", "2.1.0", "3.0.0", "banana", ""])
+@pytest.mark.parametrize("bad", ["0.9", "0.95", "1.1.0", "1.1", "2.1.0", "3.0.0", "banana", "", "1.0.", "1.0.x",
+                                 "1.0.3.1", "2.0.0-rc1"])
 async def test_unsupported_version_header_is_400(raw: httpx.AsyncClient, shared_tenant: Tenant, bad: str) -> None:
     """Communication 3.3.s3.b4 (before 1.0.0), b6 (1.1.0 or greater, other than the 2.0.0 this
     LRS also serves) and b7 (400 with a short description)."""
@@ -94,10 +95,11 @@ async def test_unsupported_version_header_is_400(raw: httpx.AsyncClient, shared_
     assert r.headers.get(VERSION) in ("1.0.3", "2.0.0")
 
 
-@pytest.mark.parametrize("old", ["1.0", "1.0.0", "1.0.1", "1.0.2"])
+@pytest.mark.parametrize("old", ["1.0", "1.0.0", "1.0.1", "1.0.2", "1.0.4", "1.0.99"])
 async def test_older_1_0_versions_are_served_as_1_0_3(raw: httpx.AsyncClient, shared_tenant: Tenant, old: str) -> None:
-    """Communication 3.3.s3.b3/b5: 1.0 and any 1.0.x are accepted; 3.3.s3.b2: the response names
-    the latest patch version, 1.0.3."""
+    """Communication 3.3.s3.b3/b5: 1.0 and any 1.0.x are accepted ("MUST accept requests with a
+    version header starting with 1.0."), a later patch than 1.0.3 too; 3.3.s3.b2: the response
+    names the latest patch version, 1.0.3."""
     auth = {"Authorization": basic(shared_tenant.key, shared_tenant.secret), VERSION: old}
     s = with_id(statement(actor=unique("kari")))
     r = await raw.post("/statements", json=s, headers=auth)
@@ -159,6 +161,28 @@ async def test_consistent_through_is_also_on_responses_refused_before_or_at_auth
     for label, r in refused.items():
         assert r.status_code == 400, (label, r.text)
         assert now - timedelta(minutes=5) < parse_timestamp(r.headers[CT]) <= now + timedelta(seconds=5), label
+
+
+async def test_consistent_through_is_on_statements_responses_refused_before_any_handler(
+        xapi: httpx.AsyncClient) -> None:
+    """2.1.3.s2.b5, "all responses to Statements Resource requests": a method the resource does not
+    have (405) and, under 1.0.3, alternate request syntax refused for its form. These never reach
+    the handler that reads the store's time, so they carry the epoch, true of every store."""
+    version = xapi.headers[VERSION]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    refused = {
+        "DELETE": await xapi.delete("/statements"),
+        "PATCH": await xapi.patch("/statements", json={}),
+        "alternate syntax sent as GET": await xapi.get("/statements", params={"method": "GET"}),
+        "alternate syntax with a second query parameter": await xapi.post(
+            "/statements", params={"method": "GET", "ascending": "true"}, content=b"limit=1", headers=form),
+        "alternate syntax for an unknown method": await xapi.post(
+            "/statements", params={"method": "OPTIONS"}, content=b"limit=1", headers=form),
+    }
+    for label, r in refused.items():
+        assert r.status_code in (400, 405), (label, r.status_code, r.text)
+        assert r.headers.get(CT) is not None, (label, version)
+        parse_timestamp(r.headers[CT])
 
 
 async def test_consistent_through_is_not_before_the_stored_time_of_a_statement_just_written(
@@ -295,3 +319,17 @@ async def test_a_credential_sees_only_its_own_stores_statements(xapi: httpx.Asyn
         assert (await stranger.get("/statements", params={"statementId": s["id"]})).status_code == 404
         r = await stranger.get("/statements", params={"agent": orjson.dumps(s["actor"]).decode()})
         assert r.json()["statements"] == []
+
+
+@pytest.mark.parametrize("sent", ["2.0", "2.0.0", "2.0.1"])
+async def test_2_0_and_any_2_0_patch_are_served_as_2_0_0(raw: httpx.AsyncClient, shared_tenant: Tenant,
+                                                       sent: str) -> None:
+    """xAPI 2.0 (conformance requirement XAPI-00331): a version header other than "2.0" or "2.0.x"
+    is refused, so those are served, as 2.0.0, the one 2.0 version there is."""
+    auth = {"Authorization": basic(shared_tenant.key, shared_tenant.secret), VERSION: sent}
+    s = with_id(statement(actor=unique("kari")))
+    r = await raw.post("/statements", json=s, headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.headers[VERSION] == "2.0.0"
+    r = await raw.get("/statements", params={"statementId": s["id"]}, headers=auth)
+    assert r.status_code == 200 and r.headers[VERSION] == "2.0.0" and r.json()["version"] == "2.0.0"
