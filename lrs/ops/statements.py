@@ -157,10 +157,14 @@ def validate(stmt: Any, version: str, where: str) -> None:
         text = orjson.dumps(stmt)
     except TypeError as exc:
         raise BadRequest(f"{where or 'statement'}: nested too deeply to store ({exc})") from None
-    # PostgreSQL's text and jsonb cannot hold U+0000: a statement with one could not be appended,
-    # compared when sent again, or read by the projections (they parse payloads as jsonb).
-    # The escape is in the text only if some string has one (or a backslash before "u0000").
-    if b"\\u0000" in text and (found := nul_path(stmt)) is not None:
+    # PostgreSQL's text and jsonb cannot hold U+0000: in a string the statement index or the
+    # agent names keep as text it could not be stored. The body is json, which can; so can an
+    # extension's value, which only the body holds (Data 4.1: an LRS "MUST NOT reject a
+    # Statement based on the values of the extensions map"): a canonical Activity definition
+    # (jsonb) holds U+FFFD for it, and the projections read bodies through
+    # projections.jsonb_of (migration 0026). The escape is in the text only if some string
+    # has one (or a backslash before "u0000").
+    if b"\\u0000" in text and (found := nul_path(stmt, extension_values=False)) is not None:
         path = ".".join(p for p in (where, found) if p)
         raise BadRequest(f"{path or 'statement'}: contains the character U+0000 (NUL), which Spor cannot store")
 

@@ -18,6 +18,7 @@ import orjson
 
 from lrs.ops import terms as T
 from lrs.ops.activities import merge_definition
+from lrs.ops.nul import without_nul
 from lrs.ops.statements import Prepared
 from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
@@ -155,7 +156,12 @@ def definition_args(store_id: int, items: list[Prepared], known: KnownNames | No
             if key is not None and isinstance(name, str) and name:
                 names[(key, name)] = None
     pairs = list(names) if known is None else known.unknown(store_id, names)
-    return DefinitionArgs(orjson.dumps(fold_definitions(p.body for p in items)), pairs)
+    defs = orjson.dumps(fold_definitions(p.body for p in items))
+    if b"\\u0000" in defs:
+        # an extension value holding U+0000 (lrs.ops.statements.validate lets those through):
+        # the canonical copy is jsonb, which cannot hold it; the statement keeps it
+        defs = orjson.dumps(without_nul(orjson.loads(defs)))
+    return DefinitionArgs(defs, pairs)
 
 
 async def upsert_definitions(conn: asyncpg.Connection, store_id: int, args: DefinitionArgs) -> None:

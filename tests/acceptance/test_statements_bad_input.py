@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 import pytest
@@ -313,12 +314,13 @@ NUL_PLACES = [
 
 
 @pytest.mark.parametrize(("mutate", "path"), NUL_PLACES)
-async def test_a_nul_character_anywhere_in_a_statement_is_400_naming_where(
+async def test_a_nul_character_outside_extension_values_is_400_naming_where(
         xapi: httpx.AsyncClient, mutate: Any, path: str) -> None:
     """PostgreSQL's text and jsonb cannot hold U+0000. An identifier with one was a 500 on the
     append; a free-text member with one was stored, and then every re-send of the same statement
-    was a 500 (the comparison reads stored payloads as jsonb) and the read models could not parse
-    it. Refused with the member's path, and nothing of the batch is kept."""
+    was a 500 (the comparison read stored payloads as jsonb) and the read models could not parse
+    it. Refused with the member's path, and nothing of the batch is kept. (Extension values may
+    hold it: the next test.)"""
     good = with_id(statement(actor=unique("kari")))
     bad = with_id(statement(actor=unique("ola")))
     mutate(bad)
@@ -328,6 +330,37 @@ async def test_a_nul_character_anywhere_in_a_statement_is_400_naming_where(
     await assert_not_stored(xapi, good["id"])
     r = await xapi.put("/statements", params={"statementId": bad["id"]}, json=bad)
     assert r.status_code == 400 and f"{path}: contains the character U+0000" in error_message(r), r.text
+
+
+async def test_an_extension_value_may_hold_a_nul_character(xapi: httpx.AsyncClient, server: Server) -> None:
+    """Data 4.1: an LRS "MUST NOT reject a Statement based on the values of the extensions map",
+    and JSON strings may hold U+0000. The statement is stored and returned as sent, a re-send is
+    the same statement and a changed one a conflict, the canonical Activity definition (kept as
+    jsonb, which cannot hold the character) has U+FFFD there, and the read models take the
+    statement like any other (migration 0026)."""
+    kari = unique("kari")
+    activity = f"https://courses.example.org/nul-{kari}"
+    s = with_id(statement(actor=kari))
+    s["object"] = {"id": activity, "definition": {"extensions": {"https://ext.example.org/d": "x\x00y"}}}
+    s["result"] = {"completion": True, "extensions": {"https://ext.example.org/r": ["\x00", {"k": "a\x00"}]}}
+    s["context"] = {"extensions": {"https://ext.example.org/c": "\\\x00"}}
+    r = await xapi.post("/statements", json=s)
+    assert r.status_code == 200, r.text
+    got = (await xapi.get("/statements", params={"statementId": s["id"]})).json()
+    assert (got["result"], got["context"], got["object"]) == (s["result"], s["context"], s["object"])
+    assert (await xapi.post("/statements", json=s)).status_code == 200  # the same again
+    changed = {**s, "result": {**s["result"], "completion": False}}
+    assert (await xapi.post("/statements", json=changed)).status_code == 409
+    definition = (await xapi.get("/activities", params={"activityId": activity})).json()["definition"]
+    assert definition["extensions"] == {"https://ext.example.org/d": "x\ufffdy"}
+    conn = await asyncpg.connect(server.database_url)
+    try:  # what the projection workers read of it (a jsonb cast of the body failed before 0026)
+        store = await conn.fetchval("SELECT store_id FROM statements WHERE statement_id = $1::uuid", s["id"])
+        facts = await conn.fetch("SELECT statement_id::text AS id FROM projections.statement_facts($1, 0, $2) "
+                                 "WHERE statement_id = $3::uuid", store, 2**63 - 1, s["id"])
+    finally:
+        await conn.close()
+    assert [f["id"] for f in facts] == [s["id"]]
 
 
 async def test_a_backslash_before_u0000_is_ordinary_text(xapi: httpx.AsyncClient) -> None:

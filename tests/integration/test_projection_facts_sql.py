@@ -85,6 +85,12 @@ CORPUS: list[dict[str, Any]] = [
     _stmt(result={"duration": "PT" + "9" * 400 + "S"}),
     _stmt(result={"duration": "PT0." + "0" * 400 + "1S"}),
     _stmt(result={"duration": "P" + "9" * 320 + "Y1M"}),
+    # an extension value holding U+0000, which jsonb refuses (0026): beside it the text \u0000
+    # (a backslash, then letters) and an escaped backslash right before the character
+    _stmt(result={"success": True, "duration": "PT1M",
+                  "extensions": {"https://ext.example.org/nul": "a\x00b",
+                                 "https://ext.example.org/text": ["\\u0000", "\\\x00", "\x00\x00"]}},
+          context={"extensions": {"https://ext.example.org/nul": {"k": "\x00"}}}),
 ]
 # A statement's JSON text as stored: "__<number>__" strings stand for number literals that no
 # Python float can write (1E-400).
@@ -176,3 +182,16 @@ async def test_sql_facts_equal_the_python_reference_for_random_results(
         statements.append(_stmt(result=result, timestamp=ts))
     got, want = await _facts_both_ways(conn, statements)
     assert got == want
+
+
+async def test_bodies_are_read_as_jsonb_with_nul_as_the_replacement_character(conn: asyncpg.Connection) -> None:
+    """projections.jsonb_of (0026): jsonb cannot hold U+0000, so the projections read it as U+FFFD;
+    the text \\u0000 (an escaped backslash, then letters) stays as it is, however many
+    backslashes come before."""
+    value = ["a\x00b", "\\u0000", "\\\x00", "\\\\u0000", "\x00\x00", "plain"]
+    body = orjson.dumps({"extensions": {"https://ext.example.org/v": value}}).decode()
+    got = await conn.fetchval("SELECT projections.jsonb_of($1::text::json)::text", body)
+    assert orjson.loads(got)["extensions"]["https://ext.example.org/v"] == [v.replace("\x00", "\ufffd") for v in value]
+    plain = orjson.dumps({"a": "b\\u0000"}).decode()  # no NUL at all: cast as it is
+    got = await conn.fetchval("SELECT projections.jsonb_of($1::text::json)::text", plain)
+    assert orjson.loads(got) == {"a": "b\\u0000"}

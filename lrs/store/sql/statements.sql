@@ -204,7 +204,8 @@ SELECT st.last_position,
        -- ANALYZE the planner thinks it holds a row or two and took the (store_id, position)
        -- index, scanning the whole store per id; ORDER BY statement_id makes the primary key
        -- the cheaper plan whatever the statistics say (LATERAL ... LIMIT is not flattened).
-       (SELECT coalesce(jsonb_object_agg(f.id::text, f.payload), '{}'::jsonb)
+       -- json, not jsonb: a stored body may hold U+0000 in an extension value
+       (SELECT coalesce(json_object_agg(f.id::text, f.payload), '{}'::json)
           FROM unnest($2::uuid[]) AS i(id)
           CROSS JOIN LATERAL (
               SELECT s.statement_id AS id, e.payload
