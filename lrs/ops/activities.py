@@ -15,18 +15,25 @@ from lrs.ops.documents import activity_id as parse_activity_id
 from lrs.ops.principal import Principal
 
 LANGUAGE_MAPS = ("name", "description")
+# What describes an interaction Activity (Data 2.4.4.1): replaced as a whole when the type changes.
+INTERACTION_PROPERTIES = frozenset({"interactionType", "correctResponsesPattern", "choices", "scale", "source",
+                                    "target", "steps"})
 
 Definitions = Callable[[int, list[str]], Awaitable[dict[str, dict[str, Any]]]]
 
 
 def merge_definition(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` over ``old``: language maps merged key by key, other properties replaced.
+    """``new`` over ``old``: language maps merged key by key, other properties replaced; when
+    ``new`` names another interactionType, ``old``'s interaction properties are dropped first.
 
     The same rule as the SQL function ``spor_merge_definition`` (migration 0016), which merges
     into the stored definition; tests/integration/test_append_paths.py compares the two.
     """
     if not old:
         return dict(new)
+    if "interactionType" in new and old.get("interactionType") != new["interactionType"]:
+        # another interaction type: the new one's components, none of the old one's (0027)
+        old = {k: v for k, v in old.items() if k not in INTERACTION_PROPERTIES}
     out = {**old, **new}
     for prop in LANGUAGE_MAPS:
         if isinstance(old.get(prop), dict) and isinstance(new.get(prop), dict):

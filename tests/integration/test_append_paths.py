@@ -191,15 +191,28 @@ MERGE_CASES = [
      {"interactionType": "choice", "choices": [{"id": "a"}]}),
     ({"name": "not a map"}, {"name": {"en-US": "A"}}),
     ({"name": {"en-US": "A"}}, {"moreInfo": "https://m"}),
+    # another interaction type: the old one's components go (0027); the same type or none keeps them
+    ({"name": {"en-US": "Q"}, "interactionType": "choice", "choices": [{"id": "a"}], "correctResponsesPattern": ["a"]},
+     {"interactionType": "likert", "scale": [{"id": "1"}, {"id": "2"}]}),
+    ({"interactionType": "matching", "source": [{"id": "s"}], "target": [{"id": "t"}]},
+     {"interactionType": "sequencing", "choices": [{"id": "a"}], "correctResponsesPattern": ["a"]}),
+    ({"interactionType": "choice", "choices": [{"id": "a"}]}, {"interactionType": "choice"}),
+    ({"interactionType": "choice", "choices": [{"id": "a"}]}, {"name": {"en-US": "Q"}}),
+    ({"name": {"en-US": "Q"}, "type": "http://adlnet.gov/expapi/activities/cmi.interaction"},
+     {"interactionType": "true-false", "correctResponsesPattern": ["true"]}),
 ]
 
 
 async def test_the_sql_merge_of_definitions_is_the_python_one(conn: asyncpg.Connection) -> None:
-    """spor_merge_definition (0016) and lrs.ops.activities.merge_definition (the fold of one
-    batch) are one rule: language maps merged, other properties replaced, also by less."""
+    """spor_merge_definition (0016, 0027) and lrs.ops.activities.merge_definition (the fold of one
+    batch) are one rule: language maps merged, other properties replaced, also by less; another
+    interaction type replaces the interaction as a whole."""
     for stored, incoming in MERGE_CASES:
         got = await conn.fetchval("SELECT spor_merge_definition($1::jsonb, $2::jsonb)", stored, incoming)
         assert got == merge_definition(stored, incoming), (stored, incoming)
+    likert = merge_definition(*MERGE_CASES[-5])
+    assert likert == {"name": {"en-US": "Q"}, "interactionType": "likert", "scale": [{"id": "1"}, {"id": "2"}]}
+    assert merge_definition(*MERGE_CASES[-3])["choices"] == [{"id": "a"}]  # same type, choices not repeated
 
 
 async def test_a_definition_is_unchanged_exactly_when_its_merge_changes_nothing(conn: asyncpg.Connection) -> None:
