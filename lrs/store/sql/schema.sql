@@ -139,5 +139,6 @@ spor_merge_definitions(p_store bigint, p_defs jsonb, p_names jsonb) RETURNS void
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
+spor_store_horizon(p_store bigint) RETURNS TABLE(last_position bigint, consistent_through timestamp with time zone)
 spor_upsert_definitions(p_store bigint, p_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS void
 spor_write_store() RETURNS bigint

@@ -112,12 +112,9 @@ WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
 -- name: store_horizon
 -- The newest committed position (paging horizon) and the Consistent-Through time of a store.
 -- When no append holds the store's lock, every append still to come will get a stored time
--- after now, so now is consistent; otherwise the last committed stored time is.
-SELECT last_position,
-       CASE WHEN pg_try_advisory_xact_lock_shared(1397772114, $1::int)
-            THEN date_trunc('milliseconds', clock_timestamp())
-            ELSE coalesce(last_stored, created_at) END AS consistent_through
-FROM stores WHERE id = $1;
+-- not before now, so now is consistent; otherwise the last committed stored time is. The row
+-- is read after the lock is tried, in a snapshot of its own (migration 0028).
+SELECT * FROM spor_store_horizon($1);
 
 -- name: term_positions_desc
 -- The positions of a page of a query by filter term, newest first: the driving term plus
