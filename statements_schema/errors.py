@@ -83,6 +83,11 @@ def _custom(schema: Any, keyword: str) -> str | None:
     return None
 
 
+# The message of an unknown property that is a known one in another case (ranked above a missing
+# one: "Actor: ..." says more than "actor: is required").
+CASE_HINT = "unknown property; property names are case-sensitive"
+
+
 def describe(
     keyword: str,
     schema: Any,
@@ -98,8 +103,14 @@ def describe(
     custom = _custom(schema, keyword)
     path = list(path)
     if keyword == "additionalProperties":
-        key = detail if isinstance(detail, str) else sorted(detail)[0]
-        return failure([*path, key], custom or "unknown property")
+        unknown = [detail] if isinstance(detail, str) else sorted(detail)
+        known = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+        # a known property in another case ("Actor"): say so, the likeliest mistake
+        typos = [(k, m) for k in unknown for m in sorted(known) if isinstance(k, str) and k.lower() == m.lower()]
+        if typos and not custom:
+            key, meant = typos[0]
+            return failure([*path, key], f"{CASE_HINT} (did you mean {meant}?)")
+        return failure([*path, unknown[0]], custom or "unknown property")
     if keyword == "dependencies":
         return failure(path, custom or f"{detail} is required here")
     if keyword == "required":

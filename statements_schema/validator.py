@@ -20,7 +20,7 @@ import jsonschema
 import jsonschema_rs
 
 from . import semantic
-from .errors import PathSegment, ValidationFailure, describe, pick
+from .errors import CASE_HINT, PathSegment, ValidationFailure, describe, pick
 from .loader import schema_version, shared_root_schema
 
 # Tie-breaks between errors at the same depth: combinator errors (oneOf/anyOf) are the least
@@ -33,6 +33,15 @@ _KEYED = frozenset({"additionalProperties", "required"})
 def _rank(keyword: str, path: list[PathSegment]) -> tuple[int, int]:
     depth = len(path) + (1 if keyword in _KEYED else 0)
     return depth, _RANK.get(keyword, 2)
+
+
+def _ranked(keyword: str, path: list[PathSegment], found: ValidationFailure) -> tuple[int, int, ValidationFailure]:
+    """``found`` with its rank; an unknown property that is a known one in another case outranks
+    the missing property it stands for."""
+    depth, rank = _rank(keyword, path)
+    if keyword == "additionalProperties" and found.message.startswith(CASE_HINT):
+        rank = 3
+    return depth, rank, found
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,7 +78,7 @@ def _map_rs_error(root: Mapping[str, Any], error: Any) -> tuple[int, int, Valida
         schema_path = list(inner.schema_path)
     keyword = str(schema_path[-1]) if schema_path else kind.name
     schema = _subschema(root, schema_path[:-1])
-    return (*_rank(keyword, path), _describe(keyword, schema, path, instance))
+    return _ranked(keyword, path, _describe(keyword, schema, path, instance))
 
 
 def schema_errors_fast(obj: object, version: str, entry: str) -> ValidationFailure | None:
@@ -104,7 +113,7 @@ def _map_py_error(error: jsonschema.ValidationError) -> tuple[int, int, Validati
     if "propertyNames" in error.relative_schema_path:
         # jsonschema reports a bad key at the map's path with the key as the instance.
         path.append(instance)
-    return (*_rank(keyword, path), _describe(keyword, error.schema, path, instance))
+    return _ranked(keyword, path, _describe(keyword, error.schema, path, instance))
 
 
 def schema_errors_reference(obj: object, version: str, entry: str) -> ValidationFailure | None:

@@ -132,6 +132,19 @@ def test_unknown_property_message() -> None:
     assert str(info.value) == "actor.foo: unknown property"
 
 
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_property_in_another_case_says_so_rather_than_that_the_right_one_is_missing(reference: bool) -> None:
+    stmt = corpus.minimal()
+    stmt["Actor"] = stmt.pop("actor")
+    with pytest.raises(ValidationFailure) as info:
+        validate_statement(stmt, "1.0.3", reference=reference)
+    assert str(info.value) == "Actor: unknown property; property names are case-sensitive (did you mean actor?)"
+    stmt = corpus.minimal()
+    stmt["actor"]["MBOX"] = stmt["actor"].pop("mbox")
+    with pytest.raises(ValidationFailure, match=r"^actor\.MBOX: unknown property; .* \(did you mean mbox\?\)$"):
+        validate_statement(stmt, "2.0.0", reference=reference)
+
+
 def test_missing_property_message() -> None:
     stmt = corpus.minimal()
     del stmt["verb"]

@@ -228,6 +228,7 @@ def cases() -> list[Case]:
     bad("missing object", _mk(minimal, _set("object", ...)), "object")
     bad("unknown top-level property", _mk(minimal, _set("foo", 1)), "foo")
     bad("key case must match (Actor)", _mk(minimal, _set("Verb", VERB)), "Verb")
+    bad("key in another case, the right one missing", _mk(minimal, _set("Verb", VERB), _set("verb", ...)), "Verb")
     bad("null value outside extensions", _mk(typical, _set("result.success", None)), "result.success")
 
     # --- id / uuids --------------------------------------------------------------------------
