@@ -83,6 +83,10 @@ def _custom(schema: Any, keyword: str) -> str | None:
     return None
 
 
+# Every objectType value, by its lower case (a wrong case is named as such).
+_OBJECT_TYPES = {t.lower(): t for t in ("Agent", "Group", "Activity", "StatementRef", "SubStatement",
+                                        "contextAgent", "contextGroup")}
+
 # The message of an unknown property that is a known one in another case (ranked above a missing
 # one: "Actor: ..." says more than "actor: is required").
 CASE_HINT = "unknown property; property names are case-sensitive"
@@ -122,6 +126,10 @@ def describe(
     if keyword == "type":
         return failure(path, _type_message(detail))
     if keyword == "const":
+        proper = _OBJECT_TYPES.get(instance.lower()) if isinstance(instance, str) else None
+        if path and path[-1] == "objectType" and proper is not None and proper != instance:
+            return failure(path, f"must be {detail!r}; objectType values are case-sensitive: "
+                                 f"{instance!r} is written {proper!r}")
         return failure(path, f"must be {detail!r}")
     if keyword == "enum":
         return failure(path, "must be one of " + ", ".join(repr(v) for v in detail))

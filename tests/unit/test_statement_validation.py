@@ -145,6 +145,16 @@ def test_a_property_in_another_case_says_so_rather_than_that_the_right_one_is_mi
         validate_statement(stmt, "2.0.0", reference=reference)
 
 
+@pytest.mark.parametrize("reference", [False, True])
+def test_an_object_type_in_another_case_is_named_as_such(reference: bool) -> None:
+    stmt = corpus.minimal()
+    stmt["actor"] = {"objectType": "group", "member": [stmt["actor"]]}
+    with pytest.raises(ValidationFailure) as info:
+        validate_statement(stmt, "1.0.3", reference=reference)
+    assert str(info.value) == ("actor.objectType: must be 'Agent'; objectType values are case-sensitive: "
+                               "'group' is written 'Group'")
+
+
 def test_missing_property_message() -> None:
     stmt = corpus.minimal()
     del stmt["verb"]
