@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
 
 import asyncpg
 import pytest
@@ -125,15 +126,17 @@ async def test_a_recent_consistent_through_is_reused_only_within_its_max_age(db_
         await pool.close()
 
 
-async def test_every_statement_stored_before_consistent_through_is_in_the_page_read_with_it(
+async def test_every_statement_stored_by_consistent_through_is_in_the_page_read_with_it(
         db_url: str, conn: asyncpg.Connection) -> None:
     """Communication 2.1.3: Consistent-Through is a time before which every statement "stored" is
     available. Writers in three processes' worth of pools append while readers query: every page
-    must hold every statement whose stored time is before the page's Consistent-Through. An
-    incremental reader that asks since the last Consistent-Through relies on it, and would lose
-    a statement for good otherwise. (store_horizon read the store's row in the snapshot taken
-    before it tried the append lock: an append that committed in between was outside the page,
-    yet older than its "now". This test failed in three of four runs then; migration 0028.)"""
+    must hold every statement stored at or before the page's Consistent-Through. An incremental
+    reader that asks since the last Consistent-Through (since is exclusive) relies on it, and
+    would lose a statement for good otherwise. It failed twice over: store_horizon read the
+    store's row in the snapshot taken before it tried the append lock, so an append that
+    committed in between was outside the page yet older than its "now" (three of four runs
+    before 0028); and two appends in one millisecond shared a stored time, so one still in
+    flight had the page's Consistent-Through (three of three runs before 0029)."""
     store = await _store(conn)
     pools = [await create_pool(db_url, min_size=2, max_size=3) for _ in range(3)]
     repos = [PgStatementRepository(p) for p in pools]
@@ -165,5 +168,31 @@ async def test_every_statement_stored_before_consistent_through_is_in_the_page_r
     stored = await conn.fetch("SELECT statement_id::text AS id, stored FROM statements WHERE store_id = $1", store)
     assert len(pages) > 100 and len(stored) > 100, (len(pages), len(stored))
     for ids, through in pages:
-        missing = [r["id"] for r in stored if r["stored"] < through and r["id"] not in ids]
-        assert not missing, f"Consistent-Through {through}, yet {len(missing)} statements stored before it missing"
+        # at or before: a client that asks since the last Consistent-Through (since is exclusive)
+        # would otherwise never see a statement stored in that very millisecond
+        missing = [r["id"] for r in stored if r["stored"] <= through and r["id"] not in ids]
+        assert not missing, f"Consistent-Through {through}, yet {len(missing)} statements stored by then missing"
+
+
+async def test_an_append_is_stored_after_the_last_one_never_with_it(db_url: str, conn: asyncpg.Connection) -> None:
+    """Stored times strictly increase from append to append (0029), so nothing can be stored in
+    the millisecond of a Consistent-Through already handed out. With the store's last stored time
+    ahead of the clock (as after appends in the same millisecond), the next append, by either
+    path (the one-call function, or the general one a StatementRef takes), is a millisecond
+    after it, not at it."""
+    store = await _store(conn)
+    pool = await create_pool(db_url)
+    try:
+        repo = PgStatementRepository(pool)
+        first = {"id": str(uuid.uuid4()), **statement(actor="kari")}
+        for sent in ([first], [{"id": str(uuid.uuid4()), "actor": {"mbox": "mailto:ola@example.org"},
+                                "verb": {"id": "http://example.org/verbs/confirmed"},
+                                "object": {"objectType": "StatementRef", "id": first["id"]}}]):
+            ahead = await conn.fetchval("UPDATE stores SET last_stored = date_trunc('milliseconds', now()) "
+                                        "+ interval '1 hour' WHERE id = $1 RETURNING last_stored", store)
+            await store_statements(repo, principal(store), "1.0.3", sent)
+            got = await conn.fetchval("SELECT stored FROM statements WHERE store_id = $1 AND statement_id = $2::uuid",
+                                      store, sent[0]["id"])
+            assert got == ahead + timedelta(milliseconds=1), (got, ahead)
+    finally:
+        await pool.close()

@@ -5,9 +5,11 @@
 SELECT pg_advisory_xact_lock(1397772114, $1::int);
 
 -- name: append_position_and_stored
--- After the append lock: the last position and this append's stored time (never going back).
+-- After the append lock: the last position and this append's stored time (a millisecond after
+-- the last one's at least, migration 0029).
 SELECT last_position,
-       greatest(coalesce(last_stored, '-infinity'), date_trunc('milliseconds', clock_timestamp())) AS stored
+       greatest(coalesce(last_stored + interval '1 millisecond', '-infinity'),
+                date_trunc('milliseconds', clock_timestamp())) AS stored
 FROM stores
 WHERE id = $1;
 
@@ -196,7 +198,8 @@ SELECT set_config('spor.store_ids', $1::bigint::text, true),
 -- Under the append lock: the counter, this append's stored time, which of the ids are stored
 -- (with their statements, to compare a re-sent id), and the terms of StatementRef targets.
 SELECT st.last_position,
-       greatest(coalesce(st.last_stored, '-infinity'), date_trunc('milliseconds', clock_timestamp())) AS stored,
+       greatest(coalesce(st.last_stored + interval '1 millisecond', '-infinity'),
+                date_trunc('milliseconds', clock_timestamp())) AS stored,
        -- each id looked up on its own in the primary key. Before a growing store's first
        -- ANALYZE the planner thinks it holds a row or two and took the (store_id, position)
        -- index, scanning the whole store per id; ORDER BY statement_id makes the primary key
