@@ -15,7 +15,8 @@ from lrs.ops.documents import activity_id as parse_activity_id
 from lrs.ops.principal import Principal
 
 LANGUAGE_MAPS = ("name", "description")
-# What describes an interaction Activity (Data 2.4.4.1): replaced as a whole when the type changes.
+# What describes an interaction Activity (Data 2.4.4.1): replaced as a whole by a definition naming
+# its interactionType (migration 0030).
 INTERACTION_PROPERTIES = frozenset({"interactionType", "correctResponsesPattern", "choices", "scale", "source",
                                     "target", "steps"})
 
@@ -24,15 +25,16 @@ Definitions = Callable[[int, list[str]], Awaitable[dict[str, dict[str, Any]]]]
 
 def merge_definition(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
     """``new`` over ``old``: language maps merged key by key, other properties replaced; when
-    ``new`` names another interactionType, ``old``'s interaction properties are dropped first.
+    ``new`` names an interactionType, ``old``'s interaction properties are dropped first.
 
     The same rule as the SQL function ``spor_merge_definition`` (migration 0016), which merges
     into the stored definition; tests/integration/test_append_paths.py compares the two.
     """
     if not old:
         return dict(new)
-    if "interactionType" in new and old.get("interactionType") != new["interactionType"]:
-        # another interaction type: the new one's components, none of the old one's (0027)
+    if "interactionType" in new:
+        # the interaction as a whole (0030): merging stays associative, so a group folded first
+        # and merged once ends as its statements merged one by one would
         old = {k: v for k, v in old.items() if k not in INTERACTION_PROPERTIES}
     out = {**old, **new}
     for prop in LANGUAGE_MAPS:
