@@ -7,6 +7,7 @@ import binascii
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -232,12 +233,17 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     return q, fmt, parse_bool(params, "attachments")
 
 
-def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int) -> str:
+def _encode_more(q: Query, fmt: str, attachments: bool, after: int, horizon: int, through: datetime) -> str:
+    # through: the first page's Consistent-Through, which every page of the query reports. The
+    # pages read up to the first page's horizon, so a later Consistent-Through would claim
+    # statements stored since then that no page holds (a client reading incrementally since the
+    # last page's value would never see them).
     state = {
         "agent": q.agent, "verb": q.verb, "activity": q.activity, "registration": q.registration,
         "ra": q.related_activities, "rg": q.related_agents,
         "since": q.since.isoformat() if q.since else None, "until": q.until.isoformat() if q.until else None,
         "limit": q.limit, "asc": q.ascending, "after": after, "horizon": horizon, "fmt": fmt, "att": attachments,
+        "ct": through.isoformat(),
     }
     token = base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
     return f"{PATH}?more={token}"
@@ -249,7 +255,16 @@ def _position(value: Any) -> int:
     return value
 
 
-def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool]:
+def _through(value: Any) -> datetime | None:
+    """The Consistent-Through a more token carries (None in tokens made before it did)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or (through := datetime.fromisoformat(value)).tzinfo is None:
+        raise ValueError("not a Consistent-Through")
+    return through
+
+
+def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool, datetime | None]:
     # The token is the client's to send back, and so to forge: it may ask no more than a query
     # could (every member checked as the query's parameters are; the limit cut to the maximum).
     try:
@@ -267,9 +282,11 @@ def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool]:
             limit=s["limit"], ascending=bool(s["asc"]), after=_position(s["after"]),
             horizon=_position(s["horizon"]),
         )
+        through = _through(s.get("ct"))
     except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError, BadRequest):
         raise BadRequest("more: not a valid continuation token") from None
-    return replace(q, limit=max_limit if q.limit == 0 else min(q.limit, max_limit)), str(s["fmt"]), bool(s["att"])
+    limit = max_limit if q.limit == 0 else min(q.limit, max_limit)
+    return replace(q, limit=limit), str(s["fmt"]), bool(s["att"]), through
 
 
 async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachments: bool,
@@ -312,18 +329,20 @@ async def get_statements(request: Request) -> Response:
     if "more" in params:
         if len(params) > 1:
             raise BadRequest("a more URL takes no other parameters")
-        q, fmt, attachments = _decode_more(params["more"], request.app.state.settings.query_limit_max)
+        q, fmt, attachments, first_through = _decode_more(params["more"], request.app.state.settings.query_limit_max)
     else:
         q, fmt, attachments = _parse_query(request, version)
+        first_through = None
     asked = {k: v for k, v in params.items() if k != "more"} | {"agent": q.agent, "more": "more" in params}
     q = replace(q, attachments=attachments)
     page = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
     rows, horizon = page.rows, page.horizon
-    headers = {"X-Experience-API-Consistent-Through": format_timestamp(page.consistent_through)}
+    through = page.consistent_through if first_through is None else first_through
+    headers = {"X-Experience-API-Consistent-Through": format_timestamp(through)}
     more = ""
     if len(rows) > q.limit:
         rows = rows[: q.limit]
-        more = _encode_more(q, fmt, attachments, rows[-1].position, horizon)
+        more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
     parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs)
     json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
     if rows and version == "2.0.0":

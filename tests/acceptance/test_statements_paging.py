@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import orjson
 
+from lrs.ops.timestamps import parse_timestamp
 from tests.conftest import Server, make_tenant, xapi_client
 from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import agent, statement, with_id
@@ -126,6 +127,28 @@ async def test_statements_arriving_between_pages_cause_no_repeats_or_skips(
         seen += [s["id"] for s in page["statements"]]
     assert len(seen) == len(set(seen)), "a statement was returned twice"
     assert [sid for sid in seen if sid in made] == made[::-1], "an original statement was skipped or reordered"
+
+
+async def test_every_page_of_a_query_reports_the_first_page_s_consistent_through(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
+    """The pages of a query read up to the first page's horizon, so each reports the first page's
+    Consistent-Through: a later one would claim statements stored since that no page holds, and a
+    client reading incrementally since the last page's value would never see them."""
+    kari = unique("kari")
+    await post_each(xapi, kari, 3)
+    r = await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "1"})
+    first = r.headers["X-Experience-API-Consistent-Through"]
+    page, throughs = r.json(), []
+    while page["more"]:
+        late = await post_each(xapi, kari, 1)  # stored after the first page, in no page of this query
+        r = await xapi.get(server.base_url + page["more"])
+        page = r.json()
+        throughs.append(r.headers["X-Experience-API-Consistent-Through"])
+        assert late[0] not in [s["id"] for s in page["statements"]]
+    assert len(throughs) == 2 and set(throughs) == {first}, (first, throughs)
+    stored = (await xapi.get("/statements", params={"statementId": late[0]})).json()["stored"]
+    assert parse_timestamp(first) < parse_timestamp(stored)
 
 
 async def test_statements_arriving_between_ascending_pages_cause_no_repeats_or_skips(
