@@ -16,6 +16,7 @@ import re
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.http.errors import error_response
@@ -164,7 +165,9 @@ class AlternateRequestMiddleware:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                # the body never completed: nothing of it is acted on (a form cut off before its
+                # If-Match would otherwise be applied without it)
+                raise ClientDisconnect()
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from lrs.errors import LRSError
@@ -38,8 +38,18 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 
+# The status a request the client gave up on is logged and counted with (nginx's "client closed
+# request"); the response is never sent, there is no one to send it to.
+CLIENT_GONE = 499
+
+
 def internal_error(exc: Exception, headers: dict[str, str] | None = None) -> Response:
-    """The 500 of an unexpected exception (logged with its traceback); its text stays in the log."""
+    """The 500 of an unexpected exception (logged with its traceback); its text stays in the log.
+    A client that hung up before its body arrived is not an error of the server: noted, and
+    answered (to no one) with CLIENT_GONE. Nothing of such a request is applied."""
+    if isinstance(exc, ClientDisconnect):
+        log.info("client_disconnected")
+        return error_response(CLIENT_GONE, "the client closed the connection before its request was complete")
     log.exception("unhandled_error", error=repr(exc))
     return error_response(500, "internal error; the request was not applied", headers)
 
