@@ -471,4 +471,14 @@ async def shape(
         return [orjson.dumps(_ids(s)) for s in statements]
     ids = sorted(set().union(*(activity_ids(s) for s in statements))) if statements else []
     definitions = await repo.canonical_definitions(store_id, ids)
-    return [orjson.dumps(_canonical(s, accept_languages, definitions)) for s in statements]
+    shaped = []
+    for s in statements:
+        try:
+            shaped.append(orjson.dumps(_canonical(s, accept_languages, definitions)))
+        except TypeError:
+            # A canonical definition nested so deep (its extensions) that, put in place deeper in
+            # this statement, the whole is deeper than JSON is written (254 levels): this
+            # statement keeps the definitions it carries (languages still cut). One statement's
+            # definition must not make every statement naming that activity unreadable.
+            shaped.append(orjson.dumps(_canonical(s, accept_languages, {})))
+    return shaped

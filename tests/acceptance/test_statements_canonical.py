@@ -31,3 +31,27 @@ async def test_canonical_format_uses_the_canonical_definition_in_the_asked_langu
                           headers={"Accept-Language": "en-US"})
     names = [s["object"]["definition"]["name"] for s in page.json()["statements"]]
     assert names == [{"en-US": "Hand hygiene"}, {"en-US": "Hand hygiene"}]
+
+
+async def test_a_deeply_nested_canonical_definition_does_not_make_other_statements_unreadable(
+        xapi: httpx.AsyncClient) -> None:
+    """An Activity definition may nest its extensions nearly as deep as JSON is written here (254
+    levels), and is accepted. Put in place deeper in another statement (a context activity), the
+    whole would be deeper than that: the canonical read of every statement naming the activity was
+    a 500. That statement now keeps the definition it carries; the rest of it is canonical."""
+    activity = f"https://courses.example.org/deep-{uuid.uuid4().hex[:8]}"
+    value: object = "bottom"
+    for _ in range(249):  # the deep statement is written (254 levels), the other one with it in place not
+        value = [value]
+    deep = statement()
+    deep["object"] = {"id": activity, "definition": {"extensions": {"https://ext.example.org/deep": value}}}
+    assert (await xapi.post("/statements", json=deep)).status_code == 200
+    other = statement(actor="ola")
+    other["context"] = {"contextActivities": {"parent": [{"id": activity}]}}
+    other_id = (await xapi.post("/statements", json=other)).json()[0]
+    r = await xapi.get("/statements", params={"statementId": other_id, "format": "canonical"})
+    assert r.status_code == 200, r.text
+    assert r.json()["context"]["contextActivities"]["parent"] == [{"id": activity}]
+    page = await xapi.get("/statements", params={"activity": activity, "related_activities": "true",
+                                                 "format": "canonical"})
+    assert page.status_code == 200 and len(page.json()["statements"]) == 2, page.text
