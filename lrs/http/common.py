@@ -43,7 +43,7 @@ async def principal(request: Request) -> Principal:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing with 413 as soon as it grows past ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -125,4 +125,5 @@ class RequestMiddleware:
 def _has_body(headers: Headers) -> bool:
     """Whether a request declares a body: a Content-Length above 0, or a chunked one."""
     length = headers.get("content-length", "").strip()
-    return (length.isdigit() and int(length) > 0) or "chunked" in headers.get("transfer-encoding", "").lower()
+    declared = length.isascii() and length.isdigit() and int(length) > 0
+    return declared or "chunked" in headers.get("transfer-encoding", "").lower()

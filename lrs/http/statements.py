@@ -211,7 +211,7 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     if fmt not in FORMATS:
         raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
     limit_raw = params.get("limit", "0")
-    if not limit_raw.isdigit():
+    if not (limit_raw.isascii() and limit_raw.isdigit()):
         raise BadRequest(f"limit: must be a non-negative integer, got {limit_raw!r}")
     limit = int(limit_raw)
     limit = settings.query_limit_max if limit == 0 else min(limit, settings.query_limit_max)

@@ -569,6 +569,8 @@ async def test_unknown_parameter_or_known_one_in_wrong_case_is_400(
         ("until", "2024-13-45T99:00:00Z"),
         ("limit", "-1"),
         ("limit", "ten"),
+        ("limit", "\u00b2"),  # a superscript two: a digit to str.isdigit, not to int() (was a 500)
+        ("limit", "\u0663"),  # an Arabic-Indic three: int() reads it, a limit is written in ASCII
         ("ascending", "yes"),
         ("related_agents", "1"),
         ("related_activities", "TRUE!"),
