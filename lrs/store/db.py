@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 import structlog
 
-from lrs.errors import Conflict, LRSError, ServiceUnavailable
+from lrs.errors import BadRequest, Conflict, LRSError, ServiceUnavailable
 from lrs.store.migrate import migrate
 from lrs.store.queries import sql
 
@@ -200,6 +200,13 @@ def translate(exc: BaseException) -> LRSError | None:
         return ServiceUnavailable("the connection to the database was cut; send the request again",
                                   headers={"Retry-After": "1"})
     state = str(getattr(exc, "sqlstate", "") or "")
+    if isinstance(exc, asyncpg.PostgresError) and state == "54000":
+        # program_limit_exceeded: above all an identifier too long for a B-tree entry (about
+        # 2,700 bytes: a verb or activity id, an agent's key or name, a document's stateId), which
+        # is the request's, not a fault of the server
+        key = _INDEXED.get(str(getattr(exc, "constraint_name", "") or ""), "") or next(
+            (what for index, what in _INDEXED.items() if index in str(exc)), "a value")
+        return BadRequest(f"{key} is too long for Spor to index (about 2,600 bytes at most): {str(exc)[:200]}")
     if isinstance(exc, asyncpg.PostgresError) and state in _NOT_NOW:
         # A database that cannot now (out of disk, shutting down, an I/O error) is not a fault
         # of the request: 503 asks the client to send it again, where a 500 may make e-learning
@@ -210,6 +217,14 @@ def translate(exc: BaseException) -> LRSError | None:
                                   headers={"Retry-After": "5"})
     return None
 
+
+# What each index a long value can overflow holds, for the 400 that says so.
+_INDEXED = {
+    "statement_terms_pkey": "an identifier of the statement (an agent, verb or activity id)",
+    "activities_pkey": "an activity id",
+    "agent_names_pkey": "an agent's name with its identifier",
+    "documents_pkey": "the document's activityId, agent and stateId/profileId together",
+}
 
 # SQLSTATEs of a database that cannot serve now but will (PostgreSQL, Appendix A): out of
 # resources (not out_of_memory 53200, which one oversized request can cause, again on retry),

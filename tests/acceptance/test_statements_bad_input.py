@@ -8,7 +8,10 @@ Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import random
+import string
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -384,3 +387,26 @@ async def test_a_nul_in_an_attachment_part_header_is_400(xapi: httpx.AsyncClient
             + sha2.encode() + b"\r\n\r\n" + content + b"\r\n--x--\r\n")
     r = await xapi.post("/statements", content=body, headers={"Content-Type": "multipart/mixed; boundary=x"})
     assert r.status_code == 400 and "NUL" in r.text, r.text
+
+
+async def test_an_identifier_too_long_to_index_is_400_and_its_neighbours_are_stored(
+        xapi: httpx.AsyncClient) -> None:
+    """A B-tree entry holds about 2,700 bytes: a verb id of 3,000 random letters (random, so
+    PostgreSQL cannot compress it) was a 500. It is refused with 400 saying what is too long; the
+    requests group commit joined with it are stored (a robustness probe sent them together)."""
+    letters = "".join(random.choice(string.ascii_letters) for _ in range(3000))
+    long_verb = with_id(statement(actor=unique("kari")))
+    long_verb["verb"] = {"id": "http://example.org/verbs/" + letters}
+    good = [with_id(statement(actor=unique("ola"))) for _ in range(6)]
+    answers = await asyncio.gather(xapi.post("/statements", json=long_verb),
+                                   *(xapi.post("/statements", json=g) for g in good))
+    assert answers[0].status_code == 400, answers[0].text
+    assert "too long for Spor to index" in error_message(answers[0]) and "verb" in error_message(answers[0])
+    assert [a.status_code for a in answers[1:]] == [200] * len(good)
+    for g in good:
+        assert (await xapi.get("/statements", params={"statementId": g["id"]})).status_code == 200
+    await assert_not_stored(xapi, long_verb["id"])
+    r = await xapi.put("/activities/state", params={
+        "activityId": "https://courses.example.org/a", "agent": '{"mbox":"mailto:kari@example.org"}',
+        "stateId": letters}, json={"page": 1})
+    assert r.status_code == 400 and "stateId" in error_message(r), r.text
