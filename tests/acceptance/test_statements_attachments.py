@@ -339,6 +339,22 @@ async def test_signed_statement_with_valid_rs256_signature_is_200_and_returned_w
     assert part_bytes(parts[1]) == token
 
 
+async def test_a_signed_statement_is_validated_before_its_signature_is_compared(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """A signed statement with a timestamp outside the years 1 to 9999 in UTC was a 500: the
+    signature comparison read the time before the statement was refused for it. It is a 400
+    saying so now, as for the same statement unsigned (a robustness probe)."""
+    key, x5c = signer
+    s = with_id(statement(actor=unique("kari")))
+    s["timestamp"] = "0001-01-01T00:00:00+01:00"
+    token = compact_jws(key, x5c, orjson.dumps(s))
+    r = await post_multipart(xapi, sign(s, token), [(token, "application/octet-stream")])
+    assert r.status_code == 400, r.text
+    message = r.json()["error"]["message"]
+    assert message.startswith("timestamp:") or "out of range" in message, r.text
+
+
 async def test_signed_statement_whose_payload_bytes_were_tampered_with_is_400(
     xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
 ) -> None:

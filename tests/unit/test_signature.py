@@ -518,3 +518,15 @@ def test_rejects_payload_whose_listed_attachments_differ(
     ]
     message = _mismatch(lambda s: s["attachments"][0].update(sha2="cd" * 32), key, payload)
     assert message.endswith("(first difference at attachments[0].sha2)")
+
+
+def test_a_payload_that_cannot_be_compared_is_a_400_not_an_error(key: rsa.RSAPrivateKey) -> None:
+    """The statement is validated before its signature is checked (lrs/http/statements.py); its
+    JWS payload is not a statement the LRS validated: one with a time outside the years 1 to 9999
+    in UTC was an OverflowError (a 500)."""
+    received = base_statement()
+    far = copy.deepcopy(received)
+    far["timestamp"] = "0001-01-01T00:00:00+01:00"
+    token = jws({"alg": "RS256"}, json.dumps(far).encode(), key)
+    with pytest.raises(BadRequest, match=r"^signature: the JWS payload cannot be compared with the statement"):
+        verify_signed_statement(*signed(received, received=received, private_key=key, token=token))
