@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from lrs.errors import BadRequest, PayloadTooLarge
+from lrs.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from lrs.http import versions
 from lrs.ops import languages
 from lrs.ops.principal import Principal
@@ -41,7 +41,11 @@ async def principal(request: Request) -> Principal:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing with 413 as soon as it grows past ``limit`` bytes."""
+    """The whole body, refusing with 413 as soon as it grows past ``limit`` bytes, and with 415 a
+    body with a content coding (RFC 9110 8.4.1): Spor would otherwise read gzip as the content."""
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body unencoded")
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")

@@ -9,6 +9,7 @@ Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import random
 import string
@@ -410,3 +411,24 @@ async def test_an_identifier_too_long_to_index_is_400_and_its_neighbours_are_sto
         "activityId": "https://courses.example.org/a", "agent": '{"mbox":"mailto:kari@example.org"}',
         "stateId": letters}, json={"page": 1})
     assert r.status_code == 400 and "stateId" in error_message(r), r.text
+
+
+async def test_a_body_with_a_content_coding_is_415_and_nothing_is_stored(xapi: httpx.AsyncClient) -> None:
+    """RFC 9110 8.4.1: a content coding the server does not support is 415. A gzipped statement was
+    a 400 about invalid UTF-8, and a gzipped state document was stored as its gzip bytes under the
+    JSON type it named (a robustness probe)."""
+    s = with_id(statement(actor=unique("kari")))
+    packed = gzip.compress(orjson.dumps(s))
+    r = await xapi.post("/statements", content=packed,
+                        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 415 and "Content-Encoding 'gzip'" in error_message(r), r.text
+    await assert_not_stored(xapi, s["id"])
+    where = {"activityId": "https://courses.example.org/gz", "agent": '{"mbox":"mailto:kari@example.org"}',
+             "stateId": "gz-" + uuid.uuid4().hex}
+    r = await xapi.put("/activities/state", params=where, content=gzip.compress(b'{"page": 1}'),
+                       headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
+    assert r.status_code == 415, r.text
+    assert (await xapi.get("/activities/state", params=where)).status_code == 404
+    ok = await xapi.post("/statements", json=with_id(statement(actor=unique("ola"))),
+                         headers={"Content-Encoding": "identity"})
+    assert ok.status_code == 200, ok.text
