@@ -19,6 +19,7 @@ multi-megabyte attachment costs a few C-level scans and one copy of each part.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -391,15 +392,20 @@ def declared_content_types(statements: list[Any]) -> dict[str, str]:
     first one wins where statements share data). A response part carries it: where a part's
     Content-Type and its attachment's ``contentType`` are both given they MUST match
     (Communication 1.5.2.s2.b7), and the data may have arrived with another one or none (then
-    text/plain, RFC 2046). A value with a line break is left out: it cannot be a header."""
+    text/plain, RFC 2046). A value that is not printable ASCII (a line break, a control or a
+    non-ASCII character, which the schema's "; parameters" let through) is left out: a header
+    holds it badly or not at all."""
     declared: dict[str, str] = {}
     for attachment in statement_attachments(statements):
         sha2, content_type = attachment.get("sha2"), attachment.get("contentType")
         if isinstance(sha2, str) and isinstance(content_type, str):
             value = content_type.strip()
-            if "\r" not in value and "\n" not in value:
+            if _PRINTABLE_ASCII.fullmatch(value):
                 declared.setdefault(sha2.lower(), value)
     return declared
+
+
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
 
 
 def build_multipart_mixed(json_body: bytes, parts: list[AttachmentPart]) -> tuple[bytes, str]:

@@ -576,5 +576,7 @@ def test_declared_content_types_by_hash_first_wins_substatements_included_line_b
         {"attachments": [{"sha2": a, "contentType": "application/pdf"}, {"sha2": b, "contentType": " image/png "}]},
         {"attachments": [{"sha2": a, "contentType": "text/plain"}, {"sha2": c, "contentType": "text/plain\r\nX: 1"}],
          "object": {"objectType": "SubStatement", "attachments": [{"sha2": "d" * 64, "contentType": "text/csv"}]}},
+        {"attachments": [{"sha2": "e" * 64, "contentType": "text/plain; name=\u00e9"},
+                         {"sha2": "f" * 64, "contentType": "text/plain;\x0bX: y"}]},
     ]
     assert declared_content_types(statements) == {a: "application/pdf", b.lower(): "image/png", "d" * 64: "text/csv"}
