@@ -7,7 +7,7 @@ import binascii
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -217,7 +217,9 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     limit_raw = params.get("limit", "0")
     if not (limit_raw.isascii() and limit_raw.isdigit()):
         raise BadRequest(f"limit: must be a non-negative integer, got {limit_raw!r}")
-    limit = int(limit_raw)
+    # more digits than int() takes (4,300) were a 500; any limit that long is above the maximum
+    digits = limit_raw.lstrip("0") or "0"
+    limit = int(digits) if len(digits) <= 18 else settings.query_limit_max
     limit = settings.query_limit_max if limit == 0 else min(limit, settings.query_limit_max)
     registration = params.get("registration")
     if registration is not None:
@@ -265,7 +267,7 @@ def _through(value: Any) -> datetime | None:
         return None
     if not isinstance(value, str) or (through := datetime.fromisoformat(value)).tzinfo is None:
         raise ValueError("not a Consistent-Through")
-    return through
+    return through.astimezone(UTC)  # OverflowError outside the years 1 to 9999 in UTC
 
 
 def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool, datetime | None]:
@@ -287,7 +289,7 @@ def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool, datetime
             horizon=_position(s["horizon"]),
         )
         through = _through(s.get("ct"))
-    except (ValueError, KeyError, TypeError, binascii.Error, orjson.JSONDecodeError, BadRequest):
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError, BadRequest):
         raise BadRequest("more: not a valid continuation token") from None
     limit = max_limit if q.limit == 0 else min(q.limit, max_limit)
     return replace(q, limit=limit), str(s["fmt"]), bool(s["att"]), through

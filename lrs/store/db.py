@@ -206,7 +206,9 @@ def translate(exc: BaseException) -> LRSError | None:
         # is the request's, not a fault of the server
         key = _INDEXED.get(str(getattr(exc, "constraint_name", "") or ""), "") or next(
             (what for index, what in _INDEXED.items() if index in str(exc)), "a value")
-        return BadRequest(f"{key} is too long for Spor to index (about 2,600 bytes at most): {str(exc)[:200]}")
+        # what the database said stays in the log (it names relations and row positions)
+        log.info("value_too_long_to_index", error=str(exc)[:300])
+        return BadRequest(f"{key} is too long for Spor to index (about 2,600 bytes at most)")
     if isinstance(exc, asyncpg.PostgresError) and state in _NOT_NOW:
         # A database that cannot now (out of disk, shutting down, an I/O error) is not a fault
         # of the request: 503 asks the client to send it again, where a 500 may make e-learning

@@ -240,7 +240,10 @@ async def test_a_forged_more_token_asks_no_more_than_a_query_could(xapi: httpx.A
     assert r.status_code == 400
     # every member is checked as a query's parameters are (each of these was a 500)
     for bad in ({"after": 2**63}, {"horizon": -1}, {"verb": 123}, {"fmt": "bogus"},
-                {"since": "not a time"}, {"limit": "7"}):
+                {"since": "not a time"}, {"limit": "7"},
+                # a Consistent-Through outside the years 1 to 9999 in UTC, or without a zone
+                {"ct": "0001-01-01T00:00:00+01:00"}, {"ct": "9999-12-31T23:59:59-01:00"},
+                {"ct": "2026-01-01T00:00:00"}, {"ct": 5}):
         r = await xapi.get(server.base_url + forged(**bad))
         assert r.status_code == 400 and "continuation token" in r.text, (bad, r.text)
 

@@ -552,6 +552,16 @@ async def test_unknown_parameter_or_known_one_in_wrong_case_is_400(
     assert next(iter(params)) in r.json()["error"]["message"]
 
 
+async def test_a_limit_of_thousands_of_digits_is_the_server_maximum(xapi: httpx.AsyncClient) -> None:
+    """More digits than int() converts (4,300) were a 500; a limit that long is simply above the
+    server's maximum, as 10**9 is."""
+    assert (await xapi.post("/statements", json=[statement() for _ in range(3)])).status_code == 200
+    r = await xapi.get("/statements", params={"limit": "9" * 5000})
+    assert r.status_code == 200 and len(r.json()["statements"]) >= 3, r.text
+    r = await xapi.get("/statements", params={"limit": "0" * 5000 + "2"})  # leading zeros: 2
+    assert r.status_code == 200 and len(r.json()["statements"]) == 2, r.text
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [
