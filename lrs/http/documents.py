@@ -146,7 +146,7 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
         key, agent = _key(res, request, version)
         content, content_type = await _body(request)
         await ops.post_document(request.app.state.documents, who, key, agent, content, content_type,
-                                _preconditions(request))
+                                _preconditions(request), request.app.state.settings.max_document_bytes)
         return Response(status_code=204)
 
     async def delete(request: Request) -> Response:

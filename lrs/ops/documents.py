@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import orjson
 
 import statements_schema
-from lrs.errors import BadRequest, Conflict, NotFound, PreconditionFailed, PreconditionRequired
+from lrs.errors import BadRequest, Conflict, NotFound, PayloadTooLarge, PreconditionFailed, PreconditionRequired
 from lrs.ops import json_members
 from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, refusals_recorded
@@ -277,11 +277,13 @@ def _json_object(content: bytes, what: str) -> dict[str, str]:
         raise BadRequest(f"{what} is not a JSON object ({exc}); only objects can be merged") from None
 
 
-def decide_post(pre: Preconditions, content: bytes, content_type: str) -> Decide:
+def decide_post(pre: Preconditions, content: bytes, content_type: str, max_bytes: int | None = None) -> Decide:
     """POST: create, or merge a JSON object into a JSON object (Communication 2.2.s7, 2.2.s8).
 
     Only top-level properties are merged; the posted value replaces the stored one whole.
-    When either side is not application/json or not a JSON object: 400 and no change.
+    When either side is not application/json or not a JSON object: 400 and no change. A merge
+    whose result is larger than ``max_bytes`` is 413 and no change: the limit is on documents,
+    not only on request bodies, or merges would grow one past what a PUT could write back.
     """
     posted_json = is_json_type(content_type)
     # XAPI-00235: a JSON-typed POST must be a JSON object even when it creates the document.
@@ -300,7 +302,11 @@ def decide_post(pre: Preconditions, content: bytes, content_type: str) -> Decide
                              "application/json, so it cannot be merged; use PUT to replace it")
         stored = _json_object(current.content or b"", "the stored document")
         stored.update(posted)
-        return Write(MERGE, json_members.serialise(stored), current.content_type)
+        merged = json_members.serialise(stored)
+        if max_bytes is not None and len(merged) > max_bytes:
+            raise PayloadTooLarge(f"the merged document would be {len(merged)} bytes; the limit is {max_bytes} "
+                                  "bytes (nothing was changed)")
+        return Write(MERGE, merged, current.content_type)
 
     return decide
 
@@ -339,10 +345,12 @@ async def put_document(repo: DocumentRepository, principal: Principal, version: 
 
 
 async def post_document(repo: DocumentRepository, principal: Principal, key: DocKey, agent: dict[str, Any] | None,
-                        content: bytes, content_type: str, pre: Preconditions) -> None:
-    """Create the document, or merge a JSON object into the stored JSON object."""
+                        content: bytes, content_type: str, pre: Preconditions, max_bytes: int | None = None) -> None:
+    """Create the document, or merge a JSON object into the stored JSON object (at most
+    ``max_bytes`` after the merge)."""
     _require_write(principal, key.resource)
-    await repo.change(principal.store_id, key, agent, decide_post(pre, content, content_type), with_content=True)
+    await repo.change(principal.store_id, key, agent, decide_post(pre, content, content_type, max_bytes),
+                      with_content=True)
 
 
 async def delete_document(repo: DocumentRepository, principal: Principal, key: DocKey, pre: Preconditions) -> None:

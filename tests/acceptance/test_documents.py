@@ -293,6 +293,18 @@ async def test_a_document_over_the_size_limit_is_413(xapi: httpx.AsyncClient) ->
     assert (await get(xapi, "state")).status_code == 404
 
 
+async def test_a_merge_that_would_grow_a_document_past_the_size_limit_is_413(xapi: httpx.AsyncClient) -> None:
+    """The size limit is on documents, not only on request bodies: merges of bodies each under it
+    grew a state document to 30 MiB, which no PUT could write back (a probe). The merge that would
+    pass 16 MiB is 413, and the document stays as it was."""
+    chunk = "x" * (6 * 1024 * 1024)
+    assert (await post(xapi, "state", {"k0": chunk}, doc_id="grow")).status_code == 204
+    assert (await post(xapi, "state", {"k1": chunk}, doc_id="grow")).status_code == 204
+    r = await post(xapi, "state", {"k2": chunk}, doc_id="grow")
+    assert r.status_code == 413 and "merged document" in r.json()["error"]["message"], r.text
+    assert sorted((await get(xapi, "state", doc_id="grow")).json()) == ["k0", "k1"]
+
+
 async def test_documents_are_separated_by_store(xapi: httpx.AsyncClient, server: Any) -> None:
     from tests.conftest import make_tenant, xapi_client
     await put(xapi, "state", {"mine": True})
