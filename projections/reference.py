@@ -300,6 +300,11 @@ def people_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
                     out.append((line, RefEvent(kind, key, {"ifi": key, "person_id": person})))
         if isinstance(rec.get("employments"), list):
             jobs = [(f"employments[{i}].", e) for i, e in enumerate(rec["employments"])]
+        elif rec.get("employments") is not None:
+            # an object or a text where the list belongs: refused, not read as no employment (the
+            # person would drop out of compliance without a word)
+            r.err("employments", "must be a list of employment objects")
+            jobs = []
         elif any(rec.get(k) for k in ("employment_id", "unit_id")):
             jobs = [("", rec)]
         else:

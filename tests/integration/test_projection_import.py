@@ -103,6 +103,11 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
     ("people", "people.json", '[\n {"person_id": "P1", "employments": []},\n {"person_id": "P2",\n  "employments":'
      ' [{"employment_id": "E1", "valid_from": "2024-01-01"}]}\n]',
      "people.json:3: employments[0].unit_id: is required"),
+    # an object or a text where the list belongs was read as no employment (exit 0, nothing due)
+    ("people", "people.json", '[{"person_id": "R-21", "employments": {"employment_id": "E1"}}]',
+     "people.json:1: employments: must be a list of employment objects"),
+    ("people", "people.json", '[{"person_id": "R-21", "employments": "E1"}]',
+     "people.json:1: employments: must be a list of employment objects"),
     ("requirements", "req.csv", "requirement_id,activity_ids,validity_days\nr1,https://c.example.org/a,0\n",
      "req.csv:2: validity_days: must be a whole number of days from 1 to 36500"),
     ("requirements", "req.csv", "requirement_id,activity_ids,validity_days\nr1,https://c.example.org/a,999999999\n",
