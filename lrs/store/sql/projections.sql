@@ -299,15 +299,19 @@ SELECT pg_notify('spor_events', $1::text);
 SELECT id FROM stores WHERE name = $1;
 
 -- name: api_transcript
--- A person's transcript: completions and passes of every linked identifier, with validity.
+-- A person's transcript: completions and passes of every linked identifier, with validity: the
+-- longest of the requirements the activity satisfies, none when one of them never expires, and
+-- none for a failed attempt (compliance counts no completion with success false).
 SELECT c.store_id, st.name AS store, c.statement_id::text AS statement_id, c.activity_id, c.verb, c.success,
        c.score, c.duration_s, c.completed_at,
-       c.completed_at + make_interval(days => v.days) AS valid_until
+       CASE WHEN c.success IS DISTINCT FROM false AND NOT v.never
+            THEN c.completed_at + make_interval(days => v.days) END AS valid_until
 FROM rm_transcript.completions c
 JOIN stores st ON st.id = c.store_id
 LEFT JOIN rm_transcript.links l ON l.store_id = c.store_id AND l.ifi = c.ifi
 LEFT JOIN LATERAL (
-    SELECT max(r.validity_days) AS days FROM rm_transcript.requirements r
+    SELECT max(r.validity_days) AS days, bool_or(r.validity_days IS NULL) AS never
+    FROM rm_transcript.requirements r
     WHERE r.store_id = c.store_id AND c.activity_id = ANY(r.activity_ids)) v ON true
 WHERE c.store_id = ANY($1::bigint[])
   AND (c.ifi IN (SELECT x.ifi FROM rm_transcript.links x WHERE x.store_id = c.store_id AND x.person_id = $2)
