@@ -44,6 +44,12 @@ async def create_credential(
     store = await repo.store_by_name(store_name)
     if store is None:
         raise LookupError(f"no store named {store_name!r}")
+    if region is not None and region != store["region"]:
+        # a regional credential reads the stores of its own store's region: one naming another
+        # region gave an organisation another region's personal records, and a misspelt one
+        # quietly read nothing but its own store
+        raise ValueError(f"store {store_name!r} is in region {store['region']!r}, not {region!r}: a regional "
+                         "credential reads the stores of its own store's region")
     scopes = scopes or ["all"]
     unknown = set(scopes) - ALL_SCOPES
     if unknown:

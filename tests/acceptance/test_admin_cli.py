@@ -57,6 +57,22 @@ def test_store_and_credential_lifecycle(server: Server) -> None:
     assert status(server, auth) == 401  # the next request, no restart
 
 
+def test_a_regional_credential_must_name_its_own_store_s_region(server: Server) -> None:
+    """A regional credential reads the stores of its region. One naming another region than its
+    store's was created, and read that region's personal records (a probe: a nord store's
+    credential read sor-ost's compliance rows); a misspelt region read only its own store. Both
+    are refused, naming the store's region; the right one is made."""
+    store = new_store(server)  # region sor-ost
+    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url, "SPOR_PUBLIC_URL": server.base_url}
+    for region in ("nord", "sor-oest"):
+        proc = subprocess.run([sys.executable, "-m", "lrs.cli", "credential", "create", "--store", store,
+                               "--region", region, "--json"], env=env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode != 0 and f"is in region 'sor-ost', not '{region}'" in proc.stderr, proc.stderr
+    made = spor(server, "credential", "create", "--store", store, "--region", "sor-ost", "--json")[0]
+    assert status(server, (made["key"], made["secret"])) == 200
+
+
 def test_scoped_credential_can_only_do_what_its_scope_allows(server: Server) -> None:
     store = new_store(server)
     writer = spor(server, "credential", "create", "--store", store, "--scope", "statements/write", "--json")[0]

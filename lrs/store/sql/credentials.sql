@@ -6,7 +6,7 @@ INSERT INTO stores (name, organisation, region) VALUES ($1, $2, $3) RETURNING id
 
 -- name: store_by_name
 -- A store by its name.
-SELECT id, name, organisation, created_at, last_position FROM stores WHERE name = $1;
+SELECT id, name, organisation, region, created_at, last_position FROM stores WHERE name = $1;
 
 -- name: store_list
 -- Every store with the number of events in its log.
