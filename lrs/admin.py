@@ -148,10 +148,13 @@ async def _rotate(conn: asyncpg.Connection, repo: PgCredentialRepository, args: 
         raise SystemExit(f"no active credential with key {args.key!r}")
     store = await conn.fetchval("SELECT name FROM stores WHERE id = $1", old.store_id)
     async with conn.transaction():
-        c = await bootstrap.create_credential(
-            repo, store, label=old.label, scopes=list(old.scopes), public_url=public_url(s),
-            expires_at=old.expires_at, region=old.region, rotated_from=old.id,
-        )
+        try:
+            c = await bootstrap.create_credential(
+                repo, store, label=old.label, scopes=list(old.scopes), public_url=public_url(s),
+                expires_at=old.expires_at, region=old.region, rotated_from=old.id,
+            )
+        except ValueError as exc:  # a region made before create_credential checked it
+            raise SystemExit(f"cannot rotate {args.key!r}: {exc}; revoke it and create a new one") from None
         if args.grace:
             await repo.expire(old.key, parse_when(args.grace))
         else:
