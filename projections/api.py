@@ -475,6 +475,25 @@ def _tried(request: Request, stores: list[int]) -> dict[str, Any]:
     return tried
 
 
+# The OpenAPI path of each endpoint, whose declared query parameters are the ones it takes.
+_PATHS = {"transcript": "/v1/transcripts/{person}", "course-status": "/v1/course-status",
+          "compliance": "/v1/compliance", "compliance-rollup": "/v1/compliance/rollup",
+          "projections": "/v1/projections"}
+
+
+def _only_declared(request: Request, name: str) -> None:
+    """400 naming query parameters the endpoint does not take, or takes once but got again. Left
+    unread, a misspelt filter (persn=, Person=) answered with the whole store's rows."""
+    declared = {p["name"] for p in OPENAPI["paths"][_PATHS[name]]["get"].get("parameters", []) if p["in"] == "query"}
+    unknown = sorted(set(request.query_params) - declared)
+    if unknown:
+        raise BadRequest(f"unknown parameter(s) for /api{_PATHS[name]}: {', '.join(unknown)} "
+                         f"(it takes {', '.join(sorted(declared))})")
+    repeated = sorted({k for k in request.query_params if len(request.query_params.getlist(k)) > 1})
+    if repeated:
+        raise BadRequest(f"parameter(s) given more than once: {', '.join(repeated)}")
+
+
 def _endpoint(name: str, handler: Handler,
               scopes: tuple[str, ...] = PERSONAL) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
@@ -485,6 +504,7 @@ def _endpoint(name: str, handler: Handler,
                                      lambda: _tried(request, list(who.readable_stores))):
             who.require(*scopes)
         refuse_nul([*request.query_params.multi_items(), *request.path_params.items()])
+        _only_declared(request, name)
         # its own store, or every store of its region for a regional credential
         stores = list(who.readable_stores)
         gate: ReadGate | None = getattr(request.app.state, "analyst_reads", None)

@@ -712,3 +712,23 @@ async def test_a_client_gone_mid_export_leaves_no_transaction_for_the_pool_to_re
     logs = server.logs()
     assert logs.count('"ended":"interrupted"') >= 12
     assert "Resetting connection with an active transaction" not in logs
+
+
+async def test_a_parameter_an_endpoint_does_not_take_is_400_naming_it(db_url: str) -> None:
+    """A misspelt or wrongly cased filter (persn=, Person=) was ignored, and the answer was the
+    whole store's rows as if unfiltered; a repeated one silently took the last value (a probe).
+    Each endpoint takes the query parameters its OpenAPI description declares, once."""
+    tenant = await make_tenant(db_url, "http://testserver")
+    auth = (tenant.key, tenant.secret)
+    async with _app(db_url) as client:
+        for path, params in [("/api/v1/compliance", {"persn": "P-0001"}), ("/api/v1/compliance", {"Person": "P-1"}),
+                             ("/api/v1/compliance/rollup", {"requirment": "infosec"}),
+                             ("/api/v1/transcripts/P-0001", {"activty": "x"}),
+                             ("/api/v1/course-status", {"as-of": "2026-01-01"}),
+                             ("/api/v1/projections", {"limit": "5"})]:
+            r = await client.get(path, params=params, auth=auth)
+            assert r.status_code == 400, (path, r.text)
+            assert next(iter(params)) in r.json()["error"]["message"], (path, r.text)
+        r = await client.get("/api/v1/compliance", params=[("person", "P-1"), ("person", "P-2")], auth=auth)
+        assert r.status_code == 400 and "more than once: person" in r.text, r.text
+        assert (await client.get("/api/v1/compliance", params={"person": "P-0001"}, auth=auth)).status_code == 200
