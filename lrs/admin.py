@@ -116,11 +116,13 @@ def cmd_credential(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
         repo = PgCredentialRepository(conn)
         if args.action == "create":
+            expires_at = parse_when(args.expires) if args.expires else None
+            if expires_at is not None and expires_at <= datetime.now(UTC):
+                raise SystemExit(f"--expires {args.expires}: that is in the past; the credential would never work")
             try:
                 c = await bootstrap.create_credential(
                     repo, args.store, label=args.label or "", scopes=args.scope or ["all"],
-                    public_url=public_url(s), expires_at=parse_when(args.expires) if args.expires else None,
-                    region=args.region,
+                    public_url=public_url(s), expires_at=expires_at, region=args.region,
                 )
             except (LookupError, ValueError) as exc:
                 raise SystemExit(str(exc)) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -73,6 +74,17 @@ def test_a_regional_credential_must_name_its_own_store_s_region(server: Server) 
     assert status(server, (made["key"], made["secret"])) == 200
 
 
+def test_a_credential_that_would_expire_in_the_past_is_refused(server: Server) -> None:
+    """--expires 2020-01-01 made a credential that never worked, without a word (a probe)."""
+    store = new_store(server)
+    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url, "SPOR_PUBLIC_URL": server.base_url}
+    proc = subprocess.run([sys.executable, "-m", "lrs.cli", "credential", "create", "--store", store,
+                           "--expires", "2020-01-01T00:00:00Z", "--json"], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "is in the past" in proc.stderr, proc.stderr
+    assert spor(server, "credential", "create", "--store", store, "--expires", "90d", "--json")[0]["key"]
+
+
 def test_scoped_credential_can_only_do_what_its_scope_allows(server: Server) -> None:
     store = new_store(server)
     writer = spor(server, "credential", "create", "--store", store, "--scope", "statements/write", "--json")[0]
@@ -85,7 +97,11 @@ def test_scoped_credential_can_only_do_what_its_scope_allows(server: Server) -> 
 
 def test_an_expired_credential_is_refused(server: Server) -> None:
     store = new_store(server)
-    c = spor(server, "credential", "create", "--store", store, "--expires", "2001-01-01T00:00:00Z", "--json")[0]
+    c = spor(server, "credential", "create", "--store", store, "--expires", "2s", "--json")[0]
+    for _ in range(150):  # up to 15 s: expired after 2
+        if status(server, (c["key"], c["secret"])) == 401:
+            break
+        time.sleep(0.1)
     assert status(server, (c["key"], c["secret"])) == 401
 
 
