@@ -388,8 +388,13 @@ def parse_file(kind: str, path: Path) -> ParsedFile:
     for line, ev in events:
         prev = seen.get((ev.family, ev.key))
         if prev is not None and prev[1].digest != ev.digest:  # kind and payload
-            errors.append(RowError(path.name, line, "(row)",
-                                   f"{ev.kind} {ev.key!r} differs from line {prev[0]} (one row per key)"))
+            if {prev[1].kind, ev.kind} == {PERSON_LINKED, PERSON_UNLINKED}:
+                where = "this row" if prev[0] == line else f"line {prev[0]}"
+                problem = (f"{ev.key!r} is both linked and unlinked (also on {where}); a file either links an "
+                           "identifier or unlinks it")
+            else:
+                problem = f"{ev.kind} {ev.key!r} differs from line {prev[0]} (one row per key)"
+            errors.append(RowError(path.name, line, "(row)", problem))
         seen[(ev.family, ev.key)] = (line, ev)
     if kind == "org" and not errors:
         # what the file alone shows; parents and cycles are judged with the store's units

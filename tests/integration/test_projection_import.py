@@ -103,6 +103,10 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
     ("people", "people.json", '[\n {"person_id": "P1", "employments": []},\n {"person_id": "P2",\n  "employments":'
      ' [{"employment_id": "E1", "valid_from": "2024-01-01"}]}\n]',
      "people.json:3: employments[0].unit_id: is required"),
+    # one identifier linked and unlinked: said so (it read "differs from line 2" on line 2)
+    ("people", "people.json", '[{"person_id": "P-1", "identifiers": ["mailto:a@example.org"],'
+     ' "unlink": ["mailto:a@example.org"]}]',
+     "people.json:1: (row): 'mbox:mailto:a@example.org' is both linked and unlinked (also on this row)"),
     # an object or a text where the list belongs was read as no employment (exit 0, nothing due)
     ("people", "people.json", '[{"person_id": "R-21", "employments": {"employment_id": "E1"}}]',
      "people.json:1: employments: must be a list of employment objects"),
@@ -148,7 +152,7 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
     ("people", "people.json", '[{"person_id": "P1", "unlink": [{"mbox": "kari@example.org"}]}]',
      "people.json:1: unlink[0]: must be an xAPI agent"),
     ("people", "people.csv", "person_id,identifiers,unlink\nP1,mailto:a@example.org,\nP1,,mailto:a@example.org\n",
-     "people.csv:3: (row): person.unlinked 'mbox:mailto:a@example.org' differs from line 2"),
+     "people.csv:3: (row): 'mbox:mailto:a@example.org' is both linked and unlinked (also on line 2)"),
     ("people", "people.json", '[{"person_id": "P1", "identifiers": [{"mbox": "mailto:a@example.org", '
      '"account": {"homePage": "https://id.example.org", "name": "a"}}]}]',
      "people.json:1: identifiers[0]: must be an xAPI agent"),
