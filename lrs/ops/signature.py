@@ -79,15 +79,9 @@ def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[st
             _verify_one(statement, attachment, parts_by_sha2)
         except (RecursionError, OverflowError) as exc:
             # a payload nested deeper than the comparison goes, or holding a time outside the
-            # years 1 to 9999 (the statement itself is validated first, lrs/http/statements.py)
+            # years 1 to 9999 (the statement itself is validated first, lrs.ops.statements.store_statements)
             raise BadRequest(f"signature: the JWS payload cannot be compared with the statement ({exc})") from None
 
-
-def is_signed(statement: dict[str, Any]) -> bool:
-    """Whether ``statement`` carries a signature attachment (Data 2.6)."""
-    attachments = statement.get("attachments")
-    return isinstance(attachments, list) and any(
-        isinstance(a, dict) and a.get("usageType") == SIGNATURE_USAGE_TYPE for a in attachments)
 
 
 def _verify_one(

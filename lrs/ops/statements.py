@@ -22,6 +22,7 @@ from lrs.ops.audit import AuditTrail, record_refusal, refusals_recorded
 from lrs.ops.comparison import comparison_form
 from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
+from lrs.ops.signature import verify_signed_statement
 from lrs.ops.timestamps import utc_timestamp
 from lrs.ops.uuids import canonical_uuid
 
@@ -264,9 +265,13 @@ async def store_statements(
     if not statements:
         raise BadRequest("the request contains no statements")
     prepared: list[Prepared] = []
+    by_sha2 = {a.sha2: a for a in attachments or ()}
     for i, stmt in enumerate(statements):
         where = "" if put_id is not None or len(statements) == 1 else f"[{i}]"
         validate(stmt, version, where)
+        # after validation (the comparison reads its timestamps and walks its nesting), before
+        # prepare changes it: the signature is over the statement as sent (Data 2.6)
+        verify_signed_statement(stmt, by_sha2)
         prepared.append(prepare(stmt, principal, version))
     if put_id is not None:
         put_id = canonical_uuid(put_id, "statementId")

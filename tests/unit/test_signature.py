@@ -521,7 +521,7 @@ def test_rejects_payload_whose_listed_attachments_differ(
 
 
 def test_a_payload_that_cannot_be_compared_is_a_400_not_an_error(key: rsa.RSAPrivateKey) -> None:
-    """The statement is validated before its signature is checked (lrs/http/statements.py); its
+    """The statement is validated before its signature is checked (ops.store_statements); its
     JWS payload is not a statement the LRS validated: one with a time outside the years 1 to 9999
     in UTC was an OverflowError (a 500)."""
     received = base_statement()
