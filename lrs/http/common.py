@@ -20,6 +20,12 @@ from lrs.ops.principal import Principal
 NO_STORE_THROUGH = "1970-01-01T00:00:00.000Z"
 
 
+def ascii_digits(text: str) -> bool:
+    """Whether ``text`` is a number in ASCII digits: str.isdigit alone also takes ² (which int()
+    refuses) and ٣ (which it reads)."""
+    return text.isascii() and text.isdigit()
+
+
 def xapi_version(request: Request) -> str:
     """The negotiated version, or a 400 when the header is missing or unsupported."""
     state = request.scope.setdefault("state", {})
@@ -47,7 +53,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     if encoding not in ("", "identity"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body unencoded")
     declared = request.headers.get("content-length")
-    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
+    if declared and ascii_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0

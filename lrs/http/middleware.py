@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.errors import LRSError
-from lrs.http.common import NO_STORE_THROUGH
+from lrs.http.common import NO_STORE_THROUGH, ascii_digits
 from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
@@ -125,5 +125,5 @@ class RequestMiddleware:
 def _has_body(headers: Headers) -> bool:
     """Whether a request declares a body: a Content-Length above 0, or a chunked one."""
     length = headers.get("content-length", "").strip()
-    declared = length.isascii() and length.isdigit() and int(length) > 0
+    declared = ascii_digits(length) and int(length) > 0
     return declared or "chunked" in headers.get("transfer-encoding", "").lower()

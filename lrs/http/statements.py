@@ -20,6 +20,7 @@ from lrs.http.charset import as_utf8
 from lrs.http.common import (
     NO_STORE_THROUGH,
     accept_languages,
+    ascii_digits,
     media_type,
     only_params,
     parse_bool,
@@ -209,7 +210,7 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     if fmt not in FORMATS:
         raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
     limit_raw = params.get("limit", "0")
-    if not (limit_raw.isascii() and limit_raw.isdigit()):
+    if not ascii_digits(limit_raw):
         raise BadRequest(f"limit: must be a non-negative integer, got {limit_raw!r}")
     # more digits than int() takes (4,300) were a 500; any limit that long is above the maximum
     digits = limit_raw.lstrip("0") or "0"
