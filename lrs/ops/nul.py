@@ -20,8 +20,7 @@ def nul_path(value: Any, path: str = "", *, extension_values: bool = True) -> st
                 return f"{member} (a property name)"
             if not extension_values and k == "extensions" and isinstance(v, dict):
                 # the names are checked (IRIs, used as they are), the values are any JSON
-                named = [n for n in v if "\x00" in n]
-                found = f"{member}.{named[0].replace(chr(0), chr(92) + 'u0000')} (a property name)" if named else None
+                found = nul_path(dict.fromkeys(v), member)
             else:
                 found = nul_path(v, member, extension_values=extension_values)
             if found is not None:
