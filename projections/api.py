@@ -17,6 +17,7 @@ import base64
 import binascii
 import contextlib
 import csv
+import functools
 import io
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -481,10 +482,17 @@ _PATHS = {"transcript": "/v1/transcripts/{person}", "course-status": "/v1/course
           "projections": "/v1/projections"}
 
 
+@functools.cache
+def _declared(name: str) -> frozenset[str]:
+    """The query parameters the OpenAPI description declares for an endpoint (read once)."""
+    return frozenset(p["name"] for p in OPENAPI["paths"][_PATHS[name]]["get"].get("parameters", [])
+                     if p["in"] == "query")
+
+
 def _only_declared(request: Request, name: str) -> None:
     """400 naming query parameters the endpoint does not take, or takes once but got again. Left
     unread, a misspelt filter (persn=, Person=) answered with the whole store's rows."""
-    declared = {p["name"] for p in OPENAPI["paths"][_PATHS[name]]["get"].get("parameters", []) if p["in"] == "query"}
+    declared = _declared(name)
     unknown = sorted(set(request.query_params) - declared)
     if unknown:
         raise BadRequest(f"unknown parameter(s) for /api{_PATHS[name]}: {', '.join(unknown)} "
