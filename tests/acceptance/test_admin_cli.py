@@ -27,6 +27,15 @@ def spor(server: Server, *args: str) -> Any:
     return orjson.loads(proc.stdout) if "--json" in args else proc.stdout
 
 
+def spor_refused(server: Server, *args: str) -> str:
+    """Run a `spor` command that must fail; what it printed on stderr."""
+    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url, "SPOR_PUBLIC_URL": server.base_url}
+    proc = subprocess.run([sys.executable, "-m", "lrs.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0, proc.stdout
+    return proc.stderr
+
+
 def status(server: Server, auth: tuple[str, str], method: str = "GET") -> int:
     if method == "POST":
         r = httpx.post(server.base_url + "/xapi/statements", json=statement(), auth=auth, headers=V, timeout=30)
@@ -64,12 +73,9 @@ def test_a_regional_credential_must_name_its_own_store_s_region(server: Server) 
     credential read sor-ost's compliance rows); a misspelt region read only its own store. Both
     are refused, naming the store's region; the right one is made."""
     store = new_store(server)  # region sor-ost
-    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url, "SPOR_PUBLIC_URL": server.base_url}
     for region in ("nord", "sor-oest"):
-        proc = subprocess.run([sys.executable, "-m", "lrs.cli", "credential", "create", "--store", store,
-                               "--region", region, "--json"], env=env, cwd=ROOT, capture_output=True, text=True,
-                              timeout=60)
-        assert proc.returncode != 0 and f"is in region 'sor-ost', not '{region}'" in proc.stderr, proc.stderr
+        err = spor_refused(server, "credential", "create", "--store", store, "--region", region, "--json")
+        assert f"is in region 'sor-ost', not '{region}'" in err, err
     made = spor(server, "credential", "create", "--store", store, "--region", "sor-ost", "--json")[0]
     assert status(server, (made["key"], made["secret"])) == 200
 
@@ -77,11 +83,8 @@ def test_a_regional_credential_must_name_its_own_store_s_region(server: Server) 
 def test_a_credential_that_would_expire_in_the_past_is_refused(server: Server) -> None:
     """--expires 2020-01-01 made a credential that never worked, without a word (a probe)."""
     store = new_store(server)
-    env = {**os.environ, "SPOR_DATABASE_URL": server.database_url, "SPOR_PUBLIC_URL": server.base_url}
-    proc = subprocess.run([sys.executable, "-m", "lrs.cli", "credential", "create", "--store", store,
-                           "--expires", "2020-01-01T00:00:00Z", "--json"], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode != 0 and "is in the past" in proc.stderr, proc.stderr
+    err = spor_refused(server, "credential", "create", "--store", store, "--expires", "2020-01-01T00:00:00Z", "--json")
+    assert "is in the past" in err, err
     assert spor(server, "credential", "create", "--store", store, "--expires", "90d", "--json")[0]["key"]
 
 
