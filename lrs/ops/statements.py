@@ -297,26 +297,64 @@ async def store_statements(
     return result
 
 
-def inherit_target_terms(batch: list[Prepared], stored: dict[str, list[tuple[str, bool]]]) -> None:
+StoredTarget = tuple[list[tuple[str, bool]], str | None]
+
+
+def inherit_target_terms(batch: list[Prepared], stored: dict[str, StoredTarget]) -> None:
     """Give statements that target another by StatementRef the target's filter terms.
 
-    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively; targets
-    in the same batch are resolved here, stored targets come from the index.
+    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively with no
+    depth limit. ``stored`` holds the stored statements along the targets' chains: id -> (its
+    recorded terms, the id it targets). A stored statement's recorded terms already hold those
+    of the stored statements it reaches, but not of one arriving now: so the walk goes on past
+    stored statements to the end of the chain. Each statement has one target, so the chains
+    form trees ending in a cycle at most; every statement is resolved once (statements on a
+    cycle all get the cycle's terms).
     """
     by_id = {p.id: p for p in batch}
+    done: dict[str, dict[str, bool]] = {}
 
-    def resolve(p: Prepared, depth: int) -> dict[str, bool]:
-        if p.refers_to is None or depth > 32:
-            return p.terms
-        target = by_id.get(p.refers_to)
-        if target is not None and target is not p:
-            inherited = list(resolve(target, depth + 1).items())
-        else:
-            inherited = stored.get(p.refers_to, [])
-        return T.merge_terms(p.terms, inherited)
+    def step(sid: str) -> tuple[dict[str, bool], str | None] | None:
+        """A statement's own terms and its target, or None when it is neither new nor stored."""
+        if sid in by_id:
+            p = by_id[sid]
+            return p.terms, p.refers_to
+        if sid in stored:
+            terms, target = stored[sid]
+            return dict(terms), target
+        return None
+
+    def resolve(start: str) -> None:
+        path: list[tuple[str, dict[str, bool]]] = []
+        on_path: dict[str, int] = {}
+        sid: str | None = start
+        while sid is not None and sid not in done and sid not in on_path:
+            found = step(sid)
+            if found is None:
+                break
+            on_path[sid] = len(path)
+            path.append((sid, found[0]))
+            sid = found[1]
+        tail: dict[str, bool] = {}
+        if sid is not None and sid in on_path:  # a cycle: each on it reaches all of it
+            cycle = path[on_path[sid]:]
+            del path[on_path[sid]:]
+            for _, terms in cycle:
+                tail = T.merge_terms(tail, terms.items())
+            for member, _ in cycle:
+                done[member] = tail
+        elif sid is not None:
+            tail = done.get(sid, {})
+        for member, terms in reversed(path):
+            tail = T.merge_terms(terms, tail.items())
+            done[member] = tail
 
     for p in batch:
-        p.terms = resolve(p, 0)
+        if p.refers_to is not None:
+            resolve(p.id)
+    for p in batch:
+        if p.refers_to is not None:
+            p.terms = done[p.id]
 
 
 # ---------------------------------------------------------------------------------------------

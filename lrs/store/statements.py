@@ -160,7 +160,7 @@ class PgStatementRepository:
                     defining += mine
             if not new:
                 return outcomes
-            targets = {k: list(v.items()) for k, v in check["targets"].items()}
+            targets = {k: (list(terms.items()), target) for k, (terms, target) in check["targets"].items()}
             inherit_target_terms(new, targets)
             first = check["last_position"] + 1
             reservation = Reservation(first, len(new), check["stored"])

@@ -69,43 +69,76 @@ async def new_store(conn: asyncpg.Connection) -> int:
     return await PgCredentialRepository(conn).create_store("queries-" + uuid.uuid4().hex[:6], None)
 
 
-async def test_statement_ref_chain_matches_the_targets_filters_in_any_arrival_order(
+def groupings(order: str) -> list[list[str]]:
+    """Every way of sending ``order`` as consecutive requests: "abc" -> [abc], [a, bc], [ab, c],
+    [a, b, c]."""
+    out = [[order]]
+    for i in range(1, len(order)):
+        out += [[order[:i], *rest] for rest in groupings(order[i:])]
+    return out
+
+
+async def test_statement_ref_chain_matches_the_targets_filters_in_any_arrival_order_and_grouping(
     repo: PgStatementRepository, conn: asyncpg.Connection
 ) -> None:
     """Communication 2.1.3.s3: a targets b targets c; a and b match c's filters recursively,
-    whichever of the three is stored first (one request each). Every order gets its own store;
-    the orders that lose a match are listed together."""
+    whichever arrives first and whichever arrive together in one request (a batch, or requests
+    the group writer joins into one append). Every case gets its own store; the cases that lose
+    a match are listed together. (b alone, then a and c together lost a's match to c: a took
+    b's stored terms, which did not hold c's yet.)"""
     wrong: dict[str, list[str]] = {}
     for order in itertools.permutations("abc"):
-        store = await new_store(conn)
-        stmts = chain()
-        for name in order:
-            await store_statements(repo, principal(store), "1.0.3", [stmts[name]])
-        everyone = {s["id"] for s in stmts.values()}
-        got = {
-            "agent": await ids_for(repo, store, agent=agent_key("kari")),
-            "activity": await ids_for(repo, store, activity="https://courses.example.org/sepsis"),
-        }
-        names = {s["id"]: n for n, s in stmts.items()}
-        for what, found in got.items():
-            if found != everyone:
-                wrong["".join(order) + " " + what] = sorted(names[i] for i in everyone - found)
-    assert wrong == {}, f"arrival order -> statements missing from the match: {wrong}"
+        for requests in groupings("".join(order)):
+            store = await new_store(conn)
+            stmts = chain()
+            for names in requests:
+                await store_statements(repo, principal(store), "1.0.3", [stmts[n] for n in names])
+            everyone = {s["id"] for s in stmts.values()}
+            got = {
+                "agent": await ids_for(repo, store, agent=agent_key("kari")),
+                "activity": await ids_for(repo, store, activity="https://courses.example.org/sepsis"),
+            }
+            names_of = {s["id"]: n for n, s in stmts.items()}
+            for what, found in got.items():
+                if found != everyone:
+                    wrong["|".join(requests) + " " + what] = sorted(names_of[i] for i in everyone - found)
+    assert wrong == {}, f"requests -> statements missing from the match: {wrong}"
 
 
-async def test_statement_ref_chain_in_one_batch_matches_in_any_order(
+async def test_a_long_statement_ref_chain_matches_its_root_whichever_end_arrives_first(
     repo: PgStatementRepository, conn: asyncpg.Connection
 ) -> None:
-    """Communication 2.1.3.s3 within one batch, in any order inside it."""
-    wrong: dict[str, list[str]] = {}
-    for order in itertools.permutations("abc"):
+    """2.1.3.s3 "applies recursively", with no depth limit: 40 statements each targeting the next,
+    sent root first, root last, or as one batch outermost first, all match the root's actor
+    (a limit of 32 levels lost the outer statements)."""
+    for how in ("root first", "root last", "one batch"):
         store = await new_store(conn)
-        stmts = chain()
-        await store_statements(repo, principal(store), "1.0.3", [stmts[n] for n in order])
+        root = {"id": str(uuid.uuid4()), **statement(actor="kari")}
+        links = [root]
+        for i in range(40):
+            links.append(ref(links[-1]["id"], by=f"link-{i}"))
+        if how == "one batch":
+            await store_statements(repo, principal(store), "1.0.3", links[::-1])
+        else:
+            for s in links if how == "root first" else links[::-1]:
+                await store_statements(repo, principal(store), "1.0.3", [s])
         found = await ids_for(repo, store, agent=agent_key("kari"))
-        if found != {s["id"] for s in stmts.values()}:
-            wrong["".join(order)] = sorted(n for n, s in stmts.items() if s["id"] not in found)
-    assert wrong == {}, f"batch order -> statements missing from the match: {wrong}"
+        assert len(found) == 41, f"{how}: {41 - len(found)} of 41 statements do not match the root's actor"
+
+
+async def test_statement_refs_in_a_cycle_match_each_others_filters_and_a_referrer_of_the_cycle(
+    repo: PgStatementRepository, store: int
+) -> None:
+    """x targets y (not stored yet), then y targets x: a cycle. Each matches the other's actor,
+    and a later statement targeting x matches both (the walk along stored targets ends)."""
+    x = ref(str(uuid.uuid4()), by="kari")
+    y = ref(x["id"], by="ola")
+    x["object"]["id"] = y["id"]
+    z = ref(x["id"], by="per")
+    for s in (x, y, z):
+        await store_statements(repo, principal(store), "1.0.3", [s])
+    assert await ids_for(repo, store, agent=agent_key("kari")) == {x["id"], y["id"], z["id"]}
+    assert await ids_for(repo, store, agent=agent_key("ola")) == {x["id"], y["id"], z["id"]}
 
 
 async def test_a_voided_target_is_hidden_but_its_referrers_still_match_its_filters(

@@ -55,15 +55,16 @@ voiding AS (
     UPDATE statements SET voided = true
     WHERE store_id = $1 AND statement_id = ANY($19::uuid[]) AND voids IS NULL
 ),
-referrers (root, position, statement_id, depth) AS (
+referrers (root, position, statement_id) AS (
     -- statements stored earlier that target a statement arriving now (forward StatementRefs)
-    SELECT s.refers_to, s.position, s.statement_id, 1
+    SELECT s.refers_to, s.position, s.statement_id
     FROM statements s
     WHERE s.store_id = $1 AND s.refers_to IN (SELECT statement_id FROM new_rows)
     UNION ALL
-    SELECT r.root, s.position, s.statement_id, r.depth + 1
+    -- no depth limit: each statement has one target, and this walks from a new statement
+    -- (not stored) back along stored ones, so it cannot come round to one it has seen
+    SELECT r.root, s.position, s.statement_id
     FROM statements s JOIN referrers r ON s.store_id = $1 AND s.refers_to = r.statement_id
-    WHERE r.depth < 32
 ),
 forward AS (
     INSERT INTO statement_terms (store_id, term, position, direct)
@@ -212,9 +213,19 @@ SELECT st.last_position,
               FROM statements s JOIN events e ON e.store_id = s.store_id AND e.position = s.position
               WHERE s.store_id = $1 AND s.statement_id = i.id
               ORDER BY s.statement_id LIMIT 1) f) AS existing,
-       (SELECT coalesce(jsonb_object_agg(t.statement_id::text, t.terms), '{}'::jsonb)
-          FROM statements t
-         WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])) AS targets,
+       -- the StatementRef targets ($3) that are stored, and the stored statements they target in
+       -- turn (a stored target's own target may arrive in this very append, and its terms are
+       -- not in the target's yet): {id: [terms, refers_to]}. The path ends a cycle of targets.
+       (WITH RECURSIVE along (statement_id, terms, refers_to, path) AS (
+            SELECT t.statement_id, t.terms, t.refers_to, ARRAY[t.statement_id]
+              FROM statements t
+             WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])
+            UNION ALL
+            SELECT t.statement_id, t.terms, t.refers_to, a.path || t.statement_id
+              FROM along a JOIN statements t ON t.store_id = $1 AND t.statement_id = a.refers_to
+             WHERE t.statement_id <> ALL (a.path))
+        SELECT coalesce(jsonb_object_agg(x.statement_id::text, jsonb_build_array(x.terms, x.refers_to)), '{}'::jsonb)
+          FROM (SELECT DISTINCT ON (statement_id) statement_id, terms, refers_to FROM along) x) AS targets,
        (SELECT coalesce(array_agg(DISTINCT v.refers_to::text), '{}')
           FROM statements v
          WHERE v.store_id = $1 AND v.refers_to = ANY($2::uuid[]) AND v.voids IS NOT NULL) AS voided_before
