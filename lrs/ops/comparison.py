@@ -13,7 +13,8 @@ import json
 import re
 from typing import Any
 
-# xAPI 2.0 (IEEE 9274.1.1, 4.2.7): precision of a Duration beyond 0.01 s is not compared.
+# xAPI 2.0 (IEEE 9274.1.1, 4.2.7): precision of a Duration beyond 0.01 s is not compared. In 1.0.3
+# a Duration "is considered a string for purposes of Statement comparison" (Data 2.3.1.b8).
 _SECONDS = re.compile(r"(\d+)(?:[.,](\d*))?S$")
 
 
@@ -29,16 +30,20 @@ def truncate_duration(value: object) -> object:
     return f"{value[:m.start()]}{m.group(1)}.{fraction}S"
 
 
-def comparison_form(stmt: dict[str, Any]) -> dict[str, Any]:
-    """The normal form of a statement as sent, without the properties the LRS assigns."""
+def comparison_form(stmt: dict[str, Any], version: str) -> dict[str, Any]:
+    """The normal form of a statement as sent, without the properties the LRS assigns, under
+    the comparison rules of xAPI ``version`` (the request's: 1.0.3 or 2.0.0)."""
     out = {k: v for k, v in stmt.items() if k not in ("id", "authority", "stored", "version")}
     if "timestamp" in out:
         out["timestamp"] = instant(out["timestamp"])
-    return normalize_body(out)
+    return normalize_body(out, version)
 
 
-def normalize_body(stmt: dict[str, Any]) -> dict[str, Any]:
-    """Normalize the parts shared by statements and SubStatements."""
+def normalize_body(stmt: dict[str, Any], version: str) -> dict[str, Any]:
+    """Normalize the parts shared by statements and SubStatements.
+
+    Case-insensitive values (2.3.1.b7) are lower-cased: e-mail domains, UUIDs, language tags
+    (RFC 5646 2.1.1) and the hex digits of hashes."""
     out = dict(stmt)
     if "actor" in out:
         out["actor"] = _normalize_agent(out["actor"])
@@ -47,16 +52,38 @@ def normalize_body(stmt: dict[str, Any]) -> dict[str, Any]:
         # 2.3.1.b3: the verb's "display" is not part of the statement.
         out["verb"] = {k: v for k, v in verb.items() if k != "display"}
     if "object" in out:
-        out["object"] = _normalize_object(out["object"])
+        out["object"] = _normalize_object(out["object"], version)
     if isinstance(out.get("context"), dict):
         out["context"] = _normalize_context(out["context"])
     result = out.get("result")
-    if isinstance(result, dict) and "duration" in result:
+    if isinstance(result, dict) and "duration" in result and not version.startswith("1."):
         out["result"] = {**result, "duration": truncate_duration(result["duration"])}
+    attachments = out.get("attachments")
+    if isinstance(attachments, list):
+        out["attachments"] = [_normalize_attachment(a) for a in attachments]
     return out
 
 
-def _normalize_object(obj: object) -> object:
+def _normalize_attachment(attachment: object) -> object:
+    if not isinstance(attachment, dict):
+        return attachment
+    out = dict(attachment)
+    if isinstance(out.get("sha2"), str):
+        out["sha2"] = out["sha2"].lower()
+    for key in ("display", "description"):
+        if key in out:
+            out[key] = _language_map(out[key])
+    return out
+
+
+def _language_map(value: object) -> object:
+    """A language map with its tags lower-cased (RFC 5646 2.1.1: tags are case-insensitive)."""
+    if not isinstance(value, dict):
+        return value
+    return {k.lower() if isinstance(k, str) else k: v for k, v in value.items()}
+
+
+def _normalize_object(obj: object, version: str) -> object:
     if not isinstance(obj, dict):
         return obj
     object_type = obj.get("objectType", "Activity")  # Data 2.4.4: Activity when absent
@@ -67,7 +94,7 @@ def _normalize_object(obj: object) -> object:
     if object_type == "StatementRef":
         return {**obj, "id": lower_uuid(obj.get("id"))}
     if object_type == "SubStatement":
-        sub = normalize_body(dict(obj))
+        sub = normalize_body(dict(obj), version)
         if "timestamp" in sub:
             sub["timestamp"] = instant(sub["timestamp"])
         return sub
@@ -95,6 +122,8 @@ def _normalize_agent(agent: object) -> object:
         scheme, _, address = mbox.partition(":")
         local, at, domain = address.rpartition("@")
         out["mbox"] = f"{scheme.lower()}:{local}{at}{domain.lower()}" if at else mbox
+    if isinstance(out.get("mbox_sha1sum"), str):
+        out["mbox_sha1sum"] = out["mbox_sha1sum"].lower()  # hex digits carry no case
     members = out.get("member")
     if isinstance(members, list):
         # 2.3.1.b5: the members of a Group are not an ordered list.
@@ -107,6 +136,8 @@ def _normalize_context(context: dict[str, Any]) -> dict[str, Any]:
     out = dict(context)
     if "registration" in out:
         out["registration"] = lower_uuid(out["registration"])
+    if isinstance(out.get("language"), str):
+        out["language"] = out["language"].lower()  # a language tag (RFC 5646 2.1.1)
     for key in ("instructor", "team"):
         if key in out:
             out[key] = _normalize_agent(out[key])

@@ -58,13 +58,14 @@ class _HasContent(Protocol):
     def content(self) -> bytes: ...
 
 
-def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent]) -> None:
+def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent], version: str) -> None:
     """Check every signature attachment of ``statement``; return None if all are well formed.
 
     ``parts_by_sha2`` maps a sha2 (as returned by ``check_attachments``: lower-cased) to the
     received part. Only the statement's own attachments are considered: a SubStatement is not
     signed on its own. Call it with the statement as received; the differences that the LRS's
     own assignments make (id, authority, stored, version, timestamp) are ignored anyway.
+    ``version`` is the request's xAPI version, whose comparison rules apply.
 
     Raises:
         BadRequest: with a message starting ``signature:`` that says what is wrong.
@@ -76,7 +77,7 @@ def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[st
         if not isinstance(attachment, dict) or attachment.get("usageType") != SIGNATURE_USAGE_TYPE:
             continue
         try:
-            _verify_one(statement, attachment, parts_by_sha2)
+            _verify_one(statement, attachment, parts_by_sha2, version)
         except (RecursionError, OverflowError) as exc:
             # a payload nested deeper than the comparison goes, or holding a time outside the
             # years 1 to 9999 (the statement itself is validated first, lrs.ops.statements.store_statements)
@@ -85,7 +86,7 @@ def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[st
 
 
 def _verify_one(
-    statement: dict[str, Any], attachment: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent]
+    statement: dict[str, Any], attachment: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent], version: str
 ) -> None:
     content_type = attachment.get("contentType")
     media_type = content_type.split(";", 1)[0].strip().lower() if isinstance(content_type, str) else None
@@ -126,8 +127,8 @@ def _verify_one(
         _verify_with_x5c(header["x5c"], alg, signing_input, signature)
 
     difference = _first_difference(
-        _normalize_statement(payload, statement, is_payload=True),
-        _normalize_statement(statement, payload, is_payload=False),
+        _normalize_statement(payload, statement, version, is_payload=True),
+        _normalize_statement(statement, payload, version, is_payload=False),
         "",
     )
     if difference is not None:
@@ -208,7 +209,9 @@ def _verify_with_x5c(x5c: object, alg: str, signing_input: bytes, signature: byt
 _LRS_ASSIGNED_ALWAYS_IGNORED = ("authority", "stored", "version")
 
 
-def _normalize_statement(stmt: dict[str, Any], other: dict[str, Any], *, is_payload: bool) -> dict[str, Any]:
+def _normalize_statement(
+    stmt: dict[str, Any], other: dict[str, Any], version: str, *, is_payload: bool
+) -> dict[str, Any]:
     """Normalize a top-level statement for comparison with ``other``.
 
     * authority, stored, version: assigned or overwritten by the LRS (2.3.1.b1), ignored;
@@ -241,7 +244,7 @@ def _normalize_statement(stmt: dict[str, Any], other: dict[str, Any], *, is_payl
             out["attachments"] = kept
         if out.get("attachments") in ([], None):
             out.pop("attachments", None)
-    return normalize_body(out)
+    return normalize_body(out, version)
 
 
 def _first_difference(a: object, b: object, path: str) -> str | None:

@@ -40,6 +40,9 @@ class Prepared:
     refers_to: str | None
     terms: dict[str, bool]
     attachment_sha2s: list[str]
+    # the xAPI version of the request (1.0.3 or 2.0.0): its comparison rules decide whether a
+    # re-sent id matches (Data 2.3.1)
+    request_version: str
 
 
 @dataclass
@@ -127,15 +130,16 @@ class StatementRepository(Protocol):
 # Writing
 
 
-def same_statement(new: dict[str, Any], stored: dict[str, Any]) -> bool:
-    """Whether a re-sent statement equals the stored one (Data 2.3.1, comparison requirements).
+def same_statement(new: dict[str, Any], stored: dict[str, Any], version: str) -> bool:
+    """Whether a re-sent statement equals the stored one (Data 2.3.1, comparison requirements)
+    under the rules of the request's xAPI ``version``.
 
     Compared only when an id comes again, so the hot path pays nothing for it. The properties
     the LRS assigns are ignored; a timestamp the LRS filled in (the sender sent none) too.
     """
     if "timestamp" not in new:
         stored = {k: v for k, v in stored.items() if k != "timestamp"}
-    return comparison_form(new) == comparison_form(stored)
+    return comparison_form(new, version) == comparison_form(stored, version)
 
 
 class StoredIds(list[str]):
@@ -244,6 +248,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
         refers_to=refers_to,
         terms=T.statement_terms(body),
         attachment_sha2s=sha2s,
+        request_version=version,
     )
 
 
@@ -271,7 +276,7 @@ async def store_statements(
         validate(stmt, version, where)
         # after validation (the comparison reads its timestamps and walks its nesting), before
         # prepare changes it: the signature is over the statement as sent (Data 2.6)
-        verify_signed_statement(stmt, by_sha2)
+        verify_signed_statement(stmt, by_sha2, version)
         prepared.append(prepare(stmt, principal, version))
     if put_id is not None:
         put_id = canonical_uuid(put_id, "statementId")

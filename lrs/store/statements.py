@@ -37,7 +37,7 @@ def _new_in(items: list[Prepared], stored: dict[str, dict[str, Any]], accepted: 
             other = accepted[p.id].body
         if other is None:
             mine.append(p)
-        elif not same_statement(p.body, other):
+        elif not same_statement(p.body, other, p.request_version):
             raise Conflict(f"statement {p.id} is already stored with different content")
     return mine
 

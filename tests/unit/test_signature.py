@@ -157,24 +157,25 @@ def signed(
 def test_statement_without_signature_attachment_needs_nothing() -> None:
     stmt = base_statement()
     stmt["attachments"] = [{"usageType": "http://example.com/other", "sha2": "00" * 32}]
-    verify_signed_statement(stmt, {})
-    verify_signed_statement(base_statement(), {})
+    verify_signed_statement(stmt, {}, "2.0.0")
+    verify_signed_statement(base_statement(), {}, "2.0.0")
 
 
 @pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512"])
 def test_accepts_rs_algorithms_without_x5c(alg: str, key: rsa.RSAPrivateKey) -> None:
     # Conformance XAPI-00117 signs without x5c and expects 200: there is nothing to verify with.
-    verify_signed_statement(*signed(alg=alg, private_key=key))
+    verify_signed_statement(*signed(alg=alg, private_key=key), "2.0.0")
 
 
 @pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512"])
 def test_accepts_rs_algorithms_verified_against_x5c(alg: str, key: rsa.RSAPrivateKey) -> None:
-    verify_signed_statement(*signed(alg=alg, private_key=key, header_extra={"x5c": x5c_of(certificate_for(key))}))
+    x5c = {"x5c": x5c_of(certificate_for(key))}
+    verify_signed_statement(*signed(alg=alg, private_key=key, header_extra=x5c), "2.0.0")
 
 
 def test_verifies_with_the_first_certificate_of_a_chain(key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey) -> None:
     chain = x5c_of(certificate_for(key, issuer_key=other_key), certificate_for(other_key))
-    verify_signed_statement(*signed(private_key=key, header_extra={"x5c": chain}))
+    verify_signed_statement(*signed(private_key=key, header_extra={"x5c": chain}), "2.0.0")
 
 
 def test_ignores_what_the_lrs_assigns(key: rsa.RSAPrivateKey) -> None:
@@ -192,7 +193,7 @@ def test_ignores_what_the_lrs_assigns(key: rsa.RSAPrivateKey) -> None:
             "account": {"homePage": "http://lrs.example", "name": "x"},
         },
     )
-    verify_signed_statement(*signed(payload, received=received, private_key=key))
+    verify_signed_statement(*signed(payload, received=received, private_key=key), "2.0.0")
 
 
 def test_ignores_differences_the_immutability_exceptions_allow(
@@ -224,7 +225,7 @@ def test_ignores_differences_the_immutability_exceptions_allow(
     received["actor"]["mbox"] = "MAILTO:team@example.com"
     received["context"]["registration"] = payload["context"]["registration"].lower()
     received["context"]["contextActivities"]["parent"] = [{"id": "http://example.com/course", "objectType": "Activity"}]
-    verify_signed_statement(*signed(payload, received=received, private_key=key))
+    verify_signed_statement(*signed(payload, received=received, private_key=key), "2.0.0")
 
 
 def test_numbers_beyond_64_bits_compare_as_the_statement_holds_them(key: rsa.RSAPrivateKey) -> None:
@@ -237,7 +238,7 @@ def test_numbers_beyond_64_bits_compare_as_the_statement_holds_them(key: rsa.RSA
     statement, parts = signed(payload, private_key=key)
     received = orjson.loads(json.dumps(statement))  # as the server reads the request
     assert isinstance(received["result"]["extensions"]["http://example.com/ext/big"], float)
-    verify_signed_statement(received, parts)
+    verify_signed_statement(received, parts, "2.0.0")
 
 
 def test_payload_listing_the_other_attachments_matches(key: rsa.RSAPrivateKey) -> None:
@@ -251,7 +252,7 @@ def test_payload_listing_the_other_attachments_matches(key: rsa.RSAPrivateKey) -
             "sha2": "ab" * 32,
         }
     ]
-    verify_signed_statement(*signed(payload, private_key=key))
+    verify_signed_statement(*signed(payload, private_key=key), "2.0.0")
 
 
 def test_sha2_case_and_whitespace_around_the_token_do_not_matter(
@@ -261,7 +262,7 @@ def test_sha2_case_and_whitespace_around_the_token_do_not_matter(
     token = jws({"alg": "RS256"}, json.dumps(payload).encode(), key) + "\r\n"
     stmt, parts = signed(payload, token=token)
     stmt["attachments"][-1]["sha2"] = stmt["attachments"][-1]["sha2"].upper()
-    verify_signed_statement(stmt, parts)
+    verify_signed_statement(stmt, parts, "2.0.0")
 
 
 def test_accepts_a_conformance_style_multipart_request_end_to_end(
@@ -293,7 +294,7 @@ def test_accepts_a_conformance_style_multipart_request_end_to_end(
     json_body, parts = parse_statement_multipart(body, f"multipart/mixed; boundary={boundary}", max_part_bytes=1 << 20)
     statements = [json.loads(json_body)]
     by_sha2 = check_attachments(statements, parts)
-    verify_signed_statement(statements[0], by_sha2)
+    verify_signed_statement(statements[0], by_sha2, "2.0.0")
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,7 +310,7 @@ def test_rejects_signature_attachment_with_other_content_type(
         BadRequest,
         match="signature: attachment contentType must be application/octet-stream, not 'text/plain; charset=ascii'",
     ):
-        verify_signed_statement(*signed(private_key=key, content_type="text/plain; charset=ascii"))
+        verify_signed_statement(*signed(private_key=key, content_type="text/plain; charset=ascii"), "2.0.0")
 
 
 def test_rejects_signature_attachment_without_its_data(key: rsa.RSAPrivateKey) -> None:
@@ -319,7 +320,7 @@ def test_rejects_signature_attachment_without_its_data(key: rsa.RSAPrivateKey) -
         BadRequest,
         match=f"signature: no multipart part carries the JWS of attachment sha2 {sha2}",
     ):
-        verify_signed_statement(stmt, {})
+        verify_signed_statement(stmt, {}, "2.0.0")
 
 
 @pytest.mark.parametrize(
@@ -340,7 +341,7 @@ def test_rejects_other_algorithms(header: dict[str, Any], shown: str, key: rsa.R
         BadRequest,
         match=f"signature: unsupported alg {shown}; the JWS must use RS256, RS384 or RS512",
     ):
-        verify_signed_statement(*signed(token=token))
+        verify_signed_statement(*signed(token=token), "2.0.0")
 
 
 def test_rejects_payload_that_is_not_json(key: rsa.RSAPrivateKey) -> None:
@@ -348,7 +349,7 @@ def test_rejects_payload_that_is_not_json(key: rsa.RSAPrivateKey) -> None:
     broken = json.dumps(base_statement()).replace('"', "'", 1).encode()
     token = jws({"alg": "RS256"}, broken, key)
     with pytest.raises(BadRequest, match="signature: JWS payload is not valid JSON"):
-        verify_signed_statement(*signed(token=token))
+        verify_signed_statement(*signed(token=token), "2.0.0")
 
 
 @pytest.mark.parametrize("payload", [b"[]", b'"statement"', b"NaN"])
@@ -358,7 +359,7 @@ def test_rejects_payload_that_is_not_a_statement_object(payload: bytes, key: rsa
         BadRequest,
         match=r"signature: JWS payload is not (valid JSON|a JSON statement object)",
     ):
-        verify_signed_statement(*signed(token=token))
+        verify_signed_statement(*signed(token=token), "2.0.0")
 
 
 @pytest.mark.parametrize(
@@ -390,7 +391,7 @@ def test_rejects_payload_that_is_not_a_statement_object(payload: bytes, key: rsa
 )
 def test_rejects_malformed_jws(token: str, message: str) -> None:
     with pytest.raises(BadRequest, match=f"signature: {message}"):
-        verify_signed_statement(*signed(token=token))
+        verify_signed_statement(*signed(token=token), "2.0.0")
 
 
 def test_rejects_signature_made_with_another_key_than_the_x5c_certificate(
@@ -401,7 +402,7 @@ def test_rejects_signature_made_with_another_key_than_the_x5c_certificate(
         BadRequest,
         match="signature: the JWS signature does not verify against the x5c certificate",
     ):
-        verify_signed_statement(*signed(private_key=key, header_extra=header))
+        verify_signed_statement(*signed(private_key=key, header_extra=header), "2.0.0")
 
 
 def test_rejects_tampered_payload_when_x5c_is_given(key: rsa.RSAPrivateKey) -> None:
@@ -413,7 +414,7 @@ def test_rejects_tampered_payload_when_x5c_is_given(key: rsa.RSAPrivateKey) -> N
     header, _, signature = token.split(".")
     tampered = f"{header}.{b64url(json.dumps(base_statement()).encode())}.{signature}"
     with pytest.raises(BadRequest, match="does not verify against the x5c certificate"):
-        verify_signed_statement(*signed(token=tampered))
+        verify_signed_statement(*signed(token=tampered), "2.0.0")
 
 
 @pytest.mark.parametrize(
@@ -430,16 +431,17 @@ def test_rejects_tampered_payload_when_x5c_is_given(key: rsa.RSAPrivateKey) -> N
 )
 def test_rejects_unusable_x5c(x5c: object, message: str, key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(BadRequest, match=f"signature: {message}"):
-        verify_signed_statement(*signed(private_key=key, header_extra={"x5c": x5c}))
+        verify_signed_statement(*signed(private_key=key, header_extra={"x5c": x5c}), "2.0.0")
 
 
 def test_rejects_x5c_certificate_with_a_non_rsa_key(key: rsa.RSAPrivateKey) -> None:
     ec_key = ec.generate_private_key(ec.SECP256R1())
+    x5c = {"x5c": x5c_of(certificate_for(ec_key))}
     with pytest.raises(
         BadRequest,
         match="signature: the x5c certificate does not hold an RSA key, as RS256 needs",
     ):
-        verify_signed_statement(*signed(private_key=key, header_extra={"x5c": x5c_of(certificate_for(ec_key))}))
+        verify_signed_statement(*signed(private_key=key, header_extra=x5c), "2.0.0")
 
 
 def test_rejects_unknown_critical_header_parameters(key: rsa.RSAPrivateKey) -> None:
@@ -447,7 +449,7 @@ def test_rejects_unknown_critical_header_parameters(key: rsa.RSAPrivateKey) -> N
         BadRequest,
         match=r"signature: unsupported critical JWS header parameters \['b64'\]",
     ):
-        verify_signed_statement(*signed(private_key=key, header_extra={"crit": ["b64"], "b64": True}))
+        verify_signed_statement(*signed(private_key=key, header_extra={"crit": ["b64"], "b64": True}), "2.0.0")
 
 
 def _mismatch(received_change: Any, key: rsa.RSAPrivateKey, payload: dict[str, Any] | None = None) -> str:
@@ -455,7 +457,7 @@ def _mismatch(received_change: Any, key: rsa.RSAPrivateKey, payload: dict[str, A
     received = copy.deepcopy(payload)
     received_change(received)
     with pytest.raises(BadRequest, match="signature: payload does not match the statement") as caught:
-        verify_signed_statement(*signed(payload, received=received, private_key=key))
+        verify_signed_statement(*signed(payload, received=received, private_key=key), "2.0.0")
     return caught.value.message
 
 
@@ -529,4 +531,4 @@ def test_a_payload_that_cannot_be_compared_is_a_400_not_an_error(key: rsa.RSAPri
     far["timestamp"] = "0001-01-01T00:00:00+01:00"
     token = jws({"alg": "RS256"}, json.dumps(far).encode(), key)
     with pytest.raises(BadRequest, match=r"^signature: the JWS payload cannot be compared with the statement"):
-        verify_signed_statement(*signed(received, received=received, private_key=key, token=token))
+        verify_signed_statement(*signed(received, received=received, private_key=key, token=token), "2.0.0")
