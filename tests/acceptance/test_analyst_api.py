@@ -353,6 +353,40 @@ async def test_where_learners_stop_cannot_be_found_by_subtraction_either(
     assert trusts["900011"]["stopped_at"] == {}
 
 
+async def test_a_module_completed_does_not_complete_its_course(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Course status counts the course's own completed/passed/failed (found by a domain audit):
+    six learners completed module 1 of the course (the course their statements' grouping) and
+    stopped in module 2; the course is completed by nobody, and they stopped at module 2. Two
+    others completed the course itself, with a score that is the course's average alone."""
+    people = {"900100": 8}
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people, catch_up=False)
+    learners = [f"U900100-{i}" for i in range(8)]
+    await _linked(db_url, sid, learners)
+
+    def in_module(person: str, module: str, verb: str, at: str, score: float) -> dict:
+        s = _completion(_mbox(person), f"{FIRE}/{module}", at)
+        s["verb"] = {"id": f"http://adlnet.gov/expapi/verbs/{verb}", "display": {"en-US": verb}}
+        s["context"] = {"contextActivities": {"grouping": [{"id": FIRE}]}}
+        s["result"] = {"score": {"scaled": score}}
+        return s
+
+    def course_passed(person: str) -> dict:
+        s = _completion(_mbox(person), FIRE, "2024-11-03T10:00:00Z")
+        s["result"] = {"score": {"scaled": 0.8}}
+        return s
+
+    statements = ([in_module(p, "m1", "completed", "2024-11-02T09:00:00Z", 0.1) for p in learners[:6]]
+                  + [in_module(p, "m2", "attempted", "2024-11-02T10:00:00Z", 0.1) for p in learners[:6]]
+                  + [course_passed(p) for p in learners[6:]])
+    async with _app(db_url) as client:
+        course, _, _ = await _course_views(client, auth, statements, db_url)
+    row = course[None]
+    assert (row["learners"], row["started"], row["completed"]) == (8, 8, 2), row
+    assert row["stopped_at"] == {f"{FIRE}/m2": 6}, row
+    assert row["avg_score"] == 0.8, row
+
+
 async def _region(db_url: str, region: str) -> tuple[list[int], tuple[str, str]]:
     """Two stores of one region, each with a P-0001 of its own (the example people file), and a
     regional credential of the first."""

@@ -235,16 +235,19 @@ class BruteForce:
             c = courses.setdefault(course, {"learners": 0, **{k: 0 for k in queries.COUNTS}, "scores": [],
                                             "durations": [], "stops": defaultdict(int)})
             verbs = {f.verb for _, f in items}
+            # results count for the course only when it is their object, not one of its modules
+            own = [f for _, f in items if f.activity_id == course]
+            results = {f.verb for f in own}
             c["learners"] += 1
             c["registered"] += adl + "registered" in verbs
             c["started"] += bool(verbs - {adl + "registered"})
-            done = adl + "completed" in verbs or adl + "passed" in verbs
-            c["completed"] += adl + "completed" in verbs
-            c["passed"] += adl + "passed" in verbs
-            c["failed"] += adl + "failed" in verbs
-            c["scores"] += [f.score for _, f in items if f.score is not None
+            done = adl + "completed" in results or adl + "passed" in results
+            c["completed"] += adl + "completed" in results
+            c["passed"] += adl + "passed" in results
+            c["failed"] += adl + "failed" in results
+            c["scores"] += [f.score for f in own if f.score is not None
                             and f.verb in {adl + "completed", adl + "passed", adl + "failed"}]
-            c["durations"] += [f.duration_s for _, f in items if f.duration_s is not None
+            c["durations"] += [f.duration_s for f in own if f.duration_s is not None
                                and f.verb in {adl + "completed", adl + "passed"}]
             if not done:
                 last = max(items, key=lambda x: (x[1].at, x[0].position))

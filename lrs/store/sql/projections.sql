@@ -370,9 +370,11 @@ learners AS (
     SELECT f.store_id, f.course_id, f.person,
            bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/registered') AS registered,
            bool_or(f.verb <> 'http://adlnet.gov/expapi/verbs/registered') AS started,
-           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/completed') AS completed,
-           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/passed') AS passed,
-           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/failed') AS failed,
+           -- the course's own result: a module completed (the course its parent or grouping)
+           -- does not complete the course, and its learner may still stop in it
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/completed' AND f.activity_id = f.course_id) AS completed,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/passed' AND f.activity_id = f.course_id) AS passed,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/failed' AND f.activity_id = f.course_id) AS failed,
            (array_agg(f.activity_id ORDER BY f.at DESC, f.position DESC))[1] AS last_activity
     FROM f GROUP BY f.store_id, f.course_id, f.person
 ),
@@ -382,10 +384,11 @@ per_learner AS (
 ),
 scores AS (
     SELECT g.level, g.group_id, f.store_id, f.course_id,
-           avg(f.score) FILTER (WHERE f.verb IN ('http://adlnet.gov/expapi/verbs/completed',
-               'http://adlnet.gov/expapi/verbs/passed', 'http://adlnet.gov/expapi/verbs/failed')) AS avg_score,
-           avg(f.duration_s) FILTER (WHERE f.verb IN ('http://adlnet.gov/expapi/verbs/completed',
-               'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s
+           avg(f.score) FILTER (WHERE f.activity_id = f.course_id AND f.verb IN (
+               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
+               'http://adlnet.gov/expapi/verbs/failed')) AS avg_score,
+           avg(f.duration_s) FILTER (WHERE f.activity_id = f.course_id AND f.verb IN (
+               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s
     FROM f JOIN grp g ON g.store_id = f.store_id AND g.person = f.person
     GROUP BY g.level, g.group_id, f.store_id, f.course_id
 ),
