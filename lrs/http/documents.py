@@ -158,7 +158,8 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
             # Communication 2.3.s5: multiple-document DELETE.
             _check_params(request, res.key_params())
             activity, agent_key, _, registration = _context(res, request, version)
-            await ops.delete_documents(repo, who, Scope(res.resource, activity, agent_key, registration))
+            await ops.delete_documents(repo, who, Scope(res.resource, activity, agent_key, registration),
+                                       _preconditions(request))
             return Response(status_code=204)
         _check_params(request, all_single)
         key, _ = _key(res, request, version)

@@ -116,7 +116,8 @@ class DocumentRepository(Protocol):
     async def ids(self, store_id: int, scope: Scope, since: datetime | None) -> tuple[list[str], datetime | None]: ...
     async def change(self, store_id: int, key: DocKey, agent: dict[str, Any] | None, decide: Decide,
                      *, with_content: bool) -> Write | None: ...
-    async def delete_scope(self, store_id: int, scope: Scope) -> int: ...
+    async def delete_scope(self, store_id: int, scope: Scope,
+                           decide: Callable[[list[str]], None] | None = None) -> int: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -135,7 +136,11 @@ def parse_etags(raw: str | None, *, weak_matches: bool) -> list[str] | None:
     that send the bare hex without quotes are accepted too. Spor's ETags are strong. If-None-Match
     compares weakly, so W/"x" matches "x"; If-Match compares strongly (RFC 9110 13.1.1, the RFC 2616
     handling xAPI Communication 3.1 asks for), so a weak tag matches nothing: it is kept with its
-    W/ prefix, which no ETag has (``weak_matches=False``).
+    W/ prefix, which no ETag has (``weak_matches=False``). "" is an empty tag that matches no
+    document. A quoted "*" is read as the wildcard, as it always was here: a client that quotes
+    it means "any document" (If-None-Match: "*" to create only), and reading it as a tag would
+    let its PUT overwrite. Spor's ETags are lower-case hex (Communication 3.1.s4.b2), so a tag is
+    compared in lower case: the same digits in upper case name the same ETag.
     """
     if raw is None:
         return None
@@ -145,11 +150,15 @@ def parse_etags(raw: str | None, *, weak_matches: bool) -> list[str] | None:
         weak = tag.startswith("W/")
         if weak:
             tag = tag[2:]
-        tag = tag.strip('"')
-        if weak and tag and not weak_matches:
+        quoted = len(tag) >= 2 and tag[0] == tag[-1] == '"'
+        if quoted:
+            tag = tag[1:-1]
+        elif not tag:
+            continue  # an empty list element ("a, , b")
+        tag = tag.lower()
+        if weak and not weak_matches:
             tag = "W/" + tag
-        if tag:
-            tags.append(tag)
+        tags.append(tag)
     if not tags:
         raise BadRequest(f"precondition header {raw!r} holds no entity tag")
     return tags
@@ -220,14 +229,34 @@ def check_preconditions(current: Document | None, pre: Preconditions) -> None:
     xAPI Communication 3.1.s4.b5-b12: the LRS handles If-Match with an ETag and If-None-Match
     with "*" (and, as RFC 7232 says, with a list of tags) on PUT, POST and DELETE.
     """
+    check_etag_preconditions(current.etag if current is not None else None, pre, "the document")
+
+
+def check_etag_preconditions(etag: str | None, pre: Preconditions, what: str) -> None:
+    """If-Match / If-None-Match against the current ETag of ``what`` (None: it does not exist)."""
     if pre.if_match is not None:
-        if current is None:
-            raise PreconditionFailed("If-Match: the document does not exist")
-        if "*" not in pre.if_match and current.etag not in pre.if_match:
-            raise PreconditionFailed(f"If-Match: the document's current ETag is \"{current.etag}\"")
-    if pre.if_none_match is not None and current is not None and (
-            "*" in pre.if_none_match or current.etag in pre.if_none_match):
-        raise PreconditionFailed("If-None-Match: the document exists")
+        if etag is None:
+            raise PreconditionFailed(f"If-Match: {what} does not exist")
+        if "*" not in pre.if_match and etag not in pre.if_match:
+            raise PreconditionFailed(f"If-Match: the current ETag of {what} is \"{etag}\"")
+    if pre.if_none_match is not None and etag is not None and (
+            "*" in pre.if_none_match or etag in pre.if_none_match):
+        raise PreconditionFailed(f"If-None-Match: {what} exists")
+
+
+def ids_etag(ids: list[str]) -> str:
+    """The ETag of a list of document ids, as GET without an id answers it."""
+    return etag_of(orjson.dumps(ids))
+
+
+def decide_delete_scope(pre: Preconditions) -> Callable[[list[str]], None]:
+    """Multiple-document DELETE: its If-Match / If-None-Match are about the documents as a whole,
+    whose ETag is the one GET of their id list answers (``*``: any document there at all)."""
+
+    def decide(ids: list[str]) -> None:
+        check_etag_preconditions(ids_etag(ids) if ids else None, pre, "the documents (their id list)")
+
+    return decide
 
 
 def precondition_required(resource: Resource, version: str) -> bool:
@@ -359,10 +388,13 @@ async def delete_document(repo: DocumentRepository, principal: Principal, key: D
     await repo.change(principal.store_id, key, None, decide_delete(pre), with_content=False)
 
 
-async def delete_documents(repo: DocumentRepository, principal: Principal, scope: Scope) -> int:
-    """Multiple-document DELETE (State only, Communication 2.3.s5); the number deleted."""
+async def delete_documents(repo: DocumentRepository, principal: Principal, scope: Scope,
+                           pre: Preconditions | None = None) -> int:
+    """Multiple-document DELETE (State only, Communication 2.3.s5); the number deleted. With
+    preconditions (3.1.s4.b7), nothing is deleted unless they hold for the id list."""
     _require_write(principal, scope.resource)
-    return await repo.delete_scope(principal.store_id, scope)
+    decide = decide_delete_scope(pre) if pre is not None and not pre.absent else None
+    return await repo.delete_scope(principal.store_id, scope, decide)
 
 
 def _asked(resource: Resource, activity_id: str, agent_key: str, registration: str | None,

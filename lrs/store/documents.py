@@ -12,6 +12,7 @@ positions in commit order (docs/architecture.md, "Documents").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -85,12 +86,18 @@ class PgDocumentRepository:
                                write.content_type, updated, position, write.kind, orjson.dumps(payload), etag)
             return write
 
-    async def delete_scope(self, store_id: int, scope: Scope) -> int:
-        """Delete every document of ``scope``, one event each; the number deleted."""
+    async def delete_scope(self, store_id: int, scope: Scope,
+                           decide: Callable[[list[str]], None] | None = None) -> int:
+        """Delete every document of ``scope``, one event each; the number deleted. ``decide``
+        sees the scope's ids under the store lock first and may raise (412): nothing is deleted."""
         async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
             # How many documents go is known only inside the statement, which numbers its
             # events from the reserved first position on and advances the counter itself.
             reservation = await reserve(conn, store_id, 0)
+            if decide is not None:
+                rows = await conn.fetch(sql("document_ids"), store_id, scope.resource, scope.activity_id,
+                                        scope.agent_key, scope.registration, None)
+                decide([r["doc_id"] for r in rows])
             deleted: int = await conn.fetchval(sql("documents_delete_scope"), store_id, scope.resource,
                                                scope.activity_id, scope.agent_key, scope.registration,
                                                reservation.first - 1, reservation.stored)

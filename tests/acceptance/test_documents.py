@@ -248,6 +248,40 @@ async def test_state_registration_is_part_of_the_key_and_multiple_delete(xapi: h
     assert (await xapi.get(PATHS["state"], params=context("state"))).json() == []
 
 
+async def test_multiple_document_delete_honours_if_match_and_if_none_match(xapi: httpx.AsyncClient) -> None:
+    """Communication 3.1.s4.b7/b11/b12: a DELETE's If-Match and If-None-Match hold or nothing
+    changes (412). For the State documents of an Activity and Agent as a whole, the ETag is the
+    one GET of their id list gives (a spec audit: they were ignored and everything deleted)."""
+    for doc_id in ("a", "b"):
+        assert (await xapi.put(PATHS["state"], params=params("state", doc_id), json={"d": doc_id})).status_code == 204
+    listing = await xapi.get(PATHS["state"], params=context("state"))
+    etag = listing.headers["ETag"]
+    for headers in ({"If-Match": '"0000000000000000000000000000000000000000"'}, {"If-None-Match": "*"},
+                    {"If-None-Match": etag}, {"If-Match": f"W/{etag}"}):
+        r = await xapi.delete(PATHS["state"], params=context("state"), headers=headers)
+        assert r.status_code == 412, (headers, r.text)
+        assert sorted((await xapi.get(PATHS["state"], params=context("state"))).json()) == ["a", "b"], headers
+    assert (await xapi.delete(PATHS["state"], params=context("state"), headers={"If-Match": etag})).status_code == 204
+    assert (await xapi.get(PATHS["state"], params=context("state"))).json() == []
+    # none left: If-Match * fails, If-None-Match * holds
+    assert (await xapi.delete(PATHS["state"], params=context("state"), headers={"If-Match": "*"})).status_code == 412
+    assert (await xapi.delete(PATHS["state"], params=context("state"),
+                              headers={"If-None-Match": "*"})).status_code == 204
+
+
+@resources
+async def test_an_etag_in_upper_case_names_the_same_document_and_an_empty_one_none(
+        xapi: httpx.AsyncClient, resource: str) -> None:
+    """Spor's ETags are lower-case hex (Communication 3.1.s4.b2); the same digits in upper case
+    are the same tag (clients and test suites send them so). "" is a tag that matches nothing."""
+    assert (await put(xapi, resource, {"v": 1}, headers=CREATE)).status_code == 204
+    etag = (await get(xapi, resource)).headers["ETag"]
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-Match": '""'})).status_code == 412
+    assert (await put(xapi, resource, {"v": 2}, headers={"If-Match": etag.upper()})).status_code == 204
+    assert (await put(xapi, resource, {"v": 3}, headers={"If-Match": etag.strip('"').upper()})).status_code == 412
+    assert (await get(xapi, resource)).json() == {"v": 2}
+
+
 async def test_delete_of_a_missing_document_is_204(xapi: httpx.AsyncClient) -> None:
     for resource in PATHS:
         assert (await xapi.delete(PATHS[resource], params=params(resource, "never"))).status_code == 204
