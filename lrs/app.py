@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from lrs.http import about, activities, agents, documents, operations, statements
@@ -35,6 +37,17 @@ from lrs.store.db import create_pool, run_migrations
 from lrs.store.documents import PgDocumentRepository
 from lrs.store.statements import PgStatementRepository
 from projections import api as analyst_api
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def by_method(path: str, endpoints: dict[str, Endpoint]) -> Route:
+    """One route for ``path`` that calls the endpoint of the request's method (HEAD: GET's)."""
+
+    async def dispatch(request: Request) -> Response:
+        return await endpoints["GET" if request.method == "HEAD" else request.method](request)
+
+    return Route(path, dispatch, methods=list(endpoints))
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -109,12 +122,12 @@ def create_app(settings: Settings) -> Starlette:
                         await shared_task
                     shared.write_quietly()
 
-    stmts = statements.PATH
-    # The router tries routes in order: the busiest (statement writes, then reads) come first.
+    # One route per path, dispatching on the method: a 405 then lists all of a path's methods in
+    # Allow (RFC 9110 15.5.6; Starlette takes Allow from the first route of a path alone). The
+    # busiest path, the statements, comes first.
     routes: list[BaseRoute] = [
-        Route(stmts, statements.post_statements, methods=["POST"]),
-        Route(stmts, statements.get_statements, methods=["GET", "HEAD"]),
-        Route(stmts, statements.put_statement, methods=["PUT"]),
+        by_method(statements.PATH, {"POST": statements.post_statements, "GET": statements.get_statements,
+                                    "PUT": statements.put_statement}),
         Route("/health", operations.health, methods=["GET"]),
         Route("/metrics", operations.metrics, methods=["GET"]),
         Route(about.PATH, about.get_about, methods=["GET", "HEAD"]),
@@ -125,12 +138,7 @@ def create_app(settings: Settings) -> Starlette:
                            (documents.ACTIVITY_PROFILE_PATH, documents.ACTIVITY_PROFILE),
                            (documents.AGENT_PROFILE_PATH, documents.AGENT_PROFILE)):
         h = documents.handlers(resource)
-        routes += [
-            Route(path, h["get"], methods=["GET", "HEAD"]),
-            Route(path, h["put"], methods=["PUT"]),
-            Route(path, h["post"], methods=["POST"]),
-            Route(path, h["delete"], methods=["DELETE"]),
-        ]
+        routes.append(by_method(path, {"GET": h["get"], "PUT": h["put"], "POST": h["post"], "DELETE": h["delete"]}))
     routes.append(Mount("/api", routes=analyst_api.routes()))
     return Starlette(
         routes=routes,

@@ -282,6 +282,20 @@ async def test_an_etag_in_upper_case_names_the_same_document_and_an_empty_one_no
     assert (await get(xapi, resource)).json() == {"v": 2}
 
 
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/statements", {"GET", "HEAD", "POST", "PUT"}),
+    *[(p, {"GET", "HEAD", "PUT", "POST", "DELETE"}) for p in PATHS.values()],
+    ("/activities", {"GET", "HEAD"}), ("/agents", {"GET", "HEAD"}), ("/about", {"GET", "HEAD"}),
+])
+async def test_a_405_lists_every_method_of_the_resource_in_allow(
+        xapi: httpx.AsyncClient, path: str, allowed: set[str]) -> None:
+    """RFC 9110 15.5.6: a 405 carries Allow with the resource's methods (a spec audit: it listed
+    the methods of one route of the path, e.g. only HEAD, GET on /activities/state)."""
+    r = await xapi.request("PATCH", path)
+    assert r.status_code == 405
+    assert {m.strip() for m in r.headers["Allow"].split(",")} == allowed
+
+
 async def test_delete_of_a_missing_document_is_204(xapi: httpx.AsyncClient) -> None:
     for resource in PATHS:
         assert (await xapi.delete(PATHS[resource], params=params(resource, "never"))).status_code == 204
