@@ -113,8 +113,9 @@ class AlternateRequestMiddleware:
         form_headers = {HEADER_PARAMS[k.lower()]: v for k, v in form if k.lower() in HEADER_PARAMS}
         for name, value in form_headers.items():
             if not _HEADER_VALUE.fullmatch(value):
+                got = "" if name == "Authorization" else f", got {value[:100]!r}"  # never echo a credential
                 raise _Refused(400, f"{name}: a header parameter of the alternate request syntax must be "
-                                    f"one line of Latin-1 text without control characters, got {value[:100]!r}")
+                                    f"one line of Latin-1 text without control characters{got}")
         versions = {negotiate(headers.get("x-experience-api-version")),
                     negotiate(form_headers.get("X-Experience-API-Version"))}
         if "2.0.0" in versions:

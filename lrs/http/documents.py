@@ -115,6 +115,10 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
                 "ETag": f'"{doc.etag}"',
                 # Communication 2.2.s6.b1: when the document was last modified.
                 "Last-Modified": http_date(doc.updated),
+                # a document is whatever a client stored (text/html with a script, say): a browser
+                # opening it must neither guess another type nor run it as the LRS's own page
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "sandbox",
             })
         _check_params(request, res.key_params() | {"since"})
         activity, agent_key, _, registration = _context(res, request, version)

@@ -3,6 +3,7 @@ header, the structured access log line and the request metrics."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -17,6 +18,9 @@ from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
 from lrs.metrics import Metrics
+
+# A request id a client may set (X-Request-Id): short, of characters safe in logs and headers
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 KNOWN_PATHS = frozenset({
     "/xapi/statements", "/xapi/activities", "/xapi/activities/state", "/xapi/activities/profile",
@@ -39,7 +43,10 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        # a client's own request id is kept when it is a plausible id; anything else (megabytes
+        # to fill the log, control characters) gets one of ours
+        sent_id = headers.get("x-request-id")
+        request_id = sent_id if sent_id is not None and _REQUEST_ID.fullmatch(sent_id) else uuid.uuid4().hex
         path: str = scope["path"].rstrip("/") or "/"
         is_xapi = path.startswith("/xapi")
         version = negotiate(headers.get("x-experience-api-version")) if is_xapi else None

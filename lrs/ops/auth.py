@@ -28,6 +28,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
@@ -42,6 +43,8 @@ from lrs.ops.secrets import verify_secret
 from lrs.store.credentials import CredentialRow
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="Spor xAPI"'}
+# What an authentication scheme looks like (RFC 9110 11.1: a token), short
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,19}")
 log = structlog.get_logger("lrs.auth")
 
 E = TypeVar("E", bound=Exception)
@@ -166,7 +169,10 @@ class Authenticator:
             except Unauthorized as exc:
                 raise _because("bearer_token", exc) from None
         if scheme.lower() != "basic":
-            raise _because("scheme", Unauthorized(f"unsupported authorization scheme {scheme!r}; use Basic",
+            # the scheme is named only when it looks like one: a header sent without its
+            # scheme (or with a tab for the space) is the credential itself, not to be echoed
+            named = f" {scheme!r}" if _SCHEME.fullmatch(scheme) else ""
+            raise _because("scheme", Unauthorized(f"unsupported authorization scheme{named}; use Basic",
                                                   headers=CHALLENGE))
         try:
             decoded = _decode_basic(value)

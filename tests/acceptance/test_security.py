@@ -124,6 +124,48 @@ async def test_a_wrong_secret_is_a_401_and_a_log_line_naming_the_key_and_the_req
     assert tenant.secret not in server.logs()
 
 
+async def test_a_malformed_authorization_header_is_not_echoed_in_the_refusal(server: Server) -> None:
+    """A credential sent without its scheme, or with a tab for the space, is refused without
+    quoting it back (a security audit: the 401 body held the whole base64 credential); so is a
+    bad Authorization form field of the alternate request syntax."""
+    tenant = await make_tenant(server.database_url, server.base_url)
+    basic = base64.b64encode(f"{tenant.key}:{tenant.secret}".encode()).decode()
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url + "/xapi") as c:
+        for value in (f"Basic\t{basic}", basic, f"{tenant.key}:{tenant.secret}"):
+            r = await c.get("/statements", headers={"Authorization": value, "X-Experience-API-Version": "2.0.0"})
+            assert r.status_code == 401, value
+            assert basic not in r.text and tenant.secret not in r.text, r.text
+        r = await c.get("/statements", headers={"Authorization": "Negotiate abc", "X-Experience-API-Version": "2.0.0"})
+        assert r.status_code == 401 and "'Negotiate'" in r.text
+        r = await c.post("/statements", params={"method": "GET"}, headers={"X-Experience-API-Version": "1.0.3"},
+                         data={"Authorization": f"Basic {basic}\x01"})
+        assert r.status_code == 400 and basic not in r.text and "Authorization" in r.text, r.text
+
+
+async def test_a_request_id_is_the_clients_only_when_it_is_a_short_plain_one(server: Server) -> None:
+    """X-Request-Id is echoed and logged: megabytes of it filled the log (a security audit)."""
+    async with httpx.AsyncClient(timeout=30, base_url=server.base_url) as c:
+        assert (await c.get("/health", headers={"X-Request-Id": "req-ok-1"})).headers["X-Request-Id"] == "req-ok-1"
+        for sent in ("x" * 129, "a b", "x" * 100_000):
+            got = (await c.get("/health", headers={"X-Request-Id": sent})).headers["X-Request-Id"]
+            assert got != sent and len(got) == 32, got
+
+
+async def test_a_stored_document_is_served_so_that_a_browser_will_not_run_it(server: Server) -> None:
+    """A State document of type text/html is what a client stored, not a page of the LRS: nosniff
+    and a sandbox (a security audit)."""
+    tenant = await make_tenant(server.database_url, server.base_url)
+    params = {"activityId": "https://courses.example.org/x", "stateId": "page",
+              "agent": json.dumps({"mbox": "mailto:kari@example.org"})}
+    async with xapi_client(server, tenant) as c:
+        r = await c.put("/activities/state", params=params, content=b"<script>alert(1)</script>",
+                        headers={"Content-Type": "text/html"})
+        assert r.status_code == 204
+        r = await c.get("/activities/state", params=params)
+    assert r.headers["Content-Type"] == "text/html"
+    assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["Content-Security-Policy"] == "sandbox"
+
+
 async def test_basic_credentials_that_cannot_name_a_key_are_401_not_500(server: Server) -> None:
     """Bytes outside ASCII where base64 belongs (they were a 500 before any check), and a key
     holding a NUL (the database refused to compare it: a 500): a 401 with the challenge, as for
