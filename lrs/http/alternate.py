@@ -149,10 +149,12 @@ class AlternateRequestMiddleware:
         for name in ("authorization", "x-experience-api-version", "if-match", "if-none-match"):
             if HEADER_PARAMS[name] not in form_headers and name in headers:
                 new_headers.append((name.encode(), headers[name].encode("latin-1")))
-        if content is not None:
+        if content is not None and "Content-Type" in form_headers:
             # content is text of the form, so UTF-8 whatever charset the form's Content-Type names
-            # (1.3.s3.b5: "The LRS MUST interpret this content as a UTF-8 string")
-            content_type = _CHARSET.sub("", form_headers.get("Content-Type", "application/json"))
+            # (1.3.s3.b5: "The LRS MUST interpret this content as a UTF-8 string"). Without a
+            # Content-Type parameter the request has none, as a normal one would not: a document
+            # is then stored as application/octet-stream, not as JSON it may not be.
+            content_type = _CHARSET.sub("; charset=utf-8", form_headers["Content-Type"])
             new_headers.append((b"content-type", content_type.encode("latin-1")))
         new_headers.append((b"content-length", str(len(body)).encode()))
         query_string = urlencode(params).encode("latin-1")

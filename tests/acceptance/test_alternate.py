@@ -112,6 +112,27 @@ async def test_documents_with_if_match_from_the_form(server: Server, tenant: Ten
         assert r.status_code == 204
 
 
+async def test_a_document_keeps_the_form_s_content_type_or_none_as_a_normal_request_would(
+        server: Server, tenant: Tenant) -> None:
+    """Without a Content-Type form parameter a document is application/octet-stream, as without
+    the header in the normal syntax (it was stored as application/json, and then could not be
+    merged); a charset given is rewritten to utf-8, which the content is (1.3.s3.b5)."""
+    agent = orjson.dumps({"mbox": "mailto:kari@example.org"}).decode()
+    common = {"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3",
+              "activityId": "https://courses.example.org/a", "agent": agent}
+    async with client(server) as c:
+        for state_id, form_type, stored in (("plain", None, "application/octet-stream"),
+                                            ("latin", "text/plain; charset=ISO-8859-1", "text/plain; charset=utf-8")):
+            data = {**common, "stateId": state_id, "content": "Tromsø"}
+            if form_type:
+                data["Content-Type"] = form_type
+            r = await c.post("/activities/state", params={"method": "PUT"}, headers=FORM, data=data)
+            assert r.status_code == 204, r.text
+            g = await c.post("/activities/state", params={"method": "GET"}, headers=FORM,
+                             data={**common, "stateId": state_id})
+            assert g.headers["Content-Type"] == stored and g.content == "Tromsø".encode(), state_id
+
+
 async def test_malformed_alternate_requests_are_400(server: Server, tenant: Tenant) -> None:
     base = {"Authorization": auth(tenant), "X-Experience-API-Version": "1.0.3"}
     async with client(server) as c:
