@@ -117,7 +117,8 @@ class StatementRepository(Protocol):
     """What the rules need from storage (implemented in lrs.store.statements)."""
 
     async def append(
-        self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
+        self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True,
+        void_any: bool = True,
     ) -> datetime | None: ...
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None: ...
     async def query(self, store_id: int, q: Query) -> Page: ...
@@ -295,8 +296,12 @@ async def store_statements(
     # writers of one id cannot both insert it), acknowledges re-sent identical statements,
     # and refuses the whole request with 409 if one differs (Communication 2.1.2.s2.b4/b5).
     # Communication 4.2, scope "define": without it canonical definitions are not updated.
+    # Data 2.3.2.s2.b4: only a source authorized to void may; here a credential voids its own
+    # statements, and only one with scope "all" those of others (or one not stored yet, whose
+    # authority cannot be known): a course package's key cannot erase other systems' records.
     stored = await repo.append(principal.store_id, prepared, attachments or [],
-                               define=bool(principal.scopes & {"all", "define"}))
+                               define=bool(principal.scopes & {"all", "define"}),
+                               void_any="all" in principal.scopes)
     result = StoredIds(ids)
     result.stored = stored
     return result

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.errors import Conflict
+from lrs.errors import Conflict, Forbidden
 from lrs.ops import terms as T
 from lrs.ops.statements import Attachment, Page, Prepared, Query, StatementRow, inherit_target_terms, same_statement
 from lrs.ops.timestamps import format_timestamp
@@ -42,6 +42,24 @@ def _new_in(items: list[Prepared], stored: dict[str, dict[str, Any]], accepted: 
     return mine
 
 
+def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | None],
+                        accepted: dict[str, Prepared]) -> None:
+    """Forbidden unless each new voiding statement of a request targets a statement of its own
+    authority: stored, new in the same request, or taken earlier in the same group."""
+    new_here = {p.id: p for p in mine}
+    for p in mine:
+        if p.voids is None:
+            continue
+        target = new_here.get(p.voids) or accepted.get(p.voids)
+        by = _authority_key(target.body["authority"]) if target is not None else stored_authority.get(p.voids)
+        if target is None and p.voids not in stored_authority:
+            raise Forbidden(f"statement {p.id} voids {p.voids}, which is not stored: only a credential with scope "
+                            "all may void a statement before it arrives")
+        if by != _authority_key(p.body["authority"]):
+            raise Forbidden(f"statement {p.id} voids {p.voids}, which another credential stored: only that "
+                            "credential or one with scope all may void it")
+
+
 def _row(r: asyncpg.Record) -> StatementRow:
     return StatementRow(
         id=r["id"],
@@ -61,6 +79,7 @@ class _Write:
     items: list[Prepared]
     attachments: list[Attachment]
     define: bool
+    void_any: bool = True  # may void statements of other authorities (and ones not stored yet)
 
 
 class PgStatementRepository:
@@ -78,12 +97,15 @@ class PgStatementRepository:
         self._through: dict[int, tuple[float, datetime]] = {}
 
     async def append(
-        self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True
+        self, store_id: int, items: list[Prepared], attachments: list[Attachment], *, define: bool = True,
+        void_any: bool = True,
     ) -> datetime | None:
         """Append a request's new statements all-or-nothing; the stored time, or None when
         every statement was stored before (same content). Conflict (409) when an id is stored
-        with different content. ``define``: may update canonical Activity definitions."""
-        return await self.appender.submit(store_id, _Write(items, attachments, define), len(items))
+        with different content. ``define``: may update canonical Activity definitions.
+        ``void_any``: may void statements of another authority, or not stored yet; without it
+        such a voiding is Forbidden (403), and nothing of the request is kept."""
+        return await self.appender.submit(store_id, _Write(items, attachments, define, void_any), len(items))
 
     async def _write_group(self, store_id: int, writes: list[_Write]) -> list[datetime | BaseException | None]:
         stored = await self._append_in_one_call(store_id, writes)
@@ -147,10 +169,14 @@ class PgStatementRepository:
             new: list[Prepared] = []
             attachments: list[Attachment] = []
             defining: list[Prepared] = []
+            targets = {k: (list(terms.items()), target) for k, (terms, target, _) in check["targets"].items()}
+            authorities = {k: authority for k, (_, _, authority) in check["targets"].items()}
             for i, w in enumerate(writes):
                 try:
                     mine = _new_in(w.items, existing, accepted)
-                except Conflict as exc:
+                    if not w.void_any:
+                        _voids_only_its_own(mine, authorities, accepted)
+                except (Conflict, Forbidden) as exc:
                     outcomes[i] = exc
                     continue
                 accepted.update((p.id, p) for p in mine)
@@ -160,7 +186,6 @@ class PgStatementRepository:
                     defining += mine
             if not new:
                 return outcomes
-            targets = {k: (list(terms.items()), target) for k, (terms, target) in check["targets"].items()}
             inherit_target_terms(new, targets)
             first = check["last_position"] + 1
             reservation = Reservation(first, len(new), check["stored"])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -84,6 +85,47 @@ async def test_no_resource_shows_one_store_s_data_to_another(server: Server) -> 
         assert (await cb.get("/agents/profile", params={"agent": agent, "profileId": "p"})).status_code == 404
         act = await cb.get("/activities", params={"activityId": activity})
         assert "definition" not in act.json() or act.json().get("definition") in ({}, None)
+
+
+async def test_a_credential_without_scope_all_voids_only_its_own_statements(server: Server) -> None:
+    """Data 2.3.2.s2.b4: a voiding from a source not authorized to void is refused whole with 403
+    (a security audit: a course package's write key voided, or pre-voided by a chosen id, another
+    system's completions, and they left transcripts and compliance)."""
+    admin = await make_tenant(server.database_url, server.base_url)
+    store = admin.store
+    writer = await make_tenant(server.database_url, server.base_url, ["statements/write", "statements/read"], store)
+    other = await make_tenant(server.database_url, server.base_url, ["statements/write", "statements/read"], store)
+
+    def voiding(target: str) -> dict:
+        return {"id": str(uuid.uuid4()), "actor": {"mbox": "mailto:lms@example.org"},
+                "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                "object": {"objectType": "StatementRef", "id": target}}
+
+    theirs = {"id": str(uuid.uuid4()), **statement(actor="kari")}
+    mine = {"id": str(uuid.uuid4()), **statement(actor="kari")}
+    async with xapi_client(server, admin) as a, xapi_client(server, writer) as w, xapi_client(server, other) as o:
+        assert (await a.post("/statements", json=theirs)).status_code == 200
+        assert (await w.post("/statements", json=mine)).status_code == 200
+        refused = {
+            "another's statement": await w.post("/statements", json=[voiding(theirs["id"])]),
+            "one not stored yet": await w.post("/statements", json=voiding(str(uuid.uuid4()))),
+            "another's, beside a new one of its own": await w.post(
+                "/statements", json=[{"id": str(uuid.uuid4()), **statement()}, voiding(theirs["id"])]),
+            "a fellow writer's": await o.post("/statements", json=voiding(mine["id"])),
+        }
+        for what, r in refused.items():
+            assert r.status_code == 403 and "scope all" in r.json()["error"]["message"], (what, r.text)
+        for sid in (theirs["id"], mine["id"]):
+            assert (await a.get("/statements", params={"statementId": sid})).status_code == 200
+        # its own, stored or in the same batch: allowed
+        assert (await w.post("/statements", json=voiding(mine["id"]))).status_code == 200
+        fresh = {"id": str(uuid.uuid4()), **statement()}
+        assert (await w.post("/statements", json=[fresh, voiding(fresh["id"])])).status_code == 200
+        # scope all voids anything, stored or not yet
+        assert (await a.post("/statements", json=voiding(theirs["id"]))).status_code == 200
+        assert (await a.post("/statements", json=voiding(str(uuid.uuid4())))).status_code == 200
+        for sid in (theirs["id"], mine["id"], fresh["id"]):
+            assert (await a.get("/statements", params={"voidedStatementId": sid})).status_code == 200, sid
 
 
 async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Server) -> None:

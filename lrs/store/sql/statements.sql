@@ -215,17 +215,20 @@ SELECT st.last_position,
               ORDER BY s.statement_id LIMIT 1) f) AS existing,
        -- the StatementRef targets ($3) that are stored, and the stored statements they target in
        -- turn (a stored target's own target may arrive in this very append, and its terms are
-       -- not in the target's yet): {id: [terms, refers_to]}. The path ends a cycle of targets.
-       (WITH RECURSIVE along (statement_id, terms, refers_to, path) AS (
-            SELECT t.statement_id, t.terms, t.refers_to, ARRAY[t.statement_id]
+       -- not in the target's yet): {id: [terms, refers_to, authority_key]} (the authority: whether
+       -- a voiding may void it). The path ends a cycle of targets.
+       (WITH RECURSIVE along (statement_id, terms, refers_to, authority_key, path) AS (
+            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, ARRAY[t.statement_id]
               FROM statements t
              WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])
             UNION ALL
-            SELECT t.statement_id, t.terms, t.refers_to, a.path || t.statement_id
+            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, a.path || t.statement_id
               FROM along a JOIN statements t ON t.store_id = $1 AND t.statement_id = a.refers_to
              WHERE t.statement_id <> ALL (a.path))
-        SELECT coalesce(jsonb_object_agg(x.statement_id::text, jsonb_build_array(x.terms, x.refers_to)), '{}'::jsonb)
-          FROM (SELECT DISTINCT ON (statement_id) statement_id, terms, refers_to FROM along) x) AS targets,
+        SELECT coalesce(jsonb_object_agg(x.statement_id::text,
+                                         jsonb_build_array(x.terms, x.refers_to, x.authority_key)), '{}'::jsonb)
+          FROM (SELECT DISTINCT ON (statement_id) statement_id, terms, refers_to, authority_key FROM along) x)
+       AS targets,
        (SELECT coalesce(array_agg(DISTINCT v.refers_to::text), '{}')
           FROM statements v
          WHERE v.store_id = $1 AND v.refers_to = ANY($2::uuid[]) AND v.voids IS NOT NULL) AS voided_before
