@@ -67,12 +67,17 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def only_params(request: Request, allowed: Collection[str], what: str | None = None) -> None:
     """400 naming the query parameters this request may not carry (Communication 3.2: unknown
-    parameters, and known ones in the wrong case, are refused)."""
+    parameters, and known ones in the wrong case, are refused), and one given twice: every xAPI
+    parameter takes one value, and which of two was meant is not for the LRS to guess."""
     unknown = set(request.query_params) - set(allowed)
     if unknown:
         where = what or f"{request.method} {request.url.path}"
         raise BadRequest(f"unknown parameter(s) for {where}: {', '.join(sorted(unknown))}")
-    refuse_nul(request.query_params.multi_items())
+    items = request.query_params.multi_items()
+    if len(items) != len(request.query_params):
+        repeated = sorted({name for name in request.query_params if len(request.query_params.getlist(name)) > 1})
+        raise BadRequest(f"parameter {', '.join(repeated)} given more than once")
+    refuse_nul(items)
 
 
 def refuse_nul(params: Iterable[tuple[str, str]]) -> None:

@@ -15,7 +15,6 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lrs.errors import BadRequest
 from lrs.http.common import only_params, principal, read_body, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
@@ -57,9 +56,6 @@ def _check_params(request: Request, allowed: set[str]) -> None:
     # xAPI Communication 3.2 (XAPI-00324/00325): unknown parameters, and known ones with the
     # wrong case, are refused with 400.
     only_params(request, allowed)
-    for name in request.query_params:
-        if len(request.query_params.getlist(name)) > 1:
-            raise BadRequest(f"parameter {name} given more than once")
 
 
 def _context(res: DocumentResource, request: Request,

@@ -296,6 +296,20 @@ async def test_a_405_lists_every_method_of_the_resource_in_allow(
     assert {m.strip() for m in r.headers["Allow"].split(",")} == allowed
 
 
+@pytest.mark.parametrize(("path", "query"), [
+    ("/statements", [("limit", "1"), ("limit", "2")]),
+    ("/statements", [("agent", orjson.dumps(AGENT).decode()), ("agent", '{"mbox": "mailto:ola@example.org"}')]),
+    ("/activities", [("activityId", ACTIVITY), ("activityId", ACTIVITY + "/2")]),
+    ("/agents", [("agent", orjson.dumps(AGENT).decode())] * 2),
+    ("/activities/state", [*params("state").items(), ("stateId", "other")]),
+])
+async def test_a_parameter_given_twice_is_400_naming_it(xapi: httpx.AsyncClient, path: str, query: list) -> None:
+    """Every xAPI parameter takes one value; two were answered with the last one on /statements,
+    /activities and /agents (a spec audit)."""
+    r = await xapi.get(path, params=query)
+    assert r.status_code == 400 and "given more than once" in r.text and query[-1][0] in r.text, r.text
+
+
 async def test_delete_of_a_missing_document_is_204(xapi: httpx.AsyncClient) -> None:
     for resource in PATHS:
         assert (await xapi.delete(PATHS[resource], params=params(resource, "never"))).status_code == 204
