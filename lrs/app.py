@@ -21,6 +21,7 @@ from lrs.http.alternate import AlternateRequestMiddleware
 from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
+from lrs.http.protocol import RequestLimits, StepWritesProtocol
 from lrs.lag import sample_lag
 from lrs.logs import configure
 from lrs.memory import tune_gc, tune_malloc
@@ -54,6 +55,9 @@ def create_app(settings: Settings) -> Starlette:
     """A Spor ASGI app for ``settings`` (``settings.database_url`` must be set)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded database)")
+    # the HTTP protocol uvicorn runs for this process (lrs/http/protocol.py) takes its limits here
+    StepWritesProtocol.limits = RequestLimits(settings.max_request_head_bytes, settings.request_head_seconds,
+                                              settings.request_body_idle_seconds)
     metrics = Metrics()
     metrics.describe("spor_statements_received_total", "counter", "Statements accepted by POST/PUT.")
     metrics.describe("spor_db_pool_size", "gauge", "Open database connections.")

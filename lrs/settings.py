@@ -57,6 +57,12 @@ class Settings:
     max_batch_statements: int = 5000
     max_attachment_bytes: int = 32 * 1024 * 1024
     max_document_bytes: int = 16 * 1024 * 1024
+    # A request's line and headers at most this many bytes (431 beyond), all of it within this
+    # many seconds of its first byte, and a body that never stops arriving for longer than
+    # this (lrs/http/protocol.py): a connection past them is closed.
+    max_request_head_bytes: int = 64 * 1024
+    request_head_seconds: int = 30
+    request_body_idle_seconds: int = 60
     # Statement bodies one process works on at once (lrs/http/admission.py): bounds its memory.
     write_buffer_bytes: int = 4 * 1024 * 1024
     # limit=0 means "the most the server allows" (Communication 2.1.3): pages of ~150 KB; ask
@@ -122,6 +128,9 @@ class Settings:
         if self.db_connect_timeout <= 0:
             raise ValueError(f"SPOR_DB_CONNECT_TIMEOUT must be a positive whole number of seconds, "
                              f"got {self.db_connect_timeout}")
+        for name in ("max_request_head_bytes", "request_head_seconds", "request_body_idle_seconds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"SPOR_{name.upper()} must be a positive whole number, got {getattr(self, name)}")
         if self.write_buffer_bytes <= 0:
             raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
                              f"got {self.write_buffer_bytes}")

@@ -9,6 +9,15 @@ when the step ends (``call_soon``): a response's head and body leave in one writ
 body that awaits between its parts is still written part by part, each at the end of its step.
 Under many small requests (single-statement POSTs) the head's own write was ~10% of a server
 process's CPU (py-spy, bench/ingest (c)).
+
+It also bounds what a client may hold open without sending a request (uvicorn does not): a
+request head (request line and headers) of at most ``RequestLimits.head_bytes`` (431 beyond it;
+headers of any size were buffered whole, hundreds of MB on a few connections), complete within
+``head_seconds`` of its first byte, and a body that never pauses for ``body_idle_seconds``
+(while the application is not the one holding it up, nor a client waiting for its 100
+Continue). A connection past those is closed; a handler waiting for the body sees the client
+gone (logged as 499). The app sets the limits from its settings (``StepWritesProtocol.limits``,
+lrs.app.create_app), in each server process before it serves.
 """
 
 from __future__ import annotations
@@ -17,9 +26,19 @@ import asyncio
 import contextlib
 import socket
 import struct
+from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+
+from lrs.logs import log
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    head_bytes: int = 64 * 1024
+    head_seconds: float = 30.0
+    body_idle_seconds: float = 60.0
 
 
 class StepWrites:
@@ -137,7 +156,9 @@ class Http10Cycle(RequestResponseCycle):
 
 class StepWritesProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol on a :class:`StepWrites` transport, with :class:`Http10Cycle`
-    for HTTP/1.0 requests."""
+    for HTTP/1.0 requests, and the request limits above."""
+
+    limits = RequestLimits()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if cycle.scope.get("http_version") == "1.0":
@@ -146,7 +167,68 @@ class StepWritesProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+        self.reading_head = True  # the next bytes belong to a request head
+        self.head_bytes = 0
+        self.deadline: asyncio.TimerHandle | None = None
         super().connection_made(self.step_writes)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        if self.reading_head:
+            self.head_bytes += len(data)
+            if self.deadline is None:
+                self._arm(self.limits.head_seconds)
+        elif self.deadline is not None:
+            self._arm(self.limits.body_idle_seconds)  # a body arriving: the idle time starts again
+        super().data_received(data)
+        if self.reading_head and self.head_bytes > self.limits.head_bytes and not self.transport.is_closing():
+            self._refuse_head()
+
+    def on_headers_complete(self) -> None:
+        self.reading_head = False
+        self.head_bytes = 0
+        self._arm(self.limits.body_idle_seconds)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        self.reading_head = True
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self.deadline = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
+
+    def _expired(self) -> None:
+        self.deadline = None
+        if self.transport.is_closing():
+            return
+        if not self.reading_head and ((self.flow is not None and self.flow.read_paused) or (
+                self.cycle is not None and self.cycle.waiting_for_100_continue)):
+            # the application has not read what came, or not asked for the body yet: the delay
+            # is not the client's
+            self._arm(self.limits.body_idle_seconds)
+            return
+        log.info("request_timed_out", client=self.client[0] if self.client else None,
+                 phase="head" if self.reading_head else "body")
+        self.transport.close()
+
+    def _refuse_head(self) -> None:
+        limit = self.limits.head_bytes
+        log.info("request_head_too_large", client=self.client[0] if self.client else None, limit=limit)
+        message = f"request line and headers exceed {limit} bytes".encode()
+        self.transport.write(STATUS_LINE[431] + b"content-type: text/plain; charset=utf-8\r\n"
+                             + b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n"
+                             + message)
+        self.transport.close()
 
     def eof_received(self) -> None:
         # The client half-closed (``shutdown(SHUT_WR)`` after its request, as `nc -N` does): the

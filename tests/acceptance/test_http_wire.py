@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Iterator
 
 import orjson
+import pytest
 
-from tests.conftest import Server, Tenant
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, Tenant, make_tenant, server_of_its_own
 from tests.statements import statement, with_id
 
 # The request each test sends to see what a connection still serves.
@@ -191,3 +194,56 @@ async def test_a_body_refused_after_100_continue_is_read_past_and_the_connection
     writer.write(b"0\r\n\r\n" + ABOUT)
     await writer.drain()
     await _answered_then_served(reader, writer, b"HTTP/1.1 413")
+
+
+@pytest.fixture(scope="module")
+def strict_server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    """A server with small request limits: an 8 KiB head, within 1 s, and a body never idle 1 s."""
+    with server_of_its_own(pg, {"SPOR_MAX_REQUEST_HEAD_BYTES": "8192", "SPOR_REQUEST_HEAD_SECONDS": "1",
+                                "SPOR_REQUEST_BODY_IDLE_SECONDS": "1"}) as s:
+        yield s
+
+
+async def test_a_request_head_over_the_limit_is_431_and_closed_and_one_under_it_is_served(
+        strict_server: Server) -> None:
+    """A security audit streamed 100 MB of one header on 6 connections: the server buffered them
+    all (68 -> 742 MB). The head is now bounded, whether it ever ends or not."""
+    reader, writer = await _connect(strict_server)
+    writer.write(b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"A" * 20_000)
+    await writer.drain()
+    status, headers, body = await _response(reader)
+    assert status.startswith(b"HTTP/1.1 431") and headers["connection"] == "close" and b"8192" in body
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
+    reader, writer = await _connect(strict_server)
+    writer.write(ABOUT.replace(b"\r\n\r\n", b"\r\nX-Junk: " + b"A" * 6000 + b"\r\n\r\n"))
+    status, _, _ = await _response(reader)
+    assert status.startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+async def test_a_head_or_a_body_that_stops_arriving_is_closed_and_a_steady_one_is_served(
+        strict_server: Server) -> None:
+    """Slowloris: a head never finished, or a declared body trickling in, held a connection
+    forever. A body sent in parts, each soon after the last, is still read whole."""
+    tenant = await make_tenant(strict_server.database_url, strict_server.base_url)
+    post = (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth(tenant)}\r\n"
+            "X-Experience-API-Version: 2.0.0\r\nContent-Type: application/json\r\n")
+    for start in (b"GET /xapi/about HTTP/1.1\r\nHost: x\r\n", post.encode() + b"Content-Length: 1000\r\n\r\n[{"):
+        reader, writer = await _connect(strict_server)
+        writer.write(start)
+        await writer.drain()
+        began = asyncio.get_running_loop().time()
+        assert await asyncio.wait_for(reader.read(), 10) == b"", start  # closed, nothing sent
+        assert asyncio.get_running_loop().time() - began < 5
+        writer.close()
+    s = orjson.dumps(with_id(statement()))
+    reader, writer = await _connect(strict_server)
+    writer.write(post.encode() + f"Content-Length: {len(s)}\r\n\r\n".encode())
+    for i in range(0, len(s), len(s) // 4 + 1):  # a body in parts over ~1.5 s, 0.4 s apart
+        await asyncio.sleep(0.4)
+        writer.write(s[i:i + len(s) // 4 + 1])
+        await writer.drain()
+    status, _, _ = await _response(reader)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 200"), status
