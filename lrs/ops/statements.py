@@ -278,7 +278,12 @@ async def store_statements(
         # after validation (the comparison reads its timestamps and walks its nesting), before
         # prepare changes it: the signature is over the statement as sent (Data 2.6)
         verify_signed_statement(stmt, by_sha2, version)
-        prepared.append(prepare(stmt, principal, version))
+        p = prepare(stmt, principal, version)
+        # the data attachments=true returns with it: what this request sent. Not a stored part
+        # of the same hash that another statement sent (a fileUrl-only attachment naming a
+        # known hash would otherwise fetch another authority's file).
+        p.attachment_sha2s = [h for h in p.attachment_sha2s if h in by_sha2]
+        prepared.append(p)
     if put_id is not None:
         put_id = canonical_uuid(put_id, "statementId")
         if "id" in statements[0] and prepared[0].id != put_id:

@@ -261,6 +261,23 @@ async def test_file_url_only_attachment_in_plain_json_is_200(xapi: httpx.AsyncCl
     assert got["attachments"] == [a]
 
 
+async def test_a_file_url_statement_does_not_get_data_another_statement_sent(xapi: httpx.AsyncClient) -> None:
+    """attachments=true returns the data a statement came with, not data of the same hash that
+    another statement sent: with a credential that reads only its own statements, naming a
+    known hash with a made-up fileUrl fetched another authority's file (a security audit)."""
+    content = f"Appraisal for {unique('kari')}: confidential\n".encode()
+    sent = with_id(statement(actor=unique("kari"), attachments=[attachment_object(content)]))
+    assert (await post_multipart(xapi, sent, [(content, "text/plain")])).status_code == 200
+    probe = with_id(statement(actor=unique("ola"), attachments=[
+        attachment_object(content, file_url="https://files.example.org/made-up.txt")]))
+    assert (await xapi.post("/statements", json=probe)).status_code == 200
+    r = await xapi.get("/statements", params={"statementId": probe["id"], "attachments": "true"})
+    parts = parse_multipart_response(r)
+    assert len(parts) == 1 and content not in r.content
+    r = await xapi.get("/statements", params={"statementId": sent["id"], "attachments": "true"})
+    assert part_bytes(parse_multipart_response(r)[1]) == content
+
+
 async def test_multipart_without_any_attachment_objects_is_accepted(xapi: httpx.AsyncClient) -> None:
     """Communication 1.5.2.s3.b8: multipart batches without Attachment objects SHOULD* be accepted."""
     s = with_id(statement(actor=unique("kari")))
