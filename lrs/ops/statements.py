@@ -314,62 +314,48 @@ async def store_statements(
 
 StoredTarget = tuple[list[tuple[str, bool]], str | None]
 
+# How many StatementRef hops a statement's filter terms follow. The spec's rule is recursive;
+# each hop copies the target's terms into the referrer, so a chain of length L costs O(L^2)
+# index rows, written under the store's append lock: a write key could make one append take
+# minutes. 32 hops is far beyond any chain a learning record makes.
+MAX_REF_DEPTH = 32
+
 
 def inherit_target_terms(batch: list[Prepared], stored: dict[str, StoredTarget]) -> None:
     """Give statements that target another by StatementRef the target's filter terms.
 
-    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively with no
-    depth limit. ``stored`` holds the stored statements along the targets' chains: id -> (its
-    recorded terms, the id it targets). A stored statement's recorded terms already hold those
-    of the stored statements it reaches, but not of one arriving now: so the walk goes on past
-    stored statements to the end of the chain. Each statement has one target, so the chains
-    form trees ending in a cycle at most; every statement is resolved once (statements on a
-    cycle all get the cycle's terms).
+    xAPI Communication 2.1.3 "Filter Conditions for StatementRefs", applied recursively up to
+    MAX_REF_DEPTH hops. ``stored`` holds the stored statements along the targets' chains: id ->
+    (its recorded terms, the id it targets). A stored statement's recorded terms hold those of
+    the stored statements it reaches, but not of one arriving now: so the walk goes on past
+    stored statements, through this batch too, to the end of the chain (or a cycle).
     """
     by_id = {p.id: p for p in batch}
-    done: dict[str, dict[str, bool]] = {}
+    own = {p.id: p.terms for p in batch}
 
-    def step(sid: str) -> tuple[dict[str, bool], str | None] | None:
-        """A statement's own terms and its target, or None when it is neither new nor stored."""
-        if sid in by_id:
-            p = by_id[sid]
-            return p.terms, p.refers_to
-        if sid in stored:
-            terms, target = stored[sid]
-            return dict(terms), target
-        return None
-
-    def resolve(start: str) -> None:
-        path: list[tuple[str, dict[str, bool]]] = []
-        on_path: dict[str, int] = {}
-        sid: str | None = start
-        while sid is not None and sid not in done and sid not in on_path:
-            found = step(sid)
-            if found is None:
+    def chain_terms(p: Prepared) -> dict[str, bool]:
+        terms = own[p.id]
+        seen = {p.id}
+        sid = p.refers_to
+        for _ in range(MAX_REF_DEPTH):
+            if sid is None or sid in seen:
                 break
-            on_path[sid] = len(path)
-            path.append((sid, found[0]))
-            sid = found[1]
-        tail: dict[str, bool] = {}
-        if sid is not None and sid in on_path:  # a cycle: each on it reaches all of it
-            cycle = path[on_path[sid]:]
-            del path[on_path[sid]:]
-            for _, terms in cycle:
-                tail = T.merge_terms(tail, terms.items())
-            for member, _ in cycle:
-                done[member] = tail
-        elif sid is not None:
-            tail = done.get(sid, {})
-        for member, terms in reversed(path):
-            tail = T.merge_terms(terms, tail.items())
-            done[member] = tail
+            seen.add(sid)
+            if sid in by_id:
+                terms = T.merge_terms(terms, own[sid].items())
+                sid = by_id[sid].refers_to
+            elif sid in stored:
+                recorded, sid_next = stored[sid]
+                terms = T.merge_terms(terms, recorded)
+                sid = sid_next
+            else:
+                break
+        return terms
 
+    resolved = {p.id: chain_terms(p) for p in batch if p.refers_to is not None}
     for p in batch:
-        if p.refers_to is not None:
-            resolve(p.id)
-    for p in batch:
-        if p.refers_to is not None:
-            p.terms = done[p.id]
+        if p.id in resolved:
+            p.terms = resolved[p.id]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,16 +55,16 @@ voiding AS (
     UPDATE statements SET voided = true
     WHERE store_id = $1 AND statement_id = ANY($19::uuid[]) AND voids IS NULL
 ),
-referrers (root, position, statement_id) AS (
-    -- statements stored earlier that target a statement arriving now (forward StatementRefs)
-    SELECT s.refers_to, s.position, s.statement_id
+referrers (root, position, statement_id, depth) AS (
+    -- statements stored earlier that target a statement arriving now (forward StatementRefs),
+    -- up to lrs.ops.statements.MAX_REF_DEPTH hops
+    SELECT s.refers_to, s.position, s.statement_id, 1
     FROM statements s
     WHERE s.store_id = $1 AND s.refers_to IN (SELECT statement_id FROM new_rows)
     UNION ALL
-    -- no depth limit: each statement has one target, and this walks from a new statement
-    -- (not stored) back along stored ones, so it cannot come round to one it has seen
-    SELECT r.root, s.position, s.statement_id
+    SELECT r.root, s.position, s.statement_id, r.depth + 1
     FROM statements s JOIN referrers r ON s.store_id = $1 AND s.refers_to = r.statement_id
+    WHERE r.depth < 32
 ),
 forward AS (
     INSERT INTO statement_terms (store_id, term, position, direct)
@@ -214,17 +214,17 @@ SELECT st.last_position,
               WHERE s.store_id = $1 AND s.statement_id = i.id
               ORDER BY s.statement_id LIMIT 1) f) AS existing,
        -- the StatementRef targets ($3) that are stored, and the stored statements they target in
-       -- turn (a stored target's own target may arrive in this very append, and its terms are
-       -- not in the target's yet): {id: [terms, refers_to, authority_key]} (the authority: whether
-       -- a voiding may void it). The path ends a cycle of targets.
-       (WITH RECURSIVE along (statement_id, terms, refers_to, authority_key, path) AS (
-            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, ARRAY[t.statement_id]
+       -- turn, up to lrs.ops.statements.MAX_REF_DEPTH hops (a stored target's own target may
+       -- arrive in this very append, and its terms are not in the target's yet):
+       -- {id: [terms, refers_to, authority_key]} (the authority: whether a voiding may void it).
+       (WITH RECURSIVE along (statement_id, terms, refers_to, authority_key, depth) AS (
+            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, 1
               FROM statements t
              WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])
             UNION ALL
-            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, a.path || t.statement_id
+            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, a.depth + 1
               FROM along a JOIN statements t ON t.store_id = $1 AND t.statement_id = a.refers_to
-             WHERE t.statement_id <> ALL (a.path))
+             WHERE a.depth < 32)
         SELECT coalesce(jsonb_object_agg(x.statement_id::text,
                                          jsonb_build_array(x.terms, x.refers_to, x.authority_key)), '{}'::jsonb)
           FROM (SELECT DISTINCT ON (statement_id) statement_id, terms, refers_to, authority_key FROM along) x)
