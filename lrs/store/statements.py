@@ -42,10 +42,49 @@ def _new_in(items: list[Prepared], stored: dict[str, dict[str, Any]], accepted: 
     return mine
 
 
+def _accepted_writes(
+    writes: list[_Write], existing: dict[str, dict[str, Any]], stored_authority: dict[str, str | None],
+    outcomes: list[datetime | BaseException | None],
+) -> tuple[dict[str, Prepared], dict[int, list[Prepared]]]:
+    """Which requests of a group are written: each request's new statements (in request order)
+    and every new statement by id. A request is refused whole (its outcome set) when an id is
+    stored or taken earlier in the group with other content (Conflict), or when it voids what
+    its credential may not (Forbidden). A voiding's target may be in any request of the group;
+    a request refused takes its statements out, which can undo what another relied on, so the
+    decision is made again until no further request is refused."""
+    forbidden: set[int] = set()
+    while True:
+        accepted: dict[str, Prepared] = {}
+        taken: dict[int, list[Prepared]] = {}
+        for i, w in enumerate(writes):
+            if i in forbidden:
+                continue
+            outcomes[i] = None
+            try:
+                mine = _new_in(w.items, existing, accepted)
+            except Conflict as exc:
+                outcomes[i] = exc
+                continue
+            accepted.update((p.id, p) for p in mine)
+            taken[i] = mine
+        refused = False
+        for i, mine in taken.items():
+            if writes[i].void_any:
+                continue
+            try:
+                _voids_only_its_own(mine, stored_authority, accepted)
+            except Forbidden as exc:
+                outcomes[i] = exc
+                forbidden.add(i)
+                refused = True
+        if not refused:
+            return accepted, taken
+
+
 def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | None],
                         accepted: dict[str, Prepared]) -> None:
     """Forbidden unless each new voiding statement of a request targets a statement of its own
-    authority: stored, new in the same request, or taken earlier in the same group."""
+    authority: stored, new in the same request, or new in another request of the same group."""
     new_here = {p.id: p for p in mine}
     for p in mine:
         if p.voids is None:
@@ -165,24 +204,16 @@ class PgStatementRepository:
             if check is None:
                 raise LookupError(f"store {store_id} does not exist")
             existing: dict[str, dict[str, Any]] = check["existing"]
-            accepted: dict[str, Prepared] = {}
+            targets = {k: (list(terms.items()), target) for k, (terms, target, _) in check["targets"].items()}
+            authorities = {k: authority for k, (_, _, authority) in check["targets"].items()}
+            accepted, taken = _accepted_writes(writes, existing, authorities, outcomes)
             new: list[Prepared] = []
             attachments: list[Attachment] = []
             defining: list[Prepared] = []
-            targets = {k: (list(terms.items()), target) for k, (terms, target, _) in check["targets"].items()}
-            authorities = {k: authority for k, (_, _, authority) in check["targets"].items()}
-            for i, w in enumerate(writes):
-                try:
-                    mine = _new_in(w.items, existing, accepted)
-                    if not w.void_any:
-                        _voids_only_its_own(mine, authorities, accepted)
-                except (Conflict, Forbidden) as exc:
-                    outcomes[i] = exc
-                    continue
-                accepted.update((p.id, p) for p in mine)
+            for i, mine in taken.items():
                 new += mine
-                attachments += w.attachments
-                if w.define:
+                attachments += writes[i].attachments
+                if writes[i].define:
                     defining += mine
             if not new:
                 return outcomes
