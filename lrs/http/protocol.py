@@ -168,11 +168,16 @@ class StepWritesProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         self.reading_head = True  # the next bytes belong to a request head
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes received while a head is incomplete (a bound on its size)
+        self.head_size = 0  # the head as parsed: its URL, header names and values
+        self.refusing = False  # a head over the limit: 431 once the responses before it are sent
         self.deadline: asyncio.TimerHandle | None = None
+        self.armed_waiting = False  # the body timer was armed while the client awaited 100 Continue
         super().connection_made(self.step_writes)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
+        if self.refusing:
+            return
         if self.reading_head:
             self.head_bytes += len(data)
             if self.deadline is None:
@@ -180,19 +185,45 @@ class StepWritesProtocol(HttpToolsProtocol):
         elif self.deadline is not None:
             self._arm(self.limits.body_idle_seconds)  # a body arriving: the idle time starts again
         super().data_received(data)
-        if self.reading_head and self.head_bytes > self.limits.head_bytes and not self.transport.is_closing():
-            self._refuse_head()
+        if self.reading_head and not self.refusing and self.head_bytes > self.limits.head_bytes:
+            self._over_limit()  # a head still incomplete past the limit (streamed, never ending)
+
+    def on_message_begin(self) -> None:
+        self.head_size = 0
+        super().on_message_begin()
+
+    def on_url(self, url: bytes) -> None:
+        self.head_size += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.head_size += len(name) + len(value) + 4
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self.reading_head = False
         self.head_bytes = 0
-        self._arm(self.limits.body_idle_seconds)
+        if self.head_size > self.limits.head_bytes:
+            self._over_limit()  # a head over the limit that arrived whole in one read
+            return
         super().on_headers_complete()
+        self._arm(self.limits.body_idle_seconds)
+
+    def on_body(self, body: bytes) -> None:
+        if not self.refusing:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
+        if self.refusing:
+            return
         self._disarm()
         self.reading_head = True
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.refusing and not self.pipeline:
+            self._refuse_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -200,6 +231,7 @@ class StepWritesProtocol(HttpToolsProtocol):
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
+        self.armed_waiting = self.cycle is not None and self.cycle.waiting_for_100_continue
         self.deadline = self.loop.call_later(seconds, self._expired)
 
     def _disarm(self) -> None:
@@ -211,15 +243,26 @@ class StepWritesProtocol(HttpToolsProtocol):
         self.deadline = None
         if self.transport.is_closing():
             return
-        if not self.reading_head and ((self.flow is not None and self.flow.read_paused) or (
-                self.cycle is not None and self.cycle.waiting_for_100_continue)):
-            # the application has not read what came, or not asked for the body yet: the delay
-            # is not the client's
+        if not self.reading_head and (
+                (self.flow is not None and self.flow.read_paused) or self.armed_waiting
+                or (self.cycle is not None and self.cycle.waiting_for_100_continue)):
+            # the application has not read what came, not asked for the body yet, or only just
+            # did (a 100 Continue sent since): the delay is not the client's
             self._arm(self.limits.body_idle_seconds)
             return
         log.info("request_timed_out", client=self.client[0] if self.client else None,
                  phase="head" if self.reading_head else "body")
         self.transport.close()
+
+    def _over_limit(self) -> None:
+        """Answer 431 and close; after the response to a request before it, if one is still on
+        its way (pipelining: that client must get its answer first), reading nothing more."""
+        self.refusing = True
+        self._disarm()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.flow.pause_reading()
+        else:
+            self._refuse_head()
 
     def _refuse_head(self) -> None:
         limit = self.limits.head_bytes

@@ -198,9 +198,9 @@ async def test_a_body_refused_after_100_continue_is_read_past_and_the_connection
 
 @pytest.fixture(scope="module")
 def strict_server(pg: EmbeddedPostgres) -> Iterator[Server]:
-    """A server with small request limits: an 8 KiB head, within 1 s, and a body never idle 1 s."""
-    with server_of_its_own(pg, {"SPOR_MAX_REQUEST_HEAD_BYTES": "8192", "SPOR_REQUEST_HEAD_SECONDS": "1",
-                                "SPOR_REQUEST_BODY_IDLE_SECONDS": "1"}) as s:
+    """A server with small request limits: an 8 KiB head, within 2 s, and a body never idle 2 s."""
+    with server_of_its_own(pg, {"SPOR_MAX_REQUEST_HEAD_BYTES": "8192", "SPOR_REQUEST_HEAD_SECONDS": "2",
+                                "SPOR_REQUEST_BODY_IDLE_SECONDS": "2"}) as s:
         yield s
 
 
@@ -215,11 +215,34 @@ async def test_a_request_head_over_the_limit_is_431_and_closed_and_one_under_it_
     assert status.startswith(b"HTTP/1.1 431") and headers["connection"] == "close" and b"8192" in body
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
+    # a whole head over the limit in one write (it completes inside one read)
+    reader, writer = await _connect(strict_server)
+    writer.write(ABOUT.replace(b"\r\n\r\n", b"\r\nX-Junk: " + b"A" * 20_000 + b"\r\n\r\n"))
+    status, _, _ = await _response(reader)
+    assert status.startswith(b"HTTP/1.1 431"), status
+    assert await asyncio.wait_for(reader.read(), 5) == b""
+    writer.close()
     reader, writer = await _connect(strict_server)
     writer.write(ABOUT.replace(b"\r\n\r\n", b"\r\nX-Junk: " + b"A" * 6000 + b"\r\n\r\n"))
     status, _, _ = await _response(reader)
     assert status.startswith(b"HTTP/1.1 200")
     writer.close()
+
+
+async def test_a_head_over_the_limit_behind_a_pipelined_request_waits_for_that_response(
+        strict_server: Server) -> None:
+    """The request before it gets its own answer first, then the 431 (a review: the 431 came
+    alone, and the client took its stored POST for failed)."""
+    tenant = await make_tenant(strict_server.database_url, strict_server.base_url)
+    s = orjson.dumps(with_id(statement()))
+    post = (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth(tenant)}\r\n"
+            f"X-Experience-API-Version: 2.0.0\r\nContent-Type: application/json\r\nContent-Length: {len(s)}\r\n\r\n")
+    reader, writer = await _connect(strict_server)
+    writer.write(post.encode() + s + b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Junk: " + b"A" * 20_000 + b"\r\n\r\n")
+    first, _, _ = await _response(reader)
+    second, _, _ = await _response(reader)
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 431"), (first, second)
 
 
 async def test_a_head_or_a_body_that_stops_arriving_is_closed_and_a_steady_one_is_served(
@@ -235,14 +258,14 @@ async def test_a_head_or_a_body_that_stops_arriving_is_closed_and_a_steady_one_i
         await writer.drain()
         began = asyncio.get_running_loop().time()
         assert await asyncio.wait_for(reader.read(), 10) == b"", start  # closed, nothing sent
-        assert asyncio.get_running_loop().time() - began < 5
+        assert asyncio.get_running_loop().time() - began < 6
         writer.close()
     s = orjson.dumps(with_id(statement()))
     reader, writer = await _connect(strict_server)
     writer.write(post.encode() + f"Content-Length: {len(s)}\r\n\r\n".encode())
-    for i in range(0, len(s), len(s) // 4 + 1):  # a body in parts over ~1.5 s, 0.4 s apart
-        await asyncio.sleep(0.4)
-        writer.write(s[i:i + len(s) // 4 + 1])
+    for i in range(0, len(s), len(s) // 8 + 1):  # a body in parts over ~3 s (more than a limit), 0.35 s apart
+        await asyncio.sleep(0.35)
+        writer.write(s[i:i + len(s) // 8 + 1])
         await writer.drain()
     status, _, _ = await _response(reader)
     writer.close()
