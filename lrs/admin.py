@@ -143,8 +143,8 @@ def cmd_credential(args: argparse.Namespace) -> int:
 
 async def _rotate(conn: asyncpg.Connection, repo: PgCredentialRepository, args: argparse.Namespace,
                   s: Settings) -> dict[str, Any]:
-    """A new secret under a new key with the same store, scopes and label; the old key stops
-    working now, or after ``--grace`` so running clients can switch over."""
+    """A new secret under a new key with the same store, scopes, label and authority; the old key
+    stops working now, or after ``--grace`` so running clients can switch over."""
     old = await repo.by_key(args.key)
     if old is None or not old.active:
         raise SystemExit(f"no active credential with key {args.key!r}")
@@ -153,7 +153,7 @@ async def _rotate(conn: asyncpg.Connection, repo: PgCredentialRepository, args: 
         try:
             c = await bootstrap.create_credential(
                 repo, store, label=old.label, scopes=list(old.scopes), public_url=public_url(s),
-                expires_at=old.expires_at, region=old.region, rotated_from=old.id,
+                expires_at=old.expires_at, region=old.region, rotated_from=old.id, authority=old.authority,
             )
         except ValueError as exc:  # a region made before create_credential checked it
             raise SystemExit(f"cannot rotate {args.key!r}: {exc}; revoke it and create a new one") from None

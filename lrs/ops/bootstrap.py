@@ -35,11 +35,14 @@ def credential_authority(key: str, label: str, public_url: str) -> dict[str, Any
 async def create_credential(
     repo: PgCredentialRepository, store_name: str, *, label: str = "", scopes: list[str] | None = None,
     public_url: str, expires_at: datetime | None = None, region: str | None = None, rotated_from: int | None = None,
+    authority: dict[str, Any] | None = None,
 ) -> NewCredential:
     """Create a credential for an existing store; the secret is returned once and stored hashed.
 
     A regional credential (``region``) may read every store of that region, never write to them
-    other than its own store.
+    other than its own store. ``authority``: the Agent its statements carry, when not a new one
+    of its own (a rotated credential keeps the one it replaces: it is the same source, with a
+    new secret, and still voids and, with statements/read/mine, reads what it stored before).
     """
     store = await repo.store_by_name(store_name)
     if store is None:
@@ -56,7 +59,7 @@ async def create_credential(
         raise ValueError(f"unknown scope(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(ALL_SCOPES))}")
     key, secret = new_key(), new_secret()
     await repo.create_credential(
-        store["id"], key, hash_secret(secret), label, scopes, credential_authority(key, label, public_url),
+        store["id"], key, hash_secret(secret), label, scopes, authority or credential_authority(key, label, public_url),
         expires_at, region, rotated_from,
     )
     return NewCredential(store_name, key, secret, scopes)

@@ -117,6 +117,26 @@ def test_rotation_gives_a_new_secret_and_retires_the_old_one(server: Server) -> 
     assert status(server, (old["key"], old["secret"])) == 401
 
 
+def test_a_rotated_credential_is_the_same_authority_and_voids_and_reads_what_it_stored_before(
+        server: Server) -> None:
+    """Rotation changes the secret, not the source: its statements keep their authority, so the
+    new key may void them without scope all and reads them with statements/read/mine."""
+    store = new_store(server)
+    old = spor(server, "credential", "create", "--store", store, "--scope", "statements/write",
+               "--scope", "statements/read/mine", "--json")[0]
+    before = {**statement(), "id": str(uuid.uuid4())}
+    r = httpx.post(server.base_url + "/xapi/statements", json=before, auth=(old["key"], old["secret"]), headers=V)
+    assert r.status_code == 200
+    new = spor(server, "credential", "rotate", "--key", old["key"], "--json")[0]
+    auth = (new["key"], new["secret"])
+    got = httpx.get(server.base_url + "/xapi/statements", params={"statementId": before["id"]}, auth=auth, headers=V)
+    assert got.status_code == 200 and got.json()["authority"]["account"]["name"] == old["key"]
+    voiding = {"actor": {"mbox": "mailto:lms@example.org"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+               "object": {"objectType": "StatementRef", "id": before["id"]}}
+    r = httpx.post(server.base_url + "/xapi/statements", json=voiding, auth=auth, headers=V)
+    assert r.status_code == 200, r.text
+
+
 def test_rotation_with_a_grace_period_keeps_the_old_key_working_for_now(server: Server) -> None:
     store = new_store(server)
     old = spor(server, "credential", "create", "--store", store, "--json")[0]
