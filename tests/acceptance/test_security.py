@@ -188,7 +188,7 @@ async def test_a_request_id_is_the_clients_only_when_it_is_a_short_plain_one(ser
     """X-Request-Id is echoed and logged: megabytes of it filled the log (a security audit)."""
     async with httpx.AsyncClient(timeout=30, base_url=server.base_url) as c:
         assert (await c.get("/health", headers={"X-Request-Id": "req-ok-1"})).headers["X-Request-Id"] == "req-ok-1"
-        for sent in ("x" * 129, "a b", "x" * 100_000):
+        for sent in ("x" * 129, "a b", "x" * 50_000):  # (a whole head over 64 KiB is a 431 anyway)
             got = (await c.get("/health", headers={"X-Request-Id": sent})).headers["X-Request-Id"]
             assert got != sent and len(got) == 32, got
 
