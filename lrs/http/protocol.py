@@ -168,9 +168,12 @@ class StepWritesProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         self.reading_head = True  # the next bytes belong to a request head
-        self.head_bytes = 0  # bytes received while a head is incomplete (a bound on its size)
+        self.message_bytes = 0  # bytes received for the request being read (head, body, framing)
+        self.body_bytes = 0  # of those, the body's
         self.head_size = 0  # the head as parsed: its URL, header names and values
-        self.refusing = False  # a head over the limit: 431 once the responses before it are sent
+        # A head over the limit: nothing after it is parsed or served, and it is answered with
+        # 431 once every request before it (pipelined) has had its response.
+        self.refusing = False
         self.deadline: asyncio.TimerHandle | None = None
         self.armed_waiting = False  # the body timer was armed while the client awaited 100 Continue
         super().connection_made(self.step_writes)  # type: ignore[arg-type]
@@ -178,31 +181,48 @@ class StepWritesProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self.refusing:
             return
+        self.message_bytes += len(data)
         if self.reading_head:
-            self.head_bytes += len(data)
             if self.deadline is None:
                 self._arm(self.limits.head_seconds)
         elif self.deadline is not None:
             self._arm(self.limits.body_idle_seconds)  # a body arriving: the idle time starts again
         super().data_received(data)
-        if self.reading_head and not self.refusing and self.head_bytes > self.limits.head_bytes:
-            self._over_limit()  # a head still incomplete past the limit (streamed, never ending)
+        # What is not body (the head, chunk framing, trailer fields, which the parser holds
+        # whole until each ends) may be the head's limit, and the body's own size again.
+        if not self.refusing and self.message_bytes - 2 * self.body_bytes > self.limits.head_bytes:
+            # a head still incomplete (streamed, never ending) waits for the answers before it;
+            # the request being received is answered now
+            self._over_limit(now=not self.reading_head)
+
+    def _should_upgrade(self) -> bool:
+        return not self.refusing and super()._should_upgrade()
 
     def on_message_begin(self) -> None:
+        if self.refusing:
+            return
         self.head_size = 0
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
+        if self.refusing:
+            return
         self.head_size += len(url)
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.refusing:
+            return
         self.head_size += len(name) + len(value) + 4
+        if not self.reading_head and self.head_size > self.limits.head_bytes:
+            self._over_limit(now=True)  # trailer fields: part of the head's allowance
+            return
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        if self.refusing:
+            return
         self.reading_head = False
-        self.head_bytes = 0
         if self.head_size > self.limits.head_bytes:
             self._over_limit()  # a head over the limit that arrived whole in one read
             return
@@ -211,6 +231,7 @@ class StepWritesProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         if not self.refusing:
+            self.body_bytes += len(body)
             super().on_body(body)
 
     def on_message_complete(self) -> None:
@@ -218,12 +239,13 @@ class StepWritesProtocol(HttpToolsProtocol):
             return
         self._disarm()
         self.reading_head = True
+        self.message_bytes = self.body_bytes = 0  # (the rest of this read, a next request's, goes uncounted)
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.refusing and not self.pipeline:
-            self._refuse_head()
+        if self.refusing and not self.pipeline and (self.cycle is None or self.cycle.response_complete):
+            self._refuse_head()  # every request before the refused head has had its answer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -254,17 +276,20 @@ class StepWritesProtocol(HttpToolsProtocol):
                  phase="head" if self.reading_head else "body")
         self.transport.close()
 
-    def _over_limit(self) -> None:
-        """Answer 431 and close; after the response to a request before it, if one is still on
-        its way (pipelining: that client must get its answer first), reading nothing more."""
+    def _over_limit(self, *, now: bool = False) -> None:
+        """Answer 431 and close, reading and serving nothing more: at once for the request being
+        received (``now``), else after the responses to the requests before it, if any are
+        still on their way (pipelining: their clients must get their answers first)."""
         self.refusing = True
         self._disarm()
-        if self.cycle is not None and not self.cycle.response_complete:
+        if not now and (self.pipeline or (self.cycle is not None and not self.cycle.response_complete)):
             self.flow.pause_reading()
         else:
             self._refuse_head()
 
     def _refuse_head(self) -> None:
+        if self.transport.is_closing():
+            return
         limit = self.limits.head_bytes
         log.info("request_head_too_large", client=self.client[0] if self.client else None, limit=limit)
         message = f"request line and headers exceed {limit} bytes".encode()
