@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.errors import Conflict, Forbidden
+from lrs.errors import Conflict, Forbidden, ServiceUnavailable
 from lrs.ops import terms as T
 from lrs.ops.statements import Attachment, Page, Prepared, Query, StatementRow, inherit_target_terms, same_statement
 from lrs.ops.timestamps import format_timestamp
@@ -51,22 +51,14 @@ def _accepted_writes(
     stored or taken earlier in the group with other content (Conflict), or when it voids what
     its credential may not (Forbidden). A voiding's target may be in any request of the group;
     a request refused takes its statements out, which can undo what another relied on, so the
-    decision is made again until no further request is refused."""
+    decision is made again until no further request is refused. That is a pass over the group
+    per refusal, under the store's lock: after MAX_VOIDING_PASSES, each request of a credential
+    without scope all that holds a voiding is sent back (503, to send again) and the rest go
+    ahead without one. A refused request is not reconsidered, though its going could clear a
+    Conflict of another that a voiding needed (a 403 that a second try would not get)."""
     forbidden: set[int] = set()
-    while True:
-        accepted: dict[str, Prepared] = {}
-        taken: dict[int, list[Prepared]] = {}
-        for i, w in enumerate(writes):
-            if i in forbidden:
-                continue
-            outcomes[i] = None
-            try:
-                mine = _new_in(w.items, existing, accepted)
-            except Conflict as exc:
-                outcomes[i] = exc
-                continue
-            accepted.update((p.id, p) for p in mine)
-            taken[i] = mine
+    for _ in range(MAX_VOIDING_PASSES):
+        accepted, taken = _taken(writes, existing, forbidden, outcomes)
         refused = False
         for i, mine in taken.items():
             if writes[i].void_any:
@@ -79,6 +71,37 @@ def _accepted_writes(
                 refused = True
         if not refused:
             return accepted, taken
+    for i, w in enumerate(writes):
+        if i not in forbidden and not w.void_any and any(p.voids for p in w.items):
+            outcomes[i] = ServiceUnavailable(
+                "this request's voiding could not be checked among the many requests with voidings written "
+                "together with it; nothing of it was stored: send it again", headers={"Retry-After": "1"})
+            forbidden.add(i)
+    return _taken(writes, existing, forbidden, outcomes)  # no voiding left to check
+
+
+def _taken(writes: list[_Write], existing: dict[str, dict[str, Any]], forbidden: set[int],
+           outcomes: list[datetime | BaseException | None]) -> tuple[dict[str, Prepared], dict[int, list[Prepared]]]:
+    """One pass of _accepted_writes over the requests not refused: each one's new statements,
+    or Conflict (its outcome)."""
+    accepted: dict[str, Prepared] = {}
+    taken: dict[int, list[Prepared]] = {}
+    for i, w in enumerate(writes):
+        if i in forbidden:
+            continue
+        outcomes[i] = None
+        try:
+            mine = _new_in(w.items, existing, accepted)
+        except Conflict as exc:
+            outcomes[i] = exc
+            continue
+        accepted.update((p.id, p) for p in mine)
+        taken[i] = mine
+    return accepted, taken
+
+
+# Passes over a group to settle which requests' voidings stand (_accepted_writes).
+MAX_VOIDING_PASSES = 8
 
 
 def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | None],
