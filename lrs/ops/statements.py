@@ -314,10 +314,12 @@ async def store_statements(
 
 StoredTarget = tuple[list[tuple[str, bool]], str | None]
 
-# How many StatementRef hops a statement's filter terms follow. The spec's rule is recursive;
-# each hop copies the target's terms into the referrer, so a chain of length L costs O(L^2)
-# index rows, written under the store's append lock: a write key could make one append take
-# minutes. 32 hops is far beyond any chain a learning record makes.
+# How many StatementRef hops one append walks to find a statement's inherited filter terms (the
+# SQL in lrs/store/sql/statements.sql says 32 too; a test holds them equal). The spec's rule is
+# recursive; each hop copies the target's terms into the referrer, and an unbounded walk over a
+# long chain sent in one request cost O(L^2) work and rows under the store's append lock. This
+# bounds the walk, not the terms: a stored statement's terms already hold its own chain's, so
+# a chain built up request by request carries all its links' terms, as the rule asks.
 MAX_REF_DEPTH = 32
 
 

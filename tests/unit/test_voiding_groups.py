@@ -65,3 +65,4 @@ def test_a_long_cascade_stops_after_a_bounded_number_of_passes() -> None:
     assert sum(isinstance(o, Forbidden) for o in outcomes) == MAX_VOIDING_PASSES
     assert sum(isinstance(o, ServiceUnavailable) for o in outcomes) == 40 - MAX_VOIDING_PASSES
     assert list(taken) == [40] and outcomes[40] is None
+
