@@ -159,10 +159,12 @@ class StepWritesProtocol(HttpToolsProtocol):
     for HTTP/1.0 requests, and the request limits above."""
 
     limits = RequestLimits()
+    active: RequestResponseCycle | None = None  # the request being served (a later one may be queued)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if cycle.scope.get("http_version") == "1.0":
             cycle.__class__ = Http10Cycle
+        self.active = cycle
         super()._start_asgi_task(cycle, app)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
@@ -170,10 +172,11 @@ class StepWritesProtocol(HttpToolsProtocol):
         self.reading_head = True  # the next bytes belong to a request head
         self.message_bytes = 0  # bytes received for the request being read (head, body, framing)
         self.body_bytes = 0  # of those, the body's
-        self.head_size = 0  # the head as parsed: its URL, header names and values
+        self.head_size = 0  # the head's size as on the wire, from what the parser made of it
         # A head over the limit: nothing after it is parsed or served, and it is answered with
         # 431 once every request before it (pipelined) has had its response.
         self.refusing = False
+        self.active = None
         self.deadline: asyncio.TimerHandle | None = None
         self.armed_waiting = False  # the body timer was armed while the client awaited 100 Continue
         super().connection_made(self.step_writes)  # type: ignore[arg-type]
@@ -188,12 +191,15 @@ class StepWritesProtocol(HttpToolsProtocol):
         elif self.deadline is not None:
             self._arm(self.limits.body_idle_seconds)  # a body arriving: the idle time starts again
         super().data_received(data)
-        # What is not body (the head, chunk framing, trailer fields, which the parser holds
-        # whole until each ends) may be the head's limit, and the body's own size again.
-        if not self.refusing and self.message_bytes - 2 * self.body_bytes > self.limits.head_bytes:
-            # a head still incomplete (streamed, never ending) waits for the answers before it;
-            # the request being received is answered now
-            self._over_limit(now=not self.reading_head)
+        if self.refusing:
+            return
+        if self.reading_head:
+            if self.message_bytes > self.limits.head_bytes:
+                self._over_limit()  # a head still incomplete past the limit (streamed, never ending)
+        elif self.message_bytes - self.head_size - 2 * self.body_bytes > self.limits.head_bytes:
+            # past its head, what is not body (chunk framing, trailer fields, which the parser
+            # holds whole until each ends) may be the head's limit and the body's size again
+            self._over_limit(now=True)
 
     def _should_upgrade(self) -> bool:
         return not self.refusing and super()._should_upgrade()
@@ -202,6 +208,9 @@ class StepWritesProtocol(HttpToolsProtocol):
         if self.refusing:
             return
         self.head_size = 0
+        if self.deadline is None:
+            # a head that begins inside a read (after the end of a body) is timed from here
+            self._arm(self.limits.head_seconds)
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -223,6 +232,8 @@ class StepWritesProtocol(HttpToolsProtocol):
         if self.refusing:
             return
         self.reading_head = False
+        # as on the wire: the request line's method, spaces and version, and the blank line
+        self.head_size += len(self.parser.get_method()) + 13
         if self.head_size > self.limits.head_bytes:
             self._over_limit()  # a head over the limit that arrived whole in one read
             return
@@ -244,8 +255,8 @@ class StepWritesProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.refusing and not self.pipeline and (self.cycle is None or self.cycle.response_complete):
-            self._refuse_head()  # every request before the refused head has had its answer
+        if self.refusing and not self.pipeline and (self.active is None or self.active.response_complete):
+            self._refuse_head()  # every request before the refused one has had its answer
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -282,7 +293,16 @@ class StepWritesProtocol(HttpToolsProtocol):
         still on their way (pipelining: their clients must get their answers first)."""
         self.refusing = True
         self._disarm()
-        if not now and (self.pipeline or (self.cycle is not None and not self.cycle.response_complete)):
+        if now:
+            if self.pipeline and self.pipeline[0][0] is self.cycle:
+                self.pipeline.popleft()  # it was queued behind others: it is never served
+            elif self.cycle is not None and self.cycle.response_started:
+                self.transport.close()  # answered already (before its body was read): no second answer
+                return
+            else:
+                self._refuse_head()  # it is the request being served: its answer is the 431
+                return
+        if self.pipeline or (self.active is not None and not self.active.response_complete):
             self.flow.pause_reading()
         else:
             self._refuse_head()

@@ -264,6 +264,50 @@ async def test_a_head_over_the_limit_behind_pipelined_requests_waits_for_their_r
     writer.close()
 
 
+@pytest.mark.parametrize(("wire", "status"), [(8180, b"200"), (8200, b"431")])
+@pytest.mark.parametrize("body_apart", [False, True])
+async def test_the_head_limit_is_on_its_size_on_the_wire_however_it_arrives(
+        strict_server: Server, wire: int, status: bytes, body_apart: bool) -> None:
+    """A head of 8,180 or 8,200 bytes on the wire (limit 8,192), its body in the same write or
+    after it, as a client awaiting 100 Continue sends it: the same answer both ways (a review:
+    the head's parsed size left out the request line, so 8,200 was served with its body and a
+    431 without)."""
+    tenant = await make_tenant(strict_server.database_url, strict_server.base_url)
+    body = orjson.dumps(with_id(statement()))
+    head = (f"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nAuthorization: {_auth(tenant)}\r\n"
+            f"X-Experience-API-Version: 2.0.0\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n")
+    padded = (head + "X-Pad: " + "p" * (wire - len(head) - len("X-Pad: \r\n\r\n")) + "\r\n\r\n").encode()
+    assert len(padded) == wire
+    reader, writer = await _connect(strict_server)
+    if body_apart:
+        writer.write(padded)
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.write(body)
+    else:
+        writer.write(padded + body)
+    got, _, _ = await _response(reader)
+    writer.close()
+    assert got.startswith(b"HTTP/1.1 " + status), got
+
+
+async def test_a_head_begun_in_the_read_that_ends_a_body_is_timed_too(strict_server: Server) -> None:
+    """A request answered before its body was read (401 here), the rest of the body and the start
+    of a next head in one write, then silence: the head timer starts at that head (a review: the
+    keep-alive timer was cancelled by that read and none replaced it, so it was held forever)."""
+    reader, writer = await _connect(strict_server)
+    writer.write(b"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 2.0.0\r\n"
+                 b"Content-Type: application/json\r\nContent-Length: 10\r\n\r\n12345")
+    status, _, _ = await _response(reader)
+    assert status.startswith(b"HTTP/1.1 401"), status
+    writer.write(b"67890GET /xapi/about HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+    await writer.drain()
+    began = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    assert asyncio.get_running_loop().time() - began < 6
+    writer.close()
+
+
 async def test_trailer_fields_over_the_head_limit_are_431(strict_server: Server) -> None:
     """A chunked body's trailer fields are held whole by the parser like headers (a review: 2 MB of
     one trailer was accepted): they count against the head's limit."""
