@@ -21,7 +21,7 @@ from lrs.http.alternate import AlternateRequestMiddleware
 from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
 from lrs.http.middleware import RequestMiddleware
-from lrs.http.protocol import RequestLimits, StepWritesProtocol
+from lrs.http.request_limits import LimitedRequestsProtocol, RequestLimits
 from lrs.lag import sample_lag
 from lrs.logs import configure
 from lrs.memory import tune_gc, tune_malloc
@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> Starlette:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded database)")
     # the HTTP protocol uvicorn runs for this process (lrs/http/protocol.py) takes its limits here
-    StepWritesProtocol.limits = RequestLimits(settings.max_request_head_bytes, settings.request_head_seconds,
+    LimitedRequestsProtocol.limits = RequestLimits(settings.max_request_head_bytes, settings.request_head_seconds,
                                               settings.request_body_idle_seconds)
     metrics = Metrics()
     metrics.describe("spor_statements_received_total", "counter", "Statements accepted by POST/PUT.")

@@ -10,14 +10,7 @@ body that awaits between its parts is still written part by part, each at the en
 Under many small requests (single-statement POSTs) the head's own write was ~10% of a server
 process's CPU (py-spy, bench/ingest (c)).
 
-It also bounds what a client may hold open without sending a request (uvicorn does not): a
-request head (request line and headers) of at most ``RequestLimits.head_bytes`` (431 beyond it;
-headers of any size were buffered whole, hundreds of MB on a few connections), complete within
-``head_seconds`` of its first byte, and a body that never pauses for ``body_idle_seconds``
-(while the application is not the one holding it up, nor a client waiting for its 100
-Continue). A connection past those is closed; a handler waiting for the body sees the client
-gone (logged as 499). The app sets the limits from its settings (``StepWritesProtocol.limits``,
-lrs.app.create_app), in each server process before it serves.
+The protocol also enforces the request limits of lrs/http/request_limits.py.
 """
 
 from __future__ import annotations
@@ -26,19 +19,11 @@ import asyncio
 import contextlib
 import socket
 import struct
-from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
-from lrs.logs import log
-
-
-@dataclass(frozen=True)
-class RequestLimits:
-    head_bytes: int = 64 * 1024
-    head_seconds: float = 30.0
-    body_idle_seconds: float = 60.0
+from lrs.http.request_limits import LimitedRequestsProtocol
 
 
 class StepWrites:
@@ -154,169 +139,18 @@ class Http10Cycle(RequestResponseCycle):
             self.on_response()
 
 
-class StepWritesProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a :class:`StepWrites` transport, with :class:`Http10Cycle`
-    for HTTP/1.0 requests, and the request limits above."""
-
-    limits = RequestLimits()
-    active: RequestResponseCycle | None = None  # the request being served (a later one may be queued)
+class StepWritesProtocol(LimitedRequestsProtocol):
+    """uvicorn's httptools protocol (with the request limits) on a :class:`StepWrites` transport,
+    with :class:`Http10Cycle` for HTTP/1.0 requests."""
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if cycle.scope.get("http_version") == "1.0":
             cycle.__class__ = Http10Cycle
-        self.active = cycle
         super()._start_asgi_task(cycle, app)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
-        self.reading_head = True  # the next bytes belong to a request head
-        self.message_bytes = 0  # bytes received for the request being read (head, body, framing)
-        self.body_bytes = 0  # of those, the body's
-        self.head_size = 0  # the head's size as on the wire, from what the parser made of it
-        # A head over the limit: nothing after it is parsed or served, and it is answered with
-        # 431 once every request before it (pipelined) has had its response.
-        self.refusing = False
-        self.active = None
-        self.deadline: asyncio.TimerHandle | None = None
-        self.armed_waiting = False  # the body timer was armed while the client awaited 100 Continue
         super().connection_made(self.step_writes)  # type: ignore[arg-type]
-
-    def data_received(self, data: bytes) -> None:
-        if self.refusing:
-            return
-        self.message_bytes += len(data)
-        if self.reading_head:
-            if self.deadline is None:
-                self._arm(self.limits.head_seconds)
-        elif self.deadline is not None:
-            self._arm(self.limits.body_idle_seconds)  # a body arriving: the idle time starts again
-        super().data_received(data)
-        if self.refusing:
-            return
-        if self.reading_head:
-            if self.message_bytes > self.limits.head_bytes:
-                self._over_limit()  # a head still incomplete past the limit (streamed, never ending)
-        elif self.message_bytes - self.head_size - 2 * self.body_bytes > self.limits.head_bytes:
-            # past its head, what is not body (chunk framing, trailer fields, which the parser
-            # holds whole until each ends) may be the head's limit and the body's size again
-            self._over_limit(now=True)
-
-    def _should_upgrade(self) -> bool:
-        return not self.refusing and super()._should_upgrade()
-
-    def on_message_begin(self) -> None:
-        if self.refusing:
-            return
-        self.head_size = 0
-        if self.deadline is None:
-            # a head that begins inside a read (after the end of a body) is timed from here
-            self._arm(self.limits.head_seconds)
-        super().on_message_begin()
-
-    def on_url(self, url: bytes) -> None:
-        if self.refusing:
-            return
-        self.head_size += len(url)
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if self.refusing:
-            return
-        self.head_size += len(name) + len(value) + 4
-        if not self.reading_head and self.head_size > self.limits.head_bytes:
-            self._over_limit(now=True)  # trailer fields: part of the head's allowance
-            return
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        if self.refusing:
-            return
-        self.reading_head = False
-        # as on the wire: the request line's method, spaces and version, and the blank line
-        self.head_size += len(self.parser.get_method()) + 13
-        if self.head_size > self.limits.head_bytes:
-            self._over_limit()  # a head over the limit that arrived whole in one read
-            return
-        super().on_headers_complete()
-        self._arm(self.limits.body_idle_seconds)
-
-    def on_body(self, body: bytes) -> None:
-        if not self.refusing:
-            self.body_bytes += len(body)
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if self.refusing:
-            return
-        self._disarm()
-        self.reading_head = True
-        self.message_bytes = self.body_bytes = 0  # (the rest of this read, a next request's, goes uncounted)
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self.refusing and not self.pipeline and (self.active is None or self.active.response_complete):
-            self._refuse_head()  # every request before the refused one has had its answer
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self.armed_waiting = self.cycle is not None and self.cycle.waiting_for_100_continue
-        self.deadline = self.loop.call_later(seconds, self._expired)
-
-    def _disarm(self) -> None:
-        if self.deadline is not None:
-            self.deadline.cancel()
-            self.deadline = None
-
-    def _expired(self) -> None:
-        self.deadline = None
-        if self.transport.is_closing():
-            return
-        if not self.reading_head and (
-                (self.flow is not None and self.flow.read_paused) or self.armed_waiting
-                or (self.cycle is not None and self.cycle.waiting_for_100_continue)):
-            # the application has not read what came, not asked for the body yet, or only just
-            # did (a 100 Continue sent since): the delay is not the client's
-            self._arm(self.limits.body_idle_seconds)
-            return
-        log.info("request_timed_out", client=self.client[0] if self.client else None,
-                 phase="head" if self.reading_head else "body")
-        self.transport.close()
-
-    def _over_limit(self, *, now: bool = False) -> None:
-        """Answer 431 and close, reading and serving nothing more: at once for the request being
-        received (``now``), else after the responses to the requests before it, if any are
-        still on their way (pipelining: their clients must get their answers first)."""
-        self.refusing = True
-        self._disarm()
-        if now:
-            if self.pipeline and self.pipeline[0][0] is self.cycle:
-                self.pipeline.popleft()  # it was queued behind others: it is never served
-            elif self.cycle is not None and self.cycle.response_started:
-                self.transport.close()  # answered already (before its body was read): no second answer
-                return
-            else:
-                self._refuse_head()  # it is the request being served: its answer is the 431
-                return
-        if self.pipeline or (self.active is not None and not self.active.response_complete):
-            self.flow.pause_reading()
-        else:
-            self._refuse_head()
-
-    def _refuse_head(self) -> None:
-        if self.transport.is_closing():
-            return
-        limit = self.limits.head_bytes
-        log.info("request_head_too_large", client=self.client[0] if self.client else None, limit=limit)
-        message = f"request line and headers exceed {limit} bytes".encode()
-        self.transport.write(STATUS_LINE[431] + b"content-type: text/plain; charset=utf-8\r\n"
-                             + b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n"
-                             + message)
-        self.transport.close()
 
     def eof_received(self) -> None:
         # The client half-closed (``shutdown(SHUT_WR)`` after its request, as `nc -N` does): the
