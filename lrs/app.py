@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> Starlette:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded database)")
     # the HTTP protocol uvicorn runs for this process (lrs/http/protocol.py) takes its limits here
     LimitedRequestsProtocol.limits = RequestLimits(settings.max_request_head_bytes, settings.request_head_seconds,
-                                              settings.request_body_idle_seconds)
+                                                   settings.request_body_idle_seconds)
     metrics = Metrics()
     metrics.describe("spor_statements_received_total", "counter", "Statements accepted by POST/PUT.")
     metrics.describe("spor_db_pool_size", "gauge", "Open database connections.")

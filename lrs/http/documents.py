@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -120,8 +119,8 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
         activity, agent_key, _, registration = _context(res, request, version)
         ids, newest = await ops.list_ids(repo, who, Scope(res.resource, activity, agent_key, registration),
                                          _since(request), audit=request.app.state.audit)
-        body = orjson.dumps(ids)
-        headers = {"ETag": f'"{ops.etag_of(body)}"'}
+        body, etag = ops.id_list(ids)
+        headers = {"ETag": f'"{etag}"'}
         if newest is not None:
             # Communication 2.2.s6.b2: the most recently modified document of the list.
             headers["Last-Modified"] = http_date(newest)

@@ -244,9 +244,10 @@ def check_etag_preconditions(etag: str | None, pre: Preconditions, what: str) ->
         raise PreconditionFailed(f"If-None-Match: {what} exists")
 
 
-def ids_etag(ids: list[str]) -> str:
-    """The ETag of a list of document ids, as GET without an id answers it."""
-    return etag_of(orjson.dumps(ids))
+def id_list(ids: list[str]) -> tuple[bytes, str]:
+    """A list of document ids as GET without an id answers it: the JSON body and its ETag."""
+    body = orjson.dumps(ids)
+    return body, etag_of(body)
 
 
 def decide_delete_scope(pre: Preconditions) -> Callable[[list[str]], None]:
@@ -254,7 +255,7 @@ def decide_delete_scope(pre: Preconditions) -> Callable[[list[str]], None]:
     whose ETag is the one GET of their id list answers (``*``: any document there at all)."""
 
     def decide(ids: list[str]) -> None:
-        check_etag_preconditions(ids_etag(ids) if ids else None, pre, "the documents (their id list)")
+        check_etag_preconditions(id_list(ids)[1] if ids else None, pre, "the documents (their id list)")
 
     return decide
 

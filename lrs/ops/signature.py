@@ -84,7 +84,6 @@ def verify_signed_statement(statement: dict[str, Any], parts_by_sha2: Mapping[st
             raise BadRequest(f"signature: the JWS payload cannot be compared with the statement ({exc})") from None
 
 
-
 def _verify_one(
     statement: dict[str, Any], attachment: dict[str, Any], parts_by_sha2: Mapping[str, _HasContent], version: str
 ) -> None:

@@ -55,8 +55,7 @@ class PgDocumentRepository:
     async def ids(self, store_id: int, scope: Scope, since: datetime | None) -> tuple[list[str], datetime | None]:
         """Ids of a scope's documents updated after ``since``, and the newest update time."""
         async with translated(), scoped(self.pool, [store_id]) as conn:
-            rows = await conn.fetch(sql("document_ids"), store_id, scope.resource, scope.activity_id,
-                                         scope.agent_key, scope.registration, since)
+            rows = await _scope_ids(conn, store_id, scope, since)
         return [r["doc_id"] for r in rows], max((r["updated"] for r in rows), default=None)
 
     async def change(self, store_id: int, key: DocKey, agent: dict[str, Any] | None, decide: Decide,
@@ -95,13 +94,18 @@ class PgDocumentRepository:
             # events from the reserved first position on and advances the counter itself.
             reservation = await reserve(conn, store_id, 0)
             if decide is not None:
-                rows = await conn.fetch(sql("document_ids"), store_id, scope.resource, scope.activity_id,
-                                        scope.agent_key, scope.registration, None)
-                decide([r["doc_id"] for r in rows])
+                decide([r["doc_id"] for r in await _scope_ids(conn, store_id, scope, None)])
             deleted: int = await conn.fetchval(sql("documents_delete_scope"), store_id, scope.resource,
                                                scope.activity_id, scope.agent_key, scope.registration,
                                                reservation.first - 1, reservation.stored)
             return deleted
+
+
+async def _scope_ids(conn: asyncpg.Connection, store_id: int, scope: Scope,
+                     since: datetime | None) -> list[asyncpg.Record]:
+    """A scope's document ids updated after ``since`` (all with None), with their update times."""
+    return list(await conn.fetch(sql("document_ids"), store_id, scope.resource, scope.activity_id, scope.agent_key,
+                                 scope.registration, since))
 
 
 async def rebuild_documents(conn: asyncpg.Connection, store_id: int) -> None:

@@ -42,6 +42,10 @@ def _new_in(items: list[Prepared], stored: dict[str, dict[str, Any]], accepted: 
     return mine
 
 
+# Passes over a group to settle which requests' voidings stand (_accepted_writes).
+MAX_VOIDING_PASSES = 8
+
+
 def _accepted_writes(
     writes: list[_Write], existing: dict[str, dict[str, Any]], stored_authority: dict[str, str | None],
     outcomes: list[datetime | BaseException | None],
@@ -98,10 +102,6 @@ def _taken(writes: list[_Write], existing: dict[str, dict[str, Any]], forbidden:
         accepted.update((p.id, p) for p in mine)
         taken[i] = mine
     return accepted, taken
-
-
-# Passes over a group to settle which requests' voidings stand (_accepted_writes).
-MAX_VOIDING_PASSES = 8
 
 
 def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | None],
