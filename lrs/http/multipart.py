@@ -32,6 +32,8 @@ __all__ = [
     "AttachmentPart",
     "build_multipart_mixed",
     "check_attachments",
+    "declared_content_types",
+    "declared_hashes",
     "hash_algorithm_for",
     "parse_statement_multipart",
 ]
@@ -129,6 +131,13 @@ def parse_statement_multipart(
             raise BadRequest(f"multipart body is not terminated by the closing boundary (part {number} never ends)")
         headers, content_start = _split_part_headers(body, pos, next_delim, eol, number)
         size = max(0, next_delim - content_start)
+        if eol == _CRLF and _bare_lf_delimiter(body, content_start, next_delim, dash_boundary):
+            # the body's first delimiter line ends in CRLF, so every delimiter is CRLF--boundary;
+            # one after a bare LF is not a delimiter, and the part would swallow what follows it
+            raise BadRequest(
+                f"multipart part {number} contains the boundary after a bare LF line break; the first "
+                "boundary line ends in CRLF, so every boundary line must (RFC 2046 §5.1.1)"
+            )
         if size > max_part_bytes:
             raise PayloadTooLarge(
                 f"multipart part {number} is {size} bytes, larger than the limit of {max_part_bytes} bytes"
@@ -183,6 +192,19 @@ def parse_statement_multipart(
             )
         )
     return json_body, attachments
+
+
+def _bare_lf_delimiter(body: bytes, start: int, end: int, dash_boundary: bytes) -> bool:
+    """Whether ``body[start:end]`` holds ``LF--boundary`` ending a line or closing the body,
+    i.e. a delimiter line written with LF line breaks inside a CRLF body."""
+    needle = _LF + dash_boundary
+    found = body.find(needle, start, end)
+    while found >= 0:
+        after = found + len(needle)
+        if _delimiter_line_end(body, after) is not None:
+            return True
+        found = body.find(needle, after, end)
+    return False
 
 
 def _boundary_from_content_type(content_type: str) -> bytes:
@@ -269,6 +291,10 @@ def _skip_delimiter_line(body: bytes, pos: int, eol: bytes) -> int:
     return body.index(eol, pos) + len(eol)
 
 
+# Any C0 control but the horizontal tab, and DEL.
+_HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
 def _split_part_headers(
     body: bytes, start: int, next_delim: int, eol: bytes, number: int
 ) -> tuple[dict[str, str], int]:
@@ -288,8 +314,15 @@ def _split_part_headers(
     last: str | None = None
     for raw_line in block.split(eol):
         line = raw_line.decode("latin-1")
-        if "\x00" in line:  # (a header is text: a NUL could not be stored, nor mean anything)
-            raise BadRequest(f"multipart part {number} has a NUL character in a header line: {line[:80]!r}")
+        control = _HEADER_CONTROL.search(line)
+        if control is not None:
+            # RFC 5322 §2.2: a header field holds no control character but the tab of folding.
+            # A bare CR or LF inside a line would be stored with the part's Content-Type and
+            # break (or forge) the headers of every attachments=true response carrying it.
+            raise BadRequest(
+                f"multipart part {number} has a control character (U+{ord(control.group()):04X}) "
+                f"in a header line: {line[:80]!r}"
+            )
         if line[:1] in (" ", "\t") and last is not None:
             # RFC 5322 §2.2.3 folding: a continuation line belongs to the previous header.
             headers[last] += " " + line.strip()
@@ -348,15 +381,15 @@ def check_attachments(statements: list[dict[str, Any]], parts: list[AttachmentPa
             raise BadRequest(
                 f"X-Experience-API-Hash {part.sha2} is not a hex SHA-224, SHA-256, SHA-384 or SHA-512 digest"
             )
-        if sha2 in by_sha2:
-            continue
+        # every part is checked, a second copy of a hash too: whether a request is refused
+        # must not depend on which copy comes first
         actual = hashlib.new(algorithm, part.content).hexdigest()
         if actual != sha2:
             raise BadRequest(
                 f"the data of the part with X-Experience-API-Hash {part.sha2} does not match "
                 f"that hash (its {algorithm.upper()} is {actual})"
             )
-        by_sha2[sha2] = part
+        by_sha2.setdefault(sha2, part)
 
     declared: set[str] = set()
     needing_data: list[str] = []
@@ -405,7 +438,20 @@ def declared_content_types(statements: list[Any]) -> dict[str, str]:
     return declared
 
 
+def declared_hashes(statements: list[Any]) -> dict[str, str]:
+    """The ``sha2`` of the statements' Attachment Objects as they spell it, by lower-cased sha2
+    (the first spelling wins). A response part's X-Experience-API-Hash repeats it, so a client
+    that matches the two as strings finds its data whatever case it wrote the digest in."""
+    spelled: dict[str, str] = {}
+    for attachment in statement_attachments(statements):
+        sha2 = attachment.get("sha2")
+        if isinstance(sha2, str) and hash_algorithm_for(sha2) is not None:
+            spelled.setdefault(sha2.lower(), sha2)
+    return spelled
+
+
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
+_OPAQUE_CONTENT_TYPE = "application/octet-stream"
 
 
 def build_multipart_mixed(json_body: bytes, parts: list[AttachmentPart]) -> tuple[bytes, str]:
@@ -418,10 +464,14 @@ def build_multipart_mixed(json_body: bytes, parts: list[AttachmentPart]) -> tupl
     several statements use it (1.5.2.s2.b2.b5). The boundary is random and is re-drawn in the
     unlikely case that it occurs in the data (RFC 2046 §5.1.1).
 
+    A content type that is not printable ASCII (stored before the parser refused control
+    characters in part headers, or non-ASCII text) is sent as ``application/octet-stream``:
+    a header cannot hold it, and one stored part must not break every response carrying it.
+
     Returns the body and the Content-Type header value, ``multipart/mixed; boundary=...``.
 
     Raises:
-        ValueError: a part's sha2 or content type contains a line break (it would forge headers).
+        ValueError: a part's sha2 is not a hex digest (the parser and the store only keep those).
     """
     unique: list[AttachmentPart] = []
     seen: set[str] = set()
@@ -430,10 +480,12 @@ def build_multipart_mixed(json_body: bytes, parts: list[AttachmentPart]) -> tupl
         if key in seen:
             continue
         seen.add(key)
-        for field in (part.sha2, part.content_type):
-            if "\r" in field or "\n" in field:
-                raise ValueError(f"attachment header value contains a line break: {field!r}")
-        unique.append(part)
+        if hash_algorithm_for(part.sha2) is None:
+            raise ValueError(f"attachment sha2 is not a hex SHA-2 digest: {part.sha2!r}")
+        content_type = part.content_type.strip()
+        if not _PRINTABLE_ASCII.fullmatch(content_type):
+            content_type = _OPAQUE_CONTENT_TYPE
+        unique.append(AttachmentPart(part.sha2, content_type, part.content))
 
     while True:
         boundary = "xapi-" + secrets.token_hex(16)

@@ -34,6 +34,7 @@ from lrs.http.multipart import (
     build_multipart_mixed,
     check_attachments,
     declared_content_types,
+    declared_hashes,
     parse_statement_multipart,
 )
 from lrs.ops import statements as ops
@@ -295,8 +296,10 @@ async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachm
     if attachments:
         contents = await request.app.state.statements.attachment_contents(store_id, sorted(set(sha2s)))
         shown = orjson.loads(json_body)
-        declared = declared_content_types(shown.get("statements", [shown]))
-        contents = [replace(c, content_type=declared.get(c.sha2.lower(), c.content_type)) for c in contents]
+        statements = shown.get("statements", [shown])
+        declared, spelled = declared_content_types(statements), declared_hashes(statements)
+        contents = [replace(c, sha2=spelled.get(c.sha2.lower(), c.sha2),
+                            content_type=declared.get(c.sha2.lower(), c.content_type)) for c in contents]
         body, content_type = build_multipart_mixed(json_body, contents)
         return Response(body, headers=headers, media_type=content_type)
     return Response(json_body, headers=headers, media_type="application/json")

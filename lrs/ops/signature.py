@@ -125,6 +125,16 @@ def _verify_one(
     if "x5c" in header:
         _verify_with_x5c(header["x5c"], alg, signing_input, signature)
 
+    for key in _SET_ONLY_WHEN_ABSENT:
+        if key in payload and key not in statement:
+            # The LRS sets id and timestamp only where the statement has none (Data 2.3.1.b1),
+            # so a statement that lacks what its signed original had is not that statement:
+            # stored, it would carry an id or time the signature contradicts.
+            raise BadRequest(
+                f"signature: the JWS payload has a {key} ({str(payload[key])[:80]!r}) and the statement "
+                f"sent has none; send the statement with the {key} it was signed with"
+            )
+
     difference = _first_difference(
         _normalize_statement(payload, statement, version, is_payload=True),
         _normalize_statement(statement, payload, version, is_payload=False),
@@ -206,6 +216,7 @@ def _verify_with_x5c(x5c: object, alg: str, signing_input: bytes, signature: byt
 # normalized, then compared as JSON values with their types (so 1 and 1.0, or true and 1, differ).
 
 _LRS_ASSIGNED_ALWAYS_IGNORED = ("authority", "stored", "version")
+_SET_ONLY_WHEN_ABSENT = ("id", "timestamp")
 
 
 def _normalize_statement(
@@ -215,7 +226,9 @@ def _normalize_statement(
 
     * authority, stored, version: assigned or overwritten by the LRS (2.3.1.b1), ignored;
     * id, timestamp: the LRS assigns them only when absent (2.3.1.b1), so they are compared
-      only when both sides have them; timestamps as points in time (2.3.1.b4);
+      when both sides have them (timestamps as points in time, 2.3.1.b4); a payload without
+      them signed the statement before they were set. (One the payload has and the statement
+      lacks is refused before this, in ``_verify_one``.)
     * attachments: not part of the statement (2.3.1.b6) and the signature attachment cannot be
       in its own payload (2.6.s4.b3, "before the signature was added"). If the payload lists
       attachments they must equal the received ones minus the signature attachments; if it

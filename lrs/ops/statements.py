@@ -272,12 +272,21 @@ async def store_statements(
         raise BadRequest("the request contains no statements")
     prepared: list[Prepared] = []
     by_sha2 = {a.sha2: a for a in attachments or ()}
+    if put_id is not None:
+        put_id = canonical_uuid(put_id, "statementId")
     for i, stmt in enumerate(statements):
         where = "" if put_id is not None or len(statements) == 1 else f"[{i}]"
         validate(stmt, version, where)
         # after validation (the comparison reads its timestamps and walks its nesting), before
-        # prepare changes it: the signature is over the statement as sent (Data 2.6)
-        verify_signed_statement(stmt, by_sha2, version)
+        # prepare changes it: the signature is over the statement as sent (Data 2.6), with the
+        # id a PUT gives it in its statementId parameter
+        sent = stmt if put_id is None or "id" in stmt else {**stmt, "id": put_id}
+        try:
+            verify_signed_statement(sent, by_sha2, version)
+        except BadRequest as exc:
+            if not where:
+                raise
+            raise BadRequest(f"{where} {exc.message}") from None
         p = prepare(stmt, principal, version)
         # the data attachments=true returns with it: what this request sent. Not a stored part
         # of the same hash that another statement sent (a fileUrl-only attachment naming a
@@ -285,7 +294,6 @@ async def store_statements(
         p.attachment_sha2s = [h for h in p.attachment_sha2s if h in by_sha2]
         prepared.append(p)
     if put_id is not None:
-        put_id = canonical_uuid(put_id, "statementId")
         if "id" in statements[0] and prepared[0].id != put_id:
             raise BadRequest("id: does not match the statementId parameter")
         prepared[0].id = put_id

@@ -173,12 +173,12 @@ async def test_attachments_true_includes_an_upper_case_hash_and_a_substatements_
     r = await post_multipart(xapi, [a, b], [(upper, "text/plain"), (inner, "text/plain")],
                              hashes_=[hashlib.sha256(upper).hexdigest().upper(), hashlib.sha256(inner).hexdigest()])
     assert r.status_code == 200, r.text
-    for s, content in ((a, upper), (b, inner)):
+    for s, content, spelled in ((a, upper, str.upper), (b, inner, str.lower)):
         r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
         parts = parse_multipart_response(r)
         assert orjson.loads(part_bytes(parts[0]))["id"] == s["id"]
         assert [(p["X-Experience-API-Hash"], part_bytes(p)) for p in parts[1:]] == [
-            (hashlib.sha256(content).hexdigest(), content)]
+            (spelled(hashlib.sha256(content).hexdigest()), content)]
     r = await xapi.get("/statements", params={"agent": orjson.dumps(a["actor"]).decode(), "attachments": "true"})
     assert {part_bytes(p) for p in parse_multipart_response(r)[1:]} == {upper, inner}
 
@@ -411,3 +411,88 @@ async def test_signature_attachment_that_is_not_a_jws_is_400(xapi: httpx.AsyncCl
     r = await post_multipart(xapi, sign(s, junk), [(junk, "application/octet-stream")])
     assert r.status_code == 400, r.text
     await assert_not_stored(xapi, s["id"])
+
+
+async def test_a_control_character_in_a_part_header_is_400_and_attachments_true_reads_stay_whole(
+    xapi: httpx.AsyncClient,
+) -> None:
+    """A bare CR inside a part's Content-Type was kept, stored, and made every attachments=true
+    read of the statement (and every query page holding it) a 500 (an attachments audit). It is
+    a 400 naming the character now, and nothing is stored."""
+    kari = unique("kari")
+    content = b"certificate " + kari.encode()
+    declared = attachment_object(content, content_type="text/plain; name=caf\u00e9")
+    s = with_id(statement(actor=kari, attachments=[declared]))
+    r = await post_multipart(xapi, s, [(content, "text/plain\rX-Injected: 1")])
+    assert r.status_code == 400, r.text
+    assert "part 2 has a control character (U+000D) in a header line" in r.json()["error"]["message"]
+    await assert_not_stored(xapi, s["id"])
+
+    # declared with a non-ASCII contentType (which the schema lets through) and sent with a plain part
+    r = await post_multipart(xapi, s, [(content, "text/plain")])
+    assert r.status_code == 200, r.text
+    for params in ({"statementId": s["id"]}, {"agent": orjson.dumps(s["actor"]).decode()}):
+        r = await xapi.get("/statements", params={**params, "attachments": "true"})
+        assert r.status_code == 200, r.text
+        [data] = parse_multipart_response(r)[1:]
+        assert (data.get_content_type(), part_bytes(data)) == ("text/plain", content)
+
+
+async def test_the_part_hash_header_repeats_the_sha2_as_the_statement_spells_it(xapi: httpx.AsyncClient) -> None:
+    """A statement declaring its sha2 in upper case gets its data back under that spelling, so a
+    client matching the JSON's sha2 with the part's X-Experience-API-Hash as strings finds it."""
+    content = b"upper " + unique("kari").encode()
+    upper = hashlib.sha256(content).hexdigest().upper()
+    s = with_id(statement(actor=unique("kari"), attachments=[{**attachment_object(content), "sha2": upper}]))
+    r = await post_multipart(xapi, s, [(content, "text/plain")])
+    assert r.status_code == 200, r.text
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    parts = parse_multipart_response(r)
+    assert orjson.loads(part_bytes(parts[0]))["attachments"][0]["sha2"] == upper
+    assert [p["X-Experience-API-Hash"] for p in parts[1:]] == [upper]
+
+
+async def test_a_statement_lacking_the_id_its_signature_holds_is_400(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """Data 2.6: the LRS gives an id only to a statement without one; a statement sent without the
+    id of its signed original was stored under a new id its signature contradicts."""
+    key, x5c = signer
+    s = with_id(statement(actor=unique("kari")))
+    token = compact_jws(key, x5c, orjson.dumps(s))
+    sent = {k: v for k, v in sign(s, token).items() if k != "id"}
+    r = await post_multipart(xapi, sent, [(token, "application/octet-stream")])
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("signature: the JWS payload has a id")
+    await assert_not_stored(xapi, s["id"])
+    r = await xapi.get("/statements", params={"agent": orjson.dumps(s["actor"]).decode()})
+    assert r.json()["statements"] == []
+
+    # a PUT gives the id in its statementId parameter: the signed id there is the statement's
+    body, ctype = multipart(sent, [(token, "application/octet-stream")])
+    other = str(uuid.uuid4())
+    r = await xapi.put("/statements", params={"statementId": other}, content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 400, r.text
+    assert "first difference at id" in r.json()["error"]["message"]
+    r = await xapi.put("/statements", params={"statementId": s["id"]}, content=body, headers={"Content-Type": ctype})
+    assert r.status_code == 204, r.text
+    r = await xapi.get("/statements", params={"statementId": s["id"], "attachments": "true"})
+    assert part_bytes(parse_multipart_response(r)[1]) == token
+
+
+async def test_a_bad_signature_in_a_batch_names_its_statement(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """A batch's schema errors name the statement ([2].verb.id ...); its signature errors do too."""
+    key, x5c = signer
+    good = [with_id(statement(actor=unique("kari"))) for _ in range(2)]
+    bad = with_id(statement(actor=unique("kari")))
+    tokens = [compact_jws(key, x5c, orjson.dumps(s)) for s in good]
+    bad_token = compact_jws(key, x5c, orjson.dumps({**bad, "result": {"success": True}}))
+    batch = [sign(good[0], tokens[0]), sign(good[1], tokens[1]), sign(bad, bad_token)]
+    parts = [(t, "application/octet-stream") for t in (*tokens, bad_token)]
+    r = await post_multipart(xapi, batch, parts)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("[2] signature: payload does not match the statement")
+    for s in (*good, bad):
+        await assert_not_stored(xapi, s["id"])

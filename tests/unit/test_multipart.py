@@ -17,6 +17,7 @@ from lrs.http.multipart import (
     build_multipart_mixed,
     check_attachments,
     declared_content_types,
+    declared_hashes,
     hash_algorithm_for,
     parse_statement_multipart,
 )
@@ -339,6 +340,39 @@ def test_rejects_malformed_header_line() -> None:
         parse_statement_multipart(body_of(b"{}", (TEXT, headers)), CT, max_part_bytes=LIMIT)
 
 
+@pytest.mark.parametrize("control", ["\r", "\x0b", "\x00", "\x7f", "\x1b"])
+def test_rejects_a_control_character_in_a_part_header(control: str) -> None:
+    # A bare CR kept in the stored Content-Type would forge or break response headers.
+    headers = [f"Content-Type: text/plain{control}X-Injected: 1", "Content-Transfer-Encoding: binary",
+               f"X-Experience-API-Hash: {TEXT_SHA}"]
+    with pytest.raises(BadRequest, match=f"part 2 has a control character \\(U\\+{ord(control):04X}\\) in a header"):
+        parse_statement_multipart(body_of(b"{}", (TEXT, headers)), CT, max_part_bytes=LIMIT)
+
+
+def test_a_tab_in_a_part_header_is_not_a_control_character() -> None:
+    headers = ["Content-Type:\ttext/plain", "Content-Transfer-Encoding: binary", f"X-Experience-API-Hash: {TEXT_SHA}"]
+    _, parts = parse_statement_multipart(body_of(b"{}", (TEXT, headers)), CT, max_part_bytes=LIMIT)
+    assert parts[0].content_type == "text/plain"
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_names_a_boundary_after_a_bare_lf_in_a_crlf_body(close: bool) -> None:
+    # The first delimiter line ends in CRLF; a later one in LF is no delimiter, and the part
+    # before it would swallow the rest. Say so rather than report the JSON as broken.
+    tail = f"\n--{BOUNDARY}--\r\n" if close else f"\n--{BOUNDARY}\n"
+    body = (f"--{BOUNDARY}\r\nContent-Type: application/json\r\n\r\n{{}}".encode() + tail.encode()
+            + b"more" + f"\r\n--{BOUNDARY}--\r\n".encode())
+    with pytest.raises(BadRequest, match="part 1 contains the boundary after a bare LF line break"):
+        parse_statement_multipart(body, CT, max_part_bytes=LIMIT)
+
+
+def test_data_holding_the_boundary_text_mid_line_is_not_a_bare_lf_delimiter() -> None:
+    data = f"x\n--{BOUNDARY}abc and more".encode()
+    body = body_of(b"{}", (data, att_headers(sha256(data))))
+    _, parts = parse_statement_multipart(body, CT, max_part_bytes=LIMIT)
+    assert parts[0].content == data
+
+
 def test_rejects_attachment_part_without_hash_header() -> None:
     # Conformance XAPI-00132.
     headers = ["Content-Type: text/plain", "Content-Transfer-Encoding: binary"]
@@ -482,6 +516,15 @@ def test_rejects_excess_part_not_referenced_by_any_attachment() -> None:
         check_attachments([statement(attachment(TEXT_SHA))], [text_part(), text_part(extra)])
 
 
+@pytest.mark.parametrize("corrupt_first", [False, True])
+def test_rejects_a_corrupt_second_copy_of_a_part_in_either_order(corrupt_first: bool) -> None:
+    copies = [text_part(), text_part(b"CORRUPTED COPY", sha2=TEXT_SHA)]
+    if corrupt_first:
+        copies.reverse()
+    with pytest.raises(BadRequest, match=f"X-Experience-API-Hash {TEXT_SHA} does not match that hash"):
+        check_attachments([statement(attachment(TEXT_SHA))], copies)
+
+
 def test_rejects_part_whose_data_does_not_match_its_hash() -> None:
     # Conformance XAPI-00132, second case: the header names a hash the data does not have.
     wrong = "b018994f8bbe0f08992a65c48c8c8c56f09e9baceaa6227ed85c90ae52b73c89"
@@ -564,10 +607,35 @@ def test_boundaries_are_random_and_never_in_the_data() -> None:
     assert body.count(boundary) == 3  # opening delimiter, one part delimiter, close delimiter
 
 
-def test_refuses_header_values_with_line_breaks() -> None:
-    evil = AttachmentPart(TEXT_SHA, "text/plain\r\nX-Injected: 1", TEXT)
-    with pytest.raises(ValueError, match="line break"):
-        build_multipart_mixed(b"{}", [evil])
+@pytest.mark.parametrize(
+    "stored",
+    ["text/plain\r\nX-Injected: 1", "text/plain\rX-Injected: 1", "text/plain;\x0bx", "text/plain; name=caf\u00e9"],
+)
+def test_a_content_type_no_header_can_hold_is_sent_as_octet_stream(stored: str) -> None:
+    # Stored before the parser refused control characters (or non-ASCII text): one such part
+    # must not make every attachments=true response carrying it fail, nor forge its headers.
+    body, ct = build_multipart_mixed(b"{}", [AttachmentPart(TEXT_SHA, stored, TEXT)])
+    assert b"X-Injected" not in body and b"\x0b" not in body and "\u00e9".encode() not in body
+    parsed = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {ct}\r\n\r\n".encode() + body
+    )
+    parts = list(parsed.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["application/json", "application/octet-stream"]
+    assert parts[1].get_payload(decode=True) == TEXT
+
+
+def test_refuses_a_sha2_that_is_not_a_digest() -> None:
+    with pytest.raises(ValueError, match="not a hex SHA-2 digest"):
+        build_multipart_mixed(b"{}", [AttachmentPart(TEXT_SHA + "\r\nX: 1", "text/plain", TEXT)])
+
+
+def test_declared_hashes_keep_the_statements_spelling() -> None:
+    upper, lower = TEXT_SHA.upper(), sha256(b"other")
+    statements = [
+        {"attachments": [{"sha2": upper}, {"sha2": lower}]},
+        {"attachments": [{"sha2": TEXT_SHA}, {"sha2": "not hex"}, {"sha2": 5}]},
+    ]
+    assert declared_hashes(statements) == {TEXT_SHA: upper, lower: lower}
 
 
 def test_declared_content_types_by_hash_first_wins_substatements_included_line_breaks_left_out() -> None:

@@ -470,6 +470,34 @@ def test_rejects_payload_with_another_statement_id(key: rsa.RSAPrivateKey) -> No
     assert _mismatch(lambda s: s.update(id=str(uuid.uuid4())), key).endswith("(first difference at id)")
 
 
+@pytest.mark.parametrize("key_name", ["id", "timestamp"])
+def test_rejects_a_statement_lacking_the_id_or_timestamp_its_payload_signed(
+    key_name: str, key: rsa.RSAPrivateKey
+) -> None:
+    # The LRS would set its own id or time where the signed original had one: the stored
+    # statement would contradict its signature.
+    payload = base_statement()
+    received = copy.deepcopy(payload)
+    del received[key_name]
+    with pytest.raises(BadRequest) as caught:
+        verify_signed_statement(*signed(payload, received=received, private_key=key), "2.0.0")
+    assert caught.value.message.startswith(f"signature: the JWS payload has a {key_name} (")
+    assert f"the statement sent has none; send the statement with the {key_name} it was signed with" in (
+        caught.value.message
+    )
+
+
+@pytest.mark.parametrize(("key_name", "value"), [("id", "not-a-uuid"), ("id", {"a": 1}), ("timestamp", "garbage")])
+def test_rejects_a_payload_whose_id_or_timestamp_is_not_valid(
+    key_name: str, value: Any, key: rsa.RSAPrivateKey
+) -> None:
+    payload = base_statement()
+    payload[key_name] = value
+    valid = base_statement()[key_name]
+    message = _mismatch(lambda s: s.update({key_name: valid}), key, payload)
+    assert message.endswith(f"(first difference at {key_name})")
+
+
 def test_rejects_payload_with_another_instant(key: rsa.RSAPrivateKey) -> None:
     message = _mismatch(lambda s: s.update(timestamp="2013-04-01T12:00:01Z"), key)
     assert message.endswith("(first difference at timestamp)")
