@@ -20,6 +20,7 @@ from lrs.http.admission import WriteBudget
 from lrs.http.alternate import AlternateRequestMiddleware
 from lrs.http.cors import CORSMiddleware
 from lrs.http.errors import HANDLERS
+from lrs.http.form_text import QueryTextMiddleware
 from lrs.http.middleware import RequestMiddleware
 from lrs.http.request_limits import LimitedRequestsProtocol, RequestLimits
 from lrs.lag import sample_lag
@@ -57,7 +58,7 @@ def create_app(settings: Settings) -> Starlette:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded database)")
     # the HTTP protocol uvicorn runs for this process (lrs/http/protocol.py) takes its limits here
     LimitedRequestsProtocol.limits = RequestLimits(settings.max_request_head_bytes, settings.request_head_seconds,
-                                                   settings.request_body_idle_seconds)
+                                                   settings.request_body_idle_seconds, settings.xapi_default_version)
     metrics = Metrics()
     metrics.describe("spor_statements_received_total", "counter", "Statements accepted by POST/PUT.")
     metrics.describe("spor_db_pool_size", "gauge", "Open database connections.")
@@ -155,6 +156,7 @@ def create_app(settings: Settings) -> Starlette:
             # request id, the version header, a log line and metrics.
             Middleware(RequestMiddleware, metrics=metrics, default_version=settings.xapi_default_version),
             Middleware(CORSMiddleware),
+            Middleware(QueryTextMiddleware),
             Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
     )
 

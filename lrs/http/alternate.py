@@ -13,13 +13,14 @@ with 400, as is a ``method`` parameter on anything but POST or next to other que
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.http.errors import error_response
+from lrs.http.form_text import TextError, form_pairs
 from lrs.http.versions import negotiate
 
 METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE"})
@@ -27,6 +28,10 @@ HEADER_PARAMS = {h.lower(): h for h in (
     "Authorization", "X-Experience-API-Version", "Content-Type", "Content-Length", "If-Match", "If-None-Match",
 )}
 FORM_TYPE = "application/x-www-form-urlencoded"
+# A form names at most the six header parameters, content, and a resource's query parameters
+# (a statement query has thirteen). The cap bounds the parsing a request buys before it is
+# authenticated: the credential travels inside the form.
+MAX_FORM_FIELDS = 64
 
 
 # What an HTTP header value may hold (RFC 9110 field-value: visible ASCII, space, tab, obs-text).
@@ -54,7 +59,10 @@ class AlternateRequestMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        query = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        try:
+            query = form_pairs(scope.get("query_string", b""), "query parameter", raw_utf8=False)
+        except TextError:
+            query = []  # (QueryTextMiddleware, outside this one, refuses it)
         if not any(name == "method" for name, _ in query):
             await self.app(scope, receive, send)
             return
@@ -107,9 +115,16 @@ class AlternateRequestMiddleware:
             form: list[tuple[str, str]] = []
         else:
             try:
-                form = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-            except UnicodeDecodeError:
-                raise _Refused(400, "the form body is not UTF-8 (xAPI Communication 1.3.s3.b5)") from None
+                form = form_pairs(raw, "form parameter", raw_utf8=True, max_fields=MAX_FORM_FIELDS)
+            except TextError as exc:
+                raise _Refused(400, f"{exc} (xAPI Communication 1.3.s3.b5)") from None
+            seen: set[str] = set()
+            for name, _ in form:
+                key = name.lower() if name.lower() in HEADER_PARAMS else name
+                if key in seen:
+                    # as a query parameter given twice: which one was meant cannot be known
+                    raise _Refused(400, f"form parameter {name[:100]!r} given more than once")
+                seen.add(key)
         form_headers = {HEADER_PARAMS[k.lower()]: v for k, v in form if k.lower() in HEADER_PARAMS}
         for name, value in form_headers.items():
             if not _HEADER_VALUE.fullmatch(value):

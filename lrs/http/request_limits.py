@@ -16,6 +16,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from lrs.logs import log
@@ -26,6 +27,9 @@ class RequestLimits:
     head_bytes: int = 64 * 1024
     head_seconds: float = 30.0
     body_idle_seconds: float = 60.0
+    # the X-Experience-API-Version of answers written here, to requests never parsed far enough
+    # to say which version they speak (Communication 3.3: every response carries the header)
+    xapi_version: str = "2.0.0"
 
 
 class LimitedRequestsProtocol(HttpToolsProtocol):
@@ -182,8 +186,20 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
             return
         limit = self.limits.head_bytes
         log.info("request_head_too_large", client=self.client[0] if self.client else None, limit=limit)
-        message = f"request line and headers exceed {limit} bytes".encode()
-        self.transport.write(STATUS_LINE[431] + b"content-type: text/plain; charset=utf-8\r\n"
-                             + b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n"
-                             + message)
+        self._answer_and_close(431, f"request line and headers exceed {limit} bytes")
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that are no HTTP request, as an xAPI error (JSON, version
+        header) instead of its plain text."""
+        self._answer_and_close(400, f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")
+
+    def _answer_and_close(self, status: int, message: str) -> None:
+        body = orjson.dumps({"error": {"status": status, "message": message}})
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"content-type: application/json\r\nx-experience-api-version: "
+                    + self.limits.xapi_version.encode("ascii") + b"\r\ncontent-length: "
+                    + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")
+        self.transport.write(b"".join(head) + body)
         self.transport.close()

@@ -214,6 +214,9 @@ async def test_a_request_head_over_the_limit_is_431_and_closed_and_one_under_it_
     await writer.drain()
     status, headers, body = await _response(reader)
     assert status.startswith(b"HTTP/1.1 431") and headers["connection"] == "close" and b"8192" in body
+    # an xAPI error like any other (Communication 3.3: the version header on every response)
+    assert (headers["content-type"], headers["x-experience-api-version"]) == ("application/json", "2.0.0")
+    assert orjson.loads(body) == {"error": {"status": 431, "message": "request line and headers exceed 8192 bytes"}}
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
     # a whole head over the limit in one write (it completes inside one read)
@@ -346,3 +349,20 @@ async def test_a_head_or_a_body_that_stops_arriving_is_closed_and_a_steady_one_i
     status, _, _ = await _response(reader)
     writer.close()
     assert status.startswith(b"HTTP/1.1 200"), status
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+    b"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    "GET /xapi/activities?activityId=https://courses.example.org/kurs-ø HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+])
+async def test_bytes_that_are_no_http_request_get_an_xapi_400(server: Server, head: bytes) -> None:
+    """uvicorn answered them in plain text without X-Experience-API-Version (a robustness audit)."""
+    reader, writer = await _connect(server)
+    writer.write(head)
+    await writer.drain()
+    status, headers, body = await _response(reader)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 400"), status
+    assert (headers["content-type"], headers["x-experience-api-version"]) == ("application/json", "2.0.0")
+    assert orjson.loads(body)["error"]["message"].startswith("not a valid HTTP/1.1 request")
