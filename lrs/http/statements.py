@@ -331,8 +331,7 @@ async def get_statements(request: Request) -> Response:
                               parse_bool(params, "attachments"), who.store_id, headers)
 
     if "more" in params:
-        if len(params) > 1:
-            raise BadRequest("a more URL takes no other parameters")
+        only_params(request, ("more",), "a more URL (it takes no other parameters)")
         q, fmt, attachments, first_through = _decode_more(params["more"], request.app.state.settings.query_limit_max)
     else:
         q, fmt, attachments = _parse_query(request, version)

@@ -8,10 +8,12 @@ writes (a re-sent statement id with the same content).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from typing import Any
+
+from lrs.errors import BadRequest
+from lrs.ops.timestamps import utc_timestamp
 
 # xAPI 2.0 (IEEE 9274.1.1, 4.2.7): precision of a Duration beyond 0.01 s is not compared. In 1.0.3
 # a Duration "is considered a string for purposes of Statement comparison" (Data 2.3.1.b8).
@@ -168,16 +170,15 @@ def lower_uuid(value: object) -> object:
 
 
 def instant(value: object) -> object:
-    """A timestamp as a point in time in UTC (2.3.1.b4); unparsable values stay as they are."""
+    """A timestamp as a point in time in UTC (2.3.1.b4), read as the LRS reads it everywhere
+    else (lrs.ops.timestamps): a leap second (second 60) is one, in any notation, and one without
+    an offset is in UTC, as ``since`` and ``until`` take it. Unparsable values stay as they are."""
     if not isinstance(value, str):
         return value
     try:
-        parsed = dt.datetime.fromisoformat(value)
-    except ValueError:
+        return utc_timestamp(value)
+    except BadRequest:
         return value
-    if parsed.tzinfo is None:
-        return parsed.isoformat()
-    return parsed.astimezone(dt.UTC).isoformat()
 
 
 def canonical_json(value: object) -> str:

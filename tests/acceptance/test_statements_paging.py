@@ -263,3 +263,20 @@ async def test_since_and_until_at_the_ends_of_time_are_answered(xapi: httpx.Asyn
     assert r.status_code == 200 and r.json()["statements"] == [], r.text
     r = await xapi.get("/statements", params={"agent": who, "until": "0001-01-01T00:00:00+01:00"})
     assert r.status_code == 200 and r.json()["statements"] == [], r.text
+
+
+async def test_a_more_url_with_another_parameter_or_a_second_more_is_400(
+        xapi: httpx.AsyncClient, server: Server) -> None:
+    """A more URL takes no other parameters; one given twice was followed, the other ignored
+    (every other repeated parameter is a 400: a robustness audit)."""
+    kari = unique("kari")
+    await post_each(xapi, kari, 3)
+    r = await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "1"})
+    more = r.json()["more"]
+    r = await xapi.get(server.base_url + more + "&limit=2")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == "unknown parameter(s) for a more URL (it takes no other parameters): limit"
+    first = more.split("more=", 1)[1]
+    r = await xapi.get(server.base_url + more + "&more=" + first)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"] == "parameter more given more than once"

@@ -69,3 +69,22 @@ def test_case_insensitive_values_in_another_case_are_the_same_statement(version:
 def test_an_unknown_default_version_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="SPOR_XAPI_DEFAULT_VERSION"):
         Settings.from_env({"SPOR_XAPI_DEFAULT_VERSION": "banana"})
+
+
+@pytest.mark.parametrize("version", ["1.0.3", "2.0.0"])
+def test_a_leap_second_is_one_instant_in_any_notation(version: str) -> None:
+    """Data 2.3.1: timestamp serialization differences MUST be ignored; second 60 was compared as
+    text, so the same statement re-sent with +00:00 for Z (or across versions) was a 409."""
+    base = {"actor": {"mbox": "mailto:a@example.org"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+            "object": {"id": "http://example.org/a"}}
+    stored = {**base, "timestamp": "2016-12-31T23:59:60Z"}
+    for same in ("2016-12-31T23:59:60+00:00", "2016-12-31T23:59:60.000Z", "2017-01-01T00:59:60+01:00"):
+        assert same_statement({**base, "timestamp": same}, stored, version), same
+    assert not same_statement({**base, "timestamp": "2016-12-31T23:59:59Z"}, stored, version)
+
+
+def test_a_timestamp_without_offset_is_the_utc_instant_as_since_and_until_read_it() -> None:
+    base = {"actor": {"mbox": "mailto:a@example.org"}, "verb": {"id": "http://adlnet.gov/expapi/verbs/experienced"},
+            "object": {"id": "http://example.org/a"}}
+    assert same_statement({**base, "timestamp": "2020-01-01T00:00:00Z"}, {**base, "timestamp": "2020-01-01T00:00:00"},
+                          "1.0.3")
