@@ -361,6 +361,12 @@ def cases() -> list[Case]:
     ok("activity without objectType", _mk(minimal, _set("object", {"id": "https://example.org/a"})))
     ok("activity id with query and fragment", _mk(minimal, _set("object.id", "https://example.org/a?x=1#part-2")))
     ok("activity id with non-ASCII IRI characters", _mk(minimal, _set("object.id", "https://kurs.example.org/øvelse")))
+    ok("activity id with a zero-width space (an IRI ucschar)", _mk(minimal, _set("object.id", "https://k.example.org/a\u200bb")))
+    for name, char in (("C0 control", "\x01"), ("DEL", "\x7f"), ("C1 control", "\x85"), ("escape", "\x1b")):
+        bad(f"activity id with a {name}", _mk(minimal, _set("object.id", f"https://k.example.org/{char}")), "object.id")
+        bad(f"verb id with a {name}", _mk(minimal, _set("verb.id", f"http://example.org/verbs/x{char}")), "verb.id")
+    bad("homePage with a control character", _mk(minimal, _set("actor", {"account": {
+        "homePage": "https://id.example.org/\x02", "name": "emp-1"}})), "actor.account.homePage")
     bad("activity without id", _mk(typical, _set("object.id", ...)), "object.id")
     bad("activity id without scheme", _mk(minimal, _set("object.id", "www.example.org/a")), "object.id")
     bad("activity id relative", _mk(minimal, _set("object.id", "/activities/a")), "object.id")
