@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from lrs.errors import BadRequest
 from lrs.http.common import only_params, principal, read_body, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
@@ -82,7 +83,13 @@ async def _body(request: Request) -> tuple[bytes, str]:
     settings = request.app.state.settings
     # The document size limit (settings.max_document_bytes) answers 413 (Communication 3.2).
     content = await read_body(request, settings.max_document_bytes)
-    return content, request.headers.get("content-type", "")
+    types = request.headers.getlist("content-type")
+    if len(types) > 1:
+        # which of the two the document is cannot be known (RFC 9110 5.3: a field not defined
+        # as a list is sent once)
+        raise BadRequest("Content-Type given more than once")
+    # stored and sent back as a header: without the whitespace around it (RFC 9110 5.5)
+    return content, types[0].strip(" \t") if types else ""
 
 
 def _since(request: Request) -> datetime | None:
