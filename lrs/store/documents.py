@@ -12,14 +12,14 @@ positions in commit order (docs/architecture.md, "Documents").
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
-from lrs.ops.documents import DELETE, Decide, DocKey, Document, Scope, Write
+from lrs.ops.documents import DELETE, SPLIT_IN_THREAD_BYTES, Decide, DocKey, Document, Scope, Write
 from lrs.store.db import scoped, translated
 from lrs.store.log import reserve
 from lrs.store.queries import sql
@@ -59,12 +59,21 @@ class PgDocumentRepository:
         return [r["doc_id"] for r in rows], max((r["updated"] for r in rows), default=None)
 
     async def change(self, store_id: int, key: DocKey, agent: dict[str, Any] | None, decide: Decide,
-                     *, with_content: bool) -> Write | None:
+                     *, with_content: bool,
+                     prepare: Callable[[Document | None], Awaitable[None]] | None = None) -> Write | None:
         """Run ``decide`` on the current document under the store lock and apply its Write.
 
         ``decide`` may raise (412, 409, 400): the transaction then rolls back and nothing is
-        written. Returns the applied Write, or None when there was nothing to do.
+        written. Returns the applied Write, or None when there was nothing to do. ``prepare``,
+        when given, first sees a stored document larger than ``SPLIT_IN_THREAD_BYTES`` as it is
+        before the lock is taken: the work it does ahead is then not done under the lock that
+        every write of the store waits for. (A smaller one costs no second read.)
         """
+        if prepare is not None:
+            async with translated(), scoped(self.pool, [store_id]) as conn:
+                size = await conn.fetchval(sql("document_size"), store_id, *_key_args(key))
+                if size is not None and size > SPLIT_IN_THREAD_BYTES:
+                    await prepare(_doc(await conn.fetchrow(sql("document_current"), store_id, *_key_args(key), True)))
         async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
             reservation = await reserve(conn, store_id, 1)
             current = _doc(await conn.fetchrow(sql("document_current"), store_id, *_key_args(key), with_content))

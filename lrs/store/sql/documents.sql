@@ -8,6 +8,14 @@ LEFT JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
 WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key = $4
   AND d.registration = $5 AND d.doc_id = $6;
 
+-- name: document_size
+-- The size of one document's bytes (read from the value's header, not the value), or NULL.
+SELECT octet_length(c.content)
+FROM documents d
+JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
+WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key = $4
+  AND d.registration = $5 AND d.doc_id = $6;
+
 -- name: document_put
 -- Store bytes (content-addressed), log the put/merge event, upsert the projection, bump the counter.
 WITH content AS (
