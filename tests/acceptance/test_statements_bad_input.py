@@ -160,6 +160,21 @@ async def test_a_charset_that_cannot_be_read_is_400_naming_it(
     assert message in error_message(r)
 
 
+@pytest.mark.parametrize(("body", "message"), [
+    ('{"actor": "Bj\u00f8rn"}'.encode("latin-1"), "byte 0xF8 at octet 13 (invalid start byte)"),
+    (b"\xff\xfe{}", "byte 0xFF at octet 0 (invalid start byte)"),
+    (b'{"a": "\xc0\xaf"}', "byte 0xC0 at octet 7 (invalid start byte)"),
+])
+async def test_a_body_that_is_not_utf_8_is_400_naming_the_byte_and_where(
+        xapi: httpx.AsyncClient, body: bytes, message: str) -> None:
+    """A Latin-1 body sent without a charset was "str is not valid UTF-8: surrogates not
+    allowed: line 1 column 1 (char 0)": no surrogate, and not where (a robustness audit)."""
+    r = await xapi.post("/statements", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400, r.text
+    assert error_message(r) == (f"request body is not valid UTF-8: {message}; "
+                                "send UTF-8, or name the charset in the Content-Type")
+
+
 async def test_a_multipart_statement_part_in_utf_16_is_read_as_such(xapi: httpx.AsyncClient) -> None:
     s = with_id(statement(actor=unique("kari")))
     content = b"attached text"
