@@ -150,6 +150,31 @@ class StoredIds(list[str]):
     stored: datetime | None = None
 
 
+# The deepest nesting of objects and arrays, the statement itself included, that orjson writes.
+MAX_STORED_NESTING = 254
+
+
+def deepest_path(value: Any) -> str:
+    """The JSON path to where ``value`` is nested deepest: its names, then ``[…]`` for what lies
+    below the last of them (a path hundreds of array indexes long names nothing)."""
+    best: tuple[int, list[str]] = (0, [])
+    stack: list[tuple[Any, int, list[str]]] = [(value, 0, [])]
+    while stack:
+        node, depth, names = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        depth += 1
+        if depth > best[0]:
+            best = (depth, names)
+        if isinstance(node, dict):
+            stack += [(v, depth, [*names, k]) for k, v in node.items()]
+        else:
+            stack += [(v, depth, names) for v in node]
+    names = best[1]
+    shown = ".".join(n if n.isidentifier() else f"[{orjson.dumps(n).decode()}]" for n in names).replace(".[", "[")
+    return f"{shown}[…]" if shown else "[…]"
+
+
 def validate(stmt: Any, version: str, where: str) -> None:
     """Schema and data-model rules; a 400 naming the JSON path (prefixed by ``where``)."""
     try:
@@ -161,8 +186,11 @@ def validate(stmt: Any, version: str, where: str) -> None:
         # Extension values are any JSON, and the parser takes deeper nesting than the writer
         # (orjson writes at most 254 levels): refused here, not a failed append (a 500).
         text = orjson.dumps(stmt)
-    except TypeError as exc:
-        raise BadRequest(f"{where or 'statement'}: nested too deeply to store ({exc})") from None
+    except TypeError:
+        path = ".".join(p for p in (where, deepest_path(stmt)) if p) or "statement"
+        limit = MAX_STORED_NESTING
+        raise BadRequest(f"{path}: nested more than {limit} levels deep (objects and arrays within the "
+                         f"statement); Spor stores JSON nested at most {limit} levels") from None
     # PostgreSQL's text and jsonb cannot hold U+0000: in a string the statement index or the
     # agent names keep as text it could not be stored. The body is json, which can; so can an
     # extension's value, which only the body holds (Data 4.1: an LRS "MUST NOT reject a
