@@ -18,6 +18,7 @@ from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import log
 from lrs.metrics import Metrics
+from lrs.ops.timestamps import http_date_now
 
 # A request id a client may set (X-Request-Id): short, of characters safe in logs and headers
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
@@ -75,6 +76,7 @@ class RequestMiddleware:
                 started = True
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
+                out["Date"] = http_date_now()  # (uvicorn's is off: lrs.cli)
                 if not asked:
                     # Answered before the body it waits to send was asked for (401, 413 for a
                     # declared size, a bad version header): the connection cannot carry another

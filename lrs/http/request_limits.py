@@ -20,6 +20,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from lrs.logs import log
+from lrs.ops.timestamps import http_date_now
 
 
 @dataclass(frozen=True)
@@ -195,9 +196,10 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
 
     def _answer_and_close(self, status: int, message: str) -> None:
         body = orjson.dumps({"error": {"status": status, "message": message}})
-        head = [STATUS_LINE[status]]
+        head = [STATUS_LINE[status], b"date: ", http_date_now().encode("ascii"), b"\r\n"]
         for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
+            if name.lower() != b"date":
+                head += [name, b": ", value, b"\r\n"]
         head.append(b"content-type: application/json\r\nx-experience-api-version: "
                     + self.limits.xapi_version.encode("ascii") + b"\r\ncontent-length: "
                     + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
+from typing import Any
 
 from lrs.errors import BadRequest
 
@@ -83,6 +86,19 @@ def format_timestamp(dt: datetime) -> str:
     fraction = f"{dt.microsecond:06d}" if dt.microsecond % 1000 else f"{dt.microsecond // 1000:03d}"
     return (f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
             f".{fraction}Z")
+
+
+_NOW: list[Any] = [None, ""]  # the second an HTTP date was last made for, and that date
+
+
+def http_date_now() -> str:
+    """The Date of a response (RFC 9110 6.6.1), made once a second. Spor sends its own rather
+    than uvicorn's, which its server loop renews on a one-second tick and which was therefore
+    up to a second behind the Last-Modified of a statement stored just before (an audit)."""
+    second = int(time.time())
+    if _NOW[0] != second:
+        _NOW[:] = [second, formatdate(second, usegmt=True)]
+    return str(_NOW[1])
 
 
 def http_date(dt: datetime) -> str:
