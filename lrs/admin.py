@@ -50,7 +50,7 @@ def parse_when(text: str) -> datetime:
 def run_with_database(work: Work, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Run ``work`` on an owner connection: SPOR_DATABASE_URL, or the embedded cluster (joined
     when a `spor serve` already runs on it, else started and stopped around the command)."""
-    settings, embedded = resolve_database(settings or Settings.from_env())
+    settings, embedded = resolve_database(settings or Settings.for_command("spor"))
 
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(settings.database_url)

@@ -14,6 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from lrs import admin
+from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
 from lrs.database import resolve_database
 from lrs.metrics_shared import MetricsFolderError, prepare_folder
 from lrs.ops import bootstrap
@@ -51,7 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from lrs.logs import configure
     from lrs.memory import tune_malloc
 
-    settings = Settings.from_env(host=args.host, port=args.port, workers=args.workers)
+    settings = Settings.for_command("spor serve", host=args.host, port=args.port, workers=args.workers)
     configure(settings.log_format, settings.log_level)
     tune_malloc()
     if settings.metrics_dir:
@@ -59,6 +60,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             prepare_folder(Path(settings.metrics_dir))
         except MetricsFolderError as exc:
             raise SystemExit(f"spor serve: {exc}") from exc
+    if not settings.database_url:
+        try:  # held until this process ends (lrs/data_folder_lock.py)
+            lock_data_folder(settings.data_dir)
+        except DataFolderInUse as exc:
+            raise SystemExit(f"spor serve: {exc}") from None
     settings, embedded = resolve_database(settings)
     shared_metrics: str | None = None
     try:

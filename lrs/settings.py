@@ -121,6 +121,11 @@ class Settings:
         if self.pg_shared_buffers and not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB|TB)", self.pg_shared_buffers):
             raise ValueError(f"SPOR_PG_SHARED_BUFFERS must be a size such as 512MB or 4GB, "
                              f"got {self.pg_shared_buffers!r}")
+        if not 1 <= self.port <= 65535:
+            # (a larger one was taken modulo 65536: the server listened elsewhere than it said)
+            raise ValueError(f"SPOR_PORT (--port) must be between 1 and 65535, got {self.port}")
+        if self.workers < 1:
+            raise ValueError(f"SPOR_WORKERS (--workers) must be at least 1, got {self.workers}")
         if self.suppression_threshold < 1:
             raise ValueError(f"SPOR_SUPPRESSION_THRESHOLD must be at least 1, got {self.suppression_threshold}")
         if not 0 <= self.expiring_window_days <= 3650:
@@ -134,6 +139,15 @@ class Settings:
         if self.write_buffer_bytes <= 0:
             raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
                              f"got {self.write_buffer_bytes}")
+
+    @classmethod
+    def for_command(cls, command: str, **overrides: object) -> Settings:
+        """``from_env`` for a command line: a setting out of range ends the command with a
+        one-line message naming it (exit status 1), not a traceback."""
+        try:
+            return cls.from_env(None, **overrides)
+        except ValueError as exc:
+            raise SystemExit(f"{command}: {exc}") from None
 
     def with_(self, **changes: object) -> Settings:
         """A copy with some fields changed."""

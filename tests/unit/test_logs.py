@@ -30,3 +30,37 @@ def test_exceptions_are_logged_as_traceback_text_from_both_kinds_of_logger() -> 
         assert e["exception"].startswith("Traceback (most recent call last):")
         assert "ZeroDivisionError: division by zero" in e["exception"]
     assert lines[0]["logger"] == "uvicorn.error"
+
+
+_TASKS = """
+import asyncio, logging, structlog
+from lrs import logs
+logs.configure("json", "info")
+
+async def background() -> None:
+    await asyncio.sleep(0.01)
+    logging.getLogger("asyncpg.pool").warning("pool_retry")
+    structlog.get_logger("spor").info("writer_line")
+
+async def request() -> asyncio.Task[None]:
+    structlog.contextvars.bind_contextvars(request_id="r1", request_task=id(asyncio.current_task()))
+    structlog.get_logger("spor").info("request_line")
+    logging.getLogger("asyncpg.pool").warning("pool_in_request")
+    return asyncio.create_task(background())  # inherits the request's context
+
+async def main() -> None:
+    task = await asyncio.create_task(request())
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_a_task_started_during_a_request_does_not_log_the_request_s_id() -> None:
+    """An operations audit: asyncpg's pool, restoring connections in a task started during a
+    request, logged that long-finished request's id on every retry."""
+    proc = subprocess.run([sys.executable, "-c", _TASKS], capture_output=True, timeout=60, check=True)
+    lines = {e["event"]: e for e in (orjson.loads(line) for line in proc.stderr.splitlines() if line.strip())}
+    assert lines["request_line"]["request_id"] == lines["pool_in_request"]["request_id"] == "r1"
+    assert "request_id" not in lines["pool_retry"] and "request_id" not in lines["writer_line"]
+    assert all("request_task" not in e for e in lines.values())
