@@ -68,6 +68,10 @@ class Settings:
     # limit=0 means "the most the server allows" (Communication 2.1.3): pages of ~150 KB; ask
     # for more with a larger SPOR_QUERY_LIMIT_MAX when exporting.
     query_limit_max: int = 100
+    # A query page with attachments=true carries at most this many bytes of attachment data
+    # (one statement's always, however large): a page ends early, its "more" leading on, rather
+    # than a response holding a hundred statements' files in memory at once.
+    query_attachment_bytes_max: int = 64 * 1024 * 1024
     # Requests per second per credential in each process (0 = no limit), and the burst.
     rate_limit_per_second: int = 2000
     rate_limit_burst: int = 4000
@@ -124,6 +128,9 @@ class Settings:
         if not 1 <= self.port <= 65535:
             # (a larger one was taken modulo 65536: the server listened elsewhere than it said)
             raise ValueError(f"SPOR_PORT (--port) must be between 1 and 65535, got {self.port}")
+        if self.query_attachment_bytes_max <= 0:
+            raise ValueError(f"SPOR_QUERY_ATTACHMENT_BYTES_MAX must be a positive number of bytes, "
+                             f"got {self.query_attachment_bytes_max}")
         if self.workers < 1:
             raise ValueError(f"SPOR_WORKERS (--workers) must be at least 1, got {self.workers}")
         if self.suppression_threshold < 1:

@@ -39,7 +39,7 @@ from lrs.http.multipart import (
 )
 from lrs.ops import statements as ops
 from lrs.ops import terms as T
-from lrs.ops.statements import Attachment, Query
+from lrs.ops.statements import Attachment, Query, StatementRepository, StatementRow
 from lrs.ops.timestamps import format_timestamp, http_date, parse_bound
 from lrs.ops.uuids import canonical_uuid
 
@@ -291,6 +291,23 @@ def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool, datetime
     return replace(q, limit=limit), str(s["fmt"]), bool(s["att"]), through
 
 
+async def _within_attachment_budget(repo: StatementRepository, store_id: int, rows: list[StatementRow],
+                                    budget: int) -> list[StatementRow]:
+    """The first rows of a page whose attachment data (each file once) is at most ``budget``
+    bytes, and always the first row. Communication 2.1.3 lets a page hold fewer statements than
+    ``limit``; its ``more`` goes on from the last one kept."""
+    sizes = await repo.attachment_sizes(store_id, sorted({s.lower() for r in rows for s in r.attachment_sha2s}))
+    seen: set[str] = set()
+    total = 0
+    for i, row in enumerate(rows):
+        new = {s.lower() for s in row.attachment_sha2s} - seen
+        total += sum(sizes.get(s, 0) for s in new)
+        if total > budget and i > 0:
+            return rows[:i]
+        seen |= new
+    return rows
+
+
 async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachments: bool,
                    store_id: int, headers: dict[str, str]) -> Response:
     if attachments:
@@ -346,6 +363,12 @@ async def get_statements(request: Request) -> Response:
     if len(rows) > q.limit:
         rows = rows[: q.limit]
         more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
+    if attachments and len(rows) > 1:
+        budget = request.app.state.settings.query_attachment_bytes_max
+        kept = await _within_attachment_budget(repo, who.store_id, rows, budget)
+        if len(kept) < len(rows):
+            rows = kept
+            more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
     parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs)
     json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
     if rows and version == "2.0.0":

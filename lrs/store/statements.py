@@ -328,6 +328,15 @@ class PgStatementRepository:
     async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
         return await canonical_definitions(self.pool, store_id, ids)
 
+    async def attachment_sizes(self, store_id: int, sha2s: list[str]) -> dict[str, int]:
+        """The size of each stored attachment's data, by lower-cased sha2 (from the value's
+        header: the data is not read)."""
+        if not sha2s:
+            return {}
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql("attachment_sizes"), store_id, [s.lower() for s in sha2s])
+        return {r["sha2"].lower(): r["size"] for r in rows}
+
     async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]:
         if not sha2s:
             return []

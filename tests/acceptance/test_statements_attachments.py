@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from typing import Any
@@ -22,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import statement, with_id
 
@@ -496,3 +499,51 @@ async def test_a_bad_signature_in_a_batch_names_its_statement(
     assert r.json()["error"]["message"].startswith("[2] signature: payload does not match the statement")
     for s in (*good, bad):
         await assert_not_stored(xapi, s["id"])
+
+
+@pytest.fixture(scope="module")
+def budget_server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    """A server whose query pages carry at most 1,000 bytes of attachment data."""
+    with server_of_its_own(pg, {"SPOR_QUERY_ATTACHMENT_BYTES_MAX": "1000"}) as s:
+        yield s
+
+
+async def test_a_page_with_attachments_ends_at_the_byte_budget_and_more_goes_on(budget_server: Server) -> None:
+    """Ten statements with 30 MB of attachments each made one 300 MB response held in memory
+    (an attachments audit: 75 -> 619 MB). A page now ends where its attachment data would pass
+    SPOR_QUERY_ATTACHMENT_BYTES_MAX (its first statement always in), and more goes on: every
+    statement once, each with its data."""
+    tenant = await make_tenant(budget_server.database_url, budget_server.base_url)
+    async with xapi_client(budget_server, tenant, "2.0.0") as xapi:
+        kari = unique("kari")
+        files = [bytes([i]) * 400 for i in range(5)] + [b"big" * 500]  # 400 B each, then 1,500 B
+        sent = []
+        for content in files:
+            s = with_id(statement(actor=kari, attachments=[attachment_object(content)]))
+            r = await post_multipart(xapi, s, [(content, "text/plain")])
+            assert r.status_code == 200, r.text
+            sent.append((s["id"], content))
+        shared = with_id(statement(actor=kari, attachments=[attachment_object(files[0])]))  # data already on a page
+        assert (await post_multipart(xapi, shared, [(files[0], "text/plain")])).status_code == 200
+        plain = with_id(statement(actor=kari))
+        assert (await xapi.post("/statements", json=plain)).status_code == 200
+        pages: list[list[str]] = []
+        got: dict[str, bytes] = {}
+        r = await xapi.get("/statements", params={"agent": orjson.dumps(plain["actor"]).decode(),
+                                                  "attachments": "true", "ascending": "true"})
+        while True:
+            assert r.status_code == 200, r.text
+            parts = parse_multipart_response(r)
+            page = orjson.loads(part_bytes(parts[0]))
+            pages.append([s["id"] for s in page["statements"]])
+            assert sum(len(part_bytes(p)) for p in parts[1:]) <= 1000 or len(page["statements"]) == 1
+            got |= {p["X-Experience-API-Hash"]: part_bytes(p) for p in parts[1:]}
+            if not page["more"]:
+                break
+            r = await xapi.get(budget_server.base_url + page["more"])
+        ids = [i for p in pages for i in p]
+        assert ids == [sid for sid, _ in sent] + [shared["id"], plain["id"]]
+        # 400 + 400 fit and a third would not; the 1,500 B file (over the budget alone) is a page
+        # of its own, first on it; the statement sharing file 0 carries it again on its own page
+        assert [len(p) for p in pages] == [2, 2, 1, 1, 2]
+        assert set(got.values()) == set(files)

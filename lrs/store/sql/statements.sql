@@ -181,6 +181,10 @@ WHERE s.store_id = $1 AND s.position <= $2 AND s.position > coalesce($3::bigint,
 ORDER BY s.position ASC
 LIMIT $6;
 
+-- name: attachment_sizes
+-- The size of attachments' data by SHA-2 (octet_length of a bytea reads its header only).
+SELECT sha2, octet_length(content) AS size FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);
+
 -- name: attachments_by_sha2
 -- Attachment contents of a store by SHA-2.
 SELECT sha2, content_type, content FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);
