@@ -257,7 +257,7 @@ def decide_delete_scope(pre: Preconditions) -> Callable[[list[str]], None]:
     whose ETag is the one GET of their id list answers (``*``: any document there at all)."""
 
     def decide(ids: list[str]) -> None:
-        check_etag_preconditions(id_list(ids)[1] if ids else None, pre, "the documents (their id list)")
+        check_etag_preconditions(id_list(ids)[1] if ids else None, pre, "the document set (its id list)")
 
     return decide
 

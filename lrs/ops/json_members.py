@@ -56,7 +56,8 @@ def members(text: str) -> dict[str, str]:
                 i = expect(":", skip(i), "':'")
                 _, end = _DECODER.raw_decode(text, i)
             except json.JSONDecodeError as exc:
-                raise NotAnObject(f"{exc.msg} at character {exc.pos}") from None
+                # (some of json's messages end in "at": "Invalid control character at")
+                raise NotAnObject(f"{exc.msg.removesuffix(' at')} at character {exc.pos}") from None
             except RecursionError:
                 raise NotAnObject(f"nested too deeply at character {i}") from None
             out[name] = text[start:end]
