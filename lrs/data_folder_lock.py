@@ -20,7 +20,8 @@ __all__ = ["LOCK_FILE", "DataFolderInUse", "lock_data_folder"]
 
 
 class DataFolderInUse(RuntimeError):
-    """Another ``spor serve`` runs on the folder (the message names its pid)."""
+    """Another ``spor serve`` runs on the folder (the message names its pid), or its lock file
+    cannot be opened (another user's, say)."""
 
 
 def lock_data_folder(data_dir: Path) -> int:
@@ -30,8 +31,12 @@ def lock_data_folder(data_dir: Path) -> int:
     Raises:
         DataFolderInUse: another process holds the lock.
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        lock = data_dir / LOCK_FILE
+        raise DataFolderInUse(f"cannot take the lock {lock} of the data folder: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

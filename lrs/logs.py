@@ -3,7 +3,6 @@ request id bound through contextvars so every line of a request carries it."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -21,24 +20,30 @@ def _json_text(obj: Any, **kw: Any) -> str:
     return _json_bytes(obj, **kw).decode()
 
 
-REQUEST_TASK = "request_task"  # bound beside request_id: the id() of the task serving the request
+REQUEST_SCOPE = "request_scope"  # bound beside request_id: a RequestScope, open while it is served
 
 
-def _own_request_only(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Keep ``request_id`` only on lines logged by the task serving that request.
+class RequestScope:
+    """Whether the request a log context belongs to is still being served."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
+def _open_request_only(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Keep ``request_id`` only on lines logged while that request is served.
 
     A task started while a request is served (asyncpg's pool restoring its connections, a
     store's append writer, the health probe) inherits the request's context, and with it its
     id: every line it logged, seconds or hours later, named a request long finished (an
-    operations audit). Such lines carry no request id now."""
-    task_id = event.pop(REQUEST_TASK, None)
-    if task_id is not None:
-        try:
-            current = asyncio.current_task()
-        except RuntimeError:  # no running loop
-            current = None
-        if current is None or id(current) != task_id:
-            event.pop("request_id", None)
+    operations audit). Lines logged after the request ended carry no request id now; those of
+    the work it started and waits for (a streamed body, an export's closing task, a thread)
+    still do."""
+    scope = event.pop(REQUEST_SCOPE, None)
+    if scope is not None and not scope.open:
+        event.pop("request_id", None)
     return event
 
 
@@ -54,7 +59,7 @@ def configure(log_format: str = "json", level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
-            _own_request_only,
+            _open_request_only,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -74,7 +79,7 @@ def configure(log_format: str = "json", level: str = "info") -> None:
                     structlog.processors.format_exc_info, renderer],
         foreign_pre_chain=[
             structlog.contextvars.merge_contextvars,
-            _own_request_only,
+            _open_request_only,
             structlog.stdlib.add_logger_name,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),

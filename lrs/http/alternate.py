@@ -59,8 +59,12 @@ class AlternateRequestMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        raw = scope.get("query_string", b"")
+        if b"method" not in raw:  # (the common case: no parsing at all)
+            await self.app(scope, receive, send)
+            return
         try:
-            query = form_pairs(scope.get("query_string", b""), "query parameter", raw_utf8=False)
+            query = form_pairs(raw, "query parameter", raw_utf8=False)
         except TextError:
             query = []  # (QueryTextMiddleware, outside this one, refuses it)
         if not any(name == "method" for name, _ in query):

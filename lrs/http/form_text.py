@@ -14,6 +14,7 @@ become one: ``stateId=%FF`` and ``stateId=%FE`` named the same document, and an 
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from urllib.parse import unquote_to_bytes
 
@@ -46,19 +47,18 @@ def form_pairs(raw: bytes, what: str, *, raw_utf8: bool, max_fields: int | None 
     """
     if not raw:
         return []
-    if max_fields is not None and raw.count(b"&") >= max_fields:
-        fields = sum(1 for f in raw.split(b"&") if f)
-        if fields > max_fields:
-            raise TextError(f"the {what}s number {fields}; at most {max_fields} are accepted")
+    # the fields one at a time, never a list of them all: a form of 64 MiB of "&" is no list of
+    # 64 million empty fields (and more than max_fields others end the reading)
+    fields = [m.group() for m in itertools.islice(_FIELD.finditer(raw), None if max_fields is None else max_fields + 1)]
+    if max_fields is not None and len(fields) > max_fields:
+        raise TextError(f"the form has more than {max_fields} {what}s; at most {max_fields} are accepted")
     if not raw_utf8 and not raw.isascii():
         raise TextError(f"a {what} holds a byte that is not ASCII; percent-encode its UTF-8 (RFC 3986 §2.5)")
     if raw.isascii() and b"%" not in raw:
         # nothing to unescape but "+": plain ASCII is UTF-8 already
-        return [_plain(field) for field in raw.decode("ascii").split("&") if field]
+        return [_plain(field.decode("ascii")) for field in fields]
     pairs: list[tuple[str, str]] = []
-    for field in raw.split(b"&"):
-        if not field:
-            continue
+    for field in fields:
         name_raw, _, value_raw = field.partition(b"=")
         name = _text(name_raw, what, None, raw_utf8)
         pairs.append((name, _text(value_raw, what, name, raw_utf8)))
@@ -91,6 +91,8 @@ def _text(raw: bytes, what: str, name: str | None, strict_escapes: bool) -> str:
 
 
 _STRAY_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+_FIELD = re.compile(rb"[^&]+")
+_NON_ASCII_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
 
 
 def _unescape(raw: bytes) -> bytes:
@@ -106,6 +108,21 @@ def _unescape(raw: bytes) -> bytes:
     return codecs.escape_decode(raw.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]  # type: ignore[attr-defined]
 
 
+def _utf8_once_decoded(raw: bytes) -> bool:
+    """Whether a query string is ASCII and UTF-8 once percent-decoded: one decode of the whole.
+    Fields are split at ASCII bytes, which no UTF-8 sequence holds, so the whole is UTF-8 if
+    and only if every name and value is; only a string that is not is split to say where."""
+    if not raw.isascii():
+        return False
+    if _NON_ASCII_ESCAPE.search(raw) is None:
+        return True  # every escape an ASCII octet: nothing to decode
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class QueryTextMiddleware:
     """Refuses (400) a request whose query string is not percent-encoded UTF-8 text."""
 
@@ -115,7 +132,7 @@ class QueryTextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw: bytes = scope.get("query_string", b"")
-            if raw and not (raw.isascii() and b"%" not in raw):
+            if raw and not (raw.isascii() and b"%" not in raw) and not _utf8_once_decoded(raw):
                 try:
                     form_pairs(raw, "query parameter", raw_utf8=False)
                 except TextError as exc:

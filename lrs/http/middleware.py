@@ -3,7 +3,6 @@ header, the structured access log line and the request metrics."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
@@ -17,7 +16,7 @@ from lrs.errors import LRSError
 from lrs.http.common import NO_STORE_THROUGH, ascii_digits
 from lrs.http.errors import internal_error
 from lrs.http.versions import LATEST, negotiate
-from lrs.logs import REQUEST_TASK, log
+from lrs.logs import REQUEST_SCOPE, RequestScope, log
 from lrs.metrics import Metrics
 from lrs.ops.timestamps import http_date_now
 
@@ -97,7 +96,8 @@ class RequestMiddleware:
                     out["X-Experience-API-Consistent-Through"] = NO_STORE_THROUGH
             await send(message)
 
-        structlog.contextvars.bind_contextvars(request_id=request_id, **{REQUEST_TASK: id(asyncio.current_task())})
+        request_scope = RequestScope()
+        structlog.contextvars.bind_contextvars(request_id=request_id, **{REQUEST_SCOPE: request_scope})
         start = time.perf_counter()
         cut_off = False
         try:
@@ -129,6 +129,7 @@ class RequestMiddleware:
             self.metrics.observe("spor_http_request_seconds", elapsed, method=method, path=label)
             marked = {"cut_off": True} if cut_off else {}
             log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2), **marked)
+            request_scope.open = False  # (tasks it started, still running, keep the context: lrs.logs)
             structlog.contextvars.clear_contextvars()
 
 

@@ -170,9 +170,10 @@ def lower_uuid(value: object) -> object:
 
 
 def instant(value: object) -> object:
-    """A timestamp as a point in time in UTC (2.3.1.b4), read as the LRS reads it everywhere
-    else (lrs.ops.timestamps): a leap second (second 60) is one, in any notation, and one without
-    an offset is in UTC, as ``since`` and ``until`` take it. Unparsable values stay as they are."""
+    """A timestamp as a point in time in UTC (2.3.1.b4), as xAPI 2.0 stores it
+    (lrs.ops.timestamps.utc_timestamp): a leap second (second 60) is one instant in any notation,
+    kept apart from the second after it; one without an offset is in UTC, as ``since`` and
+    ``until`` take it. Unparsable values stay as they are."""
     if not isinstance(value, str):
         return value
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -314,11 +315,14 @@ def _json_object(content: bytes, what: str) -> dict[str, str]:
 # thread (the event loop serves other requests meanwhile), and a stored one before the write
 # takes the store lock (statements of the store are not held up behind it).
 SPLIT_IN_THREAD_BYTES = 256 * 1024
+# Their own threads, two: large splits wait for each other rather than take the default pool
+# (name lookups of the database host use it) or more of the CPU than two cores' worth.
+_SPLITTERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-json-split")
 
 
 async def _json_object_off_loop(content: bytes, what: str) -> dict[str, str]:
     if len(content) > SPLIT_IN_THREAD_BYTES:
-        return await asyncio.to_thread(_json_object, content, what)
+        return await asyncio.get_running_loop().run_in_executor(_SPLITTERS, _json_object, content, what)
     return _json_object(content, what)
 
 
@@ -422,7 +426,9 @@ async def post_document(repo: DocumentRepository, principal: Principal, key: Doc
     # XAPI-00235: a JSON-typed POST must be a JSON object even when it creates the document.
     posted = await _json_object_off_loop(content, "the posted document") if is_json_type(content_type) else None
     decision = MergeDecision(pre, content, content_type, max_bytes, posted)
-    await repo.change(principal.store_id, key, agent, decision, with_content=True, prepare=decision.prepare)
+    # (a POST that is not JSON merges nothing: no stored document to split ahead)
+    await repo.change(principal.store_id, key, agent, decision, with_content=True,
+                      prepare=decision.prepare if posted is not None else None)
 
 
 async def delete_document(repo: DocumentRepository, principal: Principal, key: DocKey, pre: Preconditions) -> None:

@@ -131,7 +131,8 @@ def _verify_one(
             # so a statement that lacks what its signed original had is not that statement:
             # stored, it would carry an id or time the signature contradicts.
             raise BadRequest(
-                f"signature: the JWS payload has a {key} ({str(payload[key])[:80]!r}) and the statement "
+                f"signature: the JWS payload has {'an' if key == 'id' else 'a'} {key} ({str(payload[key])[:80]!r}) "
+                "and the statement "
                 f"sent has none; send the statement with the {key} it was signed with"
             )
 

@@ -155,23 +155,34 @@ class StoredIds(list[str]):
 MAX_STORED_NESTING = 254
 
 
+_Names = tuple[str, "_Names"] | None  # a path as (last name, the path before it), root None
+
+
 def deepest_path(value: Any) -> str:
     """The JSON path to where ``value`` is nested deepest: its names, then ``[…]`` for what lies
     below the last of them (a path hundreds of array indexes long names nothing)."""
-    best: tuple[int, list[str]] = (0, [])
-    stack: list[tuple[Any, int, list[str]]] = [(value, 0, [])]
+    # Each entry links to its parent's names as (name, parent) pairs, so a wide object costs
+    # one small tuple a member, not a copy of the path (a path list per member of an object
+    # 253 levels down was width times depth: gigabytes for a few MB of body).
+    best: tuple[int, _Names] = (0, None)
+    stack: list[tuple[Any, int, _Names]] = [(value, 0, None)]
     while stack:
-        node, depth, names = stack.pop()
+        node, depth, link = stack.pop()
         if not isinstance(node, (dict, list)):
             continue
         depth += 1
         if depth > best[0]:
-            best = (depth, names)
+            best = (depth, link)
         if isinstance(node, dict):
-            stack += [(v, depth, [*names, k]) for k, v in node.items()]
+            stack += [(v, depth, (k, link)) for k, v in node.items() if isinstance(v, (dict, list))]
         else:
-            stack += [(v, depth, names) for v in node]
-    names = best[1]
+            stack += [(v, depth, link) for v in node if isinstance(v, (dict, list))]
+    names: list[str] = []
+    link = best[1]
+    while link is not None:
+        names.append(link[0])
+        link = link[1]
+    names.reverse()
     shown = ".".join(n if n.isidentifier() else f"[{orjson.dumps(n).decode()}]" for n in names).replace(".[", "[")
     return f"{shown}[…]" if shown else "[…]"
 

@@ -66,15 +66,23 @@ class PgDocumentRepository:
         ``decide`` may raise (412, 409, 400): the transaction then rolls back and nothing is
         written. Returns the applied Write, or None when there was nothing to do. ``prepare``,
         when given, first sees a stored document larger than ``SPLIT_IN_THREAD_BYTES`` as it is
-        before the lock is taken: the work it does ahead is then not done under the lock that
-        every write of the store waits for. (A smaller one costs no second read.)
+        before the lock is taken, and with no connection held: the work it does ahead is then
+        done neither under the lock every write of the store waits for nor on a connection of
+        the pool. (A smaller one costs one query on the connection the write then uses.)
         """
         if prepare is not None:
-            async with translated(), scoped(self.pool, [store_id]) as conn:
-                size = await conn.fetchval(sql("document_size"), store_id, *_key_args(key))
-                if size is not None and size > SPLIT_IN_THREAD_BYTES:
-                    await prepare(_doc(await conn.fetchrow(sql("document_current"), store_id, *_key_args(key), True)))
-        async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
+            async with translated(), scoped(self.pool, [store_id], store_id) as conn:
+                large = _doc(await conn.fetchrow(sql("document_current_if_larger"), store_id, *_key_args(key),
+                                                 SPLIT_IN_THREAD_BYTES))
+                if large is None or large.content is None:
+                    return await self._change_on(conn, store_id, key, agent, decide, with_content)
+            await prepare(large)
+        async with translated(), scoped(self.pool, [store_id], store_id) as conn:
+            return await self._change_on(conn, store_id, key, agent, decide, with_content)
+
+    async def _change_on(self, conn: asyncpg.Connection, store_id: int, key: DocKey, agent: dict[str, Any] | None,
+                         decide: Decide, with_content: bool) -> Write | None:
+        async with conn.transaction():
             reservation = await reserve(conn, store_id, 1)
             current = _doc(await conn.fetchrow(sql("document_current"), store_id, *_key_args(key), with_content))
             write = decide(current)

@@ -466,7 +466,7 @@ async def test_a_statement_lacking_the_id_its_signature_holds_is_400(
     sent = {k: v for k, v in sign(s, token).items() if k != "id"}
     r = await post_multipart(xapi, sent, [(token, "application/octet-stream")])
     assert r.status_code == 400, r.text
-    assert r.json()["error"]["message"].startswith("signature: the JWS payload has a id")
+    assert r.json()["error"]["message"].startswith("signature: the JWS payload has an id")
     await assert_not_stored(xapi, s["id"])
     r = await xapi.get("/statements", params={"agent": orjson.dumps(s["actor"]).decode()})
     assert r.json()["statements"] == []

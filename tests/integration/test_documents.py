@@ -233,15 +233,18 @@ async def test_documents_and_activities_work_under_row_level_security(db_url: st
 
 
 async def test_a_large_merge_is_split_before_the_store_lock_so_statements_do_not_wait(
-        pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+        db_url: str, conn: asyncpg.Connection) -> None:
     """A document audit: merging into a JSON document of many members split it under the store's
     append lock (about 5 µs a member), so every statement of the store waited seconds. It is split
-    in a thread before the lock now; a statement sent meanwhile is stored at once."""
+    in a thread before the lock now, holding no connection of the pool (a review: the first fix
+    held one throughout; here the pool has one connection); a statement sent meanwhile is stored
+    at once."""
     store = await _store(conn)
+    pool = await create_pool(db_url, min_size=1, max_size=1)
     docs, statements = PgDocumentRepository(pool), PgStatementRepository(pool)
     who = principal(store)
     key = state_key("many-members")
-    members = 400_000
+    members = 600_000
     big = b"{" + b",".join(b'"k%d":%d' % (i, i) for i in range(members)) + b"}"
     assert len(big) > ops.SPLIT_IN_THREAD_BYTES
     await ops.put_document(docs, who, "2.0.0", key, AGENT, big, "application/json", Preconditions())
@@ -249,8 +252,11 @@ async def test_a_large_merge_is_split_before_the_store_lock_so_statements_do_not
                                                   Preconditions(), max_bytes=64 * 1024 * 1024))
     await asyncio.sleep(0.3)  # the merge has read the document and is splitting it
     assert not merge.done()
+    async with pool.acquire(timeout=1):  # the pool's one connection is free meanwhile
+        pass
     await store_statements(statements, who, "2.0.0", [statement()])
     assert not merge.done(), "the statement waited for the merge"
     await merge
     merged = orjson.loads((await docs.get(store, key)).content)  # type: ignore[union-attr, arg-type]
-    assert len(merged) == members + 1 and merged["new"] is True and merged["k399999"] == 399_999
+    assert len(merged) == members + 1 and merged["new"] is True and merged["k599999"] == 599_999
+    await pool.close()

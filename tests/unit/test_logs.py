@@ -42,11 +42,18 @@ async def background() -> None:
     logging.getLogger("asyncpg.pool").warning("pool_retry")
     structlog.get_logger("spor").info("writer_line")
 
+async def child() -> None:
+    structlog.get_logger("spor").info("child_line")
+
 async def request() -> asyncio.Task[None]:
-    structlog.contextvars.bind_contextvars(request_id="r1", request_task=id(asyncio.current_task()))
+    scope = logs.RequestScope()
+    structlog.contextvars.bind_contextvars(request_id="r1", request_scope=scope)
     structlog.get_logger("spor").info("request_line")
     logging.getLogger("asyncpg.pool").warning("pool_in_request")
-    return asyncio.create_task(background())  # inherits the request's context
+    await asyncio.create_task(child())  # work the request starts and waits for
+    task = asyncio.create_task(background())  # inherits the request's context, outlives it
+    scope.open = False  # the request is answered
+    return task
 
 async def main() -> None:
     task = await asyncio.create_task(request())
@@ -62,5 +69,6 @@ def test_a_task_started_during_a_request_does_not_log_the_request_s_id() -> None
     proc = subprocess.run([sys.executable, "-c", _TASKS], capture_output=True, timeout=60, check=True)
     lines = {e["event"]: e for e in (orjson.loads(line) for line in proc.stderr.splitlines() if line.strip())}
     assert lines["request_line"]["request_id"] == lines["pool_in_request"]["request_id"] == "r1"
+    assert lines["child_line"]["request_id"] == "r1"
     assert "request_id" not in lines["pool_retry"] and "request_id" not in lines["writer_line"]
-    assert all("request_task" not in e for e in lines.values())
+    assert all("request_scope" not in e for e in lines.values())

@@ -481,7 +481,8 @@ def test_rejects_a_statement_lacking_the_id_or_timestamp_its_payload_signed(
     del received[key_name]
     with pytest.raises(BadRequest) as caught:
         verify_signed_statement(*signed(payload, received=received, private_key=key), "2.0.0")
-    assert caught.value.message.startswith(f"signature: the JWS payload has a {key_name} (")
+    article = "an" if key_name == "id" else "a"
+    assert caught.value.message.startswith(f"signature: the JWS payload has {article} {key_name} (")
     assert f"the statement sent has none; send the statement with the {key_name} it was signed with" in (
         caught.value.message
     )

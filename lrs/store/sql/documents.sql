@@ -8,11 +8,12 @@ LEFT JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
 WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key = $4
   AND d.registration = $5 AND d.doc_id = $6;
 
--- name: document_size
--- The size of one document's bytes (read from the value's header, not the value), or NULL.
-SELECT octet_length(c.content)
+-- name: document_current_if_larger
+-- As document_current, its bytes only when they are more than $7 (octet_length of a bytea
+-- reads the value's header, not the value).
+SELECT d.content_type, d.etag, d.updated, CASE WHEN octet_length(c.content) > $7 THEN c.content END AS content
 FROM documents d
-JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
+LEFT JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
 WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key = $4
   AND d.registration = $5 AND d.doc_id = $6;
 
