@@ -101,8 +101,8 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
                 body.decode("utf-8")
             except UnicodeDecodeError as bad:
                 byte = body[bad.start:bad.start + 1].hex().upper()
-                raise BadRequest(f"{what} is not valid UTF-8: byte 0x{byte} at octet {bad.start} ({bad.reason}); "
-                                 "send UTF-8, or name the charset in the Content-Type") from None
+                raise BadRequest(f"{what} is not valid JSON: not UTF-8 (byte 0x{byte} at octet {bad.start}, "
+                                 f"{bad.reason}); send UTF-8, or name the charset in the Content-Type") from None
         raise BadRequest(f"{what} is not valid JSON: {exc}") from None
 
 

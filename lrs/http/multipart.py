@@ -319,9 +319,9 @@ def _split_part_headers(
             # RFC 5322 §2.2: a header field holds no control character but the tab of folding.
             # A bare CR or LF inside a line would be stored with the part's Content-Type and
             # break (or forge) the headers of every attachments=true response carrying it.
+            named = "a NUL character" if control.group() == "\x00" else "a control character"
             raise BadRequest(
-                f"multipart part {number} has a control character (U+{ord(control.group()):04X}) "
-                f"in a header line: {line[:80]!r}"
+                f"multipart part {number} has {named} (U+{ord(control.group()):04X}) in a header line: {line[:80]!r}"
             )
         if line[:1] in (" ", "\t") and last is not None:
             # RFC 5322 §2.2.3 folding: a continuation line belongs to the previous header.

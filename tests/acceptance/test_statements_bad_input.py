@@ -161,9 +161,9 @@ async def test_a_charset_that_cannot_be_read_is_400_naming_it(
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    ('{"actor": "Bj\u00f8rn"}'.encode("latin-1"), "byte 0xF8 at octet 13 (invalid start byte)"),
-    (b"\xff\xfe{}", "byte 0xFF at octet 0 (invalid start byte)"),
-    (b'{"a": "\xc0\xaf"}', "byte 0xC0 at octet 7 (invalid start byte)"),
+    ('{"actor": "Bj\u00f8rn"}'.encode("latin-1"), "byte 0xF8 at octet 13, invalid start byte"),
+    (b"\xff\xfe{}", "byte 0xFF at octet 0, invalid start byte"),
+    (b'{"a": "\xc0\xaf"}', "byte 0xC0 at octet 7, invalid start byte"),
 ])
 async def test_a_body_that_is_not_utf_8_is_400_naming_the_byte_and_where(
         xapi: httpx.AsyncClient, body: bytes, message: str) -> None:
@@ -171,7 +171,7 @@ async def test_a_body_that_is_not_utf_8_is_400_naming_the_byte_and_where(
     allowed: line 1 column 1 (char 0)": no surrogate, and not where (a robustness audit)."""
     r = await xapi.post("/statements", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 400, r.text
-    assert error_message(r) == (f"request body is not valid UTF-8: {message}; "
+    assert error_message(r) == (f"request body is not valid JSON: not UTF-8 ({message}); "
                                 "send UTF-8, or name the charset in the Content-Type")
 
 

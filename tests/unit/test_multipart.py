@@ -345,7 +345,8 @@ def test_rejects_a_control_character_in_a_part_header(control: str) -> None:
     # A bare CR kept in the stored Content-Type would forge or break response headers.
     headers = [f"Content-Type: text/plain{control}X-Injected: 1", "Content-Transfer-Encoding: binary",
                f"X-Experience-API-Hash: {TEXT_SHA}"]
-    with pytest.raises(BadRequest, match=f"part 2 has a control character \\(U\\+{ord(control):04X}\\) in a header"):
+    named = "a NUL character" if control == "\x00" else "a control character"
+    with pytest.raises(BadRequest, match=f"part 2 has {named} \\(U\\+{ord(control):04X}\\) in a header"):
         parse_statement_multipart(body_of(b"{}", (TEXT, headers)), CT, max_part_bytes=LIMIT)
 
 
