@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from lrs.http import about, activities, agents, documents, operations, statements
 from lrs.http.admission import WriteBudget
@@ -144,8 +144,8 @@ def create_app(settings: Settings) -> Starlette:
                            (documents.AGENT_PROFILE_PATH, documents.AGENT_PROFILE)):
         h = documents.handlers(resource)
         routes.append(by_method(path, {"GET": h["get"], "PUT": h["put"], "POST": h["post"], "DELETE": h["delete"]}))
-    routes.append(Mount("/api", routes=analyst_api.routes()))
-    return Starlette(
+    routes.append(Mount("/api", app=Router(analyst_api.routes(), redirect_slashes=False)))
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
@@ -159,6 +159,10 @@ def create_app(settings: Settings) -> Starlette:
             Middleware(QueryTextMiddleware),
             Middleware(AlternateRequestMiddleware, max_body_bytes=settings.max_body_bytes)],
     )
+    # /xapi/statements/ is no resource: 404, not a 307 to the path without the slash (a redirected
+    # PUT or POST is a surprise, and its Location was built from the Host header)
+    app.router.redirect_slashes = False
+    return app
 
 
 def app_from_env() -> Starlette:

@@ -66,6 +66,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except DataFolderInUse as exc:
             raise SystemExit(f"spor serve: {exc}") from None
     settings, embedded = resolve_database(settings)
+    if embedded is not None and embedded.joined:
+        # A cluster already running while this process holds the folder's serve lock is no
+        # other server's: one left by a server killed (kill -9) or an administration command.
+        # This server stops it when it stops, as it would one it started (a review: a cluster
+        # left by a crash was otherwise never stopped again).
+        embedded.joined = False
     shared_metrics: str | None = None
     try:
         created = asyncio.run(_prepare(settings))

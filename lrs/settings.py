@@ -11,6 +11,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+# Settings that are counts or sizes of something there must be one of, and those that may be 0
+# (a rate limit of 0 is none; a pool may keep no idle connection): a setting out of its range
+# stops every command with one line naming it (a review: SPOR_QUERY_LIMIT_MAX=0 made every
+# query a 500, SPOR_MAX_BODY_BYTES=-1 every write a 413).
+_AT_LEAST_ONE = ("pool_max_size", "max_body_bytes", "max_batch_statements", "max_attachment_bytes",
+                 "max_document_bytes", "query_limit_max", "query_attachment_bytes_max")
+_NOT_NEGATIVE = ("pool_min_size", "rate_limit_per_second", "rate_limit_burst", "wrong_secrets_burst",
+                 "wrong_secrets_per_minute")
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
 
 def default_data_dir() -> Path:
     """Where the embedded database lives when ``SPOR_DATA_DIR`` is not set.
@@ -128,9 +138,19 @@ class Settings:
         if not 1 <= self.port <= 65535:
             # (a larger one was taken modulo 65536: the server listened elsewhere than it said)
             raise ValueError(f"SPOR_PORT (--port) must be between 1 and 65535, got {self.port}")
-        if self.query_attachment_bytes_max <= 0:
-            raise ValueError(f"SPOR_QUERY_ATTACHMENT_BYTES_MAX must be a positive number of bytes, "
-                             f"got {self.query_attachment_bytes_max}")
+        for name in _AT_LEAST_ONE:
+            if getattr(self, name) < 1:
+                raise ValueError(f"SPOR_{name.upper()} must be at least 1, got {getattr(self, name)}")
+        for name in _NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"SPOR_{name.upper()} must not be negative, got {getattr(self, name)}")
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError(f"SPOR_POOL_MIN_SIZE ({self.pool_min_size}) must not exceed SPOR_POOL_MAX_SIZE "
+                             f"({self.pool_max_size})")
+        if self.log_format not in ("json", "console"):
+            raise ValueError(f"SPOR_LOG_FORMAT must be json or console, got {self.log_format!r}")
+        if self.log_level.lower() not in _LOG_LEVELS:
+            raise ValueError(f"SPOR_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}")
         if self.workers < 1:
             raise ValueError(f"SPOR_WORKERS (--workers) must be at least 1, got {self.workers}")
         if self.suppression_threshold < 1:

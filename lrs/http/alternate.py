@@ -60,7 +60,7 @@ class AlternateRequestMiddleware:
             await self.app(scope, receive, send)
             return
         raw = scope.get("query_string", b"")
-        if b"method" not in raw:  # (the common case: no parsing at all)
+        if b"method" not in raw and b"%6d" not in raw.lower():  # (the common case: no parsing at all)
             await self.app(scope, receive, send)
             return
         try:

@@ -72,7 +72,8 @@ def only_params(request: Request, allowed: Collection[str], what: str | None = N
     unknown = set(request.query_params) - set(allowed)
     if unknown:
         where = what or f"{request.method} {request.url.path}"
-        raise BadRequest(f"unknown parameter(s) for {where}: {', '.join(sorted(unknown))}")
+        shown = (name if name.strip() else repr(name) for name in sorted(unknown))  # ('' or ' ' visible)
+        raise BadRequest(f"unknown parameter(s) for {where}: {', '.join(shown)}")
     items = request.query_params.multi_items()
     if len(items) != len(request.query_params):
         repeated = sorted({name for name in request.query_params if len(request.query_params.getlist(name)) > 1})

@@ -16,7 +16,7 @@ ALLOW_METHODS = "GET, HEAD, PUT, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = ("Authorization, Content-Type, Content-Length, X-Experience-API-Version, If-Match, If-None-Match, "
                  "Accept-Language, X-Request-Id")
 EXPOSE_HEADERS = ("ETag, Last-Modified, X-Experience-API-Consistent-Through, X-Experience-API-Version, "
-                  "X-Request-Id, Content-Type")
+                  "X-Request-Id, Content-Type, Retry-After")  # (content honours a 429's or 503's wait)
 MAX_AGE = "86400"
 
 

@@ -8,7 +8,8 @@ Content-Type as stored).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -76,7 +77,20 @@ def _key(res: DocumentResource, request: Request, version: str) -> tuple[DocKey,
 
 def _preconditions(request: Request) -> Preconditions:
     return Preconditions(ops.parse_etags(request.headers.get("if-match"), weak_matches=False),
-                         ops.parse_etags(request.headers.get("if-none-match"), weak_matches=True))
+                         ops.parse_etags(request.headers.get("if-none-match"), weak_matches=True),
+                         _http_date_or_none(request.headers.get("if-unmodified-since")))
+
+
+def _http_date_or_none(value: str | None) -> datetime | None:
+    """An HTTP date as an aware datetime; None when absent or not one (RFC 9110 13.1.4: a
+    recipient ignores an If-Unmodified-Since that is not a valid date)."""
+    if value is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 async def _body(request: Request) -> tuple[bytes, str]:

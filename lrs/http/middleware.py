@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lrs.errors import LRSError
 from lrs.http.common import NO_STORE_THROUGH, ascii_digits
-from lrs.http.errors import internal_error
+from lrs.http.errors import error_response, internal_error
 from lrs.http.versions import LATEST, negotiate
 from lrs.logs import REQUEST_SCOPE, RequestScope, log
 from lrs.metrics import Metrics
@@ -50,12 +50,17 @@ class RequestMiddleware:
         request_id = sent_id if sent_id is not None and _REQUEST_ID.fullmatch(sent_id) else uuid.uuid4().hex
         path: str = scope["path"].rstrip("/") or "/"
         is_xapi = path.startswith("/xapi")
+        private = (is_xapi and path != "/xapi/about") or path.startswith("/api")
         version = negotiate(headers.get("x-experience-api-version")) if is_xapi else None
         # The version is negotiated by the handler (lrs.http.common.xapi_version) from the
         # headers it sees, which the alternate request syntax may have rewritten; the header's
         # own version here only names the version of responses that never reach a handler.
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
+        # RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly one Host
+        # (of two, the first was taken)
+        hosts = sum(1 for k, _ in scope["headers"] if k == b"host")
+        target = self.app if hosts == 1 or scope.get("http_version") != "1.1" else _host_refused(hosts)
         started = False
         # Whether a client that waits to be asked for its body (Expect: 100-continue) has been
         # asked: uvicorn sends 100 Continue when the application first reads the body. A client
@@ -77,6 +82,10 @@ class RequestMiddleware:
                 out = MutableHeaders(scope=message)
                 out["X-Request-Id"] = request_id
                 out["Date"] = http_date_now()  # (uvicorn's is off: lrs.cli)
+                if private and "cache-control" not in out:
+                    # learning records and documents are personal data: no cache keeps them,
+                    # the browser's on a shared ward PC included (RFC 9111 5.2.2.5)
+                    out["Cache-Control"] = "no-store"
                 if not asked:
                     # Answered before the body it waits to send was asked for (401, 413 for a
                     # declared size, a bad version header): the connection cannot carry another
@@ -102,7 +111,7 @@ class RequestMiddleware:
         cut_off = False
         try:
             try:
-                await self.app(scope, receive_and_note, send_with_headers)
+                await target(scope, receive_and_note, send_with_headers)
             except Exception as exc:
                 if started:
                     # The response is under way (a streamed export whose read failed): nothing
@@ -131,6 +140,11 @@ class RequestMiddleware:
             log.info("request", method=method, path=path, status=status, ms=round(elapsed * 1000, 2), **marked)
             request_scope.open = False  # (tasks it started, still running, keep the context: lrs.logs)
             structlog.contextvars.clear_contextvars()
+
+
+def _host_refused(hosts: int) -> ASGIApp:
+    said = "no Host header" if hosts == 0 else f"{hosts} Host headers"
+    return error_response(400, f"an HTTP/1.1 request needs exactly one Host header; this one has {said}")
 
 
 def _has_body(headers: Headers) -> bool:

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -26,6 +26,7 @@ from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, refusals_recorded
 from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
+from lrs.ops.timestamps import http_date
 from lrs.ops.uuids import canonical_uuid
 
 Resource = Literal["state", "activity_profile", "agent_profile"]
@@ -78,10 +79,12 @@ class Document:
 
 @dataclass(frozen=True)
 class Preconditions:
-    """Parsed If-Match / If-None-Match: None when absent, else the listed tags or ['*']."""
+    """Parsed If-Match / If-None-Match: None when absent, else the listed tags or ['*']; and
+    If-Unmodified-Since, None when absent or not an HTTP date (RFC 9110 13.1.4: ignored then)."""
 
     if_match: list[str] | None = None
     if_none_match: list[str] | None = None
+    if_unmodified_since: datetime | None = None
 
     @property
     def absent(self) -> bool:
@@ -233,6 +236,13 @@ def check_preconditions(current: Document | None, pre: Preconditions) -> None:
     with "*" (and, as RFC 7232 says, with a list of tags) on PUT, POST and DELETE.
     """
     check_etag_preconditions(current.etag if current is not None else None, pre, "the document")
+    since = pre.if_unmodified_since
+    if pre.if_match is None and since is not None and current is not None:
+        # RFC 9110 13.1.4: without If-Match, the write is refused when the document changed after
+        # the date (as its Last-Modified says it, in whole seconds); a missing one has no date
+        changed = current.updated.astimezone(UTC).replace(microsecond=0)
+        if changed > since:
+            raise PreconditionFailed(f"If-Unmodified-Since: the document was last modified at {http_date(changed)}")
 
 
 def check_etag_preconditions(etag: str | None, pre: Preconditions, what: str) -> None:

@@ -1,0 +1,98 @@
+"""HTTP semantics every resource shares (an HTTP audit): no cache keeps personal data, one Host,
+no redirects for a trailing slash, If-Unmodified-Since on document writes, and what browser
+content may read of a response."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import orjson
+
+from tests.conftest import Server, Tenant, xapi_client
+
+AGENT = orjson.dumps({"mbox": "mailto:http-semantics@example.org"}).decode()
+STATE = {"activityId": "https://courses.example.org/http", "agent": AGENT, "stateId": "s"}
+
+
+async def test_personal_data_is_never_cached_and_about_may_be(server: Server, tenant: Tenant) -> None:
+    """RFC 9111 5.2.2.5: responses holding learning records carry Cache-Control: no-store (a
+    browser on a shared ward PC keyed its cache on the URL alone, Authorization aside)."""
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        for r in (await c.get("/statements"), await c.get("/activities/state", params=STATE),
+                  await c.get("/agents", params={"agent": AGENT}), await c.get("/statements", params={"limit": "x"})):
+            assert r.headers.get("cache-control") == "no-store", (r.request.url, r.headers)
+        assert "cache-control" not in (await c.get("/about")).headers
+    async with httpx.AsyncClient(base_url=server.base_url) as c:
+        assert (await c.get("/api/v1/openapi.json")).headers.get("cache-control") in ("no-store", None)
+
+
+async def test_a_trailing_slash_is_404_not_a_redirect(server: Server, tenant: Tenant) -> None:
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        for method in ("GET", "POST", "PUT"):
+            r = await c.request(method, "/statements/", content=b"{}", headers={"Content-Type": "application/json"})
+            assert r.status_code == 404, (method, r.status_code, r.headers)
+
+
+async def test_an_http_1_1_request_without_exactly_one_host_is_400(server: Server) -> None:
+    """RFC 9112 3.2 (MUST); of two Host lines the first was taken, and made a redirect's target."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    for head in (b"GET /xapi/about HTTP/1.1\r\nConnection: close\r\n\r\n",
+                 b"GET /xapi/about HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head)
+        response = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert response.startswith(b"HTTP/1.1 400"), response
+        assert b"exactly one Host header" in response and b"x-experience-api-version" in response.lower()
+    reader, writer = await asyncio.open_connection(host, int(port))  # HTTP/1.0 needs none
+    writer.write(b"GET /xapi/about HTTP/1.0\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(), 10)).startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+async def test_if_unmodified_since_guards_document_writes(server: Server, tenant: Tenant) -> None:
+    """RFC 9110 13.1.4: without If-Match, a write is refused (412) when the document changed after
+    the date given. It was ignored: a DELETE meant to fail deleted, a POST merged."""
+    past = format_datetime(datetime(2000, 1, 1, tzinfo=UTC), usegmt=True)
+    future = format_datetime(datetime.now(UTC) + timedelta(days=1), usegmt=True)
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        assert (await c.put("/activities/state", params=STATE, content=b'{"x":1}',
+                            headers={"Content-Type": "application/json", "If-None-Match": "*"})).status_code == 204
+        for method, body in (("DELETE", b""), ("POST", b'{"y":2}'), ("PUT", b'{"z":3}')):
+            r = await c.request(method, "/activities/state", params=STATE, content=body,
+                                headers={"Content-Type": "application/json", "If-Unmodified-Since": past})
+            assert r.status_code == 412, (method, r.text)
+            assert r.json()["error"]["message"].startswith("If-Unmodified-Since: the document was last modified at")
+        assert (await c.get("/activities/state", params=STATE)).json() == {"x": 1}
+        # a date after the change lets it through; one that is no date is ignored (13.1.4)
+        for value in (future, "yesterday"):
+            r = await c.post("/activities/state", params=STATE, content=b'{"y":2}',
+                             headers={"Content-Type": "application/json", "If-Unmodified-Since": value})
+            assert r.status_code == 204, (value, r.text)
+        # If-Match, when given, decides alone
+        etag = (await c.get("/activities/state", params=STATE)).headers["ETag"]
+        r = await c.delete("/activities/state", params=STATE, headers={"If-Match": etag, "If-Unmodified-Since": past})
+        assert r.status_code == 204, r.text
+
+
+async def test_browser_content_may_read_retry_after(server: Server, tenant: Tenant) -> None:
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        r = await c.get("/about", headers={"Origin": "https://kurs.example.org"})
+    assert "Retry-After" in r.headers["access-control-expose-headers"]
+
+
+async def test_a_percent_encoded_method_parameter_is_the_alternate_syntax(server: Server, tenant: Tenant) -> None:
+    async with xapi_client(server, tenant, "1.0.3") as c:
+        r = await c.post(str(c.base_url).rstrip("/") + "/about?%6Dethod=GET", content=b"X-Experience-API-Version=1.0.3",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 200, r.text
+
+
+async def test_an_unknown_parameter_with_an_empty_name_is_named_visibly(server: Server, tenant: Tenant) -> None:
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        r = await c.get(str(c.base_url).rstrip("/") + "/statements?=x&limit=1")
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "unknown parameter(s) for GET statements: ''"
