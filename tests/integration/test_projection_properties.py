@@ -218,9 +218,14 @@ class BruteForce:
         out = []
         for _ev, f in self.live:
             if f.verb in COMPLETION_VERBS and f.activity_id and self.person(f.ifi) == person:
-                ds = [r["validity_days"] for r in self.reqs.values()
-                      if f.activity_id in r["activity_ids"] and r["validity_days"] is not None]
-                until = f.at + timedelta(days=max(ds)) if ds else None
+                # docs/projections.md: the longest validity of the requirements the activity
+                # satisfies; none when one of them never expires, or for a failed attempt (the
+                # model said "the longest of those that expire" until hypothesis found a
+                # requirement that never expires beside one that does)
+                rs = [r for r in self.reqs.values() if f.activity_id in r["activity_ids"]]
+                ds = [r["validity_days"] for r in rs if r["validity_days"] is not None]
+                never = len(ds) < len(rs)
+                until = f.at + timedelta(days=max(ds)) if ds and not never and f.success is not False else None
                 out.append((f.statement_id, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, until))
         return sorted(out, key=lambda r: (r[6], r[0]))
 
