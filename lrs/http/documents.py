@@ -15,7 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from lrs.errors import BadRequest
+from lrs.errors import BadRequest, PreconditionFailed
 from lrs.http.common import only_params, principal, read_body, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
@@ -106,6 +106,19 @@ async def _body(request: Request) -> tuple[bytes, str]:
     return content, types[0].strip(" \t") if types else ""
 
 
+def _not_modified(request: Request, doc: ops.Document) -> bool:
+    """A conditional GET of a document (RFC 9110 13.2.2): 412 when If-Match names another ETag;
+    True (answer 304) when If-None-Match names its ETag or ``*``, or, without If-None-Match, when
+    it has not changed since If-Modified-Since (its Last-Modified is in whole seconds)."""
+    pre = _preconditions(request)
+    if pre.if_match is not None and "*" not in pre.if_match and doc.etag not in pre.if_match:
+        raise PreconditionFailed(f'If-Match: the current ETag of the document is "{doc.etag}"')
+    if pre.if_none_match is not None:
+        return "*" in pre.if_none_match or doc.etag in pre.if_none_match
+    since = _http_date_or_none(request.headers.get("if-modified-since"))
+    return since is not None and doc.updated.astimezone(UTC).replace(microsecond=0) <= since
+
+
 def _since(request: Request) -> datetime | None:
     raw = request.query_params.get("since")
     return parse_bound(raw, "since") if raw is not None else None
@@ -124,6 +137,9 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
             _check_params(request, all_single)
             key, _ = _key(res, request, version)
             doc = await ops.get_document(repo, who, key, audit=request.app.state.audit)
+            if _not_modified(request, doc):
+                return Response(status_code=304, headers={"ETag": f'"{doc.etag}"',
+                                                          "Last-Modified": http_date(doc.updated)})
             content = doc.content or b""
             return Response(content, media_type=None, headers={
                 "Content-Type": doc.content_type,

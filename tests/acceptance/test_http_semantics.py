@@ -96,3 +96,27 @@ async def test_an_unknown_parameter_with_an_empty_name_is_named_visibly(server: 
         r = await c.get(str(c.base_url).rstrip("/") + "/statements?=x&limit=1")
     assert r.status_code == 400
     assert r.json()["error"]["message"] == "unknown parameter(s) for GET statements: ''"
+
+
+async def test_a_conditional_get_of_a_document_answers_304_or_412(server: Server, tenant: Tenant) -> None:
+    """RFC 9110 13.2: If-None-Match naming the document's ETag (or If-Modified-Since not before its
+    Last-Modified) is 304 with the ETag and no body; an If-Match naming another ETag is 412. All
+    were answered 200 with the whole document (an HTTP audit)."""
+    where = {**STATE, "stateId": "conditional"}
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        assert (await c.put("/activities/state", params=where, content=b'{"page":1}',
+                            headers={"Content-Type": "application/json", "If-None-Match": "*"})).status_code == 204
+        full = await c.get("/activities/state", params=where)
+        etag, modified = full.headers["ETag"], full.headers["Last-Modified"]
+        for headers in ({"If-None-Match": etag}, {"If-None-Match": f'"other", W/{etag}'}, {"If-None-Match": "*"},
+                        {"If-Modified-Since": modified}):
+            r = await c.get("/activities/state", params=where, headers=headers)
+            assert (r.status_code, r.content, r.headers["ETag"]) == (304, b"", etag), headers
+        for headers in ({"If-None-Match": '"other"'}, {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"},
+                        {"If-Match": etag}, {"If-Modified-Since": "no date"}):
+            r = await c.get("/activities/state", params=where, headers=headers)
+            assert (r.status_code, r.content) == (200, b'{"page":1}'), headers
+        r = await c.get("/activities/state", params=where, headers={"If-Match": '"other"'})
+        assert r.status_code == 412 and etag.strip('"') in r.json()["error"]["message"]
+        r = await c.head("/activities/state", params=where, headers={"If-None-Match": etag})
+        assert r.status_code == 304
