@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,6 +19,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
 from lrs.database import resolve_database
 from lrs.ops import bootstrap
 from lrs.settings import Settings
@@ -50,7 +53,22 @@ def parse_when(text: str) -> datetime:
 def run_with_database(work: Work, settings: Settings | None = None) -> list[dict[str, Any]]:
     """Run ``work`` on an owner connection: SPOR_DATABASE_URL, or the embedded cluster (joined
     when a `spor serve` already runs on it, else started and stopped around the command)."""
-    settings, embedded = resolve_database(settings or Settings.for_command("spor"))
+    settings = settings or Settings.for_command("spor")
+    held = None
+    if not settings.database_url:
+        # No server runs: the lock is this command's while it starts and stops the cluster (a
+        # server starting meanwhile waits for it). One runs: this command joins its cluster.
+        with contextlib.suppress(DataFolderInUse):
+            held = lock_data_folder(settings.data_dir)
+    try:
+        return _run_with_database(work, settings)
+    finally:
+        if held is not None:
+            os.close(held)
+
+
+def _run_with_database(work: Work, settings: Settings) -> list[dict[str, Any]]:
+    settings, embedded = resolve_database(settings)
 
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(settings.database_url)

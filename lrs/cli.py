@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 
 from lrs import admin
-from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
+from lrs.data_folder_lock import SERVE_WAITS_SECONDS, DataFolderInUse, lock_data_folder
 from lrs.database import resolve_database
 from lrs.metrics_shared import MetricsFolderError, prepare_folder
 from lrs.ops import bootstrap
@@ -62,7 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise SystemExit(f"spor serve: {exc}") from exc
     if not settings.database_url:
         try:  # held until this process ends (lrs/data_folder_lock.py)
-            lock_data_folder(settings.data_dir)
+            lock_data_folder(settings.data_dir, SERVE_WAITS_SECONDS)
         except DataFolderInUse as exc:
             raise SystemExit(f"spor serve: {exc}") from None
     settings, embedded = resolve_database(settings)

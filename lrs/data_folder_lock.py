@@ -4,19 +4,24 @@ A second server on the folder joined the first one's PostgreSQL, and was left an
 everything when the first stopped it on exit; two started at once raced to create or start the
 cluster and the loser ended in a traceback (an operations audit). ``spor serve`` now holds an
 exclusive lock on ``serve.lock`` in the folder for as long as it runs; the kernel drops it when
-the process ends, however it ends, so a crash leaves no stale lock. The administration commands
-(``spor credential ...``) take no lock: they join a running server's cluster on purpose.
+the process ends, however it ends, so a crash leaves no stale lock. An administration command
+(``spor credential ...``) joins a running server's cluster; when none runs it takes the lock
+itself for as long as it starts, uses and stops the cluster, so a server starting meanwhile waits
+for it (``spor serve`` waits up to ``SERVE_WAITS_SECONDS``) instead of joining a cluster about
+to be stopped under it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 LOCK_FILE = "serve.lock"
+SERVE_WAITS_SECONDS = 30.0
 
-__all__ = ["LOCK_FILE", "DataFolderInUse", "lock_data_folder"]
+__all__ = ["LOCK_FILE", "SERVE_WAITS_SECONDS", "DataFolderInUse", "lock_data_folder"]
 
 
 class DataFolderInUse(RuntimeError):
@@ -24,12 +29,14 @@ class DataFolderInUse(RuntimeError):
     cannot be opened (another user's, say)."""
 
 
-def lock_data_folder(data_dir: Path) -> int:
+def lock_data_folder(data_dir: Path, wait_seconds: float = 0.0) -> int:
     """Take the folder's serve lock and write this process's pid in it; the open descriptor,
     which the caller keeps open while it serves (closing it, or exiting, releases the lock).
+    ``wait_seconds``: how long to wait for a holder to let go (an administration command that
+    started the cluster holds the lock until it has stopped it again, a few seconds).
 
     Raises:
-        DataFolderInUse: another process holds the lock.
+        DataFolderInUse: another process holds the lock (after ``wait_seconds``).
     """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -37,15 +44,21 @@ def lock_data_folder(data_dir: Path) -> int:
     except OSError as exc:
         lock = data_dir / LOCK_FILE
         raise DataFolderInUse(f"cannot take the lock {lock} of the data folder: {exc.strerror}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise DataFolderInUse(
-            f"the data folder {data_dir} is in use by another spor serve (pid {holder}); stop it first, "
-            "or give this one its own SPOR_DATA_DIR"
-        ) from None
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.1)
+                continue
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise DataFolderInUse(
+                f"the data folder {data_dir} is in use by another spor serve (pid {holder}); stop it first, "
+                "or give this one its own SPOR_DATA_DIR"
+            ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

@@ -112,6 +112,42 @@ def test_a_second_serve_on_the_same_data_folder_is_refused_and_the_first_keeps_s
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_a_server_starting_while_an_admin_command_runs_waits_for_it_and_keeps_its_database() -> None:
+    """A review: `spor credential list` on a stopped folder starts the cluster and stops it when it
+    ends; a `spor serve` started meanwhile joined that cluster and died when it was stopped. The
+    command now holds the folder's lock while it starts and stops the cluster; the server waits."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    folder = data_dir / "data"
+    port = free_port()
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
+        admin = subprocess.Popen([sys.executable, "-m", "lrs.cli", "credential", "list"], env=env, cwd=ROOT,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 30
+        while not _holds_lock(folder / "serve.lock", admin.pid):  # the command holds the lock
+            assert time.monotonic() < deadline and admin.poll() is None, "the admin command never took the lock"
+            time.sleep(0.02)
+        server, _ = _serve(folder, port)
+        out, _ = admin.communicate(timeout=60)
+        assert admin.returncode == 0, out
+        time.sleep(1)
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
+        assert _stop(server) == 0
+        assert not (folder / "pg" / "postmaster.pid").exists()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _holds_lock(lock: Path, pid: int) -> bool:
+    """Whether process ``pid`` took the folder's lock: it writes its pid in the file once it has
+    (read, not locked: trying the lock here could make the command miss it)."""
+    try:
+        return lock.read_text().strip() == str(pid)
+    except FileNotFoundError:
+        return False
+
+
 def test_a_cluster_left_by_a_killed_server_is_stopped_by_the_next_one() -> None:
     """A review: after kill -9 of `spor serve` its PostgreSQL ran on; the next server joined it and
     left it running when it stopped, forever. Holding the folder's lock, it now owns it."""
