@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -165,8 +169,28 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
+def stop_with_parent() -> None:
+    """Have the kernel send this worker SIGTERM (a graceful stop) when the ``spor serve`` that
+    started it dies, however it dies (Linux's PR_SET_PDEATHSIG). After a kill -9 of the parent
+    the workers served on, orphans, while the data folder's lock, the parent's, was free: a new
+    server could start beside them (a review). uvicorn starts every worker from its main thread,
+    whose end is the process's."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        return  # (not allowed here: the worker lives on as before)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
 def app_from_env() -> Starlette:
     """The app of a worker process (``spor serve --workers N``): settings from the environment."""
+    stop_with_parent()
     settings = Settings.from_env()
     configure(settings.log_format, settings.log_level)
     tune_malloc()

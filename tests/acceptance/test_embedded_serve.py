@@ -139,6 +139,44 @@ def test_a_server_starting_while_an_admin_command_runs_waits_for_it_and_keeps_it
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_workers_stop_when_their_server_is_killed() -> None:
+    """A review: after kill -9 of a `spor serve --workers 2`, its workers served on as orphans
+    while the folder's lock was free. The kernel now stops them with their parent."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    folder = data_dir / "data"
+    port = free_port()
+    os.environ["SPOR_WORKERS"] = "2"
+    try:
+        server, _ = _serve(folder, port)
+    finally:
+        del os.environ["SPOR_WORKERS"]
+    try:
+        children = [int(p) for p in Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()]
+        assert len(children) >= 2, children
+        server.kill()
+        server.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in children):
+            assert time.monotonic() < deadline, "the workers outlived their server"
+            time.sleep(0.1)
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    finally:
+        pid_file = folder / "pg" / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            time.sleep(1)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
+    except (FileNotFoundError, IndexError):
+        return "gone"
+
+
 def _holds_lock(lock: Path, pid: int) -> bool:
     """Whether process ``pid`` took the folder's lock: it writes its pid in the file once it has
     (read, not locked: trying the lock here could make the command miss it)."""
