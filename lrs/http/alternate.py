@@ -12,6 +12,8 @@ with 400, as is a ``method`` parameter on anything but POST or next to other que
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import re
 from urllib.parse import urlencode
 
@@ -32,6 +34,7 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 # (a statement query has thirteen). The cap bounds the parsing a request buys before it is
 # authenticated: the credential travels inside the form.
 MAX_FORM_FIELDS = 64
+LARGE_FORM_BYTES = 1 << 20
 
 
 # What an HTTP header value may hold (RFC 9110 field-value: visible ASCII, space, tab, obs-text).
@@ -119,7 +122,10 @@ class AlternateRequestMiddleware:
             form: list[tuple[str, str]] = []
         else:
             try:
-                form = form_pairs(raw, "form parameter", raw_utf8=True, max_fields=MAX_FORM_FIELDS)
+                # a large form is decoded in a thread, a MiB at a time (lrs/http/form_text.py): it is
+                # read before its credential is checked, and the event loop serves on meanwhile
+                parse = functools.partial(form_pairs, raw, "form parameter", raw_utf8=True, max_fields=MAX_FORM_FIELDS)
+                form = await asyncio.to_thread(parse) if len(raw) > LARGE_FORM_BYTES else parse()
             except TextError as exc:
                 raise _Refused(400, f"{exc} (xAPI Communication 1.3.s3.b5)") from None
             seen: set[str] = set()

@@ -75,11 +75,12 @@ def _text(raw: bytes, what: str, name: str | None, strict_escapes: bool) -> str:
     raw = raw.replace(b"+", b" ")
     if not strict_escapes:
         octets = unquote_to_bytes(raw)  # (a query string: at most the head's 64 KiB)
-    elif (stray := _STRAY_PERCENT.search(raw)) is not None:
-        raise TextError(f"{where} has a '%' not followed by two hex digits (at octet {stray.start()}); "
-                        "send a % as %25")
     else:
-        octets = _unescape(raw)
+        try:
+            octets = _unescape(raw)
+        except _StrayPercent as stray:
+            raise TextError(f"{where} has a '%' not followed by two hex digits (at octet {stray.offset}); "
+                            "send a % as %25") from None
     try:
         return octets.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -95,16 +96,48 @@ _FIELD = re.compile(rb"[^&]+")
 _NON_ASCII_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
 
 
+class _StrayPercent(ValueError):
+    def __init__(self, offset: int) -> None:
+        super().__init__(offset)
+        self.offset = offset
+
+
 def _unescape(raw: bytes) -> bytes:
-    """``%XX`` escapes (every ``%`` followed by two hex digits) decoded in C.
+    """``%XX`` escapes decoded in C; a ``%`` not followed by two hex digits raises _StrayPercent
+    with its offset (the escape codec refuses the ``\\x`` it becomes; a scan of the whole for
+    one took 0.6 s of 60 MB in one call, so only a piece that fails is scanned).
 
     ``unquote_to_bytes`` splits at every ``%`` into a list of small bytes objects: a 64 MiB form
     of ``%41%41...`` (the body limit) took 10 s and 5 GB, before the request was authenticated,
     since the credential is in the form. As ``\\xXX`` escapes (backslashes doubled first, so
     nothing else is an escape) the escape codec decodes it in about 1 s and three times its size.
+    A large value is decoded a MiB at a time (never cutting an escape): each C call holds the
+    interpreter ~20 ms, so the event loop gets its turns between them while a worker thread
+    decodes (``lrs.http.alternate`` decodes a large form in one).
     """
     if b"%" not in raw:
         return raw
+    out: list[bytes] = []
+    start = 0
+    while start < len(raw):
+        end = min(start + _UNESCAPE_CHUNK, len(raw))
+        cut = raw.rfind(b"%", end - 2, end)  # an escape begun in the last two bytes goes whole
+        if end < len(raw) and cut > start:
+            end = cut
+        piece = raw[start:end]
+        try:
+            out.append(_escape_decode(piece))
+        except ValueError:
+            stray = _STRAY_PERCENT.search(piece)
+            raise _StrayPercent(start + (stray.start() if stray is not None else 0)) from None
+        start = end
+    return b"".join(out)
+
+
+_UNESCAPE_CHUNK = 1 << 20
+
+
+def _escape_decode(raw: bytes) -> bytes:
     return codecs.escape_decode(raw.replace(b"\\", b"\\\\").replace(b"%", b"\\x"))[0]  # type: ignore[attr-defined]
 
 

@@ -89,3 +89,18 @@ def test_the_one_pass_check_of_a_query_agrees_with_reading_it_field_by_field() -
         except TextError:
             ok = False
         assert _utf8_once_decoded(raw) == ok, raw
+
+
+def test_a_large_value_is_decoded_in_pieces_that_never_cut_an_escape() -> None:
+    """A value over a MiB is decoded a MiB at a time (the event loop gets its turns between the
+    pieces); an escape lying across a piece's end must come out whole."""
+    from urllib.parse import quote_from_bytes, unquote_to_bytes
+
+    from lrs.http import form_text
+
+    rng = random.Random(7)
+    for shift in range(4):  # escapes at every offset from the cut
+        data = b"x" * shift + bytes(rng.randrange(256) for _ in range(3 * form_text._UNESCAPE_CHUNK // 2))
+        raw = quote_from_bytes(data).encode()
+        assert len(raw) > form_text._UNESCAPE_CHUNK
+        assert form_text._unescape(raw) == unquote_to_bytes(raw) == data
