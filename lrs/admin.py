@@ -61,14 +61,16 @@ def run_with_database(work: Work, settings: Settings | None = None) -> list[dict
         with contextlib.suppress(DataFolderInUse):
             held = lock_data_folder(settings.data_dir)
     try:
-        return _run_with_database(work, settings)
+        return _run_with_database(work, settings, owns_cluster=held is not None)
     finally:
         if held is not None:
             os.close(held)
 
 
-def _run_with_database(work: Work, settings: Settings) -> list[dict[str, Any]]:
+def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) -> list[dict[str, Any]]:
     settings, embedded = resolve_database(settings)
+    if isinstance(embedded, EmbeddedPostgres) and not owns_cluster:
+        embedded.joined = True  # another process holds the folder: never stop the cluster under it
 
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(settings.database_url)

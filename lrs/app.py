@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import multiprocessing
 import os
 import signal
 import sys
@@ -177,7 +178,8 @@ def stop_with_parent() -> None:
     whose end is the process's."""
     if not sys.platform.startswith("linux"):
         return
-    parent = os.getppid()
+    spawner = multiprocessing.parent_process()  # (read at spawn, not now: it may have died since)
+    parent = spawner.pid if spawner is not None and spawner.pid is not None else os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
         return  # (not allowed here: the worker lives on as before)

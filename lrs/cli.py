@@ -37,6 +37,17 @@ async def _prepare(settings: Settings) -> bootstrap.NewCredential | None:
         await conn.close()
 
 
+async def _cluster_in_use(admin_url: str) -> bool:
+    """Whether any other client is connected to the cluster."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        others: int = await conn.fetchval("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+        return others > 0
+    finally:
+        await conn.close()
+
+
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
@@ -66,11 +77,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except DataFolderInUse as exc:
             raise SystemExit(f"spor serve: {exc}") from None
     settings, embedded = resolve_database(settings)
-    if embedded is not None and embedded.joined:
-        # A cluster already running while this process holds the folder's serve lock is no
-        # other server's: one left by a server killed (kill -9) or an administration command.
-        # This server stops it when it stops, as it would one it started (a review: a cluster
-        # left by a crash was otherwise never stopped again).
+    if embedded is not None and embedded.joined and not asyncio.run(_cluster_in_use(embedded.url())):
+        # A cluster already running while this process holds the folder's serve lock, and no one
+        # connected to it, is no one's: left by a server killed (kill -9). This server stops it
+        # when it stops, as one it started (a review: it was otherwise never stopped again). One
+        # in use (a `spor projections run` started it) is left to its owner.
         embedded.joined = False
     shared_metrics: str | None = None
     try:

@@ -50,7 +50,7 @@ def _open_request_only(logger: Any, name: str, event: MutableMapping[str, Any]) 
 def configure(log_format: str = "json", level: str = "info") -> None:
     """Configure structlog and the standard library root logger once, at process start."""
     lvl = getattr(logging, level.upper(), logging.INFO)
-    console = log_format == "console"
+    console = log_format.lower() == "console"
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer() if console else structlog.processors.JSONRenderer(serializer=_json_text)
     )

@@ -5,6 +5,7 @@ Nothing below the CLI reads the environment; code receives a ``Settings``.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -147,9 +148,9 @@ class Settings:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError(f"SPOR_POOL_MIN_SIZE ({self.pool_min_size}) must not exceed SPOR_POOL_MAX_SIZE "
                              f"({self.pool_max_size})")
-        if self.log_format not in ("json", "console"):
+        if self.log_format.lower() not in ("json", "console"):
             raise ValueError(f"SPOR_LOG_FORMAT must be json or console, got {self.log_format!r}")
-        if self.log_level.lower() not in _LOG_LEVELS:
+        if not isinstance(logging.getLevelName(self.log_level.upper()), int):  # (warn, fatal, notset too)
             raise ValueError(f"SPOR_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}")
         if self.workers < 1:
             raise ValueError(f"SPOR_WORKERS (--workers) must be at least 1, got {self.workers}")

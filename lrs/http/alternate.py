@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 from starlette.datastructures import Headers
@@ -35,6 +36,9 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 # authenticated: the credential travels inside the form.
 MAX_FORM_FIELDS = 64
 LARGE_FORM_BYTES = 1 << 20
+# their own two threads: decoding unauthenticated forms does not take the default pool, which
+# name lookups of the database host use
+_DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-form-decode")
 
 
 # What an HTTP header value may hold (RFC 9110 field-value: visible ASCII, space, tab, obs-text).
@@ -63,7 +67,7 @@ class AlternateRequestMiddleware:
             await self.app(scope, receive, send)
             return
         raw = scope.get("query_string", b"")
-        if b"method" not in raw and b"%6d" not in raw.lower():  # (the common case: no parsing at all)
+        if b"method" not in raw and not (scope["method"] == "POST" and b"%" in raw):  # (most: no parsing)
             await self.app(scope, receive, send)
             return
         try:
@@ -125,7 +129,8 @@ class AlternateRequestMiddleware:
                 # a large form is decoded in a thread, a MiB at a time (lrs/http/form_text.py): it is
                 # read before its credential is checked, and the event loop serves on meanwhile
                 parse = functools.partial(form_pairs, raw, "form parameter", raw_utf8=True, max_fields=MAX_FORM_FIELDS)
-                form = await asyncio.to_thread(parse) if len(raw) > LARGE_FORM_BYTES else parse()
+                form = (await asyncio.get_running_loop().run_in_executor(_DECODERS, parse)
+                        if len(raw) > LARGE_FORM_BYTES else parse())
             except TextError as exc:
                 raise _Refused(400, f"{exc} (xAPI Communication 1.3.s3.b5)") from None
             seen: set[str] = set()

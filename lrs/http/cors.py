@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ALLOW_METHODS = "GET, HEAD, PUT, POST, DELETE, OPTIONS"
 ALLOW_HEADERS = ("Authorization, Content-Type, Content-Length, X-Experience-API-Version, If-Match, If-None-Match, "
+                 "If-Modified-Since, If-Unmodified-Since, "
                  "Accept-Language, X-Request-Id")
 EXPOSE_HEADERS = ("ETag, Last-Modified, X-Experience-API-Consistent-Through, X-Experience-API-Version, "
                   "X-Request-Id, Content-Type, Retry-After")  # (content honours a 429's or 503's wait)

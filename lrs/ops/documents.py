@@ -123,7 +123,7 @@ class DocumentRepository(Protocol):
                      *, with_content: bool,
                      prepare: Callable[[Document | None], Awaitable[None]] | None = None) -> Write | None: ...
     async def delete_scope(self, store_id: int, scope: Scope,
-                           decide: Callable[[list[str]], None] | None = None) -> int: ...
+                           decide: Callable[[list[str], datetime | None], None] | None = None) -> int: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,12 +263,19 @@ def id_list(ids: list[str]) -> tuple[bytes, str]:
     return body, etag_of(body)
 
 
-def decide_delete_scope(pre: Preconditions) -> Callable[[list[str]], None]:
+def decide_delete_scope(pre: Preconditions) -> Callable[[list[str], datetime | None], None]:
     """Multiple-document DELETE: its If-Match / If-None-Match are about the documents as a whole,
-    whose ETag is the one GET of their id list answers (``*``: any document there at all)."""
+    whose ETag is the one GET of their id list answers (``*``: any document there at all), and
+    its If-Unmodified-Since about the newest of them (the list's Last-Modified)."""
 
-    def decide(ids: list[str]) -> None:
+    def decide(ids: list[str], newest: datetime | None) -> None:
         check_etag_preconditions(id_list(ids)[1] if ids else None, pre, "the document set (its id list)")
+        since = pre.if_unmodified_since
+        if pre.if_match is None and since is not None and newest is not None:
+            changed = newest.astimezone(UTC).replace(microsecond=0)
+            if changed > since:
+                raise PreconditionFailed(f"If-Unmodified-Since: a document of the set was modified at "
+                                         f"{http_date(changed)}")
 
     return decide
 
@@ -452,7 +459,8 @@ async def delete_documents(repo: DocumentRepository, principal: Principal, scope
     """Multiple-document DELETE (State only, Communication 2.3.s5); the number deleted. With
     preconditions (3.1.s4.b7), nothing is deleted unless they hold for the id list."""
     _require_write(principal, scope.resource)
-    decide = decide_delete_scope(pre) if pre is not None and not pre.absent else None
+    checked = pre is not None and (not pre.absent or pre.if_unmodified_since is not None)
+    decide = decide_delete_scope(pre) if pre is not None and checked else None
     return await repo.delete_scope(principal.store_id, scope, decide)
 
 

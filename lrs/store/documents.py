@@ -103,7 +103,7 @@ class PgDocumentRepository:
             return write
 
     async def delete_scope(self, store_id: int, scope: Scope,
-                           decide: Callable[[list[str]], None] | None = None) -> int:
+                           decide: Callable[[list[str], datetime | None], None] | None = None) -> int:
         """Delete every document of ``scope``, one event each; the number deleted. ``decide``
         sees the scope's ids under the store lock first and may raise (412): nothing is deleted."""
         async with translated(), scoped(self.pool, [store_id], store_id) as conn, conn.transaction():
@@ -111,7 +111,8 @@ class PgDocumentRepository:
             # events from the reserved first position on and advances the counter itself.
             reservation = await reserve(conn, store_id, 0)
             if decide is not None:
-                decide([r["doc_id"] for r in await _scope_ids(conn, store_id, scope, None)])
+                rows = await _scope_ids(conn, store_id, scope, None)
+                decide([r["doc_id"] for r in rows], max((r["updated"] for r in rows), default=None))
             deleted: int = await conn.fetchval(sql("documents_delete_scope"), store_id, scope.resource,
                                                scope.activity_id, scope.agent_key, scope.registration,
                                                reservation.first - 1, reservation.stored)

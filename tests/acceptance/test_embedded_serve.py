@@ -139,6 +139,35 @@ def test_a_server_starting_while_an_admin_command_runs_waits_for_it_and_keeps_it
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_a_server_leaves_running_a_cluster_a_projection_worker_started_and_uses() -> None:
+    """A review: the server took over any cluster it found running, and stopping it stopped the
+    cluster under a `spor projections run` that had started it. It takes over one no one uses."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    folder = data_dir / "data"
+    env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
+    worker = subprocess.Popen([sys.executable, "-m", "lrs.cli", "projections", "run", "all"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (folder / "pg" / "postmaster.pid").exists():
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker never started its cluster"
+            time.sleep(0.1)
+        time.sleep(3)  # (connected and folding)
+        server, _ = _serve(folder, free_port())
+        assert _stop(server) == 0
+        assert (folder / "pg" / "postmaster.pid").exists(), "the server stopped the worker's cluster"
+        assert worker.poll() is None
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.communicate(timeout=60)
+        pid_file = folder / "pg" / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            time.sleep(1)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def test_workers_stop_when_their_server_is_killed() -> None:
     """A review: after kill -9 of a `spor serve --workers 2`, its workers served on as orphans
     while the folder's lock was free. The kernel now stops them with their parent."""

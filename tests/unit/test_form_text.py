@@ -104,3 +104,13 @@ def test_a_large_value_is_decoded_in_pieces_that_never_cut_an_escape() -> None:
         raw = quote_from_bytes(data).encode()
         assert len(raw) > form_text._UNESCAPE_CHUNK
         assert form_text._unescape(raw) == unquote_to_bytes(raw) == data
+
+
+def test_a_stray_percent_beside_a_piece_boundary_is_found_where_it_is() -> None:
+    from lrs.http import form_text
+
+    n = form_text._UNESCAPE_CHUNK
+    for at in range(n - 3, n + 2):
+        raw = b"a=" + b"x" * at + b"%z" + b"%41" * 10
+        with pytest.raises(TextError, match=f"has a '%' not followed by two hex digits \\(at octet {at}\\)"):
+            form_pairs(raw, "form parameter", raw_utf8=True)
