@@ -343,6 +343,8 @@ async def get_statements(request: Request) -> Response:
         row = await ops.get_statement(repo, who, params["voidedStatementId" if voided else "statementId"],
                                       voided=voided, audit=request.app.state.audit)
         headers["Last-Modified"] = http_date(row.stored)
+        if fmt == "canonical":
+            headers["Vary"] = "Accept-Language"  # (RFC 9110 12.5.5: the body depends on it)
         [shaped] = await ops.shape(repo, who.store_id, [row.payload], fmt, langs)
         return await _respond(request, shaped, row.attachment_sha2s,
                               parse_bool(params, "attachments"), who.store_id, headers)
@@ -359,6 +361,8 @@ async def get_statements(request: Request) -> Response:
     rows, horizon = page.rows, page.horizon
     through = page.consistent_through if first_through is None else first_through
     headers = {"X-Experience-API-Consistent-Through": format_timestamp(through)}
+    if fmt == "canonical":
+        headers["Vary"] = "Accept-Language"
     more = ""
     if len(rows) > q.limit:
         rows = rows[: q.limit]

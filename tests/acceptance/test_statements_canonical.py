@@ -31,6 +31,9 @@ async def test_canonical_format_uses_the_canonical_definition_in_the_asked_langu
                           headers={"Accept-Language": "en-US"})
     names = [s["object"]["definition"]["name"] for s in page.json()["statements"]]
     assert names == [{"en-US": "Hand hygiene"}, {"en-US": "Hand hygiene"}]
+    # the body depends on Accept-Language: said so (RFC 9110 12.5.5), for canonical only
+    assert canonical.headers["Vary"] == page.headers["Vary"] == "Accept-Language"
+    assert "vary" not in exact.headers
 
 
 async def test_a_deeply_nested_canonical_definition_does_not_make_other_statements_unreadable(
