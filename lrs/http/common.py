@@ -31,6 +31,10 @@ def xapi_version(request: Request) -> str:
     state = request.scope.setdefault("state", {})
     v = state.get("xapi_version")
     if v is None:
+        if len(request.headers.getlist("x-experience-api-version")) > 1:
+            # which one the client speaks cannot be known, and a proxy joining the two into one
+            # line would change the answer (an HTTP audit: the first won)
+            raise BadRequest("X-Experience-API-Version given more than once")
         v = state["xapi_version"] = versions.require(request.headers.get("x-experience-api-version"))
     return str(v)
 
@@ -38,6 +42,8 @@ def xapi_version(request: Request) -> str:
 async def principal(request: Request) -> Principal:
     """Authenticate the request (401 when that fails)."""
     request.state.authentication_tried = True
+    if len(request.headers.getlist("authorization")) > 1:
+        raise BadRequest("Authorization given more than once")  # (the first decided who it was)
     p: Principal = await request.app.state.authenticator.authenticate(
         request.headers.get("authorization"), request.client.host if request.client else None)
     # set first: a 429 names the store's Consistent-Through too

@@ -143,3 +143,15 @@ async def test_conditional_requests_come_after_credentials_and_read_only_what_th
         r = await anonymous.get("/activities/state", params=where,
                                 headers={"If-None-Match": etag, "X-Experience-API-Version": "2.0.0"})
         assert r.status_code == 401
+
+
+async def test_a_version_or_credentials_header_given_twice_is_400(server: Server, tenant: Tenant) -> None:
+    """An HTTP audit: of two X-Experience-API-Version (or Authorization) lines the first decided;
+    a proxy that joins them into one line would change the answer."""
+    async with xapi_client(server, tenant, "2.0.0") as c:
+        r = await c.get("/statements", headers=[("X-Experience-API-Version", "1.0.3"),
+                                                ("X-Experience-API-Version", "2.0.0")])
+        assert (r.status_code, r.json()["error"]["message"]) == (400, "X-Experience-API-Version given more than once")
+        twice = [("Authorization", "Basic eDp5"), ("Authorization", "Basic eDp5")]
+        r = await c.get("/statements", auth=None, headers=twice)  # (auth=None: only these two)
+        assert (r.status_code, r.json()["error"]["message"]) == (400, "Authorization given more than once")
