@@ -12,12 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-# Settings that are counts or sizes of something there must be one of, and those that may be 0
+# Settings that are counts, sizes or times of which there must be some, and those that may be 0
 # (a rate limit of 0 is none; a pool may keep no idle connection): a setting out of its range
 # stops every command with one line naming it (a review: SPOR_QUERY_LIMIT_MAX=0 made every
 # query a 500, SPOR_MAX_BODY_BYTES=-1 every write a 413).
 _AT_LEAST_ONE = ("pool_max_size", "max_body_bytes", "max_batch_statements", "max_attachment_bytes",
-                 "max_document_bytes", "query_limit_max", "query_attachment_bytes_max")
+                 "max_document_bytes", "query_limit_max", "query_attachment_bytes_max", "suppression_threshold",
+                 "db_connect_timeout", "max_request_head_bytes", "request_head_seconds",
+                 "request_body_idle_seconds", "write_buffer_bytes")
 _NOT_NEGATIVE = ("pool_min_size", "rate_limit_per_second", "rate_limit_burst", "wrong_secrets_burst",
                  "wrong_secrets_per_minute")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -154,19 +156,8 @@ class Settings:
             raise ValueError(f"SPOR_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}")
         if self.workers < 1:
             raise ValueError(f"SPOR_WORKERS (--workers) must be at least 1, got {self.workers}")
-        if self.suppression_threshold < 1:
-            raise ValueError(f"SPOR_SUPPRESSION_THRESHOLD must be at least 1, got {self.suppression_threshold}")
         if not 0 <= self.expiring_window_days <= 3650:
             raise ValueError(f"SPOR_EXPIRING_WINDOW_DAYS must be between 0 and 3650, got {self.expiring_window_days}")
-        if self.db_connect_timeout <= 0:
-            raise ValueError(f"SPOR_DB_CONNECT_TIMEOUT must be a positive whole number of seconds, "
-                             f"got {self.db_connect_timeout}")
-        for name in ("max_request_head_bytes", "request_head_seconds", "request_body_idle_seconds"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"SPOR_{name.upper()} must be a positive whole number, got {getattr(self, name)}")
-        if self.write_buffer_bytes <= 0:
-            raise ValueError(f"SPOR_WRITE_BUFFER_BYTES must be a positive number of bytes, "
-                             f"got {self.write_buffer_bytes}")
 
     @classmethod
     def for_command(cls, command: str, **overrides: object) -> Settings:

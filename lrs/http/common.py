@@ -31,21 +31,25 @@ def xapi_version(request: Request) -> str:
     state = request.scope.setdefault("state", {})
     v = state.get("xapi_version")
     if v is None:
-        if len(request.headers.getlist("x-experience-api-version")) > 1:
-            # which one the client speaks cannot be known, and a proxy joining the two into one
-            # line would change the answer (an HTTP audit: the first won)
-            raise BadRequest("X-Experience-API-Version given more than once")
-        v = state["xapi_version"] = versions.require(request.headers.get("x-experience-api-version"))
+        v = state["xapi_version"] = versions.require(single_header(request, "X-Experience-API-Version"))
     return str(v)
+
+
+def single_header(request: Request, name: str) -> str | None:
+    """The value of a header that is sent once (RFC 9110 5.3: a field not defined as a list),
+    None when absent; given twice, a 400 naming it. Which of two was meant cannot be known, and
+    a proxy joining them into one line would change the answer (an HTTP audit: the first won)."""
+    values = request.headers.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"{name} given more than once")
+    return values[0] if values else None
 
 
 async def principal(request: Request) -> Principal:
     """Authenticate the request (401 when that fails)."""
     request.state.authentication_tried = True
-    if len(request.headers.getlist("authorization")) > 1:
-        raise BadRequest("Authorization given more than once")  # (the first decided who it was)
     p: Principal = await request.app.state.authenticator.authenticate(
-        request.headers.get("authorization"), request.client.host if request.client else None)
+        single_header(request, "Authorization"), request.client.host if request.client else None)
     # set first: a 429 names the store's Consistent-Through too
     request.state.principal = p
     request.app.state.rate_limiter.check(p.credential_id if p.credential_id is not None else p.authority_key)

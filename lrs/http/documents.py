@@ -8,18 +8,17 @@ Content-Type as stored).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from lrs.errors import BadRequest, PreconditionFailed
-from lrs.http.common import only_params, principal, read_body, xapi_version
+from lrs.http.common import only_params, principal, read_body, single_header, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
-from lrs.ops.timestamps import http_date, parse_bound
+from lrs.ops.timestamps import http_date, last_modified, parse_bound, parse_http_date
 
 STATE_PATH = "/xapi/activities/state"
 ACTIVITY_PROFILE_PATH = "/xapi/activities/profile"
@@ -78,32 +77,16 @@ def _key(res: DocumentResource, request: Request, version: str) -> tuple[DocKey,
 def _preconditions(request: Request) -> Preconditions:
     return Preconditions(ops.parse_etags(request.headers.get("if-match"), weak_matches=False),
                          ops.parse_etags(request.headers.get("if-none-match"), weak_matches=True),
-                         _http_date_or_none(request.headers.get("if-unmodified-since")))
-
-
-def _http_date_or_none(value: str | None) -> datetime | None:
-    """An HTTP date as an aware datetime; None when absent or not one (RFC 9110 13.1.4: a
-    recipient ignores an If-Unmodified-Since that is not a valid date)."""
-    if value is None:
-        return None
-    try:
-        parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+                         parse_http_date(request.headers.get("if-unmodified-since")))
 
 
 async def _body(request: Request) -> tuple[bytes, str]:
     settings = request.app.state.settings
     # The document size limit (settings.max_document_bytes) answers 413 (Communication 3.2).
     content = await read_body(request, settings.max_document_bytes)
-    types = request.headers.getlist("content-type")
-    if len(types) > 1:
-        # which of the two the document is cannot be known (RFC 9110 5.3: a field not defined
-        # as a list is sent once)
-        raise BadRequest("Content-Type given more than once")
+    content_type = single_header(request, "Content-Type") or ""
     # stored and sent back as a header: without the whitespace around it (RFC 9110 5.5)
-    return content, types[0].strip(" \t") if types else ""
+    return content, content_type.strip(" \t")
 
 
 def _not_modified(request: Request, doc: ops.Document) -> bool:
@@ -118,8 +101,8 @@ def _not_modified(request: Request, doc: ops.Document) -> bool:
         raise PreconditionFailed(f'If-Match: the current ETag of the document is "{doc.etag}"')
     if pre.if_none_match is not None:
         return "*" in pre.if_none_match or doc.etag in pre.if_none_match
-    since = _http_date_or_none(request.headers.get("if-modified-since"))
-    return since is not None and doc.updated.astimezone(UTC).replace(microsecond=0) <= since
+    since = parse_http_date(request.headers.get("if-modified-since"))
+    return since is not None and last_modified(doc.updated) <= since
 
 
 def _since(request: Request) -> datetime | None:

@@ -15,10 +15,14 @@ from lrs.errors import LRSError
 from lrs.logs import log
 
 
+def error_body(status: int, message: str) -> bytes:
+    """The JSON body of every error Spor answers: ``{"error": {"status": 400, "message": "..."}}``."""
+    return orjson.dumps({"error": {"status": status, "message": message}})
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    """A JSON error body: ``{"error": {"status": 400, "message": "..."}}``."""
-    body = orjson.dumps({"error": {"status": status, "message": message}})
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+    """An error response with :func:`error_body`."""
+    return Response(error_body(status, message), status_code=status, headers=headers, media_type="application/json")
 
 
 async def lrs_error(request: Request, exc: Exception) -> Response:

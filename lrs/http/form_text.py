@@ -165,7 +165,7 @@ class QueryTextMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw: bytes = scope.get("query_string", b"")
-            if raw and not (raw.isascii() and b"%" not in raw) and not _utf8_once_decoded(raw):
+            if raw and not _utf8_once_decoded(raw):
                 try:
                     form_pairs(raw, "query parameter", raw_utf8=False)
                 except TextError as exc:

@@ -16,9 +16,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from lrs.http.errors import error_body
 from lrs.logs import log
 from lrs.ops.timestamps import http_date_now
 
@@ -195,7 +195,7 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         self._answer_and_close(400, f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")
 
     def _answer_and_close(self, status: int, message: str) -> None:
-        body = orjson.dumps({"error": {"status": status, "message": message}})
+        body = error_body(status, message)
         head = [STATUS_LINE[status], b"date: ", http_date_now().encode("ascii"), b"\r\n"]
         for name, value in self.server_state.default_headers:
             if name.lower() != b"date":

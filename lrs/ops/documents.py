@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -26,7 +26,7 @@ from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, refusals_recorded
 from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
-from lrs.ops.timestamps import http_date
+from lrs.ops.timestamps import http_date, last_modified
 from lrs.ops.uuids import canonical_uuid
 
 Resource = Literal["state", "activity_profile", "agent_profile"]
@@ -230,23 +230,23 @@ def is_json_type(content_type: str) -> bool:
 
 
 def check_preconditions(current: Document | None, pre: Preconditions) -> None:
-    """RFC 7232 If-Match / If-None-Match against the current document (412 when they fail).
+    """RFC 7232 If-Match / If-None-Match (and If-Unmodified-Since) against the current document
+    (412 when they fail).
 
     xAPI Communication 3.1.s4.b5-b12: the LRS handles If-Match with an ETag and If-None-Match
     with "*" (and, as RFC 7232 says, with a list of tags) on PUT, POST and DELETE.
     """
-    check_etag_preconditions(current.etag if current is not None else None, pre, "the document")
-    since = pre.if_unmodified_since
-    if pre.if_match is None and since is not None and current is not None:
-        # RFC 9110 13.1.4: without If-Match, the write is refused when the document changed after
-        # the date (as its Last-Modified says it, in whole seconds); a missing one has no date
-        changed = current.updated.astimezone(UTC).replace(microsecond=0)
-        if changed > since:
-            raise PreconditionFailed(f"If-Unmodified-Since: the document was last modified at {http_date(changed)}")
+    if current is None:
+        check_current_preconditions(None, None, pre, "the document")
+    else:
+        check_current_preconditions(current.etag, current.updated, pre, "the document")
 
 
-def check_etag_preconditions(etag: str | None, pre: Preconditions, what: str) -> None:
-    """If-Match / If-None-Match against the current ETag of ``what`` (None: it does not exist)."""
+def check_current_preconditions(etag: str | None, updated: datetime | None, pre: Preconditions, what: str) -> None:
+    """If-Match / If-None-Match against the current ETag of ``what`` (None: it does not exist),
+    and, without If-Match, If-Unmodified-Since against when it was last updated (RFC 9110
+    13.1.4: the write is refused when ``what`` changed after the date, as its Last-Modified says
+    it, in whole seconds; what does not exist has no date)."""
     if pre.if_match is not None:
         if etag is None:
             raise PreconditionFailed(f"If-Match: {what} does not exist")
@@ -255,6 +255,10 @@ def check_etag_preconditions(etag: str | None, pre: Preconditions, what: str) ->
     if pre.if_none_match is not None and etag is not None and (
             "*" in pre.if_none_match or etag in pre.if_none_match):
         raise PreconditionFailed(f"If-None-Match: {what} exists")
+    if pre.if_match is None and pre.if_unmodified_since is not None and updated is not None:
+        changed = last_modified(updated)
+        if changed > pre.if_unmodified_since:
+            raise PreconditionFailed(f"If-Unmodified-Since: {what} was last modified at {http_date(changed)}")
 
 
 def id_list(ids: list[str]) -> tuple[bytes, str]:
@@ -269,13 +273,7 @@ def decide_delete_scope(pre: Preconditions) -> Callable[[list[str], datetime | N
     its If-Unmodified-Since about the newest of them (the list's Last-Modified)."""
 
     def decide(ids: list[str], newest: datetime | None) -> None:
-        check_etag_preconditions(id_list(ids)[1] if ids else None, pre, "the document set (its id list)")
-        since = pre.if_unmodified_since
-        if pre.if_match is None and since is not None and newest is not None:
-            changed = newest.astimezone(UTC).replace(microsecond=0)
-            if changed > since:
-                raise PreconditionFailed(f"If-Unmodified-Since: a document of the set was modified at "
-                                         f"{http_date(changed)}")
+        check_current_preconditions(id_list(ids)[1] if ids else None, newest, pre, "the document set (its id list)")
 
     return decide
 
@@ -459,8 +457,8 @@ async def delete_documents(repo: DocumentRepository, principal: Principal, scope
     """Multiple-document DELETE (State only, Communication 2.3.s5); the number deleted. With
     preconditions (3.1.s4.b7), nothing is deleted unless they hold for the id list."""
     _require_write(principal, scope.resource)
-    checked = pre is not None and (not pre.absent or pre.if_unmodified_since is not None)
-    decide = decide_delete_scope(pre) if pre is not None and checked else None
+    conditional = pre is not None and (not pre.absent or pre.if_unmodified_since is not None)
+    decide = decide_delete_scope(pre) if pre is not None and conditional else None
     return await repo.delete_scope(principal.store_id, scope, decide)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime, timedelta
-from email.utils import formatdate
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from lrs.errors import BadRequest
@@ -104,3 +104,21 @@ def http_date_now() -> str:
 def http_date(dt: datetime) -> str:
     """RFC 7231 IMF-fixdate, for Last-Modified."""
     return dt.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def last_modified(dt: datetime) -> datetime:
+    """``dt`` as its Last-Modified (``http_date``) states it: in UTC, to the whole second. The
+    date conditionals (If-Modified-Since, If-Unmodified-Since) compare with this."""
+    return dt.astimezone(UTC).replace(microsecond=0)
+
+
+def parse_http_date(value: str | None) -> datetime | None:
+    """An HTTP date as an aware datetime; None when absent or not one (RFC 9110 13.1.3/13.1.4:
+    a recipient ignores a date conditional that is not a valid date)."""
+    if value is None:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
