@@ -17,8 +17,8 @@ from pathlib import Path
 # stops every command with one line naming it (a review: SPOR_QUERY_LIMIT_MAX=0 made every
 # query a 500, SPOR_MAX_BODY_BYTES=-1 every write a 413).
 _AT_LEAST_ONE = ("pool_max_size", "max_body_bytes", "max_batch_statements", "max_attachment_bytes",
-                 "max_document_bytes", "query_limit_max", "query_attachment_bytes_max", "suppression_threshold",
-                 "db_connect_timeout", "max_request_head_bytes", "request_head_seconds",
+                 "max_document_bytes", "query_limit_max", "query_statement_bytes_max", "query_attachment_bytes_max",
+                 "suppression_threshold", "db_connect_timeout", "max_request_head_bytes", "request_head_seconds",
                  "request_body_idle_seconds", "write_buffer_bytes")
 _NOT_NEGATIVE = ("pool_min_size", "rate_limit_per_second", "rate_limit_burst", "wrong_secrets_burst",
                  "wrong_secrets_per_minute")
@@ -85,6 +85,10 @@ class Settings:
     # (one statement's always, however large): a page ends early, its "more" leading on, rather
     # than a response holding a hundred statements' files in memory at once.
     query_attachment_bytes_max: int = 64 * 1024 * 1024
+    # A query page carries at most this many bytes of statements as stored (one statement
+    # always, however large): a page of a hundred statements of 60 MB each would otherwise be
+    # read and built in memory at once. An ordinary page of 100 is ~200 KB.
+    query_statement_bytes_max: int = 16 * 1024 * 1024
     # Requests per second per credential in each process (0 = no limit), and the burst.
     rate_limit_per_second: int = 2000
     rate_limit_burst: int = 4000

@@ -356,7 +356,7 @@ async def get_statements(request: Request) -> Response:
         q, fmt, attachments = _parse_query(request, version)
         first_through = None
     asked = {k: v for k, v in params.items() if k != "more"} | {"agent": q.agent, "more": "more" in params}
-    q = replace(q, attachments=attachments)
+    q = replace(q, attachments=attachments, page_bytes=request.app.state.settings.query_statement_bytes_max)
     page = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
     rows, horizon = page.rows, page.horizon
     through = page.consistent_through if first_through is None else first_through
@@ -364,7 +364,7 @@ async def get_statements(request: Request) -> Response:
     if fmt == "canonical":
         headers["Vary"] = "Accept-Language"
     more = ""
-    if len(rows) > q.limit:
+    if len(rows) > q.limit or page.ends_early:
         rows = rows[: q.limit]
         more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
     if attachments and len(rows) > 1:

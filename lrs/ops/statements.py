@@ -74,6 +74,9 @@ class Page:
     rows: list[StatementRow]
     horizon: int
     consistent_through: datetime
+    # the rows end before the limit because the next statement's body would pass the query's
+    # byte budget (Query.page_bytes): more statements may follow
+    ends_early: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,10 @@ class Query:
     # Whether the rows must carry their attachment hashes (attachments=true); a page by filter
     # term is read from the event log alone without them (migration 0025).
     attachments: bool = False
+    # The page ends before a statement whose body, with the bodies before it, would pass this
+    # many bytes (the first statement always comes); None: no budget. Communication 2.1.3 lets
+    # a page hold fewer statements than the limit.
+    page_bytes: int | None = None
 
     def driving_term(self) -> tuple[str, bool] | None:
         """The most selective term to drive the index scan: (term, related)."""

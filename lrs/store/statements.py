@@ -320,10 +320,14 @@ class PgStatementRepository:
             if driving is None:
                 name = "query_all_asc" if q.ascending else "query_all_desc"
                 rows = await conn.fetch(sql(name), store_id, horizon, q.after, q.since, q.until, q.limit + 1,
-                                        q.authority)
+                                        q.authority, q.page_bytes)
+                within = next((i for i, r in enumerate(rows) if r["payload"] is None), None)
+                ends_early = within is not None
+                if within is not None:
+                    rows = rows[:within]
             else:
-                rows = await _by_term(conn, store_id, q, horizon, driving)
-        return Page([_row(r) for r in rows], horizon, h["consistent_through"])
+                rows, ends_early = await _by_term(conn, store_id, q, horizon, driving)
+        return Page([_row(r) for r in rows], horizon, h["consistent_through"], ends_early)
 
     async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
         return await canonical_definitions(self.pool, store_id, ids)
@@ -354,12 +358,13 @@ MOST_POSITIONS_A_ROUND = 10_000
 
 
 async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: int,
-                   driving: tuple[str, bool]) -> list[asyncpg.Record]:
+                   driving: tuple[str, bool]) -> tuple[list[asyncpg.Record], bool]:
     """The rows of a page (limit + 1) of a query with a filter term: positions from the terms
     index (``term_positions_*``, index-only), then the statements at them read with read-ahead
     (``log_statements_at`` from the event log, or ``statements_at`` when the page needs the
     authority or the attachment hashes; either says which the statement filters keep: voided,
-    since/until, authority), in the query's order.
+    since/until, authority), in the query's order; and whether the page ends early, at the
+    first statement kept whose body the byte budget (``q.page_bytes``) left out (0031).
 
     A statement's stored time never goes back as positions grow (the append takes the greater
     of the last one and now), so newest first, the first statement stored at or before
@@ -375,26 +380,32 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
     at, at_args = _rows_at(q)
     after, ask = q.after, want
     out: list[asyncpg.Record] = []
+    left = q.page_bytes  # of the byte budget, for the rounds to come
     while True:
         positions = [r[0] for r in await conn.fetch(sql(name), store_id, driving[0], driving[1], horizon, after,
                                                     ask, *extra)]
         if positions:
             found = {r["position"]: r for r in await conn.fetch(sql(at), store_id, positions, q.since, q.until,
-                                                                 *at_args)}
+                                                                 *at_args, left)}
             for p in positions:
                 r = found.get(p)
                 if r is None:
                     continue  # (every position the index gives up to the horizon has its row)
                 if q.ascending and q.until is not None and r["stored"] > q.until:
-                    return out
+                    return out, False
                 if not q.ascending and q.since is not None and r["stored"] <= q.since:
-                    return out
+                    return out, False
                 if r["kept"]:
+                    # (a round's first row has its body: the page's first always comes)
+                    if r["payload"] is None or (out and left is not None and r["bytes"] > left):
+                        return out, True
                     out.append(r)
+                    if left is not None:
+                        left -= r["bytes"]
                     if len(out) == want:
-                        return out
+                        return out, False
         if len(positions) < ask:
-            return out
+            return out, False
         after, ask = positions[-1], min(ask * 4, MOST_POSITIONS_A_ROUND)
 
 

@@ -7,13 +7,16 @@ Section numbers are those of the 1.0.3 documents; the 2.0.0 text is the same.
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
+import pytest
 
 from lrs.ops.timestamps import parse_timestamp
-from tests.conftest import Server, make_tenant, xapi_client
+from lrs.store.embedded import EmbeddedPostgres
+from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
 from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import agent, statement, with_id
 
@@ -280,3 +283,50 @@ async def test_a_more_url_with_another_parameter_or_a_second_more_is_400(
     r = await xapi.get(server.base_url + more + "&more=" + first)
     assert r.status_code == 400, r.text
     assert r.json()["error"]["message"] == "parameter more given more than once"
+
+
+@pytest.fixture(scope="module")
+def small_pages_server(pg: EmbeddedPostgres) -> Iterator[Server]:
+    """A server whose query pages carry at most 6,000 bytes of statements."""
+    with server_of_its_own(pg, {"SPOR_QUERY_STATEMENT_BYTES_MAX": "6000"}) as s:
+        yield s
+
+
+async def test_a_page_ends_at_the_statement_byte_budget_and_more_goes_on(small_pages_server: Server) -> None:
+    """A page held `limit` statements whatever their size: a hundred statements of 60 MB each
+    made one response of gigabytes, built in memory. A page now ends where its statements would
+    pass SPOR_QUERY_STATEMENT_BYTES_MAX (its first always comes, however large), and more goes
+    on: every statement once, in order, by every query path, GET and HEAD alike."""
+    server = small_pages_server
+    tenant = await make_tenant(server.database_url, server.base_url)
+    async with xapi_client(server, tenant, "2.0.0") as client:
+        kari = unique("kari")
+        pads = [1000, 1000, 1000, 9000, 1000, 2500, 1000]  # octets of padding; 9,000 alone is over
+        sent = []
+        for n in pads:
+            s = with_id(statement(actor=kari, result={"extensions": {"https://example.org/pad": "x" * n}}))
+            r = await client.post("/statements", json=s)
+            assert r.status_code == 200, r.text
+            sent.append(s["id"])
+        for params in ({"agent": js(agent(kari))}, {"agent": js(agent(kari)), "ascending": "true"}, {}):
+            pages: list[list[str]] = []
+            r = await client.get("/statements", params=params)
+            while True:
+                assert r.status_code == 200, r.text
+                body = r.json()
+                pages.append([s["id"] for s in body["statements"]])
+                assert len(body["statements"]) == 1 or len(r.content) <= 6000 + 100, (params, len(r.content))
+                head = await client.head(r.url)
+                assert head.status_code == 200 and head.headers["content-length"] == str(len(r.content))
+                if not body["more"]:
+                    break
+                r = await client.get(server.base_url + body["more"])
+            ids = [i for p in pages for i in p]
+            if params.get("ascending"):
+                assert ids == sent
+            else:
+                assert ids[: len(sent)] == sent[::-1]  # (the whole store holds only these)
+                assert len(ids) == len(sent)
+            # ~1.7 KB statements: three a page; the big one alone; the 3.2 KB one with one more
+            sizes = [len(p) for p in pages]
+            assert sizes == ([3, 1, 2, 1] if params.get("ascending") else [2, 1, 1, 3]), (params, sizes)

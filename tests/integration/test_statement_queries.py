@@ -248,14 +248,15 @@ async def test_a_query_reads_its_filter_terms_from_the_index_alone_and_its_rows_
             await conn.execute("SET LOCAL enable_seqscan = off")
             plan = await _plan(conn, sql("term_positions_desc"), *args)
             positions = [r[0] for r in await conn.fetch(sql("term_positions_desc"), *args)]
-            inner = await _function_plan(conn, "spor_statements_at", store, positions, None, None, None)
+            inner = await _function_plan(conn, "spor_statements_at", store, positions, None, None, None, None)
             # statements the filters refuse: their bodies (events, the larger heap) are not read
-            refused = await _function_plan(conn, "spor_statements_at", store, positions, None, None, "account:nobody")
+            refused = await _function_plan(conn, "spor_statements_at", store, positions, None, None,
+                                           "account:nobody", None)
         scans = _scans_of(plan, "statement_terms")
         assert len(scans) == 2, plan  # the agent drives, the activity is checked
         assert [(s["Node Type"], s["Heap Fetches"]) for s in scans] == [("Index Only Scan", 0)] * 2, scans
         assert positions == sorted(positions, reverse=True) and len(positions) == len(want)
-        rows = await conn.fetch(sql("statements_at"), store, positions, None, None, None)
+        rows = await conn.fetch(sql("statements_at"), store, positions, None, None, None, None)
         assert {r["id"] for r in rows} == want and all(r["kept"] and r["payload"] for r in rows)
         for table in ("statements", "events"):
             assert [s["Node Type"] for s in _scans_of(inner, table)] == ["Bitmap Heap Scan"], inner
@@ -289,7 +290,7 @@ async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
          "object": {"objectType": "StatementRef", "id": i}} for i in sorted(voided)])
     async with conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
-        plan = await _function_plan(conn, "spor_log_statements_at", store, positions, None, None)
+        plan = await _function_plan(conn, "spor_log_statements_at", store, positions, None, None, None)
     statements_scans = _scans_of(plan, "statements")
     assert statements_scans and all(_index_names(s) == {"statements_voided"} for s in statements_scans), plan
     assert [(s["Node Type"], s["Actual Rows"]) for s in _scans_of(plan, "events")] == [
@@ -301,7 +302,7 @@ async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
     assert _rows_at(Query(agent=kari, attachments=True)) == ("statements_at", [None])
     assert _rows_at(Query(agent=kari, authority="account:x")) == ("statements_at", ["account:x"])
 
-    got = {r["position"]: r for r in await conn.fetch(sql("log_statements_at"), store, positions, None, None)}
+    got = {r["position"]: r for r in await conn.fetch(sql("log_statements_at"), store, positions, None, None, None)}
     assert set(got) == set(positions)
     by_position = {r["position"]: r for r in rows}
     for p, r in got.items():
@@ -313,9 +314,9 @@ async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
             assert orjson.loads(r["payload"])["id"] == r["id"]
     # the since/until window, on the event's recorded time (the statement's stored time)
     stored = by_position[positions[0]]["stored"]
-    window = await conn.fetch(sql("log_statements_at"), store, positions, stored, None)
+    window = await conn.fetch(sql("log_statements_at"), store, positions, stored, None, None)
     assert not any(r["kept"] for r in window) and all(r["payload"] is None for r in window)
-    window = await conn.fetch(sql("log_statements_at"), store, positions, None, stored)
+    window = await conn.fetch(sql("log_statements_at"), store, positions, None, stored, None)
     assert sum(r["kept"] for r in window) == len(stmts) - len(voided)
 
 

@@ -29,8 +29,8 @@ new_rows AS (
         AS u(position, statement_id, body, voids, refers_to, sha2s, terms, authority_key, voided_in_batch)
 ),
 ev AS (
-    INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload)
-    SELECT $1, position, 'statement', $3, statement_id, body FROM new_rows
+    INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload, payload_bytes)
+    SELECT $1, position, 'statement', $3, statement_id, body, octet_length(body::text) FROM new_rows
 ),
 st AS (
     INSERT INTO statements (store_id, statement_id, position, stored, voided, voids, refers_to,
@@ -148,38 +148,62 @@ LIMIT $6;
 -- name: statements_at
 -- The statements at some positions of a store, in no particular order, read with read-ahead
 -- (migration 0024), each with whether the statement filters ($3 since, $4 until, $5 authority)
--- keep it; the body (payload) only of those kept.
-SELECT * FROM spor_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::text);
+-- keep it and its size; the body (payload) only of those kept, and of those only while it and
+-- the kept bodies before it in the order of $2 are within the byte budget $6, the first's always
+-- (0031; NULL: none).
+SELECT * FROM spor_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::text, $6::bigint);
 
 -- name: log_statements_at
 -- As statements_at, from the event log and the voided index alone (migration 0025), for a page
--- that needs neither the attachment hashes nor the authority ($3 since, $4 until): rows carry
--- neither.
-SELECT * FROM spor_log_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz);
+-- that needs neither the attachment hashes nor the authority ($3 since, $4 until, $5 the byte
+-- budget): rows carry neither.
+SELECT * FROM spor_log_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::bigint);
 
 -- name: query_all_desc
--- All unvoided statements of a store in a stored-time window, newest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
-FROM statements s
-JOIN events e ON e.store_id = s.store_id AND e.position = s.position
-WHERE s.store_id = $1 AND s.position <= $2 AND s.position < coalesce($3::bigint, 9223372036854775807)
-  AND NOT s.voided
-  AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
-  AND ($7::text IS NULL OR s.authority_key = $7)
-ORDER BY s.position DESC
-LIMIT $6;
+-- All unvoided statements of a store in a stored-time window, newest first; the body of each only
+-- while it and the bodies before it are within the byte budget $8, the first's always
+-- (migration 0031; NULL: none).
+SELECT p.id,
+       CASE WHEN $8::bigint IS NULL OR p.position = first_value(p.position) OVER w OR sum(p.bytes) OVER w <= $8
+            THEN p.payload::text END AS payload,
+       p.stored, p.voided, p.attachment_sha2s, p.position, p.authority_key
+FROM (
+    SELECT s.statement_id::text AS id, e.payload, coalesce(e.payload_bytes, octet_length(e.payload::text)) AS bytes,
+           s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
+    FROM statements s
+    JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+    WHERE s.store_id = $1 AND s.position <= $2 AND s.position < coalesce($3::bigint, 9223372036854775807)
+      AND NOT s.voided
+      AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
+      AND ($7::text IS NULL OR s.authority_key = $7)
+    ORDER BY s.position DESC
+    LIMIT $6
+) p
+WINDOW w AS (ORDER BY p.position DESC)
+ORDER BY p.position DESC;
 
 -- name: query_all_asc
--- All unvoided statements of a store in a stored-time window, oldest first.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
-FROM statements s
-JOIN events e ON e.store_id = s.store_id AND e.position = s.position
-WHERE s.store_id = $1 AND s.position <= $2 AND s.position > coalesce($3::bigint, 0)
-  AND NOT s.voided
-  AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
-  AND ($7::text IS NULL OR s.authority_key = $7)
-ORDER BY s.position ASC
-LIMIT $6;
+-- All unvoided statements of a store in a stored-time window, oldest first; the body of each only
+-- while it and the bodies before it are within the byte budget $8, the first's always
+-- (migration 0031; NULL: none).
+SELECT p.id,
+       CASE WHEN $8::bigint IS NULL OR p.position = first_value(p.position) OVER w OR sum(p.bytes) OVER w <= $8
+            THEN p.payload::text END AS payload,
+       p.stored, p.voided, p.attachment_sha2s, p.position, p.authority_key
+FROM (
+    SELECT s.statement_id::text AS id, e.payload, coalesce(e.payload_bytes, octet_length(e.payload::text)) AS bytes,
+           s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
+    FROM statements s
+    JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+    WHERE s.store_id = $1 AND s.position <= $2 AND s.position > coalesce($3::bigint, 0)
+      AND NOT s.voided
+      AND ($4::timestamptz IS NULL OR s.stored > $4) AND ($5::timestamptz IS NULL OR s.stored <= $5)
+      AND ($7::text IS NULL OR s.authority_key = $7)
+    ORDER BY s.position ASC
+    LIMIT $6
+) p
+WINDOW w AS (ORDER BY p.position ASC)
+ORDER BY p.position ASC;
 
 -- name: attachment_sizes
 -- The size of attachments' data by SHA-2 (octet_length of a bytea reads its header only).

@@ -1,0 +1,193 @@
+"""A statement's size is stored with its event, and a query page ends at a byte budget
+(migration 0031): a page of a hundred statements of 60 MB each was read and built at once.
+Communication 2.1.3 lets a page hold fewer statements than the limit; its more goes on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lrs.ops.principal import Principal
+from lrs.ops.statements import Query, store_statements
+from lrs.ops.terms import agent_key
+from lrs.store.credentials import PgCredentialRepository
+from lrs.store.statements import PgStatementRepository
+from tests.statements import agent, statement, with_id
+
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "bytes-test"}}
+OTHER = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "someone-else"}}
+VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+COMPLETED = "http://adlnet.gov/expapi/verbs/completed"
+MINE = agent_key(AUTHORITY)
+KARI = agent_key(agent("kari"))
+
+
+def principal(store_id: int, authority: dict[str, Any] = AUTHORITY) -> Principal:
+    return Principal(store_id, None, frozenset({"all"}), authority, agent_key(authority) or "")
+
+
+@pytest.fixture
+def repo(pool: asyncpg.Pool) -> PgStatementRepository:
+    return PgStatementRepository(pool)
+
+
+@pytest.fixture
+async def store(conn: asyncpg.Connection) -> int:
+    return await PgCredentialRepository(conn).create_store("bytes-" + uuid.uuid4().hex[:6], None)
+
+
+def padded(size: int, actor: str = "kari", **extra: Any) -> dict[str, Any]:
+    """A statement carrying ``size`` characters of padding, two octets each in UTF-8."""
+    return with_id(statement(actor=actor, result={"extensions": {"https://example.org/pad": "ø" * size}}, **extra))
+
+
+async def sizes_by_id(conn: asyncpg.Connection, store: int) -> dict[str, int]:
+    rows = await conn.fetch("SELECT statement_id::text AS id, payload_bytes FROM events WHERE store_id = $1", store)
+    return {r["id"]: r["payload_bytes"] for r in rows}
+
+
+async def test_both_append_paths_store_each_statements_size_in_octets(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int) -> None:
+    who = principal(store)
+    # the one-call path: with a timestamp sent, and one the LRS fills in
+    timed = padded(300, timestamp="2026-03-01T08:00:00.000Z")
+    await store_statements(repo, who, "1.0.3", [timed, padded(10, actor="ola")])
+    # the general path: a target whose voiding statement came first, in a batch with another
+    target = padded(50)
+    voiding = with_id({"actor": agent("admin"), "verb": {"id": VOIDED},
+                       "object": {"objectType": "StatementRef", "id": target["id"]}})
+    await store_statements(repo, who, "1.0.3", [voiding])
+    await store_statements(repo, who, "2.0.0", [target, padded(7, actor="per")])
+    rows = await conn.fetch("SELECT payload_bytes, octet_length(payload::text) AS octets FROM events "
+                            "WHERE store_id = $1", store)
+    assert len(rows) == 5
+    assert all(r["payload_bytes"] == r["octets"] for r in rows), [tuple(r) for r in rows]
+    assert max(r["octets"] for r in rows) > 600  # "ø" is two octets: characters would be fewer
+
+
+async def pages(repo: PgStatementRepository, store: int, budget: int | None, **q: Any) -> list[list[str]]:
+    """The ids of each page of a query, following the position cursor as a more URL would."""
+    out: list[list[str]] = []
+    query = Query(limit=q.pop("limit", 100), page_bytes=budget, **q)
+    horizon = None
+    while True:
+        page = await repo.query(store, query)
+        assert not page.ends_early or len(page.rows) <= query.limit
+        rows = page.rows[: query.limit]
+        out.append([r.id for r in rows])
+        if not (len(page.rows) > query.limit or page.ends_early):
+            return out
+        horizon = page.horizon if horizon is None else horizon
+        query = Query(**{**query.__dict__, "after": rows[-1].position, "horizon": horizon})
+
+
+QUERIES: dict[str, dict[str, Any]] = {
+    "the whole store, newest first": {},
+    "the whole store, oldest first": {"ascending": True},
+    "by agent (from the event log)": {"agent": KARI},
+    "by agent, oldest first": {"agent": KARI, "ascending": True},
+    "by agent with attachment hashes": {"agent": KARI, "attachments": True},
+    "a credential's own statements": {"authority": MINE},
+    "a credential's own, by verb": {"authority": MINE, "verb": COMPLETED},
+}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+async def test_a_page_ends_where_its_statements_would_pass_the_budget(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int, name: str) -> None:
+    """Every query path (the whole store, a page by filter term from the event log or from the
+    statement index) keeps to the budget, the first statement of a page always comes however
+    large, and the pages together hold every statement once, in order."""
+    who = principal(store)
+    q = dict(QUERIES[name])
+    # sizes in characters of padding: a big one alone over the budget, and a voided one
+    sizes = [100, 100, 100, 1500, 100, 600, 100, 100]
+    sent = [padded(n) for n in sizes]
+    for s in sent:  # one append each: positions in this order
+        await store_statements(repo, who, "1.0.3", [s])
+    voided = sent[1]
+    void = {"actor": agent("admin"), "verb": {"id": VOIDED},
+            "object": {"objectType": "StatementRef", "id": voided["id"]}}
+    await store_statements(repo, who, "1.0.3", [with_id(void)])
+    size = await sizes_by_id(conn, store)
+    order = [s["id"] for s in sent if s is not voided]
+    if not q.get("ascending"):
+        order.reverse()
+    # the voiding statement is in every answer (by filter term, as a StatementRef to a match)
+    voiding = next(i for i in size if i not in {s["id"] for s in sent})
+    order = [voiding, *order] if not q.get("ascending") else [*order, voiding]
+    budget = size[sent[0]["id"]] * 2 + size[sent[0]["id"]] // 2  # two small ones fit, not three
+
+    got = await pages(repo, store, budget, **q)
+    assert [i for p in got for i in p] == order
+    for p in got:
+        assert len(p) == 1 or sum(size[i] for i in p) <= budget, (p, budget)
+    # each page is as full as the budget allows: the next statement would not have fitted
+    flat = [i for p in got for i in p]
+    at = 0
+    for p in got[:-1]:
+        at += len(p)
+        assert sum(size[i] for i in p) + size[flat[at]] > budget
+    # without a budget, or with a large one, one page
+    assert await pages(repo, store, None, **q) == [order]
+    assert await pages(repo, store, 10**9, **q) == [order]
+    # a budget of one octet: one statement a page
+    assert await pages(repo, store, 1, **q) == [[i] for i in order]
+
+
+async def test_a_limit_still_ends_a_page_within_the_budget(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int) -> None:
+    who = principal(store)
+    sent = [padded(10) for _ in range(7)]
+    await store_statements(repo, who, "1.0.3", sent)
+    assert await pages(repo, store, 10**6, limit=3, ascending=True) == [
+        [s["id"] for s in sent[:3]], [s["id"] for s in sent[3:6]], [sent[6]["id"]]]
+
+
+async def test_a_page_read_in_rounds_keeps_what_is_left_of_the_budget(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int) -> None:
+    """A page by term reads positions in rounds when statement filters drop some (here the
+    since window drops none, but another authority's statements are dropped for a credential
+    reading its own): a later round gets only what the earlier ones left, and its first row
+    ends the page when that alone is over it."""
+    mine, theirs = principal(store), principal(store, OTHER)
+    # the first page asks for limit + 1 positions: three; the other credential's two in between
+    # send the page into a second round
+    a, b = padded(100), padded(100)
+    x, y = padded(100), padded(100)
+    c = padded(100)
+    for s, who in ((a, mine), (x, theirs), (y, theirs), (b, mine), (c, mine)):
+        await store_statements(repo, who, "1.0.3", [s])
+    size = await sizes_by_id(conn, store)
+    got = await pages(repo, store, size[a["id"]] * 2 + 10, limit=2, verb=COMPLETED, authority=MINE,
+                      ascending=True)
+    assert got == [[a["id"], b["id"]], [c["id"]]]
+    got = await pages(repo, store, size[a["id"]] + 10, limit=2, verb=COMPLETED, authority=MINE,
+                      ascending=True)
+    assert got == [[a["id"]], [b["id"]], [c["id"]]]
+
+
+async def test_events_without_a_stored_size_are_measured(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int) -> None:
+    """Events written before 0031 (or by an older server) have no size: readers measure the
+    body itself, and the budget holds the same."""
+    who = principal(store)
+    sent = [padded(n) for n in (100, 100, 100, 700, 100)]
+    for s in sent:
+        await store_statements(repo, who, "1.0.3", [s])
+    size = await sizes_by_id(conn, store)
+    budget = size[sent[0]["id"]] * 2 + 5
+    queries: dict[str, dict[str, Any]] = {"all": {}, "verb": {"verb": COMPLETED},
+                                          "mine": {"authority": MINE, "verb": COMPLETED}}
+    expected = {name: await pages(repo, store, budget, **q) for name, q in queries.items()}
+    assert expected["all"] == [[sent[4]["id"]], [sent[3]["id"]], [sent[2]["id"], sent[1]["id"]], [sent[0]["id"]]]
+    async with conn.transaction():
+        await conn.execute("ALTER TABLE events DISABLE TRIGGER events_append_only")
+        await conn.execute("UPDATE events SET payload_bytes = NULL WHERE store_id = $1", store)
+        await conn.execute("ALTER TABLE events ENABLE TRIGGER events_append_only")
+    assert set((await sizes_by_id(conn, store)).values()) == {None}
+    for name, q in queries.items():
+        assert await pages(repo, store, budget, **q) == expected[name], name
