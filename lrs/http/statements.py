@@ -345,7 +345,8 @@ async def get_statements(request: Request) -> Response:
         headers["Last-Modified"] = http_date(row.stored)
         if fmt == "canonical":
             headers["Vary"] = "Accept-Language"  # (RFC 9110 12.5.5: the body depends on it)
-        [shaped] = await ops.shape(repo, who.store_id, [row.payload], fmt, langs)
+        [shaped] = await ops.shape(repo, who.store_id, [row.payload], fmt, langs,
+                                   request.app.state.settings.query_statement_bytes_max)
         return await _respond(request, shaped, row.attachment_sha2s,
                               parse_bool(params, "attachments"), who.store_id, headers)
 
@@ -373,7 +374,10 @@ async def get_statements(request: Request) -> Response:
         if len(kept) < len(rows):
             rows = kept
             more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
-    parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs)
+    parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs, q.page_bytes)
+    if len(parts) < len(rows):  # (format=canonical made the page larger than stored)
+        rows = rows[: len(parts)]
+        more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
     json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
     if rows and version == "2.0.0":
         headers["Last-Modified"] = http_date(max(r.stored for r in rows))

@@ -131,6 +131,7 @@ def _row(r: asyncpg.Record) -> StatementRow:
         attachment_sha2s=list(r["attachment_sha2s"] or ()),
         position=r["position"],
         authority_key=r["authority_key"],
+        actor=actor.encode() if (actor := r.get("actor")) is not None else None,
     )
 
 

@@ -330,3 +330,49 @@ async def test_a_page_ends_at_the_statement_byte_budget_and_more_goes_on(small_p
             # ~1.7 KB statements: three a page; the big one alone; the 3.2 KB one with one more
             sizes = [len(p) for p in pages]
             assert sizes == ([3, 1, 2, 1] if params.get("ascending") else [2, 1, 1, 3]), (params, sizes)
+
+
+async def test_a_canonical_page_ends_at_the_budget_and_a_statement_naming_a_definition_often_keeps_its_own(
+        small_pages_server: Server) -> None:
+    """format=canonical puts each Activity's canonical definition into every statement naming
+    it: 100 statements of 200 bytes naming an activity with a 6 MB definition made a 600 MB page
+    (a memory audit). The budget holds for the page as sent, and a statement that names the
+    activity so often that its definitions alone would pass the budget keeps the definitions it
+    carries (languages still cut)."""
+    server = small_pages_server
+    tenant = await make_tenant(server.database_url, server.base_url)
+    async with xapi_client(server, tenant, "1.0.3") as client:
+        activity = f"https://courses.example.org/{unique('big')}"
+        big = {"name": {"en-US": "Big", "nb-NO": "Stor"}, "extensions": {"https://example.org/pad": "y" * 2000}}
+        r = await client.post("/statements", json=with_id({
+            "actor": agent(unique("author")), "verb": {"id": "http://adlnet.gov/expapi/verbs/authored"},
+            "object": {"id": activity, "definition": big}}))
+        assert r.status_code == 200, r.text
+        verb = f"http://example.org/verbs/{unique('visited')}"
+        tiny = [with_id({"actor": agent(unique("kari")), "verb": {"id": verb}, "object": {"id": activity}})
+                for _ in range(6)]
+        often = with_id({"actor": agent(unique("ola")), "verb": {"id": verb}, "object": {"id": activity},
+                         "context": {"contextActivities": {"other": [{"id": activity}] * 20}}})
+        for s in (*tiny, often):
+            assert (await client.post("/statements", json=s)).status_code == 200
+        pages: list[list[dict[str, Any]]] = []
+        r = await client.get("/statements", params={"verb": verb, "format": "canonical", "ascending": "true"})
+        while True:
+            assert r.status_code == 200, r.text
+            body = r.json()
+            pages.append(body["statements"])
+            assert len(body["statements"]) == 1 or len(r.content) <= 6000 + 100, len(r.content)
+            if not body["more"]:
+                break
+            r = await client.get(server.base_url + body["more"])
+        got = [s for p in pages for s in p]
+        assert [s["id"] for s in got] == [s["id"] for s in (*tiny, often)]
+        # ~2.6 KB each with the definition: two a page (exact, they are ~400 bytes: one page); the
+        # one naming it often is ~1.8 KB with its own definitions, and on a page of its own
+        assert [len(p) for p in pages] == [2, 2, 2, 1], [len(p) for p in pages]
+        for s in got[:-1]:
+            assert s["object"]["definition"] == {"name": {"en-US": "Big"}, "extensions": big["extensions"]}
+        assert "definition" not in got[-1]["object"]  # twenty definitions would be 40 KB: its own
+        assert got[-1]["context"]["contextActivities"]["other"] == [{"id": activity}] * 20
+        r = await client.get("/statements", params={"verb": verb, "ascending": "true"})
+        assert len(r.json()["statements"]) == 7 and not r.json()["more"]

@@ -106,8 +106,10 @@ att AS (
 UPDATE stores SET last_position = $18, last_stored = $3 WHERE id = $1;
 
 -- name: statement_by_id
--- One statement of a store by id, with its stored time and voided flag.
-SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position, s.authority_key
+-- One statement of a store by id, with its stored time and voided flag, and its actor (for the
+-- audit trail: the server need not parse a large statement to name whom it is about).
+SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position,
+       s.authority_key, (e.payload -> 'actor')::text AS actor
 FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
