@@ -12,6 +12,7 @@ positions in commit order (docs/architecture.md, "Documents").
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -85,7 +86,8 @@ class PgDocumentRepository:
         async with conn.transaction():
             reservation = await reserve(conn, store_id, 1)
             current = _doc(await conn.fetchrow(sql("document_current"), store_id, *_key_args(key), with_content))
-            write = decide(current)
+            decided = decide(current)
+            write = await decided if inspect.isawaitable(decided) else decided
             if write is None:
                 return None
             position = reservation.first
