@@ -73,6 +73,12 @@ class AttachmentPart:
 # --------------------------------------------------------------------------------------------
 
 
+# The most parts one request may have: the statements, then two attachments for each statement
+# of the largest batch by default (lrs.settings max_batch_statements). Each part costs ~10 µs of
+# Python on the event loop: 60 MB of 458,000 empty parts held it 4.4 s (a memory audit).
+MAX_PARTS = 10_001
+
+
 def parse_statement_multipart(
     body: bytes, content_type: str, *, max_part_bytes: int
 ) -> tuple[bytes, list[AttachmentPart]]:
@@ -91,14 +97,14 @@ def parse_statement_multipart(
     * every later part has an ``X-Experience-API-Hash`` header (1.5.2.s2.b2.b3) and
       ``Content-Transfer-Encoding: binary`` (1.5.2.s2.b2.b4);
     * no part's content is larger than ``max_part_bytes`` (1.5.2.s3.b7 lets the LRS refuse
-      what is larger than it is configured to allow).
+      what is larger than it is configured to allow), and there are at most ``MAX_PARTS``.
 
     Line breaks are CRLF as RFC 2046 requires; a body whose first delimiter line ends in a bare
     LF is read with LF line breaks throughout, since some clients build bodies that way.
 
     Raises:
         BadRequest: the content type or body is not a well-formed xAPI multipart request.
-        PayloadTooLarge: a part is larger than ``max_part_bytes``.
+        PayloadTooLarge: a part is larger than ``max_part_bytes``, or there are too many parts.
     """
     boundary = _boundary_from_content_type(content_type)
     dash_boundary = b"--" + boundary
@@ -126,6 +132,9 @@ def parse_statement_multipart(
     parts: list[tuple[int, dict[str, str], bytes]] = []
     while True:
         number = len(parts) + 1
+        if number > MAX_PARTS:
+            raise PayloadTooLarge(f"multipart body has more than {MAX_PARTS:,} parts (the statements and at most "
+                                  f"{MAX_PARTS - 1:,} attachments a request); send fewer statements a request")
         next_delim = body.find(delimiter, pos)
         if next_delim < 0:
             raise BadRequest(f"multipart body is not terminated by the closing boundary (part {number} never ends)")
