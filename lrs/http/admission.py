@@ -1,5 +1,5 @@
-"""Admission of statement writes by size: a process holds at most so many bytes of statement
-bodies at once (``SPOR_WRITE_BUFFER_BYTES``).
+"""Admission of statement and document writes by size: a process holds at most so many bytes of
+request bodies at once (``SPOR_WRITE_BUFFER_BYTES``).
 
 A body is a few kilobytes of JSON per statement, but parsed, validated and turned into rows it
 takes ten to twenty times that; a few clients posting batches of a thousand statements at once

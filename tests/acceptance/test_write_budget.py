@@ -47,3 +47,31 @@ async def test_concurrent_batches_larger_than_the_buffer_all_succeed(tight_serve
                  if line.startswith("spor_write_buffer_waits_total "))
     assert waits >= 1
     assert "spor_write_buffer_bytes 0" in metrics
+
+
+async def test_document_writes_share_the_write_buffer(tight_server: Server) -> None:
+    """A JSON merge holds a document split into members, many times its size (four 15 MB state
+    documents at once: +560 MB, a memory audit): document PUTs and POSTs wait for room in the
+    write buffer as statements do, and every one is stored."""
+    tenant = await make_tenant(tight_server.database_url, tight_server.base_url)
+
+    async def waits() -> float:
+        async with httpx.AsyncClient(timeout=30) as plain:
+            metrics = (await plain.get(tight_server.base_url + "/metrics")).text
+        return next(float(line.split()[1]) for line in metrics.splitlines()
+                    if line.startswith("spor_write_buffer_waits_total "))
+
+    before = await waits()
+    agent = orjson.dumps({"mbox": "mailto:ola@example.org"}).decode()
+    where = {"activityId": "https://courses.example.org/budget", "agent": agent}
+    documents = [{f"k{d}-{i}": "v" * 50 for i in range(40)} for d in range(6)]
+    assert all(len(orjson.dumps(d)) > BUFFER for d in documents)
+    async with xapi_client(tight_server, tenant) as xapi:
+        writes = [xapi.post("/activities/state", params={**where, "stateId": "merged"}, json=d) for d in documents]
+        writes += [xapi.put("/activities/state", params={**where, "stateId": f"put-{i}"}, json=d)
+                   for i, d in enumerate(documents)]
+        answers = await asyncio.gather(*writes)
+        assert [r.status_code for r in answers] == [204] * len(writes)
+        merged = await xapi.get("/activities/state", params={**where, "stateId": "merged"})
+        assert merged.json() == {k: v for d in documents for k, v in d.items()}
+    assert await waits() >= before + 1
