@@ -49,12 +49,6 @@ tm AS (
     INSERT INTO statement_terms (store_id, term, position, direct)
     SELECT $1, term, position, direct FROM new_terms
 ),
-voiding AS (
-    -- by key ($19: the targets of this batch's voiding statements, usually none); a join on
-    -- new_rows here was planned as a scan of the whole store
-    UPDATE statements SET voided = true
-    WHERE store_id = $1 AND statement_id = ANY($19::uuid[]) AND voids IS NULL
-),
 referrers (root, position, statement_id, depth) AS (
     -- statements stored earlier that target a statement arriving now (forward StatementRefs),
     -- up to lrs.ops.statements.MAX_REF_DEPTH hops
@@ -76,11 +70,22 @@ forward AS (
     ON CONFLICT (store_id, term, position) DO UPDATE
         SET direct = statement_terms.direct OR EXCLUDED.direct
 ),
+voiding AS (
+    -- by key ($19: the targets of this batch's voiding statements, usually none); a join on
+    -- new_rows here was planned as a scan of the whole store. A referrer is voided by
+    -- forward_own instead: a row that two UPDATEs of one statement change keeps only one change
+    -- (PostgreSQL, "Data-Modifying Statements in WITH"), and a voiding was lost that way
+    UPDATE statements SET voided = true
+    WHERE store_id = $1 AND statement_id = ANY($19::uuid[]) AND voids IS NULL
+      AND position NOT IN (SELECT position FROM referrers)
+),
 forward_own AS (
     -- and the referrers' recorded terms, so a statement that later targets a referrer
-    -- inherits the complete set (terms hold a statement's effective terms)
+    -- inherits the complete set (terms hold a statement's effective terms); voided when this
+    -- append voids it
     UPDATE statements s
-    SET terms = (
+    SET voided = s.voided OR (s.statement_id = ANY($19::uuid[]) AND s.voids IS NULL),
+        terms = (
         SELECT jsonb_object_agg(u.term, u.direct)
         FROM (
             SELECT x.term, bool_or(x.direct) AS direct
