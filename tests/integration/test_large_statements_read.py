@@ -207,6 +207,14 @@ async def test_a_single_read_names_its_actor_without_parsing_the_statement(
     assert row is not None and row.actor is not None
     assert orjson.loads(row.actor) == s["actor"]
     assert (await get_statement(repo, who, s["id"], voided=False)).id == s["id"]
+    # the json operators refuse a body holding \u0000 anywhere (an extension value may): no
+    # actor read apart, and the statement still reads (its actor from the body)
+    nul = with_id(statement(actor="per", result={"extensions": {"https://example.org/nul": "a\x00b"}}))
+    await store_statements(repo, who, "1.0.3", [nul])
+    nul_row = await repo.get(store, nul["id"])
+    assert nul_row is not None and nul_row.actor is None
+    assert _actor_key(nul_row) == agent_key(nul["actor"])
+    assert (await get_statement(repo, who, nul["id"], voided=False)).id == nul["id"]
     # the payload is not read for it: a row whose body is no JSON at all still names its actor
     assert _actor_key(StatementRow(id=s["id"], payload=b"not json", stored=row.stored, voided=False,
                                    actor=row.actor)) == agent_key(s["actor"])

@@ -112,9 +112,12 @@ UPDATE stores SET last_position = $18, last_stored = $3 WHERE id = $1;
 
 -- name: statement_by_id
 -- One statement of a store by id, with its stored time and voided flag, and its actor (for the
--- audit trail: the server need not parse a large statement to name whom it is about).
+-- audit trail: the server need not parse a large statement to name whom it is about). The json
+-- operators refuse a value holding the escape \u0000 anywhere (extension values may: 0026): then
+-- no actor, and the server reads it from the statement.
 SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position,
-       s.authority_key, (e.payload -> 'actor')::text AS actor
+       s.authority_key,
+       CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN (e.payload -> 'actor')::text END AS actor
 FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
