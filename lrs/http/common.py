@@ -108,8 +108,10 @@ def refuse_nul(params: Iterable[tuple[str, str]]) -> None:
 MAX_JSON_VALUES = 1_000_000
 # Bodies this small cannot hold that many values (each takes two octets at least).
 _COUNT_VALUES_FROM = 1024 * 1024
-# A JSON string (its quotes included): what the count of values leaves out.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+# A JSON string (its quotes included): what the count of values leaves out. Possessive, so a
+# string never closed takes the rest of the body once: backtracking from each of its quotes in
+# turn made 3 MB of `"\",\",...` quadratic (hours of the event loop; a review).
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
 
 
 def json_values_at_most(body: bytes) -> int:
@@ -117,7 +119,7 @@ def json_values_at_most(body: bytes) -> int:
     every value but the first follows a `,` or opens a container's first element, so one more
     than the `,` `[` `{` outside strings. C-speed counts first; strings are taken out only when
     those counts, which include the strings' contents, are over MAX_JSON_VALUES."""
-    quick = 1 + body.count(b",") + body.count(b"[") + body.count(b"{")
+    quick = _values_by_punctuation(body)
     if quick <= MAX_JSON_VALUES:
         return quick
     # each string is a value or an object's key, and every key has a value: more than twice the
@@ -131,8 +133,11 @@ def json_values_at_most(body: bytes) -> int:
 def json_values(body: bytes) -> int:
     """The number of JSON values in ``body``, each empty container counted twice: one more
     than the `,` `[` `{` outside strings."""
-    bare = _JSON_STRING.sub(b"", body)
-    return 1 + bare.count(b",") + bare.count(b"[") + bare.count(b"{")
+    return _values_by_punctuation(_JSON_STRING.sub(b"", body))
+
+
+def _values_by_punctuation(text: bytes) -> int:
+    return 1 + text.count(b",") + text.count(b"[") + text.count(b"{")
 
 
 def parse_json(body: bytes, what: str = "request body") -> Any:

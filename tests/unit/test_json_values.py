@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lrs.errors import PayloadTooLarge
+from lrs.errors import BadRequest, PayloadTooLarge
 from lrs.http.common import MAX_JSON_VALUES, json_values, json_values_at_most, parse_json
 
 # strings full of what the count looks for outside them
@@ -53,3 +53,16 @@ def test_a_body_of_many_values_is_413_and_one_of_long_strings_is_not() -> None:
     # just at the limit is taken
     exact = b"[" + b"1," * (MAX_JSON_VALUES - 2) + b"1]"
     assert len(parse_json(exact)) == MAX_JSON_VALUES - 1
+
+
+def test_a_string_never_closed_is_counted_at_once() -> None:
+    """A body whose string never ends: the string takes the rest of it, once. Matched with
+    backtracking, 3 MB of `"\\",\\",...` took hours (every quote a fresh scan to the end); orjson
+    refuses it at once."""
+    attack = b'"' + b'\\",' * (MAX_JSON_VALUES + 1)
+    assert json_values(attack) == 1
+    assert json_values_at_most(attack) == 1
+    with pytest.raises(BadRequest, match="not valid JSON"):
+        parse_json(attack)
+    # a valid prefix of many values before the unclosed string is still counted
+    assert json_values(b"[" + b"[]," * 10 + b'"open') == 22  # 12 values, 10 of them empty arrays
