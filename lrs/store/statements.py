@@ -387,7 +387,7 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                                                     ask, *extra)]
         if positions:
             found = {r["position"]: r for r in await conn.fetch(sql(at), store_id, positions, q.since, q.until,
-                                                                 *at_args, left)}
+                                                                 *at_args, left, bool(out))}
             for p in positions:
                 r = found.get(p)
                 if r is None:
@@ -397,8 +397,7 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                 if not q.ascending and q.since is not None and r["stored"] <= q.since:
                     return out, False
                 if r["kept"]:
-                    # (a round's first row has its body: the page's first always comes)
-                    if r["payload"] is None or (out and left is not None and r["bytes"] > left):
+                    if r["payload"] is None:
                         return out, True
                     out.append(r)
                     if left is not None:

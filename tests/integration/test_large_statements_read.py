@@ -16,6 +16,7 @@ from lrs.ops.principal import Principal
 from lrs.ops.statements import Query, StatementRow, _actor_key, get_statement, store_statements
 from lrs.ops.terms import agent_key
 from lrs.store.credentials import PgCredentialRepository
+from lrs.store.queries import sql
 from lrs.store.statements import PgStatementRepository
 from tests.statements import agent, statement, with_id
 
@@ -218,3 +219,24 @@ async def test_a_single_read_names_its_actor_without_parsing_the_statement(
     # the payload is not read for it: a row whose body is no JSON at all still names its actor
     assert _actor_key(StatementRow(id=s["id"], payload=b"not json", stored=row.stored, voided=False,
                                    actor=row.actor)) == agent_key(s["actor"])
+
+
+async def test_a_later_round_reads_no_body_past_what_is_left(
+        repo: PgStatementRepository, conn: asyncpg.Connection, store: int) -> None:
+    """The first kept row of a read always had its body, for the page's first statement; in a
+    page's later round that body was read and thrown away when it alone was over what was left
+    (a review: a 60 MB statement read for nothing each page). Given that the page has rows, the
+    readers leave it out."""
+    who = principal(store)
+    sent = [padded(500) for _ in range(3)]
+    for s in sent:
+        await store_statements(repo, who, "1.0.3", [s])
+    positions = [r[0] for r in await conn.fetch(
+        "SELECT position FROM statements WHERE store_id = $1 ORDER BY position", store)]
+    for name, extra in (("log_statements_at", []), ("statements_at", [None])):
+        for started, bodies in ((False, 1), (True, 0)):
+            rows = await conn.fetch(sql(name), store, positions, None, None, *extra, 10, started)
+            assert sum(r["payload"] is not None for r in rows) == bodies, (name, started)
+            assert all(r["kept"] and r["bytes"] > 10 for r in rows)
+        rows = await conn.fetch(sql(name), store, positions, None, None, *extra, 10**6, True)
+        assert all(r["payload"] is not None for r in rows)

@@ -248,15 +248,15 @@ async def test_a_query_reads_its_filter_terms_from_the_index_alone_and_its_rows_
             await conn.execute("SET LOCAL enable_seqscan = off")
             plan = await _plan(conn, sql("term_positions_desc"), *args)
             positions = [r[0] for r in await conn.fetch(sql("term_positions_desc"), *args)]
-            inner = await _function_plan(conn, "spor_statements_at", store, positions, None, None, None, None)
+            inner = await _function_plan(conn, "spor_statements_at", store, positions, None, None, None, None, False)
             # statements the filters refuse: their bodies (events, the larger heap) are not read
             refused = await _function_plan(conn, "spor_statements_at", store, positions, None, None,
-                                           "account:nobody", None)
+                                           "account:nobody", None, False)
         scans = _scans_of(plan, "statement_terms")
         assert len(scans) == 2, plan  # the agent drives, the activity is checked
         assert [(s["Node Type"], s["Heap Fetches"]) for s in scans] == [("Index Only Scan", 0)] * 2, scans
         assert positions == sorted(positions, reverse=True) and len(positions) == len(want)
-        rows = await conn.fetch(sql("statements_at"), store, positions, None, None, None, None)
+        rows = await conn.fetch(sql("statements_at"), store, positions, None, None, None, None, False)
         assert {r["id"] for r in rows} == want and all(r["kept"] and r["payload"] for r in rows)
         for table in ("statements", "events"):
             assert [s["Node Type"] for s in _scans_of(inner, table)] == ["Bitmap Heap Scan"], inner
@@ -290,7 +290,7 @@ async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
          "object": {"objectType": "StatementRef", "id": i}} for i in sorted(voided)])
     async with conn.transaction():
         await conn.execute("SET LOCAL enable_seqscan = off")
-        plan = await _function_plan(conn, "spor_log_statements_at", store, positions, None, None, None)
+        plan = await _function_plan(conn, "spor_log_statements_at", store, positions, None, None, None, False)
     statements_scans = _scans_of(plan, "statements")
     assert statements_scans and all(_index_names(s) == {"statements_voided"} for s in statements_scans), plan
     assert [(s["Node Type"], s["Actual Rows"]) for s in _scans_of(plan, "events")] == [
@@ -302,7 +302,8 @@ async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
     assert _rows_at(Query(agent=kari, attachments=True)) == ("statements_at", [None])
     assert _rows_at(Query(agent=kari, authority="account:x")) == ("statements_at", ["account:x"])
 
-    got = {r["position"]: r for r in await conn.fetch(sql("log_statements_at"), store, positions, None, None, None)}
+    got = {r["position"]: r
+           for r in await conn.fetch(sql("log_statements_at"), store, positions, None, None, None, False)}
     assert set(got) == set(positions)
     by_position = {r["position"]: r for r in rows}
     for p, r in got.items():
@@ -314,9 +315,9 @@ async def test_a_page_by_term_reads_the_event_log_and_the_voided_index_alone(
             assert orjson.loads(r["payload"])["id"] == r["id"]
     # the since/until window, on the event's recorded time (the statement's stored time)
     stored = by_position[positions[0]]["stored"]
-    window = await conn.fetch(sql("log_statements_at"), store, positions, stored, None, None)
+    window = await conn.fetch(sql("log_statements_at"), store, positions, stored, None, None, False)
     assert not any(r["kept"] for r in window) and all(r["payload"] is None for r in window)
-    window = await conn.fetch(sql("log_statements_at"), store, positions, None, stored, None)
+    window = await conn.fetch(sql("log_statements_at"), store, positions, None, stored, None, False)
     assert sum(r["kept"] for r in window) == len(stmts) - len(voided)
 
 
@@ -328,10 +329,11 @@ async def _plan(conn: asyncpg.Connection, query: str, *args: Any) -> dict[str, A
 
 async def _function_plan(conn: asyncpg.Connection, function: str, *args: Any) -> dict[str, Any]:
     """The executed plan of a SQL function's body (its parameters p_a, p_b, ... bound to
-    ``args`` in order) under the function's own settings; inside a transaction."""
+    ``args`` in order; the overload taking that many) under the function's own settings;
+    inside a transaction."""
     f = await conn.fetchrow("SELECT prosrc, proconfig, proargnames[1:pronargs] AS params, "
                             "ARRAY(SELECT format_type(t, NULL) FROM unnest(proargtypes) t) AS types "
-                            "FROM pg_proc WHERE proname = $1", function)
+                            "FROM pg_proc WHERE proname = $1 AND pronargs = $2", function, len(args))
     body = f["prosrc"]
     for i, name in sorted(enumerate(f["params"], 1), key=lambda a: -len(a[1])):
         body = body.replace(name, f"${i}::{f['types'][i - 1]}")

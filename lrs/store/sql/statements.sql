@@ -159,15 +159,16 @@ LIMIT $6;
 -- The statements at some positions of a store, in no particular order, read with read-ahead
 -- (migration 0024), each with whether the statement filters ($3 since, $4 until, $5 authority)
 -- keep it and its size; the body (payload) only of those kept, and of those only while it and
--- the kept bodies before it in the order of $2 are within the byte budget $6, the first's always
--- (0031; NULL: none).
-SELECT * FROM spor_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::text, $6::bigint);
+-- the kept bodies before it in the order of $2 are within the byte budget $6 (0031; NULL: none),
+-- the first's always unless the page has rows already ($7).
+SELECT * FROM spor_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::text, $6::bigint,
+                                 $7::boolean);
 
 -- name: log_statements_at
 -- As statements_at, from the event log and the voided index alone (migration 0025), for a page
 -- that needs neither the attachment hashes nor the authority ($3 since, $4 until, $5 the byte
--- budget): rows carry neither.
-SELECT * FROM spor_log_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::bigint);
+-- budget, $6 whether the page has rows already): rows carry neither.
+SELECT * FROM spor_log_statements_at($1, $2::bigint[], $3::timestamptz, $4::timestamptz, $5::bigint, $6::boolean);
 
 -- name: query_all_desc
 -- All unvoided statements of a store in a stored-time window, newest first; the body of each only

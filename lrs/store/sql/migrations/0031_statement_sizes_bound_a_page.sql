@@ -18,11 +18,11 @@
 --   * spor_append_group is 0029's with that column written (from the lengths of the parts it
 --     joins: no second pass over the body).
 --   * spor_statements_at (0024) and spor_log_statements_at (0025) take the page's remaining
---     budget (NULL: none) and return a kept row's body only while it and the kept rows' bodies
---     before it, in the order of the positions given, are within it; the first kept row always
---     has its body. A kept row without a body is where the page ends (lrs/store/statements.py).
---     They also return each kept row's size, so a page read in rounds knows what is left (and
---     ends at a later round's first row when that alone is over what is left).
+--     budget (NULL: none) and whether the page has rows already (from earlier rounds), and
+--     return a kept row's body only while it and the kept rows' bodies before it, in the order
+--     of the positions given, are within it; the first kept row of a page always has its body.
+--     A kept row without a body is where the page ends (lrs/store/statements.py). They also
+--     return each kept row's size, so a page read in rounds knows what is left.
 --     query_all_desc/asc (statements.sql) do the same in one statement.
 
 ALTER TABLE events ADD COLUMN payload_bytes integer;
@@ -118,11 +118,11 @@ ALTER FUNCTION spor_append_group(bigint, uuid[], bytea, boolean[], text[], jsonb
                                  jsonb, jsonb)
     SET plan_cache_mode = force_generic_plan;
 
-DROP FUNCTION spor_statements_at(bigint, bigint[], timestamptz, timestamptz, text);
-DROP FUNCTION spor_log_statements_at(bigint, bigint[], timestamptz, timestamptz);
+-- (0024's and 0025's functions stay, for servers of the previous release during a rolling
+-- upgrade: these take more arguments, so both are kept side by side.)
 
 CREATE FUNCTION spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamptz,
-                                   p_until timestamptz, p_authority text, p_budget bigint)
+                                   p_until timestamptz, p_authority text, p_budget bigint, p_page_started boolean)
 RETURNS TABLE (id text, payload text, stored timestamptz, voided boolean, attachment_sha2s text[],
                "position" bigint, authority_key text, kept boolean, bytes integer)
 LANGUAGE sql STABLE
@@ -150,14 +150,14 @@ AS $$
         JOIN unnest(p_positions) WITH ORDINALITY AS k(position, n) ON k.position = s.position
         LEFT JOIN e ON e.position = s.position
     )
-    SELECT o.statement_id::text, CASE WHEN p_budget IS NULL OR o.before = 0 OR o.before + o.bytes <= p_budget
+    SELECT o.statement_id::text, CASE WHEN p_budget IS NULL OR (o.before = 0 AND NOT p_page_started) OR o.before + o.bytes <= p_budget
                 THEN o.payload::text END,
            o.stored, o.voided, o.attachment_sha2s, o.position, o.authority_key, o.kept, o.bytes
     FROM o
 $$;
 
 CREATE FUNCTION spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamptz,
-                                       p_until timestamptz, p_budget bigint)
+                                       p_until timestamptz, p_budget bigint, p_page_started boolean)
 RETURNS TABLE (id text, payload text, stored timestamptz, voided boolean, attachment_sha2s text[],
                "position" bigint, authority_key text, kept boolean, bytes integer)
 LANGUAGE sql STABLE
@@ -187,7 +187,7 @@ AS $$
     FROM v
     UNION ALL
     SELECT o.statement_id::text,
-           CASE WHEN o.kept AND (p_budget IS NULL OR o.before = 0 OR o.before + o.bytes <= p_budget)
+           CASE WHEN o.kept AND (p_budget IS NULL OR (o.before = 0 AND NOT p_page_started) OR o.before + o.bytes <= p_budget)
                 THEN o.payload::text END,
            o.recorded_at, false, '{}'::text[], o.position, ''::text, o.kept, o.bytes
     FROM o
