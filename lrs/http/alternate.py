@@ -38,6 +38,10 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_FORM_FIELDS = 64
 LARGE_FORM_BYTES = 1 << 20
 LARGE_FORMS_AT_ONCE = 1
+# A form holding the turn must keep coming: after a grace, at this many bytes a second on
+# average, or 408 and the turn passes on (a review: one byte a minute held it for good).
+LARGE_FORM_GRACE_SECONDS = 10.0
+LARGE_FORM_MIN_BYTES_PER_SECOND = 64 * 1024
 # their own two threads: decoding unauthenticated forms does not take the default pool, which
 # name lookups of the database host use
 _DECODERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-form-decode")
@@ -213,12 +217,24 @@ class AlternateRequestMiddleware:
         (kept in ``large`` until the form is decoded)."""
         chunks: list[bytes] = []
         size = 0
-        large_turn = False
+        turn_at: float | None = None  # (loop time, size) when the turn was given
+        turn_size = 0
+        loop = asyncio.get_running_loop()
         while True:
-            if size > LARGE_FORM_BYTES and not large_turn:
+            if size > LARGE_FORM_BYTES and turn_at is None:
                 await large.enter_async_context(self._large_forms)
-                large_turn = True
-            message = await receive()
+                turn_at, turn_size = loop.time(), size
+            if turn_at is None:
+                message = await receive()
+            else:
+                allowed = (turn_at + LARGE_FORM_GRACE_SECONDS
+                           + (size - turn_size) / LARGE_FORM_MIN_BYTES_PER_SECOND - loop.time())
+                try:
+                    message = await asyncio.wait_for(receive(), max(allowed, 0.0))
+                except TimeoutError:
+                    raise _Refused(408, "the alternate-syntax form came too slowly: a large form must keep "
+                                        f"coming at {LARGE_FORM_MIN_BYTES_PER_SECOND // 1024} KiB a second "
+                                        "on average") from None
             if message["type"] == "http.disconnect":
                 # the body never completed: nothing of it is acted on (a form cut off before its
                 # If-Match would otherwise be applied without it)

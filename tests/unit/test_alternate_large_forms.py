@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 
+from lrs.http import alternate
 from lrs.http.alternate import LARGE_FORM_BYTES, LARGE_FORMS_AT_ONCE, AlternateRequestMiddleware
 
 CHUNK = 256 * 1024
@@ -68,3 +70,39 @@ async def test_large_forms_are_read_and_decoded_one_at_a_time() -> None:
     await asyncio.wait_for(asyncio.gather(a, b), 10)
     assert served == [("PUT", chunks * CHUNK), ("PUT", chunks * CHUNK)]
     assert second.read == chunks
+
+
+async def test_a_form_holding_the_turn_must_keep_coming(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One unauthenticated client sending a byte a minute held the turn for good (a review): a
+    form that has it must keep coming at LARGE_FORM_MIN_BYTES_PER_SECOND after a grace, or it
+    is refused with 408 and the next form gets the turn."""
+    monkeypatch.setattr(alternate, "LARGE_FORM_GRACE_SECONDS", 0.3)
+    served: list[int] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        served.append(len((await receive())["body"]))
+
+    middleware = AlternateRequestMiddleware(app, max_body_bytes=64 << 20)
+    scope: dict[str, Any] = {
+        "type": "http", "method": "POST", "path": "/xapi/statements", "query_string": b"method=PUT",
+        "headers": [(b"content-type", b"application/x-www-form-urlencoded")],
+    }
+    answered: list[Message] = []
+
+    async def send(message: Message) -> None:
+        answered.append(message)
+
+    async def nothing(message: Message) -> None:
+        raise AssertionError(f"the second form is served, not answered here: {message}")
+
+    chunks = LARGE_FORM_BYTES // CHUNK + 4
+    slow, next_one = Client(chunks), Client(chunks)
+    a = asyncio.create_task(middleware(scope, slow.receive, send))
+    for _ in range(LARGE_FORM_BYTES // CHUNK + 2):  # the turn is taken, then nothing more comes
+        slow.go.release()
+    b = asyncio.create_task(middleware(scope, next_one.receive, nothing))
+    next_one.send_all()
+    await asyncio.wait_for(asyncio.gather(a, b), 10)
+    assert answered[0]["type"] == "http.response.start" and answered[0]["status"] == 408
+    assert b"came too slowly" in b"".join(m.get("body", b"") for m in answered)
+    assert served == [chunks * CHUNK]
