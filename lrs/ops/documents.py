@@ -335,6 +335,9 @@ SPLIT_IN_THREAD_BYTES = 256 * 1024
 # Their own threads, two: large splits wait for each other rather than take the default pool
 # (name lookups of the database host use it) or more of the CPU than two cores' worth.
 _SPLITTERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-json-split")
+# Merges made under the store lock have threads of their own: queued behind other requests'
+# splits (of any store) they would hold the lock every write of the store waits for (a review).
+_MERGERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-json-merge")
 
 
 async def _json_object_off_loop(content: bytes, what: str) -> dict[str, str]:
@@ -387,13 +390,13 @@ class MergeDecision:
         content = current.content or b""
         if len(content) + len(self.content) > SPLIT_IN_THREAD_BYTES:
             # a large merge is work of Python a member at a time (three merges of 7 MB into one
-            # 7 MB document held the event loop 11.5 s: a memory audit): in a thread, with the
-            # store lock held as for any write
+            # 7 MB document held the event loop 11.5 s: a memory audit): in a thread of its own,
+            # with the store lock held as for any write
             return self._merge_off_loop(split, content, current.content_type)
         return Write(MERGE, self._merged(split, content), current.content_type)
 
     async def _merge_off_loop(self, split: dict[str, str] | None, content: bytes, content_type: str) -> Write:
-        merged = await asyncio.get_running_loop().run_in_executor(_SPLITTERS, self._merged, split, content)
+        merged = await asyncio.get_running_loop().run_in_executor(_MERGERS, self._merged, split, content)
         return Write(MERGE, merged, content_type)
 
     def _merged(self, split: dict[str, str] | None, content: bytes) -> bytes:

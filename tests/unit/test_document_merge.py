@@ -52,8 +52,9 @@ async def test_a_stored_document_that_is_no_object_is_said_after_the_preconditio
 async def test_a_large_merge_is_made_in_a_thread_with_a_write_in_between_merged_into() -> None:
     """Merging a large document is Python work a member at a time: under the store lock on the
     event loop, three merges of 7 MB into a 7 MB document held every other request 11.5 s (a
-    memory audit). The decision hands the store an awaitable whose work runs in the splitting
-    threads; a small merge is still decided at once."""
+    memory audit). The decision hands the store an awaitable whose work runs in threads of its
+    own (not behind other requests' splits, with the lock held); a small merge is decided at
+    once."""
     big = {f"k{i}": i for i in range(40_000)}
     content = orjson.dumps(big)
     assert len(content) > SPLIT_IN_THREAD_BYTES
@@ -72,6 +73,6 @@ async def test_a_large_merge_is_made_in_a_thread_with_a_write_in_between_merged_
         assert inspect.isawaitable(pending)
         write = await pending
         assert (write.kind, orjson.loads(write.content or b"")) == (MERGE, {**stored, "b": 2})
-    assert len(threads) == 2 and all(t.startswith("spor-json-split") for t in threads), threads
+    assert len(threads) == 2 and all(t.startswith("spor-json-merge") for t in threads), threads
     small = decide_post(Preconditions(), b'{"b": 2}', "application/json")(doc(b'{"a": 1}', "e1"))
     assert isinstance(small, Write) and orjson.loads(small.content or b"") == {"a": 1, "b": 2}
