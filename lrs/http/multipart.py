@@ -73,14 +73,19 @@ class AttachmentPart:
 # --------------------------------------------------------------------------------------------
 
 
-# The most parts one request may have: the statements, then two attachments for each statement
-# of the largest batch by default (lrs.settings max_batch_statements). Each part costs ~10 µs of
-# Python on the event loop: 60 MB of 458,000 empty parts held it 4.4 s (a memory audit).
-MAX_PARTS = 10_001
+def parts_allowed(max_batch_statements: int) -> int:
+    """The most parts one request may have: the statements, then two attachments for each
+    statement of the largest batch (SPOR_MAX_BATCH_STATEMENTS; 10,001 by default). Each part
+    costs ~10 µs of Python on the event loop: 60 MB of 458,000 empty parts held it 4.4 s (a
+    memory audit)."""
+    return 1 + 2 * max_batch_statements
+
+
+MAX_PARTS = parts_allowed(5000)
 
 
 def parse_statement_multipart(
-    body: bytes, content_type: str, *, max_part_bytes: int
+    body: bytes, content_type: str, *, max_part_bytes: int, max_parts: int = MAX_PARTS
 ) -> tuple[bytes, list[AttachmentPart]]:
     """Split a ``multipart/mixed`` statement request into its JSON and its attachment parts.
 
@@ -97,7 +102,7 @@ def parse_statement_multipart(
     * every later part has an ``X-Experience-API-Hash`` header (1.5.2.s2.b2.b3) and
       ``Content-Transfer-Encoding: binary`` (1.5.2.s2.b2.b4);
     * no part's content is larger than ``max_part_bytes`` (1.5.2.s3.b7 lets the LRS refuse
-      what is larger than it is configured to allow), and there are at most ``MAX_PARTS``.
+      what is larger than it is configured to allow), and there are at most ``max_parts``.
 
     Line breaks are CRLF as RFC 2046 requires; a body whose first delimiter line ends in a bare
     LF is read with LF line breaks throughout, since some clients build bodies that way.
@@ -132,9 +137,9 @@ def parse_statement_multipart(
     parts: list[tuple[int, dict[str, str], bytes]] = []
     while True:
         number = len(parts) + 1
-        if number > MAX_PARTS:
-            raise PayloadTooLarge(f"multipart body has more than {MAX_PARTS:,} parts (the statements and at most "
-                                  f"{MAX_PARTS - 1:,} attachments a request); send fewer statements a request")
+        if number > max_parts:
+            raise PayloadTooLarge(f"multipart body has more than {max_parts:,} parts (the statements and at most "
+                                  f"{max_parts - 1:,} attachments a request); send fewer statements a request")
         next_delim = body.find(delimiter, pos)
         if next_delim < 0:
             raise BadRequest(f"multipart body is not terminated by the closing boundary (part {number} never ends)")

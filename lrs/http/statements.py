@@ -36,6 +36,7 @@ from lrs.http.multipart import (
     declared_content_types,
     declared_hashes,
     parse_statement_multipart,
+    parts_allowed,
 )
 from lrs.ops import statements as ops
 from lrs.ops import terms as T
@@ -112,7 +113,8 @@ def _statements_from_body(request: Request, body: bytes, *,
     kind = media_type(request)
     if kind == "multipart/mixed":
         json_bytes, parts = parse_statement_multipart(
-            body, request.headers.get("content-type", ""), max_part_bytes=settings.max_attachment_bytes
+            body, request.headers.get("content-type", ""), max_part_bytes=settings.max_attachment_bytes,
+            max_parts=parts_allowed(settings.max_batch_statements),
         )
         data = parse_json(json_bytes, "the statement part")
     elif kind in ("application/json", ""):

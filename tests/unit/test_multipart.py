@@ -21,6 +21,7 @@ from lrs.http.multipart import (
     declared_hashes,
     hash_algorithm_for,
     parse_statement_multipart,
+    parts_allowed,
 )
 
 BOUNDARY = "-------314159265358979323846"
@@ -661,3 +662,16 @@ def test_more_parts_than_a_request_may_have_is_413_and_as_many_are_taken() -> No
     assert len(parts) == MAX_PARTS - 1 and json_body == js
     with pytest.raises(PayloadTooLarge, match="more than 10,001 parts"):
         parse_statement_multipart(body_of(js, *[part] * MAX_PARTS), CT, max_part_bytes=LIMIT)
+
+
+def test_the_parts_allowed_follow_the_largest_batch() -> None:
+    """Two attachments for each statement of the largest batch, and the statements' part: a
+    server configured for larger batches takes more parts."""
+    assert parts_allowed(5000) == MAX_PARTS == 10_001
+    part = (b"", att_headers(sha256(b"")))
+    js = json.dumps(statement(attachment(sha256(b"")))).encode()
+    _, parts = parse_statement_multipart(body_of(js, *[part] * 4), CT, max_part_bytes=LIMIT,
+                                         max_parts=parts_allowed(2))
+    assert len(parts) == 4
+    with pytest.raises(PayloadTooLarge, match="more than 5 parts"):
+        parse_statement_multipart(body_of(js, *[part] * 5), CT, max_part_bytes=LIMIT, max_parts=parts_allowed(2))
