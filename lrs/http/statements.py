@@ -366,20 +366,17 @@ async def get_statements(request: Request) -> Response:
     headers = {"X-Experience-API-Consistent-Through": format_timestamp(through)}
     if fmt == "canonical":
         headers["Vary"] = "Accept-Language"
-    more = ""
-    if len(rows) > q.limit or page.ends_early:
-        rows = rows[: q.limit]
-        more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
+    # the page ends before the rows read: at the limit (a row past it was read to know), at the
+    # statements' byte budget, at the attachment data's, or at the budget as sent (canonical)
+    ends_early = len(rows) > q.limit or page.ends_early
+    rows = rows[: q.limit]
     if attachments and len(rows) > 1:
         budget = request.app.state.settings.query_attachment_bytes_max
         kept = await _within_attachment_budget(repo, who.store_id, rows, budget)
-        if len(kept) < len(rows):
-            rows = kept
-            more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
+        ends_early, rows = ends_early or len(kept) < len(rows), kept
     parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs, q.page_bytes)
-    if len(parts) < len(rows):  # (format=canonical made the page larger than stored)
-        rows = rows[: len(parts)]
-        more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through)
+    ends_early, rows = ends_early or len(parts) < len(rows), rows[: len(parts)]
+    more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through) if ends_early else ""
     json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
     if rows and version == "2.0.0":
         headers["Last-Modified"] = http_date(max(r.stored for r in rows))
