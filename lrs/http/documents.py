@@ -168,12 +168,13 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
         _check_params(request, all_single)
         key, agent = _key(res, request, version)
         content, content_type = await _body(request)
-        # a JSON merge holds the document split into members, many times its size (15 MB of
+        # a JSON merge holds the documents split into members, many times their size (15 MB of
         # small members: +266 MB, four at once +560 MB: a memory audit): writes of documents
-        # share the process's write buffer with statements (lrs/http/admission.py)
-        async with request.app.state.write_budget.hold(len(content)):
-            await ops.post_document(request.app.state.documents, who, key, agent, content, content_type,
-                                    _preconditions(request), request.app.state.settings.max_document_bytes)
+        # share the process's write buffer with statements (lrs/http/admission.py), a merge for
+        # the posted and the stored document together
+        await ops.post_document(request.app.state.documents, who, key, agent, content, content_type,
+                                _preconditions(request), request.app.state.settings.max_document_bytes,
+                                hold=request.app.state.write_budget.hold)
         return Response(status_code=204)
 
     async def delete(request: Request) -> Response:

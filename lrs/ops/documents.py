@@ -10,6 +10,7 @@ precondition check and the write see the same current document (no lost updates)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,8 @@ class Write:
 # A decision on the current document, made under the store lock; one that has heavy work to do
 # (a large merge) returns an awaitable the store awaits, so the work runs off the event loop.
 Decide = Callable[[Document | None], Write | Awaitable[Write | None] | None]
+# Room for so many bytes in the process's write buffer (lrs/http/admission.py), held for a block.
+Hold = Callable[[int], contextlib.AbstractAsyncContextManager[None]]
 
 
 class DocumentRepository(Protocol):
@@ -123,7 +126,8 @@ class DocumentRepository(Protocol):
     async def ids(self, store_id: int, scope: Scope, since: datetime | None) -> tuple[list[str], datetime | None]: ...
     async def change(self, store_id: int, key: DocKey, agent: dict[str, Any] | None, decide: Decide,
                      *, with_content: bool,
-                     prepare: Callable[[Document | None], Awaitable[None]] | None = None) -> Write | None: ...
+                     prepare: Callable[[Document | None], Awaitable[None]] | None = None,
+                     hold: Hold | None = None) -> Write | None: ...
     async def delete_scope(self, store_id: int, scope: Scope,
                            decide: Callable[[list[str], datetime | None], None] | None = None) -> int: ...
 
@@ -452,16 +456,19 @@ async def put_document(repo: DocumentRepository, principal: Principal, version: 
 
 
 async def post_document(repo: DocumentRepository, principal: Principal, key: DocKey, agent: dict[str, Any] | None,
-                        content: bytes, content_type: str, pre: Preconditions, max_bytes: int | None = None) -> None:
+                        content: bytes, content_type: str, pre: Preconditions, max_bytes: int | None = None,
+                        hold: Hold | None = None) -> None:
     """Create the document, or merge a JSON object into the stored JSON object (at most
-    ``max_bytes`` after the merge)."""
+    ``max_bytes`` after the merge). ``hold``: room in the write buffer, taken for the posted
+    document and the stored one it merges into together."""
     _require_write(principal, key.resource)
     # XAPI-00235: a JSON-typed POST must be a JSON object even when it creates the document.
     posted = await _json_object_off_loop(content, "the posted document") if is_json_type(content_type) else None
     decision = MergeDecision(pre, content, content_type, max_bytes, posted)
     # (a POST that is not JSON merges nothing: no stored document to split ahead)
+    room = None if hold is None else (lambda stored: hold(len(content) + stored))
     await repo.change(principal.store_id, key, agent, decision, with_content=True,
-                      prepare=decision.prepare if posted is not None else None)
+                      prepare=decision.prepare if posted is not None else None, hold=room)
 
 
 async def delete_document(repo: DocumentRepository, principal: Principal, key: DocKey, pre: Preconditions) -> None:

@@ -12,6 +12,7 @@ positions in commit order (docs/architecture.md, "Documents").
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -20,7 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.ops.documents import DELETE, SPLIT_IN_THREAD_BYTES, Decide, DocKey, Document, Scope, Write
+from lrs.ops.documents import DELETE, SPLIT_IN_THREAD_BYTES, Decide, DocKey, Document, Hold, Scope, Write
 from lrs.store.db import scoped, translated
 from lrs.store.log import reserve
 from lrs.store.queries import sql
@@ -61,7 +62,8 @@ class PgDocumentRepository:
 
     async def change(self, store_id: int, key: DocKey, agent: dict[str, Any] | None, decide: Decide,
                      *, with_content: bool,
-                     prepare: Callable[[Document | None], Awaitable[None]] | None = None) -> Write | None:
+                     prepare: Callable[[Document | None], Awaitable[None]] | None = None,
+                     hold: Hold | None = None) -> Write | None:
         """Run ``decide`` on the current document under the store lock and apply its Write.
 
         ``decide`` may raise (412, 409, 400): the transaction then rolls back and nothing is
@@ -69,17 +71,24 @@ class PgDocumentRepository:
         when given, first sees a stored document larger than ``SPLIT_IN_THREAD_BYTES`` as it is
         before the lock is taken, and with no connection held: the work it does ahead is then
         done neither under the lock every write of the store waits for nor on a connection of
-        the pool. (A smaller one costs one query on the connection the write then uses.)
+        the pool. (A smaller one costs one query on the connection the write then uses, unless
+        ``hold`` is given.) ``hold``, given the size of that large stored document (0 without
+        one), is room in the write buffer taken for the prepare and the write, with no
+        connection held while waiting for it.
         """
+        large: Document | None = None
         if prepare is not None:
             async with translated(), scoped(self.pool, [store_id], store_id) as conn:
                 large = _doc(await conn.fetchrow(sql("document_current_if_larger"), store_id, *_key_args(key),
                                                  SPLIT_IN_THREAD_BYTES))
-                if large is None or large.content is None:
+                if (large is None or large.content is None) and hold is None:
                     return await self._change_on(conn, store_id, key, agent, decide, with_content)
-            await prepare(large)
-        async with translated(), scoped(self.pool, [store_id], store_id) as conn:
-            return await self._change_on(conn, store_id, key, agent, decide, with_content)
+        stored = len(large.content) if large is not None and large.content is not None else 0
+        async with hold(stored) if hold is not None else contextlib.nullcontext():
+            if prepare is not None and large is not None and large.content is not None:
+                await prepare(large)
+            async with translated(), scoped(self.pool, [store_id], store_id) as conn:
+                return await self._change_on(conn, store_id, key, agent, decide, with_content)
 
     async def _change_on(self, conn: asyncpg.Connection, store_id: int, key: DocKey, agent: dict[str, Any] | None,
                          decide: Decide, with_content: bool) -> Write | None:

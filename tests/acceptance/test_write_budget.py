@@ -75,3 +75,35 @@ async def test_document_writes_share_the_write_buffer(tight_server: Server) -> N
         merged = await xapi.get("/activities/state", params={**where, "stateId": "merged"})
         assert merged.json() == {k: v for d in documents for k, v in d.items()}
     assert await waits() >= before + 1
+
+
+async def test_a_merge_holds_room_for_the_stored_document_too(tight_server: Server) -> None:
+    """What a merge holds in memory is mostly the stored document split into members: a 20-byte
+    POST into a 16 MiB document is ~290 MB (a review). A merge takes room in the write buffer
+    for the posted and the stored document together, so tiny merges into large documents wait
+    for each other."""
+    tenant = await make_tenant(tight_server.database_url, tight_server.base_url)
+    agent = orjson.dumps({"mbox": "mailto:kari@example.org"}).decode()
+    where = {"activityId": "https://courses.example.org/large-merges", "agent": agent}
+    large = {f"member-{i}": i for i in range(40_000)}  # ~600 KB, split before the lock
+    async with xapi_client(tight_server, tenant) as xapi:
+        for n in range(4):
+            r = await xapi.put("/activities/state", params={**where, "stateId": f"large-{n}"}, json=large)
+            assert r.status_code == 204, r.text
+        async with httpx.AsyncClient(timeout=30) as plain:
+            metrics = (await plain.get(tight_server.base_url + "/metrics")).text
+        before = next(float(line.split()[1]) for line in metrics.splitlines()
+                      if line.startswith("spor_write_buffer_waits_total "))
+        answers = await asyncio.gather(*[
+            xapi.post("/activities/state", params={**where, "stateId": f"large-{n}"}, json={"tiny": n})
+            for n in range(4)])
+        assert [r.status_code for r in answers] == [204] * 4
+        for n in range(4):
+            got = await xapi.get("/activities/state", params={**where, "stateId": f"large-{n}"})
+            assert got.json() == {**large, "tiny": n}
+    async with httpx.AsyncClient(timeout=30) as plain:
+        metrics = (await plain.get(tight_server.base_url + "/metrics")).text
+    after = next(float(line.split()[1]) for line in metrics.splitlines()
+                 if line.startswith("spor_write_buffer_waits_total "))
+    assert after >= before + 2  # four merges of the whole buffer each: in turn
+    assert "spor_write_buffer_bytes 0" in metrics
