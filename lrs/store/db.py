@@ -182,9 +182,14 @@ def translate(exc: BaseException) -> LRSError | None:
     if isinstance(exc, asyncpg.UniqueViolationError):
         return Conflict(f"conflicts with stored data: {exc.detail or exc}")
     if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
-        return ServiceUnavailable("the database asked to retry the transaction")
+        return ServiceUnavailable("the database asked to retry the transaction; send the request again",
+                                  headers={"Retry-After": "1"})
     if isinstance(exc, asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError):
-        return ServiceUnavailable("database is busy or starting; try again")
+        # every 503 says when to come back (RFC 9110 10.2.3; an ops audit found these two bare,
+        # during a restart of the database, when clients most need it)
+        log.warning("database_unavailable", error=type(exc).__name__, detail=str(exc)[:200])
+        return ServiceUnavailable("the database is busy or starting; send the request again shortly",
+                                  headers={"Retry-After": "5"})
     if (isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError)) \
             or isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
         # InterfaceErrors of ours (a value the driver cannot encode: its DataError is a
