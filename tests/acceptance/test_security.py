@@ -115,6 +115,11 @@ async def test_a_credential_without_scope_all_voids_only_its_own_statements(serv
         }
         for what, r in refused.items():
             assert r.status_code == 403 and "scope all" in r.json()["error"]["message"], (what, r.text)
+        # the same words whether the target is stored or not: a credential that may not read
+        # another's statements does not learn from a refusal that one exists (an ops audit)
+        said = {r.json()["error"]["message"].replace(theirs["id"], "T").split(" voids ")[1] for r in (
+            refused["another's statement"], await w.post("/statements", json=voiding(str(uuid.uuid4()))))}
+        assert len({m.split(",", 1)[1] for m in said}) == 1, said
         for sid in (theirs["id"], mine["id"]):
             assert (await a.get("/statements", params={"statementId": sid})).status_code == 200
         # its own, stored or in the same batch: allowed
