@@ -25,7 +25,7 @@ from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import set_json_codecs
+from lrs.store.db import lost_database, set_json_codecs
 from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.migrate import migrate
 
@@ -83,6 +83,11 @@ def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) ->
 
     try:
         return asyncio.run(run())
+    except Exception as exc:
+        gone = lost_database(exc, "spor")
+        if gone is None:
+            raise
+        raise gone from None
     finally:
         if isinstance(embedded, EmbeddedPostgres):
             embedded.stop()  # a no-op when a running `spor serve` owns the cluster

@@ -48,6 +48,13 @@ def _run(work: Callable[[str], Awaitable[int]]) -> int:
 
     try:
         return asyncio.run(go())
+    except Exception as exc:
+        from lrs.store.db import lost_database
+
+        gone = lost_database(exc, "spor projections")
+        if gone is None:
+            raise
+        raise gone from None
     finally:
         if embedded is not None:
             embedded.stop()

@@ -177,6 +177,16 @@ def unavailable(exc: BaseException) -> ServiceUnavailable:
                               headers={"Retry-After": "5"})
 
 
+def lost_database(exc: BaseException, command: str) -> SystemExit | None:
+    """For a command line tool: the one-line exit for a database that cannot be reached or went
+    away during the command (None: another error, with its traceback). An interrupted rebuild
+    ended in asyncpg's traceback (an ops audit)."""
+    if not isinstance(translate(exc), ServiceUnavailable):
+        return None
+    return SystemExit(f"{command}: the database could not be reached or went away ({type(exc).__name__}); "
+                      "nothing half-done is kept: run the command again once it is back")
+
+
 def translate(exc: BaseException) -> LRSError | None:
     """Map a driver exception to Spor's error hierarchy (None: not ours to translate)."""
     if isinstance(exc, asyncpg.UniqueViolationError):

@@ -180,3 +180,16 @@ def test_without_the_define_scope_statements_do_not_change_canonical_definitions
     got = httpx.get(server.base_url + "/xapi/activities", params={"activityId": activity},
                     auth=(admin["key"], admin["secret"]), headers=V).json()
     assert got["definition"]["name"] == {"en": "Defined by admin"}
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_not_a_traceback() -> None:
+    """An interrupted `spor projections rebuild` ended in asyncpg's traceback (an ops audit):
+    the administration commands say in one line that the database went away, and fail."""
+    env = {**os.environ, "SPOR_DATABASE_URL": "postgresql://spor:none@127.0.0.1:1/spor"}
+    for args in (("projections", "rebuild", "all"), ("projections", "status"), ("store", "list")):
+        proc = subprocess.run([sys.executable, "-m", "lrs.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+        assert proc.stderr.strip().endswith("run the command again once it is back"), proc.stderr
+        assert "could not be reached or went away (ConnectionRefusedError)" in proc.stderr
