@@ -108,10 +108,11 @@ def refuse_nul(params: Iterable[tuple[str, str]]) -> None:
 MAX_JSON_VALUES = 1_000_000
 # Bodies this small cannot hold that many values (each takes two octets at least).
 _COUNT_VALUES_FROM = 1024 * 1024
-# A JSON string (its quotes included): what the count of values leaves out. Possessive, so a
-# string never closed takes the rest of the body once: backtracking from each of its quotes in
-# turn made 3 MB of `"\",\",...` quadratic (hours of the event loop; a review).
-_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"?', re.DOTALL)
+# A JSON string whose escapes are taken out (its quotes included): what the count of values
+# leaves out. Unclosed, it takes the rest of the body. One match a string, not a step an escape:
+# 60 MB of `\\,` in one string held the event loop 1.1 s when escapes were matched one by one,
+# 0.3 s now (an audit); backtracking made an unclosed one quadratic before that (a review).
+_JSON_STRING = re.compile(rb'"[^"]*"?')
 
 
 def json_values_at_most(body: bytes) -> int:
@@ -132,8 +133,11 @@ def json_values_at_most(body: bytes) -> int:
 
 def json_values(body: bytes) -> int:
     """The number of JSON values in ``body``, each empty container counted twice: one more
-    than the `,` `[` `{` outside strings."""
-    return _values_by_punctuation(_JSON_STRING.sub(b"", body))
+    than the `,` `[` `{` outside strings. Inside a string a backslash and the octet after it
+    are one escape, read left to right: taking out every `\\\\` and then every `\\"` leaves
+    no quote that is not a string's own, whatever the strings hold."""
+    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    return _values_by_punctuation(_JSON_STRING.sub(b"", unescaped))
 
 
 def _values_by_punctuation(text: bytes) -> int:
@@ -147,7 +151,7 @@ def parse_json(body: bytes, what: str = "request body") -> Any:
         raise BadRequest(f"{what} is empty; expected JSON")
     if len(body) >= _COUNT_VALUES_FROM and (n := json_values_at_most(body)) > MAX_JSON_VALUES:
         raise PayloadTooLarge(f"{what} holds about {n:,} JSON values, more than the {MAX_JSON_VALUES:,} one request "
-                              "may carry; send fewer statements a request")
+                              "may carry: split a batch into smaller ones (a single statement cannot hold that many)")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

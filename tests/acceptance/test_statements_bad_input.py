@@ -467,7 +467,7 @@ async def test_a_body_of_more_json_values_than_one_request_may_carry_is_413(one:
         "https://example.org/values": [[] for _ in range(MAX_JSON_VALUES)]}}))
     r = await one.post("/statements", json=crowded)
     assert r.status_code == 413, r.text
-    assert "JSON values, more than the 1,000,000 one request may carry" in error_message(r)
+    assert "JSON values, more than the 1,000,000 one request may carry: split a batch" in error_message(r)
     await assert_not_stored(one, crowded["id"])
     r = await one.put("/statements", params={"statementId": crowded["id"]}, json=crowded)
     assert r.status_code == 413, r.text
