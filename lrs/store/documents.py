@@ -68,24 +68,22 @@ class PgDocumentRepository:
 
         ``decide`` may raise (412, 409, 400): the transaction then rolls back and nothing is
         written. Returns the applied Write, or None when there was nothing to do. ``prepare``,
-        when given, first sees a stored document larger than ``SPLIT_IN_THREAD_BYTES`` as it is
-        before the lock is taken, and with no connection held: the work it does ahead is then
-        done neither under the lock every write of the store waits for nor on a connection of
-        the pool. (A smaller one costs one query on the connection the write then uses, unless
-        ``hold`` is given.) ``hold``, given the size of that large stored document (0 without
-        one), is room in the write buffer taken for the prepare and the write, with no
-        connection held while waiting for it.
+        when given, runs before the lock is taken and with no connection held, given the stored
+        document when it is larger than ``SPLIT_IN_THREAD_BYTES`` (None otherwise): the work it
+        does ahead is then done neither under the lock every write of the store waits for nor on
+        a connection of the pool (finding the document costs one query). ``hold``, given the
+        size of that large stored document (0 without one), is room in the write buffer taken
+        for the prepare and the write, with no connection held while waiting for it.
         """
         large: Document | None = None
         if prepare is not None:
             async with translated(), scoped(self.pool, [store_id], store_id) as conn:
                 large = _doc(await conn.fetchrow(sql("document_current_if_larger"), store_id, *_key_args(key),
                                                  SPLIT_IN_THREAD_BYTES))
-                if (large is None or large.content is None) and hold is None:
-                    return await self._change_on(conn, store_id, key, agent, decide, with_content)
-        stored = len(large.content) if large is not None and large.content is not None else 0
-        async with hold(stored) if hold is not None else contextlib.nullcontext():
-            if prepare is not None and large is not None and large.content is not None:
+            if large is not None and large.content is None:
+                large = None
+        async with hold(len(large.content or b"") if large else 0) if hold else contextlib.nullcontext():
+            if prepare is not None:
                 await prepare(large)
             async with translated(), scoped(self.pool, [store_id], store_id) as conn:
                 return await self._change_on(conn, store_id, key, agent, decide, with_content)

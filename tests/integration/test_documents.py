@@ -4,6 +4,7 @@ and the canonical Activity projection written in the statement append."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 
@@ -11,7 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
-from lrs.errors import Conflict, PreconditionFailed
+from lrs.errors import BadRequest, Conflict, PreconditionFailed
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Scope
 from lrs.ops.principal import Principal
@@ -260,3 +261,45 @@ async def test_a_large_merge_is_split_before_the_store_lock_so_statements_do_not
     merged = orjson.loads((await docs.get(store, key)).content)  # type: ignore[union-attr, arg-type]
     assert len(merged) == members + 1 and merged["new"] is True and merged["k599999"] == 599_999
     await pool.close()
+
+
+async def test_a_merge_splits_both_documents_inside_its_room_in_the_write_buffer(
+        pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
+    """A JSON POST holds its document split into members, ~18 times its size: split before the
+    room in the write buffer was taken, four waiting 15 MB POSTs held 566 MB (an audit). The
+    room, for the posted and the large stored document together, comes first; the splits
+    happen inside it, and the merge is right."""
+    store = await _store(conn)
+    repo = PgDocumentRepository(pool)
+    who = principal(store)
+    stored = {f"s{i}": i for i in range(30_000)}  # ~300 KB: larger than SPLIT_IN_THREAD_BYTES
+    stored_bytes = orjson.dumps(stored)
+    await ops.put_document(repo, who, "1.0.3", state_key(), AGENT, stored_bytes, "application/json", Preconditions())
+    posted = orjson.dumps({"p": 1, "s0": "new"})
+    seen: list[tuple[int, bool]] = []
+    decision = ops.MergeDecision(Preconditions(), posted, "application/json", None, None)
+
+    @contextlib.asynccontextmanager
+    async def hold(n: int) -> AsyncIterator[None]:
+        seen.append((n, decision.posted is None and decision._split is None))
+        yield
+
+    await repo.change(store, state_key(), AGENT, decision, with_content=True, prepare=decision.prepare, hold=hold)
+    assert seen == [(len(stored_bytes), True)]  # nothing split before the room was taken
+    got = await repo.get(store, state_key())
+    assert got is not None and orjson.loads(got.content or b"") == {**stored, "p": 1, "s0": "new"}
+    # and through the operation: the room is for the posted and the stored document together
+    sizes: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def room(n: int) -> AsyncIterator[None]:
+        sizes.append(n)
+        yield
+
+    more = orjson.dumps({"q": 2})
+    await ops.post_document(repo, who, state_key(), AGENT, more, "application/json", Preconditions(), hold=room)
+    current = await repo.get(store, state_key())
+    assert current is not None and sizes == [len(more) + len(current.content or b"") - len(b',"q":2')]
+    # a posted document that is no object is refused, inside the room, with nothing written
+    with pytest.raises(BadRequest, match="the posted document is not a JSON object"):
+        await ops.post_document(repo, who, state_key(), AGENT, b"[1]", "application/json", Preconditions(), hold=room)
