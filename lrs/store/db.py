@@ -184,7 +184,7 @@ def lost_database(exc: BaseException, command: str) -> SystemExit | None:
     if not isinstance(translate(exc), ServiceUnavailable):
         return None
     return SystemExit(f"{command}: the database could not be reached or went away ({type(exc).__name__}); "
-                      "nothing half-done is kept: run the command again once it is back")
+                      "run the command again once it is back")
 
 
 def translate(exc: BaseException) -> LRSError | None:
