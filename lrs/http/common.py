@@ -123,21 +123,28 @@ def json_values_at_most(body: bytes) -> int:
     quick = _values_by_punctuation(body)
     if quick <= MAX_JSON_VALUES:
         return quick
+    unescaped = _without_escapes(body)
     # each string is a value or an object's key, and every key has a value: more than twice the
-    # limit in strings is over it (and saves taking out millions of them one by one)
-    strings = (body.count(b'"') - body.count(b'\\"')) // 2
+    # limit in strings is over it (and saves taking out millions of them one by one). Counted
+    # without escapes, every quote is a string's own (a review: `\\\\"` fooled a count of
+    # escaped quotes into ten million matches, 1.7 s)
+    strings = unescaped.count(b'"') // 2
     if strings > 2 * MAX_JSON_VALUES:
         return strings // 2
-    return json_values(body)
+    return _values_by_punctuation(_JSON_STRING.sub(b"", unescaped))
 
 
 def json_values(body: bytes) -> int:
     """The number of JSON values in ``body``, each empty container counted twice: one more
-    than the `,` `[` `{` outside strings. Inside a string a backslash and the octet after it
-    are one escape, read left to right: taking out every `\\\\` and then every `\\"` leaves
-    no quote that is not a string's own, whatever the strings hold."""
-    unescaped = body.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return _values_by_punctuation(_JSON_STRING.sub(b"", unescaped))
+    than the `,` `[` `{` outside strings."""
+    return _values_by_punctuation(_JSON_STRING.sub(b"", _without_escapes(body)))
+
+
+def _without_escapes(body: bytes) -> bytes:
+    """``body`` with its strings' escapes taken out. Inside a string a backslash and the octet
+    after it are one escape, read left to right: taking out every `\\\\` and then every `\\"`
+    leaves no quote that is not a string's own, whatever the strings hold."""
+    return body.replace(b"\\\\", b"").replace(b'\\"', b"")
 
 
 def _values_by_punctuation(text: bytes) -> int:
