@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -177,11 +178,23 @@ def unavailable(exc: BaseException) -> ServiceUnavailable:
                               headers={"Retry-After": "5"})
 
 
+# What says the database could not be reached or went away, for a command line tool: a
+# connection refused, reset or cut, a database starting, shutting down or full of connections
+# (57P01-57P03: admin, crash, cannot connect now). Not every OSError (a broken pipe of the
+# command's own output, a file) and not the driver's misuse: those keep their traceback (a review).
+_LOST = (ConnectionError, TimeoutError, socket.gaierror, asyncpg.ConnectionDoesNotExistError,
+         asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError,
+         asyncpg.CrashShutdownError)
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+
+
 def lost_database(exc: BaseException, command: str) -> SystemExit | None:
     """For a command line tool: the one-line exit for a database that cannot be reached or went
     away during the command (None: another error, with its traceback). An interrupted rebuild
     ended in asyncpg's traceback (an ops audit)."""
-    if not isinstance(translate(exc), ServiceUnavailable):
+    cut = type(exc) is asyncpg.InternalClientError  # (the state a cut between two messages leaves)
+    lost = isinstance(exc, _LOST) or cut or (isinstance(exc, OSError) and exc.errno in _UNREACHABLE)
+    if not lost or isinstance(exc, BrokenPipeError):  # (the command's own output closed: `| head`)
         return None
     return SystemExit(f"{command}: the database could not be reached or went away ({type(exc).__name__}); "
                       "run the command again once it is back")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import asyncpg
 import pytest
 
 from lrs.errors import Conflict, ServiceUnavailable
-from lrs.store.db import translate, translated
+from lrs.store.db import lost_database, translate, translated
 
 
 @pytest.mark.parametrize("error", [
@@ -84,3 +87,22 @@ def test_interface_errors_of_ours_stay_ours() -> None:
     assert translate(_base.ClientConfigurationError("bad sslmode")) is None
     assert isinstance(translate(asyncpg.exceptions.ConnectionDoesNotExistError("closed")), ServiceUnavailable)
     assert isinstance(translate(asyncpg.InterfaceError("connection is closed")), ServiceUnavailable)
+
+
+def test_a_command_line_tool_says_the_database_went_away_only_when_it_did() -> None:
+    """`spor projections rebuild` interrupted by the database ended in a traceback (an ops
+    audit); the one-line exit must not hide what is not a lost database either (a review: a
+    broken pipe of the command's own output, a full disk, the driver's misuse)."""
+    gone = [ConnectionRefusedError(111, "refused"), ConnectionResetError(104, "reset"), TimeoutError(),
+            OSError(errno.EHOSTUNREACH, "no route"), socket.gaierror(-2, "unknown host"),
+            asyncpg.exceptions.ConnectionDoesNotExistError("closed"), asyncpg.exceptions.CannotConnectNowError("x"),
+            asyncpg.exceptions.AdminShutdownError("x"), asyncpg.exceptions.TooManyConnectionsError("x"),
+            asyncpg.exceptions.InternalClientError("cannot switch to state 15")]
+    for exc in gone:
+        exit_ = lost_database(exc, "spor projections")
+        assert exit_ is not None and "could not be reached or went away" in str(exit_.code), exc
+    kept = [BrokenPipeError(32, "pipe"), FileNotFoundError(2, "no such file"), PermissionError(13, "denied"),
+            asyncpg.exceptions.DiskFullError("disk"), asyncpg.exceptions.SerializationError("retry"),
+            asyncpg.InterfaceError("cannot perform operation: another operation is in progress"), ValueError("x")]
+    for exc in kept:
+        assert lost_database(exc, "spor") is None, exc
