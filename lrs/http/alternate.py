@@ -90,7 +90,10 @@ class AlternateRequestMiddleware:
         try:
             new_scope, body = await self._rewrite(scope, receive, query)
         except _Refused as exc:
-            await error_response(exc.status, exc.message)(scope, receive, send)
+            # refused part way through the body (too slow, too large): the rest of it is not
+            # read, so the connection closes after the answer (RFC 9110 15.5.9; a review)
+            mid_body = {"Connection": "close"} if exc.status in (408, 413) else None
+            await error_response(exc.status, exc.message, mid_body)(scope, receive, send)
             return
         sent = False
 

@@ -104,5 +104,6 @@ async def test_a_form_holding_the_turn_must_keep_coming(monkeypatch: pytest.Monk
     next_one.send_all()
     await asyncio.wait_for(asyncio.gather(a, b), 10)
     assert answered[0]["type"] == "http.response.start" and answered[0]["status"] == 408
+    assert (b"connection", b"close") in answered[0]["headers"]  # the rest of the body is not read
     assert b"came too slowly" in b"".join(m.get("body", b"") for m in answered)
     assert served == [chunks * CHUNK]
