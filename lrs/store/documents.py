@@ -21,7 +21,17 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.ops.documents import DELETE, SPLIT_IN_THREAD_BYTES, Decide, DocKey, Document, Hold, Scope, Write
+from lrs.ops.documents import (
+    DELETE,
+    SPLIT_IN_THREAD_BYTES,
+    Decide,
+    DocKey,
+    Document,
+    Hold,
+    Scope,
+    Write,
+    is_json_type,
+)
 from lrs.store.db import scoped, translated
 from lrs.store.log import reserve
 from lrs.store.queries import sql
@@ -69,22 +79,29 @@ class PgDocumentRepository:
         ``decide`` may raise (412, 409, 400): the transaction then rolls back and nothing is
         written. Returns the applied Write, or None when there was nothing to do. ``prepare``,
         when given, runs before the lock is taken and with no connection held, given the stored
-        document when it is larger than ``SPLIT_IN_THREAD_BYTES`` (None otherwise): the work it
-        does ahead is then done neither under the lock every write of the store waits for nor on
-        a connection of the pool (finding the document costs one query). ``hold``, given the
-        size of that large stored document (0 without one), is room in the write buffer taken
-        for the prepare and the write, with no connection held while waiting for it.
+        document when it is JSON larger than ``SPLIT_IN_THREAD_BYTES`` (None otherwise): the
+        work it does ahead is then done neither under the lock every write of the store waits
+        for nor on a connection of the pool (finding its size costs one query). ``hold``, given
+        the size of that large stored document (0 without one), is room in the write buffer
+        taken for the prepare and the write; the document is read only once it is taken, and no
+        connection is held while waiting for it (a review: a hundred POSTs waiting for their
+        turn each held a 16 MiB document read before it).
         """
-        large: Document | None = None
+        large = 0
         if prepare is not None:
             async with translated(), scoped(self.pool, [store_id], store_id) as conn:
-                large = _doc(await conn.fetchrow(sql("document_current_if_larger"), store_id, *_key_args(key),
-                                                 SPLIT_IN_THREAD_BYTES))
-            if large is not None and large.content is None:
-                large = None
-        async with hold(len(large.content or b"") if large else 0) if hold else contextlib.nullcontext():
+                r = await conn.fetchrow(sql("document_size"), store_id, *_key_args(key))
+            if r is not None and (r["size"] or 0) > SPLIT_IN_THREAD_BYTES and is_json_type(r["content_type"]):
+                large = r["size"]
+        async with hold(large) if hold else contextlib.nullcontext():
             if prepare is not None:
-                await prepare(large)
+                current = None
+                if large:
+                    async with translated(), scoped(self.pool, [store_id], store_id) as conn:
+                        current = _doc(await conn.fetchrow(sql("document_current_if_larger"), store_id,
+                                                           *_key_args(key), SPLIT_IN_THREAD_BYTES))
+                await prepare(current if current is not None and current.content is not None else None)
+                del current  # (the write reads it again under the lock)
             async with translated(), scoped(self.pool, [store_id], store_id) as conn:
                 return await self._change_on(conn, store_id, key, agent, decide, with_content)
 

@@ -76,3 +76,18 @@ async def test_a_large_merge_is_made_in_a_thread_with_a_write_in_between_merged_
     assert len(threads) == 2 and all(t.startswith("spor-json-merge") for t in threads), threads
     small = decide_post(Preconditions(), b'{"b": 2}', "application/json")(doc(b'{"a": 1}', "e1"))
     assert isinstance(small, Write) and orjson.loads(small.content or b"") == {"a": 1, "b": 2}
+
+
+async def test_a_post_its_preconditions_refuse_splits_nothing_ahead() -> None:
+    """A stale If-Match split the whole stored document, holding room in the write buffer every
+    statement write waits for, only to answer 412 (a review). The check under the lock decides;
+    ahead of it, a refused POST splits nothing."""
+    content = orjson.dumps({f"k{i}": i for i in range(40_000)})
+    stale = MergeDecision(Preconditions(if_match=['"other"']), b'{"b": 2}', "application/json", None, None)
+    await stale.prepare(doc(content, "e1"))
+    assert stale.posted is not None and stale._split is None  # (the posted one is split: its 400 comes first)
+    with pytest.raises(PreconditionFailed):
+        stale(doc(content, "e1"))
+    fresh = MergeDecision(Preconditions(if_match=['"e1"']), b'{"b": 2}', "application/json", None, None)
+    await fresh.prepare(doc(content, "e1"))
+    assert fresh._split is not None and fresh._split[0] == "e1"

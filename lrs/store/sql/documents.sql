@@ -8,6 +8,15 @@ LEFT JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
 WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key = $4
   AND d.registration = $5 AND d.doc_id = $6;
 
+-- name: document_size
+-- The type and size of one document's bytes (octet_length of a bytea reads the value's header,
+-- not the value).
+SELECT d.content_type, octet_length(c.content) AS size
+FROM documents d
+LEFT JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
+WHERE d.store_id = $1 AND d.resource = $2 AND d.activity_id = $3 AND d.agent_key = $4
+  AND d.registration = $5 AND d.doc_id = $6;
+
 -- name: document_current_if_larger
 -- As document_current, its bytes only when they are more than $7 (octet_length of a bytea
 -- reads the value's header, not the value).
