@@ -83,11 +83,11 @@ async def test_a_post_its_preconditions_refuse_splits_nothing_ahead() -> None:
     statement write waits for, only to answer 412 (a review). The check under the lock decides;
     ahead of it, a refused POST splits nothing."""
     content = orjson.dumps({f"k{i}": i for i in range(40_000)})
-    stale = MergeDecision(Preconditions(if_match=['"other"']), b'{"b": 2}', "application/json", None, None)
+    stale = MergeDecision(Preconditions(if_match=["other"]), b'{"b": 2}', "application/json", None, None)
     await stale.prepare(doc(content, "e1"))
     assert stale.posted is not None and stale._split is None  # (the posted one is split: its 400 comes first)
     with pytest.raises(PreconditionFailed):
         stale(doc(content, "e1"))
-    fresh = MergeDecision(Preconditions(if_match=['"e1"']), b'{"b": 2}', "application/json", None, None)
+    fresh = MergeDecision(Preconditions(if_match=["e1"]), b'{"b": 2}', "application/json", None, None)
     await fresh.prepare(doc(content, "e1"))
     assert fresh._split is not None and fresh._split[0] == "e1"
