@@ -3,7 +3,7 @@
 xAPI Communication 2.2 (documents, JSON merge), 2.3 (State), 2.6 (Agent Profile), 2.7 (Activity
 Profile) and 3.1 (Concurrency). No HTTP types and no SQL here: the HTTP layer hands in parsed
 keys, bytes and precondition headers; the repository runs :func:`decide_put` /
-:func:`decide_post` / :func:`decide_delete` *inside* its locked write transaction, so the
+:class:`MergeDecision` / :func:`decide_delete` *inside* its locked write transaction, so the
 precondition check and the write see the same current document (no lost updates).
 """
 
@@ -366,17 +366,16 @@ class MergeDecision:
     whose result is larger than ``max_bytes`` is 413 and no change: the limit is on documents,
     not only on request bodies, or merges would grow one past what a PUT could write back.
 
-    Called with the current document under the store lock. :meth:`prepare`, before the lock,
-    splits the posted document when that is still to do (``posted`` None for a JSON POST), and,
-    given the stored document as read before the lock, splits it ahead (each in a thread when
-    large); the call under the lock uses that split when the document is still the one with that
-    ETag, and splits again when a write came in between.
+    Called with the current document under the store lock, after :meth:`prepare`: before the
+    lock, that splits the posted document (a JSON one), and, given the stored document as read
+    before the lock, splits it ahead (each in a thread when large); the call under the lock uses
+    that split when the document is still the one with that ETag, and splits again when a write
+    came in between.
     """
 
-    def __init__(self, pre: Preconditions, content: bytes, content_type: str, max_bytes: int | None,
-                 posted: dict[str, str] | None) -> None:
+    def __init__(self, pre: Preconditions, content: bytes, content_type: str, max_bytes: int | None) -> None:
         self.pre, self.content, self.content_type, self.max_bytes = pre, content, content_type, max_bytes
-        self.posted = posted
+        self.posted: dict[str, str] | None = None  # the posted document's members (prepare)
         self._split: tuple[str, dict[str, str]] | None = None  # (etag, members) of a stored document
 
     async def prepare(self, current: Document | None) -> None:
@@ -433,13 +432,6 @@ class MergeDecision:
         return merged
 
 
-def decide_post(pre: Preconditions, content: bytes, content_type: str, max_bytes: int | None = None) -> MergeDecision:
-    """POST's decision (:class:`MergeDecision`), the posted document split here."""
-    # XAPI-00235: a JSON-typed POST must be a JSON object even when it creates the document.
-    posted = _json_object(content, "the posted document") if is_json_type(content_type) else None
-    return MergeDecision(pre, content, content_type, max_bytes, posted)
-
-
 def decide_delete(pre: Preconditions) -> Decide:
     """DELETE of one document; deleting a missing document is a no-op (204) unless If-Match."""
 
@@ -480,7 +472,7 @@ async def post_document(repo: DocumentRepository, principal: Principal, key: Doc
     ``max_bytes`` after the merge). ``hold``: room in the write buffer, taken for the posted
     document and the stored one it merges into together."""
     _require_write(principal, key.resource)
-    decision = MergeDecision(pre, content, content_type, max_bytes, None)  # (split in prepare)
+    decision = MergeDecision(pre, content, content_type, max_bytes)
     # (a POST that is not JSON merges nothing: nothing to split)
     room = None if hold is None else (lambda stored: hold(len(content) + stored))
     await repo.change(principal.store_id, key, agent, decision, with_content=True,

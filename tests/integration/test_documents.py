@@ -277,7 +277,7 @@ async def test_a_merge_splits_both_documents_inside_its_room_in_the_write_buffer
     await ops.put_document(repo, who, "1.0.3", state_key(), AGENT, stored_bytes, "application/json", Preconditions())
     posted = orjson.dumps({"p": 1, "s0": "new"})
     seen: list[tuple[int, bool]] = []
-    decision = ops.MergeDecision(Preconditions(), posted, "application/json", None, None)
+    decision = ops.MergeDecision(Preconditions(), posted, "application/json", None)
 
     @contextlib.asynccontextmanager
     async def hold(n: int) -> AsyncIterator[None]:

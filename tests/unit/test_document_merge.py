@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from lrs.errors import BadRequest, PreconditionFailed
-from lrs.ops.documents import MERGE, SPLIT_IN_THREAD_BYTES, Document, MergeDecision, Preconditions, Write, decide_post
+from lrs.ops.documents import MERGE, SPLIT_IN_THREAD_BYTES, Document, MergeDecision, Preconditions, Write
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
@@ -21,7 +21,7 @@ def doc(content: bytes, etag: str, content_type: str = "application/json") -> Do
 
 
 async def test_the_split_made_ahead_is_used_for_the_same_document() -> None:
-    decision = decide_post(Preconditions(), b'{"b": 2}', "application/json")
+    decision = MergeDecision(Preconditions(), b'{"b": 2}', "application/json", None)
     await decision.prepare(doc(b'{"a": 1}', "e1"))
     # the document under the lock has that ETag: the split made ahead stands for it (the content
     # given here differs only to show which split was used; one ETag is one content)
@@ -31,7 +31,7 @@ async def test_the_split_made_ahead_is_used_for_the_same_document() -> None:
 
 
 async def test_a_write_between_the_split_and_the_lock_is_merged_into_not_lost() -> None:
-    decision = decide_post(Preconditions(), b'{"b": 2}', "application/json")
+    decision = MergeDecision(Preconditions(), b'{"b": 2}', "application/json", None)
     await decision.prepare(doc(b'{"a": 1}', "e1"))
     write = decision(doc(b'{"a": 1, "c": 3}', "e2"))  # another write came in between
     assert isinstance(write, Write)
@@ -39,11 +39,11 @@ async def test_a_write_between_the_split_and_the_lock_is_merged_into_not_lost() 
 
 
 async def test_a_stored_document_that_is_no_object_is_said_after_the_preconditions() -> None:
-    decision = MergeDecision(Preconditions(if_match=['"other"']), b'{"b": 2}', "application/json", None, {"b": "2"})
+    decision = MergeDecision(Preconditions(if_match=['"other"']), b'{"b": 2}', "application/json", None)
     await decision.prepare(doc(b"[1, 2]", "e1"))  # not an object: nothing split, nothing raised yet
     with pytest.raises(PreconditionFailed):
         decision(doc(b"[1, 2]", "e1"))
-    decision = decide_post(Preconditions(), b'{"b": 2}', "application/json")
+    decision = MergeDecision(Preconditions(), b'{"b": 2}', "application/json", None)
     await decision.prepare(doc(b"[1, 2]", "e1"))
     with pytest.raises(BadRequest, match="the stored document is not a JSON object"):
         decision(doc(b"[1, 2]", "e1"))
@@ -58,7 +58,7 @@ async def test_a_large_merge_is_made_in_a_thread_with_a_write_in_between_merged_
     big = {f"k{i}": i for i in range(40_000)}
     content = orjson.dumps(big)
     assert len(content) > SPLIT_IN_THREAD_BYTES
-    decision = decide_post(Preconditions(), b'{"b": 2}', "application/json")
+    decision = MergeDecision(Preconditions(), b'{"b": 2}', "application/json", None)
     await decision.prepare(doc(content, "e1"))
     threads: list[str] = []
     merged = decision._merged
@@ -74,7 +74,9 @@ async def test_a_large_merge_is_made_in_a_thread_with_a_write_in_between_merged_
         write = await pending
         assert (write.kind, orjson.loads(write.content or b"")) == (MERGE, {**stored, "b": 2})
     assert len(threads) == 2 and all(t.startswith("spor-json-merge") for t in threads), threads
-    small = decide_post(Preconditions(), b'{"b": 2}', "application/json")(doc(b'{"a": 1}', "e1"))
+    small_decision = MergeDecision(Preconditions(), b'{"b": 2}', "application/json", None)
+    await small_decision.prepare(None)  # (the posted document is split, nothing stored is large)
+    small = small_decision(doc(b'{"a": 1}', "e1"))
     assert isinstance(small, Write) and orjson.loads(small.content or b"") == {"a": 1, "b": 2}
 
 
@@ -83,11 +85,11 @@ async def test_a_post_its_preconditions_refuse_splits_nothing_ahead() -> None:
     statement write waits for, only to answer 412 (a review). The check under the lock decides;
     ahead of it, a refused POST splits nothing."""
     content = orjson.dumps({f"k{i}": i for i in range(40_000)})
-    stale = MergeDecision(Preconditions(if_match=["other"]), b'{"b": 2}', "application/json", None, None)
+    stale = MergeDecision(Preconditions(if_match=["other"]), b'{"b": 2}', "application/json", None)
     await stale.prepare(doc(content, "e1"))
     assert stale.posted is not None and stale._split is None  # (the posted one is split: its 400 comes first)
     with pytest.raises(PreconditionFailed):
         stale(doc(content, "e1"))
-    fresh = MergeDecision(Preconditions(if_match=["e1"]), b'{"b": 2}', "application/json", None, None)
+    fresh = MergeDecision(Preconditions(if_match=["e1"]), b'{"b": 2}', "application/json", None)
     await fresh.prepare(doc(content, "e1"))
     assert fresh._split is not None and fresh._split[0] == "e1"
