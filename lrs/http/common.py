@@ -131,13 +131,18 @@ def json_values_at_most(body: bytes) -> int:
     strings = unescaped.count(b'"') // 2
     if strings > 2 * MAX_JSON_VALUES:
         return strings // 2
-    return _values_by_punctuation(_JSON_STRING.sub(b"", unescaped))
+    return _values_outside_strings(unescaped)
 
 
 def json_values(body: bytes) -> int:
     """The number of JSON values in ``body``, each empty container counted twice: one more
     than the `,` `[` `{` outside strings."""
-    return _values_by_punctuation(_JSON_STRING.sub(b"", _without_escapes(body)))
+    return _values_outside_strings(_without_escapes(body))
+
+
+def _values_outside_strings(unescaped: bytes) -> int:
+    """:func:`json_values` of a body whose escapes are taken out (:func:`_without_escapes`)."""
+    return _values_by_punctuation(_JSON_STRING.sub(b"", unescaped))
 
 
 def _without_escapes(body: bytes) -> bytes:

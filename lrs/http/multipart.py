@@ -27,6 +27,7 @@ from typing import Any
 from lrs.errors import BadRequest, PayloadTooLarge
 from lrs.http.charset import as_utf8
 from lrs.ops.statements import statement_attachments
+from lrs.settings import Settings
 
 __all__ = [
     "AttachmentPart",
@@ -81,7 +82,7 @@ def parts_allowed(max_batch_statements: int) -> int:
     return 1 + 2 * max_batch_statements
 
 
-MAX_PARTS = parts_allowed(5000)
+MAX_PARTS = parts_allowed(Settings.max_batch_statements)  # (with the default setting)
 
 
 def parse_statement_multipart(
