@@ -138,6 +138,7 @@ spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp w
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_merge_definition(stored jsonb, incoming jsonb) RETURNS jsonb
 spor_merge_definitions(p_store bigint, p_defs jsonb, p_names jsonb) RETURNS void
+spor_page_takes(p_before bigint, p_bytes integer, p_budget bigint, p_page_started boolean) RETURNS boolean
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)

@@ -175,7 +175,7 @@ SELECT * FROM spor_log_statements_at($1, $2::bigint[], $3::timestamptz, $4::time
 -- while it and the bodies before it are within the byte budget $8, the first's always
 -- (migration 0031; NULL: none).
 SELECT p.id,
-       CASE WHEN $8::bigint IS NULL OR p.position = first_value(p.position) OVER w OR sum(p.bytes) OVER w <= $8
+       CASE WHEN spor_page_takes(sum(p.bytes) OVER w - p.bytes, p.bytes, $8::bigint, false)
             THEN p.payload::text END AS payload,
        p.stored, p.voided, p.attachment_sha2s, p.position, p.authority_key
 FROM (
@@ -198,7 +198,7 @@ ORDER BY p.position DESC;
 -- while it and the bodies before it are within the byte budget $8, the first's always
 -- (migration 0031; NULL: none).
 SELECT p.id,
-       CASE WHEN $8::bigint IS NULL OR p.position = first_value(p.position) OVER w OR sum(p.bytes) OVER w <= $8
+       CASE WHEN spor_page_takes(sum(p.bytes) OVER w - p.bytes, p.bytes, $8::bigint, false)
             THEN p.payload::text END AS payload,
        p.stored, p.voided, p.attachment_sha2s, p.position, p.authority_key
 FROM (

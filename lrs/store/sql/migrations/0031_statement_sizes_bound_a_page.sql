@@ -23,7 +23,8 @@
 --     of the positions given, are within it; the first kept row of a page always has its body.
 --     A kept row without a body is where the page ends (lrs/store/statements.py). They also
 --     return each kept row's size, so a page read in rounds knows what is left.
---     query_all_desc/asc (statements.sql) do the same in one statement.
+--     query_all_desc/asc (statements.sql) do the same in one statement. One rule decides for all
+--     (spor_page_takes).
 
 ALTER TABLE events ADD COLUMN payload_bytes integer;
 
@@ -118,6 +119,14 @@ ALTER FUNCTION spor_append_group(bigint, uuid[], bytea, boolean[], text[], jsonb
                                  jsonb, jsonb)
     SET plan_cache_mode = force_generic_plan;
 
+-- The budget's rule, one for every page reader: a kept statement's body comes when the page
+-- has no budget, when it is the page's first (nothing before it, and no earlier round), or
+-- when it and the bodies before it are within the budget.
+CREATE FUNCTION spor_page_takes(p_before bigint, p_bytes integer, p_budget bigint, p_page_started boolean)
+RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT p_budget IS NULL OR (p_before = 0 AND NOT p_page_started) OR p_before + p_bytes <= p_budget
+$$;
+
 -- (0024's and 0025's functions stay, for servers of the previous release during a rolling
 -- upgrade: these take more arguments, so both are kept side by side.)
 
@@ -150,7 +159,7 @@ AS $$
         JOIN unnest(p_positions) WITH ORDINALITY AS k(position, n) ON k.position = s.position
         LEFT JOIN e ON e.position = s.position
     )
-    SELECT o.statement_id::text, CASE WHEN p_budget IS NULL OR (o.before = 0 AND NOT p_page_started) OR o.before + o.bytes <= p_budget
+    SELECT o.statement_id::text, CASE WHEN spor_page_takes(o.before, o.bytes, p_budget, p_page_started)
                 THEN o.payload::text END,
            o.stored, o.voided, o.attachment_sha2s, o.position, o.authority_key, o.kept, o.bytes
     FROM o
@@ -187,7 +196,7 @@ AS $$
     FROM v
     UNION ALL
     SELECT o.statement_id::text,
-           CASE WHEN o.kept AND (p_budget IS NULL OR (o.before = 0 AND NOT p_page_started) OR o.before + o.bytes <= p_budget)
+           CASE WHEN o.kept AND spor_page_takes(o.before, o.bytes, p_budget, p_page_started)
                 THEN o.payload::text END,
            o.recorded_at, false, '{}'::text[], o.position, ''::text, o.kept, o.bytes
     FROM o
