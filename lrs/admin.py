@@ -25,7 +25,7 @@ from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import lost_database, set_json_codecs
+from lrs.store.db import exit_if_database_lost, set_json_codecs
 from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.migrate import migrate
 
@@ -82,12 +82,8 @@ def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) ->
             await conn.close()
 
     try:
-        return asyncio.run(run())
-    except Exception as exc:
-        gone = lost_database(exc, "spor")
-        if gone is None:
-            raise
-        raise gone from None
+        with exit_if_database_lost("spor"):
+            return asyncio.run(run())
     finally:
         if isinstance(embedded, EmbeddedPostgres):
             embedded.stop()  # a no-op when a running `spor serve` owns the cluster

@@ -46,15 +46,11 @@ def _run(work: Callable[[str], Awaitable[int]]) -> int:
             await conn.close()
         return await work(url)
 
-    try:
-        return asyncio.run(go())
-    except Exception as exc:
-        from lrs.store.db import lost_database
+    from lrs.store.db import exit_if_database_lost
 
-        gone = lost_database(exc, "spor projections")
-        if gone is None:
-            raise
-        raise gone from None
+    try:
+        with exit_if_database_lost("spor projections"):
+            return asyncio.run(go())
     finally:
         if embedded is not None:
             embedded.stop()

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import errno
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -198,6 +198,19 @@ def lost_database(exc: BaseException, command: str) -> SystemExit | None:
         return None
     return SystemExit(f"{command}: the database could not be reached or went away ({type(exc).__name__}); "
                       "run the command again once it is back")
+
+
+@contextlib.contextmanager
+def exit_if_database_lost(command: str) -> Iterator[None]:
+    """Run a command line tool's work: a lost database (:func:`lost_database`) ends it in one
+    line, anything else keeps its traceback."""
+    try:
+        yield
+    except Exception as exc:
+        gone = lost_database(exc, command)
+        if gone is None:
+            raise
+        raise gone from None
 
 
 def translate(exc: BaseException) -> LRSError | None:
