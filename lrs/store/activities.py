@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from lrs.ops import terms as T
-from lrs.ops.activities import merge_definition
+from lrs.ops.activities import canonical_offer, merge_definition
 from lrs.ops.nul import without_nul
 from lrs.ops.statements import Prepared
 from lrs.store.db import scoped, translated
@@ -65,14 +65,17 @@ def _agents(stmt: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Activity id -> definition merged over the statements in order."""
+    """Activity id -> definition merged over the statements in order, each statement's taken
+    as far as the canonical definition's bounds let it (``canonical_offer``)."""
     out: dict[str, dict[str, Any]] = {}
     for body in bodies:
         for act in _activities(body):
             definition = act.get("definition")
             if isinstance(definition, dict) and definition:
-                aid = str(act["id"])
-                out[aid] = merge_definition(out.get(aid), definition)
+                offer = canonical_offer(definition)
+                if offer is not None:
+                    aid = str(act["id"])
+                    out[aid] = merge_definition(out.get(aid), offer)
     return out
 
 
@@ -190,12 +193,18 @@ async def canonical_definitions(pool_or_conn: asyncpg.Pool | asyncpg.Connection,
     return {r["activity_id"]: r["definition"] for r in rows}
 
 
+# At most this many of the names seen for one agent are given (GET /agents): every statement may
+# name its actor differently, and a Person object holding all of them grew with the store.
+AGENT_NAMES_MAX = 100
+
+
 async def agent_names(pool_or_conn: asyncpg.Pool | asyncpg.Connection, store_id: int, agent_key: str) -> list[str]:
-    """Names seen in statements for the agent with this IFI key."""
+    """Names seen in statements for the agent with this IFI key: the first AGENT_NAMES_MAX in the
+    database's order of text."""
     async with translated():
         if isinstance(pool_or_conn, asyncpg.Pool):
             async with scoped(pool_or_conn, [store_id]) as conn:
-                rows = await conn.fetch(sql("agent_names"), store_id, agent_key)
+                rows = await conn.fetch(sql("agent_names"), store_id, agent_key, AGENT_NAMES_MAX)
         else:
-            rows = await pool_or_conn.fetch(sql("agent_names"), store_id, agent_key)
+            rows = await pool_or_conn.fetch(sql("agent_names"), store_id, agent_key, AGENT_NAMES_MAX)
     return [r["name"] for r in rows]

@@ -7,6 +7,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 import orjson
@@ -14,7 +15,7 @@ import pytest
 
 from lrs.errors import Conflict
 from lrs.ops import terms as T
-from lrs.ops.activities import merge_definition
+from lrs.ops.activities import LANGUAGE_TAGS_MAX, merge_definition
 from lrs.ops.principal import Principal
 from lrs.ops.statements import get_statement, prepare, store_statements
 from lrs.ops.timestamps import format_timestamp
@@ -204,13 +205,30 @@ MERGE_CASES = [
 ]
 
 
+def _tags(numbers: range, text: str) -> dict[str, str]:
+    return {f"en-x-t{i:03d}": f"{text}{i}" for i in numbers}
+
+
+# more language tags together than a canonical map keeps (LANGUAGE_TAGS_MAX, 0032): the merge keeps
+# the smallest, later values winning; each side alone is within the bound, as a statement's offer is
+BOUNDED_CASES = [
+    ({"name": _tags(range(0, 150, 2), "a")}, {"name": _tags(range(1, 150, 2), "b")}),
+    ({"description": _tags(range(60, 140), "c"), "type": "https://t/1"},
+     {"description": _tags(range(0, 100, 3), "d") | {"EN-AA": "upper case first"}}),
+    ({"name": _tags(range(30, 100), "e")}, {"name": _tags(range(20, 90), "f"), "type": "https://t/2"}),
+]
+
+
 async def test_the_sql_merge_of_definitions_is_the_python_one(conn: asyncpg.Connection) -> None:
     """spor_merge_definition (0016, 0030) and lrs.ops.activities.merge_definition (the fold of one
     batch) are one rule: language maps merged, other properties replaced, also by less; a
     definition naming an interactionType replaces the interaction as a whole."""
-    for stored, incoming in MERGE_CASES:
+    for stored, incoming in MERGE_CASES + BOUNDED_CASES:
         got = await conn.fetchval("SELECT spor_merge_definition($1::jsonb, $2::jsonb)", stored, incoming)
         assert got == merge_definition(stored, incoming), (stored, incoming)
+    kept = merge_definition(*BOUNDED_CASES[0])["name"]
+    assert len(kept) == LANGUAGE_TAGS_MAX and max(kept) == f"en-x-t{LANGUAGE_TAGS_MAX - 1:03d}"
+    assert "EN-AA" in merge_definition(*BOUNDED_CASES[1])["description"]
     likert = merge_definition(*MERGE_CASES[-5])
     assert likert == {"name": {"en-US": "Q"}, "interactionType": "likert", "scale": [{"id": "1"}, {"id": "2"}]}
     assert merge_definition(*MERGE_CASES[-3]) == {"interactionType": "choice"}
@@ -225,7 +243,8 @@ async def test_a_canonical_definition_does_not_depend_on_how_appends_are_grouped
     merging the fold. (0027 failed it: stored a choice with choices, then a likert, then a bare
     choice gave a bare choice one by one and the old choices in one group; 0030.)"""
     # (a name that is not a language map cannot pass validation; merging it is not associative)
-    definitions = [d for pair in MERGE_CASES for d in pair if not isinstance(d.get("name", {}), str)] + [{}]
+    definitions = [d for pair in MERGE_CASES + BOUNDED_CASES for d in pair
+                   if not isinstance(d.get("name", {}), str)] + [{}]
     triples = [(stored, a, b) for stored in definitions for a in definitions for b in definitions]
     grouped = [r[0] for r in await conn.fetch(
         "SELECT spor_merge_definition(s, f) FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS u(s, f, n) "
@@ -365,3 +384,47 @@ async def test_a_new_pool_connection_empties_the_known_names(db_url: str, conn: 
         await repo.pool.expire_connections()
         await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
         assert await _names(conn, store) == ["Ola Nordmann"]
+
+
+async def test_stored_definitions_with_more_tags_are_cut_by_the_migration(conn: asyncpg.Connection) -> None:
+    """Migration 0032 cuts the language maps of definitions stored before it to the tags a merge
+    keeps now; a definition within the bound is not rewritten."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    many = {"name": _tags(range(150), "n"), "description": _tags(range(40), "d"), "type": "https://t/1"}
+    few = {"name": _tags(range(5), "n")}
+    await conn.executemany("INSERT INTO activities (store_id, activity_id, definition) VALUES ($1, $2, $3)",
+                           [(store, "https://a/many", many), (store, "https://a/few", few)])
+    before = await conn.fetchval("SELECT xmin::text FROM activities WHERE activity_id = 'https://a/few'")
+    text = (Path(__file__).parents[2] / "lrs/store/sql/migrations/0032_canonical_definitions_bounded.sql").read_text()
+    await conn.execute(text[text.index("UPDATE activities"):])
+    got = await conn.fetchval("SELECT definition FROM activities WHERE activity_id = 'https://a/many'")
+    assert got == {**many, "name": _tags(range(LANGUAGE_TAGS_MAX), "n")}
+    assert await conn.fetchval("SELECT xmin::text FROM activities WHERE activity_id = 'https://a/few'") == before
+
+
+async def test_an_append_keeps_the_canonical_definition_within_its_bounds(db_url: str,
+                                                                          conn: asyncpg.Connection) -> None:
+    """Statements sending new language tags, one request after another and in batches, do not
+    grow the canonical definition past LANGUAGE_TAGS_MAX tags a map; a statement whose definition
+    is over DEFINITION_BYTES_MAX is stored as sent and leaves the canonical definition alone."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    aid = "https://courses.example.org/many-languages"
+
+    def sent(numbers: range, **more: object) -> dict:
+        s = statement()
+        s["object"] = {"id": aid, "definition": {"name": _tags(numbers, "n"), **more}}
+        return s
+
+    async with _repository(db_url) as repo:
+        for i in range(4):
+            await store_statements(repo, _principal(store), "1.0.3", [sent(range(200 - 50 * i, 250 - 50 * i))])
+        await store_statements(repo, _principal(store), "1.0.3",
+                               [sent(range(300 + 40 * i, 340 + 40 * i)) for i in range(5)])
+        big = sent(range(1), extensions={"https://example.org/blob": "z" * 300_000})
+        await store_statements(repo, _principal(store), "1.0.3", [big])
+    stored = await conn.fetchval("SELECT payload::text FROM events WHERE store_id = $1 ORDER BY position DESC LIMIT 1",
+                                 store)
+    definition = await conn.fetchval("SELECT definition FROM activities WHERE store_id = $1 AND activity_id = $2",
+                                     store, aid)
+    assert definition == {"name": _tags(range(50, 150), "n")}
+    assert len(orjson.loads(stored)["object"]["definition"]["extensions"]["https://example.org/blob"]) == 300_000
