@@ -11,5 +11,5 @@ SELECT spor_merge_definitions($1, $2::jsonb, $3::jsonb);
 SELECT activity_id, definition FROM activities WHERE store_id = $1 AND activity_id = ANY($2::text[]);
 
 -- name: agent_names
--- Names seen in statements for an agent key.
-SELECT name FROM agent_names WHERE store_id = $1 AND agent_key = $2 ORDER BY name;
+-- Names seen in statements for an agent key: the first $3 in order.
+SELECT name FROM agent_names WHERE store_id = $1 AND agent_key = $2 ORDER BY name LIMIT $3;
