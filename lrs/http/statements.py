@@ -313,13 +313,24 @@ async def _within_attachment_budget(repo: StatementRepository, store_id: int, ro
 async def _respond(request: Request, json_body: bytes, sha2s: list[str], attachments: bool,
                    store_id: int, headers: dict[str, str]) -> Response:
     if attachments:
-        contents = await request.app.state.statements.attachment_contents(store_id, sorted(set(sha2s)))
+        repo = request.app.state.statements
+        head = request.method == "HEAD"
+        if head:
+            # HEAD sends no body: the data is not read, its size (from the values' headers) makes
+            # up the Content-Length a GET would send (the parts' headers do not depend on it)
+            described = await repo.attachments_described(store_id, sorted(set(sha2s)))
+            contents, data_bytes = [a for a, _ in described], sum(size for _, size in described)
+        else:
+            contents, data_bytes = await repo.attachment_contents(store_id, sorted(set(sha2s))), 0
         shown = orjson.loads(json_body)
         statements = shown.get("statements", [shown])
         declared, spelled = declared_content_types(statements), declared_hashes(statements)
         contents = [replace(c, sha2=spelled.get(c.sha2.lower(), c.sha2),
                             content_type=declared.get(c.sha2.lower(), c.content_type)) for c in contents]
         body, content_type = build_multipart_mixed(json_body, contents)
+        if head:
+            headers["Content-Length"] = str(len(body) + data_bytes)
+            return Response(b"", headers=headers, media_type=content_type)
         return Response(body, headers=headers, media_type=content_type)
     return Response(json_body, headers=headers, media_type="application/json")
 

@@ -351,6 +351,15 @@ class PgStatementRepository:
             rows = await conn.fetch(sql("attachments_by_sha2"), store_id, [s.lower() for s in sha2s])
         return [Attachment(r["sha2"], r["content_type"], bytes(r["content"])) for r in rows]
 
+    async def attachments_described(self, store_id: int, sha2s: list[str]) -> list[tuple[Attachment, int]]:
+        """Stored attachments without their data (``content`` empty), each with its data's size
+        (from the value's header: the data is not read). For HEAD, which sends no body."""
+        if not sha2s:
+            return []
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql("attachments_described"), store_id, [s.lower() for s in sha2s])
+        return [(Attachment(r["sha2"], r["content_type"], b""), r["size"]) for r in rows]
+
 
 # A page by filter term takes positions from the terms index in rounds: the first asks for as
 # many as the page needs, each further one (when statement filters dropped some) for four times

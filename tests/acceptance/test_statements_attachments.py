@@ -551,3 +551,57 @@ async def test_a_page_with_attachments_ends_at_the_byte_budget_and_more_goes_on(
         # of its own, first on it; the statement sharing file 0 carries it again on its own page
         assert [len(p) for p in pages] == [2, 2, 1, 1, 2]
         assert set(got.values()) == set(files)
+
+
+async def _posted_with_attachments(client: httpx.AsyncClient) -> tuple[dict, bytes, bytes]:
+    kari = unique("kari")
+    text, binary = f"Certificate for {kari}\n".encode(), bytes(range(256)) * 400
+    s = with_id(statement(actor=kari, attachments=[attachment_object(text),
+                                                   attachment_object(binary, content_type="application/pdf")]))
+    r = await post_multipart(client, s, [(text, "text/plain"), (binary, "application/pdf")])
+    assert r.status_code == 200, r.text
+    return s, text, binary
+
+
+async def test_head_with_attachments_says_what_get_would_send_without_a_body(xapi: httpx.AsyncClient) -> None:
+    """HEAD is GET without the body (RFC 9110 9.3.2): a multipart response's Content-Length is the
+    one GET sends (its random boundary has a fixed length), for one statement and for a query."""
+    s, _, _ = await _posted_with_attachments(xapi)
+    for params in ({"statementId": s["id"], "attachments": "true"},
+                   {"agent": orjson.dumps(s["actor"]).decode(), "attachments": "true"}):
+        got = await xapi.get("/statements", params=params)
+        head = await xapi.head("/statements", params=params)
+        assert got.status_code == head.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-type"].startswith("multipart/mixed; boundary=")
+        assert int(head.headers["content-length"]) == len(got.content) > 102_400
+
+
+async def test_head_with_attachments_reads_no_attachment_data(server: Server) -> None:
+    """HEAD takes the attachments' types and sizes, not their data, from the store (a page of
+    large files read only to be thrown away), and GET still reads the data."""
+    from lrs.app import create_app
+    from lrs.settings import Settings
+
+    tenant = await make_tenant(server.database_url, server.base_url)
+    app = create_app(Settings.from_env().with_(database_url=server.database_url, pool_min_size=1, pool_max_size=2))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver/xapi", auth=(tenant.key, tenant.secret),
+            headers={"X-Experience-API-Version": "1.0.3"}) as client:
+        s, text, binary = await _posted_with_attachments(client)
+        repo = app.state.statements
+        reads: list[list[str]] = []
+        contents = repo.attachment_contents
+
+        async def counted(store_id: int, sha2s: list[str]) -> list:
+            reads.append(sha2s)
+            return await contents(store_id, sha2s)
+
+        repo.attachment_contents = counted
+        params = {"statementId": s["id"], "attachments": "true"}
+        head = await client.head("/statements", params=params)
+        assert head.status_code == 200 and reads == []
+        got = await client.get("/statements", params=params)
+        assert got.status_code == 200 and len(reads) == 1
+        assert int(head.headers["content-length"]) == len(got.content)
+        assert {part_bytes(p) for p in parse_multipart_response(got)[1:]} == {text, binary}

@@ -220,6 +220,11 @@ ORDER BY p.position ASC;
 -- The size of attachments' data by SHA-2 (octet_length of a bytea reads its header only).
 SELECT sha2, octet_length(content) AS size FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);
 
+-- name: attachments_described
+-- Attachments of a store by SHA-2 without their data: type and size (octet_length reads the header).
+SELECT sha2, content_type, octet_length(content) AS size FROM attachments
+WHERE store_id = $1 AND sha2 = ANY($2::text[]);
+
 -- name: attachments_by_sha2
 -- Attachment contents of a store by SHA-2.
 SELECT sha2, content_type, content FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);
