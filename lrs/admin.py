@@ -20,13 +20,12 @@ import asyncpg
 import orjson
 
 from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
-from lrs.database import resolve_database
+from lrs.database import resolve_database, stop_if_unused
 from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import exit_if_database_lost, set_json_codecs
-from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.migrate import migrate
 
 Work = Callable[[asyncpg.Connection, Settings], Awaitable[list[dict[str, Any]]]]
@@ -69,8 +68,6 @@ def run_with_database(work: Work, settings: Settings | None = None) -> list[dict
 
 def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) -> list[dict[str, Any]]:
     settings, embedded = resolve_database(settings)
-    if isinstance(embedded, EmbeddedPostgres) and not owns_cluster:
-        embedded.joined = True  # another process holds the folder: never stop the cluster under it
 
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(settings.database_url)
@@ -85,8 +82,8 @@ def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) ->
         with exit_if_database_lost("spor"):
             return asyncio.run(run())
     finally:
-        if isinstance(embedded, EmbeddedPostgres):
-            embedded.stop()  # a no-op when a running `spor serve` owns the cluster
+        # left running for a `spor serve`, or anyone else connected (a projection worker)
+        stop_if_unused(embedded, holds_folder=owns_cluster)
 
 
 def print_rows(rows: list[dict[str, Any]], as_json: bool) -> None:

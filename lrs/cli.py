@@ -15,7 +15,7 @@ import asyncpg
 
 from lrs import admin
 from lrs.data_folder_lock import SERVE_WAITS_SECONDS, DataFolderInUse, lock_data_folder
-from lrs.database import resolve_database
+from lrs.database import resolve_database, stop_if_unused
 from lrs.metrics_shared import MetricsFolderError, prepare_folder
 from lrs.ops import bootstrap
 from lrs.settings import Settings
@@ -33,17 +33,6 @@ async def _prepare(settings: Settings) -> bootstrap.NewCredential | None:
         await migrate(conn)
         await set_json_codecs(conn)
         return await bootstrap.ensure_default(PgCredentialRepository(conn), _public_url(settings))
-    finally:
-        await conn.close()
-
-
-async def _cluster_in_use(admin_url: str) -> bool:
-    """Whether any other client is connected to the cluster."""
-    conn = await asyncpg.connect(admin_url)
-    try:
-        others: int = await conn.fetchval("SELECT count(*) FROM pg_stat_activity "
-                                          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
-        return others > 0
     finally:
         await conn.close()
 
@@ -77,12 +66,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except DataFolderInUse as exc:
             raise SystemExit(f"spor serve: {exc}") from None
     settings, embedded = resolve_database(settings)
-    if embedded is not None and embedded.joined and not asyncio.run(_cluster_in_use(embedded.url())):
-        # A cluster already running while this process holds the folder's serve lock, and no one
-        # connected to it, is no one's: left by a server killed (kill -9). This server stops it
-        # when it stops, as one it started (a review: it was otherwise never stopped again). One
-        # in use (a `spor projections run` started it) is left to its owner.
-        embedded.joined = False
     shared_metrics: str | None = None
     try:
         created = asyncio.run(_prepare(settings))
@@ -125,8 +108,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         if shared_metrics is not None:
             shutil.rmtree(shared_metrics, ignore_errors=True)
-        if embedded is not None:
-            embedded.stop()
+        # the last process using the cluster stops it (a cluster a server killed with kill -9
+        # left is stopped by the next; one a projection worker still uses is left to it)
+        stop_if_unused(embedded, holds_folder=True)
     return 0
 
 

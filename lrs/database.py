@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import asyncpg
+import structlog
 
+from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
 from lrs.settings import Settings
 from lrs.store.embedded import EmbeddedPostgres
+
+log = structlog.get_logger("spor.database")
 
 DATABASE = "spor"
 
@@ -32,3 +37,48 @@ def resolve_database(settings: Settings) -> tuple[Settings, EmbeddedPostgres | N
     admin_url = embedded.start()
     asyncio.run(_ensure_database(admin_url, DATABASE))
     return settings.with_(database_url=embedded.url(DATABASE)), embedded
+
+
+async def cluster_in_use(admin_url: str) -> bool:
+    """Whether any other client is connected to the cluster."""
+    conn = await asyncpg.connect(admin_url)
+    try:
+        others: int = await conn.fetchval("SELECT count(*) FROM pg_stat_activity "
+                                          "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+        return others > 0
+    finally:
+        await conn.close()
+
+
+def stop_if_unused(embedded: EmbeddedPostgres | None, *, holds_folder: bool) -> None:
+    """At the end of a command: stop the embedded cluster if this process is the last to use it,
+    whoever started it. Any process may start the cluster (`spor serve`, `spor projections run`,
+    an administration command), and others join it; the one that started it stopped it on exit,
+    under the others (a `spor projections run` that started it stopped it under a server started
+    after). Now the last one out stops it: when no other client is connected, and no `spor
+    serve` holds the folder (``holds_folder``: this process does; otherwise its lock is taken
+    for the check and the stop, so a server starting meanwhile waits for it). A cluster left
+    running with no one connected (two processes ending at once) is stopped by the next."""
+    if embedded is None or not (embedded.cluster_dir / "postmaster.pid").exists():
+        return
+    held = None
+    if not holds_folder:
+        try:
+            held = lock_data_folder(embedded.data_dir)
+        except DataFolderInUse:
+            return  # a server runs on it: the cluster is the server's to stop
+    try:
+        try:
+            in_use = asyncio.run(cluster_in_use(embedded.url()))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # not answering (stopped by someone else, or starting): leave it alone
+            log.info("embedded_cluster_not_checked", error=str(exc)[:200])
+            return
+        if in_use:
+            log.info("embedded_cluster_left_running", reason="other clients are connected")
+            return
+        embedded.joined = False
+        embedded.stop()
+    finally:
+        if held is not None:
+            os.close(held)

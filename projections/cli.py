@@ -46,14 +46,15 @@ def _run(work: Callable[[str], Awaitable[int]]) -> int:
             await conn.close()
         return await work(url)
 
+    from lrs.database import stop_if_unused
     from lrs.store.db import exit_if_database_lost
 
     try:
         with exit_if_database_lost("spor projections"):
             return asyncio.run(go())
     finally:
-        if embedded is not None:
-            embedded.stop()
+        # left running for a `spor serve` or anyone else connected: the last one out stops it
+        stop_if_unused(embedded, holds_folder=False)
 
 
 async def _store_id(conn: asyncpg.Connection, name: str) -> int:

