@@ -14,7 +14,7 @@ the rules a schema cannot express are in :mod:`statements_schema.semantic`.
 """
 
 from .errors import ValidationFailure
-from .loader import SCHEMA_VERSIONS, is_iri, root_schema
+from .loader import SCHEMA_VERSIONS, is_iri, is_timestamp, root_schema, timestamp_rule
 from .validator import (
     validate_activity,
     validate_activity_definition,
@@ -28,7 +28,9 @@ __all__ = [
     "SCHEMA_VERSIONS",
     "ValidationFailure",
     "is_iri",
+    "is_timestamp",
     "root_schema",
+    "timestamp_rule",
     "validate_activity",
     "validate_activity_definition",
     "validate_actor",

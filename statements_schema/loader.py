@@ -109,3 +109,20 @@ def is_iri(value: object) -> bool:
     """Whether ``value`` is an absolute IRI by the same rule the statement schema applies
     (Data 2.2.s4.b1.b8), for parameters such as ``verb``, ``activity`` and ``activityId``."""
     return isinstance(value, str) and _iri_pattern().match(value) is not None
+
+
+@functools.cache
+def _timestamp_pattern(version: str) -> re.Pattern[str]:
+    return re.compile(str(definitions(version)["timestamp"]["pattern"]), re.ASCII)
+
+
+def is_timestamp(value: object, version: str) -> bool:
+    """Whether ``value`` is written as a statement's ``timestamp`` may be under ``version`` (the
+    schema's pattern; the calendar date is the parser's to check), for the parameters ``since``
+    and ``until`` (Data 2.2: parameters are validated as values of the same type in statements)."""
+    return isinstance(value, str) and _timestamp_pattern(schema_version(version)).match(value) is not None
+
+
+def timestamp_rule(version: str) -> str:
+    """What the schema's message says a timestamp under ``version`` must be."""
+    return str(definitions(schema_version(version))["timestamp"]["x-messages"]["pattern"])

@@ -105,9 +105,9 @@ def _not_modified(request: Request, doc: ops.Document) -> bool:
     return since is not None and last_modified(doc.updated) <= since
 
 
-def _since(request: Request) -> datetime | None:
+def _since(request: Request, version: str) -> datetime | None:
     raw = request.query_params.get("since")
-    return parse_bound(raw, "since") if raw is not None else None
+    return parse_bound(raw, "since", version) if raw is not None else None
 
 
 def handlers(res: DocumentResource) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def handlers(res: DocumentResource) -> dict[str, Any]:
         _check_params(request, res.key_params() | {"since"})
         activity, agent_key, _, registration = _context(res, request, version)
         ids, newest = await ops.list_ids(repo, who, Scope(res.resource, activity, agent_key, registration),
-                                         _since(request), audit=request.app.state.audit)
+                                         _since(request, version), audit=request.app.state.audit)
         body, etag = ops.id_list(ids)
         headers = {"ETag": f'"{etag}"'}
         if newest is not None:

@@ -229,8 +229,8 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
         registration=registration,
         related_activities=parse_bool(params, "related_activities"),
         related_agents=parse_bool(params, "related_agents"),
-        since=parse_bound(params["since"], "since") if "since" in params else None,
-        until=parse_bound(params["until"], "until") if "until" in params else None,
+        since=parse_bound(params["since"], "since", version) if "since" in params else None,
+        until=parse_bound(params["until"], "until", version) if "until" in params else None,
         limit=limit,
         ascending=parse_bool(params, "ascending"),
     )
@@ -281,8 +281,8 @@ def _decode_more(token: str, max_limit: int) -> tuple[Query, str, bool, datetime
         q = Query(
             agent=s["agent"], verb=s["verb"], activity=s["activity"], registration=s["registration"],
             related_activities=bool(s["ra"]), related_agents=bool(s["rg"]),
-            since=parse_bound(s["since"], "since") if s["since"] else None,
-            until=parse_bound(s["until"], "until") if s["until"] else None,
+            since=parse_bound(s["since"], "since", None) if s["since"] else None,
+            until=parse_bound(s["until"], "until", None) if s["until"] else None,
             limit=s["limit"], ascending=bool(s["asc"]), after=_position(s["after"]),
             horizon=_position(s["horizon"]),
         )

@@ -9,10 +9,15 @@ from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 
 from lrs.errors import BadRequest
+from statements_schema import SCHEMA_VERSIONS, is_timestamp, timestamp_rule
 
-# RFC 3339 date-time, plus the ISO 8601 basic offsets (+0100, +01) that xAPI 1.0.3 admits.
+# Every form a statement's timestamp may take (the statement schemas check which, per version):
+# RFC 3339 date-time (2.0.0, T or t, Z or z), and 1.0.3's ISO 8601 combined date and time in the
+# extended or basic format, seconds optional, a decimal comma, an offset of +01, +0100 or +01:00,
+# or none (UTC). A space for the T is read too (never accepted as input: see parse_bound).
 _TS = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})(?P<frac>\.\d+)?"
+    r"(?a)^(?P<y>\d{4})(?P<dash>-?)(?P<mo>\d{2})(?P=dash)(?P<d>\d{2})[Tt ]"
+    r"(?P<h>\d{2})(?P<colon>:?)(?P<mi>\d{2})(?:(?P=colon)(?P<s>\d{2})(?P<frac>[.,]\d+)?)?"
     r"(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 
@@ -37,9 +42,9 @@ def _parse(value: str, what: str) -> tuple[datetime, bool]:
     m = _TS.match(value) if isinstance(value, str) else None
     if not m:
         raise BadRequest(f"{what}: not an ISO 8601 date-time: {value!r}")
-    leap = m.group("time").endswith(":60")
-    time = m.group("time")[:-2] + "59" if leap else m.group("time")
-    frac = (m.group("frac") or "")[:7].ljust(7, "0")[:7] if m.group("frac") else ""
+    seconds = m.group("s") or "00"
+    leap = seconds == "60"
+    frac = "." + m.group("frac")[1:7] if m.group("frac") else ""
     tz = m.group("tz") or "Z"
     if tz in ("Z", "z"):
         tz = "+00:00"
@@ -47,19 +52,27 @@ def _parse(value: str, what: str) -> tuple[datetime, bool]:
         tz += ":00"
     elif ":" not in tz:
         tz = f"{tz[:3]}:{tz[3:]}"
-    # Python parses at most microseconds; extra digits were truncated above.
-    text = f"{m.group('date')}T{time}{frac[:7]}{tz}"
+    # Python parses at most microseconds: digits after the sixth are cut above
+    text = f"{m.group('y')}-{m.group('mo')}-{m.group('d')}T{m.group('h')}:{m.group('mi')}:" \
+           f"{'59' if leap else seconds}{frac}{tz}"
     try:
         return datetime.fromisoformat(text), leap
     except ValueError as exc:
         raise BadRequest(f"{what}: not a valid date-time: {value!r}") from exc
 
 
-def parse_bound(value: str, what: str) -> datetime:
-    """A timestamp query parameter (``since``, ``until``) as an instant in UTC. A valid
-    timestamp within an offset of the ends of what a datetime holds (0001-01-01T00:00:00+01:00
-    is an instant before 0001-01-01 UTC) is taken as that end: nothing is stored that far out,
-    so the query means the same."""
+def parse_bound(value: str, what: str, version: str | None) -> datetime:
+    """A timestamp query parameter (``since``, ``until``) as an instant in UTC. It must be
+    written as a statement's timestamp may be under the request's xAPI ``version`` (Data 2.2:
+    "The LRS MUST validate parameter values to the same standards required for values of the
+    same types in Statements"); ``version`` None: as under either (a ``more`` token's, made
+    under the version of the first request). A valid timestamp within an offset of the ends of
+    what a datetime holds (0001-01-01T00:00:00+01:00 is an instant before 0001-01-01 UTC) is taken
+    as that end: nothing is stored that far out, so the query means the same."""
+    versions = SCHEMA_VERSIONS if version is None else (version,)
+    if not any(is_timestamp(value, v) for v in versions):
+        raise BadRequest(f"{what}: {timestamp_rule(versions[-1])}, as a statement's timestamp under xAPI "
+                         f"{versions[-1]}: {value!r}")
     parsed = parse_timestamp(value, what)
     try:
         return parsed.astimezone(UTC)
