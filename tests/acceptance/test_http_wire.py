@@ -366,3 +366,25 @@ async def test_bytes_that_are_no_http_request_get_an_xapi_400(server: Server, he
     assert status.startswith(b"HTTP/1.1 400"), status
     assert (headers["content-type"], headers["x-experience-api-version"]) == ("application/json", "2.0.0")
     assert orjson.loads(body)["error"]["message"].startswith("not a valid HTTP/1.1 request")
+
+
+async def test_a_method_no_one_knows_is_501_and_a_known_one_no_route_takes_is_405(server: Server) -> None:
+    """RFC 9110 15.6.2: a method the server does not recognise is 501 Not Implemented (uvicorn's
+    parser answered 400, as for a malformed request); one it knows but the resource does not
+    take is 405 with Allow (15.5.6)."""
+    reader, writer = await _connect(server)
+    writer.write(b"FOO /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 Not Implemented") and b"connection: close" in head.lower()
+    assert body.startswith(b"the request method is not one Spor implements")
+
+    reader, writer = await _connect(server)
+    writer.write(b"PATCH /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n" + ABOUT)
+    status, headers, _ = await _response(reader)
+    assert status.startswith(b"HTTP/1.1 405") and "GET" in headers["allow"]
+    status, _, _ = await _response(reader)  # (the connection serves on)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 200")
