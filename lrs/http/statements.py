@@ -373,7 +373,14 @@ async def get_statements(request: Request) -> Response:
     q = replace(q, attachments=attachments, page_bytes=request.app.state.settings.query_statement_bytes_max)
     page = await ops.query_statements(repo, who, q, audit=request.app.state.audit, asked=asked)
     rows, horizon = page.rows, page.horizon
-    through = page.consistent_through if first_through is None else first_through
+    if first_through is not None:
+        through = first_through
+    elif "more" in params:
+        # a token an earlier Spor made carries no first Consistent-Through (during an upgrade):
+        # the store's now would claim statements stored after the horizon, which no page holds
+        through = await repo.through_at(who.store_id, horizon)
+    else:
+        through = page.consistent_through
     headers = {"X-Experience-API-Consistent-Through": format_timestamp(through)}
     if fmt == "canonical":
         headers["Vary"] = "Accept-Language"

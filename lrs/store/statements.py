@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -332,6 +332,18 @@ class PgStatementRepository:
 
     async def canonical_definitions(self, store_id: int, ids: list[str]) -> dict[str, dict[str, Any]]:
         return await canonical_definitions(self.pool, store_id, ids)
+
+    async def through_at(self, store_id: int, position: int) -> datetime:
+        """A Consistent-Through for a paging horizon: just before the stored time of the newest
+        statement at or before ``position``. Stored times never go back as positions grow, and
+        before migration 0029 two statements could share one, so a statement past the position
+        may have that very time: the moment before it is one every statement stored by then
+        lies at or before the position."""
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            stored = await conn.fetchval(sql("stored_at_or_before"), store_id, position)
+        if stored is None:
+            return datetime.min.replace(tzinfo=UTC)
+        return max(stored - timedelta(microseconds=1), datetime.min.replace(tzinfo=UTC))
 
     async def attachment_sizes(self, store_id: int, sha2s: list[str]) -> dict[str, int]:
         """The size of each stored attachment's data, by lower-cased sha2 (from the value's

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -152,6 +153,33 @@ async def test_every_page_of_a_query_reports_the_first_page_s_consistent_through
     assert len(throughs) == 2 and set(throughs) == {first}, (first, throughs)
     stored = (await xapi.get("/statements", params={"statementId": late[0]})).json()["stored"]
     assert parse_timestamp(first) < parse_timestamp(stored)
+
+
+async def test_a_more_token_of_an_earlier_spor_reports_a_consistent_through_its_pages_hold(
+    xapi: httpx.AsyncClient, server: Server,
+) -> None:
+    """A token made before tokens carried the first page's Consistent-Through (one followed across
+    an upgrade): its pages report the moment before the newest statement at or before its horizon
+    was stored, not the store's now (upgrade audit: statements stored after the horizon were in
+    neither the chain nor a query since its Consistent-Through)."""
+    kari = unique("kari")
+    made = await post_each(xapi, kari, 3)
+    first = (await xapi.get("/statements", params={"agent": js(agent(kari)), "limit": "1"})).json()
+    token = first["more"].split("more=", 1)[1]
+    state = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    del state["ct"]
+    old = "/xapi/statements?more=" + base64.urlsafe_b64encode(orjson.dumps(state)).decode().rstrip("=")
+    late = await post_each(xapi, kari, 1)
+    r = await xapi.get(server.base_url + old)
+    assert r.status_code == 200 and [s["id"] for s in r.json()["statements"]] == [made[1]]
+    through = parse_timestamp(r.headers["X-Experience-API-Consistent-Through"])
+    newest = (await xapi.get("/statements", params={"statementId": made[-1]})).json()["stored"]
+    assert through == parse_timestamp(newest) - timedelta(microseconds=1)
+    stored_late = (await xapi.get("/statements", params={"statementId": late[0]})).json()["stored"]
+    assert through < parse_timestamp(stored_late)
+    # the next token carries it on
+    r = await xapi.get(server.base_url + r.json()["more"])
+    assert parse_timestamp(r.headers["X-Experience-API-Consistent-Through"]) == through
 
 
 async def test_statements_arriving_between_ascending_pages_cause_no_repeats_or_skips(

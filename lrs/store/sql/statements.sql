@@ -216,6 +216,10 @@ FROM (
 WINDOW w AS (ORDER BY p.position ASC)
 ORDER BY p.position ASC;
 
+-- name: stored_at_or_before
+-- The stored time of a store's newest statement at or before a position.
+SELECT stored FROM statements WHERE store_id = $1 AND position <= $2 ORDER BY position DESC LIMIT 1;
+
 -- name: attachment_sizes
 -- The size of attachments' data by SHA-2 (octet_length of a bytea reads its header only).
 SELECT sha2, octet_length(content) AS size FROM attachments WHERE store_id = $1 AND sha2 = ANY($2::text[]);
