@@ -409,6 +409,7 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
         if positions:
             found = {r["position"]: r for r in await conn.fetch(sql(at), store_id, positions, q.since, q.until,
                                                                  *at_args, left, bool(out))}
+            borrowed = await _matched_only_by_others(conn, store_id, q, [driving, *others], found)
             for p in positions:
                 r = found.get(p)
                 if r is None:
@@ -417,7 +418,7 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                     return out, False
                 if not q.ascending and q.since is not None and r["stored"] <= q.since:
                     return out, False
-                if r["kept"]:
+                if r["kept"] and p not in borrowed:
                     if r["payload"] is None:
                         return out, True
                     out.append(r)
@@ -428,6 +429,30 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
         if len(positions) < ask:
             return out, False
         after, ask = positions[-1], min(ask * 4, MOST_POSITIONS_A_ROUND)
+
+
+async def _matched_only_by_others(conn: asyncpg.Connection, store_id: int, q: Query,
+                                  filters: list[tuple[str, bool]], found: dict[int, asyncpg.Record]) -> set[int]:
+    """For a credential that reads only its own statements (``q.authority``): the positions of
+    its statements that refer, through StatementRefs, to another's statement (or through one) and
+    match the query's filters only by the terms inherited from it. A statement targeting another
+    inherits that one's terms (Communication 2.1.3: filters apply to the target too), so such a
+    credential, knowing another's statement's id, could learn by filters whom it is about, what
+    was done, in which activity. Its own statements match by their own terms and those of its
+    own statements they refer to, up to the first that is not its own."""
+    if q.authority is None:
+        return set()
+    candidates = [p for p, r in found.items() if r["kept"] and r["payload"] is not None]
+    if not candidates:
+        return set()
+    out: set[int] = set()
+    for row in await conn.fetch(sql("chains_leaving_authority"), store_id, candidates, q.authority):
+        own: dict[str, bool] = {}
+        for body in row["bodies"]:
+            own = T.merge_terms(own, T.statement_terms(orjson.loads(body)).items())
+        if not all(term in own and (own[term] or related) for term, related in filters):
+            out.add(row["root"])
+    return out
 
 
 def _rows_at(q: Query) -> tuple[str, list[Any]]:

@@ -133,6 +133,48 @@ async def test_a_credential_without_scope_all_voids_only_its_own_statements(serv
             assert (await a.get("/statements", params={"voidedStatementId": sid})).status_code == 200, sid
 
 
+async def test_a_credential_reading_only_its_own_learns_nothing_of_another_s_statement_by_filters(
+        server: Server) -> None:
+    """A statement targeting another by a StatementRef matches the filters its target matches
+    (Communication 2.1.3). A statements/read/mine credential knowing the id of another's statement
+    could so learn, filter by filter, whom it is about: its own statements match by their own
+    terms and by those of its own statements they refer to, never by another's. A reader of the
+    whole store still gets the referrer by the target's terms."""
+    admin = await make_tenant(server.database_url, server.base_url)
+    mine_only = await make_tenant(server.database_url, server.base_url,
+                                  ["statements/write", "statements/read/mine"], admin.store)
+
+    def ref(target: str, actor: str) -> dict:
+        return {"id": str(uuid.uuid4()), **statement(actor=actor),
+                "object": {"objectType": "StatementRef", "id": target}}
+
+    theirs = {"id": str(uuid.uuid4()), **statement(actor="sigrid", verb="failed",
+                                                    activity="psychiatry-" + uuid.uuid4().hex[:8])}
+    own_target = {"id": str(uuid.uuid4()), **statement(actor="solveig")}
+    probe = ref(theirs["id"], "kari")
+    chained = ref(probe["id"], "kari")
+    fair = ref(own_target["id"], "kari")
+    sigrid = json.dumps(theirs["actor"])
+    async with xapi_client(server, admin) as a, xapi_client(server, mine_only) as m:
+        assert (await a.post("/statements", json=theirs)).status_code == 200
+        assert (await m.post("/statements", json=[own_target, probe, chained, fair])).status_code == 200
+
+        async def found(client: httpx.AsyncClient, **params: str) -> set[str]:
+            r = await client.get("/statements", params=params)
+            assert r.status_code == 200, r.text
+            return {s["id"] for s in r.json()["statements"]}
+
+        # by the other's actor, verb or activity: nothing of its own comes back
+        assert await found(m, agent=sigrid) == set()
+        assert await found(m, activity=theirs["object"]["id"]) == set()
+        assert await found(m, verb=theirs["verb"]["id"], agent=json.dumps(probe["actor"])) == set()
+        # by its own terms and its own target's, its statements do
+        assert await found(m, agent=json.dumps(probe["actor"])) >= {probe["id"], chained["id"], fair["id"]}
+        assert await found(m, agent=json.dumps(own_target["actor"])) == {own_target["id"], fair["id"]}
+        # the whole store's reader gets the referrers by the target's terms (2.1.3)
+        assert await found(a, agent=sigrid) == {theirs["id"], probe["id"], chained["id"]}
+
+
 async def test_secrets_and_authorization_headers_never_reach_the_logs(server: Server) -> None:
     tenant = await make_tenant(server.database_url, server.base_url)
     async with xapi_client(server, tenant) as c:

@@ -216,6 +216,27 @@ FROM (
 WINDOW w AS (ORDER BY p.position ASC)
 ORDER BY p.position ASC;
 
+-- name: chains_leaving_authority
+-- Of the statements at some positions ($2), those whose StatementRef chain (up to 32 deep)
+-- reaches a statement not stored by the authority $3, each with the bodies of its chain's
+-- statements before that one, the statement's own first (lrs/store/statements.py
+-- _matched_only_by_others). A chain that ends at a target not stored is the authority's own.
+WITH RECURSIVE chain(root, member, refers_to, own, depth) AS (
+    SELECT s.position, s.position, s.refers_to, true, 0
+    FROM statements s
+    WHERE s.store_id = $1 AND s.position = ANY($2::bigint[]) AND s.refers_to IS NOT NULL
+  UNION ALL
+    SELECT c.root, t.position, t.refers_to, t.authority_key = $3, c.depth + 1
+    FROM chain c
+    JOIN statements t ON t.store_id = $1 AND t.statement_id = c.refers_to
+    WHERE c.own AND c.refers_to IS NOT NULL AND c.depth < 32
+)
+SELECT c.root, array_agg(e.payload::text ORDER BY c.depth) FILTER (WHERE c.own) AS bodies
+FROM chain c
+JOIN events e ON e.store_id = $1 AND e.position = c.member
+GROUP BY c.root
+HAVING bool_or(NOT c.own);
+
 -- name: stored_at_or_before
 -- The stored time of a store's newest statement at or before a position.
 SELECT stored FROM statements WHERE store_id = $1 AND position <= $2 ORDER BY position DESC LIMIT 1;
