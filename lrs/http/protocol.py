@@ -19,15 +19,11 @@ import asyncio
 import contextlib
 import socket
 import struct
-import sys
 from typing import Any
 
-import httptools
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from lrs.http.request_limits import LimitedRequestsProtocol
-
-_NO_SUCH_METHOD = b"the request method is not one Spor implements (GET, HEAD, PUT, POST, DELETE, OPTIONS)"
 
 
 class StepWrites:
@@ -155,18 +151,6 @@ class StepWritesProtocol(LimitedRequestsProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         self.step_writes = StepWrites(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
         super().connection_made(self.step_writes)  # type: ignore[arg-type]
-
-    def send_400_response(self, msg: str) -> None:
-        # uvicorn answers whatever the parser refuses with 400, from inside its ``except``. A
-        # method the parser does not know (``FOO``) is no malformed request: RFC 9110 15.6.2
-        # says 501 Not Implemented. (Methods it knows but no route takes are 405 from the app.)
-        if isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
-            self.transport.write(b"HTTP/1.1 501 Not Implemented\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(_NO_SUCH_METHOD),
-                                                                                           _NO_SUCH_METHOD))
-            self.transport.close()
-            return
-        super().send_400_response(msg)
 
     def eof_received(self) -> None:
         # The client half-closed (``shutdown(SHUT_WR)`` after its request, as `nc -N` does): the

@@ -13,9 +13,11 @@ serves; lrs/http/protocol.py's StepWritesProtocol, which uvicorn runs, builds on
 from __future__ import annotations
 
 import asyncio
+import sys
 from dataclasses import dataclass
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from lrs.http.errors import error_body
@@ -191,7 +193,14 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that are no HTTP request, as an xAPI error (JSON, version
-        header) instead of its plain text."""
+        header) instead of its plain text. uvicorn calls it inside its ``except`` for whatever
+        the parser refuses: a method the parser does not know (``FOO``) is no malformed request,
+        but 501 Not Implemented (RFC 9110 15.6.2; methods it knows but no route takes are 405
+        from the app)."""
+        if isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+            self._answer_and_close(501, "the request method is not one Spor implements "
+                                        "(GET, HEAD, PUT, POST, DELETE, OPTIONS)")
+            return
         self._answer_and_close(400, f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")
 
     def _answer_and_close(self, status: int, message: str) -> None:

@@ -379,7 +379,9 @@ async def test_a_method_no_one_knows_is_501_and_a_known_one_no_route_takes_is_40
     writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 501 Not Implemented") and b"connection: close" in head.lower()
-    assert body.startswith(b"the request method is not one Spor implements")
+    # an xAPI error like the parser's other refusals: JSON, the version header, a Date
+    assert b"x-experience-api-version: " in head.lower() and b"\r\ndate: " in head.lower()
+    assert orjson.loads(body)["error"]["message"].startswith("the request method is not one Spor implements")
 
     reader, writer = await _connect(server)
     writer.write(b"PATCH /xapi/about HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n\r\n" + ABOUT)
