@@ -29,39 +29,52 @@ Definitions = Callable[[int, list[str]], Awaitable[dict[str, dict[str, Any]]]]
 # grew one activity's definition without end, and each later statement that changed it rewrote
 # all of it under the store's append lock. Both bounds keep merging associative, so the canonical
 # definition still does not depend on how appends are grouped:
-#   * a language map keeps its LANGUAGE_TAGS_MAX smallest tags (in code point order): the
-#     smallest N of a union are the smallest N of the smallest N of its parts;
+#   * a language map holds at most LANGUAGE_TAGS_MAX tags, the first ones to arrive: once it is
+#     full, a new tag is left out, while the values of the tags it has are still replaced. A tag
+#     is never taken out again, so tags sent later (by a client sending made-up ones, say) cannot
+#     push out the names an activity had. It is associative because a group's fold keeps every
+#     tag, in the order they arrived, and the store merges the fold's new tags in that order
+#     (lrs.store.activities sends the order beside the maps, ``with_tag_order``: a jsonb object
+#     keeps none);
 #   * what one statement offers is filtered before any merge (canonical_offer): a language map
-#     value over LANGUAGE_VALUE_CHARS_MAX characters, or a whole definition over
-#     DEFINITION_BYTES_MAX once its maps are filtered, is left out of the canonical definition.
-# So a canonical definition holds at most about DEFINITION_BYTES_MAX plus two maps of
-# LANGUAGE_TAGS_MAX values of LANGUAGE_VALUE_CHARS_MAX characters. The statement itself is kept
-# and returned exactly as sent; only the canonical copy is bounded.
+#     value over LANGUAGE_VALUE_CHARS_MAX characters, or a definition over DEFINITION_BYTES_MAX
+#     once its maps are filtered, is left out of the canonical definition.
+# So each property but the maps holds at most DEFINITION_BYTES_MAX (they may come from
+# different statements), and each map LANGUAGE_TAGS_MAX values of LANGUAGE_VALUE_CHARS_MAX
+# characters. The statement itself is kept and returned exactly as sent; only the canonical copy
+# is bounded.
 LANGUAGE_TAGS_MAX = 100
 LANGUAGE_VALUE_CHARS_MAX = 4096
 DEFINITION_BYTES_MAX = 256 * 1024
 
 
-def _first_tags(language_map: dict[str, Any]) -> dict[str, Any]:
-    """The map with only its LANGUAGE_TAGS_MAX smallest tags (code point order, which is the
-    SQL's ``COLLATE "C"`` order of UTF-8 text)."""
-    if len(language_map) <= LANGUAGE_TAGS_MAX:
-        return language_map
-    return {tag: language_map[tag] for tag in sorted(language_map)[:LANGUAGE_TAGS_MAX]}
+def merge_language_map(old: dict[str, Any], new: dict[str, Any], *, bounded: bool = True) -> dict[str, Any]:
+    """``new`` over ``old``: the values of ``old``'s tags replaced by ``new``'s, and ``new``'s
+    other tags added in their order, while the map has fewer than LANGUAGE_TAGS_MAX unless not
+    ``bounded`` (the SQL function ``spor_merge_language_map`` of migration 0032 is the bounded
+    rule). A group's fold is not bounded: a tag the stored map holds may come after many new ones,
+    and must still replace its value there."""
+    if not bounded:
+        return {**old, **new}
+    out = dict(old)
+    for tag, text in new.items():
+        if tag in out or len(out) < LANGUAGE_TAGS_MAX:
+            out[tag] = text
+    return out
 
 
 def canonical_offer(definition: dict[str, Any]) -> dict[str, Any] | None:
     """What one statement's definition offers the canonical definition: its language maps without
-    values over LANGUAGE_VALUE_CHARS_MAX characters (a map left empty by that is dropped) and
-    with at most LANGUAGE_TAGS_MAX tags; None when what is left is over DEFINITION_BYTES_MAX."""
+    values over LANGUAGE_VALUE_CHARS_MAX characters and with their first LANGUAGE_TAGS_MAX tags
+    (a map left empty is dropped); None when what is left is over DEFINITION_BYTES_MAX, or when
+    nothing is left of a definition that had something."""
     out = definition
     for prop in LANGUAGE_MAPS:
         value = definition.get(prop)
         if not isinstance(value, dict) or not value:
             continue
-        kept = {tag: text for tag, text in value.items()
-                if not (isinstance(text, str) and len(text) > LANGUAGE_VALUE_CHARS_MAX)}
-        kept = _first_tags(kept)
+        kept = merge_language_map({}, {tag: text for tag, text in value.items()
+                                       if not (isinstance(text, str) and len(text) > LANGUAGE_VALUE_CHARS_MAX)})
         if len(kept) == len(value):
             continue
         out = dict(out)
@@ -69,19 +82,20 @@ def canonical_offer(definition: dict[str, Any]) -> dict[str, Any] | None:
             out[prop] = kept
         else:
             del out[prop]
-    if len(orjson.dumps(out)) > DEFINITION_BYTES_MAX:
+    if (definition and not out) or len(orjson.dumps(out)) > DEFINITION_BYTES_MAX:
         return None
     return out
 
 
-def merge_definition(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """``new`` over ``old``: language maps merged key by key (keeping LANGUAGE_TAGS_MAX tags),
-    other properties replaced; when ``new`` names an interactionType, ``old``'s interaction
+def merge_definition(old: dict[str, Any] | None, new: dict[str, Any], *, bounded: bool = True) -> dict[str, Any]:
+    """``new`` over ``old``: language maps merged tag by tag (``merge_language_map``), other
+    properties replaced; when ``new`` names an interactionType, ``old``'s interaction
     properties are dropped first.
 
-    The same rule as the SQL function ``spor_merge_definition`` (migrations 0016, 0030, 0032),
-    which merges into the stored definition; tests/integration/test_append_paths.py compares the
-    two. ``new`` is a statement's ``canonical_offer`` (or a fold of them).
+    Bounded, the rule of the SQL function ``spor_merge_definition`` (migrations 0016, 0030,
+    0032), which merges into the stored definition; tests/integration/test_append_paths.py
+    compares the two. Not bounded, the fold of one group's offers (``canonical_offer``), which the
+    store then merges in one go. Either way ``new`` is an offer or a fold of offers.
     """
     if not old:
         return dict(new)
@@ -92,8 +106,20 @@ def merge_definition(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[st
     out = {**old, **new}
     for prop in LANGUAGE_MAPS:
         if isinstance(old.get(prop), dict) and isinstance(new.get(prop), dict):
-            out[prop] = _first_tags({**old[prop], **new[prop]})
+            out[prop] = merge_language_map(old[prop], new[prop], bounded=bounded)
     return out
+
+
+TAG_ORDER = "spor:order"
+
+
+def with_tag_order(definition: dict[str, Any]) -> dict[str, Any]:
+    """The definition as the store takes it (migration 0032): beside its language maps, the order
+    of their tags (``TAG_ORDER``: map -> tags in order), which a jsonb object does not keep and a
+    merge into a map with little room needs. Only maps of two tags or more need it."""
+    order = {prop: list(value) for prop in LANGUAGE_MAPS
+             if isinstance(value := definition.get(prop), dict) and len(value) > 1}
+    return {**definition, TAG_ORDER: order} if order else definition
 
 
 async def get_activity(definitions: Definitions, principal: Principal, raw_id: str | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import asyncpg
 import orjson
 
 from lrs.ops import terms as T
-from lrs.ops.activities import canonical_offer, merge_definition
+from lrs.ops.activities import canonical_offer, merge_definition, with_tag_order
 from lrs.ops.nul import without_nul
 from lrs.ops.statements import Prepared
 from lrs.store.db import scoped, translated
@@ -75,7 +75,7 @@ def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, An
                 offer = canonical_offer(definition)
                 if offer is not None:
                     aid = str(act["id"])
-                    out[aid] = merge_definition(out.get(aid), offer)
+                    out[aid] = merge_definition(out.get(aid), offer, bounded=False)
     return out
 
 
@@ -159,7 +159,7 @@ def definition_args(store_id: int, items: list[Prepared], known: KnownNames | No
             if key is not None and isinstance(name, str) and name:
                 names[(key, name)] = None
     pairs = list(names) if known is None else known.unknown(store_id, names)
-    defs = orjson.dumps(fold_definitions(p.body for p in items))
+    defs = orjson.dumps({aid: with_tag_order(d) for aid, d in fold_definitions(p.body for p in items).items()})
     if b"\\u0000" in defs:
         # an extension value holding U+0000 (lrs.ops.statements.validate lets those through):
         # the canonical copy is jsonb, which cannot hold it; the statement keeps it

@@ -4,6 +4,7 @@ common case, and hands every case that needs the general path's rules back untou
 from __future__ import annotations
 
 import contextlib
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -15,7 +16,7 @@ import pytest
 
 from lrs.errors import Conflict
 from lrs.ops import terms as T
-from lrs.ops.activities import LANGUAGE_TAGS_MAX, merge_definition
+from lrs.ops.activities import LANGUAGE_TAGS_MAX, merge_definition, with_tag_order
 from lrs.ops.principal import Principal
 from lrs.ops.statements import get_statement, prepare, store_statements
 from lrs.ops.timestamps import format_timestamp
@@ -210,7 +211,8 @@ def _tags(numbers: range, text: str) -> dict[str, str]:
 
 
 # more language tags together than a canonical map keeps (LANGUAGE_TAGS_MAX, 0032): the merge keeps
-# the smallest, later values winning; each side alone is within the bound, as a statement's offer is
+# the stored tags, with the values sent, and adds new ones in the order sent while there is room;
+# each side alone is within the bound, as a statement's offer is
 BOUNDED_CASES = [
     ({"name": _tags(range(0, 150, 2), "a")}, {"name": _tags(range(1, 150, 2), "b")}),
     ({"description": _tags(range(60, 140), "c"), "type": "https://t/1"},
@@ -224,11 +226,16 @@ async def test_the_sql_merge_of_definitions_is_the_python_one(conn: asyncpg.Conn
     batch) are one rule: language maps merged, other properties replaced, also by less; a
     definition naming an interactionType replaces the interaction as a whole."""
     for stored, incoming in MERGE_CASES + BOUNDED_CASES:
-        got = await conn.fetchval("SELECT spor_merge_definition($1::jsonb, $2::jsonb)", stored, incoming)
+        got = await conn.fetchval("SELECT spor_merge_definition($1::jsonb, $2::jsonb)", stored,
+                                  with_tag_order(incoming))
         assert got == merge_definition(stored, incoming), (stored, incoming)
     kept = merge_definition(*BOUNDED_CASES[0])["name"]
-    assert len(kept) == LANGUAGE_TAGS_MAX and max(kept) == f"en-x-t{LANGUAGE_TAGS_MAX - 1:03d}"
-    assert "EN-AA" in merge_definition(*BOUNDED_CASES[1])["description"]
+    # the 75 stored, then the first 25 sent
+    assert list(kept) == list(_tags(range(0, 150, 2), "a")) + list(_tags(range(1, 50, 2), "b"))
+    # the values of the tags it has are replaced, a full map or not; "EN-AA", sent last, has no room
+    assert merge_definition(*BOUNDED_CASES[1])["description"] == {**_tags(range(60, 140), "c"),
+                                                                  **_tags(range(60, 100, 3), "d"),
+                                                                  **_tags(range(0, 60, 3), "d")}
     likert = merge_definition(*MERGE_CASES[-5])
     assert likert == {"name": {"en-US": "Q"}, "interactionType": "likert", "scale": [{"id": "1"}, {"id": "2"}]}
     assert merge_definition(*MERGE_CASES[-3]) == {"interactionType": "choice"}
@@ -248,7 +255,8 @@ async def test_a_canonical_definition_does_not_depend_on_how_appends_are_grouped
     triples = [(stored, a, b) for stored in definitions for a in definitions for b in definitions]
     grouped = [r[0] for r in await conn.fetch(
         "SELECT spor_merge_definition(s, f) FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS u(s, f, n) "
-        "ORDER BY n", [t[0] for t in triples], [merge_definition(a, b) for _, a, b in triples])]
+        "ORDER BY n", [t[0] for t in triples],
+        [with_tag_order(merge_definition(a, b, bounded=False)) for _, a, b in triples])]
     assert len(grouped) == len(triples) > 1000
     for (stored, a, b), got in zip(triples, grouped, strict=True):
         assert got == merge_definition(merge_definition(stored, a), b), (stored, a, b)
@@ -268,9 +276,16 @@ async def test_a_definition_is_unchanged_exactly_when_its_merge_changes_nothing(
              # naming the type without the stored components drops them (0030): a change
              ({"interactionType": "choice", "choices": [{"id": "a"}]}, {"interactionType": "choice"}),
              ({"interactionType": "choice", "choices": [{"id": "a"}]},
-              {"interactionType": "choice", "choices": [{"id": "a"}]})]
+              {"interactionType": "choice", "choices": [{"id": "a"}]}),
+             # a full map: a new tag is left out, so unchanged (0032); a new value of its own is not
+             ({"name": _tags(range(100), "n")}, {"name": {"en-US": "Hand hygiene"}}),
+             ({"name": _tags(range(100), "n")}, {"name": {"en-US": "Hand hygiene", "en-x-t005": "n5"}}),
+             ({"name": _tags(range(100), "n")}, {"name": {"en-US": "Hand hygiene", "en-x-t005": "new"}}),
+             ({"name": _tags(range(99), "n")}, {"name": {"en-US": "Hand hygiene"}}),
+             *BOUNDED_CASES]
     for stored, incoming in cases:
-        got = await conn.fetchval("SELECT spor_definition_unchanged($1::jsonb, $2::jsonb)", stored, incoming)
+        got = await conn.fetchval("SELECT spor_definition_unchanged($1::jsonb, $2::jsonb)", stored,
+                                  with_tag_order(incoming))
         assert got is (merge_definition(stored, incoming) == stored), (stored, incoming)
 
 
@@ -396,7 +411,7 @@ async def test_stored_definitions_with_more_tags_are_cut_by_the_migration(conn: 
                            [(store, "https://a/many", many), (store, "https://a/few", few)])
     before = await conn.fetchval("SELECT xmin::text FROM activities WHERE activity_id = 'https://a/few'")
     text = (Path(__file__).parents[2] / "lrs/store/sql/migrations/0032_canonical_definitions_bounded.sql").read_text()
-    await conn.execute(text[text.index("UPDATE activities"):])
+    await conn.execute(text[text.rindex("UPDATE activities"):])
     got = await conn.fetchval("SELECT definition FROM activities WHERE activity_id = 'https://a/many'")
     assert got == {**many, "name": _tags(range(LANGUAGE_TAGS_MAX), "n")}
     assert await conn.fetchval("SELECT xmin::text FROM activities WHERE activity_id = 'https://a/few'") == before
@@ -405,8 +420,9 @@ async def test_stored_definitions_with_more_tags_are_cut_by_the_migration(conn: 
 async def test_an_append_keeps_the_canonical_definition_within_its_bounds(db_url: str,
                                                                           conn: asyncpg.Connection) -> None:
     """Statements sending new language tags, one request after another and in batches, do not
-    grow the canonical definition past LANGUAGE_TAGS_MAX tags a map; a statement whose definition
-    is over DEFINITION_BYTES_MAX is stored as sent and leaves the canonical definition alone."""
+    grow the canonical definition past LANGUAGE_TAGS_MAX tags a map, the first to arrive; a
+    statement whose definition is over DEFINITION_BYTES_MAX is stored as sent and leaves the
+    canonical definition alone."""
     store = await PgCredentialRepository(conn).create_store("s", None)
     aid = "https://courses.example.org/many-languages"
 
@@ -426,5 +442,34 @@ async def test_an_append_keeps_the_canonical_definition_within_its_bounds(db_url
                                  store)
     definition = await conn.fetchval("SELECT definition FROM activities WHERE store_id = $1 AND activity_id = $2",
                                      store, aid)
-    assert definition == {"name": _tags(range(50, 150), "n")}
+    # the first hundred to arrive: the first two requests' (a map never gives a tag up again)
+    assert definition == {"name": _tags(range(150, 250), "n")}
     assert len(orjson.loads(stored)["object"]["definition"]["extensions"]["https://example.org/blob"]) == 300_000
+
+
+async def test_full_maps_merge_alike_in_any_grouping_for_random_definitions(conn: asyncpg.Connection) -> None:
+    """Random maps from a pool of 160 tags, each in its own order, near and past the bound: the
+    store's merge of a group's fold (SQL) equals merging the statements one by one (Python), and
+    the store's merges one by one (SQL) equal Python's."""
+    rng = random.Random(20261128)
+    pool = [f"en-x-t{i:03d}" for i in range(160)]
+
+    def a_map(text: str) -> dict[str, str]:
+        return {tag: f"{text}{tag[-3:]}" for tag in rng.sample(pool, rng.choice([0, 1, 2, 30, 60, 99, 100]))}
+
+    triples = [({"name": a_map("s")}, {"name": a_map("a"), "description": a_map("d")}, {"name": a_map("b")})
+               for _ in range(300)]
+    grouped = [r[0] for r in await conn.fetch(
+        "SELECT spor_merge_definition(s, f) FROM unnest($1::jsonb[], $2::jsonb[]) WITH ORDINALITY AS u(s, f, n) "
+        "ORDER BY n", [t[0] for t in triples],
+        [with_tag_order(merge_definition(a, b, bounded=False)) for _, a, b in triples])]
+    stepwise = [r[0] for r in await conn.fetch(
+        "SELECT spor_merge_definition(spor_merge_definition(s, a), b) "
+        "FROM unnest($1::jsonb[], $2::jsonb[], $3::jsonb[]) WITH ORDINALITY AS u(s, a, b, n) ORDER BY n",
+        [t[0] for t in triples], [with_tag_order(t[1]) for t in triples], [with_tag_order(t[2]) for t in triples])]
+    full = 0
+    for (stored, a, b), got, step in zip(triples, grouped, stepwise, strict=True):
+        expected = merge_definition(merge_definition(stored, a), b)
+        assert got == expected == step, (stored, a, b)
+        full += len(expected["name"]) == LANGUAGE_TAGS_MAX
+    assert full > 50

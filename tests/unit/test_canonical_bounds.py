@@ -38,12 +38,19 @@ def test_a_language_value_over_the_bound_is_left_out_and_a_map_it_empties_is_dro
     assert canonical_offer({"name": {}}) == {"name": {}}
 
 
-def test_a_map_offers_its_smallest_tags_in_code_point_order() -> None:
-    many = {**tags(range(LANGUAGE_TAGS_MAX + 20)), "EN-ZZ": "upper case sorts first"}
+def test_a_map_offers_its_first_tags_in_the_order_sent() -> None:
+    many = {**tags(range(LANGUAGE_TAGS_MAX + 20)), "EN-ZZ": "sent last"}
     offer = canonical_offer({"name": many})
     assert offer is not None
-    assert sorted(offer["name"]) == sorted(many)[:LANGUAGE_TAGS_MAX]
-    assert "EN-ZZ" in offer["name"] and "en-x-t119" not in offer["name"]
+    assert list(offer["name"]) == list(many)[:LANGUAGE_TAGS_MAX]
+    assert "EN-ZZ" not in offer["name"] and "en-x-t099" in offer["name"]
+
+
+def test_a_definition_left_with_nothing_offers_nothing() -> None:
+    """(a review: it offered {}, and format=canonical then showed an empty definition in place of
+    the one the statement carried)"""
+    long = "y" * (LANGUAGE_VALUE_CHARS_MAX + 1)
+    assert canonical_offer({"name": {"en-US": long}, "description": {"en-US": long}}) is None
 
 
 def test_a_definition_over_the_byte_bound_offers_nothing() -> None:
@@ -56,13 +63,16 @@ def test_a_definition_over_the_byte_bound_offers_nothing() -> None:
     assert canonical_offer(fits) == {"type": "https://t/2"}
 
 
-def test_a_merged_map_keeps_its_smallest_tags_later_values_winning() -> None:
-    old = {"name": tags(range(0, 150, 2), "old")}
-    new = {"name": tags(range(1, 150, 2), "new") | tags(range(10, 20), "new")}
-    merged = merge_definition(old, new)["name"]
-    assert len(merged) == LANGUAGE_TAGS_MAX
-    assert sorted(merged) == [f"en-x-t{i:03d}" for i in range(LANGUAGE_TAGS_MAX)]
-    assert merged["en-x-t012"] == "new12" and merged["en-x-t020"] == "old20"
+def test_a_full_map_keeps_its_tags_and_takes_their_new_values() -> None:
+    """Made-up tags sent later cannot push out the names an activity has (a review: with the
+    smallest tags kept, 100 tags sorting before en-US removed it for good)."""
+    old = {"name": {"en-US": "Hand hygiene", "nb-NO": "Håndhygiene"}}
+    junk = {"name": {f"aa-x-{i:04d}": "junk" for i in range(LANGUAGE_TAGS_MAX)}}
+    merged = merge_definition(old, junk)["name"]
+    assert len(merged) == LANGUAGE_TAGS_MAX and merged["en-US"] == "Hand hygiene"
+    assert "aa-x-0097" in merged and "aa-x-0098" not in merged
+    again = merge_definition({"name": merged}, {"name": {"en-US": "Hand hygiene 2026", "aa-x-0099": "x"}})["name"]
+    assert again == {**merged, "en-US": "Hand hygiene 2026"}
 
 
 def test_the_fold_of_one_append_keeps_to_the_bounds_whatever_a_statement_sends() -> None:
@@ -72,13 +82,19 @@ def test_the_fold_of_one_append_keeps_to_the_bounds_whatever_a_statement_sends()
     bodies = [statement({"name": tags(range(i * 40, i * 40 + 40))}) for i in range(10)]
     bodies.append(statement({"type": "https://t/3", "extensions": {"https://e/x": "z" * DEFINITION_BYTES_MAX}}))
     bodies.append(statement({"description": {"en-US": "w" * (LANGUAGE_VALUE_CHARS_MAX + 1)}}))
+    bodies.append(statement({"name": {"en-x-t005": "later", "en-x-t399": "later"}}))
     folded = fold_definitions(bodies)[AID]
-    assert folded == {"name": tags(range(LANGUAGE_TAGS_MAX))}
-    assert len(orjson.dumps(folded)) < 4096
-    # every grouping of the same statements ends alike: one at a time equals the fold
-    one_by_one: dict | None = None
+    # the fold keeps every tag (one the store holds may come after many new ones) ...
+    assert len(folded["name"]) == 400 and folded["name"]["en-x-t005"] == "later"
+    assert "type" not in folded and "description" not in folded
+    # ... and merged into a store, it ends as the statements merged one at a time
+    stored = {"name": {"en-x-t399": "stored", "en-US": "Hand hygiene"}}
+    one_by_one = stored
     for body in bodies:
         offer = canonical_offer(body["object"]["definition"])
         if offer is not None:
             one_by_one = merge_definition(one_by_one, offer)
-    assert one_by_one == folded
+    assert merge_definition(stored, folded) == one_by_one
+    assert list(one_by_one["name"]) == ["en-x-t399", "en-US", *tags(range(98))]
+    assert one_by_one["name"]["en-x-t399"] == "later" and one_by_one["name"]["en-x-t005"] == "later"
+    assert len(orjson.dumps(one_by_one)) < 4096

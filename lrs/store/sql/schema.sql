@@ -134,11 +134,11 @@ refuse_event_change() RETURNS trigger
 spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb) RETURNS timestamp with time zone
 spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
-spor_first_tags(m jsonb) RETURNS jsonb
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_merge_definition(stored jsonb, incoming jsonb) RETURNS jsonb
 spor_merge_definitions(p_store bigint, p_defs jsonb, p_names jsonb) RETURNS void
+spor_merge_language_map(stored jsonb, incoming jsonb, tag_order jsonb) RETURNS jsonb
 spor_page_takes(p_before bigint, p_bytes integer, p_budget bigint, p_page_started boolean) RETURNS boolean
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]
