@@ -35,7 +35,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from lrs.errors import BadRequest, ServiceUnavailable
 from lrs.http.common import principal, refuse_nul
-from lrs.ops.audit import refusals_recorded
+from lrs.ops.audit import record_refusal, refusals_recorded
 from lrs.ops.principal import Principal
 from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
@@ -467,6 +467,12 @@ def _asked(request: Request, stores: list[int]) -> dict[str, Any]:
     return {**params, "path": request.url.path, "stores": stores}
 
 
+class RefusedAfterReading(BadRequest):
+    """A request refused for what the records say (a person known in several stores), which
+    tells the caller something of them: audited as an attempt, as a refused scope is (a privacy
+    audit: the 400 naming the stores that know a person left no trace)."""
+
+
 def _tried(request: Request, stores: list[int]) -> dict[str, Any]:
     """What a refused analyst request asked, with the people it named."""
     tried = _asked(request, stores)
@@ -518,7 +524,12 @@ def _endpoint(name: str, handler: Handler,
         gate: ReadGate | None = getattr(request.app.state, "analyst_reads", None)
         async with gate.held() if gate is not None else contextlib.nullcontext():
             async with translated():  # a database that cannot serve: 503, as for the xAPI
-                response, records, persons = await handler(request, stores)
+                try:
+                    response, records, persons = await handler(request, stores)
+                except RefusedAfterReading as exc:
+                    await record_refusal(getattr(request.app.state, "audit", None), who, f"analyst.{name}",
+                                         _tried(request, stores), exc)
+                    raise
             asked = _asked(request, stores)
             if not isinstance(response, ExportPlan):  # its audit record in its turn, too
                 if persons:
@@ -555,8 +566,8 @@ async def _transcript(request: Request, stores: list[int]) -> tuple[Response, in
         elif len(found) > 1:
             # person ids belong to a store (its HR import): the same id in two is two people,
             # whose records must not be shown as one transcript
-            raise BadRequest(f"person {person!r} is known in several stores ("
-                             f"{', '.join(r['name'] for r in found)}); name one with store=")
+            raise RefusedAfterReading(f"person {person!r} is known in several stores ("
+                                      f"{', '.join(r['name'] for r in found)}); name one with store=")
         rows = await queries.transcript(conn, stores, person, activity=request.query_params.get("activity"),
                                         limit=_one_more(limit), offset=offset) if stores else []
     return (_respond(request, f"transcript-{person}", rows, limit, offset, columns("/v1/transcripts/{person}")),

@@ -455,8 +455,15 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
     assert last["records"] == 1
     about = await conn.fetch(sql("audit_by_person"), "=1+2", 100)
     assert {r["action"] for r in about} == {"analyst.compliance"}
-    [transcript_read] = await conn.fetch(sql("audit_by_person"), "P-0001", 100)
+    about_p1 = await conn.fetch(sql("audit_by_person"), "P-0001", 100)
+    [transcript_read] = [r for r in about_p1 if "refused" not in r["request"]]
     assert transcript_read["action"] == "analyst.transcript" and transcript_read["request"]["store"] == store_name
+    # the 400 naming the stores that know the person tells something of their records: in the
+    # trail as an attempt (a privacy audit: it left no trace)
+    [ambiguous] = [r for r in about_p1 if "refused" in r["request"]]
+    assert ambiguous["action"] == "analyst.transcript" and ambiguous["records"] == 0
+    assert ambiguous["request"]["refused"]["status"] == 400
+    assert "several stores" in ambiguous["request"]["refused"]["reason"]
 
 
 async def test_a_dashboard_credential_reads_the_aggregated_views_and_no_persons_rows(db_url: str,
