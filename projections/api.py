@@ -19,6 +19,7 @@ import contextlib
 import csv
 import functools
 import io
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -34,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from lrs.errors import BadRequest, ServiceUnavailable
-from lrs.http.common import principal, refuse_nul
+from lrs.http.common import ascii_digits, principal, refuse_nul
 from lrs.ops.audit import record_refusal, refusals_recorded
 from lrs.ops.principal import Principal
 from lrs.store.db import scoped, translated
@@ -58,10 +59,9 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        v = int(raw)
-    except ValueError:
-        raise BadRequest(f"{name} must be a whole number") from None
+    if not ascii_digits(raw):  # (int() also takes "1_0", " 5" and other scripts' digits)
+        raise BadRequest(f"{name} must be a whole number (digits 0-9)")
+    v = int(raw)
     if not lo <= v <= hi:
         raise BadRequest(f"{name} must be between {lo} and {hi}")
     return v
@@ -71,10 +71,21 @@ def _date(request: Request, name: str) -> date | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
+    # YYYY-MM-DD only (fromisoformat also takes 20250101 and 2025-W01-1); not the first or
+    # last day a date holds, which PostgreSQL's driver sends as -infinity and infinity (a
+    # privacy audit: as_of=9999-12-31 showed a requirement that never expires as expired)
     try:
-        return date.fromisoformat(raw)
+        if not _ISO_DAY.fullmatch(raw):
+            raise ValueError
+        day = date.fromisoformat(raw)
     except ValueError:
         raise BadRequest(f"{name} must be a date (YYYY-MM-DD)") from None
+    if day in (date.min, date.max):
+        raise BadRequest(f"{name} must be a date after 0001-01-01 and before 9999-12-31")
+    return day
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:

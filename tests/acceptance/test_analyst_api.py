@@ -440,8 +440,18 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
         assert euro.status_code == 200
         assert "filename*=UTF-8''transcript-%E2%82%AC%C3%B8.csv" in euro.headers["content-disposition"]
 
-        for params in ({"person": "a\x00b"}, {"unit": "\x00"}, {"format": "xml"}):
+        for params in ({"person": "a\x00b"}, {"unit": "\x00"}, {"format": "xml"},
+                       # numbers in digits 0-9 and days as YYYY-MM-DD only (a privacy audit: int()
+                       # took these, and the first and last days were read as -infinity and
+                       # infinity, so a requirement that never expires showed as expired)
+                       {"limit": "\u0663"}, {"limit": "1_0"}, {"limit": " 5"}, {"limit": "+5"},
+                       {"as_of": "20250101"}, {"as_of": "2025-W01-1"}, {"as_of": "9999-12-31"},
+                       {"as_of": "0001-01-01"}, {"as_of": "\uff12025-01-01"}):
             bad = await client.get("/api/v1/compliance", auth=auth, params=params)
+            assert bad.status_code == 400, (params, bad.text)
+            assert next(iter(params)) in bad.json()["error"]["message"], (params, bad.text)
+        for params in ({"level": "region", "window_days": "\uff15"}, {"level": "region", "as_of": "9999-12-31"}):
+            bad = await client.get("/api/v1/compliance/rollup", auth=auth, params=params)
             assert bad.status_code == 400, (params, bad.text)
         assert (await client.get("/api/v1/transcripts/a%00b", auth=auth)).status_code == 400
         assert (await client.get("/api/v1/compliance?x%00=1", auth=auth)).status_code == 400
