@@ -167,31 +167,35 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
     else:
         levels = ["course", "trust"] + (["unit"] if group_by == "unit" else [])
         found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
-    hidden, hidden_stops = course_suppression(found, o.suppression_threshold)
-    rows = [r for r in found if r["level"] == (group_by or "course")]
+    hidden, hidden_stops, hidden_averages = course_suppression(found, o.suppression_threshold)
+    # a hidden group is left out: a row of it, even without counts, says it has a learner (a
+    # privacy audit: a one-person unit's row for a course told that its one employee took it)
+    rows = [r for r in found if r["level"] == (group_by or "course") and _cell(r) not in hidden]
     if group_by is not None:
         rows = rows[offset:None if limit is None else offset + limit]
     for r in rows:
         cell = _cell(r)
-        del r["level"], r["parent_id"]
-        if cell in hidden:
-            r["suppressed"] = True
-            for k in ("learners", *COUNTS, "avg_score", "avg_duration_s"):
-                r[k] = None
-            r["stopped_at"] = {}
-        else:
-            r["suppressed"] = False
-            r["stopped_at"] = {a: n for a, n in r["stopped_at"].items() if (*cell, a) not in hidden_stops}
+        del r["level"], r["parent_id"], r["scored"], r["timed"]
+        r["suppressed"] = False
+        r["stopped_at"] = {a: n for a, n in r["stopped_at"].items() if (*cell, a) not in hidden_stops}
+        # an average over few learners is one's result; rounded, so that a group's and its
+        # parts' averages do not give back the sums of the parts left out
+        score, duration = r["avg_score"], r["avg_duration_s"]
+        r["avg_score"] = None if score is None or ("score", cell) in hidden_averages else round(score, 2)
+        r["avg_duration_s"] = None if duration is None or ("duration", cell) in hidden_averages else round(duration)
     return rows
 
 
-def course_suppression(found: list[dict[str, Any]], threshold: int) -> tuple[set[Cell], set[Cell]]:
-    """The course status cells to hide (``_cell``), and the drop-off counts to leave out (a
-    cell and an activity), over the rows of every level read (``suppressed``): a course's trusts
-    (the row of learners in no trust among them) add up to its row; a trust's units (``parent_id``)
-    to the trust's; the units in no trust and the learners employed nowhere to the row of
-    learners in no trust. Where learners stop is a table of its own per activity over the same
-    groups; a hidden group shows none of it."""
+def course_suppression(found: list[dict[str, Any]], threshold: int) -> tuple[set[Cell], set[Cell], set[Cell]]:
+    """The course status cells to hide (``_cell``), the drop-off counts to leave out (a cell and
+    an activity), and the averages to leave out (("score" or "duration", cell)), over the rows of
+    every level read (``suppressed``): a course's trusts (the row of learners in no trust among
+    them) add up to its row; a trust's units (``parent_id``) to the trust's; the units in no
+    trust and the learners employed nowhere to the row of learners in no trust. Where learners
+    stop is a table of its own per activity over the same groups; a hidden group shows none of
+    it. Each average is one too, over the learners it is of (``scored``, ``timed``): shown only
+    where those are not a small group either (a privacy audit: a unit of seven where one passed
+    showed that one's score and time)."""
     families: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     for r in found:
         key = (r["store_id"], r["course_id"])
@@ -215,7 +219,12 @@ def course_suppression(found: list[dict[str, Any]], threshold: int) -> tuple[set
     sizes.update((c, 0) for c in empty)
     hidden_stops = suppressed(sizes, stop_families, threshold, unseen=empty,
                               hidden=[c for c in sizes if c[:-1] in hidden])
-    return hidden, hidden_stops
+    hidden_averages: set[Cell] = set()
+    for kind, column in (("score", "scored"), ("duration", "timed")):
+        of = {(kind, _cell(r)): r[column] for r in found}
+        of_families = [((kind, p), [(kind, c) for c in children]) for p, children in families.items()]
+        hidden_averages |= suppressed(of, of_families, threshold, hidden=[(kind, c) for c in hidden])
+    return hidden, hidden_stops, hidden_averages
 
 
 def _cell(r: dict[str, Any]) -> tuple[Any, ...]:

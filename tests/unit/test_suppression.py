@@ -167,10 +167,12 @@ def test_no_small_course_figure_is_pinned_down_by_the_three_views(trusts: list, 
     groups[("course", None, None)] = [o for (lvl, _, _), os in groups.items() if lvl == "trust" for o in os]
     if not groups[("course", None, None)]:
         return
+    # the learners who finished have a score and a time: each average is over that many
     found = [{"level": lvl, "store_id": 1, "course_id": "c", "group_id": g, "parent_id": p, "learners": len(os),
-              "stopped_at": {a: os.count(a) for a in ("x", "y") if a in os}}
+              "stopped_at": {a: os.count(a) for a in ("x", "y") if a in os},
+              "scored": os.count("done"), "timed": os.count("done")}
              for (lvl, g, p), os in groups.items()]
-    hidden, hidden_stops = course_suppression(found, threshold)
+    hidden, hidden_stops, hidden_averages = course_suppression(found, threshold)
     # the per-trust view reads no units: it decides the same for the course and its trusts
     above = course_suppression([r for r in found if r["level"] != "unit"], threshold)
     assert above[0] == {c for c in hidden if c[0] != "unit"}
@@ -180,10 +182,14 @@ def test_no_small_course_figure_is_pinned_down_by_the_three_views(trusts: list, 
     alone = course_suppression([r for r in found if r["level"] == "course"], threshold)
     assert alone[0] == {c for c in hidden if c[0] == "course"}
     assert alone[1] == {c for c in hidden_stops if _level(c) == "course"}
-    for activity in (None, "x", "y"):
+    assert above[2] == {c for c in hidden_averages if c[1][0] != "unit"}
+    for activity in (None, "x", "y", "done"):
         size = {c: (n if activity is None else os.count(activity)) for c, (_, n, os) in cells.items()}
-        shown = {c for c in cells if c not in hidden and (activity is None or (
-            (*c, activity) not in hidden_stops and size[c] > 0))}
+        if activity == "done":  # how many an average is over: shown with it (a sum gives the mean)
+            shown = {c for c in cells if c not in hidden and ("score", c) not in hidden_averages}
+        else:
+            shown = {c for c in cells if c not in hidden and (activity is None or (
+                (*c, activity) not in hidden_stops and size[c] > 0))}
         equations = [{("course", 1, "c", None): 1, **{c: -1 for c in cells if c[0] == "trust"}}]
         for t in {c[3] for c in cells if c[0] == "trust"}:
             equations.append({("trust", 1, "c", t): 1, **{c: -1 for c, (p, _, _) in cells.items()

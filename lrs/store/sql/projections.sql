@@ -388,7 +388,13 @@ scores AS (
                'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
                'http://adlnet.gov/expapi/verbs/failed')) AS avg_score,
            avg(f.duration_s) FILTER (WHERE f.activity_id = f.course_id AND f.verb IN (
-               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s
+               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s,
+           -- how many learners each average is over, for suppression (never shown)
+           count(DISTINCT f.person) FILTER (WHERE f.score IS NOT NULL AND f.activity_id = f.course_id AND f.verb IN (
+               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
+               'http://adlnet.gov/expapi/verbs/failed')) AS scored,
+           count(DISTINCT f.person) FILTER (WHERE f.duration_s IS NOT NULL AND f.activity_id = f.course_id AND f.verb IN (
+               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')) AS timed
     FROM f JOIN grp g ON g.store_id = f.store_id AND g.person = f.person
     GROUP BY g.level, g.group_id, f.store_id, f.course_id
 ),
@@ -403,13 +409,14 @@ SELECT p.level, p.store_id, p.course_id, p.group_id, p.parent_id, count(*) AS le
        count(*) FILTER (WHERE p.registered) AS registered, count(*) FILTER (WHERE p.started) AS started,
        count(*) FILTER (WHERE p.completed) AS completed, count(*) FILTER (WHERE p.passed) AS passed,
        count(*) FILTER (WHERE p.failed) AS failed,
-       s.avg_score, s.avg_duration_s, coalesce(x.stopped_at, '{}'::jsonb) AS stopped_at
+       s.avg_score, s.avg_duration_s, s.scored, s.timed, coalesce(x.stopped_at, '{}'::jsonb) AS stopped_at
 FROM per_learner p
 JOIN scores s ON s.level = p.level AND s.store_id = p.store_id AND s.course_id = p.course_id
              AND s.group_id IS NOT DISTINCT FROM p.group_id
 LEFT JOIN stops x ON x.level = p.level AND x.store_id = p.store_id AND x.course_id = p.course_id
                  AND x.group_id IS NOT DISTINCT FROM p.group_id
-GROUP BY p.level, p.store_id, p.course_id, p.group_id, p.parent_id, s.avg_score, s.avg_duration_s, x.stopped_at
+GROUP BY p.level, p.store_id, p.course_id, p.group_id, p.parent_id, s.avg_score, s.avg_duration_s, s.scored, s.timed,
+         x.stopped_at
 ORDER BY p.level, p.store_id, p.course_id, p.group_id NULLS FIRST
 LIMIT $5 OFFSET $6;
 
