@@ -223,7 +223,9 @@ def course_suppression(found: list[dict[str, Any]], threshold: int) -> tuple[set
     for kind, column in (("score", "scored"), ("duration", "timed")):
         of = {(kind, _cell(r)): r[column] for r in found}
         of_families = [((kind, p), [(kind, c) for c in children]) for p, children in families.items()]
-        hidden_averages |= suppressed(of, of_families, threshold, hidden=[(kind, c) for c in hidden])
+        # (not seeded with the groups hidden for their learners: a view that reads fewer levels
+        # must decide the same, and a group hidden to protect a sibling is no small group here)
+        hidden_averages |= suppressed(of, of_families, threshold)
     return hidden, hidden_stops, hidden_averages
 
 
@@ -325,6 +327,25 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
             row["suppressed"] = False
         rows.append(row)
     return rows
+
+
+def as_the_region_decides(own: list[dict[str, Any]], region: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A roll-up of some stores of a region (``own``, unsuppressed) with the suppression decided
+    over the whole region (``region``, the same view of all its stores): a row is shown only where
+    the region's view shows the same group with the same counts, that is, a group of these
+    stores' people alone. Anything the rows shown give, the region's view gives too, so the views
+    of a trust's credential and of a regional one cannot be played against each other (a privacy
+    audit: each decided over the stores it reads, and the region's total minus a trust's own
+    view gave back a group of three the regional view hid). A group with people of other stores
+    too (the region's row, say) is shown suppressed."""
+    decided = {(r["group_id"], r["requirement_id"]): r for r in region}
+    out = []
+    for r in own:
+        d = decided.get((r["group_id"], r["requirement_id"]))
+        same = d is not None and not d["suppressed"] and all(d[k] == r[k] for k in ("total", *STATUSES))
+        out.append(r if same else {**r, **{k: None for k in ("total", *STATUSES)},
+                                   "percent_compliant": None, "suppressed": True})
+    return out
 
 
 async def rollup_rows(conn: asyncpg.Connection, stores: list[int], day: date, levels: list[str], *,
