@@ -648,11 +648,25 @@ async def _compliance(request: Request, stores: list[int]) -> tuple[Response | E
 async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, list[str]]:
     o = _options(request)
     window = _int(request, "window_days", o.expiring_window_days, 0, 3650)
-    async with scoped(request.app.state.pool, stores) as conn:
-        rows = await queries.compliance_rollup(
-            conn, stores, level=_choice(request, "level", ("unit", "trust", "region"), "unit") or "unit",
-            as_of=_date(request, "as_of"), requirement=request.query_params.get("requirement"),
-            options=queries.Options(o.suppression_threshold, window, o.timezone))
+    level = _choice(request, "level", ("unit", "trust", "region"), "unit") or "unit"
+    as_of, requirement = _date(request, "as_of"), request.query_params.get("requirement")
+    options = queries.Options(o.suppression_threshold, window, o.timezone)
+    pool = request.app.state.pool
+    async with scoped(pool, stores) as conn:
+        region = sorted(await conn.fetchval(sql("api_region_stores"), stores) or stores)
+        if region == sorted(stores):
+            rows = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
+                                                   options=options)
+            return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), \
+                len(rows), []
+        own = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
+                                              options=options, suppress=False)
+    # some stores of a region: suppression is decided over all of it, as for a regional
+    # credential, whose figures these are not shown (only which of these stores' rows it shows)
+    async with scoped(pool, region) as conn:
+        decided = await queries.compliance_rollup(conn, region, level=level, as_of=as_of, requirement=requirement,
+                                                  options=options)
+    rows = queries.as_the_region_decides(own, decided)
     return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), len(rows), []
 
 

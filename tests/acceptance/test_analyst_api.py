@@ -291,6 +291,58 @@ async def _course_views(client: httpx.AsyncClient, auth: tuple[str, str], statem
     return out
 
 
+async def test_a_trust_s_own_view_and_the_region_s_cannot_be_played_against_each_other(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """Two stores of a region: A with trusts 900010 (10 people) and 900011 (3), B with trust
+    900020 (8). The regional view hides 900011 and, to protect it, 900020. B's own view decided
+    over B alone and showed 900020, so the region's 21 minus 900010's 10 minus B's 8 gave the 3
+    of 900011 exactly (a privacy audit). Now every credential of the region decides over all of
+    it: a trust credential's view shows a group only as the regional view shows it."""
+    region = "region-" + uuid.uuid4().hex[:6]
+    repo = PgCredentialRepository(conn)
+    names = [f"{region}-{n}" for n in ("a", "b")]
+    ids = [await repo.create_store(n, "Testsykehuset HF", region) for n in names]
+    creds = {who: await bootstrap.create_credential(repo, store, label=who, public_url="http://testserver",
+                                                    scopes=["analytics/aggregates"], region=reg)
+             for who, store, reg in (("regional", names[0], region), ("a", names[0], None), ("b", names[1], None))}
+    (tmp_path / "fire.json").write_text(json.dumps([{
+        "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
+        "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
+    (tmp_path / "org-b.csv").write_text("unit_id,id_kind,name,parent_id,level,valid_from,closed\n"
+                                        "900001,resh,Helse Eksempel RHF,,region,2020-01-01,\n"
+                                        "900020,resh,Nordby sykehus HF,900001,trust,2020-01-01,\n"
+                                        "900300,resh,Akuttklinikken,900020,division,2020-01-01,\n")
+    pc = await runner.connect(db_url)
+    try:
+        for sid, org, people in ((ids[0], EXAMPLES / "org.csv", {"900100": 10, "900210": 3}),
+                                 (ids[1], tmp_path / "org-b.csv", {"900300": 8})):
+            await reference.import_file(pc, sid, "org", org)
+            await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
+            await reference.append(pc, sid, _employed(people))
+        for p in ALL.values():
+            await runner.catch_up(pc, p)
+    finally:
+        await pc.close()
+    views: dict[str, list[dict]] = {}
+    async with _app(db_url) as client:
+        for who, c in creds.items():
+            views[who] = await _rollups(client, (c.key, c.secret))
+    regional = views["regional"]
+    assert regional[2]["900001"]["total"] == 21 and regional[1]["900010"]["total"] == 10
+    assert regional[1]["900011"]["suppressed"] and regional[1]["900020"]["suppressed"]
+    # B's own view no longer shows 900020: 21 - 10 - 8 would be the 3 of 900011
+    assert views["b"][1]["900020"]["suppressed"]
+    # every group a trust's view shows, the regional view shows with the same figures; the
+    # region's row, which holds other stores' people, is suppressed in a trust's view
+    for who in ("a", "b"):
+        for level, rows in enumerate(views[who]):
+            for group, row in rows.items():
+                if not row["suppressed"]:
+                    assert row == regional[level][group], (who, level, group)
+        assert views[who][2]["900001"]["suppressed"]
+    assert not views["a"][1]["900010"]["suppressed"] and views["a"][1]["900010"]["total"] == 10
+
+
 async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_reveal(
         db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
     """Course status per unit and per trust, with its own org tree: the compliance read model is

@@ -523,6 +523,13 @@ FROM rm_compliance.units
 WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
 ORDER BY store_id, unit_id, valid_from DESC;
 
+-- name: api_region_stores
+-- The given stores and every store of a region one of them belongs to: where a compliance
+-- roll-up's small-group suppression is decided (projections.api._rollup).
+SELECT array_agg(s.id ORDER BY s.id) FROM stores s
+WHERE s.id = ANY($1::bigint[])
+   OR s.region IN (SELECT x.region FROM stores x WHERE x.id = ANY($1::bigint[]) AND x.region IS NOT NULL);
+
 -- name: api_person_stores
 -- The stores (id, name) of the given ones in which a person id, or an unlinked identifier, has a
 -- transcript: person ids belong to a store (its HR import), so one id in two stores is two people.
