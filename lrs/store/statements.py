@@ -407,9 +407,18 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
         positions = [r[0] for r in await conn.fetch(sql(name), store_id, driving[0], driving[1], horizon, after,
                                                     ask, *extra)]
         if positions:
-            found = {r["position"]: r for r in await conn.fetch(sql(at), store_id, positions, q.since, q.until,
-                                                                 *at_args, left, bool(out))}
-            borrowed = await _matched_only_by_others(conn, store_id, q, [driving, *others], found)
+            # the statements a read/mine credential's filters match only by another's terms are
+            # left out, and the page's byte budget counted again without them (a review: they
+            # used it up, and the page came back empty, cut before its first statement)
+            borrowed: set[int] = set()
+            while True:
+                found = {r["position"]: r for r in await conn.fetch(
+                    sql(at), store_id, [p for p in positions if p not in borrowed], q.since, q.until,
+                    *at_args, left, bool(out))}
+                newly = await _matched_only_by_others(conn, store_id, q, [driving, *others], found)
+                if not newly:
+                    break
+                borrowed |= newly
             for p in positions:
                 r = found.get(p)
                 if r is None:
@@ -418,7 +427,7 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
                     return out, False
                 if not q.ascending and q.since is not None and r["stored"] <= q.since:
                     return out, False
-                if r["kept"] and p not in borrowed:
+                if r["kept"]:
                     if r["payload"] is None:
                         return out, True
                     out.append(r)

@@ -240,3 +240,39 @@ async def test_a_later_round_reads_no_body_past_what_is_left(
             assert all(r["kept"] and r["bytes"] > 10 for r in rows)
         rows = await conn.fetch(sql(name), store, positions, None, None, *extra, 10**6, True)
         assert all(r["payload"] is not None for r in rows)
+
+
+async def test_a_read_mine_page_is_not_cut_by_the_statements_it_leaves_out(
+        repo: PgStatementRepository, store: int) -> None:
+    """The statements a read/mine credential's filters match only by another's terms (its own
+    StatementRefs to another's statement) are left out before the byte budget is counted (a
+    review: they used it up, the page came back empty and cut, and the server failed on it)."""
+    theirs = with_id(statement(actor="sigrid"))
+    await store_statements(repo, principal(store, OTHER), "1.0.3", [theirs])
+    refs = [padded(4000, actor="kari", object={"objectType": "StatementRef", "id": theirs["id"]}) for _ in range(3)]
+    own = padded(4000, actor="sigrid")
+    await store_statements(repo, principal(store), "1.0.3", [own])
+    await store_statements(repo, principal(store), "1.0.3", refs)
+    sigrid = agent_key(agent("sigrid"))
+    page = await repo.query(store, Query(agent=sigrid, limit=10, authority=MINE, page_bytes=20_000))
+    assert [r.id for r in page.rows] == [own["id"]] and not page.ends_early
+
+
+async def test_a_read_mine_credential_s_long_chain_to_another_s_statement_matches_by_its_own_terms(
+        repo: PgStatementRepository, store: int) -> None:
+    """A statement inherits the recorded terms of its target, which hold its whole chain's: a
+    chain written a statement at a time has no depth limit, so a read/mine credential's chain of
+    34 to another's statement matched that one's filters past the 32 the check walked (a review)."""
+    theirs = with_id(statement(actor="sigrid"))
+    await store_statements(repo, principal(store, OTHER), "1.0.3", [theirs])
+    target = theirs["id"]
+    for _ in range(34):
+        ref = with_id(statement(actor="kari", object={"objectType": "StatementRef", "id": target}))
+        await store_statements(repo, principal(store), "1.0.3", [ref])
+        target = ref["id"]
+    sigrid = agent_key(agent("sigrid"))
+    page = await repo.query(store, Query(agent=sigrid, limit=100, authority=MINE))
+    assert page.rows == []
+    # the whole store's reader gets every referrer by the target's terms
+    page = await repo.query(store, Query(agent=sigrid, limit=100))
+    assert len(page.rows) == 35

@@ -217,10 +217,12 @@ WINDOW w AS (ORDER BY p.position ASC)
 ORDER BY p.position ASC;
 
 -- name: chains_leaving_authority
--- Of the statements at some positions ($2), those whose StatementRef chain (up to 32 deep)
--- reaches a statement not stored by the authority $3, each with the bodies of its chain's
--- statements before that one, the statement's own first (lrs/store/statements.py
--- _matched_only_by_others). A chain that ends at a target not stored is the authority's own.
+-- Of the statements at some positions ($2), those whose StatementRef chain reaches a statement
+-- not stored by the authority $3, or goes on past 32 of its own (a statement inherits its
+-- target's recorded terms, which hold the whole chain's, so a chain written a statement at a
+-- time has no depth limit: a review), each with the bodies of its chain's statements before
+-- that one, the statement's own first (lrs/store/statements.py _matched_only_by_others). A
+-- chain that ends at a target not stored is the authority's own.
 WITH RECURSIVE chain(root, member, refers_to, own, depth) AS (
     SELECT s.position, s.position, s.refers_to, true, 0
     FROM statements s
@@ -235,7 +237,7 @@ SELECT c.root, array_agg(e.payload::text ORDER BY c.depth) FILTER (WHERE c.own) 
 FROM chain c
 JOIN events e ON e.store_id = $1 AND e.position = c.member
 GROUP BY c.root
-HAVING bool_or(NOT c.own);
+HAVING bool_or(NOT c.own OR (c.depth >= 32 AND c.refers_to IS NOT NULL));
 
 -- name: stored_at_or_before
 -- The stored time of a store's newest statement at or before a position.
