@@ -59,7 +59,10 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not ascii_digits(raw):  # (int() also takes "1_0", " 5" and other scripts' digits)
+    # (int() also takes "1_0", " 5" and other scripts' digits, and refuses over 4,300 digits)
+    if not ascii_digits(raw) or len(raw.lstrip("0")) > 18:
+        if ascii_digits(raw):
+            raise BadRequest(f"{name} must be between {lo} and {hi}")
         raise BadRequest(f"{name} must be a whole number (digits 0-9)")
     v = int(raw)
     if not lo <= v <= hi:
@@ -748,10 +751,12 @@ OPENAPI: dict[str, Any] = {
     "info": {"title": "Spor analyst API", "version": "1",
              "description": "Read models built from the learning record log: transcripts, course status and "
                             "mandatory-training compliance. Aggregated views suppress groups smaller than the "
-                            "configured threshold (default 5): their counts are null and suppressed is true. "
-                            "So that a total minus the groups shown never gives a small group, some larger "
-                            "groups are suppressed with them (complementary suppression, decided over all "
-                            "levels of a view at once)."},
+                            "configured threshold (default 5): in the compliance roll-up their counts are null "
+                            "and suppressed is true; course status leaves them out, and shows an average only "
+                            "over at least that many learners. So that a total minus the groups shown never "
+                            "gives a small group, some larger groups are suppressed with them (complementary "
+                            "suppression, decided over all levels of a view at once, and for a credential that "
+                            "reads some stores of a region, over the whole region)."},
     "servers": [{"url": "/api"}],
     "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     "paths": {

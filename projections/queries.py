@@ -155,24 +155,21 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
                         offset: int = 0, options: Options | None = None) -> list[dict[str, Any]]:
     """Per course (and unit or trust): learner counts, averages and where learners stop.
 
-    Per unit or trust, every group of a course, and of the levels above, is read (the page is
-    cut afterwards): whether a group is shown depends on the others (``course_suppression``).
+    Every group of a course, and of the levels above, is read (the page is cut afterwards, from
+    the groups shown): whether a group is shown depends on the others (``course_suppression``).
     The org tree is the course status read model's own."""
     if group_by not in (None, "unit", "trust"):
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
     day = as_of or _today(o)
-    if group_by is None:
-        found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, ["course"], limit, offset))
-    else:
-        levels = ["course", "trust"] + (["unit"] if group_by == "unit" else [])
-        found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
+    levels = ["course"] + (["trust"] if group_by else []) + (["unit"] if group_by == "unit" else [])
+    found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
     hidden, hidden_stops, hidden_averages = course_suppression(found, o.suppression_threshold)
     # a hidden group is left out: a row of it, even without counts, says it has a learner (a
-    # privacy audit: a one-person unit's row for a course told that its one employee took it)
+    # privacy audit: a one-person unit's row for a course told that its one employee took it);
+    # the page is cut from the rows shown (cut before, a hidden row ended the pages early)
     rows = [r for r in found if r["level"] == (group_by or "course") and _cell(r) not in hidden]
-    if group_by is not None:
-        rows = rows[offset:None if limit is None else offset + limit]
+    rows = rows[offset:None if limit is None else offset + limit]
     for r in rows:
         cell = _cell(r)
         del r["level"], r["parent_id"], r["scored"], r["timed"]

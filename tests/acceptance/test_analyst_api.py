@@ -443,6 +443,30 @@ async def test_a_module_completed_does_not_complete_its_course(
     assert row["avg_score"] == 0.8, row
 
 
+async def test_course_status_pages_are_cut_from_the_courses_shown(db_url: str, conn: asyncpg.Connection,
+                                                                  tmp_path: Path) -> None:
+    """Per course, the page was cut in SQL before the hidden courses were left out: a hidden
+    course on a page ended the pages there, and offsets counted rows not shown (a review)."""
+    people = {"900100": 8}
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people, catch_up=False)
+    learners = [f"U900100-{i}" for i in range(8)]
+    await _linked(db_url, sid, learners)
+    courses = {"https://courses.example.org/a-first": 6, "https://courses.example.org/b-few": 2,
+               "https://courses.example.org/c-last": 5}
+    statements = [_completion(_mbox(p), course, "2024-11-02T10:00:00Z")
+                  for course, n in courses.items() for p in learners[:n]]
+    async with _app(db_url) as client:
+        await _post_and_catch_up(client, auth, statements, db_url, "course_status")
+        pages = []
+        for offset in range(3):
+            r = await client.get("/api/v1/course-status", auth=auth,
+                                 params={"as_of": "2025-01-01", "limit": 1, "offset": offset})
+            assert r.status_code == 200, r.text
+            pages.append(([i["course_id"] for i in r.json()["items"]], r.json()["next"] is not None))
+    assert pages == [(["https://courses.example.org/a-first"], True), (["https://courses.example.org/c-last"], False),
+                     ([], False)]
+
+
 async def test_an_average_over_few_learners_is_not_shown(db_url: str, conn: asyncpg.Connection,
                                                           tmp_path: Path) -> None:
     """A group of seven learners of whom one passed showed that one's score and time as the
@@ -528,6 +552,7 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
                        # took these, and the first and last days were read as -infinity and
                        # infinity, so a requirement that never expires showed as expired)
                        {"limit": "\u0663"}, {"limit": "1_0"}, {"limit": " 5"}, {"limit": "+5"},
+                       {"limit": "1" * 5000}, {"offset": "0" * 4000 + "1" * 19},
                        {"as_of": "20250101"}, {"as_of": "2025-W01-1"}, {"as_of": "9999-12-31"},
                        {"as_of": "0001-01-01"}, {"as_of": "\uff12025-01-01"}):
             bad = await client.get("/api/v1/compliance", auth=auth, params=params)
