@@ -105,20 +105,22 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         OR spor_merge_definition(stored, incoming) = stored
 $$;
 
+-- A definition new to the store is the merge into nothing: its maps become objects (of at most
+-- 100 tags), its "spor:order" dropped. The conflict arm merges the group's definition as sent
+-- (p_defs), not the inserted value, whose maps lost their order.
 CREATE OR REPLACE FUNCTION spor_merge_definitions(p_store bigint, p_defs jsonb, p_names jsonb)
 RETURNS void LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    -- a definition whose merge would change nothing is left alone (0016, 0022); the rows are
-    -- found by key (a join with jsonb_each was planned as a hash of the store's activities)
-    UPDATE activities AS a SET definition = spor_merge_definition(a.definition, p_defs -> a.activity_id)
-    WHERE a.store_id = p_store AND a.activity_id = ANY (ARRAY(SELECT jsonb_object_keys(p_defs)))
-      AND NOT spor_definition_unchanged(a.definition, p_defs -> a.activity_id);
-    -- (a scalar subquery: NOT EXISTS is planned as an anti join that hashes the store's whole
-    -- activities table, 0022)
+    -- a definition whose merge would change nothing is left alone before the upsert (0016,
+    -- 0022; a scalar subquery: NOT EXISTS is planned as an anti join that hashes the store's
+    -- whole activities table)
     INSERT INTO activities AS a (store_id, activity_id, definition)
     SELECT p_store, d.key, spor_merge_definition('{}'::jsonb, d.value) FROM jsonb_each(p_defs) AS d
-    WHERE (SELECT true FROM activities x WHERE x.store_id = p_store AND x.activity_id = d.key) IS NULL
-    ON CONFLICT (store_id, activity_id) DO NOTHING;
+    WHERE NOT coalesce((SELECT spor_definition_unchanged(x.definition, d.value) FROM activities x
+                        WHERE x.store_id = p_store AND x.activity_id = d.key), false)
+    ON CONFLICT (store_id, activity_id) DO UPDATE
+        SET definition = spor_merge_definition(a.definition, p_defs -> a.activity_id)
+        WHERE NOT spor_definition_unchanged(a.definition, p_defs -> a.activity_id);
     INSERT INTO agent_names (store_id, agent_key, name)
     SELECT p_store, n->>0, n->>1 FROM jsonb_array_elements(p_names) AS n
     ON CONFLICT (store_id, agent_key, name) DO NOTHING;
