@@ -11,12 +11,14 @@
 --   * a language map holds at most 100 tags, the first to arrive: once full, a new tag is left
 --     out, and the values of the tags it holds are still replaced. A tag is never taken out
 --     again, so made-up tags sent later cannot push out an activity's names. A group's fold
---     (lrs.ops.activities.merge_language_map) keeps the order in which its tags arrived, and the
---     store adds the fold's new tags in that order, so a group ends as its statements one by
+--     (lrs.ops.activities.merge_language_map) keeps every tag, in the order they arrived (a tag
+--     the store holds may come after many new ones, and its value must still be replaced), and
+--     the store adds the fold's new tags in that order, so a group ends as its statements one by
 --     one would. A jsonb object keeps no order, so each definition of a group comes with the
 --     order of its maps' tags beside them (the member "spor:order", which no definition can
 --     have: lrs.ops.activities.with_tag_order); without it (a server of the previous release,
---     during a rolling upgrade) the tags are taken in jsonb's order.
+--     during a rolling upgrade, which also sends definitions unfiltered) the tags are taken in
+--     jsonb's order.
 --   * each statement's definition is filtered before any merge, in Python
 --     (lrs.ops.activities.canonical_offer): language map values over 4,096 characters and whole
 --     definitions over 256 KiB without them are left out of the canonical definition. A filter of
