@@ -34,7 +34,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from lrs.errors import BadRequest, ServiceUnavailable
+from lrs.errors import BadRequest, Conflict, ServiceUnavailable
 from lrs.http.common import ascii_digits, principal, refuse_nul
 from lrs.ops.audit import record_refusal, refusals_recorded
 from lrs.ops.principal import Principal
@@ -657,6 +657,8 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
     pool = request.app.state.pool
     async with scoped(pool, stores) as conn:
         region = sorted(await conn.fetchval(sql("api_region_stores"), stores) or stores)
+    await _units_are_one_store_s(pool, region, as_of or queries.today(options), None if level == "unit" else "trust")
+    async with scoped(pool, stores) as conn:
         if region == sorted(stores):
             rows = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
                                                    options=options)
@@ -671,6 +673,21 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
                                                   options=options)
     rows = queries.as_the_region_decides(own, decided)
     return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), len(rows), []
+
+
+async def _units_are_one_store_s(pool: asyncpg.Pool, stores: list[int], day: date, level: str | None) -> None:
+    """409 when two of the stores (a region's) have a unit (of the level; None: any but a
+    region) with one id: a roll-up groups by the id, so it took them as one unit, under one of
+    their trusts, and small-group suppression reckoned with sums that were not (a privacy audit:
+    a trust's own view then showed a unit of two by subtraction). Unit ids (RESH) are unique;
+    regions are shared."""
+    async with scoped(pool, stores) as conn:
+        clashes = await conn.fetch(sql("api_units_in_several_stores"), stores, day, level)
+    if clashes:
+        said = "; ".join(f"{r['unit_id']} (stores {', '.join(map(str, r['stores']))})" for r in clashes)
+        raise Conflict(f"the organisation trees of stores of this region give one unit id to different units: "
+                       f"{said}. A roll-up cannot tell them apart, nor keep small groups hidden; give each "
+                       "unit its own id (as RESH ids are) and import the trees again")
 
 
 # What a caller without a read scope sees of a failed projection's error: the text may quote

@@ -31,7 +31,7 @@ class Options:
     timezone: str = REPORTING_TIMEZONE
 
 
-def _today(o: Options) -> date:
+def today(o: Options) -> date:
     return datetime.now(ZoneInfo(o.timezone)).date()
 
 
@@ -161,7 +161,7 @@ async def course_status(conn: asyncpg.Connection, stores: list[int], *, course: 
     if group_by not in (None, "unit", "trust"):
         raise ValueError("group_by must be unit or trust")
     o = options or Options()
-    day = as_of or _today(o)
+    day = as_of or today(o)
     levels = ["course"] + (["trust"] if group_by else []) + (["unit"] if group_by == "unit" else [])
     found = _rows(await conn.fetch(sql("api_course_status"), stores, course, day, levels, None, 0))
     hidden, hidden_stops, hidden_averages = course_suppression(found, o.suppression_threshold)
@@ -278,7 +278,7 @@ async def _compliance_query(conn: asyncpg.Connection, stores: list[int], as_of: 
     """The query of ``compliance`` and its arguments (``limit`` None: every row)."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}")
-    day = as_of or _today(o)
+    day = as_of or today(o)
     cursor = after or (None, None, None, None)
     if (source or await compliance_source(conn, stores, day, o.timezone)) == "status":
         # the units first: given as constants, they let the planner find the rows by index
@@ -299,7 +299,7 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
     o = options or Options()
     if level not in ("unit", "trust", "region"):
         raise ValueError("level must be unit, trust or region")
-    day = as_of or _today(o)
+    day = as_of or today(o)
     # the levels whose cells decide this one's (``_families``): a unit's family is its trust; a
     # trust's, its region and the row of people in no trust; a region's, the same (it is hidden
     # with its people in no trust when they are all it has and hidden for another region's).

@@ -343,6 +343,47 @@ async def test_a_trust_s_own_view_and_the_region_s_cannot_be_played_against_each
     assert not views["a"][1]["900010"]["suppressed"] and views["a"][1]["900010"]["total"] == 10
 
 
+async def test_a_unit_id_two_stores_of_a_region_give_to_different_units_is_a_409_per_unit(
+        db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
+    """A roll-up groups a unit's rows by its id: store B's unit 900100 (2 people, in its trust
+    900020) and store A's (5, in trust 900010) were taken as one unit of 7 under one trust, and
+    with the sums wrong, B's own unit view showed its other unit and its trust, whose difference
+    was B's 900100 (a privacy audit). A view per unit is refused naming the id; per trust, whose
+    ids differ, it is answered."""
+    region = "region-" + uuid.uuid4().hex[:6]
+    repo = PgCredentialRepository(conn)
+    names = [f"{region}-{n}" for n in ("a", "b")]
+    ids = [await repo.create_store(n, "Testsykehuset HF", region) for n in names]
+    b = await bootstrap.create_credential(repo, names[1], label="b", public_url="http://testserver",
+                                          scopes=["analytics/aggregates"])
+    (tmp_path / "fire.json").write_text(json.dumps([{
+        "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
+        "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
+    (tmp_path / "org-b.csv").write_text("unit_id,id_kind,name,parent_id,level,valid_from,closed\n"
+                                        "900001,resh,Helse Eksempel RHF,,region,2020-01-01,\n"
+                                        "900020,resh,Nordby sykehus HF,900001,trust,2020-01-01,\n"
+                                        "900100,resh,Akuttklinikken,900020,division,2020-01-01,\n"
+                                        "900301,resh,Medisinsk klinikk,900020,division,2020-01-01,\n")
+    pc = await runner.connect(db_url)
+    try:
+        for sid, org, people in ((ids[0], EXAMPLES / "org.csv", {"900100": 5}),
+                                 (ids[1], tmp_path / "org-b.csv", {"900100": 2, "900301": 11})):
+            await reference.import_file(pc, sid, "org", org)
+            await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
+            await reference.append(pc, sid, _employed(people))
+        for p in ALL.values():
+            await runner.catch_up(pc, p)
+    finally:
+        await pc.close()
+    async with _app(db_url) as client:
+        r = await client.get("/api/v1/compliance/rollup", auth=(b.key, b.secret),
+                             params={"as_of": "2025-01-01", "level": "unit", "requirement": "fire"})
+        assert r.status_code == 409 and f"900100 (stores {ids[0]}, {ids[1]})" in r.json()["error"]["message"]
+        r = await client.get("/api/v1/compliance/rollup", auth=(b.key, b.secret),
+                             params={"as_of": "2025-01-01", "level": "trust", "requirement": "fire"})
+        assert r.status_code == 200 and {i["group_id"] for i in r.json()["items"]} == {"900020"}
+
+
 async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_reveal(
         db_url: str, conn: asyncpg.Connection, tmp_path: Path) -> None:
     """Course status per unit and per trust, with its own org tree: the compliance read model is
@@ -541,8 +582,12 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
         more = await client.get("/api/v1/compliance", auth=auth, params={"as_of": "2025-01-01", "format": "csv",
                                                                           "limit": 2})
         assert 'rel="next"' in more.headers["Link"]
-        roll = await client.get("/api/v1/compliance/rollup", auth=auth, params={"format": "csv", "level": "region"})
-        assert {"true", "false"} & set(roll.content.decode("utf-8-sig").replace(",", "\n").split())
+        # both stores imported the example tree: one id for two units of two stores, which a
+        # roll-up would take as one (and keep small groups hidden by sums that are not): a 409
+        # naming them (a privacy audit), per trust and per unit
+        for level, named in (("region", "900010 (stores"), ("unit", "900100 (stores")):
+            roll = await client.get("/api/v1/compliance/rollup", auth=auth, params={"format": "csv", "level": level})
+            assert roll.status_code == 409 and named in roll.json()["error"]["message"], roll.text
         euro = await client.get("/api/v1/transcripts/€ø", auth=auth, params={"format": "csv"})
         assert euro.status_code == 200
         assert "filename*=UTF-8''transcript-%E2%82%AC%C3%B8.csv" in euro.headers["content-disposition"]

@@ -523,6 +523,21 @@ FROM rm_compliance.units
 WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
 ORDER BY store_id, unit_id, valid_from DESC;
 
+-- name: api_units_in_several_stores
+-- The unit ids (other than regions) of the levels ($3: NULL, every level but region) that more
+-- than one of the stores has as of the date, with their stores: a roll-up groups a unit's rows by
+-- its id alone, so two stores' units with one id would be taken as one.
+SELECT u.unit_id, array_agg(DISTINCT u.store_id ORDER BY u.store_id) AS stores
+FROM (SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, level
+      FROM rm_compliance.units
+      WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
+      ORDER BY store_id, unit_id, valid_from DESC) u
+WHERE u.level <> 'region' AND ($3::text IS NULL OR u.level = $3)
+GROUP BY u.unit_id
+HAVING count(DISTINCT u.store_id) > 1
+ORDER BY u.unit_id
+LIMIT 10;
+
 -- name: api_region_stores
 -- The given stores and every store of a region one of them belongs to: where a compliance
 -- roll-up's small-group suppression is decided (projections.api._rollup).
