@@ -484,6 +484,29 @@ async def test_a_module_completed_does_not_complete_its_course(
     assert row["avg_score"] == 0.8, row
 
 
+async def test_a_course_average_is_over_learners_not_attempts(db_url: str, conn: asyncpg.Connection,
+                                                              tmp_path: Path) -> None:
+    """One learner's forty failed attempts made a group's average score theirs (a privacy
+    re-audit: 0.15 for four learners of 0.5 and one who failed at 0.1 forty times, then passed at
+    0.95). The average is of each learner's latest result of the course."""
+    people = {"900100": 5}
+    sid, auth = await _fire_for_everyone(db_url, conn, tmp_path, people, catch_up=False)
+    learners = [f"U900100-{i}" for i in range(5)]
+    await _linked(db_url, sid, learners)
+
+    def result(person: str, verb: str, score: float, minute: int) -> dict:
+        s = _completion(_mbox(person), FIRE, f"2024-11-02T10:{minute:02d}:00Z")
+        s["verb"] = {"id": f"http://adlnet.gov/expapi/verbs/{verb}", "display": {"en-US": verb}}
+        s["result"] = {"score": {"scaled": score}, "duration": "PT10M"}
+        return s
+
+    statements = [result(p, "passed", 0.5, 0) for p in learners[:4]]
+    statements += [result(learners[4], "failed", 0.1, m) for m in range(40)] + [result(learners[4], "passed", 0.95, 59)]
+    async with _app(db_url) as client:
+        course, _, _ = await _course_views(client, auth, statements, db_url)
+    assert course[None]["avg_score"] == 0.59 and course[None]["avg_duration_s"] == 600, course[None]
+
+
 async def test_course_status_pages_are_cut_from_the_courses_shown(db_url: str, conn: asyncpg.Connection,
                                                                   tmp_path: Path) -> None:
     """Per course, the page was cut in SQL before the hidden courses were left out: a hidden

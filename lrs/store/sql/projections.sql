@@ -382,21 +382,28 @@ per_learner AS (
     SELECT g.level, g.group_id, g.parent_id, l.*
     FROM learners l JOIN grp g ON g.store_id = l.store_id AND g.person = l.person
 ),
+learner_results AS (
+    -- each learner's latest result of the course itself: the score of a completion, pass or
+    -- fail, the time of a completion or pass. Averaged per learner, not per statement: one
+    -- learner's forty attempts made a group's average theirs (a privacy audit)
+    SELECT f.store_id, f.course_id, f.person,
+           (array_agg(f.score ORDER BY f.at DESC, f.position DESC) FILTER (
+               WHERE f.score IS NOT NULL AND f.activity_id = f.course_id AND f.verb IN (
+                   'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
+                   'http://adlnet.gov/expapi/verbs/failed')))[1] AS score,
+           (array_agg(f.duration_s ORDER BY f.at DESC, f.position DESC) FILTER (
+               WHERE f.duration_s IS NOT NULL AND f.activity_id = f.course_id AND f.verb IN (
+                   'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')))[1]
+               AS duration_s
+    FROM f GROUP BY f.store_id, f.course_id, f.person
+),
 scores AS (
-    SELECT g.level, g.group_id, f.store_id, f.course_id,
-           avg(f.score) FILTER (WHERE f.activity_id = f.course_id AND f.verb IN (
-               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
-               'http://adlnet.gov/expapi/verbs/failed')) AS avg_score,
-           avg(f.duration_s) FILTER (WHERE f.activity_id = f.course_id AND f.verb IN (
-               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')) AS avg_duration_s,
-           -- how many learners each average is over, for suppression (never shown)
-           count(DISTINCT f.person) FILTER (WHERE f.score IS NOT NULL AND f.activity_id = f.course_id AND f.verb IN (
-               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
-               'http://adlnet.gov/expapi/verbs/failed')) AS scored,
-           count(DISTINCT f.person) FILTER (WHERE f.duration_s IS NOT NULL AND f.activity_id = f.course_id AND f.verb IN (
-               'http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')) AS timed
-    FROM f JOIN grp g ON g.store_id = f.store_id AND g.person = f.person
-    GROUP BY g.level, g.group_id, f.store_id, f.course_id
+    -- and how many learners each average is over, for suppression (never shown)
+    SELECT g.level, g.group_id, r.store_id, r.course_id,
+           avg(r.score) AS avg_score, avg(r.duration_s) AS avg_duration_s,
+           count(r.score) AS scored, count(r.duration_s) AS timed
+    FROM learner_results r JOIN grp g ON g.store_id = r.store_id AND g.person = r.person
+    GROUP BY g.level, g.group_id, r.store_id, r.course_id
 ),
 stops AS (
     SELECT level, group_id, store_id, course_id, jsonb_object_agg(last_activity, n) AS stopped_at
