@@ -657,7 +657,7 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
     pool = request.app.state.pool
     async with scoped(pool, stores) as conn:
         region = sorted(await conn.fetchval(sql("api_region_stores"), stores) or stores)
-    await _units_are_one_store_s(pool, region, as_of or queries.today(options), None if level == "unit" else "trust")
+    await _units_are_one_store_s(pool, region, as_of or queries.today(options))
     async with scoped(pool, stores) as conn:
         if region == sorted(stores):
             rows = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
@@ -675,14 +675,14 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
     return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), len(rows), []
 
 
-async def _units_are_one_store_s(pool: asyncpg.Pool, stores: list[int], day: date, level: str | None) -> None:
-    """409 when two of the stores (a region's) have a unit (of the level; None: any but a
-    region) with one id: a roll-up groups by the id, so it took them as one unit, under one of
-    their trusts, and small-group suppression reckoned with sums that were not (a privacy audit:
-    a trust's own view then showed a unit of two by subtraction). Unit ids (RESH) are unique;
-    regions are shared."""
+async def _units_are_one_store_s(pool: asyncpg.Pool, stores: list[int], day: date) -> None:
+    """409 when two of the stores (a region's) use one unit id, other than a region they share,
+    in their trees or their employments: a roll-up groups by the id, so it took them as one unit,
+    under one of their trusts, and small-group suppression reckoned with sums that were not (a
+    privacy audit: a trust's own view then showed a unit of two by subtraction). Unit ids (RESH)
+    are unique; regions are shared."""
     async with scoped(pool, stores) as conn:
-        clashes = await conn.fetch(sql("api_units_in_several_stores"), stores, day, level)
+        clashes = await conn.fetch(sql("api_units_in_several_stores"), stores, day)
     if clashes:
         said = "; ".join(f"{r['unit_id']} (stores {', '.join(map(str, r['stores']))})" for r in clashes)
         raise Conflict(f"the organisation trees of stores of this region give one unit id to different units: "

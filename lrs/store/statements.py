@@ -451,7 +451,10 @@ async def _matched_only_by_others(conn: asyncpg.Connection, store_id: int, q: Qu
     own statements they refer to, up to the first that is not its own."""
     if q.authority is None:
         return set()
-    candidates = [p for p, r in found.items() if r["kept"] and r["payload"] is not None]
+    # every statement kept, with its body read or not (the chains' bodies are read here): a
+    # round's borrowed statements are all found at once, and the page read again once (a
+    # review: found a budget's worth at a time, the round was read again and again)
+    candidates = [p for p, r in found.items() if r["kept"]]
     if not candidates:
         return set()
     out: set[int] = set()

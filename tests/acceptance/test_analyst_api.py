@@ -348,8 +348,9 @@ async def test_a_unit_id_two_stores_of_a_region_give_to_different_units_is_a_409
     """A roll-up groups a unit's rows by its id: store B's unit 900100 (2 people, in its trust
     900020) and store A's (5, in trust 900010) were taken as one unit of 7 under one trust, and
     with the sums wrong, B's own unit view showed its other unit and its trust, whose difference
-    was B's 900100 (a privacy audit). A view per unit is refused naming the id; per trust, whose
-    ids differ, it is answered."""
+    was B's 900100 (a privacy audit). A roll-up is refused naming the id, also where B's tree
+    has the unit only from a later date and B's employments name it (a review: the check read
+    the trees alone), and per trust (the trees are walked by id)."""
     region = "region-" + uuid.uuid4().hex[:6]
     repo = PgCredentialRepository(conn)
     names = [f"{region}-{n}" for n in ("a", "b")]
@@ -362,7 +363,7 @@ async def test_a_unit_id_two_stores_of_a_region_give_to_different_units_is_a_409
     (tmp_path / "org-b.csv").write_text("unit_id,id_kind,name,parent_id,level,valid_from,closed\n"
                                         "900001,resh,Helse Eksempel RHF,,region,2020-01-01,\n"
                                         "900020,resh,Nordby sykehus HF,900001,trust,2020-01-01,\n"
-                                        "900100,resh,Akuttklinikken,900020,division,2020-01-01,\n"
+                                        "900100,resh,Akuttklinikken,900020,division,2026-01-01,\n"
                                         "900301,resh,Medisinsk klinikk,900020,division,2020-01-01,\n")
     pc = await runner.connect(db_url)
     try:
@@ -376,12 +377,16 @@ async def test_a_unit_id_two_stores_of_a_region_give_to_different_units_is_a_409
     finally:
         await pc.close()
     async with _app(db_url) as client:
+        for as_of in ("2025-01-01", "2026-06-01"):
+            for level in ("unit", "trust", "region"):
+                r = await client.get("/api/v1/compliance/rollup", auth=(b.key, b.secret),
+                                     params={"as_of": as_of, "level": level, "requirement": "fire"})
+                assert r.status_code == 409, (as_of, level, r.text)
+                assert f"900100 (stores {ids[0]}, {ids[1]})" in r.json()["error"]["message"]
+        # before B's people were employed there, B's tree and employments use no id of A's
         r = await client.get("/api/v1/compliance/rollup", auth=(b.key, b.secret),
-                             params={"as_of": "2025-01-01", "level": "unit", "requirement": "fire"})
-        assert r.status_code == 409 and f"900100 (stores {ids[0]}, {ids[1]})" in r.json()["error"]["message"]
-        r = await client.get("/api/v1/compliance/rollup", auth=(b.key, b.secret),
-                             params={"as_of": "2025-01-01", "level": "trust", "requirement": "fire"})
-        assert r.status_code == 200 and {i["group_id"] for i in r.json()["items"]} == {"900020"}
+                             params={"as_of": "2019-06-01", "level": "unit", "requirement": "fire"})
+        assert r.status_code == 200, r.text
 
 
 async def test_course_status_per_unit_and_trust_hides_what_subtraction_would_reveal(

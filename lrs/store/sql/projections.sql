@@ -531,18 +531,30 @@ WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
 ORDER BY store_id, unit_id, valid_from DESC;
 
 -- name: api_units_in_several_stores
--- The unit ids (other than regions) of the levels ($3: NULL, every level but region) that more
--- than one of the stores has as of the date, with their stores: a roll-up groups a unit's rows by
--- its id alone, so two stores' units with one id would be taken as one.
-SELECT u.unit_id, array_agg(DISTINCT u.store_id ORDER BY u.store_id) AS stores
-FROM (SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, level
-      FROM rm_compliance.units
-      WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
-      ORDER BY store_id, unit_id, valid_from DESC) u
-WHERE u.level <> 'region' AND ($3::text IS NULL OR u.level = $3)
-GROUP BY u.unit_id
-HAVING count(DISTINCT u.store_id) > 1
-ORDER BY u.unit_id
+-- The unit ids that more than one of the stores uses as of the date, other than a region unit
+-- they share, with those stores: in their trees, or as the unit of an employment (which a roll-up
+-- groups by its id even where the tree lacks it: a review). A roll-up groups a unit's rows by
+-- its id alone, and walks the trees by id, so two stores' units with one id would be one.
+WITH ids AS (
+    SELECT DISTINCT ON (store_id, unit_id) store_id, unit_id, level
+    FROM rm_compliance.units
+    WHERE store_id = ANY($1::bigint[]) AND valid_from <= $2
+    ORDER BY store_id, unit_id, valid_from DESC
+),
+used AS (
+    SELECT store_id, unit_id, level FROM ids
+    UNION
+    SELECT e.store_id, e.unit_id, coalesce(i.level, 'unknown')
+    FROM rm_compliance.employments e
+    LEFT JOIN ids i ON i.store_id = e.store_id AND i.unit_id = e.unit_id
+    WHERE e.store_id = ANY($1::bigint[]) AND e.valid_from <= $2 AND (e.valid_to IS NULL OR e.valid_to > $2)
+)
+SELECT unit_id, array_agg(DISTINCT store_id ORDER BY store_id) AS stores
+FROM used
+GROUP BY unit_id
+HAVING count(DISTINCT store_id) FILTER (WHERE level <> 'region') > 1
+    OR (bool_or(level = 'region') AND bool_or(level <> 'region') AND count(DISTINCT store_id) > 1)
+ORDER BY unit_id
 LIMIT 10;
 
 -- name: api_region_stores
