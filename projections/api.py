@@ -657,7 +657,8 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
     pool = request.app.state.pool
     async with scoped(pool, stores) as conn:
         region = sorted(await conn.fetchval(sql("api_region_stores"), stores) or stores)
-    await _units_are_one_store_s(pool, region, as_of or queries.today(options))
+    if len(region) > 1:
+        await _units_are_one_store_s(pool, region, as_of or queries.today(options))
     async with scoped(pool, stores) as conn:
         if region == sorted(stores):
             rows = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
