@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from lrs.errors import BadRequest, Conflict, ServiceUnavailable
-from lrs.http.common import ascii_digits, principal, refuse_nul
+from lrs.http.common import ascii_number, principal, refuse_nul
 from lrs.ops.audit import record_refusal, refusals_recorded
 from lrs.ops.principal import Principal
 from lrs.store.db import scoped, translated
@@ -59,12 +59,9 @@ def _int(request: Request, name: str, default: int, lo: int, hi: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    # (int() also takes "1_0", " 5" and other scripts' digits, and refuses over 4,300 digits)
-    if not ascii_digits(raw) or len(raw.lstrip("0")) > 18:
-        if ascii_digits(raw):
-            raise BadRequest(f"{name} must be between {lo} and {hi}")
+    v = ascii_number(raw)  # (int() also takes "1_0", " 5" and other scripts' digits)
+    if v is None:
         raise BadRequest(f"{name} must be a whole number (digits 0-9)")
-    v = int(raw)
     if not lo <= v <= hi:
         raise BadRequest(f"{name} must be between {lo} and {hi}")
     return v

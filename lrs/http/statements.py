@@ -20,7 +20,7 @@ from lrs.http.charset import as_utf8
 from lrs.http.common import (
     NO_STORE_THROUGH,
     accept_languages,
-    ascii_digits,
+    ascii_number,
     media_type,
     only_params,
     parse_bool,
@@ -213,11 +213,9 @@ def _parse_query(request: Request, version: str) -> tuple[Query, str, bool]:
     if fmt not in FORMATS:
         raise BadRequest(f"format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
     limit_raw = params.get("limit", "0")
-    if not ascii_digits(limit_raw):
+    limit = ascii_number(limit_raw)
+    if limit is None:
         raise BadRequest(f"limit: must be a non-negative integer, got {limit_raw!r}")
-    # more digits than int() takes (4,300) were a 500; any limit that long is above the maximum
-    digits = limit_raw.lstrip("0") or "0"
-    limit = int(digits) if len(digits) <= 18 else settings.query_limit_max
     limit = settings.query_limit_max if limit == 0 else min(limit, settings.query_limit_max)
     registration = params.get("registration")
     if registration is not None:
