@@ -651,36 +651,33 @@ async def _rollup(request: Request, stores: list[int]) -> tuple[Response, int, l
     level = _choice(request, "level", ("unit", "trust", "region"), "unit") or "unit"
     as_of, requirement = _date(request, "as_of"), request.query_params.get("requirement")
     options = queries.Options(o.suppression_threshold, window, o.timezone)
-    pool = request.app.state.pool
+    day, pool = as_of or queries.today(options), request.app.state.pool
     async with scoped(pool, stores) as conn:
         region = sorted(await conn.fetchval(sql("api_region_stores"), stores) or stores)
-    if len(region) > 1:
-        await _units_are_one_store_s(pool, region, as_of or queries.today(options))
-    async with scoped(pool, stores) as conn:
-        if region == sorted(stores):
-            rows = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
-                                                   options=options)
-            return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), \
-                len(rows), []
-        own = await queries.compliance_rollup(conn, stores, level=level, as_of=as_of, requirement=requirement,
-                                              options=options, suppress=False)
-    # some stores of a region: suppression is decided over all of it, as for a regional
-    # credential, whose figures these are not shown (only which of these stores' rows it shows)
-    async with scoped(pool, region) as conn:
-        decided = await queries.compliance_rollup(conn, region, level=level, as_of=as_of, requirement=requirement,
-                                                  options=options)
-    rows = queries.as_the_region_decides(own, decided)
+        alone = region == sorted(stores)  # a regional credential's, or a store in no region
+        if alone:
+            await _units_are_one_store_s(conn, region, day)
+        rows = await queries.compliance_rollup(conn, stores, level=level, as_of=day, requirement=requirement,
+                                               options=options, suppress=alone)
+    if not alone:
+        # some stores of a region: suppression is decided over all of it, as for a regional
+        # credential, whose figures these are not shown (only which of these stores' rows it shows)
+        async with scoped(pool, region) as conn:
+            await _units_are_one_store_s(conn, region, day)
+            rows = queries.as_the_region_decides(rows, await queries.compliance_rollup(
+                conn, region, level=level, as_of=day, requirement=requirement, options=options))
     return _respond(request, "compliance-rollup", rows, columns=columns("/v1/compliance/rollup")), len(rows), []
 
 
-async def _units_are_one_store_s(pool: asyncpg.Pool, stores: list[int], day: date) -> None:
+async def _units_are_one_store_s(conn: asyncpg.Connection, stores: list[int], day: date) -> None:
     """409 when two of the stores (a region's) use one unit id, other than a region they share,
     in their trees or their employments: a roll-up groups by the id, so it took them as one unit,
     under one of their trusts, and small-group suppression reckoned with sums that were not (a
     privacy audit: a trust's own view then showed a unit of two by subtraction). Unit ids (RESH)
-    are unique; regions are shared."""
-    async with scoped(pool, stores) as conn:
-        clashes = await conn.fetch(sql("api_units_in_several_stores"), stores, day)
+    are unique; regions are shared. ``conn`` is scoped to the stores; one store cannot clash."""
+    if len(stores) < 2:
+        return
+    clashes = await conn.fetch(sql("api_units_in_several_stores"), stores, day)
     if clashes:
         said = "; ".join(f"{r['unit_id']} (stores {', '.join(map(str, r['stores']))})" for r in clashes)
         raise Conflict(f"the organisation trees of stores of this region give one unit id to different units: "

@@ -317,7 +317,7 @@ async def compliance_rollup(conn: asyncpg.Connection, stores: list[int], *, leve
         row = dict(r)
         del row["level"]
         if (level, row["group_id"], row["requirement_id"]) in hidden:
-            row.update({k: None for k in ("total", *STATUSES)}, percent_compliant=None, suppressed=True)
+            row = _suppressed_row(row)
         else:
             total = row["total"]
             row["percent_compliant"] = round(100.0 * (row["valid"] + row["expiring"]) / total, 1) if total else None
@@ -340,9 +340,13 @@ def as_the_region_decides(own: list[dict[str, Any]], region: list[dict[str, Any]
     for r in own:
         d = decided.get((r["group_id"], r["requirement_id"]))
         same = d is not None and not d["suppressed"] and all(d[k] == r[k] for k in ("total", *STATUSES))
-        out.append(r if same else {**r, **{k: None for k in ("total", *STATUSES)},
-                                   "percent_compliant": None, "suppressed": True})
+        out.append(r if same else _suppressed_row(r))
     return out
+
+
+def _suppressed_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A roll-up row as a suppressed group shows: no counts."""
+    return {**row, **{k: None for k in ("total", *STATUSES)}, "percent_compliant": None, "suppressed": True}
 
 
 async def rollup_rows(conn: asyncpg.Connection, stores: list[int], day: date, levels: list[str], *,
