@@ -53,6 +53,8 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         # A head over the limit: nothing after it is parsed or served, and it is answered with
         # 431 once every request before it (pipelined) has had its response.
         self.refusing = False
+        self.refusal = (431, "")  # the answer a refused request gets (status, message)
+        self.transfer_codings: list[bytes] = []  # the request's Transfer-Encoding, coding by coding
         self.active = None
         self.deadline: asyncio.TimerHandle | None = None
         self.armed_waiting = False  # the body timer was armed while the client awaited 100 Continue
@@ -85,6 +87,7 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         if self.refusing:
             return
         self.head_size = 0
+        self.transfer_codings = []
         if self.deadline is None:
             # a head that begins inside a read (after the end of a body) is timed from here
             self._arm(self.limits.head_seconds)
@@ -103,6 +106,8 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         if not self.reading_head and self.head_size > self.limits.head_bytes:
             self._over_limit(now=True)  # trailer fields: part of the head's allowance
             return
+        if self.reading_head and name.lower() == b"transfer-encoding":
+            self.transfer_codings += [c.split(b";")[0].strip().lower() for c in value.split(b",") if c.strip()]
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -113,6 +118,14 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         self.head_size += len(self.parser.get_method()) + 13
         if self.head_size > self.limits.head_bytes:
             self._over_limit()  # a head over the limit that arrived whole in one read
+            return
+        unknown = [c.decode("latin-1") for c in self.transfer_codings if c != b"chunked"]
+        if unknown:
+            # the parser frames "gzip, chunked" as chunked and would hand on the coded bytes as
+            # the body: a coding the server does not know is 501 (RFC 9112 6.1), and the
+            # connection ends (its body is never read)
+            self._over_limit(refusal=(501, f"Transfer-Encoding {', '.join(unknown)} is not supported "
+                                           "(only chunked is)"))
             return
         super().on_headers_complete()
         self._arm(self.limits.body_idle_seconds)
@@ -164,11 +177,14 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
                  phase="head" if self.reading_head else "body")
         self.transport.close()
 
-    def _over_limit(self, *, now: bool = False) -> None:
-        """Answer 431 and close, reading and serving nothing more: at once for the request being
-        received (``now``), else after the responses to the requests before it, if any are
-        still on their way (pipelining: their clients must get their answers first)."""
+    def _over_limit(self, *, now: bool = False, refusal: tuple[int, str] | None = None) -> None:
+        """Answer 431 (or ``refusal``'s status and message) and close, reading and serving nothing
+        more: at once for the request being received (``now``), else after the responses to the
+        requests before it, if any are still on their way (pipelining: their clients must get
+        their answers first)."""
         self.refusing = True
+        if refusal is not None:
+            self.refusal = refusal
         self._disarm()
         if now:
             if self.pipeline and self.pipeline[0][0] is self.cycle:
@@ -186,6 +202,11 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
 
     def _refuse_head(self) -> None:
         if self.transport.is_closing():
+            return
+        status, message = self.refusal
+        if status != 431:
+            log.info("request_refused", client=self.client[0] if self.client else None, status=status)
+            self._answer_and_close(status, message)
             return
         limit = self.limits.head_bytes
         log.info("request_head_too_large", client=self.client[0] if self.client else None, limit=limit)

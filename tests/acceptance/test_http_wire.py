@@ -390,3 +390,28 @@ async def test_a_method_no_one_knows_is_501_and_a_known_one_no_route_takes_is_40
     status, _, _ = await _response(reader)  # (the connection serves on)
     writer.close()
     assert status.startswith(b"HTTP/1.1 200")
+
+
+async def test_a_transfer_coding_other_than_chunked_is_501_and_chunked_alone_is_served(
+        server: Server, tenant: Tenant) -> None:
+    """RFC 9112 6.1: a server that does not know a request's transfer coding answers 501. The
+    parser framed "gzip, chunked" as chunked and handed the gzip bytes on as if they were the
+    body (an audit); "Chunked" in any case, alone, is read as it always was."""
+    s = orjson.dumps(with_id(statement()))
+    post = ("POST /xapi/statements HTTP/1.1\r\nHost: x\r\nX-Experience-API-Version: 1.0.3\r\n"
+            f"Authorization: {_auth(tenant)}\r\nContent-Type: application/json\r\n")
+    chunked_body = f"{len(s):x}\r\n".encode() + s + b"\r\n0\r\n\r\n"
+    for coding, named in [("gzip, chunked", "gzip"), ("x-spor;level=1 ,CHUNKED", "x-spor")]:
+        reader, writer = await _connect(server)
+        writer.write(post.encode() + f"Transfer-Encoding: {coding}\r\n\r\n".encode() + chunked_body)
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), 10)  # until the server closes
+        writer.close()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 501 Not Implemented") and b"connection: close" in head.lower()
+        assert b"x-experience-api-version: " in head.lower()
+        assert orjson.loads(body)["error"]["message"] == (f"Transfer-Encoding {named} is not supported "
+                                                          "(only chunked is)")
+    reader, writer = await _connect(server)
+    writer.write(post.encode() + b"Transfer-Encoding: Chunked\r\n\r\n" + chunked_body + ABOUT)
+    await _answered_then_served(reader, writer, b"HTTP/1.1 200")
