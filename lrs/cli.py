@@ -21,7 +21,7 @@ from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import set_json_codecs
-from lrs.store.migrate import migrate
+from lrs.store.migrate import UnsuitableDatabase, migrate
 from projections import cli as projections_cli
 
 _public_url = admin.public_url
@@ -131,7 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except UnsuitableDatabase as exc:
+        raise SystemExit(f"spor {args.command}: {exc}") from None
 
 
 if __name__ == "__main__":

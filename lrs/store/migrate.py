@@ -27,8 +27,27 @@ def migrations() -> list[tuple[int, str, Path]]:
     return out
 
 
+class UnsuitableDatabase(RuntimeError):
+    """A database Spor cannot keep learning records in as they were sent."""
+
+
+async def check_suitable(conn: asyncpg.Connection) -> None:
+    """Refuse a database not encoded in UTF-8 (one an operator made for SPOR_DATABASE_URL): a
+    LATIN1 database refuses a name with ŋ or č (Northern Sami) as an error on each statement
+    holding one, a SQL_ASCII one every JSON escape of a non-ASCII letter; each a 500 per
+    request, long after the server started without a word."""
+    name, encoding = await conn.fetchrow("SELECT current_database(), current_setting('server_encoding')")
+    if encoding != "UTF8":
+        raise UnsuitableDatabase(
+            f"the database {name!r} is encoded in {encoding}; Spor keeps statements in UTF8, which holds "
+            f"every letter a learning record may carry: make it with CREATE DATABASE ... ENCODING 'UTF8' "
+            f"TEMPLATE template0, or let Spor start its embedded database (leave SPOR_DATABASE_URL unset)")
+
+
 async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply the migrations not yet applied; return the numbers applied now."""
+    """Apply the migrations not yet applied; return the numbers applied now. A database Spor
+    cannot use is refused first (UnsuitableDatabase)."""
+    await check_suitable(conn)
     applied_now: list[int] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
