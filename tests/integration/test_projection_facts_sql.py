@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lrs.ops.terms import lower_each
 from projections.facts import Event, statement_facts
 
 RECORDED = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -37,6 +38,11 @@ def _stmt(**over: Any) -> dict[str, Any]:
 CORPUS: list[dict[str, Any]] = [
     _stmt(),
     _stmt(actor={"mbox": "mailto:Kari.Nordmann@Sykehus.EXAMPLE.org"}),
+    # domains whose capitals are not ASCII (0033): SQL's lower() under "C" kept them
+    _stmt(actor={"mbox": "mailto:Per@SYKEHUSØ.NO"}),
+    _stmt(actor={"mbox": "mailto:ana@İSTANBUL.ÆØÅ.example"}),  # İ: a lower case of two characters
+    _stmt(actor={"mbox": "mailto:eleni@ΟΔΟΣ.ΑΘΗΝΑΣ.example"}),  # a capital sigma ending a word
+    _stmt(actor={"mbox": "mailto:k@\u212aelvin.ǅ.example"}),  # Kelvin sign (to ASCII k), a title case
     _stmt(actor={"objectType": "Group", "mbox_sha1sum": "ABCDEF0123456789ABCDEF0123456789ABCDEF01"}),
     _stmt(actor={"openid": "https://openid.example.org/kari"}),
     _stmt(actor={"objectType": "Group", "member": [ACCOUNT]}),  # anonymous: attributed to no one
@@ -182,6 +188,18 @@ async def test_sql_facts_equal_the_python_reference_for_random_results(
         statements.append(_stmt(result=result, timestamp=ts))
     got, want = await _facts_both_ways(conn, statements)
     assert got == want
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.text(min_size=1, max_size=12), min_size=1, max_size=20))
+async def test_sql_lowers_text_as_the_python_key_does(conn: asyncpg.Connection, texts: list[str]) -> None:
+    """projections.lower_like_python (0033) is lrs.ops.terms.lower_each for any text PostgreSQL can
+    hold, so a statement's actor and the people import give one address one key."""
+    texts = [t.replace("\x00", "") or "x" for t in texts]
+    texts += ["SYKEHUSØ.NO", "İ", "ΟΔΟΣ", "\u212a", "ǅǈǋ", "ẞ", "ÀÉÎÕÜ"]
+    got = await conn.fetchval("SELECT array_agg(projections.lower_like_python(t) ORDER BY n) "
+                              "FROM unnest($1::text[]) WITH ORDINALITY AS u(t, n)", texts)
+    assert got == [lower_each(t) for t in texts]
 
 
 async def test_bodies_are_read_as_jsonb_with_nul_as_the_replacement_character(conn: asyncpg.Connection) -> None:
