@@ -580,7 +580,8 @@ async def _transcript(request: Request, stores: list[int]) -> tuple[Response, in
             raise RefusedAfterReading(f"person {person!r} is known in several stores ("
                                       f"{', '.join(r['name'] for r in found)}); name one with store=")
         rows = await queries.transcript(conn, stores, person, activity=request.query_params.get("activity"),
-                                        limit=_one_more(limit), offset=offset) if stores else []
+                                        limit=_one_more(limit), offset=offset,
+                                        timezone=_options(request).timezone) if stores else []
     return (_respond(request, f"transcript-{person}", rows, limit, offset, columns("/v1/transcripts/{person}")),
             _count(rows, limit), [person])
 
@@ -780,7 +781,7 @@ OPENAPI: dict[str, Any] = {
                              "several of the stores the credential reads (400 otherwise)"), *_PAGING],
             _obj(store_id="integer", store="string", statement_id="string", activity_id="string", verb="string",
                  success="boolean", score="number", duration_s="number", completed_at="string",
-                 valid_until="string")),
+                 expires_on="string")),
         "/v1/course-status": _get(
             "Per course: learners registered, started, completed, passed, failed; averages; where they stop",
             [_param("course", "only this course activity id"),

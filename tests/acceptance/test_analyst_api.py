@@ -103,7 +103,7 @@ async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> 
         # both identifiers count for the person; the voided completion is gone
         assert [(i["activity_id"], i["completed_at"][:10]) for i in t["items"]] == [
             ("https://courses.example.org/hlr", "2023-01-15"), ("https://courses.example.org/infosec", "2024-11-02")]
-        assert t["items"][1]["valid_until"].startswith("2025-11-02")
+        assert t["items"][1]["expires_on"] == "2025-11-02"
         assert t["items"][1]["duration_s"] == 1200 and t["items"][1]["score"] == 0.8
 
         rows = (await client.get("/api/v1/compliance", auth=auth,

@@ -225,7 +225,10 @@ class BruteForce:
                 rs = [r for r in self.reqs.values() if f.activity_id in r["activity_ids"]]
                 ds = [r["validity_days"] for r in rs if r["validity_days"] is not None]
                 never = len(ds) < len(rs)
-                until = f.at + timedelta(days=max(ds)) if ds and not never and f.success is not False else None
+                # the day it stops counting, as compliance: its date in the reporting time zone
+                # + the validity (it was the instant + the days until an audit)
+                until = (f.at.astimezone(ZoneInfo(TZ)).date() + timedelta(days=max(ds))
+                         if ds and not never and f.success is not False else None)
                 out.append((f.statement_id, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, until))
         return sorted(out, key=lambda r: (r[6], r[0]))
 
@@ -369,7 +372,7 @@ async def read_models(conn: asyncpg.Connection, store_id: int) -> dict[str, Any]
     for p in persons:
         out[f"transcript:{p}"] = [
             (r["statement_id"], r["activity_id"], r["verb"], r["success"], r["score"], r["duration_s"],
-             r["completed_at"], r["valid_until"]) for r in await queries.transcript(conn, [store_id], p)]
+             r["completed_at"], r["expires_on"]) for r in await queries.transcript(conn, [store_id], p)]
     out["course_status"] = [
         (r["course_id"], r["learners"], *(r[k] for k in queries.COUNTS),
          None if r["avg_score"] is None else round(r["avg_score"], 6),

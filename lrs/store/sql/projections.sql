@@ -299,13 +299,14 @@ SELECT pg_notify('spor_events', $1::text);
 SELECT id FROM stores WHERE name = $1;
 
 -- name: api_transcript
--- A person's transcript: completions and passes of every linked identifier, with validity: the
--- longest of the requirements the activity satisfies, none when one of them never expires, and
--- none for a failed attempt (compliance counts no completion with success false).
+-- A person's transcript: completions and passes of every linked identifier, with the day each
+-- stops counting as compliance has it ($6: the reporting time zone): the completion's date there
+-- plus the longest validity of the requirements the activity satisfies; none when one of them
+-- never expires, and none for a failed attempt (compliance counts no completion with success false).
 SELECT c.store_id, st.name AS store, c.statement_id::text AS statement_id, c.activity_id, c.verb, c.success,
        c.score, c.duration_s, c.completed_at,
        CASE WHEN c.success IS DISTINCT FROM false AND NOT v.never
-            THEN c.completed_at + make_interval(days => v.days) END AS valid_until
+            THEN (c.completed_at AT TIME ZONE $6::text)::date + v.days END AS expires_on
 FROM rm_transcript.completions c
 JOIN stores st ON st.id = c.store_id
 LEFT JOIN rm_transcript.links l ON l.store_id = c.store_id AND l.ifi = c.ifi
