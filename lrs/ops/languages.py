@@ -8,12 +8,36 @@ range that matches it; '*' matches every tag no other range matches; q=0 means n
 
 from __future__ import annotations
 
-Ranges = list[tuple[str, float]]  # (lower-case language range, quality), in header order
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Ranges:
+    """An Accept-Language header's ranges, ready to be looked up: a tag's quality costs one look-up
+    per subtag, whatever the header's length. (Each map's keys were compared with every range: a
+    64 KiB header of ~4,800 ranges held the server's event loop for seconds on one page of
+    statements with large language maps; a query audit.)"""
+
+    ranges: list[tuple[str, float]]  # (lower-case language range, quality), in header order
+    first: dict[str, tuple[float, int]] = field(default_factory=dict)  # range -> (quality, index), first named
+    primary_rank: dict[str, int] = field(default_factory=dict)  # primary subtag of an acceptable range -> rank
+
+    @classmethod
+    def of(cls, ranges: list[tuple[str, float]]) -> Ranges:
+        first: dict[str, tuple[float, int]] = {}
+        for i, (r, q) in enumerate(ranges):
+            first.setdefault(r, (q, i))
+        rank: dict[str, int] = {}
+        # best quality first, then the header's order (sorted is stable)
+        for r, q in sorted(ranges, key=lambda rq: -rq[1]):
+            if q > 0 and r != "*":
+                rank.setdefault(r.split("-")[0], len(rank))
+        return cls(ranges, first, rank)
 
 
 def parse_accept_language(raw: str) -> Ranges:
     """The header's ranges with their qualities (1 when not given; a malformed q counts as 0)."""
-    ranges: Ranges = []
+    ranges: list[tuple[str, float]] = []
     for part in raw.split(","):
         tag, *params = (p.strip() for p in part.split(";"))
         if not tag:
@@ -27,23 +51,18 @@ def parse_accept_language(raw: str) -> Ranges:
                 except ValueError:
                     q = 0.0
         ranges.append((tag.lower(), q))
-    return ranges
+    return Ranges.of(ranges)
 
 
 def _quality(tag: str, ranges: Ranges) -> tuple[float, int] | None:
-    """(quality, index of the range that gave it) for ``tag``, or None when no range matches."""
-    tag = tag.lower()
-    best: tuple[int, float, int] | None = None  # (length of the range, quality, index)
-    star: tuple[float, int] | None = None
-    for i, (r, q) in enumerate(ranges):
-        if r == "*":
-            if star is None:
-                star = (q, i)
-        elif (tag == r or tag.startswith(r + "-")) and (best is None or len(r) > best[0]):
-            best = (len(r), q, i)
-    if best is not None:
-        return best[1], best[2]
-    return star
+    """(quality, index of the range that gave it) for ``tag``, or None when no range matches: that
+    of the longest range equal to the tag or to a prefix of it ending before a '-', else '*'."""
+    subtags = tag.lower().split("-")
+    for n in range(len(subtags), 0, -1):
+        found = ranges.first.get("-".join(subtags[:n]))
+        if found is not None:
+            return found
+    return ranges.first.get("*")
 
 
 def pick(langmap: dict[str, str], ranges: Ranges) -> dict[str, str]:
@@ -60,9 +79,9 @@ def pick(langmap: dict[str, str], ranges: Ranges) -> dict[str, str]:
         _, _, _, k = min(acceptable, key=lambda a: (-a[0], a[1], a[2]))
         return {k: langmap[k]}
     allowed = [k for q, _, k in rated if q is None] or keys
-    wanted = [r.split("-")[0] for r, q in sorted(ranges, key=lambda rq: -rq[1]) if q > 0 and r != "*"]
-    for primary in wanted:
-        for k in allowed:
-            if k.lower().split("-")[0] == primary:
-                return {k: langmap[k]}
+    ranked = [(ranges.primary_rank[p], n, k) for n, k in enumerate(allowed)
+              if (p := k.lower().split("-")[0]) in ranges.primary_rank]
+    if ranked:
+        k = min(ranked)[2]
+        return {k: langmap[k]}
     return {allowed[0]: langmap[allowed[0]]}
