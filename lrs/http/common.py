@@ -60,6 +60,15 @@ def single_header(request: Request, name: str) -> str | None:
     return values[0] if values else None
 
 
+def list_header(request: Request, name: str) -> str | None:
+    """The value of a header defined as a comma-separated list (If-Match, If-None-Match,
+    Accept-Language, Content-Encoding), its lines joined as one (RFC 9110 5.3: sent on several
+    lines it means the same; the first line alone was read, so an `If-None-Match: *` on a second
+    line was not heard and a document was overwritten; a documents audit). None when absent."""
+    values = request.headers.getlist(name)
+    return ", ".join(values) if values else None
+
+
 async def principal(request: Request) -> Principal:
     """Authenticate the request (401 when that fails)."""
     request.state.authentication_tried = True
@@ -74,7 +83,7 @@ async def principal(request: Request) -> Principal:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing with 413 as soon as it grows past ``limit`` bytes, and with 415 a
     body with a content coding (RFC 9110 8.4.1): Spor would otherwise read gzip as the content."""
-    encoding = request.headers.get("content-encoding", "").strip().lower()
+    encoding = (list_header(request, "content-encoding") or "").strip().lower()
     if encoding not in ("", "identity"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body unencoded")
     declared = request.headers.get("content-length")
@@ -211,4 +220,4 @@ def media_type(request: Request) -> str:
 
 def accept_languages(request: Request) -> languages.Ranges:
     """The Accept-Language ranges and qualities (lrs/ops/languages.py applies them)."""
-    return languages.parse_accept_language(request.headers.get("accept-language", ""))
+    return languages.parse_accept_language(list_header(request, "accept-language") or "")

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from lrs.errors import BadRequest, PreconditionFailed
-from lrs.http.common import only_params, principal, read_body, single_header, xapi_version
+from lrs.http.common import list_header, only_params, principal, read_body, single_header, xapi_version
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Resource, Scope
 from lrs.ops.timestamps import http_date, last_modified, parse_bound, parse_http_date
@@ -75,8 +75,8 @@ def _key(res: DocumentResource, request: Request, version: str) -> tuple[DocKey,
 
 
 def _preconditions(request: Request) -> Preconditions:
-    return Preconditions(ops.parse_etags(request.headers.get("if-match"), weak_matches=False),
-                         ops.parse_etags(request.headers.get("if-none-match"), weak_matches=True),
+    return Preconditions(ops.parse_etags(list_header(request, "if-match"), weak_matches=False),
+                         ops.parse_etags(list_header(request, "if-none-match"), weak_matches=True),
                          parse_http_date(request.headers.get("if-unmodified-since")))
 
 

@@ -35,6 +35,12 @@ async def test_canonical_format_uses_the_canonical_definition_in_the_asked_langu
     assert canonical.headers["Vary"] == page.headers["Vary"] == "Accept-Language"
     assert "vary" not in exact.headers
 
+    # a list header sent on two lines means the same as one line (RFC 9110 5.3): the first line
+    # alone was read (a query audit)
+    two_lines = await xapi.get("/statements", params={"statementId": first_id, "format": "canonical"},
+                               headers=[("Accept-Language", "en;q=0.1"), ("Accept-Language", "nb")])
+    assert two_lines.json()["object"]["definition"]["name"] == {"nb-NO": "Håndhygiene"}
+
 
 async def test_a_deeply_nested_canonical_definition_does_not_make_other_statements_unreadable(
         xapi: httpx.AsyncClient) -> None:
