@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lrs.errors import BadRequest, PayloadTooLarge
-from lrs.http.charset import as_utf8
+from lrs.ops.charset import as_utf8
 from lrs.ops.statements import statement_attachments
 from lrs.settings import Settings
 
@@ -91,7 +91,7 @@ def parse_statement_multipart(
     """Split a ``multipart/mixed`` statement request into its JSON and its attachment parts.
 
     Returns the bytes of the first part as UTF-8 (the statement or batch, still to be parsed as
-    JSON by the caller; decoded from the charset its Content-Type names, lrs.http.charset) and
+    JSON by the caller; decoded from the charset its Content-Type names, lrs.ops.charset) and
     the remaining parts in body order. The rules enforced:
 
     * the Content-Type is ``multipart/mixed`` with a non-empty ``boundary`` parameter

@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 import statements_schema
 from lrs.errors import BadRequest, LRSError, PayloadTooLarge
-from lrs.http.charset import as_utf8
 from lrs.http.common import (
     NO_STORE_THROUGH,
     accept_languages,
@@ -40,6 +39,7 @@ from lrs.http.multipart import (
 )
 from lrs.ops import statements as ops
 from lrs.ops import terms as T
+from lrs.ops.charset import as_utf8
 from lrs.ops.statements import Attachment, Query, StatementRepository, StatementRow
 from lrs.ops.timestamps import format_timestamp, http_date, parse_bound
 from lrs.ops.uuids import canonical_uuid

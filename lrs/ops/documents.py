@@ -33,6 +33,7 @@ from lrs.errors import (
 from lrs.ops import json_members
 from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, refusals_recorded
+from lrs.ops.charset import as_utf8, charset_of
 from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
 from lrs.ops.timestamps import http_date, last_modified
@@ -329,10 +330,13 @@ def decide_put(pre: Preconditions, resource: Resource, version: str, content: by
     return decide
 
 
-def _json_object(content: bytes, what: str) -> dict[str, str]:
-    """The document's top-level members, each value as its exact JSON text (lrs/ops/json_members.py)."""
+def _json_object(content: bytes, what: str, content_type: str) -> dict[str, str]:
+    """The document's top-level members, each value as its exact JSON text (lrs/ops/json_members.py),
+    read in the charset its Content-Type names (Communication 2.2.s7: "de-serialize the Objects
+    represented by each document"; a stored ISO-8859-1 document was read as UTF-8, and a merge
+    wrote UTF-8 bytes under its ISO-8859-1 label; a documents audit)."""
     try:
-        return json_members.members(content.decode())
+        return json_members.members(as_utf8(content, content_type, what).decode())
     except UnicodeDecodeError:
         raise BadRequest(f"{what} is not valid JSON: not UTF-8") from None
     except json_members.NotAnObject as exc:
@@ -352,10 +356,18 @@ _SPLITTERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-json-spl
 _MERGERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="spor-json-merge")
 
 
-async def _json_object_off_loop(content: bytes, what: str) -> dict[str, str]:
+async def _json_object_off_loop(content: bytes, what: str, content_type: str) -> dict[str, str]:
     if len(content) > SPLIT_IN_THREAD_BYTES:
-        return await asyncio.get_running_loop().run_in_executor(_SPLITTERS, _json_object, content, what)
-    return _json_object(content, what)
+        return await asyncio.get_running_loop().run_in_executor(_SPLITTERS, _json_object, content, what,
+                                                                content_type)
+    return _json_object(content, what, content_type)
+
+
+def utf8_labelled(content_type: str) -> str:
+    """The Content-Type of a merged document, which is UTF-8 whatever its parts were: the stored
+    type when it names no charset or UTF-8, else application/json."""
+    label = charset_of(content_type)
+    return content_type if label is None or label.replace("_", "-") in ("utf-8", "utf8") else JSON_TYPE
 
 
 class MergeDecision:
@@ -383,7 +395,7 @@ class MergeDecision:
             # XAPI-00235: a JSON-typed POST must be a JSON object even when it creates the
             # document. Split here, inside the room the write holds in the write buffer: split
             # before it, a POST waiting for its turn held its document ~18 times over (an audit)
-            self.posted = await _json_object_off_loop(self.content, "the posted document")
+            self.posted = await _json_object_off_loop(self.content, "the posted document", self.content_type)
         if (current is None or current.content is None or self.posted is None
                 or not is_json_type(current.content_type)):
             return
@@ -392,7 +404,8 @@ class MergeDecision:
             # stale If-Match split 16 MiB, holding the write buffer, to answer 412); the check
             # under the lock decides
             check_preconditions(current, self.pre)
-            self._split = (current.etag, await _json_object_off_loop(current.content, "the stored document"))
+            self._split = (current.etag, await _json_object_off_loop(current.content, "the stored document",
+                                                                     current.content_type))
         except LRSError:
             return  # said under the lock, after the preconditions (a 412 comes before a 400)
 
@@ -414,16 +427,17 @@ class MergeDecision:
             # 7 MB document held the event loop 11.5 s: a memory audit): in a thread of its own,
             # with the store lock held as for any write
             return self._merge_off_loop(split, content, current.content_type)
-        return Write(MERGE, self._merged(split, content), current.content_type)
+        return Write(MERGE, self._merged(split, content, current.content_type), utf8_labelled(current.content_type))
 
     async def _merge_off_loop(self, split: dict[str, str] | None, content: bytes, content_type: str) -> Write:
-        merged = await asyncio.get_running_loop().run_in_executor(_MERGERS, self._merged, split, content)
-        return Write(MERGE, merged, content_type)
+        merged = await asyncio.get_running_loop().run_in_executor(_MERGERS, self._merged, split, content,
+                                                                  content_type)
+        return Write(MERGE, merged, utf8_labelled(content_type))
 
-    def _merged(self, split: dict[str, str] | None, content: bytes) -> bytes:
+    def _merged(self, split: dict[str, str] | None, content: bytes, content_type: str) -> bytes:
         """The stored object (split ahead, or split now) with the posted members over it."""
         assert self.posted is not None
-        stored = dict(split) if split is not None else _json_object(content, "the stored document")
+        stored = dict(split) if split is not None else _json_object(content, "the stored document", content_type)
         stored.update(self.posted)
         merged = json_members.serialise(stored)
         if self.max_bytes is not None and len(merged) > self.max_bytes:

@@ -104,6 +104,34 @@ async def test_a_merge_keeps_the_members_it_does_not_set_exactly_as_stored(
 
 
 @resources
+async def test_a_merge_reads_each_side_in_the_charset_it_names_and_stores_utf8(
+        xapi: httpx.AsyncClient, resource: str) -> None:
+    """Communication 2.2.s7 "de-serialize the Objects represented by each document": a stored
+    ISO-8859-1 document was read as UTF-8 (400 "not UTF-8" for Tromsø), or merged with UTF-8 bytes
+    and kept its ISO-8859-1 label (a reader decoding by it saw Ã…); a UTF-16 POST or a UTF-8
+    byte order mark was 400 (a documents audit). The merge is UTF-8, labelled so."""
+    latin = "application/json; charset=iso-8859-1"
+    stored = '{"by": "Tromsø"}'.encode("iso-8859-1")
+    assert (await put(xapi, resource, stored, doc_id="latin", headers=CREATE, content_type=latin)).status_code == 204
+    r = await post(xapi, resource, '{"navn": "Åse"}'.encode("utf-16"), doc_id="latin",
+                   content_type="application/json; charset=UTF-16")
+    assert r.status_code == 204, r.text
+    g = await get(xapi, resource, "latin")
+    assert g.headers["Content-Type"] == "application/json"
+    assert orjson.loads(g.content) == {"by": "Tromsø", "navn": "Åse"}
+
+    bom = "\ufeff".encode()
+    assert (await put(xapi, resource, bom + b'{"a": 1}', doc_id="bom", headers=CREATE)).status_code == 204
+    assert (await post(xapi, resource, bom + b'{"b": 2}', doc_id="bom")).status_code == 204
+    assert orjson.loads((await get(xapi, resource, "bom")).content) == {"a": 1, "b": 2}
+
+    # a label Spor does not read is a 400 that names it, and nothing changes
+    r = await post(xapi, resource, b'{"c": 3}', doc_id="bom", content_type="application/json; charset=koi8-r")
+    assert r.status_code == 400 and "koi8-r" in r.json()["error"]["message"], r.text
+    assert orjson.loads((await get(xapi, resource, "bom")).content) == {"a": 1, "b": 2}
+
+
+@resources
 async def test_post_refuses_to_merge_when_either_side_is_not_a_json_object(
         xapi: httpx.AsyncClient, resource: str) -> None:
     await put(xapi, resource, b"plain text", doc_id="text", headers=CREATE, content_type="text/plain")
