@@ -65,8 +65,10 @@ class StatementRow:
     attachment_sha2s: list[str] = field(default_factory=list)
     position: int = 0
     authority_key: str = ""
-    # the statement's actor as JSON, when the repository read it apart (a single statement)
+    # the statement's actor as JSON, when the repository read it apart (a single statement), and
+    # then its object when that is an Agent or a Group
     actor: bytes | None = None
+    agent_object: bytes | None = None
 
 
 @dataclass
@@ -97,6 +99,9 @@ class Query:
     ascending: bool = False
     # Only statements with this authority (statements/read/mine for a credential).
     authority: str | None = None
+    # Only statements this person is the actor or object of by their own terms, not by those of
+    # another's statement they refer to (statements/read/mine for a person signed in).
+    person: str | None = None
     # Paging cursor: position strictly after (ascending) / before (descending) this one, and
     # the newest position the first page could see, so later arrivals never shift pages.
     after: int | None = None
@@ -423,19 +428,31 @@ def inherit_target_terms(batch: list[Prepared], stored: dict[str, StoredTarget])
 # Reading
 
 
-def _actor_key(row: StatementRow) -> str | None:
-    """The agent key of a stored statement's actor (None for an anonymous Group), from the actor
-    alone when the repository read it apart: parsing a 20 MB statement for it took 1.4 s of the
-    event loop and 600 MB (a memory audit)."""
-    actor = orjson.loads(row.actor) if row.actor is not None else orjson.loads(row.payload).get("actor")
-    return T.agent_key(actor) if isinstance(actor, dict) else None
+def _about(row: StatementRow) -> tuple[str | None, list[str]]:
+    """Whom a stored statement is about: its actor's agent key (None for an anonymous Group), and
+    the keys of every agent the agent filter finds it by without related_agents (the actor, an
+    Agent or Group object, and their members). From the actor and the object alone when the
+    repository read them apart: parsing a 20 MB statement for them took 1.4 s of the event loop
+    and 600 MB (a memory audit)."""
+    if row.actor is not None:
+        actor = orjson.loads(row.actor)
+        obj = orjson.loads(row.agent_object) if row.agent_object is not None else None
+    else:
+        whole = orjson.loads(row.payload)
+        actor, obj = whole.get("actor"), whole.get("object")
+        if not (isinstance(obj, dict) and obj.get("objectType") in ("Agent", "Group")):
+            obj = None  # (an object without objectType is an Activity)
+    actor_key = T.agent_key(actor) if isinstance(actor, dict) else None
+    return actor_key, T.direct_agent_keys(actor, obj)
 
 
-def _own(principal: Principal, row: StatementRow, actor_key: str | None) -> bool:
-    """Whether a caller limited to its own statements may see this one (whose actor's key is
-    ``actor_key``)."""
+def _own(principal: Principal, row: StatementRow, about: list[str]) -> bool:
+    """Whether a caller limited to its own statements may see this one: a person's are those the
+    agent filter finds by them without related agents (whom ``about`` names), as their query
+    gets; a credential's, those it is the authority of. (A person got 404 by id for a statement
+    whose object they were, which their query returned: a security audit.)"""
     if principal.person_key is not None:
-        return actor_key == principal.person_key
+        return principal.person_key in about
     return row.authority_key == principal.authority_key
 
 
@@ -456,14 +473,19 @@ async def get_statement(
     asked["statementId"] = sid
     row = await repo.get(principal.store_id, sid)
     missing = NotFound(f"no {'voided ' if voided else ''}statement with id {sid}")
+    about: list[str] = []
     if row is not None:
-        # whom the statement is about, so that the trail's search by person finds this read
-        asked["agent"] = _actor_key(row)
+        # whom the statement is about, so that the trail's search by person finds this read:
+        # its actor, and every agent it is about (group members and an agent object too; a
+        # security audit: the members of a group actor were not found)
+        asked["agent"], about = _about(row)
+        if about:
+            asked["persons"] = about
     if principal.reads_only_own:
         # Every 404 of a caller limited to its own statements is recorded, so that a statement
         # that exists but is not the caller's costs the same as one that does not (the client
         # is told neither); the trail says which.
-        someone_elses = row is not None and not _own(principal, row, asked["agent"])
+        someone_elses = row is not None and not _own(principal, row, about)
         if row is None or row.voided != voided or someone_elses:
             why = ("the statement exists but is not the caller's own" if someone_elses
                    else "no such statement" if row is None
@@ -494,7 +516,9 @@ async def query_statements(
             raise Forbidden("this sign-in may read only the person's own statements")
     if principal.reads_only_own:
         if principal.person_key is not None:
-            q = replace(q, agent=principal.person_key, related_agents=False)
+            q = replace(q, agent=principal.person_key, related_agents=False, person=principal.person_key)
+            if asked is not None:
+                asked["agent"] = principal.person_key  # (the trail's search by person finds it)
         else:
             q = replace(q, authority=principal.authority_key)
     page = await repo.query(principal.store_id, q)

@@ -134,6 +134,16 @@ def statement_terms(stmt: dict[str, Any]) -> dict[str, bool]:
     return t.rows
 
 
+def direct_agent_keys(*agents: Any) -> list[str]:
+    """The agent keys the agent filter finds a statement by without related_agents: of its actor
+    and of its object when that is an Agent or Group (the caller passes only such), and of their
+    members, in order, once."""
+    t = _Terms()
+    for obj in agents:
+        t.agent(obj, True)
+    return [term.removeprefix(AGENT) for term in t.rows]
+
+
 def merge_terms(own: dict[str, bool], inherited: Iterable[tuple[str, bool]]) -> dict[str, bool]:
     """Add the terms of a StatementRef target to the targeting statement's own terms."""
     out = dict(own)

@@ -132,6 +132,7 @@ def _row(r: asyncpg.Record) -> StatementRow:
         position=r["position"],
         authority_key=r["authority_key"],
         actor=actor.encode() if (actor := r.get("actor")) is not None else None,
+        agent_object=obj.encode() if (obj := r.get("agent_object")) is not None else None,
     )
 
 
@@ -442,14 +443,17 @@ async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: i
 
 async def _matched_only_by_others(conn: asyncpg.Connection, store_id: int, q: Query,
                                   filters: list[tuple[str, bool]], found: dict[int, asyncpg.Record]) -> set[int]:
-    """For a credential that reads only its own statements (``q.authority``): the positions of
-    its statements that refer, through StatementRefs, to another's statement (or through one) and
-    match the query's filters only by the terms inherited from it. A statement targeting another
-    inherits that one's terms (Communication 2.1.3: filters apply to the target too), so such a
-    credential, knowing another's statement's id, could learn by filters whom it is about, what
-    was done, in which activity. Its own statements match by their own terms and those of its
-    own statements they refer to, up to the first that is not its own."""
-    if q.authority is None:
+    """For a caller that reads only its own statements (a credential's, ``q.authority``; a
+    person's, ``q.person``): the positions of statements that refer, through StatementRefs, to
+    another's statement (or through one) and match the query's filters only by the terms
+    inherited from it. A statement targeting another inherits that one's terms (Communication
+    2.1.3: filters apply to the target too), so such a credential, knowing another's statement's
+    id, could learn by filters whom it is about, what was done, in which activity; and a person
+    was given others' statements about their own (a colleague's note referring to theirs; a
+    security audit). Own statements match by their own terms and those of own statements they
+    refer to, up to the first that is not: a credential's are those it is the authority of, a
+    person's those they are the actor or object of by their own terms."""
+    if q.authority is None and q.person is None:
         return set()
     # every statement kept, with its body read or not (the chains' bodies are read here): a
     # round's borrowed statements are all found at once, and the page read again once (a
@@ -461,7 +465,10 @@ async def _matched_only_by_others(conn: asyncpg.Connection, store_id: int, q: Qu
     for row in await conn.fetch(sql("chains_leaving_authority"), store_id, candidates, q.authority):
         own: dict[str, bool] = {}
         for body in row["bodies"]:
-            own = T.merge_terms(own, T.statement_terms(orjson.loads(body)).items())
+            terms = T.statement_terms(orjson.loads(body))
+            if q.person is not None and not terms.get(T.AGENT + q.person):
+                break  # not the person's own: neither it nor what it refers to counts
+            own = T.merge_terms(own, terms.items())
         if not all(term in own and (own[term] or related) for term, related in filters):
             out.add(row["root"])
     return out

@@ -152,3 +152,46 @@ async def test_the_person_s_reads_are_audited(
     finally:
         await conn.close()
     assert any(r["action"] == "statements.query" and r["records"] == 2 for r in rows)
+
+
+async def test_a_person_reads_what_they_are_actor_or_object_of_not_others_statements_referring_to_theirs(
+    sso_server: Server, idp_server: tuple[Idp, KeyPair]
+) -> None:
+    """A person's query and their reads by id agree: statements they are the actor or the object
+    of (or a member of either, a Group), by the statements' own terms. A colleague's statement
+    that refers to theirs inherits its terms (Communication 2.1.3), but is the colleague's: the
+    query gave it to them with the colleague's note, by id it was 404, and a statement about
+    them as its object was 404 by id (a security audit)."""
+    tenant = await make_tenant(sso_server.database_url, sso_server.base_url, store=STORE)
+    per, rita = person_agent("pseudo-per"), {"objectType": "Agent", "mbox": "mailto:rita.kollega@example.org"}
+    hal = {"objectType": "Agent", "mbox": "mailto:hal.kollega@example.org"}
+    own = {**statement(activity="course-per"), "actor": per}
+    about = {**statement(), "actor": rita, "object": per}
+    group = {**statement(activity="course-team"), "actor": {"objectType": "Group", "member": [per, hal]}}
+    async with xapi_client(sso_server, tenant, "2.0.0") as c:
+        ids = (await c.post("/statements", json=[own, about, group])).json()
+        note = {**statement(), "actor": rita, "object": {"objectType": "StatementRef", "id": ids[0]},
+                "result": {"response": "a private note about the attempt"}}
+        ids += (await c.post("/statements", json=note)).json()
+        # a reader of the store reads the group's statement by id: the trail finds it by each member
+        assert (await c.get("/statements", params={"statementId": ids[2]})).status_code == 200
+    async with bearer_client(sso_server, token(idp_server, "pseudo-per")) as c:
+        page = (await c.get("/statements")).json()["statements"]
+        assert sorted(s["id"] for s in page) == sorted(ids[:3])
+        for sid, status in zip(ids, (200, 200, 200, 404), strict=True):
+            assert (await c.get("/statements", params={"statementId": sid})).status_code == status, sid
+        # filtering by the note's verb finds nothing of the colleague's either
+        verb = (await c.get("/statements", params={"verb": note["verb"]["id"]})).json()["statements"]
+        assert ids[3] not in {s["id"] for s in verb}
+    conn = await asyncpg.connect(sso_server.database_url)
+    try:
+        for_hal = await conn.fetch(sql("audit_by_person"), "mbox:mailto:hal.kollega@example.org", 100)
+        mine = await conn.fetch("SELECT request FROM audit_log WHERE person = $1 AND action = 'statements.query'",
+                                f"account:{HOMEPAGE}|pseudo-per")
+    finally:
+        await conn.close()
+    # the reader's read and the person's, of the statement of a group hal is a member of
+    assert sorted((a["action"], orjson.loads(a["request"])["statementId"], a["person"] or "") for a in for_hal) == [
+        ("statements.get", ids[2], ""), ("statements.get", ids[2], f"account:{HOMEPAGE}|pseudo-per")]
+    # a person's query is recorded with the agent it was limited to
+    assert {orjson.loads(r["request"])["agent"] for r in mine} == {f"account:{HOMEPAGE}|pseudo-per"}

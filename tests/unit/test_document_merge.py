@@ -63,9 +63,9 @@ async def test_a_large_merge_is_made_in_a_thread_with_a_write_in_between_merged_
     threads: list[str] = []
     merged = decision._merged
 
-    def spy(split: dict[str, str] | None, stored: bytes) -> bytes:
+    def spy(split: dict[str, str] | None, stored: bytes, content_type: str) -> bytes:
         threads.append(threading.current_thread().name)
-        return merged(split, stored)
+        return merged(split, stored, content_type)
 
     decision._merged = spy  # type: ignore[method-assign]
     for etag, stored in (("e1", big), ("e2", {**big, "c": 3})):  # the split made ahead; a write in between

@@ -111,13 +111,16 @@ att AS (
 UPDATE stores SET last_position = $18, last_stored = $3 WHERE id = $1;
 
 -- name: statement_by_id
--- One statement of a store by id, with its stored time and voided flag, and its actor (for the
--- audit trail: the server need not parse a large statement to name whom it is about). The json
--- operators refuse a value holding the escape \u0000 anywhere (extension values may: 0026): then
--- no actor, and the server reads it from the statement.
+-- One statement of a store by id, with its stored time and voided flag, and its actor and its
+-- object when that is an Agent or a Group (whom it is about, for the audit trail and a person's
+-- own reads: the server need not parse a large statement for them). The json operators refuse a
+-- value holding the escape \u0000 anywhere (extension values may: 0026): then no actor, and the
+-- server reads both from the statement.
 SELECT s.statement_id::text AS id, e.payload::text AS payload, s.stored, s.voided, s.attachment_sha2s, s.position,
        s.authority_key,
-       CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN (e.payload -> 'actor')::text END AS actor
+       CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN (e.payload -> 'actor')::text END AS actor,
+       CASE WHEN strpos(e.payload::text, '\u0000') = 0 AND e.payload -> 'object' ->> 'objectType' IN ('Agent', 'Group')
+            THEN (e.payload -> 'object')::text END AS agent_object
 FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
@@ -222,13 +225,15 @@ ORDER BY p.position ASC;
 -- target's recorded terms, which hold the whole chain's, so a chain written a statement at a
 -- time has no depth limit: a review), each with the bodies of its chain's statements before
 -- that one, the statement's own first (lrs/store/statements.py _matched_only_by_others). A
--- chain that ends at a target not stored is the authority's own.
+-- chain that ends at a target not stored is the authority's own. With $3 NULL (a person's
+-- query, whose own statements the server tells by their bodies) every statement with a chain,
+-- with the bodies of its whole chain (33 at most).
 WITH RECURSIVE chain(root, member, refers_to, own, depth) AS (
     SELECT s.position, s.position, s.refers_to, true, 0
     FROM statements s
     WHERE s.store_id = $1 AND s.position = ANY($2::bigint[]) AND s.refers_to IS NOT NULL
   UNION ALL
-    SELECT c.root, t.position, t.refers_to, t.authority_key = $3, c.depth + 1
+    SELECT c.root, t.position, t.refers_to, $3::text IS NULL OR t.authority_key = $3, c.depth + 1
     FROM chain c
     JOIN statements t ON t.store_id = $1 AND t.statement_id = c.refers_to
     WHERE c.own AND c.refers_to IS NOT NULL AND c.depth < 32
@@ -237,7 +242,7 @@ SELECT c.root, array_agg(e.payload::text ORDER BY c.depth) FILTER (WHERE c.own) 
 FROM chain c
 JOIN events e ON e.store_id = $1 AND e.position = c.member
 GROUP BY c.root
-HAVING bool_or(NOT c.own OR (c.depth >= 32 AND c.refers_to IS NOT NULL));
+HAVING $3::text IS NULL OR bool_or(NOT c.own OR (c.depth >= 32 AND c.refers_to IS NOT NULL));
 
 -- name: stored_at_or_before
 -- The stored time of a store's newest statement at or before a position.
