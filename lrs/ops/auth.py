@@ -19,6 +19,12 @@ rate), and a check that finds the secret right gives it back. An empty bucket an
 Retry-After at once, without a check. The bucket is per client address too, so a flood from one
 address does not lock the key's clients elsewhere out of their first check (after a restart,
 say); clients whose secret this process has verified already are not checked at all.
+
+A key of the shape Spor's keys have that no credential holds is answered as a wrong secret
+would be: after a pause as long as a check takes here (no check is made: a random key must not
+buy scrypt work), and with the same 429 once its bucket is spent. Its 401 came at once and never
+a 429, which told whether a leaked key (from an old e-learning package) still exists before any
+secret was guessed (a security audit).
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ from lrs.ops.secrets import verify_secret
 from lrs.store.credentials import CredentialRow
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="Spor xAPI"'}
+# What lrs.ops.secrets.new_key makes: "spor_" and 16 characters of URL-safe base64
+_KEY_SHAPE = re.compile(r"spor_[A-Za-z0-9_-]{16}")
+_pause = asyncio.sleep  # (a test counts the pauses)
 # What an authentication scheme looks like (RFC 9110 11.1: a token), short
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]{0,19}")
 log = structlog.get_logger("lrs.auth")
@@ -56,6 +65,14 @@ def _because(reason: str, exc: E, key: str | None = None) -> E:
     exc.reason = reason  # type: ignore[attr-defined]
     exc.known_key = key  # type: ignore[attr-defined]
     return exc
+
+
+def _too_many(key: str, wait: int, *, known: bool) -> TooManyRequests:
+    """The 429 of a key whose wrong secrets have used up its bucket (the same whether a credential
+    holds the key or not; the log names the key only when one does)."""
+    return _because("too_many_wrong_secrets", TooManyRequests(
+        f"too many wrong secrets for credential key {key!r}: secrets not verified before are "
+        f"checked again in {wait} s", headers={"Retry-After": str(wait)}), key if known else None)
 
 
 def _decode_basic(value: str) -> str:
@@ -90,6 +107,8 @@ class Authenticator:
         self._checking: dict[bytes, asyncio.Future[bool]] = {}
         self._scrypt = ThreadPoolExecutor(SCRYPT_THREADS, thread_name_prefix="scrypt")
         self._store_ids: dict[str, int] = {}
+        # how long a check of a wrong secret takes here (a moving average; ~50 ms at first)
+        self.check_seconds = 0.05
         self.challenge = CHALLENGE if oidc is None else {
             "WWW-Authenticate": CHALLENGE["WWW-Authenticate"] + ", " + bearer_challenge()["WWW-Authenticate"]
         }
@@ -118,21 +137,31 @@ class Authenticator:
             bucket = (key, client)
             wait = self.unverified.take(bucket)
             if wait:
-                raise _because("too_many_wrong_secrets", TooManyRequests(
-                    f"too many wrong secrets for credential key {key!r}: secrets not verified before are "
-                    f"checked again in {wait} s", headers={"Retry-After": str(wait)}), key)
+                raise _too_many(key, wait, known=True)
             loop = asyncio.get_running_loop()
+            began = loop.time()
             running = self._checking[fingerprint] = loop.run_in_executor(
                 self._scrypt, verify_secret, secret, secret_hash)
 
             def done(f: asyncio.Future[bool]) -> None:
                 self._checking.pop(fingerprint, None)
-                if not f.cancelled() and f.exception() is None and f.result():
-                    self.unverified.give_back(bucket)
+                if not f.cancelled() and f.exception() is None:
+                    if f.result():
+                        self.unverified.give_back(bucket)
+                    else:
+                        self.check_seconds += (loop.time() - began - self.check_seconds) / 8
 
             running.add_done_callback(done)
         # shield: a client that hangs up does not cancel the check the others wait for
         return await asyncio.shield(running)
+
+    async def _as_if_checked(self, key: str, client: str | None) -> None:
+        """For a key no credential holds: the wait and the limit of a wrong secret's check, with no
+        check (its bucket is kept by a digest of the key, whose length a client chooses)."""
+        wait = self.unverified.take((hashlib.sha256(key.encode()).digest(), client))
+        if wait:
+            raise _too_many(key, wait, known=False)
+        await _pause(self.check_seconds)
 
     async def authenticate(self, authorization: str | None, client: str | None = None) -> Principal:
         """The principal of an Authorization header; ``client``: the caller's address (the
@@ -185,6 +214,8 @@ class Authenticator:
         # no key holds a NUL (nor can the database compare one)
         row = None if "\x00" in key else await self.credentials.by_key(key)
         if row is None:
+            if _KEY_SHAPE.fullmatch(key):
+                await self._as_if_checked(key, client)
             raise _because("unknown_key", Unauthorized("unknown credential or wrong secret", headers=CHALLENGE))
         fingerprint = self._fingerprint(key, secret, row.secret_hash)
         known = self._verified.get(key)

@@ -220,3 +220,34 @@ async def test_every_refusal_is_logged_with_why_the_key_and_the_client_never_the
     text = repr(logs)
     assert "guess-" not in text and "no-colon" not in text and "spor_nobody" not in text
     assert t.secret not in text and revoked.secret not in text
+
+
+async def test_a_key_no_credential_holds_is_answered_as_a_wrong_secret_is_without_a_check(
+        db_url: str, repo: PgCredentialRepository, check: CountingCheck, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key of Spor's shape that does not exist was refused at once and never got a 429, so a
+    leaked key could be tested for life without a secret (a security audit). Now it waits as long
+    as a wrong secret's check takes here and runs out of tries as a real key does; it costs no
+    scrypt check. A key of another shape (no key Spor makes) is refused at once."""
+    (t,) = await tenants(db_url, 1)
+    pauses: list[float] = []
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    monkeypatch.setattr(auth_module, "_pause", pause)
+    authn = Authenticator(repo, unverified=RateLimiter(0.5, 3, clock=Clock()))
+    real, made_up = [], []
+    for key, out in ((t.key, real), ("spor_" + "Q" * 16, made_up)):
+        for i in range(5):
+            try:
+                await authn.authenticate(basic(key, f"guess-{i}"), client="192.0.2.9")
+            except (Unauthorized, TooManyRequests) as exc:
+                out.append((exc.status, str(exc).replace(key, "KEY"), exc.headers.get("Retry-After")))
+    assert real == made_up and [s for s, _, _ in real] == [401, 401, 401, 429, 429]
+    assert check.calls == 3  # the real key's three checks; none for the made-up one
+    assert len(pauses) == 3 and all(p == pauses[0] > 0 for p in pauses)
+    # the pause follows how long checks of wrong secrets take here
+    assert pauses[0] != 0.05
+    with pytest.raises(Unauthorized):
+        await authn.authenticate(basic("not-a-spor-key", "x"), client="192.0.2.9")
+    assert len(pauses) == 3
