@@ -7,6 +7,7 @@ import asyncio
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +28,58 @@ from projections import cli as projections_cli
 _public_url = admin.public_url
 
 
-async def _prepare(settings: Settings) -> bootstrap.NewCredential | None:
+# Where a first start not on a terminal leaves the first credential's secret (in the data folder).
+FIRST_CREDENTIAL_FILE = "first-credential"
+
+
+async def _prepare(settings: Settings, *, make_credential: bool) -> tuple[bool, bootstrap.NewCredential | None]:
+    """Migrate; on a first start (no credential yet), the default store and, when
+    ``make_credential``, the first credential. Returns (first start, the credential made)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
         await set_json_codecs(conn)
-        return await bootstrap.ensure_default(PgCredentialRepository(conn), _public_url(settings))
+        repo = PgCredentialRepository(conn)
+        first = await repo.count() == 0
+        made = await bootstrap.ensure_default(repo, _public_url(settings), credential=make_credential)
+        return first, made
     finally:
         await conn.close()
+
+
+def _secret_folder(settings: Settings) -> Path | None:
+    """The data folder, when this process may write the first credential's secret there."""
+    folder = Path(settings.data_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
+def _show_first_credential(created: bootstrap.NewCredential | None, first: bool, on_terminal: bool,
+                           folder: Path | None) -> None:
+    """The first credential's key, and its secret: printed to a terminal; otherwise (a service
+    manager, a container: what is printed is kept in a system log, and logs never hold secrets,
+    docs/security.md) written to a file of the data folder that only this user may read, and
+    with no such folder not made at all (a security audit: the secret of a scope-all credential
+    went to the journal)."""
+    if created is None:
+        if first:
+            print("  no credential yet: make one with `spor credential create --store default`", flush=True)
+        return
+    print(f"  store: {created.store}", flush=True)
+    print(f"  key:    {created.key}", flush=True)
+    if on_terminal or folder is None:  # (not on a terminal, a credential is made only with a folder)
+        print(f"  secret: {created.secret}", flush=True)
+        print("  (the secret is shown only now; `spor credential create` makes more)", flush=True)
+        return
+    path = folder / FIRST_CREDENTIAL_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(f"store: {created.store}\nkey: {created.key}\nsecret: {created.secret}\n")
+    print(f"  secret: written to {path} (readable by this user alone; delete it once you have it)", flush=True)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -68,14 +113,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings, embedded = resolve_database(settings)
     shared_metrics: str | None = None
     try:
-        created = asyncio.run(_prepare(settings))
+        on_terminal = sys.stdout.isatty()
+        folder = None if on_terminal else _secret_folder(settings)
+        first, created = asyncio.run(_prepare(settings, make_credential=on_terminal or folder is not None))
         if embedded is not None:
             print(f"  embedded database: {embedded.data_dir} (PostgreSQL from {embedded.pg_bin})", flush=True)
-        if created is not None:
-            print(f"  store: {created.store}", flush=True)
-            print(f"  key:    {created.key}", flush=True)
-            print(f"  secret: {created.secret}", flush=True)
-            print("  (the secret is shown only now; `spor credential create` makes more)", flush=True)
+        _show_first_credential(created, first, on_terminal, folder)
         print(f"Spor is starting. Point your xAPI client at: {_public_url(settings)}/xapi/", flush=True)
         # uvicorn shuts down gracefully on SIGTERM/SIGINT (finishing in-flight requests), then
         # re-raises the signal; exiting normally from it lets the embedded database stop too.

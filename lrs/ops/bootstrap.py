@@ -65,10 +65,14 @@ async def create_credential(
     return NewCredential(store_name, key, secret, scopes)
 
 
-async def ensure_default(repo: PgCredentialRepository, public_url: str) -> NewCredential | None:
-    """Create the default store and a first credential when the database has no credential."""
+async def ensure_default(repo: PgCredentialRepository, public_url: str, *,
+                         credential: bool = True) -> NewCredential | None:
+    """Create the default store, and a first credential unless ``credential`` is false, when the
+    database has no credential."""
     if await repo.count() > 0:
         return None
     if await repo.store_by_name(DEFAULT_STORE) is None:
         await repo.create_store(DEFAULT_STORE, None)
+    if not credential:
+        return None
     return await create_credential(repo, DEFAULT_STORE, label="first credential", public_url=public_url)

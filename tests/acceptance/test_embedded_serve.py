@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from lrs.store.embedded import EmbeddedPostgres, find_pg_bin, free_port
-from tests.conftest import ROOT
+from tests.conftest import ROOT, new_database
 from tests.statements import statement, with_id
 
 
@@ -51,7 +51,7 @@ def _serve(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]
     raise AssertionError("not healthy")
 
 
-def _stop(proc: subprocess.Popen[str]) -> int:
+def _stop(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> int:
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     return proc.returncode
@@ -66,9 +66,16 @@ def test_serve_starts_embedded_database_prints_endpoint_and_credential_and_keeps
         text = "".join(lines)
         assert f"http://127.0.0.1:{port}/xapi/" in text
         key = re.search(r"key:\s+(\S+)", text)
-        secret = re.search(r"secret:\s+(\S+)", text)
-        assert key and secret, text
-        auth = (key.group(1), secret.group(1))
+        assert key, text
+        # not on a terminal (a service manager keeps what it prints in a system log): the secret
+        # is in a file of the data folder that only this user reads, never printed
+        file = data_dir / "data" / "first-credential"
+        assert f"secret: written to {file} (readable by this user alone" in text
+        assert file.stat().st_mode & 0o777 == 0o600
+        written = dict(line.split(": ", 1) for line in file.read_text().splitlines())
+        assert written["key"] == key.group(1) and written["store"] == "default"
+        assert written["secret"] not in text
+        auth = (key.group(1), written["secret"])
         s = with_id(statement())
         headers = {"X-Experience-API-Version": "2.0.0"}
         r = httpx.post(f"http://127.0.0.1:{port}/xapi/statements", json=s, auth=auth, headers=headers, timeout=30)
@@ -332,3 +339,54 @@ def test_missing_binaries_give_a_clear_message(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(embedded.EmbeddedPostgresError, match="no PostgreSQL binaries found"):
         embedded.find_pg_bin("/nonexistent")
+
+
+def _first_start(database_url: str, data_dir: str, *, terminal: bool) -> tuple[str, subprocess.Popen[bytes]]:
+    """A first `spor serve` on a database of its own, its output on a pseudo-terminal or a pipe,
+    read until it says where to point a client."""
+    env = {**os.environ, "SPOR_DATABASE_URL": database_url, "SPOR_DATA_DIR": data_dir,
+           "SPOR_PORT": str(free_port()), "SPOR_LOG_LEVEL": "warning"}
+    reader, writer = os.openpty() if terminal else os.pipe()
+    proc = subprocess.Popen([sys.executable, "-m", "lrs.cli", "serve"], env=env, cwd=ROOT,
+                            stdout=writer, stderr=subprocess.STDOUT)
+    os.close(writer)
+    out = b""
+    deadline = time.monotonic() + 60
+    try:
+        while b"Point your xAPI client at" not in out and time.monotonic() < deadline:
+            out += os.read(reader, 4096) or b""
+            if proc.poll() is not None:
+                break
+    finally:
+        os.close(reader)
+    return out.decode(), proc
+
+
+def test_the_first_secret_is_printed_to_a_terminal_and_never_to_a_log(pg: EmbeddedPostgres) -> None:
+    """What a service prints is kept in a system log (systemd's journal), and docs/security.md
+    says logs never hold secrets: the first credential's secret went there (a security audit).
+    On a terminal it is printed; otherwise it goes to a file only the user reads (the embedded
+    start above), and with no data folder to write, no first credential is made at all."""
+    for terminal in (True, False):
+        url = asyncio.run(new_database(pg))
+        # (the folder of an external database's server may be read-only: ProtectSystem=strict)
+        text, proc = _first_start(url, "/proc/spor-nowhere/data", terminal=terminal)
+        try:
+            assert "Point your xAPI client at" in text, text
+            if terminal:
+                assert re.search(r"key:\s+spor_\S+", text) and re.search(r"secret:\s+\S{20,}", text), text
+            else:
+                assert "key:" not in text and "secret" not in text, text
+                assert "no credential yet: make one with `spor credential create --store default`" in text
+
+                async def credentials(url: str) -> tuple[int, int]:
+                    conn = await asyncpg.connect(url)
+                    try:
+                        return (await conn.fetchval("SELECT count(*) FROM credentials"),
+                                await conn.fetchval("SELECT count(*) FROM stores WHERE name = 'default'"))
+                    finally:
+                        await conn.close()
+
+                assert asyncio.run(credentials(url)) == (0, 1)
+        finally:
+            assert _stop(proc) == 0
