@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from lrs.ops.principal import Principal
-from lrs.ops.statements import Query, StatementRow, _actor_key, get_statement, store_statements
+from lrs.ops.statements import Query, StatementRow, _about, get_statement, store_statements
 from lrs.ops.terms import agent_key
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.queries import sql
@@ -196,17 +196,19 @@ async def test_events_without_a_stored_size_are_measured(
         assert await pages(repo, store, budget, **q) == expected[name], name
 
 
-async def test_a_single_read_names_its_actor_without_parsing_the_statement(
+async def test_a_single_read_names_whom_it_is_about_without_parsing_the_statement(
         repo: PgStatementRepository, store: int) -> None:
     """The audit trail records whom a read statement is about; that parsed the whole statement
     on the event loop (20 MB: 1.4 s and 600 MB, a memory audit). The repository reads the actor
-    apart; the key comes from it alone."""
+    and an Agent or Group object apart; the keys come from them alone."""
     who = principal(store)
     s = padded(1000, actor="ola")
+    s["object"] = {"objectType": "Group", "member": [agent("kari")]}
     await store_statements(repo, who, "1.0.3", [s])
     row = await repo.get(store, s["id"])
     assert row is not None and row.actor is not None
     assert orjson.loads(row.actor) == s["actor"]
+    assert row.agent_object is not None and orjson.loads(row.agent_object) == s["object"]
     assert (await get_statement(repo, who, s["id"], voided=False)).id == s["id"]
     # the json operators refuse a body holding \u0000 anywhere (an extension value may): no
     # actor read apart, and the statement still reads (its actor from the body)
@@ -214,11 +216,12 @@ async def test_a_single_read_names_its_actor_without_parsing_the_statement(
     await store_statements(repo, who, "1.0.3", [nul])
     nul_row = await repo.get(store, nul["id"])
     assert nul_row is not None and nul_row.actor is None
-    assert _actor_key(nul_row) == agent_key(nul["actor"])
+    assert _about(nul_row) == (agent_key(nul["actor"]), [agent_key(nul["actor"])])
     assert (await get_statement(repo, who, nul["id"], voided=False)).id == nul["id"]
     # the payload is not read for it: a row whose body is no JSON at all still names its actor
-    assert _actor_key(StatementRow(id=s["id"], payload=b"not json", stored=row.stored, voided=False,
-                                   actor=row.actor)) == agent_key(s["actor"])
+    assert _about(StatementRow(id=s["id"], payload=b"not json", stored=row.stored, voided=False,
+                               actor=row.actor, agent_object=row.agent_object)) == (
+        agent_key(s["actor"]), [agent_key(s["actor"]), KARI])
 
 
 async def test_a_later_round_reads_no_body_past_what_is_left(
