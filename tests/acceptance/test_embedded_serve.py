@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -343,7 +344,8 @@ def test_missing_binaries_give_a_clear_message(monkeypatch: pytest.MonkeyPatch) 
 
 def _first_start(database_url: str, data_dir: str, *, terminal: bool) -> tuple[str, subprocess.Popen[bytes]]:
     """A first `spor serve` on a database of its own, its output on a pseudo-terminal or a pipe,
-    read until it says where to point a client."""
+    read until it says where to point a client, and drained after that until it ends (a server
+    whose terminal is gone fails to write its logs)."""
     env = {**os.environ, "SPOR_DATABASE_URL": database_url, "SPOR_DATA_DIR": data_dir,
            "SPOR_PORT": str(free_port()), "SPOR_LOG_LEVEL": "warning"}
     reader, writer = os.openpty() if terminal else os.pipe()
@@ -352,13 +354,18 @@ def _first_start(database_url: str, data_dir: str, *, terminal: bool) -> tuple[s
     os.close(writer)
     out = b""
     deadline = time.monotonic() + 60
-    try:
-        while b"Point your xAPI client at" not in out and time.monotonic() < deadline:
-            out += os.read(reader, 4096) or b""
-            if proc.poll() is not None:
-                break
-    finally:
+    while b"Point your xAPI client at" not in out and time.monotonic() < deadline:
+        out += os.read(reader, 4096) or b""
+        if proc.poll() is not None:
+            break
+
+    def drain() -> None:
+        with contextlib.suppress(OSError):  # (a terminal whose other end has closed: EIO)
+            while os.read(reader, 65536):
+                pass
         os.close(reader)
+
+    threading.Thread(target=drain, daemon=True).start()
     return out.decode(), proc
 
 
