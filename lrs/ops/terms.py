@@ -19,18 +19,11 @@ ACTIVITY = "o:"
 REGISTRATION = "r:"
 
 
-def lower_each(text: str) -> str:
-    """``text`` with each character lowered on its own: str.lower() but for its one rule that
-    looks at neighbours (a capital sigma ending a word becomes ς, not σ), which the read models'
-    SQL (projections.lower_like_python, migration 0033) could not follow."""
-    return text.lower() if text.isascii() else "".join(c.lower() for c in text)
-
-
 def _mbox(value: str) -> str:
     # The domain part of an e-mail address is case-insensitive (xAPI Data 2.3.1, case
     # sensitivity), so it is lowered; the local part is kept as sent.
     local, at, domain = value.partition("@")
-    return f"{local}{at}{lower_each(domain)}"
+    return f"{local}{at}{domain.lower()}"
 
 
 def agent_key(obj: dict[str, Any]) -> str | None:
