@@ -83,9 +83,10 @@ async def principal(request: Request) -> Principal:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing with 413 as soon as it grows past ``limit`` bytes, and with 415 a
     body with a content coding (RFC 9110 8.4.1): Spor would otherwise read gzip as the content."""
-    encoding = (list_header(request, "content-encoding") or "").strip().lower()
-    if encoding not in ("", "identity"):
-        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body unencoded")
+    codings = [c.strip().lower() for c in (list_header(request, "content-encoding") or "").split(",")]
+    coded = ", ".join(c for c in codings if c not in ("", "identity"))
+    if coded:
+        raise UnsupportedMediaType(f"Content-Encoding {coded!r} is not supported; send the body unencoded")
     declared = request.headers.get("content-length")
     if declared and ascii_digits(declared) and int(declared) > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")

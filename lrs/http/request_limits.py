@@ -119,7 +119,13 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         if self.head_size > self.limits.head_bytes:
             self._over_limit()  # a head over the limit that arrived whole in one read
             return
-        unknown = [c.decode("latin-1") for c in self.transfer_codings if c != b"chunked"]
+        codings = self.transfer_codings
+        unknown = [c.decode("latin-1") for c in codings if c != b"chunked"]
+        if codings and codings[-1] != b"chunked":
+            # the body's length cannot be known: 400 and close (RFC 9112 6.3)
+            self._over_limit(refusal=(400, "not a valid HTTP/1.1 request (Transfer-Encoding must end "
+                                           "with chunked)"))
+            return
         if unknown:
             # the parser frames "gzip, chunked" as chunked and would hand on the coded bytes as
             # the body: a coding the server does not know is 501 (RFC 9112 6.1), and the
@@ -217,12 +223,18 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         header) instead of its plain text. uvicorn calls it inside its ``except`` for whatever
         the parser refuses: a method the parser does not know (``FOO``) is no malformed request,
         but 501 Not Implemented (RFC 9110 15.6.2; methods it knows but no route takes are 405
-        from the app)."""
-        if isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
-            self._answer_and_close(501, "the request method is not one Spor implements "
-                                        "(GET, HEAD, PUT, POST, DELETE, OPTIONS)")
+        from the app). A request refused already (its head: the parser then trips over what it
+        was refused for) keeps that answer. One that is pipelined behind others is answered after
+        their responses, as a head over the limit is: answered at once, the close cut off the
+        responses before it (a review)."""
+        if self.refusing:
             return
-        self._answer_and_close(400, f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")
+        if isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+            refusal = (501, "the request method is not one Spor implements (GET, HEAD, PUT, POST, DELETE, OPTIONS)")
+        else:
+            refusal = (400, f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")
+        # in a request's head: after the responses before it; in the body being read: now
+        self._over_limit(now=not self.reading_head, refusal=refusal)
 
     def _answer_and_close(self, status: int, message: str) -> None:
         body = error_body(status, message)

@@ -415,3 +415,23 @@ async def test_a_transfer_coding_other_than_chunked_is_501_and_chunked_alone_is_
     reader, writer = await _connect(server)
     writer.write(post.encode() + b"Transfer-Encoding: Chunked\r\n\r\n" + chunked_body + ABOUT)
     await _answered_then_served(reader, writer, b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize(("coding", "status"), [("gzip, chunked", b"501"), ("gzip", b"400"), (None, b"400")])
+async def test_a_refused_request_pipelined_behind_another_is_answered_after_it(
+        server: Server, coding: str | None, status: bytes) -> None:
+    """Answered at once, the refusal's close cut off the response to the request before it on the
+    connection (a review: GET /about, then a POST with Transfer-Encoding: gzip, got the 400 alone).
+    A coding that is not chunked at the end is 400 (RFC 9112 6.3: the length cannot be known);
+    bytes that are no request (None) likewise wait for the answers before them."""
+    bad = (b"POST /xapi/about HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding.encode() + b"\r\n\r\n"
+           if coding is not None else b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")
+    reader, writer = await _connect(server)
+    writer.write(ABOUT + bad + b"0\r\n\r\n")
+    await writer.drain()
+    first, _, about = await _response(reader)
+    second, headers, body = await _response(reader)
+    writer.close()
+    assert first.startswith(b"HTTP/1.1 200") and "1.0.3" in orjson.loads(about)["version"]
+    assert second.startswith(b"HTTP/1.1 " + status), second
+    assert headers["connection"] == "close" and orjson.loads(body)["error"]["status"] == int(status)

@@ -456,6 +456,17 @@ async def test_a_body_with_a_content_coding_is_415_and_nothing_is_stored(xapi: h
     ok = await xapi.post("/statements", json=with_id(statement(actor=unique("ola"))),
                          headers={"Content-Encoding": "identity"})
     assert ok.status_code == 200, ok.text
+    # a list header on several lines is one list: identity twice is still no coding, gzip on a
+    # second line is one (a review)
+    ok = await xapi.post("/statements", json=with_id(statement(actor=unique("ola"))),
+                         headers=[("Content-Encoding", "identity"), ("Content-Encoding", "identity")])
+    assert ok.status_code == 200, ok.text
+    s = with_id(statement(actor=unique("kari")))
+    r = await xapi.post("/statements", content=gzip.compress(orjson.dumps(s)),
+                        headers=[("Content-Type", "application/json"), ("Content-Encoding", "identity"),
+                                 ("Content-Encoding", "gzip")])
+    assert r.status_code == 415 and "Content-Encoding 'gzip'" in error_message(r), r.text
+    await assert_not_stored(xapi, s["id"])
 
 
 async def test_a_body_of_more_json_values_than_one_request_may_carry_is_413(one: httpx.AsyncClient) -> None:
