@@ -37,8 +37,14 @@ def charset_of(content_type: str) -> str | None:
     return None
 
 
-def as_utf8(body: bytes, content_type: str, what: str) -> bytes:
-    """``body`` as UTF-8, decoded from the charset ``content_type`` names (none: UTF-8 already)."""
+_SINGLE_BYTE = frozenset({"iso8859-1", "iso8859-15", "cp1252"})
+
+
+def as_utf8(body: bytes, content_type: str, what: str, *, utf8_first: bool = False) -> bytes:
+    """``body`` as UTF-8, decoded from the charset ``content_type`` names (none: UTF-8 already).
+    ``utf8_first``: a body labelled with a single-byte charset that is valid UTF-8 is read as
+    UTF-8 (a label set by mistake: text in ISO-8859-1 with letters beyond ASCII is all but never
+    valid UTF-8, while UTF-8 read as ISO-8859-1 turns every ø into Ã¸)."""
     label = charset_of(content_type) or "utf-8"
     try:
         name = codecs.lookup(label).name
@@ -48,6 +54,12 @@ def as_utf8(body: bytes, content_type: str, what: str) -> bytes:
         return body[len(_BOM):] if body.startswith(_BOM) else body
     if name not in _OTHERS:
         raise BadRequest(f"{what}: charset {label!r} is not one Spor reads; send UTF-8")
+    if utf8_first and name in _SINGLE_BYTE:
+        try:
+            body.decode("utf-8")
+            return body[len(_BOM):] if body.startswith(_BOM) else body
+        except UnicodeDecodeError:
+            pass
     encoding = _OTHERS[name]
     if name in ("utf-16", "utf-32"):
         for bom, marked in _BOMS:

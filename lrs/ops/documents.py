@@ -334,9 +334,12 @@ def _json_object(content: bytes, what: str, content_type: str) -> dict[str, str]
     """The document's top-level members, each value as its exact JSON text (lrs/ops/json_members.py),
     read in the charset its Content-Type names (Communication 2.2.s7: "de-serialize the Objects
     represented by each document"; a stored ISO-8859-1 document was read as UTF-8, and a merge
-    wrote UTF-8 bytes under its ISO-8859-1 label; a documents audit)."""
+    wrote UTF-8 bytes under its ISO-8859-1 label; a documents audit). A document labelled with a
+    single-byte charset whose bytes are valid UTF-8 is read as UTF-8: a PUT stores what it is
+    sent under whatever label, and such a label set by mistake garbled every letter of it in
+    the merge (a review)."""
     try:
-        return json_members.members(as_utf8(content, content_type, what).decode())
+        return json_members.members(as_utf8(content, content_type, what, utf8_first=True).decode())
     except UnicodeDecodeError:
         raise BadRequest(f"{what} is not valid JSON: not UTF-8") from None
     except json_members.NotAnObject as exc:

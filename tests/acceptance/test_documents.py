@@ -120,6 +120,14 @@ async def test_a_merge_reads_each_side_in_the_charset_it_names_and_stores_utf8(
     assert g.headers["Content-Type"] == "application/json"
     assert orjson.loads(g.content) == {"by": "Tromsø", "navn": "Åse"}
 
+    # UTF-8 sent under an ISO-8859-1 label by mistake (a PUT stores it as sent): valid UTF-8, so
+    # read as such, not garbled to Ã\u0085se (a review)
+    mislabelled = '{"name": "Åse Sørli"}'.encode()
+    assert (await put(xapi, resource, mislabelled, doc_id="mislabelled", headers=CREATE,
+                      content_type=latin)).status_code == 204
+    assert (await post(xapi, resource, {"page": 2}, doc_id="mislabelled")).status_code == 204
+    assert orjson.loads((await get(xapi, resource, "mislabelled")).content) == {"name": "Åse Sørli", "page": 2}
+
     bom = "\ufeff".encode()
     assert (await put(xapi, resource, bom + b'{"a": 1}', doc_id="bom", headers=CREATE)).status_code == 204
     assert (await post(xapi, resource, bom + b'{"b": 2}', doc_id="bom")).status_code == 204
