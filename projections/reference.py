@@ -41,7 +41,18 @@ from projections.facts import (
 )
 
 KINDS = ("org", "people", "requirements")
-_LEVEL = re.compile(r"^[a-z][a-z_]*$")
+# The fields of each kind's records (CSV columns, JSON members): any other is refused, not left
+# out (an audit: a "Valid_To" column was dropped without a word, and a leaver stayed employed).
+_EMPLOYMENT_FIELDS = ("employment_id", "unit_id", "role", "profession", "valid_from", "valid_to")
+FIELDS = {
+    "org": ("unit_id", "id_kind", "name", "parent_id", "level", "valid_from", "closed"),
+    "people": ("person_id", "identifiers", "unlink", *_EMPLOYMENT_FIELDS, "employments"),
+    "requirements": ("requirement_id", "name", "activity_ids", "units", "roles", "professions", "validity_days"),
+}
+_REQUIRED_COLUMNS = {"org": ("unit_id", "name", "level", "valid_from"), "people": ("person_id",),
+                     "requirements": ("requirement_id", "activity_ids")}
+_LEVEL = re.compile(r"^[^\W\d_]\w*$")  # a lower-case word, æ, ø and å too (område)
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _DIGITS = re.compile(r"^[0-9]+$")
 # The longest value a field may hold: an identifier (unit, person, employment, requirement,
 # role, profession) goes into the read models' keys and indexes, which hold ~2,700 bytes an
@@ -96,8 +107,11 @@ class RefEvent:
 
 # --- reading files ----------------------------------------------------------------------------
 
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, record) of a CSV file (header row, then one record per row) or a JSON array."""
+def read_records(path: Path, kind: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, record) of a CSV file (header row, then one record per row) or a JSON array. A CSV
+    header's names are read without case or surrounding spaces; with ``kind``, a header naming a
+    column the kind does not have, or lacking one it needs, is refused at line 1, once (a file
+    of another separator or kind failed every row with "is required")."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8-sig")
@@ -106,21 +120,49 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         raise ImportFailed([RowError(path.name, line, "(file)", f"is not UTF-8 text ({exc.reason} at byte "
                                                                  f"{exc.start})")]) from None
     if path.suffix.lower() == ".json":
-        yield from _json_records(text, path.name)
+        for line, rec in _json_records(text, path.name):
+            if kind is not None:
+                _check_members(path.name, kind, line, rec)
+            yield line, rec
         return
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    # strict: a quote left open is an error, not the rest of the file read into one cell
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1  # the line the record being read begins on (a quoted cell may span lines)
     try:
-        header = [h.strip() for h in reader.fieldnames or []]
+        raw = next(reader, [])
+        header = [h.strip().lower() for h in raw]
         twice = sorted({h for h in header if h and header.count(h) > 1})
         if twice:  # (a DictReader keeps the last of them, silently)
             raise ImportFailed([RowError(path.name, 1, "(header)", f"column {', '.join(twice)} appears twice")])
+        if kind is not None:
+            _check_header(path.name, kind, header, raw)
+        start = reader.line_num + 1
         for row in reader:
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            line, start = start, reader.line_num + 1
+            if not any(v.strip() for v in row):
                 continue
-            yield reader.line_num, {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+            if len(row) > len(header) and any(v.strip() for v in row[len(header):]):
+                raise ImportFailed([RowError(path.name, line, "(row)", f"has {len(row)} cells; the header names "
+                                                                      f"{len(header)} columns")])
+            yield line, {k: v.strip() for k, v in zip(header, row, strict=False) if k}
     except csv.Error as exc:
-        # (line_num counts the lines read before the one that failed)
-        raise ImportFailed([RowError(path.name, reader.line_num + 1, "(csv)", str(exc))]) from None
+        raise ImportFailed([RowError(path.name, start, "(csv)", str(exc))]) from None
+
+
+def _check_header(file: str, kind: str, header: list[str], raw: list[str]) -> None:
+    known = FIELDS[kind]
+    unknown = [h for h in header if h and h not in known]
+    missing = [c for c in _REQUIRED_COLUMNS[kind] if c not in header]
+    if not unknown and not missing:
+        return
+    hint = ""
+    if len(raw) == 1 and ";" in raw[0]:
+        hint = " (the header is separated by ';': save the file with ',' between columns, as CSV UTF-8)"
+    what = "; ".join(part for part in (
+        f"no column {', '.join(missing)}" if missing else "",
+        f"unknown column {', '.join(repr(h) for h in unknown)}" if unknown else "") if part)
+    raise ImportFailed([RowError(file, 1, "(header)", f"{what}; a {kind} file has the columns "
+                                                      f"{', '.join(known)}{hint}")])
 
 
 def _json_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -154,6 +196,20 @@ def _json_records(text: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
         i = _skip(text, i)
     if _skip(text, i + 1) < len(text):
         raise ImportFailed([RowError(name, text.count("\n", 0, i) + 1, "(json)", "text after the array")])
+
+
+def _check_members(file: str, kind: str, line: int, rec: dict[str, Any]) -> None:
+    known = FIELDS[kind]
+    where = f"the record of {rec[known[0]]!r}" if isinstance(rec.get(known[0]), str | int) else "a record"
+    unknown = [k for k in rec if k not in known]
+    jobs = rec.get("employments") if kind == "people" else None
+    for job in jobs if isinstance(jobs, list) else ():
+        if isinstance(job, dict):
+            unknown += [f"employments[].{k}" for k in job if k not in _EMPLOYMENT_FIELDS]
+    if unknown:
+        raise ImportFailed([RowError(file, line, "(record)", f"{where} has unknown member(s) "
+                                                            f"{', '.join(repr(k) for k in unknown)}; a {kind} "
+                                                            f"record has {', '.join(known)}")])
 
 
 def _skip(text: str, i: int) -> int:
@@ -198,6 +254,8 @@ class _Row:
         if v is None:
             return None
         try:
+            if not _DAY.match(v):  # (fromisoformat also reads 20261231 and week dates: 2026-W01-1)
+                raise ValueError
             return date.fromisoformat(v).isoformat()
         except ValueError:
             self.err(field, f"{v!r} is not a date (YYYY-MM-DD)")
@@ -262,9 +320,13 @@ def org_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
             r.err("parent_id", "must be digits (the parent's RESH id or organisation number)")
         level = (r.text("level") or "").lower()
         if level and not _LEVEL.match(level):
-            r.err("level", "must be a word such as region, trust, division, department, section")
+            r.err("level", "must be a word such as region, trust, division, department, section, område")
         valid_from = r.day("valid_from")
-        closed_raw = str(rec.get("closed", "") or "").strip().lower()
+        closed_given = rec.get("closed")
+        if closed_given is None or isinstance(closed_given, bool | str) or closed_given in (0, 1):
+            closed_raw = str(closed_given if closed_given is not None else "").strip().lower()
+        else:
+            closed_raw = "?"  # (an object or a list read as false: a review)
         if closed_raw not in ("", "true", "false", "yes", "no", "1", "0"):
             r.err("closed", "must be true or false")
         if unit_id and name and level and valid_from:
@@ -382,7 +444,9 @@ def parse_file(kind: str, path: Path) -> ParsedFile:
     if kind not in _READERS:
         raise ValueError(f"unknown import kind {kind!r}; one of {', '.join(KINDS)}")
     errors: list[RowError] = []
-    records = list(read_records(path))
+    records = list(read_records(path, kind))
+    if not records:
+        raise ImportFailed([RowError(path.name, 1, "(file)", f"holds no {kind} records")])
     events = _READERS[kind](path.name, records, errors)
     seen: dict[tuple[str, str], tuple[int, RefEvent]] = {}
     for line, ev in events:

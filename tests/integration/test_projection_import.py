@@ -135,6 +135,32 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
      "req.csv:2: validity_days: must be a whole number"),
     ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01"}',
      "org.json:1: (json): the array is not closed"),
+    # an import audit: a column or member no kind has was left out without a word (a Valid_To
+    # column dropped kept a leaver employed); one header error, not "is required" on every row
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from,valid_until\n"
+     "P1,mailto:a@example.org,E1,1,2020-01-01,2024-06-30\n",
+     "people.csv:1: (header): unknown column 'valid_until'; a people file has the columns person_id, "),
+    ("org", "org.csv", "unit_id;name;level;valid_from\n1;A;trust;2024-01-01\n",
+     "org.csv:1: (header): no column unit_id, name, level, valid_from; unknown column "
+     "'unit_id;name;level;valid_from'; a org file has the columns unit_id, id_kind, name, parent_id, level, "
+     "valid_from, closed (the header is separated by ';'"),
+    ("requirements", "req.json", '[{"requirement_id": "r1", "activity_ids": ["https://c.example.org/a"],'
+     ' "Validity_Days": 365}]', "req.json:1: (record): the record of 'r1' has unknown member(s) 'Validity_Days'"),
+    ("people", "people.json", '[{"person_id": "P1", "employments": [{"employment_id": "E1", "unit_id": "1",'
+     ' "valid_from": "2024-01-01", "validTo": "2025-01-01"}]}]',
+     "people.json:1: (record): the record of 'P1' has unknown member(s) 'employments[].validTo'"),
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from,valid_to\n"
+     "P1,mailto:a@example.org,E1,1,2021-01-01,,2025-01-01\n", "people.csv:2: (row): has 7 cells; the header names 6"),
+    ("org", "org.csv", "unit_id,name,level,valid_from\n1,A,trust,20240101\n",
+     "org.csv:2: valid_from: '20240101' is not a date (YYYY-MM-DD)"),
+    ("org", "org.csv", "unit_id,name,level,valid_from\n1,A,trust,2024-W01-1\n",
+     "org.csv:2: valid_from: '2024-W01-1' is not a date"),
+    ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01", "closed": {}}]',
+     "org.json:1: closed: must be true or false"),
+    ("org", "org.csv", "unit_id,name,level,valid_from\n", "org.csv:1: (file): holds no org records"),
+    # a quote left open swallowed the lines after it into one cell, reported lines later
+    ("org", "org.csv", 'unit_id,name,level,valid_from\n1,A,trust,2024-01-01\n2,"B,trust,2024-01-01\n'
+     '3,C,trust,2024-01-01\n', "org.csv:3: (csv): unexpected end of data"),
     ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01"}]\nmore',
      "org.json:1: (json): text after the array"),
     ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01"}\n'
@@ -166,6 +192,23 @@ async def test_a_bad_row_refuses_the_whole_file_naming_file_line_and_field(
         await reference.import_file(conn, sid, kind, path)
     assert message in str(err.value)
     assert await _events(conn) == 0
+
+
+async def test_headers_in_any_case_a_norwegian_level_and_a_record_over_lines(
+        tmp_path: Path, conn: asyncpg.Connection) -> None:
+    """Column names are read without case or surrounding spaces ("Valid_To"); a level may be a
+    Norwegian word (område); a record whose quoted cell spans lines is named by its first line
+    (it was named by its last)."""
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    path = tmp_path / "org.csv"
+    path.write_text(' Unit_ID ,NAME,Level,Valid_From\n1,"Helse\nEksempel",område,2024-01-01\n2,B,trust,2024-13-01\n')
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "org", path)
+    assert str(err.value).splitlines() == [
+        "org.csv:2: name: must not hold control characters (NUL, line breaks, U+001F) or lone surrogates",
+        "org.csv:4: valid_from: '2024-13-01' is not a date (YYYY-MM-DD)"]
+    path.write_text(' Unit_ID ,NAME,Level,Valid_From\n1,Helse Eksempel,område,2024-01-01\n')
+    assert await reference.import_file(conn, sid, "org", path) == 1
 
 
 @pytest.mark.parametrize(("content", "message"), [
