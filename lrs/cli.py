@@ -9,7 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -30,31 +30,42 @@ _public_url = admin.public_url
 
 # Where a first start not on a terminal leaves the first credential's secret (in the data folder).
 FIRST_CREDENTIAL_FILE = "first-credential"
+_FIRST_START_LOCK = 0x5370_6F72_4669_72  # any fixed number ("SporFir")
 
 
-async def _prepare(settings: Settings, *, make_credential: bool) -> tuple[bool, bootstrap.NewCredential | None]:
+async def _prepare(settings: Settings, *, make_credential: Callable[[], bool]) -> tuple[
+        bool, bootstrap.NewCredential | None]:
     """Migrate; on a first start (no credential yet), the default store and, when
-    ``make_credential``, the first credential. Returns (first start, the credential made)."""
+    ``make_credential()`` says so (asked on a first start only), the first credential. Returns
+    (first start, the credential made)."""
     conn = await asyncpg.connect(settings.database_url)
     try:
-        await migrate(conn)
+        applied = await migrate(conn)
+        if applied:  # (an upgrade's migrations may take a while; the operator sees which ran)
+            print(f"  database migrated: {', '.join(f'{n:04d}' for n in applied)}", flush=True)
         await set_json_codecs(conn)
         repo = PgCredentialRepository(conn)
-        first = await repo.count() == 0
-        made = await bootstrap.ensure_default(repo, _public_url(settings), credential=make_credential)
+        # one first start at a time: two servers starting on an empty database made two first
+        # credentials (each written to its own host's file), or one failed on the default
+        # store's name (an operations audit); migrate's own lock is released by now
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _FIRST_START_LOCK)
+            first = await repo.count() == 0
+            made = await bootstrap.ensure_default(repo, _public_url(settings),
+                                                  credential=first and make_credential())
         return first, made
     finally:
         await conn.close()
 
 
-def _secret_folder(settings: Settings) -> Path | None:
-    """The data folder, when this process may write the first credential's secret there."""
-    folder = Path(settings.data_dir)
+def _secret_folder_ready(folder: Path) -> bool:
+    """Whether this process may write the first credential's secret into ``folder`` (made here:
+    asked on a first start only)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 def _show_first_credential(created: bootstrap.NewCredential | None, first: bool, on_terminal: bool,
@@ -114,8 +125,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     shared_metrics: str | None = None
     try:
         on_terminal = sys.stdout.isatty()
-        folder = None if on_terminal else _secret_folder(settings)
-        first, created = asyncio.run(_prepare(settings, make_credential=on_terminal or folder is not None))
+        folder = None if on_terminal else Path(settings.data_dir)
+        first, created = asyncio.run(_prepare(
+            settings, make_credential=lambda: folder is None or _secret_folder_ready(folder)))
         if embedded is not None:
             print(f"  embedded database: {embedded.data_dir} (PostgreSQL from {embedded.pg_bin})", flush=True)
         _show_first_credential(created, first, on_terminal, folder)

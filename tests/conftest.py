@@ -126,8 +126,11 @@ class Server:
 def start_server(database_url: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     log_path = Path(tempfile.mkstemp(prefix="spor-server-", suffix=".log")[1])
+    # a data folder of its own: a first start not on a terminal writes the first credential's
+    # secret there, never into the machine's own (/var/lib/spor as root)
+    data_dir = log_path.with_suffix(".data")
     full_env = {**os.environ, "SPOR_DATABASE_URL": database_url, "SPOR_PORT": str(port), "SPOR_HOST": "127.0.0.1",
-                "SPOR_LOG_FORMAT": "json", **(env or {})}
+                "SPOR_LOG_FORMAT": "json", "SPOR_DATA_DIR": str(data_dir), **(env or {})}
     with log_path.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "lrs.cli", "serve"], env=full_env, cwd=ROOT,
                                 stdout=out, stderr=subprocess.STDOUT)
@@ -154,6 +157,7 @@ def stop_server(server: Server) -> None:
         server.process.kill()
         server.process.wait(timeout=30)
     server.log_path.unlink(missing_ok=True)  # a test that needed it has read it by now
+    shutil.rmtree(server.log_path.with_suffix(".data"), ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -52,8 +52,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_serve_on_a_database_not_in_utf8_exits_with_the_reason(encoded_url: str) -> None:
-    env = {**os.environ, "SPOR_DATABASE_URL": encoded_url, "SPOR_PORT": str(_free_port())}
+def test_serve_on_a_database_not_in_utf8_exits_with_the_reason(encoded_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "SPOR_DATABASE_URL": encoded_url, "SPOR_PORT": str(_free_port()),
+           "SPOR_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run([sys.executable, "-m", "lrs.cli", "serve"], env=env, capture_output=True, text=True,
                           timeout=60, cwd=ROOT)
     assert done.returncode != 0
