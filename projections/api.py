@@ -29,6 +29,7 @@ from urllib.parse import quote
 import asyncpg
 import orjson
 import structlog
+from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -100,9 +101,18 @@ def _choice(request: Request, name: str, allowed: tuple[str, ...], default: str 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
+# Where a spreadsheet reading the file with another separator begins a cell: Norwegian Excel
+# splits a .csv at ';' (an analyst API audit: an activity id "https://c.example.org/x;=1+5;" gave
+# a cell =1+5). A formula start after one of these is marked as the first character is.
+_SEPARATORS = frozenset(";,\t")
+_FORMULA_AFTER_SEPARATOR = re.compile(r"(?<=[;,\t])(?=[=+\-@])")
+
+
 def _cell(v: Any) -> Any:
-    if type(v) is str and not v.startswith(_FORMULA_START):
+    if type(v) is str and not v.startswith(_FORMULA_START) and _SEPARATORS.isdisjoint(v):
         return v  # the most common cell, first
+    if type(v) is str and not _SEPARATORS.isdisjoint(v):
+        v = _FORMULA_AFTER_SEPARATOR.sub("'", v)
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, datetime | date):
@@ -115,11 +125,34 @@ def _cell(v: Any) -> Any:
 
 
 def _wants_csv(request: Request) -> bool:
-    """format=csv or format=json decides; without it, an Accept naming text/csv asks for CSV."""
+    """format=csv or format=json decides; without it, an Accept that rates text/csv above 0 and
+    above JSON asks for CSV (RFC 9110 12.5.1: q=0 is "not acceptable"; the q-values were not
+    read, so "text/csv;q=0" got CSV; an analyst API audit)."""
     fmt = _choice(request, "format", ("json", "csv"))
     if fmt is not None:
         return fmt == "csv"
-    return "text/csv" in request.headers.get("accept", "")
+    rated = _accept_qualities(", ".join(request.headers.getlist("accept")))
+    csv_q = rated.get("text/csv", 0.0)
+    return csv_q > 0 and csv_q > rated.get("application/json", -1.0)
+
+
+def _accept_qualities(accept: str) -> dict[str, float]:
+    """Media range -> quality of an Accept header (1 when not given, 0 when unreadable)."""
+    out: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        if not media:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value.strip()), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        out.setdefault(media.lower(), q)
+    return out
 
 
 CSV = "text/csv; charset=utf-8"
@@ -142,10 +175,10 @@ def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int
         rows = rows[:limit]
     nxt = None
     if more and cursor is not None:
-        nxt = str(request.url.remove_query_params("offset").include_query_params(after=cursor(rows[-1]),
-                                                                                  limit=limit))
+        nxt = str(_as_sent(request).remove_query_params("offset").include_query_params(after=cursor(rows[-1]),
+                                                                                       limit=limit))
     elif more:
-        nxt = str(request.url.include_query_params(offset=offset + (limit or 0), limit=limit))
+        nxt = str(_as_sent(request).include_query_params(offset=offset + (limit or 0), limit=limit))
     if _wants_csv(request):
         headers = _csv_headers(name)
         if nxt:
@@ -155,6 +188,17 @@ def _respond(request: Request, name: str, rows: list[dict[str, Any]], limit: int
     if limit is not None:
         body.update(limit=limit, offset=offset, next=nxt)
     return Response(orjson.dumps(body, default=str), media_type="application/json")
+
+
+def _as_sent(request: Request) -> URL:
+    """The request's URL with its path as the client sent it, percent-escapes kept (and any byte a
+    URI may not hold escaped): built from the decoded path, the next page of person "P%41" was
+    person "PA"'s, of "P%2F..%2Fx" person "x"'s, and a non-Latin-1 id in a CSV page's Link header
+    was a 500 (an analyst API audit)."""
+    raw = request.scope.get("raw_path")
+    if not raw:
+        return request.url
+    return request.url.replace(path=quote(raw.decode("latin-1"), safe="/%:@!$&'()*+,;=-._~", encoding="latin-1"))
 
 
 def _csv_lines(rows: Sequence[Mapping[str, Any]], columns: list[str], header: bool) -> bytes:
@@ -573,7 +617,10 @@ async def _transcript(request: Request, stores: list[int]) -> tuple[Response, in
         found = await conn.fetch(sql("api_person_stores"), stores, person)
         if store is not None:
             # a regional credential names the store whose person it means
-            stores = [r["id"] for r in found if r["name"] == store or str(r["id"]) == store]
+            # by name, else by id; never both (a store named "2" and the store of id 2 each had
+            # their own P-1, and store=2 gave the two people as one transcript; an audit)
+            stores = ([r["id"] for r in found if r["name"] == store]
+                      or [r["id"] for r in found if str(r["id"]) == store])
         elif len(found) > 1:
             # person ids belong to a store (its HR import): the same id in two is two people,
             # whose records must not be shown as one transcript
