@@ -378,6 +378,11 @@ def people_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
             jr = _Row(file, line, {prefix + k: v for k, v in job.items()}, errors)
             emp = jr.text(prefix + "employment_id")
             unit = jr.text(prefix + "unit_id")
+            if unit is not None and not _DIGITS.match(unit):
+                # a unit's name or Excel's 9.74589E+08 put people outside every trust (an audit)
+                jr.err(prefix + "unit_id", f"{unit!r} is not a unit id (the digits of a RESH id or an organisation "
+                                           "number, as in the org file)")
+                unit = None
             role = jr.text(prefix + "role", required=False) or ""
             prof = jr.text(prefix + "profession", required=False) or ""
             start = jr.day(prefix + "valid_from")
@@ -417,8 +422,13 @@ def requirement_events(file: str, records: Sequence[tuple[int, dict[str, Any]]],
             except ValueError:
                 r.err("validity_days", f"must be a whole number of days from 1 to {MAX_VALIDITY_DAYS}, "
                                        "or empty for no expiry")
+        units = r.strings("units")
+        for unit in units:
+            if not _DIGITS.match(unit):
+                # "Medisinsk klinikk" became two ids that match no unit: a requirement for no one
+                r.err("units", f"{unit!r} is not a unit id (digits; units are separated by spaces or ';')")
         if rid and acts:
-            payload = {"requirement_id": rid, "name": name, "activity_ids": acts, "units": r.strings("units"),
+            payload = {"requirement_id": rid, "name": name, "activity_ids": acts, "units": units,
                        "roles": r.strings("roles"), "professions": r.strings("professions"),
                        "validity_days": days}
             out.append((line, RefEvent(REQUIREMENT, rid, payload)))

@@ -158,6 +158,13 @@ async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg
     ("org", "org.json", '[{"unit_id": "1", "name": "A", "level": "trust", "valid_from": "2024-01-01", "closed": {}}]',
      "org.json:1: closed: must be true or false"),
     ("org", "org.csv", "unit_id,name,level,valid_from\n", "org.csv:1: (file): holds no org records"),
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from\n"
+     "P1,mailto:a@example.org,E1,Hjerteavdelingen,2024-01-01\n",
+     "people.csv:2: unit_id: 'Hjerteavdelingen' is not a unit id"),
+    ("people", "people.csv", "person_id,identifiers,employment_id,unit_id,valid_from\n"
+     "P1,mailto:a@example.org,E1,9.74589E+08,2024-01-01\n", "people.csv:2: unit_id: '9.74589E+08' is not a unit id"),
+    ("requirements", "req.csv", "requirement_id,activity_ids,units\nr1,https://c.example.org/a,Medisinsk klinikk\n",
+     "req.csv:2: units: 'Medisinsk' is not a unit id"),
     # a quote left open swallowed the lines after it into one cell, reported lines later
     ("org", "org.csv", 'unit_id,name,level,valid_from\n1,A,trust,2024-01-01\n2,"B,trust,2024-01-01\n'
      '3,C,trust,2024-01-01\n', "org.csv:3: (csv): unexpected end of data"),
