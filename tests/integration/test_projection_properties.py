@@ -253,10 +253,17 @@ class BruteForce:
             c["completed"] += adl + "completed" in results
             c["passed"] += adl + "passed" in results
             c["failed"] += adl + "failed" in results
-            c["scores"] += [f.score for f in own if f.score is not None
-                            and f.verb in {adl + "completed", adl + "passed", adl + "failed"}]
-            c["durations"] += [f.duration_s for f in own if f.duration_s is not None
-                               and f.verb in {adl + "completed", adl + "passed"}]
+            # averages are over learners, of each one's latest result of the course itself (the
+            # model averaged every attempt, which the SQL stopped doing; hypothesis found two
+            # scored completions of one learner at one time)
+            scored = [(ev, f) for ev, f in items if f.activity_id == course and f.score is not None
+                      and f.verb in {adl + "completed", adl + "passed", adl + "failed"}]
+            timed = [(ev, f) for ev, f in items if f.activity_id == course and f.duration_s is not None
+                     and f.verb in {adl + "completed", adl + "passed"}]
+            if scored:
+                c["scores"].append(max(scored, key=lambda x: (x[1].at, x[0].position))[1].score)
+            if timed:
+                c["durations"].append(max(timed, key=lambda x: (x[1].at, x[0].position))[1].duration_s)
             if not done:
                 last = max(items, key=lambda x: (x[1].at, x[0].position))
                 c["stops"][last[1].activity_id or course] += 1
