@@ -39,6 +39,7 @@ from lrs.errors import BadRequest, Conflict, ServiceUnavailable
 from lrs.http.common import ascii_number, principal, refuse_nul
 from lrs.ops.audit import record_refusal, refusals_recorded
 from lrs.ops.principal import Principal
+from lrs.ops.qualities import weighted
 from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
 from projections import queries, runner
@@ -131,28 +132,11 @@ def _wants_csv(request: Request) -> bool:
     fmt = _choice(request, "format", ("json", "csv"))
     if fmt is not None:
         return fmt == "csv"
-    rated = _accept_qualities(", ".join(request.headers.getlist("accept")))
+    rated: dict[str, float] = {}
+    for media, q in weighted(", ".join(request.headers.getlist("accept"))):
+        rated.setdefault(media, q)
     csv_q = rated.get("text/csv", 0.0)
     return csv_q > 0 and csv_q > rated.get("application/json", -1.0)
-
-
-def _accept_qualities(accept: str) -> dict[str, float]:
-    """Media range -> quality of an Accept header (1 when not given, 0 when unreadable)."""
-    out: dict[str, float] = {}
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        if not media:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = min(max(float(value.strip()), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        out.setdefault(media.lower(), q)
-    return out
 
 
 CSV = "text/csv; charset=utf-8"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lrs.ops.qualities import weighted
+
 
 @dataclass(frozen=True)
 class Ranges:
@@ -37,21 +39,7 @@ class Ranges:
 
 def parse_accept_language(raw: str) -> Ranges:
     """The header's ranges with their qualities (1 when not given; a malformed q counts as 0)."""
-    ranges: list[tuple[str, float]] = []
-    for part in raw.split(","):
-        tag, *params = (p.strip() for p in part.split(";"))
-        if not tag:
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = min(max(float(value.strip()), 0.0), 1.0)
-                except ValueError:
-                    q = 0.0
-        ranges.append((tag.lower(), q))
-    return Ranges.of(ranges)
+    return Ranges.of(weighted(raw))
 
 
 def _quality(tag: str, ranges: Ranges) -> tuple[float, int] | None:
