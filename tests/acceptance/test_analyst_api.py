@@ -305,24 +305,8 @@ async def test_a_trust_s_own_view_and_the_region_s_cannot_be_played_against_each
     creds = {who: await bootstrap.create_credential(repo, store, label=who, public_url="http://testserver",
                                                     scopes=["analytics/aggregates"], region=reg)
              for who, store, reg in (("regional", names[0], region), ("a", names[0], None), ("b", names[1], None))}
-    (tmp_path / "fire.json").write_text(json.dumps([{
-        "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
-        "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
-    (tmp_path / "org-b.csv").write_text("unit_id,id_kind,name,parent_id,level,valid_from,closed\n"
-                                        "900001,resh,Helse Eksempel RHF,,region,2020-01-01,\n"
-                                        "900020,resh,Nordby sykehus HF,900001,trust,2020-01-01,\n"
-                                        "900300,resh,Akuttklinikken,900020,division,2020-01-01,\n")
-    pc = await runner.connect(db_url)
-    try:
-        for sid, org, people in ((ids[0], EXAMPLES / "org.csv", {"900100": 10, "900210": 3}),
-                                 (ids[1], tmp_path / "org-b.csv", {"900300": 8})):
-            await reference.import_file(pc, sid, "org", org)
-            await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
-            await reference.append(pc, sid, _employed(people))
-        for p in ALL.values():
-            await runner.catch_up(pc, p)
-    finally:
-        await pc.close()
+    await _two_trusts(db_url, tmp_path, ids, "900300,resh,Akuttklinikken,900020,division,2020-01-01,\n",
+                      ({"900100": 10, "900210": 3}, {"900300": 8}))
     views: dict[str, list[dict]] = {}
     async with _app(db_url) as client:
         for who, c in creds.items():
@@ -357,25 +341,9 @@ async def test_a_unit_id_two_stores_of_a_region_give_to_different_units_is_a_409
     ids = [await repo.create_store(n, "Testsykehuset HF", region) for n in names]
     b = await bootstrap.create_credential(repo, names[1], label="b", public_url="http://testserver",
                                           scopes=["analytics/aggregates"])
-    (tmp_path / "fire.json").write_text(json.dumps([{
-        "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
-        "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
-    (tmp_path / "org-b.csv").write_text("unit_id,id_kind,name,parent_id,level,valid_from,closed\n"
-                                        "900001,resh,Helse Eksempel RHF,,region,2020-01-01,\n"
-                                        "900020,resh,Nordby sykehus HF,900001,trust,2020-01-01,\n"
-                                        "900100,resh,Akuttklinikken,900020,division,2026-01-01,\n"
-                                        "900301,resh,Medisinsk klinikk,900020,division,2020-01-01,\n")
-    pc = await runner.connect(db_url)
-    try:
-        for sid, org, people in ((ids[0], EXAMPLES / "org.csv", {"900100": 5}),
-                                 (ids[1], tmp_path / "org-b.csv", {"900100": 2, "900301": 11})):
-            await reference.import_file(pc, sid, "org", org)
-            await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
-            await reference.append(pc, sid, _employed(people))
-        for p in ALL.values():
-            await runner.catch_up(pc, p)
-    finally:
-        await pc.close()
+    await _two_trusts(db_url, tmp_path, ids, "900100,resh,Akuttklinikken,900020,division,2026-01-01,\n"
+                                             "900301,resh,Medisinsk klinikk,900020,division,2020-01-01,\n",
+                      ({"900100": 5}, {"900100": 2, "900301": 11}))
     async with _app(db_url) as client:
         for as_of in ("2025-01-01", "2026-06-01"):
             for level in ("unit", "trust", "region"):
@@ -561,6 +529,30 @@ async def test_an_average_over_few_learners_is_not_shown(db_url: str, conn: asyn
         for row in view.values():
             assert row["learners"] == 7 and row["passed"] == 1, row
             assert row["avg_score"] is None and row["avg_duration_s"] is None, row
+
+
+async def _two_trusts(db_url: str, tmp_path: Path, ids: list[int], units_b: str,
+                      people: tuple[dict[str, int], dict[str, int]]) -> None:
+    """Store a gets the example org tree, store b a tree of its own (the region unit, trust 900020
+    and the CSV rows ``units_b`` under it); each the fire requirement and people employed by unit
+    (``people``: a's, b's); then the read models catch up."""
+    (tmp_path / "fire.json").write_text(json.dumps([{
+        "requirement_id": "fire", "name": "Brannvern", "activity_ids": ["https://courses.example.org/fire"],
+        "units": ["900001"], "roles": [], "professions": [], "validity_days": 365}]))
+    (tmp_path / "org-b.csv").write_text("unit_id,id_kind,name,parent_id,level,valid_from,closed\n"
+                                        "900001,resh,Helse Eksempel RHF,,region,2020-01-01,\n"
+                                        "900020,resh,Nordby sykehus HF,900001,trust,2020-01-01,\n" + units_b)
+    pc = await runner.connect(db_url)
+    try:
+        for sid, org, employed in ((ids[0], EXAMPLES / "org.csv", people[0]),
+                                   (ids[1], tmp_path / "org-b.csv", people[1])):
+            await reference.import_file(pc, sid, "org", org)
+            await reference.import_file(pc, sid, "requirements", tmp_path / "fire.json")
+            await reference.append(pc, sid, _employed(employed))
+        for p in ALL.values():
+            await runner.catch_up(pc, p)
+    finally:
+        await pc.close()
 
 
 async def _region(db_url: str, region: str) -> tuple[list[int], tuple[str, str]]:
