@@ -50,10 +50,7 @@ async def _prepare(settings: Settings, *, make_credential: Callable[[], bool]) -
         # store's name (an operations audit); migrate's own lock is released by now
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _FIRST_START_LOCK)
-            first = await repo.count() == 0
-            made = await bootstrap.ensure_default(repo, _public_url(settings),
-                                                  credential=first and make_credential())
-        return first, made
+            return await bootstrap.ensure_default(repo, _public_url(settings), credential=make_credential)
     finally:
         await conn.close()
 

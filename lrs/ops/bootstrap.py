@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -66,13 +67,14 @@ async def create_credential(
 
 
 async def ensure_default(repo: PgCredentialRepository, public_url: str, *,
-                         credential: bool = True) -> NewCredential | None:
-    """Create the default store, and a first credential unless ``credential`` is false, when the
-    database has no credential."""
+                         credential: Callable[[], bool]) -> tuple[bool, NewCredential | None]:
+    """On a first start (the database has no credential): the default store, and a first
+    credential when ``credential()`` says so (asked on a first start only). Returns (first
+    start, the credential made)."""
     if await repo.count() > 0:
-        return None
+        return False, None
     if await repo.store_by_name(DEFAULT_STORE) is None:
         await repo.create_store(DEFAULT_STORE, None)
-    if not credential:
-        return None
-    return await create_credential(repo, DEFAULT_STORE, label="first credential", public_url=public_url)
+    if not credential():
+        return True, None
+    return True, await create_credential(repo, DEFAULT_STORE, label="first credential", public_url=public_url)
