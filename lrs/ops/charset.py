@@ -40,6 +40,14 @@ def charset_of(content_type: str) -> str | None:
 _SINGLE_BYTE = frozenset({"iso8859-1", "iso8859-15", "cp1252"})
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def as_utf8(body: bytes, content_type: str, what: str, *, utf8_first: bool = False) -> bytes:
     """``body`` as UTF-8, decoded from the charset ``content_type`` names (none: UTF-8 already).
     ``utf8_first``: a body labelled with a single-byte charset that is valid UTF-8 is read as
@@ -50,16 +58,12 @@ def as_utf8(body: bytes, content_type: str, what: str, *, utf8_first: bool = Fal
         name = codecs.lookup(label).name
     except LookupError:
         name = ""
+    if utf8_first and name in _SINGLE_BYTE and _is_utf8(body):
+        name = "utf-8"
     if name in _UTF8:
-        return body[len(_BOM):] if body.startswith(_BOM) else body
+        return body.removeprefix(_BOM)
     if name not in _OTHERS:
         raise BadRequest(f"{what}: charset {label!r} is not one Spor reads; send UTF-8")
-    if utf8_first and name in _SINGLE_BYTE:
-        try:
-            body.decode("utf-8")
-            return body[len(_BOM):] if body.startswith(_BOM) else body
-        except UnicodeDecodeError:
-            pass
     encoding = _OTHERS[name]
     if name in ("utf-16", "utf-32"):
         for bom, marked in _BOMS:
