@@ -488,11 +488,43 @@ def _versions(lined: Iterable[tuple[int | None, RefEvent]]) -> list[org_tree.Ver
 
 def store_check(store_id: int, kind: str, parsed: ParsedFile,
                 file: str) -> Callable[[asyncpg.Connection], Awaitable[None]] | None:
-    """What ``append`` must check under the store's lock before it appends ``parsed``, if
-    anything (check_against_store)."""
-    if kind != "org":
-        return None
-    return lambda conn: check_against_store(conn, store_id, parsed, file)
+    """What ``append`` must check under the store's lock before it appends ``parsed``:
+    an organisation file's tree (check_against_store), the units people are employed in and
+    requirements name (check_units_known)."""
+    if kind == "org":
+        return lambda conn: check_against_store(conn, store_id, parsed, file)
+    return lambda conn: check_units_known(conn, store_id, parsed, file)
+
+
+def _units_named(parsed: ParsedFile) -> dict[str, tuple[int | None, str]]:
+    """Each unit id a people or requirements file names: the first line naming it, and its field."""
+    named: dict[str, tuple[int | None, str]] = {}
+    for ev in parsed.events:
+        line = parsed.lines.get((ev.family, ev.key))
+        if ev.kind == EMPLOYMENT:
+            units, field = [str(ev.payload["unit_id"])], "unit_id"
+        elif ev.kind == REQUIREMENT:
+            units, field = [str(u) for u in ev.payload["units"]], "units"
+        else:
+            continue
+        for unit in units:
+            if unit not in named or (line or 0) < (named[unit][0] or 0):
+                named[unit] = (line, field)
+    return named
+
+
+async def check_units_known(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile, file: str) -> None:
+    """ImportFailed when an employment or a requirement names a unit that is not in the store's
+    organisation tree (no version of it imported): such a person would count under no trust or
+    region, such a requirement apply to no one, and nothing would say so (an audit)."""
+    named = _units_named(parsed)
+    if not named:
+        return
+    known = {r["unit_id"] for r in await conn.fetch(sql("reference_unit_ids"), store_id, sorted(named))}
+    missing = sorted((line or 0, field, unit) for unit, (line, field) in named.items() if unit not in known)
+    if missing:
+        raise ImportFailed([RowError(file, line, field, f"unit {unit} is not in this store's organisation tree: "
+                                     "import the org file that holds it first") for line, field, unit in missing])
 
 
 async def check_against_store(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile, file: str) -> None:

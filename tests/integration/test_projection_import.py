@@ -29,11 +29,51 @@ async def _events(conn: asyncpg.Connection) -> int:
     ("requirements", "requirements.csv", 4), ("requirements", "requirements.json", 1)])
 async def test_example_files_import_once(conn: asyncpg.Connection, kind: str, file: str, count: int) -> None:
     sid = await PgCredentialRepository(conn).create_store("hf", None)
+    # people and requirements name units of the tree, which must be there first
+    before = 0 if kind == "org" else await reference.import_file(conn, sid, "org", EXAMPLES / "org.csv")
     assert await reference.import_file(conn, sid, kind, EXAMPLES / file) == count
-    assert await _events(conn) == count
+    assert await _events(conn) == before + count
     assert await reference.import_file(conn, sid, kind, EXAMPLES / file) == 0  # unchanged file: nothing
-    assert await _events(conn) == count
-    assert await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", sid) == count
+    assert await _events(conn) == before + count
+    assert await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", sid) == before + count
+
+
+@pytest.mark.parametrize(("kind", "name", "content", "messages"), [
+    ("people", "people.csv",
+     "person_id,employment_id,unit_id,valid_from\nP-1,E1,900111,2024-01-01\nP-2,E1,900999,2024-01-01\n"
+     "P-3,E1,900999,2024-01-01\nP-4,E1,42,2024-01-01\n",
+     ["people.csv:3: unit_id: unit 900999 is not in this store's organisation tree: import the org file that "
+      "holds it first", "people.csv:5: unit_id: unit 42 is not"]),
+    ("people", "people.json",
+     '[{"person_id": "P-1", "employments": [{"employment_id": "E1", "unit_id": "900110", "valid_from": '
+     '"2024-01-01"}, {"employment_id": "E2", "unit_id": "777", "valid_from": "2024-01-01"}]}]',
+     ["people.json:1: unit_id: unit 777 is not in this store's organisation tree"]),
+    ("requirements", "requirements.csv",
+     "requirement_id,activity_ids,units\nfire,https://example.org/fire,900010 900123\n",
+     ["requirements.csv:2: units: unit 900123 is not in this store's organisation tree"]),
+])
+async def test_an_employment_or_requirement_in_a_unit_not_in_the_tree_is_refused(
+        tmp_path: Path, conn: asyncpg.Connection, kind: str, name: str, content: str, messages: list[str]) -> None:
+    """A person employed in a unit the store's tree lacks counted under no trust or region, and a
+    requirement naming one applied to no one there, without a word: the file is refused, naming
+    the line and the unit; with the unit imported it goes in."""
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    org = await reference.import_file(conn, sid, "org", EXAMPLES / "org.csv")
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, kind, path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == len(messages)
+    for line, message in zip(lines, messages, strict=True):
+        assert line.startswith(message)
+    assert await _events(conn) == org  # nothing of the file
+    missing = sorted({m.split("unit ")[1].split(" ")[0] for m in messages})
+    units = tmp_path / "more-org.csv"
+    units.write_text("unit_id,name,parent_id,level,valid_from\n"
+                     + "".join(f"{u},Enhet {u},900010,department,2024-01-01\n" for u in missing))
+    assert await reference.import_file(conn, sid, "org", units) == len(missing)
+    assert await reference.import_file(conn, sid, kind, path) > 0
 
 
 async def test_examples_fold_into_the_read_models(db_url: str, conn: asyncpg.Connection) -> None:
@@ -327,6 +367,10 @@ async def test_import_and_projection_commands(db_url: str, tmp_path: Path, conn:
     assert "rebuild compliance [" in rebuilt.stderr  # the progress bar
     assert await conn.fetchval("SELECT count(*) FROM rm_compliance.units") == 9
     # the records of the file, not its events (4 rows link 4 identifiers and hold 4 employments)
+    people = _spor(db_url, "import", "people", str(EXAMPLES / "people.csv"), "--store", "other")
+    assert people.returncode == 2  # store other has no tree yet
+    assert "people.csv:2: unit_id: unit 900111 is not in this store's organisation tree" in people.stderr
+    assert _spor(db_url, "import", "org", str(EXAMPLES / "org.csv"), "--store", "other").returncode == 0
     people = _spor(db_url, "import", "people", str(EXAMPLES / "people.csv"), "--store", "other")
     assert people.returncode == 0, people.stderr
     assert "people.csv: 4 records read, 8 events appended to store other" in people.stdout

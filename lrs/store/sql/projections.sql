@@ -276,6 +276,12 @@ FROM projections.reference_keys k
 JOIN events e ON e.store_id = k.store_id AND e.position = k.position
 WHERE k.store_id = $1 AND k.kind = $2;
 
+-- name: reference_unit_ids
+-- Which of the given unit ids have a version in the store's organisation tree.
+SELECT DISTINCT split_part(k.key, '@', 1) AS unit_id
+FROM projections.reference_keys k
+WHERE k.store_id = $1 AND k.kind = 'org.unit' AND split_part(k.key, '@', 1) = ANY ($2::text[]);
+
 -- name: reference_append
 -- Append reference-data events and record their digests (one statement, inside the append lock).
 WITH new_rows AS (
