@@ -20,7 +20,7 @@ import asyncpg
 import orjson
 
 from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
-from lrs.database import resolve_database, stop_if_unused
+from lrs.database import require_cluster, resolve_database, stop_if_unused
 from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
@@ -54,6 +54,7 @@ def run_with_database(work: Work, settings: Settings | None = None) -> list[dict
     when a `spor serve` already runs on it, else started and stopped around the command)."""
     settings = settings or Settings.for_command("spor")
     held = None
+    require_cluster(settings)  # before the lock, which would make the folder
     if not settings.database_url:
         # No server runs: the lock is this command's while it starts and stops the cluster (a
         # server starting meanwhile waits for it). One runs: this command joins its cluster.
@@ -67,7 +68,7 @@ def run_with_database(work: Work, settings: Settings | None = None) -> list[dict
 
 
 def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) -> list[dict[str, Any]]:
-    settings, embedded = resolve_database(settings)
+    settings, embedded = resolve_database(settings, create=False)
 
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(settings.database_url)

@@ -27,16 +27,28 @@ async def _ensure_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-def resolve_database(settings: Settings) -> tuple[Settings, EmbeddedPostgres | None]:
-    """Use SPOR_DATABASE_URL, or start the embedded cluster in the data folder."""
+def resolve_database(settings: Settings, *, create: bool = True) -> tuple[Settings, EmbeddedPostgres | None]:
+    """Use SPOR_DATABASE_URL, or start the embedded cluster in the data folder. ``create``: may
+    make the cluster when the folder holds none (`spor serve`); other commands exit naming the
+    folder instead, so a mistyped SPOR_DATA_DIR makes no empty database of its own."""
     if settings.database_url:
         return settings, None
     memory = {"shared_buffers": settings.pg_shared_buffers} if settings.pg_shared_buffers else {}
     embedded = EmbeddedPostgres(settings.data_dir, pg_bin=Path(settings.pg_bin) if settings.pg_bin else None,
                                 settings=memory)
+    if not create:
+        require_cluster(settings)
     admin_url = embedded.start()
     asyncio.run(_ensure_database(admin_url, DATABASE))
     return settings.with_(database_url=embedded.url(DATABASE)), embedded
+
+
+def require_cluster(settings: Settings) -> None:
+    """Exit naming the data folder when it holds no embedded cluster (and no SPOR_DATABASE_URL is
+    set): for commands that must not make one (a mistyped SPOR_DATA_DIR made an empty database)."""
+    if not settings.database_url and not EmbeddedPostgres(settings.data_dir).initialised():
+        raise SystemExit(f"no Spor database in {settings.data_dir} (SPOR_DATA_DIR, or SPOR_DATABASE_URL for a "
+                         "database of your own): `spor serve` makes it on its first start")
 
 
 async def cluster_in_use(admin_url: str) -> bool:

@@ -28,7 +28,7 @@ def _database_url() -> tuple[str, Any]:
     from lrs.cli import resolve_database
     from lrs.settings import Settings
 
-    settings, embedded = resolve_database(Settings.for_command("spor projections"))
+    settings, embedded = resolve_database(Settings.for_command("spor projections"), create=False)
     assert settings.database_url
     return settings.database_url, embedded
 

@@ -128,6 +128,7 @@ def test_a_server_starting_while_an_admin_command_runs_waits_for_it_and_keeps_it
     data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
     data_dir.chmod(0o755)
     folder = data_dir / "data"
+    EmbeddedPostgres(folder).init()  # a folder `spor serve` made before (and stopped)
     port = free_port()
     try:
         env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
@@ -148,12 +149,33 @@ def test_a_server_starting_while_an_admin_command_runs_waits_for_it_and_keeps_it
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.mark.parametrize("command", [("import", "people", "docs/examples/people.csv", "--store", "ahus"),
+                                     ("projections", "status"), ("store", "create", "ahus"), ("credential", "list")])
+def test_a_command_other_than_serve_makes_no_database_in_a_folder_that_holds_none(command: tuple[str, ...]) -> None:
+    """An audit: `spor import` with a mistyped SPOR_DATA_DIR made a new, empty cluster there (and
+    `spor store create` a store nobody's server reads). Only `spor serve` makes one; the others
+    exit with one line naming the folder, and leave it as it was."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    folder = data_dir / "mistyped"
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
+        done = subprocess.run([sys.executable, "-m", "lrs.cli", *command], env=env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stderr.strip() == (f"no Spor database in {folder} (SPOR_DATA_DIR, or SPOR_DATABASE_URL for a "
+                                       "database of your own): `spor serve` makes it on its first start")
+        assert not folder.exists()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def test_a_server_leaves_running_a_cluster_a_projection_worker_started_and_uses() -> None:
     """A review: the server took over any cluster it found running, and stopping it stopped the
     cluster under a `spor projections run` that had started it. It takes over one no one uses."""
     data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
     data_dir.chmod(0o755)
     folder = data_dir / "data"
+    EmbeddedPostgres(folder).init()  # a folder `spor serve` made before (and stopped)
     env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
     worker = subprocess.Popen([sys.executable, "-m", "lrs.cli", "projections", "run", "all"], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -185,6 +207,7 @@ def test_the_last_process_using_the_cluster_stops_it() -> None:
     data_dir.chmod(0o755)
     folder = data_dir / "data"
     pid_file = folder / "pg" / "postmaster.pid"
+    EmbeddedPostgres(folder).init()  # a folder `spor serve` made before (and stopped)
     env = {k: v for k, v in os.environ.items() if k != "SPOR_DATABASE_URL"} | {"SPOR_DATA_DIR": str(folder)}
     worker = subprocess.Popen([sys.executable, "-m", "lrs.cli", "projections", "run", "all"], env=env, cwd=ROOT,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
