@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.routing import BaseRoute, Route
 
 from lrs.http import about, activities, agents, documents, operations, statements
 from lrs.http.admission import WriteBudget
@@ -149,7 +149,7 @@ def create_app(settings: Settings) -> Starlette:
                            (documents.AGENT_PROFILE_PATH, documents.AGENT_PROFILE)):
         h = documents.handlers(resource)
         routes.append(by_method(path, {"GET": h["get"], "PUT": h["put"], "POST": h["post"], "DELETE": h["delete"]}))
-    routes.append(Mount("/api", app=Router(analyst_api.routes(), redirect_slashes=False)))
+    routes.append(analyst_api.mount())
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

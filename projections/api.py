@@ -23,7 +23,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import asyncpg
@@ -32,7 +32,7 @@ import structlog
 from starlette.datastructures import URL
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Message, Receive, Scope, Send
 
 from lrs.errors import BadRequest, Conflict, ServiceUnavailable
@@ -737,11 +737,28 @@ async def openapi(request: Request) -> Response:
     return Response(orjson.dumps(OPENAPI), media_type="application/json")
 
 
+RouteOrMount = TypeVar("RouteOrMount", Route, Mount)
+
+
+def _across_line_breaks(route: RouteOrMount) -> RouteOrMount:
+    """``route`` with its path parameters matching line breaks too. Starlette's ``path``
+    convertor (``.*``) stopped at one, so an identifier holding a line break had no transcript
+    (404), and its ``$`` matched before a final one, so ``P-0001%0A`` was read as ``P-0001``."""
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
+
+
+def mount(prefix: str = "/api") -> Mount:
+    """The analyst API mounted at ``prefix`` (lrs/app.py)."""
+    return _across_line_breaks(Mount(prefix, app=Router(routes(), redirect_slashes=False)))
+
+
 def routes() -> list[BaseRoute]:
     """The routes to mount at ``/api``."""
     return [
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/v1/transcripts/{person:path}", _endpoint("transcript", _transcript), methods=["GET"]),
+        _across_line_breaks(Route("/v1/transcripts/{person:path}", _endpoint("transcript", _transcript),
+                                  methods=["GET"])),
         Route("/v1/course-status", _endpoint("course-status", _course_status, AGGREGATED), methods=["GET"]),
         Route("/v1/compliance", _endpoint("compliance", _compliance), methods=["GET"]),
         Route("/v1/compliance/rollup", _endpoint("compliance-rollup", _rollup, AGGREGATED), methods=["GET"]),
