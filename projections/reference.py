@@ -489,11 +489,20 @@ def _versions(lined: Iterable[tuple[int | None, RefEvent]]) -> list[org_tree.Ver
 def store_check(store_id: int, kind: str, parsed: ParsedFile,
                 file: str) -> Callable[[asyncpg.Connection], Awaitable[None]] | None:
     """What ``append`` must check under the store's lock before it appends ``parsed``:
-    an organisation file's tree (check_against_store), the units people are employed in and
-    requirements name (check_units_known)."""
+    an organisation file's tree (check_against_store); the units people are employed in and
+    requirements name (units_unknown); whose identifiers a people file unlinks
+    (unlinks_of_others)."""
     if kind == "org":
         return lambda conn: check_against_store(conn, store_id, parsed, file)
-    return lambda conn: check_units_known(conn, store_id, parsed, file)
+
+    async def check(conn: asyncpg.Connection) -> None:
+        errors = await units_unknown(conn, store_id, parsed, file)
+        if kind == "people":
+            errors += await unlinks_of_others(conn, store_id, parsed, file)
+        if errors:
+            raise ImportFailed(sorted(errors, key=lambda e: e.line))
+
+    return check
 
 
 def _units_named(parsed: ParsedFile) -> dict[str, tuple[int | None, str]]:
@@ -513,18 +522,34 @@ def _units_named(parsed: ParsedFile) -> dict[str, tuple[int | None, str]]:
     return named
 
 
-async def check_units_known(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile, file: str) -> None:
-    """ImportFailed when an employment or a requirement names a unit that is not in the store's
-    organisation tree (no version of it imported): such a person would count under no trust or
-    region, such a requirement apply to no one, and nothing would say so (an audit)."""
+async def units_unknown(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile, file: str) -> list[RowError]:
+    """An employment or a requirement naming a unit that is not in the store's organisation tree
+    (no version of it imported): such a person counted under no trust or region, such a
+    requirement applied to no one, and nothing said so (an audit)."""
     named = _units_named(parsed)
     if not named:
-        return
+        return []
     known = {r["unit_id"] for r in await conn.fetch(sql("reference_unit_ids"), store_id, sorted(named))}
-    missing = sorted((line or 0, field, unit) for unit, (line, field) in named.items() if unit not in known)
-    if missing:
-        raise ImportFailed([RowError(file, line, field, f"unit {unit} is not in this store's organisation tree: "
-                                     "import the org file that holds it first") for line, field, unit in missing])
+    return [RowError(file, line or 0, field, f"unit {unit} is not in this store's organisation tree: import the "
+                     "org file that holds it first")
+            for unit, (line, field) in sorted(named.items()) if unit not in known]
+
+
+async def unlinks_of_others(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile,
+                            file: str) -> list[RowError]:
+    """An unlink of an identifier that is linked to someone else than the person the record
+    names: it took the identifier from that other person, without a word (a mistyped row)."""
+    unlinks = {ev.key: ev for ev in parsed.events if ev.kind == PERSON_UNLINKED}
+    if not unlinks:
+        return []
+    errors = []
+    for r in await conn.fetch(sql("reference_links"), store_id, sorted(unlinks)):
+        ev = unlinks[r["key"]]
+        if r["kind"] == PERSON_LINKED and r["person_id"] != ev.payload["person_id"]:
+            errors.append(RowError(file, parsed.lines.get((ev.family, ev.key)) or 0, "unlink",
+                                   f"{ev.key!r} is linked to {r['person_id']!r}, not to {ev.payload['person_id']!r}: "
+                                   "an unlink names the person the identifier is taken from"))
+    return errors
 
 
 async def check_against_store(conn: asyncpg.Connection, store_id: int, parsed: ParsedFile, file: str) -> None:

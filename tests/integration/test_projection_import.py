@@ -76,6 +76,26 @@ async def test_an_employment_or_requirement_in_a_unit_not_in_the_tree_is_refused
     assert await reference.import_file(conn, sid, kind, path) > 0
 
 
+async def test_an_unlink_naming_another_person_than_the_identifier_s_is_refused(
+        tmp_path: Path, conn: asyncpg.Connection) -> None:
+    """An unlink took the identifier from whoever had it: a row naming the wrong person (P-2 for
+    P-1's address) took it from P-1 without a word. It is refused naming both; the right person,
+    or an identifier nobody has, goes in."""
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    linked = tmp_path / "people.csv"
+    linked.write_text("person_id,identifiers\nP-1,mailto:per@example.org\nP-2,mailto:pal@example.org\n")
+    assert await reference.import_file(conn, sid, "people", linked) == 2
+    wrong = tmp_path / "fix.csv"
+    wrong.write_text("person_id,unlink\nP-3,mailto:nobody@example.org\nP-2,mailto:per@example.org\n")
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "people", wrong)
+    assert str(err.value) == ("fix.csv:3: unlink: 'mbox:mailto:per@example.org' is linked to 'P-1', not to 'P-2': "
+                              "an unlink names the person the identifier is taken from")
+    assert await _events(conn) == 2
+    wrong.write_text("person_id,unlink\nP-3,mailto:nobody@example.org\nP-1,mailto:per@example.org\n")
+    assert await reference.import_file(conn, sid, "people", wrong) == 2
+
+
 async def test_examples_fold_into_the_read_models(db_url: str, conn: asyncpg.Connection) -> None:
     sid = await PgCredentialRepository(conn).create_store("hf", None)
     pc = await runner.connect(db_url)

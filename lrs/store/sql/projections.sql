@@ -282,6 +282,13 @@ SELECT DISTINCT split_part(k.key, '@', 1) AS unit_id
 FROM projections.reference_keys k
 WHERE k.store_id = $1 AND k.kind = 'org.unit' AND split_part(k.key, '@', 1) = ANY ($2::text[]);
 
+-- name: reference_links
+-- The newest link or unlink of each of the given identifiers (IFI keys), with its person.
+SELECT k.key, e.kind, e.payload->>'person_id' AS person_id
+FROM projections.reference_keys k
+JOIN events e ON e.store_id = k.store_id AND e.position = k.position
+WHERE k.store_id = $1 AND k.kind = 'person.link' AND k.key = ANY ($2::text[]);
+
 -- name: reference_append
 -- Append reference-data events and record their digests (one statement, inside the append lock).
 WITH new_rows AS (
