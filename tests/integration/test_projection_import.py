@@ -4,6 +4,7 @@ with file, line and field; re-importing the same file appends nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -259,6 +260,34 @@ async def test_a_bad_row_refuses_the_whole_file_naming_file_line_and_field(
         await reference.import_file(conn, sid, kind, path)
     assert message in str(err.value)
     assert await _events(conn) == 0
+
+
+async def test_a_json_file_on_one_line_names_the_item_that_is_wrong(tmp_path: Path, conn: asyncpg.Connection) -> None:
+    """Many exports write a JSON array on one line: every error said "line 1", whichever of the
+    file's people was wrong. An item sharing its line with another is named by its number too;
+    a file of one item a line is named by lines alone, as before."""
+    sid = await PgCredentialRepository(conn).create_store("hf", None)
+    path = tmp_path / "people.json"
+    people = [{"person_id": f"P-{n}", "employments": [{"employment_id": "E1", "unit_id": "900110",
+                                                       "valid_from": "2024-01-01"}]} for n in range(1, 5)]
+    people[2]["employments"][0]["unit_id"] = "Hjerteavdelingen"
+    path.write_text(json.dumps(people))
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "people", path)
+    assert str(err.value).startswith("people.json:1 (item 3): employments[0].unit_id: 'Hjerteavdelingen' is not")
+    path.write_text("[\n" + ",\n".join(json.dumps(p) for p in people) + "\n]")
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "people", path)
+    assert str(err.value).startswith("people.json:4: employments[0].unit_id: 'Hjerteavdelingen' is not")
+    path.write_text(json.dumps(people[:2])[:-1] + ', {"person_id": "P-9",}]')
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "people", path)
+    assert str(err.value).startswith("people.json:1 (item 3): (json): Expecting property name enclosed in double "
+                                     "quotes (column ")
+    path.write_text(json.dumps(people[:2])[:-1] + ', {"person_id": "P-9", "Unit": "1"}]')
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "people", path)
+    assert str(err.value).startswith("people.json:1 (item 3): (record): the record of 'P-9' has unknown member(s)")
 
 
 async def test_headers_in_any_case_a_norwegian_level_and_a_record_over_lines(
