@@ -59,7 +59,7 @@ def run_with_database(work: Work, settings: Settings | None = None) -> list[dict
         # No server runs: the lock is this command's while it starts and stops the cluster (a
         # server starting meanwhile waits for it). One runs: this command joins its cluster.
         with contextlib.suppress(DataFolderInUse):
-            held = lock_data_folder(settings.data_dir)
+            held = lock_data_folder(settings.data_dir, holder="an administration command")
     try:
         return _run_with_database(work, settings, owns_cluster=held is not None)
     finally:

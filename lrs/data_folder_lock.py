@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 LOCK_FILE = "serve.lock"
@@ -29,14 +30,19 @@ class DataFolderInUse(RuntimeError):
     cannot be opened (another user's, say)."""
 
 
-def lock_data_folder(data_dir: Path, wait_seconds: float = 0.0) -> int:
-    """Take the folder's serve lock and write this process's pid in it; the open descriptor,
-    which the caller keeps open while it serves (closing it, or exiting, releases the lock).
-    ``wait_seconds``: how long to wait for a holder to let go (an administration command that
-    started the cluster holds the lock until it has stopped it again, a few seconds).
+def lock_data_folder(data_dir: Path, wait_seconds: float = 0.0, *, holder: str = "serve",
+                     waiting: Callable[[str], None] | None = None) -> int:
+    """Take the folder's serve lock and write this process's pid and ``holder`` (``serve``, or
+    what the process is, e.g. "an administration command") in it; the open descriptor, which the
+    caller keeps open while it serves (closing it, or exiting, releases the lock).
+
+    ``wait_seconds``: how long to wait for a command that holds the lock to let go (one that
+    started the cluster holds it until it has stopped it again, a few seconds). A ``spor serve``
+    holding it is not waited for: it lets go only when it stops (a second server waited 30 s in
+    silence before it said so). ``waiting`` is told once whom this waits for.
 
     Raises:
-        DataFolderInUse: another process holds the lock (after ``wait_seconds``).
+        DataFolderInUse: another process holds the lock (a server, or anyone after ``wait_seconds``).
     """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -45,20 +51,23 @@ def lock_data_folder(data_dir: Path, wait_seconds: float = 0.0) -> int:
         lock = data_dir / LOCK_FILE
         raise DataFolderInUse(f"cannot take the lock {lock} of the data folder: {exc.strerror}") from None
     deadline = time.monotonic() + wait_seconds
+    told = False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
-            if time.monotonic() < deadline:
+            pid, _, role = os.pread(fd, 64, 0).decode("ascii", "replace").strip().partition(" ")
+            if role != "serve" and time.monotonic() < deadline:
+                if waiting is not None and not told:
+                    waiting(f"process {pid or 'unknown'} ({role or 'a spor command'})")
+                    told = True
                 time.sleep(0.1)
                 continue
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise DataFolderInUse(
-                f"the data folder {data_dir} is in use by another spor serve (pid {holder}); stop it first, "
-                "or give this one its own SPOR_DATA_DIR"
-            ) from None
+            who = f"another spor serve (pid {pid or 'unknown'})" if role in ("", "serve") else f"process {pid} ({role})"
+            raise DataFolderInUse(f"the data folder {data_dir} is in use by {who}; stop it first, or give this one "
+                                  "its own SPOR_DATA_DIR") from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    os.pwrite(fd, f"{os.getpid()} {holder}\n".encode(), 0)
     return fd

@@ -76,7 +76,7 @@ def stop_if_unused(embedded: EmbeddedPostgres | None, *, holds_folder: bool) -> 
     held = None
     if not holds_folder:
         try:
-            held = lock_data_folder(embedded.data_dir)
+            held = lock_data_folder(embedded.data_dir, holder="a command stopping the cluster")
         except DataFolderInUse:
             return  # a server runs on it: the cluster is the server's to stop
     try:
