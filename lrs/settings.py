@@ -101,8 +101,8 @@ class Settings:
     # "expiring" means within this many days (a request may ask for another window).
     suppression_threshold: int = 5
     expiring_window_days: int = 30
-    # The database role the service acts as (row-level security applies to it); '' = the
-    # login user itself (then RLS does not apply: see docs/security.md).
+    # The database role the service acts as (row-level security applies to it; docs/security.md).
+    # Always one: an empty SPOR_DB_ROLE, as every empty variable, leaves the default.
     db_role: str = "spor_app"
     # Single sign-on: every SPOR_OIDC_* variable, keyed without the prefix (oidc_issuer, ...);
     # see docs/security-oidc.md. Empty: sign-on is off.

@@ -13,6 +13,7 @@ serves; lrs/http/protocol.py's StepWritesProtocol, which uvicorn runs, builds on
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,11 @@ class RequestLimits:
     # the X-Experience-API-Version of answers written here, to requests never parsed far enough
     # to say which version they speak (Communication 3.3: every response carries the header)
     xapi_version: str = "2.0.0"
+
+
+# A request line (RFC 9112 3): a method token, a target, the version. A method the parser does not
+# know in one is 501; bytes with no such line (binary, a TLS handshake, "hello") are no request.
+_REQUEST_LINE = re.compile(rb"(?:^|\n)[!#$%&'*+.^_`|~0-9A-Za-z-]+ [^\s]+ HTTP/[0-9]\.[0-9]\r?\n")
 
 
 class LimitedRequestsProtocol(HttpToolsProtocol):
@@ -58,11 +64,13 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         self.active = None
         self.deadline: asyncio.TimerHandle | None = None
         self.armed_waiting = False  # the body timer was armed while the client awaited 100 Continue
+        self.last_data = b""
         super().connection_made(transport)  # type: ignore[arg-type]
 
     def data_received(self, data: bytes) -> None:
         if self.refusing:
             return
+        self.last_data = data  # what a parser error is about (send_400_response)
         self.message_bytes += len(data)
         if self.reading_head:
             if self.deadline is None:
@@ -229,7 +237,11 @@ class LimitedRequestsProtocol(HttpToolsProtocol):
         responses before it (a review)."""
         if self.refusing:
             return
-        if isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError):
+        if self.last_data.startswith(b"\x16\x03"):
+            refusal = (400, "not a valid HTTP/1.1 request (a TLS handshake: this port speaks plain HTTP, http:// "
+                            "rather than https://)")
+        elif (isinstance(sys.exc_info()[1], httptools.HttpParserInvalidMethodError)
+              and _REQUEST_LINE.search(self.last_data)):
             refusal = (501, "the request method is not one Spor implements (GET, HEAD, PUT, POST, DELETE, OPTIONS)")
         else:
             refusal = (400, f"not a valid HTTP/1.1 request ({msg.rstrip('.')})")

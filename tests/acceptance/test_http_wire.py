@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import ssl
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -355,6 +357,8 @@ async def test_a_head_or_a_body_that_stops_arriving_is_closed_and_a_steady_one_i
     b"GET /xapi/about HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
     b"POST /xapi/statements HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
     "GET /xapi/activities?activityId=https://courses.example.org/kurs-ø HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+    # no request line at all: these were 501, as if they named a method (a docs audit)
+    b"hello world\r\n\r\n", b"\x00\x01\x02\x03\xff\xfe\r\n\r\n", b"GET\r\n\r\n",
 ])
 async def test_bytes_that_are_no_http_request_get_an_xapi_400(server: Server, head: bytes) -> None:
     """uvicorn answered them in plain text without X-Experience-API-Version (a robustness audit)."""
@@ -366,6 +370,26 @@ async def test_bytes_that_are_no_http_request_get_an_xapi_400(server: Server, he
     assert status.startswith(b"HTTP/1.1 400"), status
     assert (headers["content-type"], headers["x-experience-api-version"]) == ("application/json", "2.0.0")
     assert orjson.loads(body)["error"]["message"].startswith("not a valid HTTP/1.1 request")
+
+
+async def test_a_tls_handshake_on_the_plain_http_port_is_told_so(server: Server) -> None:
+    """A client sending https:// to the http port got 501 "the request method is not one Spor
+    implements" (a docs audit): a 400 saying what the port speaks."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="spor.example.org")
+    with contextlib.suppress(ssl.SSLWantReadError):
+        tls.do_handshake()
+    reader, writer = await _connect(server)
+    writer.write(outgoing.read())  # the ClientHello
+    await writer.drain()
+    status, headers, body = await _response(reader)
+    writer.close()
+    assert status.startswith(b"HTTP/1.1 400"), status
+    assert headers["x-experience-api-version"] == "2.0.0"
+    assert orjson.loads(body)["error"]["message"] == (
+        "not a valid HTTP/1.1 request (a TLS handshake: this port speaks plain HTTP, http:// rather than https://)")
 
 
 async def test_a_method_no_one_knows_is_501_and_a_known_one_no_route_takes_is_405(server: Server) -> None:
