@@ -79,10 +79,15 @@ def _normalize_attachment(attachment: object) -> object:
 
 
 def _language_map(value: object) -> object:
-    """A language map with its tags lower-cased (RFC 5646 2.1.1: tags are case-insensitive)."""
+    """A language map with its tags lower-cased (RFC 5646 2.1.1: tags are case-insensitive). A
+    tag sent twice in two cases keeps both values, in one order: the last one sent won, so the
+    same statement with its members in another order was "different content" (a fuzzing audit)."""
     if not isinstance(value, dict):
         return value
-    return {k.lower() if isinstance(k, str) else k: v for k, v in value.items()}
+    values: dict[object, list[object]] = {}
+    for k, v in value.items():
+        values.setdefault(k.lower() if isinstance(k, str) else k, []).append(v)
+    return {k: vs[0] if len(vs) == 1 else sorted(vs, key=canonical_json) for k, vs in values.items()}
 
 
 def _normalize_object(obj: object, version: str) -> object:
@@ -184,3 +189,31 @@ def instant(value: object) -> object:
 
 def canonical_json(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def first_difference(a: object, b: object, path: str) -> str | None:
+    """Path of the first difference between two JSON values, or None when they are equal.
+
+    Types count: ``1`` and ``1.0`` or ``true`` and ``1`` are different serializations, which
+    2.3.1.s9.b2 says MUST NOT be ignored.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            sub = f"{path}.{key}" if path else key
+            if key not in a or key not in b:
+                return sub
+            found = first_difference(a[key], b[key], sub)
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            found = first_difference(x, y, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if type(a) is not type(b) or a != b:
+        return path
+    return None

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lrs.errors import BadRequest
-from lrs.ops.comparison import instant, lower_uuid, normalize_body
+from lrs.ops.comparison import first_difference, instant, lower_uuid, normalize_body
 
 __all__ = [
     "SIGNATURE_CONTENT_TYPE",
@@ -136,7 +136,7 @@ def _verify_one(
                 f"sent has none; send the statement with the {key} it was signed with"
             )
 
-    difference = _first_difference(
+    difference = first_difference(
         _normalize_statement(payload, statement, version, is_payload=True),
         _normalize_statement(statement, payload, version, is_payload=False),
         "",
@@ -258,31 +258,3 @@ def _normalize_statement(
         if out.get("attachments") in ([], None):
             out.pop("attachments", None)
     return normalize_body(out, version)
-
-
-def _first_difference(a: object, b: object, path: str) -> str | None:
-    """Path of the first difference between two JSON values, or None when they are equal.
-
-    Types count: ``1`` and ``1.0`` or ``true`` and ``1`` are different serializations, which
-    2.3.1.s9.b2 says MUST NOT be ignored.
-    """
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            sub = f"{path}.{key}" if path else key
-            if key not in a or key not in b:
-                return sub
-            found = _first_difference(a[key], b[key], sub)
-            if found is not None:
-                return found
-        return None
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return path
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
-            found = _first_difference(x, y, f"{path}[{i}]")
-            if found is not None:
-                return found
-        return None
-    if type(a) is not type(b) or a != b:
-        return path
-    return None

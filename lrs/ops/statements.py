@@ -19,7 +19,7 @@ from lrs.errors import BadRequest, Forbidden, NotFound
 from lrs.ops import languages
 from lrs.ops import terms as T
 from lrs.ops.audit import AuditTrail, record_refusal, refusals_recorded
-from lrs.ops.comparison import comparison_form
+from lrs.ops.comparison import comparison_form, first_difference
 from lrs.ops.nul import nul_path
 from lrs.ops.principal import Principal
 from lrs.ops.signature import verify_signed_statement
@@ -157,7 +157,9 @@ def same_statement(new: dict[str, Any], stored: dict[str, Any], version: str) ->
     """
     if "timestamp" not in new:
         stored = {k: v for k, v in stored.items() if k != "timestamp"}
-    return comparison_form(new, version) == comparison_form(stored, version)
+    # with their types, as a signed statement's payload is compared: by ==, true was 1 and 1.0
+    # (an extension's true re-sent as 1 was "the same", and the 1 not stored; a fuzzing audit)
+    return first_difference(comparison_form(new, version), comparison_form(stored, version), "") is None
 
 
 class StoredIds(list[str]):
