@@ -16,12 +16,13 @@ import asyncpg
 
 from lrs import admin
 from lrs.data_folder_lock import SERVE_WAITS_SECONDS, DataFolderInUse, lock_data_folder
-from lrs.database import resolve_database, stop_if_unused
+from lrs.database import ClusterWatch, resolve_database, stop_if_unused
 from lrs.metrics_shared import MetricsFolderError, prepare_folder
 from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import set_json_codecs
+from lrs.store.embedded import EmbeddedPostgresError
 from lrs.store.migrate import UnsuitableDatabase, migrate
 from projections import cli as projections_cli
 
@@ -122,7 +123,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise SystemExit(f"spor serve: {exc}") from None
     settings, embedded = resolve_database(settings)
     shared_metrics: str | None = None
+    watch = ClusterWatch(embedded) if embedded is not None else None
     try:
+        if watch is not None:
+            watch.start()
         on_terminal = sys.stdout.isatty()
         folder = None if on_terminal else Path(settings.data_dir)
         first, created = asyncio.run(_prepare(
@@ -160,6 +164,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             date_header=False,
         )
     finally:
+        if watch is not None:
+            watch.stop()  # before the cluster is stopped: not started again under the stop
         if shared_metrics is not None:
             shutil.rmtree(shared_metrics, ignore_errors=True)
         # the last process using the cluster stops it (a cluster a server killed with kill -9
@@ -187,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except UnsuitableDatabase as exc:
+    except (UnsuitableDatabase, EmbeddedPostgresError) as exc:
+        # one line, not a traceback (an embedded cluster that cannot start says why: a backend of
+        # a killed postmaster still holding its memory, say; a crash audit)
         raise SystemExit(f"spor {args.command}: {exc}") from None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import asyncpg
@@ -49,6 +50,45 @@ def require_cluster(settings: Settings) -> None:
     if not settings.database_url and not EmbeddedPostgres(settings.data_dir).initialised():
         raise SystemExit(f"no Spor database in {settings.data_dir} (SPOR_DATA_DIR, or SPOR_DATABASE_URL for a "
                          "database of your own): `spor serve` makes it on its first start")
+
+
+class ClusterWatch(threading.Thread):
+    """Starts the embedded cluster again when its postmaster has died (killed, out of memory):
+    run by ``spor serve``, which holds the data folder. Requests are answered 503 meanwhile; the
+    cluster comes back on the port it had, so the server's pool and the projection workers
+    connect again by themselves (they stayed on 503 and retried the old port for good: a crash
+    audit). A start that fails (a backend of the dead postmaster still holding its shared
+    memory) is tried again every ``interval`` seconds."""
+
+    def __init__(self, embedded: EmbeddedPostgres, interval: float = 2.0) -> None:
+        super().__init__(name="spor-cluster-watch", daemon=True)
+        self.embedded = embedded
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.restarts = 0
+
+    def run(self) -> None:
+        failing = False
+        while not self.stopping.wait(self.interval):
+            if self.embedded.alive():
+                failing = False
+                continue
+            if not failing:
+                log.error("embedded_postgres_down", data_dir=str(self.embedded.data_dir))
+            try:
+                self.embedded.start()
+            except Exception as exc:  # logged, and tried again
+                failing = True
+                log.error("embedded_postgres_restart_failed", error=str(exc)[:500])
+                continue
+            failing = False
+            self.restarts += 1
+            log.warning("embedded_postgres_restarted", port=self.embedded.port)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.is_alive():
+            self.join(timeout=120)
 
 
 async def cluster_in_use(admin_url: str) -> bool:

@@ -44,7 +44,9 @@ class DatabaseProbe:
                     self._conn = await asyncpg.connect(self.url)
                 await self._conn.fetchval("SELECT 1")
             return "ok"
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:  # whatever the driver raises, e.g. InternalClientError
+            # a database killed mid-check gave asyncpg's InternalClientError, which is none of the
+            # driver's usual classes: /health answered 500, not degraded (a crash audit)
             self._drop()
             return f"unavailable: {type(exc).__name__}"
 

@@ -256,7 +256,9 @@ class EmbeddedPostgres:
         port = self.running_port()
         self.joined = port is not None
         if port is None:
-            port = free_port()
+            # the port it had, when free: a server or worker connected before a crash of the
+            # cluster reconnects to it once it runs again (on a new port it never could)
+            port = self._previous_port() or free_port()
             options = {
                 "listen_addresses": "127.0.0.1",
                 "port": str(port),
@@ -281,7 +283,7 @@ class EmbeddedPostgres:
                             "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
             options |= self.settings
             error = self._pg_ctl_start(options)
-            if error and sized and "shared memory" in error:
+            if error and sized and "shared memory" in error and "pre-existing" not in error:
                 # A host that does not overcommit memory (vm.overcommit_memory=2) may refuse the
                 # machine-sized segment: start with PostgreSQL's default rather than not at all.
                 log.warning("embedded_postgres_small_buffers", refused=options["shared_buffers"],
@@ -292,6 +294,35 @@ class EmbeddedPostgres:
         self._port = port
         (self.data_dir / PORT_FILE).write_text(f"{port}\n")
         return self.url()
+
+    def _previous_port(self) -> int | None:
+        """The port of the cluster's last start (``db-port``) when nothing listens on it now."""
+        try:
+            port = int((self.data_dir / PORT_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        with socket.socket() as s:
+            # as PostgreSQL binds: connections of the last run in TIME_WAIT do not hold the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                return None
+        return port
+
+    def alive(self) -> bool:
+        """Whether the cluster's postmaster runs (its pid file names a live process)."""
+        try:
+            pid = int((self.cluster_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return False
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # another user's process: running
+        return True
 
     def _pg_ctl_start(self, options: dict[str, str]) -> str | None:
         """Start the server with ``options``; None, or why it did not start (with its log)."""
@@ -309,6 +340,11 @@ class EmbeddedPostgres:
             f.seek(offset)
             log_tail = f.read().decode(errors="replace")[-2000:]
         return f"pg_ctl start failed: {proc.stderr.strip()} {log_tail}"
+
+    @property
+    def port(self) -> int | None:
+        """The port of the running cluster, once started or joined."""
+        return self._port
 
     def url(self, database: str = "postgres") -> str:
         if self._port is None:

@@ -277,6 +277,61 @@ def test_workers_stop_when_their_server_is_killed() -> None:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def test_a_server_starts_its_crashed_database_again_on_the_port_it_had() -> None:
+    """A crash audit: after kill -9 of the embedded postmaster every request was 503 until someone
+    restarted `spor serve`, and the projection workers retried its old port for good (a start
+    took a new one). The server now starts the cluster again, on the same port, and its pool
+    connects again: what was stored is there, and new statements are stored."""
+    data_dir = Path(tempfile.mkdtemp(prefix="spor-serve-"))
+    data_dir.chmod(0o755)
+    folder = data_dir / "data"
+    port = free_port()
+    proc = None
+    try:
+        proc, lines = _serve(folder, port)
+        key = re.search(r"key:\s+(\S+)", "".join(lines))
+        assert key
+        secret = dict(line.split(": ", 1) for line in (folder / "first-credential").read_text().splitlines())["secret"]
+        auth, headers = (key.group(1), secret), {"X-Experience-API-Version": "2.0.0"}
+        base = f"http://127.0.0.1:{port}"
+        before = with_id(statement())
+        assert httpx.post(base + "/xapi/statements", json=before, auth=auth, headers=headers).status_code == 200
+        db_port = (folder / "db-port").read_text()
+        postmaster = int((folder / "pg" / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        deadline, after = time.monotonic() + 90, with_id(statement())
+        while True:
+            assert time.monotonic() < deadline, "the server never got its database back"
+            try:
+                r = httpx.post(base + "/xapi/statements", json=after, auth=auth, headers=headers, timeout=10)
+            except httpx.HTTPError:
+                r = None
+            if r is not None and r.status_code == 200:
+                break
+            if r is not None:
+                assert r.status_code == 503, r.text  # meanwhile: send again
+            time.sleep(0.5)
+        assert (folder / "db-port").read_text() == db_port
+        assert int((folder / "pg" / "postmaster.pid").read_text().split()[0]) != postmaster
+        for sid in (before["id"], after["id"]):
+            r = httpx.get(base + "/xapi/statements", params={"statementId": sid}, auth=auth, headers=headers)
+            assert r.status_code == 200, r.text
+        assert httpx.get(base + "/health").json()["database"] == "ok"
+        assert _stop(proc) == 0
+        proc = None
+        assert not (folder / "pg" / "postmaster.pid").exists(), "the restarted cluster was left running"
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.communicate(timeout=30)
+        pid_file = folder / "pg" / "postmaster.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
+            time.sleep(1)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
