@@ -84,7 +84,8 @@ def create_app(settings: Settings) -> Starlette:
         await run_migrations(settings.database_url or "")
         pool = await create_pool(settings.database_url or "", min_size=settings.pool_min_size,
                                  max_size=settings.pool_max_size, role=settings.db_role or None,
-                                 connect_timeout=settings.db_connect_timeout)
+                                 connect_timeout=settings.db_connect_timeout,
+                                 command_timeout=settings.db_command_timeout or None)
         app.state.pool = pool
         app.state.database_probe = probe = operations.DatabaseProbe(settings.database_url or "")
         app.state.settings = settings

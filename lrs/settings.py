@@ -21,7 +21,7 @@ _AT_LEAST_ONE = ("pool_max_size", "max_body_bytes", "max_batch_statements", "max
                  "suppression_threshold", "db_connect_timeout", "max_request_head_bytes", "request_head_seconds",
                  "request_body_idle_seconds", "write_buffer_bytes")
 _NOT_NEGATIVE = ("pool_min_size", "rate_limit_per_second", "rate_limit_burst", "wrong_secrets_burst",
-                 "wrong_secrets_per_minute")
+                 "wrong_secrets_per_minute", "db_command_timeout")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -65,6 +65,10 @@ class Settings:
     # Seconds a new database connection may take before the request gets 503 (a database host
     # that stopped answering would otherwise hold requests for asyncpg's 60).
     db_connect_timeout: int = 10
+    # Seconds one database command may take before its request gets 503 (0: no limit): a
+    # database that hangs (a stalled disk, a stopped process) held requests for as long as it
+    # did, since TCP keepalive sees nothing wrong with a host that still acknowledges (a crash audit).
+    db_command_timeout: int = 120
     # Limits (see docs/configuration.md); 413 when exceeded.
     max_body_bytes: int = 64 * 1024 * 1024
     max_batch_statements: int = 5000

@@ -135,19 +135,22 @@ async def _reset_on_release(conn: PooledConnection) -> None:
 
 
 async def create_pool(url: str, *, min_size: int = 2, max_size: int = 20, role: str | None = None,
-                      connect_timeout: float = 10) -> asyncpg.Pool:
+                      connect_timeout: float = 10, command_timeout: float | None = None) -> asyncpg.Pool:
     """Open the pool with Spor's codecs; ServiceUnavailable if the database cannot be reached.
 
     ``role`` (normally ``spor_app``) is sent as a startup parameter: every connection then acts
     as that role, which row-level security applies to, and RESET ALL on release keeps it (RESET
     returns to the connection's startup values). ``connect_timeout``: seconds for each new
-    connection to be made, at start and whenever the pool replaces one.
+    connection to be made, at start and whenever the pool replaces one. ``command_timeout``:
+    seconds each command may take (None: no limit); past it the driver cancels it and raises
+    TimeoutError, which ``translated`` makes a 503.
     """
     settings = {"role": role} if role else None
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=init_pooled, server_settings=settings,
             connection_class=PooledConnection, reset=_reset_on_release, timeout=connect_timeout,
+            command_timeout=command_timeout,
         )
     except (OSError, asyncpg.PostgresError) as exc:
         raise unavailable(exc) from exc

@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import orjson
 
@@ -186,3 +188,32 @@ def test_serve_refuses_a_metrics_folder_it_cannot_make(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert "spor serve: SPOR_METRICS_DIR" in done.stderr and "a-file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_database_command_that_hangs_is_a_503_after_the_command_timeout(pg: EmbeddedPostgres) -> None:
+    """A crash audit: with the database hanging (a stopped process, a stalled disk) a request
+    waited as long as it did, 100 s and more, since TCP keepalive sees nothing wrong with a host
+    that still acknowledges. One command may take SPOR_DB_COMMAND_TIMEOUT seconds: here a
+    POST waits on the store's append lock, held elsewhere (as by a long import), and gets 503;
+    nothing of it is kept, and sent again once the lock is free it is stored once."""
+    server = start_server(await new_database(pg), {"SPOR_DB_COMMAND_TIMEOUT": "2"})
+    holder = await asyncpg.connect(server.database_url)
+    try:
+        tenant = await make_tenant(server.database_url, server.base_url)
+        store_id = await holder.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
+        s = {**statement(), "id": str(uuid.uuid4())}
+        await holder.execute("SELECT pg_advisory_lock(1397772114, $1::int)", store_id)
+        async with xapi_client(server, tenant, "2.0.0") as c:
+            started = time.monotonic()
+            r = await c.post("/statements", json=s)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["message"] == "the database did not answer in time; send the request again shortly"
+            assert r.headers["retry-after"] == "5" and time.monotonic() - started < 20
+            await holder.execute("SELECT pg_advisory_unlock(1397772114, $1::int)", store_id)
+            assert await holder.fetchval("SELECT count(*) FROM statements WHERE statement_id = $1", s["id"]) == 0
+            assert (await c.post("/statements", json=s)).status_code == 200
+            assert (await c.post("/statements", json=s)).status_code == 200
+        assert await holder.fetchval("SELECT count(*) FROM statements WHERE statement_id = $1", s["id"]) == 1
+    finally:
+        await holder.close()
+        stop_server(server)
