@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import asyncpg
 from lrs import admin
 from lrs.data_folder_lock import SERVE_WAITS_SECONDS, DataFolderInUse, lock_data_folder
 from lrs.database import ClusterWatch, resolve_database, stop_if_unused
-from lrs.metrics_shared import MetricsFolderError, prepare_folder
+from lrs.metrics_shared import MetricsFolderError, prepare_folder, temporary_folder
 from lrs.ops import bootstrap
 from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
@@ -146,7 +145,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ["SPOR_DATABASE_URL"] = settings.database_url or ""
             if not settings.metrics_dir:
                 # where the processes share their /metrics figures (lrs/metrics_shared.py)
-                shared_metrics = tempfile.mkdtemp(prefix="spor-metrics-")
+                shared_metrics = str(temporary_folder())
                 os.environ["SPOR_METRICS_DIR"] = shared_metrics
             target = "lrs.app:app_from_env"
         else:

@@ -29,6 +29,8 @@ import contextlib
 import math
 import os
 import re
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -86,6 +88,22 @@ def prepare_folder(folder: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise MetricsFolderError.of(folder, exc) from exc
+
+
+_TEMP_FOLDER = re.compile(r"spor-metrics-([0-9]+)-[^/]+")
+
+
+def temporary_folder() -> Path:
+    """A new shared folder in the system's temporary directory, named for this process (``spor
+    serve --workers N`` without SPOR_METRICS_DIR), after removing those of servers that died
+    without removing theirs (kill -9 left one behind each time; a crash audit)."""
+    tmp = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for old in tmp.iterdir():
+            m = _TEMP_FOLDER.fullmatch(old.name)
+            if m and old.is_dir() and old.stat().st_uid == os.getuid() and not _alive(int(m.group(1))):
+                shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"spor-metrics-{os.getpid()}-"))
 
 
 def _number(value: object) -> float | None:

@@ -149,9 +149,14 @@ async def test_with_two_processes_every_scrape_answers_for_both(pg: EmbeddedPost
     (lrs/metrics_shared.py), so the statement count is the same whichever process answers; the
     shared folder is a temporary one, removed when the server stops."""
     url = await new_database(pg)
+    # one a server killed with kill -9 left (its process gone): removed by the next (a crash audit)
+    left = tmp_path / "spor-metrics-4194399-x1y2"
+    left.mkdir()
+    (left / "4194399.json").write_text("{}")
     s = await asyncio.to_thread(start_server, url, {"SPOR_WORKERS": "2", "TMPDIR": str(tmp_path)})
     try:
         [folder] = _metrics_folders(tmp_path)
+        assert folder != left
         tenant = await make_tenant(url, s.base_url)
         posted = 0
         # each POST on a connection of its own, until both processes have taken some
