@@ -116,7 +116,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not settings.database_url:
         try:  # held until this process ends (lrs/data_folder_lock.py)
             lock_data_folder(settings.data_dir, SERVE_WAITS_SECONDS, waiting=lambda who: print(
-                f"spor serve: waiting for {who} to let go of the data folder (up to {SERVE_WAITS_SECONDS:.0f} s)",
+                f"spor serve: waiting for {who} to let go of the data folder {settings.data_dir} "
+                f"(up to {SERVE_WAITS_SECONDS:.0f} s)",
                 file=sys.stderr, flush=True))
         except DataFolderInUse as exc:
             raise SystemExit(f"spor serve: {exc}") from None

@@ -30,16 +30,20 @@ class DataFolderInUse(RuntimeError):
     cannot be opened (another user's, say)."""
 
 
+_ROLES = {"serve": "spor serve", "": "a spor process of an earlier release"}
+
+
 def lock_data_folder(data_dir: Path, wait_seconds: float = 0.0, *, holder: str = "serve",
                      waiting: Callable[[str], None] | None = None) -> int:
     """Take the folder's serve lock and write this process's pid and ``holder`` (``serve``, or
     what the process is, e.g. "an administration command") in it; the open descriptor, which the
     caller keeps open while it serves (closing it, or exiting, releases the lock).
 
-    ``wait_seconds``: how long to wait for a command that holds the lock to let go (one that
-    started the cluster holds it until it has stopped it again, a few seconds). A ``spor serve``
-    holding it is not waited for: it lets go only when it stops (a second server waited 30 s in
-    silence before it said so). ``waiting`` is told once whom this waits for.
+    ``wait_seconds``: how long to wait for the holder to let go: a command that started the
+    cluster holds the lock until it has stopped it again, a server until it has finished its
+    requests and stopped the cluster (a restart that does not wait for the old process). A
+    second server waited 30 s in silence before it said so: ``waiting`` is told at once, and
+    once, whom this waits for.
 
     Raises:
         DataFolderInUse: another process holds the lock (a server, or anyone after ``wait_seconds``).
@@ -58,9 +62,10 @@ def lock_data_folder(data_dir: Path, wait_seconds: float = 0.0, *, holder: str =
             break
         except BlockingIOError:
             pid, _, role = os.pread(fd, 64, 0).decode("ascii", "replace").strip().partition(" ")
-            if role != "serve" and time.monotonic() < deadline:
+            if time.monotonic() < deadline:
                 if waiting is not None and not told:
-                    waiting(f"process {pid or 'unknown'} ({role or 'a spor command'})")
+                    # an earlier release wrote the pid alone
+                    waiting(f"process {pid or 'unknown'} ({_ROLES.get(role, role)})")
                     told = True
                 time.sleep(0.1)
                 continue

@@ -75,6 +75,13 @@ class ClusterWatch(threading.Thread):
                 continue
             if not failing:
                 log.error("embedded_postgres_down", data_dir=str(self.embedded.data_dir))
+            if not self.embedded.initialised():
+                # its folder gone (a volume unmounted): never a new, empty cluster in its place,
+                # with a new password the folder's old one would then lack (a review)
+                if not failing:
+                    log.error("embedded_postgres_missing", cluster_dir=str(self.embedded.cluster_dir))
+                failing = True
+                continue
             try:
                 self.embedded.start()
             except Exception as exc:  # logged, and tried again

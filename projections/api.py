@@ -1,7 +1,7 @@
 """The analyst API under ``/api``: the read models as JSON (filtering, paging) and CSV, and an
 OpenAPI description at ``/api/openapi.json``.
 
-Mounted by ``lrs/app.py`` as ``Mount("/api", routes=projections.api.routes())``. A request
+Mounted by ``lrs/app.py`` as ``projections.api.mount()``. A request
 authenticates like an xAPI request; it reads the stores its credential may read (its own store,
 or every store of its region for a regional credential) on a connection scoped to them, so
 row-level security enforces the boundary too; it needs a read scope, and every read is written

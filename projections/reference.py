@@ -489,7 +489,8 @@ def parse_file(kind: str, path: Path) -> ParsedFile:
         prev = seen.get((ev.family, ev.key))
         if prev is not None and prev[1].digest != ev.digest:  # kind and payload
             if {prev[1].kind, ev.kind} == {PERSON_LINKED, PERSON_UNLINKED}:
-                where = "this row" if prev[0] == line else f"line {prev[0]}"
+                same = prev[0] == line and getattr(prev[0], "item", None) == getattr(line, "item", None)
+                where = "this row" if same else f"line {prev[0]}"
                 problem = (f"{ev.key!r} is both linked and unlinked (also on {where}); a file either links an "
                            "identifier or unlinks it")
             else:

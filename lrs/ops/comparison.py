@@ -87,7 +87,8 @@ def _language_map(value: object) -> object:
     values: dict[object, list[object]] = {}
     for k, v in value.items():
         values.setdefault(k.lower() if isinstance(k, str) else k, []).append(v)
-    return {k: vs[0] if len(vs) == 1 else sorted(vs, key=canonical_json) for k, vs in values.items()}
+    return {k: vs[0] if len(uniq := sorted({canonical_json(v): v for v in vs}.items())) == 1
+            else [v for _, v in uniq] for k, vs in values.items()}
 
 
 def _normalize_object(obj: object, version: str) -> object:
@@ -195,7 +196,8 @@ def first_difference(a: object, b: object, path: str) -> str | None:
     """Path of the first difference between two JSON values, or None when they are equal.
 
     Types count: ``1`` and ``1.0`` or ``true`` and ``1`` are different serializations, which
-    2.3.1.s9.b2 says MUST NOT be ignored.
+    2.3.1.s9.b2 says MUST NOT be ignored ("Differences relating to a different serialization of
+    any properties not listed as exceptions"), though JSON holds them one number.
     """
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):

@@ -284,6 +284,12 @@ async def test_a_json_file_on_one_line_names_the_item_that_is_wrong(tmp_path: Pa
         await reference.import_file(conn, sid, "people", path)
     assert str(err.value).startswith("people.json:1 (item 3): (json): Expecting property name enclosed in double "
                                      "quotes (column ")
+    path.write_text('[{"person_id": "P-1", "identifiers": ["mailto:a@example.org"]}, '
+                    '{"person_id": "P-1", "unlink": ["mailto:a@example.org"]}]')
+    with pytest.raises(reference.ImportFailed) as err:
+        await reference.import_file(conn, sid, "people", path)
+    assert str(err.value) == ("people.json:1 (item 2): (row): 'mbox:mailto:a@example.org' is both linked and "
+                              "unlinked (also on line 1 (item 1)); a file either links an identifier or unlinks it")
     path.write_text(json.dumps(people[:2])[:-1] + ', {"person_id": "P-9", "Unit": "1"}]')
     with pytest.raises(reference.ImportFailed) as err:
         await reference.import_file(conn, sid, "people", path)
