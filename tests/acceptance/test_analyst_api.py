@@ -54,6 +54,14 @@ async def _import_examples(db_url: str, store_ids: list[int]) -> None:
         await pc.close()
 
 
+async def _store_with_examples(db_url: str, conn: asyncpg.Connection) -> tuple[str, str]:
+    """A new store holding the example reference data; its credential's (key, secret)."""
+    tenant = await make_tenant(db_url, "http://testserver")
+    sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
+    await _import_examples(db_url, [sid])
+    return tenant.key, tenant.secret
+
+
 async def _catch_up(db_url: str) -> None:
     """Every read model up to the end of the log."""
     pc = await runner.connect(db_url)
@@ -74,10 +82,7 @@ def _completion(account: dict, activity: str, ts: str, sid: str | None = None, *
 
 
 async def test_analyst_api_end_to_end(db_url: str, conn: asyncpg.Connection) -> None:
-    tenant = await make_tenant(db_url, "http://testserver")
-    sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
-    await _import_examples(db_url, [sid])
-    auth = (tenant.key, tenant.secret)
+    auth = await _store_with_examples(db_url, conn)
     kari_emp = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
     kari_mail = {"mbox": "mailto:kari.nordmann@example.org"}
     voided_id = str(uuid.uuid4())
@@ -885,10 +890,7 @@ async def test_completions_at_the_end_of_the_calendar_are_answered(db_url: str, 
     what a reader can decode: the transcript, the compliance rows as of 9999-12-31 and their CSV
     were a 500. A statement's time is kept within the years 1 to 9899 by the read models
     (migration 0020), so an expiry up to a century later stays in the calendar."""
-    tenant = await make_tenant(db_url, "http://testserver")
-    sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
-    await _import_examples(db_url, [sid])
-    auth = (tenant.key, tenant.secret)
+    auth = await _store_with_examples(db_url, conn)
     kari = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
     async with _app(db_url) as client:
         posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
@@ -964,10 +966,7 @@ async def test_a_transcript_is_found_by_an_identifier_holding_a_line_break_and_o
     """Starlette's path convertor stopped at a line break: the transcript of an account whose name
     holds one (a person of its own until linked) was a 404, and a final %0A was dropped, so
     ``P-0001%0A`` was answered with P-0001's transcript."""
-    tenant = await make_tenant(db_url, "http://testserver")
-    sid = await conn.fetchval("SELECT id FROM stores WHERE name = $1", tenant.store)
-    await _import_examples(db_url, [sid])
-    auth = (tenant.key, tenant.secret)
+    auth = await _store_with_examples(db_url, conn)
     two_lines = {"account": {"homePage": "https://id.example.org", "name": "emp\n2002"}}
     kari = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
     async with _app(db_url) as client:
