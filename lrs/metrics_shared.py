@@ -41,6 +41,7 @@ import orjson
 import structlog
 
 from lrs.metrics import Metrics
+from lrs.processes import process_alive
 
 SNAPSHOT_SECONDS = 1.0
 STALE_SECONDS = 15.0
@@ -79,7 +80,7 @@ def prepare_folder(folder: Path) -> None:
             if old.suffix == ".json":
                 with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
                     snap = load(old.read_bytes())
-                    if now - snap["at"] <= STALE_SECONDS and _alive(snap["pid"]):
+                    if now - snap["at"] <= STALE_SECONDS and process_alive(snap["pid"]):
                         raise MetricsFolderError(f"SPOR_METRICS_DIR {folder}: in use by a running server "
                                                  f"(process {snap['pid']}); give each server its own folder")
             old.unlink(missing_ok=True)
@@ -101,7 +102,7 @@ def temporary_folder() -> Path:
     with contextlib.suppress(OSError):
         for old in tmp.iterdir():
             m = _TEMP_FOLDER.fullmatch(old.name)
-            if m and old.is_dir() and old.stat().st_uid == os.getuid() and not _alive(int(m.group(1))):
+            if m and old.is_dir() and old.stat().st_uid == os.getuid() and not process_alive(int(m.group(1))):
                 shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"spor-metrics-{os.getpid()}-"))
 
@@ -144,16 +145,6 @@ def load(data: bytes) -> dict[str, Any]:
         "values": [row for row in values if row[2] is not None],
         "gauges": [row for row in gauges if row[1] is not None],
     }
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, OverflowError):
-        return False
-    except PermissionError:  # exists, another user's
-        return True
-    return True
 
 
 def merge(snapshots: list[dict[str, Any]], live: set[int]) -> Metrics:
@@ -242,7 +233,7 @@ class SharedMetrics:
         self.write_quietly(own)
         others = self._others()
         now = own["at"]
-        live = {self.pid} | {s["pid"] for s in others if now - s["at"] <= STALE_SECONDS and _alive(s["pid"])}
+        live = {self.pid} | {s["pid"] for s in others if now - s["at"] <= STALE_SECONDS and process_alive(s["pid"])}
         return merge([load(orjson.dumps(own)), *others], live).render()
 
     async def run(self) -> None:

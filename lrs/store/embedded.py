@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lrs.logs import log
+from lrs.processes import process_alive
 
 CLUSTER_DIR = "pg"
 PASSWORD_FILE = "db-password"  # noqa: S105 - a file name, not a password
@@ -316,13 +317,7 @@ class EmbeddedPostgres:
             pid = int((self.cluster_dir / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # another user's process: running
-        return True
+        return process_alive(pid)
 
     def _pg_ctl_start(self, options: dict[str, str]) -> str | None:
         """Start the server with ``options``; None, or why it did not start (with its log)."""
