@@ -84,11 +84,14 @@ def _language_map(value: object) -> object:
     same statement with its members in another order was "different content" (a fuzzing audit)."""
     if not isinstance(value, dict):
         return value
-    values: dict[object, list[object]] = {}
+    values: dict[object, dict[str, object]] = {}  # tag -> its values, by their JSON text
     for k, v in value.items():
-        values.setdefault(k.lower() if isinstance(k, str) else k, []).append(v)
-    return {k: vs[0] if len(uniq := sorted({canonical_json(v): v for v in vs}.items())) == 1
-            else [v for _, v in uniq] for k, vs in values.items()}
+        values.setdefault(k.lower() if isinstance(k, str) else k, {})[canonical_json(v)] = v
+    out: dict[object, object] = {}
+    for tag, given in values.items():
+        distinct = [given[text] for text in sorted(given)]
+        out[tag] = distinct[0] if len(distinct) == 1 else distinct
+    return out
 
 
 def _normalize_object(obj: object, version: str) -> object:
