@@ -514,7 +514,7 @@ def _versions(lined: Iterable[tuple[int | None, RefEvent]]) -> list[org_tree.Ver
 
 
 def store_check(store_id: int, kind: str, parsed: ParsedFile,
-                file: str) -> Callable[[asyncpg.Connection], Awaitable[None]] | None:
+                file: str) -> Callable[[asyncpg.Connection], Awaitable[None]]:
     """What ``append`` must check under the store's lock before it appends ``parsed``:
     an organisation file's tree (check_against_store); the units people are employed in and
     requirements name (units_unknown); whose identifiers a people file unlinks
