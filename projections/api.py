@@ -822,7 +822,8 @@ OPENAPI: dict[str, Any] = {
     "components": {"securitySchemes": {"basic": {"type": "http", "scheme": "basic"}}},
     "paths": {
         "/v1/transcripts/{person}": _get(
-            "Every completion and pass of a person (all linked identifiers), with validity",
+            "Every completion and pass (and cmi5 satisfied or waived) of a person (all linked identifiers), "
+            "with validity",
             [_param("person", "person id, or an identifier key for an unlinked identifier", where="path",
                     required=True), _param("activity", "only this activity id"),
              _param("store", "the store (name or id) whose person this is; needed when the id is known in "

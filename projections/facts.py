@@ -39,8 +39,15 @@ ADL = "http://adlnet.gov/expapi/verbs/"
 COMPLETED = ADL + "completed"
 PASSED = ADL + "passed"
 FAILED = ADL + "failed"
-# Statements that go on a transcript and count as evidence for a requirement.
-COMPLETION_VERBS = frozenset({COMPLETED, PASSED})
+# cmi5 (section 9.3): the LMS says a learner met an AU's, a block's or a course's moveOn
+# criteria (satisfied), or that an AU's were met some other way (waived).
+CMI5 = "https://w3id.org/xapi/adl/verbs/"
+SATISFIED = CMI5 + "satisfied"
+WAIVED = CMI5 + "waived"
+# Statements that go on a transcript and count as evidence for a requirement. A cmi5 course is
+# finished when the LMS says so (satisfied): its AUs' completed and passed name the AUs, not
+# the course, so without it a requirement naming a cmi5 course could never be met.
+COMPLETION_VERBS = frozenset({COMPLETED, PASSED, SATISFIED, WAIVED})
 
 # Reference-data event kinds (payload formats in docs/import-formats.md).
 ORG_UNIT = "org.unit"
@@ -132,6 +139,15 @@ def parse_timestamp(value: Any, fallback: datetime) -> datetime:
     return fallback
 
 
+def statement_time(value: Any, stored: datetime) -> datetime:
+    """When a statement's experience happened for the read models: its timestamp, but never
+    after the LRS stored it. A learner cannot have completed a course after the statement
+    saying so arrived; a timestamp ahead of that (a client's clock, or a made-up date) would
+    make a completion count as fresh for years to come, and one such completion held off the
+    compliance answers' fast path for its whole store until that date (migration 0035)."""
+    return min(parse_timestamp(value, stored), stored)
+
+
 @dataclass(frozen=True)
 class StatementFacts:
     """What the read models need from one statement."""
@@ -185,7 +201,7 @@ def statement_facts(ev: Event) -> StatementFacts:
         success=success if isinstance(success, bool) else None,
         score=float(score) if isinstance(score, int | float) and not isinstance(score, bool) else None,
         duration_s=duration_seconds(result.get("duration")),
-        at=parse_timestamp(s.get("timestamp"), ev.recorded_at),
+        at=statement_time(s.get("timestamp"), ev.recorded_at),
         voids=voids,
     )
 

@@ -42,9 +42,9 @@ def _rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
 async def transcript(conn: asyncpg.Connection, stores: list[int], person: str, *, activity: str | None = None,
                      limit: int | None = 1000, offset: int = 0, timezone: str = REPORTING_TIMEZONE,
                      ) -> list[dict[str, Any]]:
-    """Every completion and pass of a person (all linked identifiers) in the given stores
-    (``limit`` None: all of them), each with the day it stops counting (``expires_on``, as
-    compliance has it: its date in ``timezone`` plus the validity)."""
+    """Every completion and pass (and cmi5 satisfied or waived) of a person (all linked
+    identifiers) in the given stores (``limit`` None: all of them), each with the day it stops
+    counting (``expires_on``, as compliance has it: its date in ``timezone`` plus the validity)."""
     return _rows(await conn.fetch(sql("api_transcript"), stores, person, activity, limit, offset, timezone))
 
 

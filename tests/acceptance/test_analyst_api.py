@@ -12,8 +12,10 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -885,31 +887,45 @@ async def test_exports_beyond_the_limit_wait_and_an_unaudited_export_reads_nothi
     assert not await conn.fetchval("SELECT count(*) FROM audit_log WHERE store_id = $1 AND request ? 'export'", sid)
 
 
-async def test_completions_at_the_end_of_the_calendar_are_answered(db_url: str, conn: asyncpg.Connection) -> None:
-    """A completion dated 9999-12-31 (valid xAPI) made its expiry, a year later, fall outside
-    what a reader can decode: the transcript, the compliance rows as of 9999-12-31 and their CSV
-    were a 500. A statement's time is kept within the years 1 to 9899 by the read models
-    (migration 0020), so an expiry up to a century later stays in the calendar."""
+async def test_a_completion_dated_in_the_future_counts_from_when_it_was_stored(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A completion dated after it was stored (9999-12-31 is valid xAPI) counts from its stored
+    time (migration 0035). Before, it was fresh until the year 9899 (0020 kept it in the
+    calendar), and it raised the store's latest completion date past every day compliance is
+    asked for, which switched the fast path of the compliance answers off for the whole store
+    (a voiding did not lower it). The answers for days at the calendar's end still work."""
     auth = await _store_with_examples(db_url, conn)
+    sid = await conn.fetchval("SELECT s.id FROM stores s JOIN credentials c ON c.store_id = s.id WHERE c.key = $1",
+                              auth[0])
     kari = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}
     async with _app(db_url) as client:
         posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
             _completion(kari, "https://courses.example.org/infosec", "9999-12-31T23:59:59Z"),
-            _completion(kari, "https://courses.example.org/hlr", "9999-12-31T23:59:59-05:00")])
+            _completion(kari, "https://courses.example.org/hlr", "2999-12-31T23:59:59-05:00")])
         assert posted.status_code == 200, posted.text
+        stored = await conn.fetchval("SELECT max(recorded_at) FROM events WHERE store_id = $1", sid)
         await _catch_up(db_url)
         t = await client.get("/api/v1/transcripts/P-0001", auth=auth)
         assert t.status_code == 200, t.text
-        assert {i["completed_at"][:10] for i in t.json()["items"]} == {"9899-12-31"}
+        items = {i["activity_id"].rsplit("/", 1)[1]: i for i in t.json()["items"]}
+        assert {k: datetime.fromisoformat(i["completed_at"]) for k, i in items.items()} == {
+            "infosec": stored, "hlr": stored}
+        stored_day = stored.astimezone(ZoneInfo("Europe/Oslo")).date()
+        assert items["infosec"]["expires_on"] == (stored_day + timedelta(days=365)).isoformat()
+        # the latest completion the status rows count is today's, so today's answers are the fast ones
+        latest = await conn.fetchval("SELECT max_completed FROM rm_compliance.status_meta WHERE store_id = $1", sid)
+        assert latest == stored_day
+        rows = (await client.get("/api/v1/compliance", auth=auth, params={"person": "P-0001"})).json()["items"]
+        assert {r["requirement_id"]: r["status"] for r in rows}["infosec"] == "valid"
+        late = stored_day + timedelta(days=400)
+        rows = (await client.get("/api/v1/compliance", auth=auth,
+                                 params={"as_of": late.isoformat(), "person": "P-0001"})).json()["items"]
+        assert {r["requirement_id"]: r["status"] for r in rows}["infosec"] == "expired"
         # (9999-12-31 itself is a 400: the driver sends the last day a date holds as infinity)
         for params in ({"as_of": "9999-12-30", "person": "P-0001"}, {"as_of": "9999-12-30", "format": "csv"},
                        {"as_of": "9900-06-01", "person": "P-0001"}):
             r = await client.get("/api/v1/compliance", auth=auth, params=params)
             assert r.status_code == 200, (params, r.text)
-        # (the completion is 9900-01-01 in Oslo, and infosec holds for a year)
-        rows = (await client.get("/api/v1/compliance", auth=auth,
-                                 params={"as_of": "9900-06-01", "person": "P-0001"})).json()["items"]
-        assert {r["requirement_id"]: r["status"] for r in rows}["infosec"] == "valid"
 
 
 async def test_a_client_gone_mid_export_leaves_no_transaction_for_the_pool_to_reset(
@@ -984,3 +1000,80 @@ async def test_a_transcript_is_found_by_an_identifier_holding_a_line_break_and_o
         for other in ("P-0001%0A", "P-0001%0A%0A", "%0AP-0001"):
             r = await client.get(f"/api/v1/transcripts/{other}", auth=auth)
             assert r.status_code == 200 and r.json()["items"] == [], (other, r.text)
+
+
+CMI5_VERBS = "https://w3id.org/xapi/adl/verbs/"
+CMI5_CATEGORY = {"id": "https://w3id.org/xapi/cmi5/context/categories/cmi5"}
+
+
+def _cmi5(account: dict, verb: str, activity: str, registration: str, **result: object) -> dict:
+    """A cmi5-defined statement (verbs of ADL's and cmi5's namespaces, the cmi5 category)."""
+    namespace = CMI5_VERBS if verb in ("satisfied", "waived") else "http://adlnet.gov/expapi/verbs/"
+    s: dict = {"actor": {"objectType": "Agent", **account}, "verb": {"id": namespace + verb},
+               "object": {"objectType": "Activity", "id": activity},
+               "context": {"registration": registration, "contextActivities": {"category": [CMI5_CATEGORY]}}}
+    if result:
+        s["result"] = result
+    return s
+
+
+async def test_cmi5_courses_count_when_the_lms_says_they_are_satisfied(db_url: str, conn: asyncpg.Connection) -> None:
+    """cmi5 (section 9.3): an AU's statements name the AU, and the LMS says a course is done with
+    satisfied (its moveOn criteria met) and an AU with waived. The read models counted neither,
+    so a requirement naming a cmi5 course could never be met, and course status showed those
+    who finished as stopped. An AU completed and then failed (moveOn "Passed") does not meet a
+    requirement naming the course; a learner who failed and then passed counts as passed only."""
+    auth = await _store_with_examples(db_url, conn)
+    kari = {"account": {"homePage": "https://id.example.org", "name": "emp-1001"}}  # P-0001
+    per = {"account": {"homePage": "https://id.example.org", "name": "emp-1002"}}  # P-0002
+    ada = {"account": {"homePage": "https://helseid.example.org", "name": "pseud-7f3a"}}  # P-0003
+    course, exam = "https://courses.example.org/infosec", "https://lms.example.org/infosec/au/exam"
+    reg = str(uuid.uuid4())
+    settings = Settings.from_env().with_(suppression_threshold=1)
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date().isoformat()
+
+    async def status(person: str) -> dict[str, str]:
+        rows = (await client.get("/api/v1/compliance", auth=auth, params={"person": person})).json()["items"]
+        return {r["requirement_id"]: r["status"] for r in rows}
+
+    async def course_status(activity: str) -> dict:
+        r = await client.get("/api/v1/course-status", auth=auth, params={"as_of": today, "course": activity})
+        assert r.status_code == 200, r.text
+        (row,) = r.json()["items"]
+        return row
+
+    async with _app(db_url, settings) as client:
+        posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
+            _cmi5(kari, "launched", exam, reg), _cmi5(kari, "initialized", exam, reg),
+            _cmi5(kari, "completed", exam, reg, completion=True),
+            _cmi5(kari, "failed", exam, reg, success=False, score={"scaled": 0.4}),
+            _cmi5(kari, "terminated", exam, reg),
+            # the course itself: a registration the LMS made, one who failed and then passed
+            _cmi5(kari, "registered", course, reg),
+            _cmi5(ada, "failed", course, str(uuid.uuid4()), success=False),
+            _cmi5(ada, "passed", course, str(uuid.uuid4()), success=True)])
+        assert posted.status_code == 200, posted.text
+        await _catch_up(db_url)
+        assert (await status("P-0001"))["infosec"] == "missing"
+        before = await course_status(course)
+        assert (before["learners"], before["completed"], before["passed"], before["failed"]) == (2, 0, 1, 0)
+        assert before["stopped_at"] == {course: 1}
+
+        # the LMS: Kari meets the course's moveOn criteria (a retake passed); Per's fire AU is waived
+        posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
+            _cmi5(kari, "passed", exam, reg, success=True, score={"scaled": 0.9}),
+            _cmi5(kari, "satisfied", course, reg),
+            _cmi5(per, "waived", "https://courses.example.org/fire", str(uuid.uuid4()), success=True,
+                  completion=True)])
+        assert posted.status_code == 200, posted.text
+        await _catch_up(db_url)
+        assert (await status("P-0001"))["infosec"] == "valid"
+        assert (await status("P-0002"))["fire"] == "valid"
+        after = await course_status(course)
+        assert (after["learners"], after["completed"], after["passed"], after["failed"]) == (2, 1, 1, 0)
+        assert after["stopped_at"] == {}
+        fire = await course_status("https://courses.example.org/fire")
+        assert (fire["learners"], fire["completed"], fire["stopped_at"]) == (1, 0, {})
+        t = (await client.get("/api/v1/transcripts/P-0001", auth=auth)).json()["items"]
+        assert {(i["activity_id"], i["verb"].rsplit("/", 1)[1]) for i in t} == {
+            (exam, "completed"), (exam, "passed"), (course, "satisfied")}

@@ -272,14 +272,19 @@ async def test_only_dates_the_rows_hold_for_are_answered_from_them(r: Region, co
     assert await r.source(today()) == "status"
     assert await r.source(today() + timedelta(days=400)) == "status"
     assert await r.source(today(), tz="UTC") == "facts"
-    # a completion dated in the future (a clock ahead): not counted before its date
+    # a completion dated in the future (a clock ahead) counts from when it was stored, today
+    # (0035): the rows still answer today. Until 0035 it was not counted before its date, and
+    # today's answers came from the facts until then.
     ahead = today() + timedelta(days=3)
     await r.post(completion("kari", ahead))
     await r.catch_up()
-    assert await r.source(today()) == "facts"
+    assert await r.source(today()) == "status"
     assert await r.source(ahead) == "status"
-    assert [x["status"] for x in await r.both(ahead)] == ["valid", "missing"]
-    earlier = await queries.compliance(conn, [r.sid], as_of=today(), options=OPTS)
+    assert [x["status"] for x in await r.both(today())] == ["valid", "missing"]
+    # before the latest completion the rows count, the facts answer (the rows cannot leave it out)
+    yesterday = today() - timedelta(days=1)
+    assert await r.source(yesterday) == "facts"
+    earlier = await queries.compliance(conn, [r.sid], as_of=yesterday, options=OPTS)
     assert [x["status"] for x in earlier] == ["missing", "missing"]
     # an employment that ends in two months: dates after that are computed from the facts
     end = today() + timedelta(days=60)

@@ -85,6 +85,10 @@ CORPUS: list[dict[str, Any]] = [
     _stmt(timestamp="9999-12-31T23:59:59Z"),
     _stmt(timestamp="9899-12-31T23:59:59.5Z"),
     _stmt(timestamp="2016-12-31T23:59:60Z"),
+    # after the stored time (RECORDED), which the read models take instead (0035)
+    _stmt(timestamp="2025-06-01T12:00:00.001Z"),
+    _stmt(timestamp="2025-06-01T13:30:00+01:00"),
+    _stmt(verb={"id": "https://w3id.org/xapi/adl/verbs/satisfied"}, timestamp="2030-01-01T00:00:00Z"),
     _stmt(result={"score": {"scaled": "__1E-400__"}}),
     _stmt(result={"score": {"scaled": "__-1E-400__"}}),
     _stmt(result={"duration": "PT" + "9" * 400 + "S"}),
@@ -130,6 +134,15 @@ async def test_sql_facts_equal_the_python_reference_on_the_corpus(conn: asyncpg.
     got, want = await _facts_both_ways(conn, CORPUS)
     assert got == want
     assert len(got) == len(CORPUS) - 1  # only the anonymous actor's completion is left out
+
+
+async def test_a_statement_is_never_later_than_its_stored_time(conn: asyncpg.Connection) -> None:
+    """Migration 0035: a timestamp after the stored time counts as the stored time; an earlier
+    one as itself."""
+    sent = ["2025-06-01T12:00:00.001Z", "9999-12-31T23:59:59Z", "2025-06-01T13:30:00+01:00", "2025-06-01T11:59:59Z"]
+    got, _ = await _facts_both_ways(conn, [_stmt(timestamp=ts) for ts in sent])
+    assert [r[8] for r in sorted(got, key=lambda r: r[10])] == [
+        RECORDED, RECORDED, RECORDED, datetime(2025, 6, 1, 11, 59, 59, tzinfo=UTC)]
 
 
 async def test_the_facts_of_a_span_of_the_log_are_those_of_the_whole_log_in_it(conn: asyncpg.Connection) -> None:

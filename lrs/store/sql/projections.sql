@@ -139,7 +139,8 @@ INSERT INTO {schema}.completions (store_id, statement_id, ifi, activity_id, verb
 SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
 FROM f
 WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
-  AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
+  AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
+                 'https://w3id.org/xapi/adl/verbs/satisfied', 'https://w3id.org/xapi/adl/verbs/waived')
 
 -- name: prefill_activity
 -- (prefill_facts) As rm_activity_from_log, without the voided check (see prefill_completions).
@@ -157,15 +158,17 @@ SELECT DISTINCT $1::bigint, f.voids FROM f WHERE f.voids IS NOT NULL
 ON CONFLICT DO NOTHING
 
 -- name: rm_completions_from_log
--- Completed/passed statements of (after, upto] with an Activity object, unless voided already;
--- the (identifier, activity) pairs added.
+-- Completed/passed statements (and cmi5's satisfied and waived, projections.facts.COMPLETION_VERBS)
+-- of (after, upto] with an Activity object, unless voided already; the (identifier, activity)
+-- pairs added.
 WITH added AS (
     INSERT INTO completions (store_id, statement_id, ifi, activity_id, verb, success, score, duration_s,
                              completed_at, position)
     SELECT $1, f.statement_id, f.ifi, f.activity_id, f.verb, f.success, f.score, f.duration_s, f.at, f.position
     FROM projections.statement_facts($1, $2, $3) f
     WHERE f.voids IS NULL AND f.activity_id IS NOT NULL
-      AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed')
+      AND f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'http://adlnet.gov/expapi/verbs/passed',
+                     'https://w3id.org/xapi/adl/verbs/satisfied', 'https://w3id.org/xapi/adl/verbs/waived')
       AND NOT EXISTS (SELECT 1 FROM voided v WHERE v.store_id = $1 AND v.statement_id = f.statement_id)
     -- (no conflict target: while a rebuild's bulk fold runs the table has no primary key yet)
     ON CONFLICT DO NOTHING
@@ -312,10 +315,11 @@ SELECT pg_notify('spor_events', $1::text);
 SELECT id FROM stores WHERE name = $1;
 
 -- name: api_transcript
--- A person's transcript: completions and passes of every linked identifier, with the day each
--- stops counting as compliance has it ($6: the reporting time zone): the completion's date there
--- plus the longest validity of the requirements the activity satisfies; none when one of them
--- never expires, and none for a failed attempt (compliance counts no completion with success false).
+-- A person's transcript: completions and passes (and cmi5 satisfied or waived) of every linked
+-- identifier, with the day each stops counting as compliance has it ($6: the reporting time
+-- zone): the completion's date there plus the longest validity of the requirements the
+-- activity satisfies; none when one of them never expires, and none for a failed attempt
+-- (compliance counts no completion with success false).
 SELECT c.store_id, st.name AS store, c.statement_id::text AS statement_id, c.activity_id, c.verb, c.success,
        c.score, c.duration_s, c.completed_at,
        CASE WHEN c.success IS DISTINCT FROM false AND NOT v.never
@@ -385,10 +389,18 @@ learners AS (
            bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/registered') AS registered,
            bool_or(f.verb <> 'http://adlnet.gov/expapi/verbs/registered') AS started,
            -- the course's own result: a module completed (the course its parent or grouping)
-           -- does not complete the course, and its learner may still stop in it
-           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/completed' AND f.activity_id = f.course_id) AS completed,
+           -- does not complete the course, and its learner may still stop in it. A cmi5 course is
+           -- completed when the LMS says its moveOn criteria are met (satisfied): its AUs'
+           -- statements name the AUs. Failed counts a learner who never passed: one who failed
+           -- and then passed is among those who passed only
+           bool_or(f.verb IN ('http://adlnet.gov/expapi/verbs/completed', 'https://w3id.org/xapi/adl/verbs/satisfied')
+                   AND f.activity_id = f.course_id) AS completed,
            bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/passed' AND f.activity_id = f.course_id) AS passed,
-           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/failed' AND f.activity_id = f.course_id) AS failed,
+           bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/failed' AND f.activity_id = f.course_id)
+               AND NOT bool_or(f.verb = 'http://adlnet.gov/expapi/verbs/passed' AND f.activity_id = f.course_id)
+               AS failed,
+           -- a learner whose AU the LMS waived (cmi5) has not stopped in it
+           bool_or(f.verb = 'https://w3id.org/xapi/adl/verbs/waived' AND f.activity_id = f.course_id) AS waived,
            (array_agg(f.activity_id ORDER BY f.at DESC, f.position DESC))[1] AS last_activity
     FROM f GROUP BY f.store_id, f.course_id, f.person
 ),
@@ -422,7 +434,7 @@ scores AS (
 stops AS (
     SELECT level, group_id, store_id, course_id, jsonb_object_agg(last_activity, n) AS stopped_at
     FROM (SELECT level, group_id, store_id, course_id, last_activity, count(*) AS n FROM per_learner
-          WHERE NOT (completed OR passed) GROUP BY 1, 2, 3, 4, 5) s
+          WHERE NOT (completed OR passed OR waived) GROUP BY 1, 2, 3, 4, 5) s
     GROUP BY 1, 2, 3, 4
 )
 -- parent_id: a unit's trust (none: the learners with no trust), for small-group suppression
