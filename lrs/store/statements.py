@@ -268,11 +268,15 @@ class PgStatementRepository:
         voided = ({p.voids for p in items if p.voids} | voided_before) - voiding_ids
         bodies: list[bytes] = []
         for p in items:
-            p.body["stored"] = stored_text
-            if "timestamp" not in p.body:
+            # A copy: this attempt may roll back (the group is then retried request by request),
+            # and a body that kept this attempt's time as its timestamp would carry it into
+            # the next, where the statement is stored later (a review of the appender).
+            body = dict(p.body)
+            body["stored"] = stored_text
+            if "timestamp" not in body:
                 # xAPI Data 2.4.7: without a timestamp the LRS sets it to the stored time.
-                p.body["timestamp"] = stored_text
-            bodies.append(orjson.dumps(p.body))
+                body["timestamp"] = stored_text
+            bodies.append(orjson.dumps(body))
         await conn.execute(
             sql("append_statements"),
             store_id,

@@ -7,7 +7,7 @@ import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -23,6 +23,7 @@ from lrs.ops.timestamps import format_timestamp
 from lrs.store.activities import definition_args
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
+from lrs.store.log import Reservation
 from lrs.store.queries import sql
 from lrs.store.statements import PgStatementRepository, _Write
 from tests.statements import agent, statement, with_id
@@ -488,3 +489,28 @@ async def test_full_maps_merge_alike_in_any_grouping_for_random_definitions(conn
         assert got == expected == step, (stored, a, b)
         full += len(expected["name"]) == LANGUAGE_TAGS_MAX
     assert full > 50
+
+
+async def test_an_append_attempt_rolled_back_leaves_no_time_in_the_statements_it_retries(db_url: str) -> None:
+    """The general path puts the stored time (and the timestamp, when the statement has none,
+    xAPI Data 2.4.7) into the bodies it writes. When a group's transaction fails, its requests
+    are retried one by one with the same prepared statements: a body that kept the failed
+    attempt's time was stored with that time as its timestamp, earlier than its stored time."""
+    async with _repository(db_url) as repo, repo.pool.acquire() as conn:
+        store = await PgCredentialRepository(conn).create_store("s", None)
+        target = with_id(statement(actor="ola"))
+        await repo.append(store, [prepare(target, WHO, "1.0.3")], [])
+        # a StatementRef takes the general path
+        ref = with_id(statement(actor="kari"))
+        ref["object"] = {"objectType": "StatementRef", "id": target["id"]}
+        items = [prepare(ref, WHO, "1.0.3")]
+        attempt = Reservation(2, 1, datetime(2020, 1, 1, tzinfo=UTC))
+        tr = conn.transaction()
+        await tr.start()
+        await repo._insert(conn, store, items, [], attempt, set())
+        await tr.rollback()
+        stored = await repo.append(store, items, [])
+        row = await repo.get(store, ref["id"])
+    assert row is not None and stored is not None
+    body = orjson.loads(row.payload)
+    assert body["timestamp"] == body["stored"] == format_timestamp(stored)
