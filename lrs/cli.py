@@ -160,6 +160,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
             host=settings.host, port=settings.port, log_config=None, access_log=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, loop="auto", http=StepWritesProtocol,
+            timeout_keep_alive=settings.keep_alive_seconds,
             # the app sends its own Date, current to the second (lrs.ops.timestamps.http_date_now)
             date_header=False,
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 _AT_LEAST_ONE = ("pool_max_size", "max_body_bytes", "max_batch_statements", "max_attachment_bytes",
                  "max_document_bytes", "query_limit_max", "query_statement_bytes_max", "query_attachment_bytes_max",
                  "suppression_threshold", "db_connect_timeout", "max_request_head_bytes", "request_head_seconds",
-                 "request_body_idle_seconds", "write_buffer_bytes")
+                 "request_body_idle_seconds", "write_buffer_bytes", "keep_alive_seconds")
 _NOT_NEGATIVE = ("pool_min_size", "rate_limit_per_second", "rate_limit_burst", "wrong_secrets_burst",
                  "wrong_secrets_per_minute", "db_command_timeout")
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -80,6 +80,11 @@ class Settings:
     max_request_head_bytes: int = 64 * 1024
     request_head_seconds: int = 30
     request_body_idle_seconds: int = 60
+    # Seconds an idle kept-alive connection stays open for the client's next request. Longer
+    # than a reverse proxy keeps its connections to the server (nginx and load balancers: 60):
+    # a proxy that sends a request on a connection the server is closing at that moment answers
+    # 502, and does not send a POST again. uvicorn's own default, 5, lost requests that way.
+    keep_alive_seconds: int = 75
     # Statement bodies one process works on at once (lrs/http/admission.py): bounds its memory.
     write_buffer_bytes: int = 4 * 1024 * 1024
     # limit=0 means "the most the server allows" (Communication 2.1.3): pages of ~150 KB; ask

@@ -376,6 +376,7 @@ def test_a_cluster_left_by_a_killed_server_is_stopped_by_the_next_one() -> None:
     # (a review: 0 made every statement query a 500; -1 every write a 413)
     ("SPOR_QUERY_LIMIT_MAX", "0", "spor serve: SPOR_QUERY_LIMIT_MAX must be at least 1, got 0"),
     ("SPOR_MAX_BODY_BYTES", "-1", "spor serve: SPOR_MAX_BODY_BYTES must be at least 1, got -1"),
+    ("SPOR_KEEP_ALIVE_SECONDS", "0", "spor serve: SPOR_KEEP_ALIVE_SECONDS must be at least 1, got 0"),
     ("SPOR_RATE_LIMIT_BURST", "-5", "spor serve: SPOR_RATE_LIMIT_BURST must not be negative, got -5"),
     ("SPOR_POOL_MIN_SIZE", "30", "spor serve: SPOR_POOL_MIN_SIZE (30) must not exceed SPOR_POOL_MAX_SIZE (20)"),
     ("SPOR_LOG_LEVEL", "BASIC_FORMAT",

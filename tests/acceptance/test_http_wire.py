@@ -14,6 +14,7 @@ from urllib.parse import quote
 import orjson
 import pytest
 
+from lrs.settings import Settings
 from lrs.store.embedded import EmbeddedPostgres
 from tests.conftest import Server, Tenant, make_tenant, server_of_its_own
 from tests.statements import statement, with_id
@@ -201,10 +202,28 @@ async def test_a_body_refused_after_100_continue_is_read_past_and_the_connection
 
 @pytest.fixture(scope="module")
 def strict_server(pg: EmbeddedPostgres) -> Iterator[Server]:
-    """A server with small request limits: an 8 KiB head, within 2 s, and a body never idle 2 s."""
+    """A server with small request limits: an 8 KiB head, within 2 s, a body never idle 2 s, and
+    a kept-alive connection idle at most 2 s."""
     with server_of_its_own(pg, {"SPOR_MAX_REQUEST_HEAD_BYTES": "8192", "SPOR_REQUEST_HEAD_SECONDS": "2",
-                                "SPOR_REQUEST_BODY_IDLE_SECONDS": "2"}) as s:
+                                "SPOR_REQUEST_BODY_IDLE_SECONDS": "2", "SPOR_KEEP_ALIVE_SECONDS": "2"}) as s:
         yield s
+
+
+async def test_an_idle_connection_is_kept_for_spor_keep_alive_seconds(strict_server: Server) -> None:
+    """SPOR_KEEP_ALIVE_SECONDS reaches uvicorn: a connection idle for less is served again, one
+    idle for longer is closed. (Its default, 75, outlasts a proxy's pooled connections: with
+    uvicorn's 5 a proxy's request on a connection being closed was lost.)"""
+    reader, writer = await _connect(strict_server)
+    about = b"GET /xapi/about HTTP/1.1\r\nHost: x\r\n\r\n"
+    writer.write(about)
+    assert (await _response(reader))[0].startswith(b"HTTP/1.1 200")
+    await asyncio.sleep(1)
+    writer.write(about)
+    assert (await _response(reader))[0].startswith(b"HTTP/1.1 200")
+    await asyncio.sleep(3.5)
+    assert await asyncio.wait_for(reader.read(1), 1) == b""  # closed by the server already
+    writer.close()
+    assert Settings().keep_alive_seconds > 60
 
 
 async def test_a_request_head_over_the_limit_is_431_and_closed_and_one_under_it_is_served(
