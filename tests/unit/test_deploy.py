@@ -115,3 +115,14 @@ def test_the_proxy_lets_spors_own_body_limit_answer() -> None:
     # upstream's keepalive connections are not reused
     passes = text.count("proxy_pass http://spor;")
     assert passes == text.count("proxy_http_version 1.1;") == text.count('proxy_set_header Connection "";') >= 1
+
+
+def test_the_proxy_closes_an_idle_upstream_connection_before_spor_does() -> None:
+    """nginx keeps its pooled connections to Spor keepalive_timeout (60 s unless set); Spor one
+    idle for SPOR_KEEP_ALIVE_SECONDS. With uvicorn's 5 s, nginx could reuse a connection Spor
+    was closing: a 502, and a POST not sent again."""
+    text = (DEPLOY / "nginx" / "spor.conf").read_text()
+    upstream = text[text.index("upstream spor {"):]
+    upstream = upstream[:upstream.index("}")]
+    (seconds,) = re.findall(r"keepalive_timeout (\d+)s;", upstream)
+    assert "keepalive 32;" in upstream and int(seconds) < Settings().keep_alive_seconds
