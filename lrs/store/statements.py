@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,6 +242,10 @@ class PgStatementRepository:
                     defining += mine
             if not new:
                 return outcomes
+            # this attempt's own copies: it may roll back, and the group's requests are then
+            # retried one by one, where a target in another request may not be stored at all;
+            # terms inherited from it must not stay in the prepared statements (a review)
+            new = [replace(p) for p in new]
             inherit_target_terms(new, targets)
             first = check["last_position"] + 1
             reservation = Reservation(first, len(new), check["stored"])

@@ -3,6 +3,7 @@ common case, and hands every case that needs the general path's rules back untou
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import random
 import uuid
@@ -514,3 +515,35 @@ async def test_an_append_attempt_rolled_back_leaves_no_time_in_the_statements_it
     assert row is not None and stored is not None
     body = orjson.loads(row.payload)
     assert body["timestamp"] == body["stored"] == format_timestamp(stored)
+
+
+async def test_a_statement_ref_retried_alone_does_not_keep_the_terms_of_a_target_never_stored(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A StatementRef inherits its target's filter terms (Communication 2.1.3). When the target
+    is new in another request of the same group, and the group's transaction fails, each request
+    is retried alone: the StatementRef's retry kept the terms it had inherited, so it would be
+    found by the filters of a statement that was never stored. Here the database refuses the
+    target's activity term (a trigger the test installs), so the target fails for good."""
+    await conn.execute("""
+        CREATE FUNCTION pg_temp_refuse_term() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.term = 'o:https://courses.example.org/refused' THEN
+                RAISE EXCEPTION 'this test refuses the term %', NEW.term;
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_term BEFORE INSERT ON statement_terms
+            FOR EACH ROW EXECUTE FUNCTION pg_temp_refuse_term();""")
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    target = with_id(statement(actor="ola"))
+    target["object"] = {"objectType": "Activity", "id": "https://courses.example.org/refused"}
+    ref = with_id(statement(actor="kari"))
+    ref["object"] = {"objectType": "StatementRef", "id": target["id"]}
+    async with _repository(db_url) as repo:
+        # submitted together, so the appender writes them as one group first
+        got = await asyncio.gather(repo.append(store, [prepare(target, WHO, "1.0.3")], []),
+                                   repo.append(store, [prepare(ref, WHO, "1.0.3")], []), return_exceptions=True)
+        assert isinstance(got[0], Exception) and isinstance(got[1], datetime), got
+        assert repo.appender.groups_written == 1  # (the group failed; the retry of the ref was written)
+    terms = await conn.fetch("SELECT term FROM statement_terms WHERE store_id = $1", store)
+    assert {r["term"] for r in terms} == set(T.statement_terms(prepare(ref, WHO, "1.0.3").body))
