@@ -39,8 +39,8 @@ ADL = "http://adlnet.gov/expapi/verbs/"
 COMPLETED = ADL + "completed"
 PASSED = ADL + "passed"
 FAILED = ADL + "failed"
-# cmi5 (section 9.3): the LMS says a learner met an AU's, a block's or a course's moveOn
-# criteria (satisfied), or that an AU's were met some other way (waived).
+# cmi5 (sections 9.3, 9.4): the LMS says a learner met a block's or a course's moveOn criteria
+# (satisfied), or that an AU's need not be met (waived).
 CMI5 = "https://w3id.org/xapi/adl/verbs/"
 SATISFIED = CMI5 + "satisfied"
 WAIVED = CMI5 + "waived"
@@ -124,7 +124,8 @@ LAST_TIME = datetime(9899, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
 def parse_timestamp(value: Any, fallback: datetime) -> datetime:
     """A statement timestamp; the stored time when it is missing (xAPI Data 2.4.7) or odd. An
     instant before the year 1 or after LAST_TIME in UTC (0001-01-01T00:00:00+01:00) is the
-    nearer of them, as projections.statement_time (migration 0020) takes it."""
+    nearer of them, as projections.statement_time_as_sent (migration 0020, renamed in 0035) takes
+    it. The read models take at most the stored time: ``statement_time``."""
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
