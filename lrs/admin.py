@@ -26,7 +26,7 @@ from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import exit_if_database_lost, set_json_codecs
-from lrs.store.migrate import migrate
+from lrs.store.migrate import migrate_and_advise
 
 Work = Callable[[asyncpg.Connection, Settings], Awaitable[list[dict[str, Any]]]]
 _SPAN = re.compile(r"^(\d+)([smhdw])$")
@@ -73,7 +73,7 @@ def _run_with_database(work: Work, settings: Settings, *, owns_cluster: bool) ->
     async def run() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(settings.database_url)
         try:
-            await migrate(conn)
+            await migrate_and_advise(conn)
             await set_json_codecs(conn)
             return await work(conn, settings)
         finally:

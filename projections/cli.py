@@ -37,11 +37,11 @@ def _run(work: Callable[[str], Awaitable[int]]) -> int:
     url, embedded = _database_url()
 
     async def go() -> int:
-        from lrs.store.migrate import migrate
+        from lrs.store.migrate import migrate_and_advise
 
         conn = await asyncpg.connect(url)
         try:
-            await migrate(conn)
+            await migrate_and_advise(conn)
         finally:
             await conn.close()
         return await work(url)

@@ -17,7 +17,7 @@ import orjson
 import structlog
 
 from lrs.errors import BadRequest, Conflict, LRSError, ServiceUnavailable
-from lrs.store.migrate import migrate
+from lrs.store.migrate import migrate, rebuild_advice, rebuild_advised
 from lrs.store.queries import sql
 
 log = structlog.get_logger(__name__)
@@ -165,7 +165,10 @@ async def run_migrations(url: str) -> list[int]:
     except (OSError, asyncpg.PostgresError) as exc:
         raise unavailable(exc) from exc
     try:
-        return await migrate(conn)
+        applied = await migrate(conn)
+        for number in await rebuild_advised(conn, applied):
+            log.warning("read_models_need_rebuild", migration=number, advice=rebuild_advice(number))
+        return applied
     finally:
         await conn.close()
 

@@ -6,6 +6,7 @@ Rails' structure.sql), and a test checks that the migrations reproduce it exactl
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -13,6 +14,14 @@ import asyncpg
 MIGRATIONS_DIR = Path(__file__).parent / "sql" / "migrations"
 # Any fixed 64-bit number: serialises concurrent `spor serve` starts migrating one database.
 _MIGRATION_LOCK = 0x5370_6F72_4D69_67
+
+# Migrations that change what the read models take from a statement: facts folded before one
+# keep the old rule until `spor projections rebuild all` (docs/projections.md, "Upgrading
+# past ..."). Whoever migrates a database whose log already holds statements is told so.
+READ_MODEL_RULES = {
+    33: "a mailbox's domain is lowered as Python lowers it",
+    35: "cmi5 satisfied and waived count, and a statement's time is at most its stored time",
+}
 
 
 def migrations() -> list[tuple[int, str, Path]]:
@@ -44,9 +53,10 @@ async def check_suitable(conn: asyncpg.Connection) -> None:
             f"TEMPLATE template0, or let Spor start its embedded database (leave SPOR_DATABASE_URL unset)")
 
 
-async def migrate(conn: asyncpg.Connection) -> list[int]:
-    """Apply the migrations not yet applied; return the numbers applied now. A database Spor
-    cannot use is refused first (UnsuitableDatabase)."""
+async def migrate(conn: asyncpg.Connection, upto: int | None = None) -> list[int]:
+    """Apply the migrations not yet applied (``upto``: only those up to that number, as an older
+    release would); return the numbers applied now. A database Spor cannot use is refused first
+    (UnsuitableDatabase)."""
     await check_suitable(conn)
     applied_now: list[int] = []
     async with conn.transaction():
@@ -57,9 +67,35 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
         )
         done = {r["number"] for r in await conn.fetch("SELECT number FROM schema_migrations")}
         for number, name, path in migrations():
-            if number in done:
+            if number in done or (upto is not None and number > upto):
                 continue
             await conn.execute(path.read_text())
             await conn.execute("INSERT INTO schema_migrations (number, name) VALUES ($1, $2)", number, name)
             applied_now.append(number)
     return applied_now
+
+
+async def rebuild_advised(conn: asyncpg.Connection, applied: list[int]) -> list[int]:
+    """The migrations of ``applied`` that changed the read models' rules (READ_MODEL_RULES),
+    when the log already held statements, which the read models may have folded under the old
+    ones; none for a new database."""
+    changed = [n for n in applied if n in READ_MODEL_RULES]
+    if not changed or not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM events WHERE kind = 'statement')"):
+        return []
+    return changed
+
+
+def rebuild_advice(number: int) -> str:
+    """What an operator is told after migration ``number`` of READ_MODEL_RULES."""
+    return (f"migration {number:04d} changed what the read models take from a statement "
+            f"({READ_MODEL_RULES[number]}): those folded before it keep the old rule until "
+            "`spor projections rebuild all` (docs/projections.md)")
+
+
+async def migrate_and_advise(conn: asyncpg.Connection) -> list[int]:
+    """``migrate``, and tell standard error what a rebuild of the read models would now change
+    (commands other than ``spor serve``, which prints it beside its other start lines)."""
+    applied = await migrate(conn)
+    for number in await rebuild_advised(conn, applied):
+        print(f"read models: {rebuild_advice(number)}", file=sys.stderr, flush=True)
+    return applied
