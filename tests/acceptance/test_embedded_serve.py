@@ -274,6 +274,9 @@ def test_workers_stop_when_their_server_is_killed() -> None:
             os.kill(int(pid_file.read_text().split()[0]), signal.SIGTERM)
             time.sleep(1)
         shutil.rmtree(data_dir, ignore_errors=True)
+        # the shared metrics folder a killed server leaves (the next server would remove it)
+        for left in Path(tempfile.gettempdir()).glob(f"spor-metrics-{server.pid}-*"):
+            shutil.rmtree(left, ignore_errors=True)
 
 
 def test_a_server_starts_its_crashed_database_again_on_the_port_it_had() -> None:

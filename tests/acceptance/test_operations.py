@@ -114,7 +114,7 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(pg: Embedde
     code = await asyncio.to_thread(s.process.wait, 30)
     assert r.status_code == 200 and len(r.json()) == 500
     assert code == 0
-    s.log_path.unlink()
+    stop_server(s)  # (its log and its data folder, which held the first credential, left in /tmp)
 
 
 def _sample(text: str, prefix: str) -> float:
