@@ -22,7 +22,7 @@ from lrs.settings import Settings
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import set_json_codecs
 from lrs.store.embedded import EmbeddedPostgresError
-from lrs.store.migrate import UnsuitableDatabase, migrate, rebuild_advice, rebuild_advised
+from lrs.store.migrate import UnsuitableDatabase, advise_rebuild, migrate
 from projections import cli as projections_cli
 
 _public_url = admin.public_url
@@ -43,8 +43,7 @@ async def _prepare(settings: Settings, *, make_credential: Callable[[], bool]) -
         applied = await migrate(conn)
         if applied:  # (an upgrade's migrations may take a while; the operator sees which ran)
             print(f"  database migrated: {', '.join(f'{n:04d}' for n in applied)}", flush=True)
-            for number in await rebuild_advised(conn, applied):
-                print(f"  read models: {rebuild_advice(number)}", flush=True)
+            await advise_rebuild(conn, applied, lambda _, advice: print(f"  read models: {advice}", flush=True))
         await set_json_codecs(conn)
         repo = PgCredentialRepository(conn)
         # one first start at a time: two servers starting on an empty database made two first

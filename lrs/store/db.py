@@ -17,7 +17,7 @@ import orjson
 import structlog
 
 from lrs.errors import BadRequest, Conflict, LRSError, ServiceUnavailable
-from lrs.store.migrate import migrate, rebuild_advice, rebuild_advised
+from lrs.store.migrate import advise_rebuild, migrate
 from lrs.store.queries import sql
 
 log = structlog.get_logger(__name__)
@@ -166,8 +166,8 @@ async def run_migrations(url: str) -> list[int]:
         raise unavailable(exc) from exc
     try:
         applied = await migrate(conn)
-        for number in await rebuild_advised(conn, applied):
-            log.warning("read_models_need_rebuild", migration=number, advice=rebuild_advice(number))
+        await advise_rebuild(conn, applied, lambda number, advice: log.warning(
+            "read_models_need_rebuild", migration=number, advice=advice))
         return applied
     finally:
         await conn.close()

@@ -7,6 +7,7 @@ Rails' structure.sql), and a test checks that the migrations reproduce it exactl
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -92,10 +93,16 @@ def rebuild_advice(number: int) -> str:
             "`spor projections rebuild all` (docs/projections.md)")
 
 
+async def advise_rebuild(conn: asyncpg.Connection, applied: list[int], tell: Callable[[int, str], None]) -> None:
+    """``tell`` (migration number, advice) of each migration of ``applied`` after which the read
+    models want a rebuild (``rebuild_advised``): how each command says it."""
+    for number in await rebuild_advised(conn, applied):
+        tell(number, rebuild_advice(number))
+
+
 async def migrate_and_advise(conn: asyncpg.Connection) -> list[int]:
     """``migrate``, and tell standard error what a rebuild of the read models would now change
     (commands other than ``spor serve``, which prints it beside its other start lines)."""
     applied = await migrate(conn)
-    for number in await rebuild_advised(conn, applied):
-        print(f"read models: {rebuild_advice(number)}", file=sys.stderr, flush=True)
+    await advise_rebuild(conn, applied, lambda _, advice: print(f"read models: {advice}", file=sys.stderr, flush=True))
     return applied
