@@ -70,11 +70,12 @@ def pg() -> Iterator[EmbeddedPostgres]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-async def new_database(pg: EmbeddedPostgres) -> str:
+async def new_database(pg: EmbeddedPostgres, template: str | None = TEMPLATE) -> str:
+    """A new database cloned from the migrated template; ``template=None``: an empty one."""
     name = "t_" + uuid.uuid4().hex[:16]
     conn = await asyncpg.connect(pg.url())
     try:
-        await conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+        await conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     finally:
         await conn.close()
     return pg.url(name)

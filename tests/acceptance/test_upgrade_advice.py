@@ -10,23 +10,13 @@ import orjson
 
 from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.migrate import READ_MODEL_RULES, migrate, rebuild_advised
-from tests.conftest import start_server, stop_server
+from tests.conftest import new_database, start_server, stop_server
 
 LAST = max(READ_MODEL_RULES)
 
 
-async def _empty_database(pg: EmbeddedPostgres) -> str:
-    name = "t_" + uuid.uuid4().hex[:16]
-    conn = await asyncpg.connect(pg.url())
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return pg.url(name)
-
-
 async def test_serve_on_a_log_folded_under_the_old_rules_says_to_rebuild(pg: EmbeddedPostgres) -> None:
-    url = await _empty_database(pg)
+    url = await new_database(pg, template=None)
     conn = await asyncpg.connect(url)
     try:
         # the database as the release before the last rule change left it, with a statement
@@ -52,7 +42,7 @@ async def test_serve_on_a_log_folded_under_the_old_rules_says_to_rebuild(pg: Emb
 
 
 async def test_a_new_database_is_told_nothing_about_rebuilding(pg: EmbeddedPostgres) -> None:
-    conn = await asyncpg.connect(await _empty_database(pg))
+    conn = await asyncpg.connect(await new_database(pg, template=None))
     try:
         applied = await migrate(conn)
         assert LAST in applied
