@@ -8,6 +8,7 @@ matches, or only the ``related_agents`` / ``related_activities`` one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,6 +39,15 @@ def agent_key(obj: dict[str, Any]) -> str | None:
     if isinstance(account, dict):
         return f"account:{account.get('homePage')}|{account.get('name')}"
     return None
+
+
+def mbox_sha1_key(key: str) -> str | None:
+    """The ``sha1:`` key naming the same mailbox as an ``mbox:`` key (xAPI Data 2.4.2.3:
+    ``mbox_sha1sum`` is the hex SHA-1 of the mailto IRI, here the key's form, its domain lowered);
+    None for any other key."""
+    if not key.startswith("mbox:"):
+        return None
+    return "sha1:" + hashlib.sha1(key[len("mbox:"):].encode(), usedforsecurity=False).hexdigest()
 
 
 def ifi_only(obj: dict[str, Any]) -> dict[str, Any]:

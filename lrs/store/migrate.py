@@ -22,6 +22,7 @@ _MIGRATION_LOCK = 0x5370_6F72_4D69_67
 READ_MODEL_RULES = {
     33: "a mailbox's domain is lowered as Python lowers it",
     35: "cmi5 satisfied and waived count, and a statement's time is at most its stored time",
+    36: "a linked e-mail address links its mbox_sha1sum form too",
 }
 
 

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import uuid
@@ -1077,3 +1078,19 @@ async def test_cmi5_courses_count_when_the_lms_says_they_are_satisfied(db_url: s
         t = (await client.get("/api/v1/transcripts/P-0001", auth=auth)).json()["items"]
         assert {(i["activity_id"], i["verb"].rsplit("/", 1)[1]) for i in t} == {
             (exam, "completed"), (exam, "passed"), (course, "satisfied")}
+
+
+async def test_a_completion_under_the_sha1_form_of_a_linked_address_is_the_person_s(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """xAPI names a mailbox by mbox or by mbox_sha1sum, the SHA-1 of its mailto IRI. The people
+    import links P-0001's address; a completion sent under the address's sha1 form was a person
+    of its own (migration 0036)."""
+    auth = await _store_with_examples(db_url, conn)
+    hidden = {"mbox_sha1sum": hashlib.sha1(b"mailto:kari.nordmann@example.org").hexdigest()}
+    async with _app(db_url) as client:
+        posted = await client.post("/xapi/statements", auth=auth, headers=HEADERS, json=[
+            _completion(hidden, "https://courses.example.org/hlr", "2025-03-01T08:00:00Z")])
+        assert posted.status_code == 200, posted.text
+        await _catch_up(db_url)
+        own = await client.get("/api/v1/transcripts/P-0001", auth=auth)
+        assert [i["activity_id"] for i in own.json()["items"]] == ["https://courses.example.org/hlr"], own.text
