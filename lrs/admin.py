@@ -1,4 +1,4 @@
-"""Administration commands: ``spor store``, ``spor credential``, ``spor audit``.
+"""Administration commands: ``spor store``, ``spor credential``, ``spor audit``, ``spor person``.
 
 Output is a table for people and ``--json`` for scripts. Secrets are printed once, at creation
 or rotation, and never again.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import os
 import re
 import sys
@@ -19,6 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from lrs import person_export
 from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
 from lrs.database import require_cluster, resolve_database, stop_if_unused
 from lrs.ops import bootstrap
@@ -27,6 +29,7 @@ from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import exit_if_database_lost, set_json_codecs
 from lrs.store.migrate import migrate_and_advise
+from projections.reference import identifier_key
 
 Work = Callable[[asyncpg.Connection, Settings], Awaitable[list[dict[str, Any]]]]
 _SPAN = re.compile(r"^(\d+)([smhdw])$")
@@ -198,8 +201,69 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_person(args: argparse.Namespace) -> int:
+    """``spor person export``: everything about one person into a new file (lrs/person_export.py)."""
+    if not args.person_id and not args.agent:
+        raise SystemExit("usage: spor person export --store NAME (--person-id ID | --agent IDENTIFIER)... --out FILE")
+    keys = []
+    for given in args.agent or ():
+        key = identifier_key(_agent_argument(given))
+        if key is None:
+            raise SystemExit(f"--agent {given!r}: not an identifier; give an xAPI agent as JSON, mailto:ADDRESS, "
+                             "account:HOMEPAGE|NAME or openid:URL")
+        keys.append(key)
+    try:
+        # new, and readable by its owner alone: it holds a person's records
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise SystemExit(f"--out {args.out}: exists already; name a new file") from None
+    except OSError as exc:
+        raise SystemExit(f"--out {args.out}: {exc.strerror}") from None
+    done = handed = False
+
+    async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
+        store = await PgCredentialRepository(conn).store_by_name(args.store)
+        if store is None:
+            raise SystemExit(f"no store named {args.store!r}")
+        identity = await person_export.identify(conn, store["id"], keys, args.person_id or [])
+        nonlocal done, handed
+        handed = True
+        with os.fdopen(fd, "wb") as out:
+            counts = await person_export.export_person(conn, store["id"], args.store, identity, out)
+        await person_export.record_export(conn, store["id"], identity, counts, by=f"spor person export ({_os_user()})")
+        done = True
+        return [{"file": args.out, "identifiers": identity.keys, "person_ids": identity.person_ids,
+                 **{k: v for k, v in vars(counts).items() if k != "relations"}}]
+
+    try:
+        print_rows(run_with_database(work), args.json)
+    finally:
+        if not done:  # a half-written export is no answer to anyone
+            if not handed:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(args.out)
+    return 0
+
+
+def _agent_argument(text: str) -> Any:
+    if text.lstrip().startswith("{"):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            raise SystemExit(f"--agent {text!r}: not valid JSON") from None
+    return text
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 def add_subcommands(sub: Any) -> None:
-    """Register store, credential and audit on the `spor` parser."""
+    """Register store, credential, audit and person on the `spor` parser."""
     store = sub.add_parser("store", help="create or list stores (tenants)")
     store.add_argument("action", choices=["create", "list"])
     store.add_argument("name", nargs="?")
@@ -226,3 +290,14 @@ def add_subcommands(sub: Any) -> None:
     audit.add_argument("--limit", type=int, default=1000)
     audit.add_argument("--json", action="store_true", help="machine-readable output")
     audit.set_defaults(func=cmd_audit)
+
+    person = sub.add_parser("person", help="export everything about a person (an access request)")
+    person.add_argument("action", choices=["export"])
+    person.add_argument("--store", default=bootstrap.DEFAULT_STORE, help="the store whose records to export")
+    person.add_argument("--person-id", action="append", help="a person id of the people reference data (repeatable)")
+    person.add_argument("--agent", action="append",
+                        help="an identifier: xAPI agent JSON, mailto:ADDRESS, account:HOMEPAGE|NAME or openid:URL "
+                             "(repeatable)")
+    person.add_argument("--out", required=True, help="the file to write (new; made readable by its owner alone)")
+    person.add_argument("--json", action="store_true", help="machine-readable summary")
+    person.set_defaults(func=cmd_person)

@@ -1,0 +1,289 @@
+"""Everything Spor holds about one person, in one JSON file: the answer to an access request
+(GDPR article 15; DOMAIN.md, Privacy). ``spor person export`` writes it (``lrs/admin.py``).
+
+Who the person is: the identifiers asked for (agent keys), the sha1 form of each e-mail address
+(``mbox_sha1sum`` names the same mailbox), and, through the people reference data, every
+identifier ever linked to the same person ids, and those person ids. Statements are found by
+the statement index, as the ``related_agents`` filter finds them (actor, object, authority,
+context agents, Group members, and statements that refer to theirs), voided ones included, each
+with how it is about the person. The file then holds their attachments, the State and Agent
+Profile documents kept for them with each document's history, the names statements gave them,
+the reference data about them, their transcript and compliance rows, and who read their records
+(the audit trail). The export reads one snapshot, and is itself recorded in the audit trail.
+
+The file is written as it is read, a page of statements at a time, so a person with a long
+history does not need the whole of it in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import IO, Any
+
+import asyncpg
+import orjson
+
+from lrs.ops.audit import recordable
+from lrs.ops.terms import AGENT, mbox_sha1_key, statement_terms
+from lrs.store.audit import PgAuditRepository
+from lrs.store.queries import sql
+
+PAGE = 500
+# The audit rows kept per identifier (newest first); more than any person has in practice.
+READS_MAX = 1_000_000
+TEXT_TYPES = ("text/", "application/json", "application/xml", "application/ld+json")
+
+# How a statement is about the person
+ACTOR_OR_OBJECT = "actor or object"
+RELATED = "context, authority or inside a SubStatement"
+REFERS = "refers to a statement about the person"
+
+
+@dataclass
+class Identity:
+    """Whom an export is about: agent keys and person ids (reference data)."""
+
+    keys: list[str]
+    person_ids: list[str]
+
+
+@dataclass
+class Counts:
+    statements: int = 0
+    voided: int = 0
+    attachments: int = 0
+    documents: int = 0
+    document_events: int = 0
+    reference_events: int = 0
+    names: int = 0
+    transcript: int = 0
+    compliance: int = 0
+    reads: int = 0
+    relations: dict[str, int] = field(default_factory=dict)
+
+
+async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], person_ids: list[str]) -> Identity:
+    """The identifiers and person ids of the person asked about: those given, and, through the
+    identifier links in the log (links and unlinks alike), every one linked with them; until
+    nothing more is found."""
+    found_keys = list(dict.fromkeys(keys))
+    found_ids = list(dict.fromkeys(person_ids))
+    while True:
+        rows = await conn.fetch(sql("person_identity_events"), store_id, found_ids, found_keys)
+        more_ids = [r["person_id"] for r in rows if r["person_id"] and r["person_id"] not in found_ids]
+        more_keys = [r["ifi"] for r in rows if r["ifi"] and r["ifi"] not in found_keys]
+        if not more_ids and not more_keys:
+            break
+        found_ids += list(dict.fromkeys(more_ids))
+        found_keys += list(dict.fromkeys(more_keys))
+    for key in list(found_keys):
+        extra = mbox_sha1_key(key)
+        if extra is not None and extra not in found_keys:
+            found_keys.append(extra)
+    return Identity(found_keys, found_ids)
+
+
+def relation(stmt: dict[str, Any], keys: set[str]) -> str:
+    """How a statement is about the person: by its own actor or object, by another place in its
+    own content, or only by the statement it refers to (whose filter terms it carries)."""
+    own = statement_terms(stmt)
+    mine = [own[AGENT + k] for k in keys if AGENT + k in own]
+    if any(mine):
+        return ACTOR_OR_OBJECT
+    return RELATED if mine else REFERS
+
+
+def content_member(content_type: str, content: bytes | None) -> dict[str, Any]:
+    """A document's or attachment's bytes as JSON: parsed when it is JSON, as text when it is
+    text in UTF-8, otherwise base64."""
+    if content is None:
+        return {"content": None}
+    kind = content_type.split(";")[0].strip().lower()
+    if kind.startswith(TEXT_TYPES) or kind.endswith("+json"):
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            if "json" in kind:
+                try:
+                    return {"content": orjson.loads(content)}
+                except orjson.JSONDecodeError:
+                    pass
+            return {"contentText": text}
+    return {"contentBase64": base64.b64encode(content).decode("ascii")}
+
+
+class _JsonWriter:
+    """Writes one JSON object member by member, arrays element by element."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.members = 0
+        self.items = 0
+        out.write(b"{")
+
+    def _key(self, name: str) -> None:
+        self.out.write((b",\n" if self.members else b"\n") + orjson.dumps(name) + b": ")
+        self.members += 1
+
+    def member(self, name: str, value: Any) -> None:
+        self._key(name)
+        self.out.write(orjson.dumps(value, default=_default))
+
+    def open_array(self, name: str) -> None:
+        self._key(name)
+        self.out.write(b"[")
+        self.items = 0
+
+    def item(self, value: Any) -> None:
+        self.out.write((b",\n  " if self.items else b"\n  ") + orjson.dumps(value, default=_default))
+        self.items += 1
+
+    def item_raw(self, prefix: bytes, raw: str, suffix: bytes) -> None:
+        """An element holding a JSON text as stored (a statement), not parsed and re-written."""
+        self.out.write((b",\n  " if self.items else b"\n  ") + prefix + raw.encode() + suffix)
+        self.items += 1
+
+    def close_array(self) -> None:
+        self.out.write(b"\n]" if self.items else b"]")
+
+    def close(self) -> None:
+        self.out.write(b"\n}\n")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+async def export_person(conn: asyncpg.Connection, store_id: int, store_name: str, identity: Identity,
+                        out: IO[bytes]) -> Counts:
+    """Write the export of ``identity`` in store ``store_id`` to ``out``; how much it holds. The
+    caller records it in the audit trail (``record_export``) once the file is complete."""
+    counts = Counts()
+    keys = set(identity.keys)
+    w = _JsonWriter(out)
+    w.member("export", {"of": "everything Spor holds about a person in one store (an access request)",
+                        "store": store_name, "made": datetime.now(UTC).isoformat(timespec="seconds"),
+                        "identifiers": identity.keys, "personIds": identity.person_ids})
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        sha2s = await _statements(conn, store_id, identity.keys, keys, w, counts)
+        await _attachments(conn, store_id, sha2s, w, counts)
+        await _documents(conn, store_id, identity.keys, w, counts)
+        await _reference(conn, store_id, identity, w, counts)
+        await _read_models(conn, store_id, identity, w, counts)
+        await _reads(conn, identity, w, counts)
+    w.member("counts", {k: v for k, v in vars(counts).items()})
+    w.close()
+    return counts
+
+
+async def _statements(conn: asyncpg.Connection, store_id: int, key_list: list[str], keys: set[str],
+                      w: _JsonWriter, counts: Counts) -> list[str]:
+    terms = [AGENT + k for k in key_list]
+    sha2s: dict[str, None] = {}
+    w.open_array("statements")
+    every = [r["position"] for r in await conn.fetch(sql("person_statement_positions"), store_id, terms)]
+    for start in range(0, len(every), PAGE):
+        for r in await conn.fetch(sql("person_statements_at"), store_id, every[start:start + PAGE]):
+            how = relation(orjson.loads(r["payload"]), keys)
+            counts.relations[how] = counts.relations.get(how, 0) + 1
+            counts.statements += 1
+            counts.voided += bool(r["voided"])
+            for sha2 in r["attachment_sha2s"]:
+                sha2s[sha2] = None
+            head = orjson.dumps({"about": how, "voided": r["voided"]})[:-1] + b', "statement": '
+            w.item_raw(head, r["payload"], b"}")
+    w.close_array()
+    return list(sha2s)
+
+
+async def _attachments(conn: asyncpg.Connection, store_id: int, sha2s: list[str], w: _JsonWriter,
+                       counts: Counts) -> None:
+    w.open_array("attachments")
+    for sha2 in sha2s:  # one at a time: an attachment may be large
+        r = await conn.fetchrow(sql("person_attachment"), store_id, sha2)
+        if r is None:  # a fileUrl attachment: the statement names it, Spor holds no bytes
+            continue
+        content = bytes(r["content"])
+        w.item({"sha2": sha2, "contentType": r["content_type"], "length": len(content),
+                **content_member(r["content_type"], content)})
+        counts.attachments += 1
+    w.close_array()
+
+
+async def _documents(conn: asyncpg.Connection, store_id: int, keys: list[str], w: _JsonWriter,
+                     counts: Counts) -> None:
+    w.open_array("documents")
+    for r in await conn.fetch(sql("person_documents"), store_id, keys):
+        content = bytes(r["content"]) if r["content"] is not None else None
+        w.item({"resource": r["resource"], "activityId": r["activity_id"] or None, "agentKey": r["agent_key"],
+                "registration": r["registration"] or None, "id": r["doc_id"], "contentType": r["content_type"],
+                "etag": r["etag"], "updated": r["updated"].isoformat(), **content_member(r["content_type"], content)})
+        counts.documents += 1
+    w.close_array()
+    w.open_array("documentHistory")
+    for r in await conn.fetch(sql("person_document_events"), store_id, keys):
+        w.item({"position": r["position"], "kind": r["kind"], "recorded": r["recorded_at"].isoformat(),
+                "event": orjson.loads(r["payload"])})
+        counts.document_events += 1
+    w.close_array()
+    names = await conn.fetch(sql("person_names"), store_id, keys)
+    w.member("names", [{"agentKey": r["agent_key"], "name": r["name"]} for r in names])
+    counts.names = len(names)
+
+
+async def _reference(conn: asyncpg.Connection, store_id: int, identity: Identity, w: _JsonWriter,
+                     counts: Counts) -> None:
+    w.open_array("referenceData")
+    for r in await conn.fetch(sql("person_reference_events"), store_id, identity.person_ids, identity.keys):
+        w.item({"position": r["position"], "kind": r["kind"], "recorded": r["recorded_at"].isoformat(),
+                "event": orjson.loads(r["payload"])})
+        counts.reference_events += 1
+    w.close_array()
+
+
+async def _read_models(conn: asyncpg.Connection, store_id: int, identity: Identity, w: _JsonWriter,
+                       counts: Counts) -> None:
+    from projections import queries  # the read models' queries (the analyst API's)
+
+    transcript: dict[tuple[Any, ...], dict[str, Any]] = {}
+    # by person id (all its linked identifiers), and by each identifier linked to no one
+    for who in [*identity.person_ids, *identity.keys]:
+        for row in await queries.transcript(conn, [store_id], who, limit=None):
+            transcript[(row["store_id"], row["statement_id"], row["activity_id"])] = row
+    compliance: list[dict[str, Any]] = []
+    for person_id in identity.person_ids:
+        compliance += await queries.compliance(conn, [store_id], person=person_id, limit=100_000)
+    w.member("readModels", {"transcript": list(transcript.values()), "compliance": compliance})
+    counts.transcript, counts.compliance = len(transcript), len(compliance)
+
+
+async def _reads(conn: asyncpg.Connection, identity: Identity, w: _JsonWriter, counts: Counts) -> None:
+    """Who read the person's records: the audit trail's rows by or about each identifier and
+    person id (the recipients of their data, article 15(1)(c))."""
+    audit = PgAuditRepository(conn)
+    found: dict[int, dict[str, Any]] = {}
+    for who in [*identity.keys, *identity.person_ids]:
+        for row in await audit.by_person(who, READS_MAX):
+            found[row["id"]] = row
+    w.open_array("reads")
+    for row in sorted(found.values(), key=lambda r: r["id"]):
+        w.item({**row, "at": row["at"].isoformat()})
+    w.close_array()
+    counts.reads = len(found)
+
+
+async def record_export(conn: asyncpg.Connection, store_id: int, identity: Identity, counts: Counts,
+                        by: str) -> None:
+    """The export in the audit trail, naming every identifier and person id it covered."""
+    request = recordable({"persons": [*identity.keys, *identity.person_ids], "by": by,
+                          "counts": {k: v for k, v in vars(counts).items() if k != "relations"}})
+    await conn.execute(sql("person_record_export"), store_id, orjson.dumps(request).decode(), counts.statements)
