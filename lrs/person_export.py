@@ -30,6 +30,7 @@ from lrs.ops.audit import recordable
 from lrs.ops.terms import AGENT, mbox_sha1_key, statement_terms
 from lrs.store.audit import PgAuditRepository
 from lrs.store.queries import sql
+from projections.facts import PERSON_LINKED
 
 PAGE = 500
 # The audit rows kept per identifier (newest first); more than any person has in practice.
@@ -44,10 +45,13 @@ REFERS = "refers to a statement about the person"
 
 @dataclass
 class Identity:
-    """Whom an export is about: agent keys and person ids (reference data)."""
+    """Whom an export is about: agent keys and person ids (reference data), and the identifiers
+    once linked to those people and linked no more (not searched: one may be someone else's
+    now, an address given to a new employee)."""
 
     keys: list[str]
     person_ids: list[str]
+    former: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -66,24 +70,30 @@ class Counts:
 
 
 async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], person_ids: list[str]) -> Identity:
-    """The identifiers and person ids of the person asked about: those given, and, through the
-    identifier links in the log (links and unlinks alike), every one linked with them; until
-    nothing more is found."""
+    """The identifiers and person ids of the person asked about: those given, the person each
+    given identifier is linked to now, and every identifier linked now to those people (the
+    newest link or unlink of an identifier in the log decides), until nothing more is found.
+    Identifiers linked to them once and not now are listed apart (``former``), unsearched."""
     found_keys = list(dict.fromkeys(keys))
     found_ids = list(dict.fromkeys(person_ids))
     while True:
-        rows = await conn.fetch(sql("person_identity_events"), store_id, found_ids, found_keys)
-        more_ids = [r["person_id"] for r in rows if r["person_id"] and r["person_id"] not in found_ids]
-        more_keys = [r["ifi"] for r in rows if r["ifi"] and r["ifi"] not in found_keys]
+        now: dict[str, str | None] = {}  # identifier -> the person it is linked to now
+        mentioned: dict[str, set[str]] = {}  # identifier -> the people its events named
+        for r in await conn.fetch(sql("person_identity_events"), store_id, found_ids, found_keys):
+            now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
+            mentioned.setdefault(r["ifi"], set()).add(r["person_id"])
+        more_ids = [now[k] for k in found_keys if now.get(k) and now[k] not in found_ids]
+        more_keys = [k for k, person in now.items() if person in found_ids and k not in found_keys]
         if not more_ids and not more_keys:
             break
-        found_ids += list(dict.fromkeys(more_ids))
-        found_keys += list(dict.fromkeys(more_keys))
+        found_ids += list(dict.fromkeys(p for p in more_ids if p is not None))
+        found_keys += more_keys
     for key in list(found_keys):
         extra = mbox_sha1_key(key)
         if extra is not None and extra not in found_keys:
             found_keys.append(extra)
-    return Identity(found_keys, found_ids)
+    former = [k for k, people in mentioned.items() if k not in found_keys and people & set(found_ids)]
+    return Identity(found_keys, found_ids, former)
 
 
 def relation(stmt: dict[str, Any], keys: set[str]) -> str:
@@ -172,7 +182,12 @@ async def export_person(conn: asyncpg.Connection, store_id: int, store_name: str
     w = _JsonWriter(out)
     w.member("export", {"of": "everything Spor holds about a person in one store (an access request)",
                         "store": store_name, "made": datetime.now(UTC).isoformat(timespec="seconds"),
-                        "identifiers": identity.keys, "personIds": identity.person_ids})
+                        "identifiers": identity.keys, "personIds": identity.person_ids,
+                        "formerIdentifiers": {
+                            "identifiers": identity.former,
+                            "note": "linked to the person once and not now: their statements are not in this file, "
+                                    "since an identifier may be someone else's now; export one with --agent to "
+                                    "include it"}})
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         sha2s = await _statements(conn, store_id, identity.keys, keys, w, counts)
         await _attachments(conn, store_id, sha2s, w, counts)
@@ -243,7 +258,7 @@ async def _documents(conn: asyncpg.Connection, store_id: int, keys: list[str], w
 async def _reference(conn: asyncpg.Connection, store_id: int, identity: Identity, w: _JsonWriter,
                      counts: Counts) -> None:
     w.open_array("referenceData")
-    for r in await conn.fetch(sql("person_reference_events"), store_id, identity.person_ids, identity.keys):
+    for r in await conn.fetch(sql("person_reference_events"), store_id, identity.person_ids):
         w.item({"position": r["position"], "kind": r["kind"], "recorded": r["recorded_at"].isoformat(),
                 "event": orjson.loads(r["payload"])})
         counts.reference_events += 1

@@ -168,3 +168,34 @@ def test_the_person_may_be_named_by_person_id_and_bad_arguments_are_refused(serv
     assert "no store named" in err and not missing.exists()  # no half-written file is left
     err = spor_refused(server, "person", "export", "--store", store, "--out", str(missing))
     assert "usage: spor person export" in err
+
+
+def test_an_address_given_to_someone_else_since_is_listed_not_searched(server: Server, tmp_path: Path) -> None:
+    """An address linked to the person once and now to a new colleague: its statements may be
+    the colleague's, so the export names the address apart and holds none of them; nor does it
+    hold the colleague's link of it."""
+    shared = "mailto:vikar@example.org"
+    store, auth = store_with_person(server, tmp_path, f"P-80,account:{HOMEPAGE}|emp-liv;{shared}")
+    [before] = post(server, auth, [{**statement("liv"), "actor": {"mbox": shared}}])
+    moves = tmp_path / "moves.csv"
+    moves.write_text(f"person_id,unlink\nP-80,{shared}\n")
+    spor(server, "import", "people", str(moves), "--store", store)
+    newcomer = tmp_path / "newcomer.csv"
+    newcomer.write_text(f"person_id,identifiers\nP-81,{shared}\n")
+    spor(server, "import", "people", str(newcomer), "--store", store)
+    [after] = post(server, auth, [{**statement("per"), "actor": {"mbox": shared}}])
+    [own] = post(server, auth, [statement("liv")])
+
+    out = tmp_path / "liv.json"
+    spor(server, "person", "export", "--store", store, "--person-id", "P-80", "--out", str(out))
+    doc = orjson.loads(out.read_bytes())
+    assert doc["export"]["identifiers"] == [f"account:{HOMEPAGE}|emp-liv"]
+    assert doc["export"]["formerIdentifiers"]["identifiers"] == ["mbox:" + shared]
+    assert [s["statement"]["id"] for s in doc["statements"]] == [own]
+    assert {e["event"]["person_id"] for e in doc["referenceData"]} == {"P-80"}
+    # asked for by the address itself: whoever holds it now, with their statements under it
+    by_address = tmp_path / "vikar.json"
+    spor(server, "person", "export", "--store", store, "--agent", shared, "--out", str(by_address))
+    doc = orjson.loads(by_address.read_bytes())
+    assert doc["export"]["personIds"] == ["P-81"]
+    assert {s["statement"]["id"] for s in doc["statements"]} == {before, after}

@@ -2,9 +2,9 @@
 -- The caller is an owner connection (an administration command); every query names its store.
 
 -- name: person_identity_events
--- The identifier links of the people or identifiers asked about, from the log (links and
--- unlinks alike: an identifier once linked to the person is about them), oldest first. Reads the
--- store's non-statement events by their partial index (events_reference).
+-- The identifier links and unlinks that name the people or the identifiers asked about, oldest
+-- first (the newest of an identifier's says whose it is now). Reads the store's non-statement
+-- events by their partial index (events_reference).
 SELECT e.position, e.kind, e.payload->>'person_id' AS person_id, e.payload->>'ifi' AS ifi
 FROM events e
 WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind IN ('person.linked', 'person.unlinked')
@@ -12,12 +12,12 @@ WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind IN ('person.linked', 
 ORDER BY e.position;
 
 -- name: person_reference_events
--- The reference-data events about the people asked about (identifier links, employments),
--- oldest first.
+-- The reference-data events about the people asked about (identifier links and unlinks,
+-- employments), oldest first: those naming them, not others' links of the same identifier.
 SELECT e.position, e.kind, e.recorded_at, e.payload::text AS payload
 FROM events e
 WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'person.%'
-  AND (e.payload->>'person_id' = ANY ($2::text[]) OR e.payload->>'ifi' = ANY ($3::text[]))
+  AND e.payload->>'person_id' = ANY ($2::text[])
 ORDER BY e.position;
 
 -- name: person_statement_positions
