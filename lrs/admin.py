@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs import person_export
+from lrs import person_erasure, person_export
 from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
 from lrs.database import require_cluster, resolve_database, stop_if_unused
 from lrs.ops import bootstrap
@@ -202,9 +202,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_person(args: argparse.Namespace) -> int:
-    """``spor person export``: everything about one person into a new file (lrs/person_export.py)."""
+    """``spor person export`` (lrs/person_export.py) and ``spor person erase``
+    (lrs/person_erasure.py)."""
     if not args.person_id and not args.agent:
-        raise SystemExit("usage: spor person export --store NAME (--person-id ID | --agent IDENTIFIER)... --out FILE")
+        raise SystemExit(f"usage: spor person {args.action} --store NAME (--person-id ID | --agent IDENTIFIER)..."
+                         + (" --out FILE" if args.action == "export" else " [--yes]"))
     keys = []
     for given in args.agent or ():
         key = identifier_key(_agent_argument(given))
@@ -212,6 +214,10 @@ def cmd_person(args: argparse.Namespace) -> int:
             raise SystemExit(f"--agent {given!r}: not an identifier; give an xAPI agent as JSON, mailto:ADDRESS, "
                              "account:HOMEPAGE|NAME or openid:URL")
         keys.append(key)
+    if args.action == "erase":
+        return _erase(args, keys)
+    if not args.out:
+        raise SystemExit("spor person export: --out FILE is required (the file to write)")
     try:
         # new, and readable by its owner alone: it holds a person's records
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -222,15 +228,13 @@ def cmd_person(args: argparse.Namespace) -> int:
     done = handed = False
 
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
-        store = await PgCredentialRepository(conn).store_by_name(args.store)
-        if store is None:
-            raise SystemExit(f"no store named {args.store!r}")
-        identity = await person_export.identify(conn, store["id"], keys, args.person_id or [])
+        store = await _store_id(conn, args.store)
+        identity = await person_export.identify(conn, store, keys, args.person_id or [])
         nonlocal done, handed
         handed = True
         with os.fdopen(fd, "wb") as out:
-            counts = await person_export.export_person(conn, store["id"], args.store, identity, out)
-        await person_export.record_export(conn, store["id"], identity, counts, by=f"spor person export ({_os_user()})")
+            counts = await person_export.export_person(conn, store, args.store, identity, out)
+        await person_export.record_export(conn, store, identity, counts, by=f"spor person export ({_os_user()})")
         done = True
         return [{"file": args.out, "identifiers": identity.keys, "person_ids": identity.person_ids,
                  **{k: v for k, v in vars(counts).items() if k != "relations"}}]
@@ -244,6 +248,42 @@ def cmd_person(args: argparse.Namespace) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(args.out)
     return 0
+
+
+def _erase(args: argparse.Namespace, keys: list[str]) -> int:
+    """Erase (``--yes``) or show what erasing would take; then rebuild the read models, which
+    still hold the person's rows, from the log (unless ``--no-rebuild``)."""
+    async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
+        store = await _store_id(conn, args.store)
+        identity = await person_export.identify(conn, store, keys, args.person_id or [])
+        erased = await person_erasure.erase_person(conn, store, identity, apply=args.yes,
+                                                   by=f"spor person erase ({_os_user()})")
+        if args.yes and not args.no_rebuild:
+            from projections import runner
+            from projections.models import ALL
+
+            print("erased; rebuilding the read models from the log (they still hold the person's rows)",
+                  file=sys.stderr)
+            assert s.database_url is not None
+            await runner.rebuild_concurrently(s.database_url, list(ALL.values()),
+                                              progress=runner.Progress("rebuild all"))
+        return [{"erased" if args.yes else "would_erase": erased.counts(), "identifiers": identity.keys,
+                 "person_ids": identity.person_ids, "former_identifiers_not_erased": identity.former}]
+
+    rows = run_with_database(work)
+    print_rows(rows, args.json)
+    if not args.yes:
+        print("nothing was erased: this was a dry run; add --yes to erase", file=sys.stderr)
+    elif args.no_rebuild:
+        print("the read models still hold the person's rows: run `spor projections rebuild all`", file=sys.stderr)
+    return 0
+
+
+async def _store_id(conn: asyncpg.Connection, name: str) -> int:
+    store = await PgCredentialRepository(conn).store_by_name(name)
+    if store is None:
+        raise SystemExit(f"no store named {name!r}")
+    return int(store["id"])
 
 
 def _agent_argument(text: str) -> Any:
@@ -291,13 +331,16 @@ def add_subcommands(sub: Any) -> None:
     audit.add_argument("--json", action="store_true", help="machine-readable output")
     audit.set_defaults(func=cmd_audit)
 
-    person = sub.add_parser("person", help="export everything about a person (an access request)")
-    person.add_argument("action", choices=["export"])
-    person.add_argument("--store", default=bootstrap.DEFAULT_STORE, help="the store whose records to export")
+    person = sub.add_parser("person", help="export (an access request) or erase everything about a person")
+    person.add_argument("action", choices=["export", "erase"])
+    person.add_argument("--store", default=bootstrap.DEFAULT_STORE, help="the store whose records it is")
     person.add_argument("--person-id", action="append", help="a person id of the people reference data (repeatable)")
     person.add_argument("--agent", action="append",
                         help="an identifier: xAPI agent JSON, mailto:ADDRESS, account:HOMEPAGE|NAME or openid:URL "
                              "(repeatable)")
-    person.add_argument("--out", required=True, help="the file to write (new; made readable by its owner alone)")
+    person.add_argument("--out", default=None, help="export: the file to write (new; readable by its owner alone)")
+    person.add_argument("--yes", action="store_true", help="erase: do it (without: a dry run that shows the counts)")
+    person.add_argument("--no-rebuild", action="store_true",
+                        help="erase: leave the read models to a later `spor projections rebuild all`")
     person.add_argument("--json", action="store_true", help="machine-readable summary")
     person.set_defaults(func=cmd_person)

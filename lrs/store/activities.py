@@ -81,9 +81,12 @@ def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, An
 
 class KnownNames:
     """Agent names this process has seen committed, per store, so an append need not send them
-    again. ``agent_names`` rows are never deleted, so a pair seen committed stays stored, in
-    the database history the process saw it in: on a connection new to the cache (after a
-    failover or a restore the pool reconnects) everything is forgotten (``forget_if_new``).
+    again. ``agent_names`` rows are deleted only by an erasure (``lrs/person_erasure.py``), so a
+    pair seen committed stays stored, in the database history the process saw it in: on a
+    connection new to the cache (after a failover or a restore the pool reconnects) everything
+    is forgotten (``forget_if_new``). After an erasure, a person who comes back may lack a name
+    in the Agents resource until the server restarts or the pair leaves the cache
+    (docs/security.md, Erasure).
     Most statements name people whose names are stored already (every statement of a course
     names the learner and the instructor); sending them cost the driver's encoding and, under
     the store's lock, a unique-index probe each.

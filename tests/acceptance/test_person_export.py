@@ -31,6 +31,18 @@ def post(server: Server, auth: tuple[str, str], stmts: Any) -> list[str]:
     return ids
 
 
+def post_certificate(server: Server, auth: tuple[str, str], certificate: bytes) -> str:
+    """Ola's completion with a PDF attached (multipart/mixed); its id."""
+    with_file = {**statement("ola", activity="fire-safety"),
+                 "attachments": [attachment_object(certificate, content_type="application/pdf")]}
+    body, ctype = multipart(with_file, [(certificate, "application/pdf")])
+    r = httpx.post(server.base_url + "/xapi/statements", content=body, auth=auth,
+                   headers={**V, "Content-Type": ctype}, timeout=30)
+    assert r.status_code == 200, r.text
+    [sid] = r.json()
+    return str(sid)
+
+
 def put_document(server: Server, auth: tuple[str, str], path: str, params: dict[str, str], body: bytes,
                  ctype: str) -> None:
     """Create a document (If-None-Match: *, which a profile's PUT must carry)."""
@@ -73,13 +85,7 @@ def test_an_access_request_gets_everything_about_the_person_and_nothing_else(ser
                                    "object": {"objectType": "StatementRef", "id": own_ids[1]}}])
     # a statement with an attachment
     certificate = b"%PDF-1.4 made-up certificate"
-    with_file = {**statement("ola", activity="fire-safety"),
-                 "attachments": [attachment_object(certificate, content_type="application/pdf")]}
-    body, ctype = multipart(with_file, [(certificate, "application/pdf")])
-    r = httpx.post(server.base_url + "/xapi/statements", content=body, auth=auth,
-                   headers={**V, "Content-Type": ctype}, timeout=30)
-    assert r.status_code == 200, r.text
-    attached = r.json()
+    attached = [post_certificate(server, auth, certificate)]
 
     # documents: the person's state (written twice), an agent profile by e-mail, a colleague's state
     activity = "https://courses.example.org/hand-hygiene"

@@ -43,6 +43,37 @@ async def test_events_refuse_update_delete_and_truncate(db_url: str, conn: async
     assert await conn.fetchval("SELECT count(*) FROM events") == 1
 
 
+async def test_only_an_erasure_deletes_events_and_never_the_audit_trail(db_url: str, conn: asyncpg.Connection) -> None:
+    """Migration 0037: a transaction that says it erases (spor.erasure on) may DELETE events;
+    UPDATE and TRUNCATE stay refused, as does any change to the audit trail, and the service's
+    role cannot delete at all."""
+    store = await _store(conn)
+    pool = await create_pool(db_url)
+    try:
+        await store_statements(PgStatementRepository(pool), principal(store), "1.0.3", [statement(), statement()])
+    finally:
+        await pool.close()
+    await conn.execute("INSERT INTO audit_log (store_id, action, request, records) VALUES ($1, 'x', '{}', 0)", store)
+    async with conn.transaction():
+        await conn.execute("SELECT set_config('spor.erasure', 'on', true)")
+        for sql in ("UPDATE events SET kind = 'x'", "TRUNCATE events CASCADE", "DELETE FROM audit_log",
+                    "UPDATE audit_log SET records = 1"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="is append-only"):
+                async with conn.transaction():  # a savepoint: the next statement still runs
+                    await conn.execute(sql)
+        assert await conn.execute("DELETE FROM events WHERE position = 1") == "DELETE 1"
+    # the setting ends with its transaction
+    with pytest.raises(asyncpg.InsufficientPrivilegeError, match="events is append-only"):
+        await conn.execute("DELETE FROM events")
+    assert await conn.fetchval("SELECT count(*) FROM events") == 1
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == 1
+    async with conn.transaction():
+        await conn.execute("SET LOCAL ROLE spor_app")
+        await conn.execute("SELECT set_config('spor.erasure', 'on', true)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied"):
+            await conn.execute("DELETE FROM events")
+
+
 async def test_statement_and_index_rows_are_written_in_one_transaction(db_url: str, conn: asyncpg.Connection) -> None:
     store = await _store(conn)
     pool = await create_pool(db_url)

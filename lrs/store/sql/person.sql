@@ -69,3 +69,97 @@ ORDER BY agent_key, name;
 -- names every agent key it covered, so `spor audit --person` finds it.
 INSERT INTO audit_log (store_id, credential_id, person, action, request, records)
 VALUES ($1, NULL, NULL, 'person.export', $2, $3);
+
+-- name: person_erasure_begin
+-- Say that this transaction's deletes from the log are an erasure (migration 0037); until it ends.
+SELECT set_config('spor.erasure', 'on', true);
+
+-- name: person_erase_statement_terms
+-- The filter terms of the statements being erased (found by each statement's recorded terms,
+-- so by the terms index), before their rows go.
+DELETE FROM statement_terms t
+USING (SELECT s.position, k.term FROM statements s, jsonb_object_keys(s.terms) AS k(term)
+       WHERE s.store_id = $1 AND s.position = ANY ($2::bigint[])) x
+WHERE t.store_id = $1 AND t.term = x.term AND t.position = x.position;
+
+-- name: person_erase_statements
+-- The statements being erased, from the index and the log; their attachments' hashes.
+WITH st AS (
+    DELETE FROM statements WHERE store_id = $1 AND position = ANY ($2::bigint[])
+    RETURNING attachment_sha2s
+), ev AS (
+    DELETE FROM events WHERE store_id = $1 AND position = ANY ($2::bigint[]) AND kind = 'statement'
+    RETURNING position
+)
+SELECT (SELECT count(*) FROM ev) AS events,
+       ARRAY(SELECT DISTINCT u FROM st, unnest(st.attachment_sha2s) AS u) AS sha2s;
+
+-- name: person_erase_terms_elsewhere
+-- The person's agent terms on the statements that stay (others' statements naming them in
+-- context, as a Group's member, or referring to theirs): the filters no longer find those by
+-- the person; each statement's recorded terms lose them too.
+WITH gone AS (
+    DELETE FROM statement_terms WHERE store_id = $1 AND term = ANY ($2::text[])
+    RETURNING position
+)
+UPDATE statements SET terms = terms - $2::text[]
+WHERE store_id = $1 AND position IN (SELECT position FROM gone);
+
+-- name: person_erase_attachments
+-- Attachments of erased statements that no statement left holds.
+DELETE FROM attachments a
+WHERE a.store_id = $1 AND a.sha2 = ANY ($2::text[])
+  AND NOT EXISTS (SELECT 1 FROM statements s WHERE s.store_id = $1 AND s.attachment_sha2s && ARRAY[a.sha2]);
+
+-- name: person_erase_documents
+-- The person's State and Agent Profile documents, and every event of their history; the hashes
+-- of the contents they named.
+WITH docs AS (
+    DELETE FROM documents WHERE store_id = $1 AND agent_key = ANY ($2::text[])
+    RETURNING sha256
+), ev AS (
+    DELETE FROM events e
+    WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'document.%'
+      AND e.payload->>'agentKey' = ANY ($2::text[])
+    RETURNING decode(e.payload->>'sha256', 'hex') AS sha256
+)
+SELECT (SELECT count(*) FROM docs) AS documents, (SELECT count(*) FROM ev) AS events,
+       ARRAY(SELECT sha256 FROM docs UNION SELECT sha256 FROM ev WHERE sha256 IS NOT NULL) AS contents;
+
+-- name: person_erase_document_contents
+-- Contents no document and no document event left names (contents are shared by hash).
+DELETE FROM document_contents c
+WHERE c.store_id = $1 AND c.sha256 = ANY ($2::bytea[])
+  AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.store_id = $1 AND d.sha256 = c.sha256)
+  AND NOT EXISTS (SELECT 1 FROM events e
+                  WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'document.%'
+                    AND e.payload->>'sha256' = encode(c.sha256, 'hex'));
+
+-- name: person_erase_names
+-- The names statements gave the person.
+DELETE FROM agent_names WHERE store_id = $1 AND agent_key = ANY ($2::text[]);
+
+-- name: person_erase_reference
+-- The reference-data events naming the people (links, unlinks, employments) and the digests
+-- the import keeps of them (a later import of the same rows appends them again).
+WITH ev AS (
+    DELETE FROM events e
+    WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'person.%'
+      AND e.payload->>'person_id' = ANY ($2::text[])
+    RETURNING e.position
+), keys AS (
+    DELETE FROM projections.reference_keys k
+    WHERE k.store_id = $1 AND k.position IN (SELECT position FROM ev)
+)
+SELECT count(*) FROM ev;
+
+-- name: person_erasure_event
+-- The erasure's own event: what was erased, in counts; no identifier.
+INSERT INTO events (store_id, position, kind, recorded_at, statement_id, payload)
+VALUES ($1, $2, 'person.erased', $3, NULL, $4::jsonb);
+
+-- name: person_record_erasure
+-- Record the erasure in the audit trail (kept: who read the person's records, and that they
+-- were erased); `persons` names the identifiers and person ids it covered.
+INSERT INTO audit_log (store_id, credential_id, person, action, request, records)
+VALUES ($1, NULL, NULL, 'person.erase', $2, $3);

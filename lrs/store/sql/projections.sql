@@ -48,8 +48,9 @@ UPDATE checkpoint SET failed_position = NULL, error = NULL, failed_at = NULL WHE
 SELECT store_id, position, updated_at, failed_position, error, failed_at FROM checkpoint;
 
 -- name: projection_event_time
--- The recorded time of one event (the oldest unapplied one, for lag in seconds).
-SELECT recorded_at FROM events WHERE store_id = $1 AND position = $2;
+-- The recorded time of the oldest unapplied event, at or after $2 (for lag in seconds; an
+-- erasure leaves gaps in the positions, migration 0037).
+SELECT recorded_at FROM events WHERE store_id = $1 AND position >= $2 ORDER BY position LIMIT 1;
 
 -- name: rm_links_upsert
 -- Link identifiers (IFI keys) to people; the newest link of an identifier wins.

@@ -1,0 +1,124 @@
+"""`spor person erase`: a person's own records leave the store on request, from a running
+server's database; others' records stay whole and readable; a dry run changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+
+from tests.acceptance.test_admin_cli import spor, spor_refused
+from tests.acceptance.test_person_export import MAIL, post, post_certificate, put_document, store_with_person
+from tests.conftest import Server
+from tests.statements import HOMEPAGE, agent, statement
+
+V = {"X-Experience-API-Version": "2.0.0"}
+OLA_KEY = f"account:{HOMEPAGE}|emp-ola"
+
+
+def get(server: Server, auth: tuple[str, str], **params: str) -> httpx.Response:
+    return httpx.get(server.base_url + "/xapi/statements", params=params, auth=auth, headers=V, timeout=30)
+
+
+def all_ids(server: Server, auth: tuple[str, str], **params: str) -> list[str]:
+    """Every statement a query finds, a page of one at a time (paging across erased positions)."""
+    ids: list[str] = []
+    r = get(server, auth, limit="1", **params)
+    while True:
+        assert r.status_code == 200, r.text
+        body = r.json()
+        ids += [s["id"] for s in body["statements"]]
+        if not body.get("more"):
+            return ids
+        r = httpx.get(server.base_url + body["more"], auth=auth, headers=V, timeout=30)
+
+
+def db(server: Server, query: str, *args: Any) -> Any:
+    async def run() -> Any:
+        conn = await asyncpg.connect(server.database_url)
+        try:
+            return await conn.fetch(query, *args)
+        finally:
+            await conn.close()
+    return asyncio.run(run())
+
+
+def test_erasing_a_person_takes_their_records_and_leaves_everyone_else_s(server: Server, tmp_path: Path) -> None:
+    store, auth = store_with_person(server, tmp_path, f"P-90,{OLA_KEY};{MAIL}")
+    ola, per = agent("ola"), agent("per")
+    certificate = b"%PDF-1.4 made-up certificate of ola"
+    attached = post_certificate(server, auth, certificate)
+    own = [attached, *post(server, auth, [statement("ola"), {**statement("kari"), "actor": {"mbox": MAIL}}])]
+    instructed, group = post(server, auth, [
+        statement("per", context={"instructor": ola}),
+        {**statement("per"), "actor": {"objectType": "Group", "name": "Team", "member": [per, ola]}}])
+    [liked] = post(server, auth, [{"actor": per, "verb": {"id": "http://example.org/verbs/liked"},
+                                   "object": {"objectType": "StatementRef", "id": own[1]}}])
+    [unrelated] = post(server, auth, [statement("per")])
+    activity = "https://courses.example.org/hand-hygiene"
+    state = {"activityId": activity, "agent": orjson.dumps(ola).decode(), "stateId": "bookmark"}
+    put_document(server, auth, "activities/state", state, b'{"page": 1}', "application/json")
+    r = httpx.post(server.base_url + "/xapi/activities/state", params=state, content=b'{"page": 2}', auth=auth,
+                   headers={**V, "Content-Type": "application/json"}, timeout=30)
+    assert r.status_code == 204, r.text
+    # the colleague's state holds the same bytes as ola's first version: content is shared by hash
+    put_document(server, auth, "activities/state", {**state, "agent": orjson.dumps(per).decode()},
+                 b'{"page": 1}', "application/json")
+    spor(server, "projections", "rebuild", "all")
+
+    # a dry run: exact counts, nothing changed
+    dry = spor(server, "person", "erase", "--store", store, "--person-id", "P-90", "--json")[0]
+    assert dry["would_erase"]["statements"] == 3 and dry["person_ids"] == ["P-90"]
+    assert get(server, auth, statementId=own[0]).status_code == 200
+    assert set(all_ids(server, auth, agent=orjson.dumps(ola).decode())) == {*own[:2], liked, group}
+
+    done = spor(server, "person", "erase", "--store", store, "--agent", OLA_KEY, "--yes", "--json")[0]
+    erased = done["erased"]
+    assert erased == {**dry["would_erase"], "statements": 3, "attachments": 1, "documents": 1, "document_events": 2,
+                      "document_contents": 1, "reference_events": 3, "kept_naming_them": {
+                          "actor or object": 1, "context, authority or inside a SubStatement": 1,
+                          "refers to a statement about the person": 1}}, erased
+    assert erased["names"] == 1  # "Ola", which the account's statements gave
+    # their own statements are gone, by id and by every filter
+    for sid in own:
+        assert get(server, auth, statementId=sid).status_code == 404
+    for who in (ola, {"mbox": MAIL}):
+        assert all_ids(server, auth, agent=orjson.dumps(who).decode(), related_agents="true") == []
+    # everyone else's stay whole, and paging runs across the gaps
+    assert set(all_ids(server, auth, agent=orjson.dumps(per).decode(), related_agents="true")) == {
+        instructed, group, liked, unrelated}
+    kept = get(server, auth, statementId=instructed).json()
+    assert kept["context"]["instructor"]["account"]["name"] == "emp-ola"  # their content is theirs
+    assert not db(server, "SELECT 1 FROM attachments WHERE sha2 = $1", hashlib.sha256(certificate).hexdigest())
+    r = httpx.get(server.base_url + "/xapi/activities/state", params=state, auth=auth, headers=V, timeout=30)
+    assert r.status_code == 404
+    r = httpx.get(server.base_url + "/xapi/activities/state", params={**state, "agent": orjson.dumps(per).decode()},
+                  auth=auth, headers=V, timeout=30)
+    assert r.status_code == 200 and r.json() == {"page": 1}
+    # the log holds the erasure's event, with counts and no identifier
+    [event] = db(server, "SELECT e.payload::text AS payload FROM events e JOIN stores s ON s.id = e.store_id "
+                         "WHERE s.name = $1 AND e.kind = 'person.erased'", store)
+    assert orjson.loads(event["payload"])["statements"] == 3
+    assert not any(who in event["payload"] for who in ("emp-ola", "P-90", "example.org"))
+    # the read models were rebuilt without them; the audit trail keeps the erasure
+    out = tmp_path / "after.json"
+    spor(server, "person", "export", "--store", store, "--agent", OLA_KEY, "--out", str(out))
+    after = orjson.loads(out.read_bytes())
+    assert after["readModels"]["transcript"] == [] and after["documents"] == [] and after["referenceData"] == []
+    assert {s["statement"]["id"] for s in after["statements"]} == set()
+    trail = spor(server, "audit", "--person", OLA_KEY, "--json")
+    assert any(r["action"] == "person.erase" and r["records"] == 3 for r in trail)
+    # the person may come back: a new statement of theirs is stored and found
+    [again] = post(server, auth, [statement("ola")])
+    assert all_ids(server, auth, agent=orjson.dumps(ola).decode()) == [again]
+
+
+def test_an_erasure_needs_someone_to_erase(server: Server) -> None:
+    """Named nobody: refused before any database work (the usage line)."""
+    err = spor_refused(server, "person", "erase", "--store", "default", "--yes")
+    assert "usage: spor person erase" in err
