@@ -24,6 +24,7 @@ from lrs import person_erasure, person_export
 from lrs.data_folder_lock import DataFolderInUse, lock_data_folder
 from lrs.database import require_cluster, resolve_database, stop_if_unused
 from lrs.ops import bootstrap
+from lrs.ops.terms import mbox_sha1_keys
 from lrs.settings import Settings
 from lrs.store.audit import PgAuditRepository
 from lrs.store.credentials import PgCredentialRepository
@@ -209,11 +210,16 @@ def cmd_person(args: argparse.Namespace) -> int:
                          + (" --out FILE" if args.action == "export" else " [--yes]"))
     keys = []
     for given in args.agent or ():
-        key = identifier_key(_agent_argument(given))
+        value = _agent_argument(given)
+        key = identifier_key(value)
         if key is None:
             raise SystemExit(f"--agent {given!r}: not an identifier; give an xAPI agent as JSON, mailto:ADDRESS, "
                              "account:HOMEPAGE|NAME or openid:URL")
         keys.append(key)
+        # the mbox_sha1sum of the address as typed, too: a client may have hashed those capitals
+        typed = value.get("mbox") if isinstance(value, dict) else value
+        if isinstance(typed, str) and key.startswith("mbox:"):
+            keys += mbox_sha1_keys("mbox:" + typed.strip())
     if args.action == "erase":
         return _erase(args, keys)
     if not args.out:
@@ -229,7 +235,7 @@ def cmd_person(args: argparse.Namespace) -> int:
 
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
         store = await _store_id(conn, args.store)
-        identity = await person_export.identify(conn, store, keys, args.person_id or [])
+        identity = await _identify(conn, store, keys, args.person_id or [])
         nonlocal done, handed
         handed = True
         with os.fdopen(fd, "wb") as out:
@@ -255,7 +261,7 @@ def _erase(args: argparse.Namespace, keys: list[str]) -> int:
     still hold the person's rows, from the log (unless ``--no-rebuild``)."""
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
         store = await _store_id(conn, args.store)
-        identity = await person_export.identify(conn, store, keys, args.person_id or [])
+        identity = await _identify(conn, store, keys, args.person_id or [])
         erased = await person_erasure.erase_person(conn, store, identity, apply=args.yes,
                                                    by=f"spor person erase ({_os_user()})")
         if args.yes and not args.no_rebuild:
@@ -277,6 +283,14 @@ def _erase(args: argparse.Namespace, keys: list[str]) -> int:
     elif args.no_rebuild:
         print("the read models still hold the person's rows: run `spor projections rebuild all`", file=sys.stderr)
     return 0
+
+
+async def _identify(conn: asyncpg.Connection, store: int, keys: list[str], person_ids: list[str]
+                    ) -> person_export.Identity:
+    try:
+        return await person_export.identify(conn, store, keys, person_ids)
+    except person_export.UnknownPerson as exc:
+        raise SystemExit(f"{exc}; nothing done") from None
 
 
 async def _store_id(conn: asyncpg.Connection, name: str) -> int:

@@ -27,7 +27,7 @@ import asyncpg
 import orjson
 
 from lrs.ops.audit import recordable
-from lrs.ops.terms import AGENT, mbox_sha1_key, statement_terms
+from lrs.ops.terms import AGENT, mbox_sha1_keys, statement_terms
 from lrs.store.audit import PgAuditRepository
 from lrs.store.queries import sql
 from projections.facts import PERSON_LINKED
@@ -61,39 +61,61 @@ class Counts:
     attachments: int = 0
     documents: int = 0
     document_events: int = 0
+    document_versions: int = 0
     reference_events: int = 0
     names: int = 0
     transcript: int = 0
+    course_facts: int = 0
     compliance: int = 0
     reads: int = 0
     relations: dict[str, int] = field(default_factory=dict)
 
 
+class UnknownPerson(LookupError):
+    """A person id the store's reference data does not name."""
+
+
 async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], person_ids: list[str]) -> Identity:
     """The identifiers and person ids of the person asked about: those given, the person each
-    given identifier is linked to now, and every identifier linked now to those people (the
-    newest link or unlink of an identifier in the log decides), until nothing more is found.
-    Identifiers linked to them once and not now are listed apart (``former``), unsearched."""
-    found_keys = list(dict.fromkeys(keys))
-    found_ids = list(dict.fromkeys(person_ids))
-    while True:
-        now: dict[str, str | None] = {}  # identifier -> the person it is linked to now
-        mentioned: dict[str, set[str]] = {}  # identifier -> the people its events named
-        for r in await conn.fetch(sql("person_identity_events"), store_id, found_ids, found_keys):
-            now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
-            mentioned.setdefault(r["ifi"], set()).add(r["person_id"])
-        more_ids = [now[k] for k in found_keys if now.get(k) and now[k] not in found_ids]
-        more_keys = [k for k, person in now.items() if person in found_ids and k not in found_keys]
-        if not more_ids and not more_keys:
-            break
-        found_ids += list(dict.fromkeys(p for p in more_ids if p is not None))
-        found_keys += more_keys
-    for key in list(found_keys):
-        extra = mbox_sha1_key(key)
-        if extra is not None and extra not in found_keys:
-            found_keys.append(extra)
-    former = [k for k, people in mentioned.items() if k not in found_keys and people & set(found_ids)]
-    return Identity(found_keys, found_ids, former)
+    given identifier is linked to now, and every identifier linked now to those people; the
+    newest link or unlink of an identifier in the log says whose it is now. Identifiers linked
+    to them once and not now are listed apart (``former``), unsearched: such an identifier may
+    be someone else's now. Each address also by its mbox_sha1sum forms; an mbox_sha1sum given
+    alone is found through the read models' links, which hold those forms (migration 0036).
+    UnknownPerson for a person id the reference data has never named."""
+    given_keys = list(dict.fromkeys(keys))
+    ids = list(dict.fromkeys(person_ids))
+    now = await _links_now(conn, store_id, [], given_keys)
+    ids += [p for p in dict.fromkeys(now.get(k) for k in given_keys) if p is not None and p not in ids]
+    for key in given_keys:
+        if key.startswith("sha1:") and key not in now:
+            person = await conn.fetchval(sql("person_linked_in_read_models"), store_id, key)
+            if person is not None and person not in ids:
+                ids.append(person)
+    known = {r["person_id"] for r in await conn.fetch(sql("person_known"), store_id, person_ids)}
+    for person in person_ids:
+        if person not in known:
+            raise UnknownPerson(f"no person {person!r} in this store's reference data (never imported, a typo, "
+                                "or erased)")
+    named = await conn.fetch(sql("person_identity_events"), store_id, ids, [])
+    candidates = list(dict.fromkeys(r["ifi"] for r in named))
+    now.update(await _links_now(conn, store_id, [], candidates))  # their newest events, whoever they name
+    found = list(dict.fromkeys([*given_keys, *(k for k in candidates if now.get(k) in ids)]))
+    for key in list(found):
+        found += [extra for extra in mbox_sha1_keys(key) if extra not in found]
+    former = [k for k in candidates if k not in found]
+    return Identity(found, ids, former)
+
+
+async def _links_now(conn: asyncpg.Connection, store_id: int, ids: list[str], keys: list[str]) -> dict[str, str | None]:
+    """Identifier -> the person it is linked to now (None: unlinked), of the identifiers whose
+    events name one of ``ids`` or ``keys``, by their newest link or unlink."""
+    now: dict[str, str | None] = {}
+    if not ids and not keys:
+        return now
+    for r in await conn.fetch(sql("person_identity_events"), store_id, ids, keys):
+        now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
+    return now
 
 
 def relation(stmt: dict[str, Any], keys: set[str]) -> str:
@@ -107,23 +129,18 @@ def relation(stmt: dict[str, Any], keys: set[str]) -> str:
 
 
 def content_member(content_type: str, content: bytes | None) -> dict[str, Any]:
-    """A document's or attachment's bytes as JSON: parsed when it is JSON, as text when it is
-    text in UTF-8, otherwise base64."""
+    """A document's or attachment's bytes in the file: as text when it is text (JSON included)
+    in UTF-8, otherwise base64."""
     if content is None:
         return {"content": None}
     kind = content_type.split(";")[0].strip().lower()
     if kind.startswith(TEXT_TYPES) or kind.endswith("+json"):
         try:
-            text = content.decode("utf-8")
+            # JSON too as the text stored: parsed and written again, a repeated member or a number
+            # beyond a double would not be what Spor holds
+            return {"contentText": content.decode("utf-8")}
         except UnicodeDecodeError:
             pass
-        else:
-            if "json" in kind:
-                try:
-                    return {"content": orjson.loads(content)}
-                except orjson.JSONDecodeError:
-                    pass
-            return {"contentText": text}
     return {"contentBase64": base64.b64encode(content).decode("ascii")}
 
 
@@ -189,21 +206,24 @@ async def export_person(conn: asyncpg.Connection, store_id: int, store_name: str
                                     "since an identifier may be someone else's now; export one with --agent to "
                                     "include it"}})
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        sha2s = await _statements(conn, store_id, identity.keys, keys, w, counts)
+        sha2s, own = await _statements(conn, store_id, identity.keys, keys, w, counts)
         await _attachments(conn, store_id, sha2s, w, counts)
         await _documents(conn, store_id, identity.keys, w, counts)
         await _reference(conn, store_id, identity, w, counts)
-        await _read_models(conn, store_id, identity, w, counts)
-        await _reads(conn, identity, w, counts)
+        await _read_models(conn, store_id, identity, own, w, counts)
+        await _reads(conn, store_name, identity, w, counts)
     w.member("counts", {k: v for k, v in vars(counts).items()})
     w.close()
     return counts
 
 
 async def _statements(conn: asyncpg.Connection, store_id: int, key_list: list[str], keys: set[str],
-                      w: _JsonWriter, counts: Counts) -> list[str]:
+                      w: _JsonWriter, counts: Counts) -> tuple[list[str], list[str]]:
+    """The statements; the attachments' hashes and the ids of the person's own (their actor or
+    object): another's statement that names them holds the other's attachments, not theirs."""
     terms = [AGENT + k for k in key_list]
     sha2s: dict[str, None] = {}
+    own: list[str] = []
     w.open_array("statements")
     every = [r["position"] for r in await conn.fetch(sql("person_statement_positions"), store_id, terms)]
     for start in range(0, len(every), PAGE):
@@ -212,12 +232,14 @@ async def _statements(conn: asyncpg.Connection, store_id: int, key_list: list[st
             counts.relations[how] = counts.relations.get(how, 0) + 1
             counts.statements += 1
             counts.voided += bool(r["voided"])
-            for sha2 in r["attachment_sha2s"]:
-                sha2s[sha2] = None
+            if how == ACTOR_OR_OBJECT:
+                own.append(str(r["statement_id"]))
+                for sha2 in r["attachment_sha2s"]:
+                    sha2s[sha2] = None
             head = orjson.dumps({"about": how, "voided": r["voided"]})[:-1] + b', "statement": '
             w.item_raw(head, r["payload"], b"}")
     w.close_array()
-    return list(sha2s)
+    return list(sha2s), own
 
 
 async def _attachments(conn: asyncpg.Connection, store_id: int, sha2s: list[str], w: _JsonWriter,
@@ -237,18 +259,32 @@ async def _attachments(conn: asyncpg.Connection, store_id: int, sha2s: list[str]
 async def _documents(conn: asyncpg.Connection, store_id: int, keys: list[str], w: _JsonWriter,
                      counts: Counts) -> None:
     w.open_array("documents")
+    current: set[str] = set()
     for r in await conn.fetch(sql("person_documents"), store_id, keys):
         content = bytes(r["content"]) if r["content"] is not None else None
+        current.add(bytes(r["sha256"]).hex())
         w.item({"resource": r["resource"], "activityId": r["activity_id"] or None, "agentKey": r["agent_key"],
                 "registration": r["registration"] or None, "id": r["doc_id"], "contentType": r["content_type"],
                 "etag": r["etag"], "updated": r["updated"].isoformat(), **content_member(r["content_type"], content)})
         counts.documents += 1
     w.close_array()
     w.open_array("documentHistory")
+    earlier: dict[str, str] = {}  # sha256 -> content type, of versions no longer current
     for r in await conn.fetch(sql("person_document_events"), store_id, keys):
+        event = orjson.loads(r["payload"])
         w.item({"position": r["position"], "kind": r["kind"], "recorded": r["recorded_at"].isoformat(),
-                "event": orjson.loads(r["payload"])})
+                "event": event})
         counts.document_events += 1
+        if event.get("sha256") and event["sha256"] not in current:
+            earlier[event["sha256"]] = str(event.get("contentType") or "application/octet-stream")
+    w.close_array()
+    # the bytes of every earlier version Spor still holds (each by its hash, as the events name it)
+    w.open_array("documentVersions")
+    for sha256, content_type in earlier.items():
+        content = await conn.fetchval(sql("person_document_content"), store_id, bytes.fromhex(sha256))
+        if content is not None:
+            w.item({"sha256": sha256, "contentType": content_type, **content_member(content_type, bytes(content))})
+            counts.document_versions += 1
     w.close_array()
     names = await conn.fetch(sql("person_names"), store_id, keys)
     w.member("names", [{"agentKey": r["agent_key"], "name": r["name"]} for r in names])
@@ -265,8 +301,8 @@ async def _reference(conn: asyncpg.Connection, store_id: int, identity: Identity
     w.close_array()
 
 
-async def _read_models(conn: asyncpg.Connection, store_id: int, identity: Identity, w: _JsonWriter,
-                       counts: Counts) -> None:
+async def _read_models(conn: asyncpg.Connection, store_id: int, identity: Identity, own: list[str],
+                       w: _JsonWriter, counts: Counts) -> None:
     from projections import queries  # the read models' queries (the analyst API's)
 
     transcript: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -276,19 +312,29 @@ async def _read_models(conn: asyncpg.Connection, store_id: int, identity: Identi
             transcript[(row["store_id"], row["statement_id"], row["activity_id"])] = row
     compliance: list[dict[str, Any]] = []
     for person_id in identity.person_ids:
-        compliance += await queries.compliance(conn, [store_id], person=person_id, limit=100_000)
-    w.member("readModels", {"transcript": list(transcript.values()), "compliance": compliance})
-    counts.transcript, counts.compliance = len(transcript), len(compliance)
+        after = None
+        while page := await queries.compliance(conn, [store_id], person=person_id, limit=PAGE, after=after):
+            compliance += page
+            after = queries.row_key(page[-1])
+    # course status keeps a row per statement and course of the person's own statements
+    course: list[dict[str, Any]] = []
+    for start in range(0, len(own), PAGE):
+        course += [dict(r) for r in await conn.fetch(sql("person_course_facts"), store_id, own[start:start + PAGE])]
+    w.member("readModels", {"transcript": list(transcript.values()), "compliance": compliance,
+                            "courseStatusFacts": course})
+    counts.transcript, counts.compliance, counts.course_facts = len(transcript), len(compliance), len(course)
 
 
-async def _reads(conn: asyncpg.Connection, identity: Identity, w: _JsonWriter, counts: Counts) -> None:
+async def _reads(conn: asyncpg.Connection, store_name: str, identity: Identity, w: _JsonWriter,
+                 counts: Counts) -> None:
     """Who read the person's records: the audit trail's rows by or about each identifier and
     person id (the recipients of their data, article 15(1)(c))."""
     audit = PgAuditRepository(conn)
     found: dict[int, dict[str, Any]] = {}
     for who in [*identity.keys, *identity.person_ids]:
         for row in await audit.by_person(who, READS_MAX):
-            found[row["id"]] = row
+            if row["store"] == store_name:  # this store's: each organisation answers for its own
+                found[row["id"]] = row
     w.open_array("reads")
     for row in sorted(found.values(), key=lambda r: r["id"]):
         w.item({**row, "at": row["at"].isoformat()})

@@ -41,13 +41,17 @@ def agent_key(obj: dict[str, Any]) -> str | None:
     return None
 
 
-def mbox_sha1_key(key: str) -> str | None:
-    """The ``sha1:`` key naming the same mailbox as an ``mbox:`` key (xAPI Data 2.4.2.3:
-    ``mbox_sha1sum`` is the hex SHA-1 of the mailto IRI, here the key's form, its domain lowered);
-    None for any other key."""
+def mbox_sha1_keys(key: str) -> list[str]:
+    """The ``sha1:`` keys naming the same mailbox as an ``mbox:`` key (xAPI Data 2.4.2.3:
+    ``mbox_sha1sum`` is the hex SHA-1 of the mailto IRI): of the IRI as the key has it (its
+    domain lowered) and, when that differs, of the IRI in lower case, as many clients hash it.
+    None for any other key. (A client that hashes other capitals is not found: SHA-1 cannot be
+    undone.)"""
     if not key.startswith("mbox:"):
-        return None
-    return "sha1:" + hashlib.sha1(key[len("mbox:"):].encode(), usedforsecurity=False).hexdigest()
+        return []
+    iri = key[len("mbox:"):]
+    forms = dict.fromkeys((iri, iri.lower()))
+    return ["sha1:" + hashlib.sha1(f.encode(), usedforsecurity=False).hexdigest() for f in forms]
 
 
 def ifi_only(obj: dict[str, Any]) -> dict[str, Any]:

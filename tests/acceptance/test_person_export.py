@@ -102,6 +102,12 @@ def test_an_access_request_gets_everything_about_the_person_and_nothing_else(ser
     r = httpx.get(server.base_url + "/xapi/statements", params={"agent": orjson.dumps(ola).decode()},
                   auth=auth, headers=V, timeout=30)
     assert r.status_code == 200
+    # a read of the same person in another organisation's store: that store's to answer for
+    elsewhere = new_store(server)
+    other = spor(server, "credential", "create", "--store", elsewhere, "--json")[0]
+    r = httpx.get(server.base_url + "/xapi/statements", params={"agent": orjson.dumps(ola).decode()},
+                  auth=(other["key"], other["secret"]), headers=V, timeout=30)
+    assert r.status_code == 200
     spor(server, "projections", "rebuild", "all")
 
     out = tmp_path / "ola.json"
@@ -113,7 +119,8 @@ def test_an_access_request_gets_everything_about_the_person_and_nothing_else(ser
     # who: the account asked for, the address linked to the same person, its sha1 form
     assert doc["export"]["personIds"] == ["P-77"]
     assert set(doc["export"]["identifiers"]) == {f"account:{HOMEPAGE}|emp-ola", "mbox:mailto:Ola.Tester@example.org",
-                                                  f"sha1:{sha1}"}
+                                                  f"sha1:{sha1}",
+                                                  "sha1:" + hashlib.sha1(b"mailto:ola.tester@example.org").hexdigest()}
     about = {s["statement"]["id"]: s for s in doc["statements"]}
     assert set(about) == {*own_ids, *related, *refers, *voiding, *attached}
     assert not set(unrelated) & set(about)
@@ -131,17 +138,21 @@ def test_an_access_request_gets_everything_about_the_person_and_nothing_else(ser
     docs = {(d["resource"], d["id"]): d for d in doc["documents"]}
     assert set(docs) == {("state", "bookmark"), ("agent_profile", "prefs")}, docs
     bookmark = next(d for d in doc["documents"] if d["id"] == "bookmark")
-    assert bookmark["content"] == {"page": 2}
+    assert orjson.loads(bookmark["contentText"]) == {"page": 2}  # JSON as the text stored
     prefs = next(d for d in doc["documents"] if d["id"] == "prefs")
     assert prefs["contentText"] == "lang=nb"
     assert sorted(e["kind"] for e in doc["documentHistory"]) == ["document.merge", "document.put", "document.put"]
+    # the earlier version of the state, which Spor still holds
+    assert [v["contentText"] for v in doc["documentVersions"]] == ['{"page": 1}']
     assert "Ola T" in {n["name"] for n in doc["names"]}
     assert {e["kind"] for e in doc["referenceData"]} == {"person.linked", "person.employment"}
     # the voided completion is not on the transcript; the one under the address's sha1 form is
     # (found by that identifier, which links to no one)
     assert {t["statement_id"] for t in doc["readModels"]["transcript"]} == {own_ids[0], own_ids[2], attached[0]}
     assert {c["requirement_id"] for c in doc["readModels"]["compliance"]} == set()  # no requirement imported
-    assert any(r["action"] == "statements.query" for r in doc["reads"])
+    assert [(r["action"], r["store"]) for r in doc["reads"]] == [("statements.query", store)]
+    facts = doc["readModels"]["courseStatusFacts"]
+    assert facts and {f["statement_id"] for f in facts} <= {*own_ids, *attached}
     assert doc["counts"]["statements"] == len(about) == summary["statements"]
     assert doc["counts"]["voided"] == 1
     # nothing of the colleague's own document
@@ -205,3 +216,52 @@ def test_an_address_given_to_someone_else_since_is_listed_not_searched(server: S
     doc = orjson.loads(by_address.read_bytes())
     assert doc["export"]["personIds"] == ["P-81"]
     assert {s["statement"]["id"] for s in doc["statements"]} == {before, after}
+
+
+def test_a_relinked_address_a_hashed_one_and_an_unknown_person(server: Server, tmp_path: Path) -> None:
+    """An address linked to another person with no unlink between (the newest link wins) is
+    the other's now, and takes nobody of theirs into the file (a review found their statements
+    and documents in it). An mbox_sha1sum given alone finds the person through the read models'
+    links; the hash of the address as the client typed it is looked for too. A person id the
+    store never heard of is refused, not answered with an empty file."""
+    shared = "mailto:Delt.Adresse@Example.org"
+    store, auth = store_with_person(server, tmp_path, f"P-82,account:{HOMEPAGE}|emp-ada;{shared}")
+    relink = tmp_path / "relink.csv"
+    relink.write_text(f"person_id,identifiers\nP-83,account:{HOMEPAGE}|emp-bo;{shared}\n")
+    spor(server, "import", "people", str(relink), "--store", store)
+    bo = agent("bo")
+    [bo_own] = post(server, auth, [statement("bo")])
+    put_document(server, auth, "agents/profile", {"agent": orjson.dumps(bo).decode(), "profileId": "notes"},
+                 b"bo's own notes", "text/plain")
+    typed_hash = hashlib.sha1(shared.encode()).hexdigest()  # capitals as typed
+    [ada_own, ada_hashed] = post(server, auth, [statement("ada"),
+                                                {**statement("ada"), "actor": {"mbox_sha1sum": typed_hash}}])
+    spor(server, "projections", "rebuild", "all")
+
+    out = tmp_path / "ada.json"
+    spor(server, "person", "export", "--store", store, "--person-id", "P-82", "--out", str(out))
+    doc = orjson.loads(out.read_bytes())
+    assert doc["export"]["personIds"] == ["P-82"]
+    assert doc["export"]["identifiers"] == [f"account:{HOMEPAGE}|emp-ada"]
+    assert doc["export"]["formerIdentifiers"]["identifiers"] == ["mbox:mailto:Delt.Adresse@example.org"]
+    assert [s["statement"]["id"] for s in doc["statements"]] == [ada_own]
+    assert doc["documents"] == [] and b"bo's own notes" not in out.read_bytes()
+
+    # the address as typed: whoever holds it now (P-83), with the statement hashed from those capitals
+    typed = tmp_path / "typed.json"
+    spor(server, "person", "export", "--store", store, "--agent", shared, "--out", str(typed))
+    doc = orjson.loads(typed.read_bytes())
+    assert doc["export"]["personIds"] == ["P-83"]
+    assert {s["statement"]["id"] for s in doc["statements"]} == {bo_own, ada_hashed}
+    # a hash alone (of the key's form, which the read models link): P-83 and all of theirs
+    key_hash = hashlib.sha1(b"mailto:Delt.Adresse@example.org").hexdigest()
+    hashed = tmp_path / "hashed.json"
+    spor(server, "person", "export", "--store", store, "--agent", orjson.dumps({"mbox_sha1sum": key_hash}).decode(),
+         "--out", str(hashed))
+    doc = orjson.loads(hashed.read_bytes())
+    assert doc["export"]["personIds"] == ["P-83"]
+    assert bo_own in {s["statement"]["id"] for s in doc["statements"]}
+
+    nobody = tmp_path / "nobody.json"
+    err = spor_refused(server, "person", "export", "--store", store, "--person-id", "P-8x", "--out", str(nobody))
+    assert "no person 'P-8x' in this store's reference data" in err and not nobody.exists()

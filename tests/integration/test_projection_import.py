@@ -4,6 +4,7 @@ with file, line and field; re-importing the same file appends nothing."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -138,9 +139,11 @@ async def test_an_unlink_takes_an_identifier_from_its_person(db_url: str, tmp_pa
     row = await conn.fetchrow("SELECT kind, payload FROM events ORDER BY position DESC LIMIT 1")
     assert row["kind"] == "person.unlinked"
     assert row["payload"] == {"ifi": "mbox:mailto:shared@example.org", "person_id": "P-1"}
+    # each address with its mbox_sha1sum form (0036): the unlinked one's went with it
+    per_hash = "sha1:" + hashlib.sha1(b"mailto:per@example.org").hexdigest()
     for schema in ("rm_compliance", "rm_transcript"):
         links = await conn.fetch(f"SELECT ifi, person_id FROM {schema}.links ORDER BY ifi")
-        assert [tuple(r) for r in links] == [("mbox:mailto:per@example.org", "P-1")]
+        assert [tuple(r) for r in links] == [("mbox:mailto:per@example.org", "P-1"), (per_hash, "P-1")]
 
 
 async def test_a_changed_row_appends_only_that_row(tmp_path: Path, conn: asyncpg.Connection) -> None:

@@ -3,21 +3,30 @@
 
 -- name: person_identity_events
 -- The identifier links and unlinks that name the people or the identifiers asked about, oldest
--- first (the newest of an identifier's says whose it is now). Reads the store's non-statement
--- events by their partial index (events_reference).
+-- first (the newest of an identifier's says whose it is now); by the indexes of migration 0038.
 SELECT e.position, e.kind, e.payload->>'person_id' AS person_id, e.payload->>'ifi' AS ifi
 FROM events e
-WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind IN ('person.linked', 'person.unlinked')
+WHERE e.store_id = $1 AND e.kind LIKE 'person.%' AND e.kind IN ('person.linked', 'person.unlinked')
   AND (e.payload->>'person_id' = ANY ($2::text[]) OR e.payload->>'ifi' = ANY ($3::text[]))
 ORDER BY e.position;
+
+-- name: person_known
+-- Which of the person ids the store's reference data names (any event of theirs).
+SELECT DISTINCT e.payload->>'person_id' AS person_id
+FROM events e
+WHERE e.store_id = $1 AND e.kind LIKE 'person.%' AND e.payload->>'person_id' = ANY ($2::text[]);
+
+-- name: person_linked_in_read_models
+-- The person an identifier is linked to in the read models (which link each address's
+-- mbox_sha1sum forms too, migration 0036).
+SELECT person_id FROM rm_transcript.links WHERE store_id = $1 AND ifi = $2;
 
 -- name: person_reference_events
 -- The reference-data events about the people asked about (identifier links and unlinks,
 -- employments), oldest first: those naming them, not others' links of the same identifier.
 SELECT e.position, e.kind, e.recorded_at, e.payload::text AS payload
 FROM events e
-WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'person.%'
-  AND e.payload->>'person_id' = ANY ($2::text[])
+WHERE e.store_id = $1 AND e.kind LIKE 'person.%' AND e.payload->>'person_id' = ANY ($2::text[])
 ORDER BY e.position;
 
 -- name: person_statement_positions
@@ -32,7 +41,7 @@ ORDER BY t.position;
 
 -- name: person_statements_at
 -- Those statements' bodies as stored, voided or not, with their attachments' hashes.
-SELECT e.position, e.payload::text AS payload, s.voided, s.attachment_sha2s
+SELECT e.position, s.statement_id, e.payload::text AS payload, s.voided, s.attachment_sha2s
 FROM events e
 JOIN statements s ON s.store_id = e.store_id AND s.position = e.position
 WHERE e.store_id = $1 AND e.position = ANY ($2::bigint[])
@@ -45,7 +54,7 @@ SELECT content_type, content FROM attachments WHERE store_id = $1 AND sha2 = $2;
 -- name: person_documents
 -- The State and Agent Profile documents kept for the agent keys asked about, with their bytes.
 SELECT d.resource, d.activity_id, d.agent_key, d.registration, d.doc_id, d.content_type, d.etag, d.updated,
-       c.content
+       d.sha256, c.content
 FROM documents d
 LEFT JOIN document_contents c ON c.store_id = d.store_id AND c.sha256 = d.sha256
 WHERE d.store_id = $1 AND d.agent_key = ANY ($2::text[])
@@ -55,9 +64,20 @@ ORDER BY d.resource, d.activity_id, d.registration, d.doc_id;
 -- The history of those documents: every put, merge and delete, oldest first.
 SELECT e.position, e.kind, e.recorded_at, e.payload::text AS payload
 FROM events e
-WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'document.%'
-  AND e.payload->>'agentKey' = ANY ($2::text[])
+WHERE e.store_id = $1 AND e.kind LIKE 'document.%' AND e.payload->>'agentKey' = ANY ($2::text[])
 ORDER BY e.position;
+
+-- name: person_document_content
+-- The bytes of one document version, by its hash.
+SELECT content FROM document_contents WHERE store_id = $1 AND sha256 = $2;
+
+-- name: person_course_facts
+-- The course status read model's rows of some statements (one per statement and course).
+SELECT f.statement_id::text AS statement_id, f.course_id, f.activity_id, f.ifi, f.verb, f.success, f.score,
+       f.duration_s, f.at
+FROM rm_course_status.activity_facts f
+WHERE f.store_id = $1 AND f.statement_id = ANY ($2::uuid[])
+ORDER BY f.at, f.statement_id, f.course_id;
 
 -- name: person_names
 -- The names statements gave the agent keys asked about.
@@ -119,7 +139,7 @@ WITH docs AS (
     RETURNING sha256
 ), ev AS (
     DELETE FROM events e
-    WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'document.%'
+    WHERE e.store_id = $1 AND e.kind LIKE 'document.%'
       AND e.payload->>'agentKey' = ANY ($2::text[])
     RETURNING decode(e.payload->>'sha256', 'hex') AS sha256
 )
@@ -132,7 +152,7 @@ DELETE FROM document_contents c
 WHERE c.store_id = $1 AND c.sha256 = ANY ($2::bytea[])
   AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.store_id = $1 AND d.sha256 = c.sha256)
   AND NOT EXISTS (SELECT 1 FROM events e
-                  WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'document.%'
+                  WHERE e.store_id = $1 AND e.kind LIKE 'document.%'
                     AND e.payload->>'sha256' = encode(c.sha256, 'hex'));
 
 -- name: person_erase_names
@@ -144,7 +164,7 @@ DELETE FROM agent_names WHERE store_id = $1 AND agent_key = ANY ($2::text[]);
 -- the import keeps of them (a later import of the same rows appends them again).
 WITH ev AS (
     DELETE FROM events e
-    WHERE e.store_id = $1 AND e.kind <> 'statement' AND e.kind LIKE 'person.%'
+    WHERE e.store_id = $1 AND e.kind LIKE 'person.%'
       AND e.payload->>'person_id' = ANY ($2::text[])
     RETURNING e.position
 ), keys AS (
