@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.ops.terms import VOIDED_VERB, agent_key, mbox_sha1_key
+from lrs.ops.terms import VOIDED_VERB, agent_key, mbox_sha1_keys
 from lrs.store.queries import sql
 
 ADL = "http://adlnet.gov/expapi/verbs/"
@@ -243,9 +243,8 @@ class Batch:
         if ev.kind in (PERSON_LINKED, PERSON_UNLINKED) and "links" in families:
             person = str(p["person_id"]) if ev.kind == PERSON_LINKED else None
             self.links[str(p["ifi"])] = person
-            # an address links (and unlinks) its mbox_sha1sum form too (migration 0036)
-            sha1 = mbox_sha1_key(str(p["ifi"]))
-            if sha1 is not None:
+            # an address links (and unlinks) its mbox_sha1sum forms too (migration 0036)
+            for sha1 in mbox_sha1_keys(str(p["ifi"])):
                 self.links[sha1] = person
         elif ev.kind == ORG_UNIT and "org" in families:
             valid_from = _date(p["valid_from"])
