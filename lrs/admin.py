@@ -261,9 +261,12 @@ def _erase(args: argparse.Namespace, keys: list[str]) -> int:
     still hold the person's rows, from the log (unless ``--no-rebuild``)."""
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
         store = await _store_id(conn, args.store)
-        identity = await _identify(conn, store, keys, args.person_id or [])
-        erased = await person_erasure.erase_person(conn, store, identity, apply=args.yes,
-                                                   by=f"spor person erase ({_os_user()})")
+        try:
+            identity, erased = await person_erasure.erase_person(conn, store, keys, args.person_id or [],
+                                                                 apply=args.yes,
+                                                                 by=f"spor person erase ({_os_user()})")
+        except person_export.UnknownPerson as exc:
+            raise SystemExit(f"{exc}; nothing done") from None
         if args.yes and not args.no_rebuild:
             from projections import runner
             from projections.models import ALL
@@ -274,7 +277,8 @@ def _erase(args: argparse.Namespace, keys: list[str]) -> int:
             await runner.rebuild_concurrently(s.database_url, list(ALL.values()),
                                               progress=runner.Progress("rebuild all"))
         return [{"erased" if args.yes else "would_erase": erased.counts(), "identifiers": identity.keys,
-                 "person_ids": identity.person_ids, "former_identifiers_not_erased": identity.former}]
+                 "person_ids": identity.person_ids, "former_identifiers_not_erased": identity.former,
+                 "identifiers_someone_else_also_held": identity.shared}]
 
     rows = run_with_database(work)
     print_rows(rows, args.json)

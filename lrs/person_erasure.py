@@ -1,24 +1,34 @@
 """Erasing a person from a store (GDPR article 17; DOMAIN.md, Privacy): ``spor person erase``.
 
-What goes: the statements whose actor or object is the person (their own learning records,
-voided or not, with their filter terms and the attachments no other statement holds), their
-State and Agent Profile documents with every event of their history and the contents no one
-else's document names, the names statements gave them, and the reference data naming their
-person ids (identifier links, employments). The person's agent terms come off the statements
-that stay, so the filters no longer find those by the person.
+Whom: the person ids given (``--person-id``) and every identifier linked to them now, and the
+identifiers given (``--agent``), each for itself: an identifier never stands for the person it
+is linked to, so naming one cannot erase someone else (a review: naming a former identifier of
+the person erased its new holder whole).
 
-What stays, and is counted: other people's statements that name the person elsewhere (as
-instructor, team or context agent, authority, a member of a Group, inside a SubStatement), or
-that refer to one of theirs (a StatementRef, a voiding): those are the other people's records,
-and they still hold the person's identifier in their content. The audit trail stays whole: who
-read the person's records, and this erasure (``person.erase``), are kept under its own
-retention. Backups keep what they hold until they age out.
+What goes: the statements whose actor is the person by an identifier no one else has held
+(their own learning records, voided or not, with their filter terms and the attachments no other
+statement holds), the definitions of activities no statement left names, their State and Agent
+Profile documents with every event of their history and the contents no one else's document
+names, the names statements gave them, and the reference data naming their person ids
+(identifier links, employments). The person's agent terms come off the statements that stay, so
+the filters no longer find those by the person.
+
+What stays, and is counted (``kept_naming_them``): other people's statements that name the person
+(as object, instructor, team or context agent, authority, a member of a Group, inside a
+SubStatement), or that refer to one of theirs (a StatementRef); the person's voidings of other
+people's statements (erasing one would bring a colleague's voided record back); statements under
+an identifier someone else has also held (whose each one is, Spor cannot tell); the activity
+profiles of activities only the person's statements named. The audit trail stays whole. Backups
+keep what they hold until they age out.
+
+An identifier the person holds now that someone else held before loses every link of its
+history, so it is nobody's afterwards, not given back to the one before.
 
 All of it happens in one transaction under the store's append lock (no write to the store runs
-meanwhile), which appends a ``person.erased`` event holding counts alone and records the erasure
-in the audit trail. Without ``apply`` the same transaction is rolled back: a dry run with exact
-counts. The read models still hold the person's rows until they are rebuilt from the log, which
-the command does next (``spor projections rebuild all``).
+meanwhile; whom it erases is decided under it too), which appends a ``person.erased`` event
+holding counts alone and records the erasure in the audit trail. Without ``apply`` the same
+transaction is rolled back: a dry run with exact counts. The read models still hold the person's
+rows until they are rebuilt from the log, which the command does next.
 """
 
 from __future__ import annotations
@@ -30,8 +40,8 @@ import asyncpg
 import orjson
 
 from lrs.ops.audit import recordable
-from lrs.ops.terms import AGENT, agent_key
-from lrs.person_export import PAGE, Identity, relation
+from lrs.ops.terms import ACTIVITY, AGENT, VOIDED_VERB, agent_key
+from lrs.person_export import ACTOR_OR_OBJECT, PAGE, Identity, identify, relation
 from lrs.store.log import commit_positions, reserve
 from lrs.store.queries import sql
 
@@ -42,6 +52,7 @@ class Erased:
 
     statements: int = 0
     attachments: int = 0
+    activities: int = 0
     documents: int = 0
     document_events: int = 0
     document_contents: int = 0
@@ -52,62 +63,111 @@ class Erased:
     def counts(self) -> dict[str, Any]:
         return dict(vars(self))
 
+    def keep(self, why: str) -> None:
+        self.kept_naming_them[why] = self.kept_naming_them.get(why, 0) + 1
+
+
+# why a statement naming the person stays
+SHARED = "under an identifier someone else has also held"
+VOIDS_ANOTHERS = "the person's voiding of another's statement"
+ABOUT_THEM = "another's statement about them (as object)"
+MEMBER = "a Group's statement, the person a member"
+
 
 class _DryRun(Exception):
     """Rolls a dry run's transaction back."""
 
 
 def owned(stmt: dict[str, Any], keys: set[str]) -> bool:
-    """Whether a statement is the person's own record: its actor, or its object when that is an
-    Agent or a Group, is identified by one of their identifiers (not by a Group holding them)."""
+    """Whether a statement is the person's own record: its actor is identified by one of their
+    identifiers (not by a Group holding them)."""
     actor = stmt.get("actor")
-    if isinstance(actor, dict) and agent_key(actor) in keys:
-        return True
-    obj = stmt.get("object")
-    return (isinstance(obj, dict) and obj.get("objectType") in ("Agent", "Group")
-            and agent_key(obj) in keys)
+    return isinstance(actor, dict) and agent_key(actor) in keys
 
 
-async def erase_person(conn: asyncpg.Connection, store_id: int, identity: Identity, *, apply: bool,
-                       by: str) -> Erased:
-    """Erase ``identity`` from store ``store_id`` in one transaction, or (``apply`` false) do
-    it and roll it back; what was (would be) erased."""
+def voids(stmt: dict[str, Any]) -> str | None:
+    """The id a voiding statement voids; None for any other statement."""
+    verb, obj = stmt.get("verb"), stmt.get("object")
+    if isinstance(verb, dict) and verb.get("id") == VOIDED_VERB and isinstance(obj, dict):
+        return str(obj.get("id", "")).lower()
+    return None
+
+
+async def erase_person(conn: asyncpg.Connection, store_id: int, keys: list[str], person_ids: list[str], *,
+                       apply: bool, by: str) -> tuple[Identity, Erased]:
+    """Erase the person in store ``store_id`` in one transaction, or (``apply`` false) do it and
+    roll it back; whom it covered, and what was (would be) erased. UnknownPerson (nothing done)
+    for a person id the reference data never named."""
     erased = Erased()
+    identity = Identity([], [])
     try:
         async with conn.transaction():
-            await _erase(conn, store_id, identity, erased, by)
+            await conn.execute(sql("person_erasure_begin"))
+            reservation = await reserve(conn, store_id, 1)  # the store's append lock, to commit
+            identity = await identify(conn, store_id, keys, person_ids, widen_from_keys=False)
+            await _erase(conn, store_id, identity, erased)
+            # the erasure's own event (counts, no identifier) and its record in the audit trail
+            await conn.execute(sql("person_erasure_event"), store_id, reservation.first, reservation.stored,
+                               orjson.dumps({**erased.counts(), "by": by}).decode())
+            await commit_positions(conn, store_id, reservation)
+            request = recordable({"persons": [*identity.keys, *identity.person_ids], "by": by,
+                                  "counts": erased.counts()})
+            await conn.execute(sql("person_record_erasure"), store_id, orjson.dumps(request).decode(),
+                               erased.statements)
             if not apply:
                 raise _DryRun
     except _DryRun:
         pass
-    return erased
+    return identity, erased
 
 
-async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, erased: Erased, by: str) -> None:
-    await conn.execute(sql("person_erasure_begin"))
-    reservation = await reserve(conn, store_id, 1)  # the store's append lock, to commit
+async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, erased: Erased) -> None:
+    exclusive = set(identity.keys) - set(identity.shared)
     keys = set(identity.keys)
     terms = [AGENT + k for k in identity.keys]
-    mine: list[int] = []
+    mine: dict[int, str] = {}  # position -> statement id
+    voidings: dict[int, str] = {}  # of those, the voidings: position -> the id voided
     every = [r["position"] for r in await conn.fetch(sql("person_statement_positions"), store_id, terms)]
     for start in range(0, len(every), PAGE):
         for r in await conn.fetch(sql("person_statements_at"), store_id, every[start:start + PAGE]):
             stmt = orjson.loads(r["payload"])
-            if owned(stmt, keys):
-                mine.append(r["position"])
+            if owned(stmt, exclusive):
+                mine[r["position"]] = str(r["statement_id"])
+                if (target := voids(stmt)) is not None:
+                    voidings[r["position"]] = target
+            elif owned(stmt, keys):
+                erased.keep(SHARED)
+            elif relation(stmt, keys) != ACTOR_OR_OBJECT:
+                erased.keep(relation(stmt, keys))
             else:
-                how = relation(stmt, keys)
-                erased.kept_naming_them[how] = erased.kept_naming_them.get(how, 0) + 1
+                erased.keep(MEMBER if _member_only(stmt, keys) else ABOUT_THEM)
+    # a voiding of a statement that stays stays too: without it the log would no longer say the
+    # other's statement is voided, and a rebuild would count it again
+    theirs = set(mine.values())
+    for position, target in voidings.items():
+        if target not in theirs:
+            del mine[position]
+            erased.keep(VOIDS_ANOTHERS)
+    positions = sorted(mine)
     sha2s: set[str] = set()
-    for start in range(0, len(mine), PAGE):
-        chunk = mine[start:start + PAGE]
-        await conn.execute(sql("person_erase_statement_terms"), store_id, chunk)
+    activities: set[str] = set()
+    for start in range(0, len(positions), PAGE):
+        chunk = positions[start:start + PAGE]
+        for r in await conn.fetch(sql("person_erase_statement_terms"), store_id, chunk):
+            if r["term"].startswith(ACTIVITY):
+                activities.add(r["term"][len(ACTIVITY):])
         row = await conn.fetchrow(sql("person_erase_statements"), store_id, chunk)
         erased.statements += row["events"]
         sha2s.update(row["sha2s"])
     await conn.execute(sql("person_erase_terms_elsewhere"), store_id, terms)
     if sha2s:
         erased.attachments = _count(await conn.execute(sql("person_erase_attachments"), store_id, sorted(sha2s)))
+    if activities:
+        gone = await conn.fetch(sql("person_erase_activities"), store_id, sorted(activities))
+        erased.activities = len(gone)
+        profiles = await conn.fetchval(sql("person_activity_profiles"), store_id, [r["activity_id"] for r in gone])
+        for _ in range(profiles):
+            erased.keep("an activity profile of an activity only their statements named")
     docs = await conn.fetchrow(sql("person_erase_documents"), store_id, identity.keys)
     erased.documents, erased.document_events = docs["documents"], docs["events"]
     if docs["contents"]:
@@ -116,12 +176,18 @@ async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, er
     erased.names = _count(await conn.execute(sql("person_erase_names"), store_id, identity.keys))
     if identity.person_ids:
         erased.reference_events = await conn.fetchval(sql("person_erase_reference"), store_id, identity.person_ids)
-    # the erasure's own event (counts, no identifier) and its record in the audit trail
-    await conn.execute(sql("person_erasure_event"), store_id, reservation.first, reservation.stored,
-                       orjson.dumps({**erased.counts(), "by": by}).decode())
-    await commit_positions(conn, store_id, reservation)
-    request = recordable({"persons": [*identity.keys, *identity.person_ids], "by": by, "counts": erased.counts()})
-    await conn.execute(sql("person_record_erasure"), store_id, orjson.dumps(request).decode(), erased.statements)
+    if identity.taken_over:
+        # nobody's afterwards: not given back to whoever held it before the person
+        erased.reference_events += await conn.fetchval(sql("person_erase_links_of"), store_id, identity.taken_over)
+
+
+def _member_only(stmt: dict[str, Any], keys: set[str]) -> bool:
+    """Whether the person is in the statement's actor or object only as a Group's member."""
+    found = []
+    for part in (stmt.get("actor"), stmt.get("object")):
+        if isinstance(part, dict):
+            found.append(agent_key(part) in keys)
+    return not any(found)
 
 
 def _count(status: str) -> int:

@@ -52,6 +52,11 @@ class Identity:
     keys: list[str]
     person_ids: list[str]
     former: list[str] = field(default_factory=list)
+    # of ``keys``, those whose links have named someone else too (with their mbox_sha1sum
+    # forms): whose each statement under one is, Spor cannot tell
+    shared: list[str] = field(default_factory=list)
+    # of ``keys``, those linked to the person now whose links named someone else before
+    taken_over: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -75,19 +80,23 @@ class UnknownPerson(LookupError):
     """A person id the store's reference data does not name."""
 
 
-async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], person_ids: list[str]) -> Identity:
+async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], person_ids: list[str], *,
+                   widen_from_keys: bool = True) -> Identity:
     """The identifiers and person ids of the person asked about: those given, the person each
     given identifier is linked to now, and every identifier linked now to those people; the
     newest link or unlink of an identifier in the log says whose it is now. Identifiers linked
     to them once and not now are listed apart (``former``), unsearched: such an identifier may
     be someone else's now. Each address also by its mbox_sha1sum forms; an mbox_sha1sum given
     alone is found through the read models' links, which hold those forms (migration 0036).
-    UnknownPerson for a person id the reference data has never named."""
+    UnknownPerson for a person id the reference data has never named. ``widen_from_keys``
+    false: a given identifier stands for itself, not for the person it is linked to (an erasure
+    names its people by person id)."""
     given_keys = list(dict.fromkeys(keys))
     ids = list(dict.fromkeys(person_ids))
     now = await _links_now(conn, store_id, [], given_keys)
-    ids += [p for p in dict.fromkeys(now.get(k) for k in given_keys) if p is not None and p not in ids]
-    for key in given_keys:
+    if widen_from_keys:
+        ids += [p for p in dict.fromkeys(now.get(k) for k in given_keys) if p is not None and p not in ids]
+    for key in given_keys if widen_from_keys else ():
         if key.startswith("sha1:") and key not in now:
             person = await conn.fetchval(sql("person_linked_in_read_models"), store_id, key)
             if person is not None and person not in ids:
@@ -99,12 +108,21 @@ async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], per
                                 "or erased)")
     named = await conn.fetch(sql("person_identity_events"), store_id, ids, [])
     candidates = list(dict.fromkeys(r["ifi"] for r in named))
-    now.update(await _links_now(conn, store_id, [], candidates))  # their newest events, whoever they name
+    holders: dict[str, set[str]] = {}  # identifier -> everyone its links and unlinks named
+    every = list(dict.fromkeys(candidates + given_keys))
+    for r in await conn.fetch(sql("person_identity_events"), store_id, [], every):
+        now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
+        holders.setdefault(r["ifi"], set()).add(r["person_id"])
     found = list(dict.fromkeys([*given_keys, *(k for k in candidates if now.get(k) in ids)]))
+    shared = [k for k in found if holders.get(k, set()) - set(ids)]
+    taken_over = [k for k in shared if now.get(k) in ids]
     for key in list(found):
-        found += [extra for extra in mbox_sha1_keys(key) if extra not in found]
+        extra = [x for x in mbox_sha1_keys(key) if x not in found]
+        found += extra
+        if key in shared:
+            shared += extra
     former = [k for k in candidates if k not in found]
-    return Identity(found, ids, former)
+    return Identity(found, ids, former, shared, taken_over)
 
 
 async def _links_now(conn: asyncpg.Connection, store_id: int, ids: list[str], keys: list[str]) -> dict[str, str | None]:

@@ -77,11 +77,12 @@ def test_erasing_a_person_takes_their_records_and_leaves_everyone_else_s(server:
     assert get(server, auth, statementId=own[0]).status_code == 200
     assert set(all_ids(server, auth, agent=orjson.dumps(ola).decode())) == {*own[:2], liked, group}
 
-    done = spor(server, "person", "erase", "--store", store, "--agent", OLA_KEY, "--yes", "--json")[0]
+    done = spor(server, "person", "erase", "--store", store, "--person-id", "P-90", "--yes", "--json")[0]
     erased = done["erased"]
-    assert erased == {**dry["would_erase"], "statements": 3, "attachments": 1, "documents": 1, "document_events": 2,
-                      "document_contents": 1, "reference_events": 3, "kept_naming_them": {
-                          "actor or object": 1, "context, authority or inside a SubStatement": 1,
+    assert erased == {**dry["would_erase"], "statements": 3, "attachments": 1, "activities": 1, "documents": 1,
+                      "document_events": 2, "document_contents": 1, "reference_events": 3, "kept_naming_them": {
+                          "a Group's statement, the person a member": 1,
+                          "context, authority or inside a SubStatement": 1,
                           "refers to a statement about the person": 1}}, erased
     assert erased["names"] == 1  # "Ola", which the account's statements gave
     # their own statements are gone, by id and by every filter
@@ -97,6 +98,12 @@ def test_erasing_a_person_takes_their_records_and_leaves_everyone_else_s(server:
     assert not db(server, "SELECT 1 FROM attachments WHERE sha2 = $1", hashlib.sha256(certificate).hexdigest())
     r = httpx.get(server.base_url + "/xapi/activities/state", params=state, auth=auth, headers=V, timeout=30)
     assert r.status_code == 404
+    # the definition of an activity only their statements named is gone; one others name stays
+    # (the Activities resource answers an unknown activity with its id alone)
+    for course, defined in (("fire-safety", False), ("hand-hygiene", True)):
+        r = httpx.get(server.base_url + "/xapi/activities", params={"activityId": f"https://courses.example.org/{course}"},
+                      auth=auth, headers=V, timeout=30)
+        assert r.status_code == 200 and ("definition" in r.json()) == defined, (course, r.text)
     r = httpx.get(server.base_url + "/xapi/activities/state", params={**state, "agent": orjson.dumps(per).decode()},
                   auth=auth, headers=V, timeout=30)
     assert r.status_code == 200 and r.json() == {"page": 1}
@@ -122,3 +129,49 @@ def test_an_erasure_needs_someone_to_erase(server: Server) -> None:
     """Named nobody: refused before any database work (the usage line)."""
     err = spor_refused(server, "person", "erase", "--store", "default", "--yes")
     assert "usage: spor person erase" in err
+
+
+def test_an_erasure_leaves_others_records_as_they_were(server: Server, tmp_path: Path) -> None:
+    """Found by a review of the erasure: the person's voiding of a colleague's statement, a
+    colleague's statement about the person, and a colleague's statements under an address the
+    person holds now stay; that address is nobody's afterwards, not the colleague's again; and an
+    identifier named with --agent stands for itself, never for the person who holds it now."""
+    old_address, taken = "mailto:old.box@example.org", "mailto:taken.box@example.org"
+    store, auth = store_with_person(server, tmp_path, f"P-91,{OLA_KEY};{old_address}")
+    per, ola = agent("per"), agent("ola")
+    colleague = tmp_path / "per.csv"
+    colleague.write_text(f"person_id,identifiers\nP-92,account:{HOMEPAGE}|emp-per;{taken}\n")
+    spor(server, "import", "people", str(colleague), "--store", store)
+    [per_done, per_taken] = post(server, auth, [statement("per"), {**statement("per"), "actor": {"mbox": taken}}])
+    # the address moves from Per to Ola (no unlink between), and Ola's old one to Per
+    moves = tmp_path / "moves.csv"
+    moves.write_text(f"person_id,identifiers\nP-91,{taken}\nP-92,{old_address}\n")
+    spor(server, "import", "people", str(moves), "--store", store)
+    [voiding, assessed, ola_own] = post(server, auth, [
+        {"actor": ola, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+         "object": {"objectType": "StatementRef", "id": per_done}},
+        {"actor": per, "verb": {"id": "http://example.org/verbs/assessed"}, "object": ola},
+        statement("ola")])
+
+    # the former address, named: it stands for itself; Per, who holds it now, is not erased
+    dry = spor(server, "person", "erase", "--store", store, "--person-id", "P-91", "--agent", old_address,
+               "--json")[0]
+    assert dry["person_ids"] == ["P-91"] and f"account:{HOMEPAGE}|emp-per" not in dry["identifiers"]
+    done = spor(server, "person", "erase", "--store", store, "--person-id", "P-91", "--yes", "--json")[0]
+    assert done["erased"]["statements"] == 1, done  # ola_own alone
+    assert done["erased"]["kept_naming_them"] == {
+        "the person's voiding of another's statement": 1, "another's statement about them (as object)": 1,
+        "under an identifier someone else has also held": 1}
+    assert done["identifiers_someone_else_also_held"][0] == "mbox:" + taken
+    assert get(server, auth, statementId=ola_own).status_code == 404
+    # Per's statement stays voided, by a voiding that stays; Per's others stay as they were
+    assert get(server, auth, statementId=per_done).status_code == 404
+    assert get(server, auth, voidedStatementId=per_done).status_code == 200
+    for kept in (voiding, assessed, per_taken):
+        assert get(server, auth, statementId=kept).status_code == 200, kept
+    # the taken address is nobody's now: not given back to Per, in the log or the read models
+    [links] = db(server, "SELECT count(*) AS n FROM rm_transcript.links WHERE ifi = $1", "mbox:" + taken)
+    assert links["n"] == 0
+    assert not db(server, "SELECT 1 FROM projections.reference_keys WHERE key = $1", "mbox:" + taken)
+    per_links = db(server, "SELECT ifi FROM rm_transcript.links WHERE person_id = 'P-92'")
+    assert {r["ifi"] for r in per_links} >= {f"account:{HOMEPAGE}|emp-per", "mbox:" + old_address}

@@ -1,18 +1,19 @@
-"""Which statements an erasure takes: the person's own (actor, or Agent/Group object), not
-others' that name them elsewhere."""
+"""Which statements an erasure takes: the person's own (their actor), not others' that name them,
+and which statements are voidings."""
 
 from __future__ import annotations
 
-from lrs.person_erasure import owned
+from lrs.person_erasure import owned, voids
 from tests.statements import agent, statement
 
 OLA = {"account:https://id.example.org|emp-ola"}
 
 
-def test_the_person_s_own_statements_are_those_they_are_actor_or_object_of() -> None:
+def test_the_person_s_own_statements_are_those_they_are_the_actor_of() -> None:
     assert owned(statement("ola"), OLA)
-    assert owned({**statement("kari"), "object": agent("ola")}, OLA)
     assert not owned(statement("kari"), OLA)
+    # another's statement about them (an assessment) is the other's record
+    assert not owned({**statement("kari"), "object": agent("ola")}, OLA)
     # others' records that name them elsewhere stay
     assert not owned(statement("kari", context={"instructor": agent("ola")}), OLA)
     assert not owned({**statement("kari"), "authority": agent("ola")}, OLA)
@@ -25,3 +26,11 @@ def test_the_person_s_own_statements_are_those_they_are_actor_or_object_of() -> 
     ref = {"actor": agent("per"), "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
            "object": {"objectType": "StatementRef", "id": "5d5f1c1e-0000-4000-8000-000000000001"}}
     assert not owned(ref, OLA)
+
+
+def test_a_voiding_says_what_it_voids() -> None:
+    target = "5D5F1C1E-0000-4000-8000-000000000001"
+    voiding = {"actor": agent("ola"), "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+               "object": {"objectType": "StatementRef", "id": target}}
+    assert voids(voiding) == target.lower()
+    assert voids(statement("ola")) is None

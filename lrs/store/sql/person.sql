@@ -100,7 +100,8 @@ SELECT set_config('spor.erasure', 'on', true);
 DELETE FROM statement_terms t
 USING (SELECT s.position, k.term FROM statements s, jsonb_object_keys(s.terms) AS k(term)
        WHERE s.store_id = $1 AND s.position = ANY ($2::bigint[])) x
-WHERE t.store_id = $1 AND t.term = x.term AND t.position = x.position;
+WHERE t.store_id = $1 AND t.term = x.term AND t.position = x.position
+RETURNING t.term;
 
 -- name: person_erase_statements
 -- The statements being erased, from the index and the log; their attachments' hashes.
@@ -130,6 +131,33 @@ WHERE store_id = $1 AND position IN (SELECT position FROM gone);
 DELETE FROM attachments a
 WHERE a.store_id = $1 AND a.sha2 = ANY ($2::text[])
   AND NOT EXISTS (SELECT 1 FROM statements s WHERE s.store_id = $1 AND s.attachment_sha2s && ARRAY[a.sha2]);
+
+-- name: person_erase_activities
+-- The definitions of the activities the erased statements named that no statement left names
+-- (the object's or the context's: the terms index holds both); the ids of those gone.
+DELETE FROM activities a
+WHERE a.store_id = $1 AND a.activity_id = ANY ($2::text[])
+  AND NOT EXISTS (SELECT 1 FROM statement_terms t WHERE t.store_id = $1 AND t.term = 'o:' || a.activity_id)
+RETURNING a.activity_id;
+
+-- name: person_activity_profiles
+-- How many activity profiles the store keeps for some activities.
+SELECT count(*) FROM documents
+WHERE store_id = $1 AND resource = 'activity_profile' AND activity_id = ANY ($2::text[]);
+
+-- name: person_erase_links_of
+-- Every link and unlink of some identifiers, whoever they name, and the digests the import keeps
+-- of them: the identifiers are nobody's afterwards. How many events went.
+WITH ev AS (
+    DELETE FROM events e
+    WHERE e.store_id = $1 AND e.kind LIKE 'person.%' AND e.kind IN ('person.linked', 'person.unlinked')
+      AND e.payload->>'ifi' = ANY ($2::text[])
+    RETURNING e.position
+), keys AS (
+    DELETE FROM projections.reference_keys k
+    WHERE k.store_id = $1 AND k.kind = 'person.link' AND k.key = ANY ($2::text[])
+)
+SELECT count(*) FROM ev;
 
 -- name: person_erase_documents
 -- The person's State and Agent Profile documents, and every event of their history; the hashes
