@@ -11,18 +11,21 @@ statement holds), the definitions of activities no statement left names, their S
 Profile documents with every event of their history and the contents no one else's document
 names, the names statements gave them, and the reference data naming their person ids
 (identifier links, employments). The person's agent terms come off the statements that stay, so
-the filters no longer find those by the person.
+the filters no longer find those by the person, and a statement that stays and refers to an
+erased one keeps only its own terms (and those of a target that stays).
 
 What stays, and is counted (``kept_naming_them``): other people's statements that name the person
 (as object, instructor, team or context agent, authority, a member of a Group, inside a
 SubStatement), or that refer to one of theirs (a StatementRef); the person's voidings of other
 people's statements (erasing one would bring a colleague's voided record back); statements under
-an identifier someone else has also held (whose each one is, Spor cannot tell); the activity
+an identifier someone else has also held, with the documents and names under it (whose each
+one is, Spor cannot tell; they stay findable by it); the activity
 profiles of activities only the person's statements named. The audit trail stays whole. Backups
 keep what they hold until they age out.
 
-An identifier the person holds now that someone else held before loses every link of its
-history, so it is nobody's afterwards, not given back to the one before.
+An identifier whose newest link or unlink names the person and whose older ones name someone
+else loses every link of its history, so it is nobody's afterwards, not given back to the one
+before.
 
 All of it happens in one transaction under the store's append lock (no write to the store runs
 meanwhile; whom it erases is decided under it too), which appends a ``person.erased`` event
@@ -40,7 +43,8 @@ import asyncpg
 import orjson
 
 from lrs.ops.audit import recordable
-from lrs.ops.terms import ACTIVITY, AGENT, VOIDED_VERB, agent_key
+from lrs.ops.statements import MAX_REF_DEPTH
+from lrs.ops.terms import ACTIVITY, AGENT, VOIDED_VERB, agent_key, merge_terms, statement_terms
 from lrs.person_export import ACTOR_OR_OBJECT, PAGE, Identity, identify, relation
 from lrs.store.log import commit_positions, reserve
 from lrs.store.queries import sql
@@ -123,6 +127,9 @@ async def erase_person(conn: asyncpg.Connection, store_id: int, keys: list[str],
 
 async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, erased: Erased) -> None:
     exclusive = set(identity.keys) - set(identity.shared)
+    # what is kept under an identifier someone else has also held stays findable by it: documents,
+    # names and terms go for the identifiers only the person has held
+    only_theirs = [k for k in identity.keys if k in exclusive]
     keys = set(identity.keys)
     terms = [AGENT + k for k in identity.keys]
     mine: dict[int, str] = {}  # position -> statement id
@@ -159,7 +166,8 @@ async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, er
         row = await conn.fetchrow(sql("person_erase_statements"), store_id, chunk)
         erased.statements += row["events"]
         sha2s.update(row["sha2s"])
-    await conn.execute(sql("person_erase_terms_elsewhere"), store_id, terms)
+    await _refresh_referrers(conn, store_id, sorted(set(mine.values())))
+    await conn.execute(sql("person_erase_terms_elsewhere"), store_id, [AGENT + k for k in only_theirs])
     if sha2s:
         erased.attachments = _count(await conn.execute(sql("person_erase_attachments"), store_id, sorted(sha2s)))
     if activities:
@@ -168,17 +176,38 @@ async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, er
         profiles = await conn.fetchval(sql("person_activity_profiles"), store_id, [r["activity_id"] for r in gone])
         for _ in range(profiles):
             erased.keep("an activity profile of an activity only their statements named")
-    docs = await conn.fetchrow(sql("person_erase_documents"), store_id, identity.keys)
+    docs = await conn.fetchrow(sql("person_erase_documents"), store_id, only_theirs)
     erased.documents, erased.document_events = docs["documents"], docs["events"]
     if docs["contents"]:
         erased.document_contents = _count(
             await conn.execute(sql("person_erase_document_contents"), store_id, list(docs["contents"])))
-    erased.names = _count(await conn.execute(sql("person_erase_names"), store_id, identity.keys))
+    erased.names = _count(await conn.execute(sql("person_erase_names"), store_id, only_theirs))
     if identity.person_ids:
         erased.reference_events = await conn.fetchval(sql("person_erase_reference"), store_id, identity.person_ids)
-    if identity.taken_over:
+    if identity.reset:
         # nobody's afterwards: not given back to whoever held it before the person
-        erased.reference_events += await conn.fetchval(sql("person_erase_links_of"), store_id, identity.taken_over)
+        erased.reference_events += await conn.fetchval(sql("person_erase_links_of"), store_id, identity.reset)
+
+
+async def _refresh_referrers(conn: asyncpg.Connection, store_id: int, erased_ids: list[str]) -> None:
+    """The statements that stay and refer to an erased one (a StatementRef, a voiding), and those
+    that refer to them in turn: their filter terms were their own and their target's, and the
+    target is gone. Each gets its own terms and those of a target that stays, as the append
+    gives them (lrs.ops.statements.inherit_target_terms), up to MAX_REF_DEPTH hops."""
+    terms_of: dict[str, dict[str, bool]] = {sid: {} for sid in erased_ids}  # erased: nothing to inherit
+    level = erased_ids
+    for _ in range(MAX_REF_DEPTH):
+        if not level:
+            return
+        rows = await conn.fetch(sql("person_referrers"), store_id, level)
+        for r in rows:
+            own = statement_terms(orjson.loads(r["payload"]))
+            terms = merge_terms(own, terms_of.get(str(r["refers_to"]), {}).items())
+            terms_of[str(r["statement_id"])] = terms
+            recorded = r["terms"] if isinstance(r["terms"], dict) else orjson.loads(r["terms"])
+            await conn.execute(sql("person_referrer_terms_gone"), store_id, r["position"], list(recorded))
+            await conn.execute(sql("person_referrer_terms"), store_id, r["position"], orjson.dumps(terms).decode())
+        level = [str(r["statement_id"]) for r in rows]
 
 
 def _member_only(stmt: dict[str, Any], keys: set[str]) -> bool:

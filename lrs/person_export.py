@@ -55,8 +55,10 @@ class Identity:
     # of ``keys``, those whose links have named someone else too (with their mbox_sha1sum
     # forms): whose each statement under one is, Spor cannot tell
     shared: list[str] = field(default_factory=list)
-    # of ``keys``, those linked to the person now whose links named someone else before
-    taken_over: list[str] = field(default_factory=list)
+    # identifiers whose newest link or unlink names the person and whose older ones name someone
+    # else: taking the person's away would make an older holder's the newest (an erasure takes
+    # all of such an identifier's, so it is nobody's afterwards)
+    reset: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -88,11 +90,13 @@ async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], per
     to them once and not now are listed apart (``former``), unsearched: such an identifier may
     be someone else's now. Each address also by its mbox_sha1sum forms; an mbox_sha1sum given
     alone is found through the read models' links, which hold those forms (migration 0036).
-    UnknownPerson for a person id the reference data has never named. ``widen_from_keys``
-    false: a given identifier stands for itself, not for the person it is linked to (an erasure
-    names its people by person id)."""
+    UnknownPerson for a person id the reference data has never named. A given identifier
+    stands for itself, not for the person it is linked to, when a person id is given too or
+    ``widen_from_keys`` is false (an erasure names its people by person id): a former identifier
+    named beside the person would otherwise bring in whoever holds it now (a review)."""
     given_keys = list(dict.fromkeys(keys))
     ids = list(dict.fromkeys(person_ids))
+    widen_from_keys = widen_from_keys and not person_ids
     now = await _links_now(conn, store_id, [], given_keys)
     if widen_from_keys:
         ids += [p for p in dict.fromkeys(now.get(k) for k in given_keys) if p is not None and p not in ids]
@@ -109,20 +113,27 @@ async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], per
     named = await conn.fetch(sql("person_identity_events"), store_id, ids, [])
     candidates = list(dict.fromkeys(r["ifi"] for r in named))
     holders: dict[str, set[str]] = {}  # identifier -> everyone its links and unlinks named
+    newest: dict[str, str] = {}  # identifier -> whom its newest link or unlink names
     every = list(dict.fromkeys(candidates + given_keys))
     for r in await conn.fetch(sql("person_identity_events"), store_id, [], every):
         now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
         holders.setdefault(r["ifi"], set()).add(r["person_id"])
+        newest[r["ifi"]] = r["person_id"]
     found = list(dict.fromkeys([*given_keys, *(k for k in candidates if now.get(k) in ids)]))
-    shared = [k for k in found if holders.get(k, set()) - set(ids)]
-    taken_over = [k for k in shared if now.get(k) in ids]
+
+    def someone_else(key: str) -> bool:
+        named = holders.get(key, set())
+        return bool(named - set(ids)) if ids else len(named) > 1
+
+    shared = [k for k in found if someone_else(k)]
+    reset = [k for k in every if newest.get(k) in ids and someone_else(k)]
     for key in list(found):
         extra = [x for x in mbox_sha1_keys(key) if x not in found]
         found += extra
         if key in shared:
             shared += extra
     former = [k for k in candidates if k not in found]
-    return Identity(found, ids, former, shared, taken_over)
+    return Identity(found, ids, former, shared, reset)
 
 
 async def _links_now(conn: asyncpg.Connection, store_id: int, ids: list[str], keys: list[str]) -> dict[str, str | None]:
@@ -221,8 +232,8 @@ async def export_person(conn: asyncpg.Connection, store_id: int, store_name: str
                         "formerIdentifiers": {
                             "identifiers": identity.former,
                             "note": "linked to the person once and not now: their statements are not in this file, "
-                                    "since an identifier may be someone else's now; export one with --agent to "
-                                    "include it"}})
+                                    "since an identifier may be someone else's now; export one with --agent beside "
+                                    "--person-id to include it (it then stands for itself: all its statements)"}})
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         sha2s, own = await _statements(conn, store_id, identity.keys, keys, w, counts)
         await _attachments(conn, store_id, sha2s, w, counts)

@@ -132,46 +132,92 @@ def test_an_erasure_needs_someone_to_erase(server: Server) -> None:
 
 
 def test_an_erasure_leaves_others_records_as_they_were(server: Server, tmp_path: Path) -> None:
-    """Found by a review of the erasure: the person's voiding of a colleague's statement, a
-    colleague's statement about the person, and a colleague's statements under an address the
-    person holds now stay; that address is nobody's afterwards, not the colleague's again; and an
-    identifier named with --agent stands for itself, never for the person who holds it now."""
-    old_address, taken = "mailto:old.box@example.org", "mailto:taken.box@example.org"
+    """Found by two reviews of the erasure: the person's voiding of a colleague's statement, a
+    colleague's statement about the person, and a colleague's statements and documents under an
+    address someone else also held stay, findable by it; an address whose newest link or unlink
+    is the person's is nobody's afterwards, not the colleague's again; an identifier named with
+    --agent stands for itself, never for the person who holds it now; a colleague's reference
+    to an erased statement keeps only its own terms, and the private activity it named goes."""
+    old_address, taken, gone = "mailto:old.box@example.org", "mailto:taken.box@example.org", "mailto:gone@example.org"
     store, auth = store_with_person(server, tmp_path, f"P-91,{OLA_KEY};{old_address}")
     per, ola = agent("per"), agent("ola")
     colleague = tmp_path / "per.csv"
-    colleague.write_text(f"person_id,identifiers\nP-92,account:{HOMEPAGE}|emp-per;{taken}\n")
+    colleague.write_text(f"person_id,identifiers\nP-92,account:{HOMEPAGE}|emp-per;{taken};{gone}\n")
     spor(server, "import", "people", str(colleague), "--store", store)
     [per_done, per_taken] = post(server, auth, [statement("per"), {**statement("per"), "actor": {"mbox": taken}}])
-    # the address moves from Per to Ola (no unlink between), and Ola's old one to Per
+    # addresses move: Per's two to Ola (no unlink between), Ola's old one to Per; then Ola's
+    # second is unlinked from her
     moves = tmp_path / "moves.csv"
-    moves.write_text(f"person_id,identifiers\nP-91,{taken}\nP-92,{old_address}\n")
+    moves.write_text(f"person_id,identifiers\nP-91,{taken};{gone}\nP-92,{old_address}\n")
     spor(server, "import", "people", str(moves), "--store", store)
-    [voiding, assessed, ola_own] = post(server, auth, [
+    unlink = tmp_path / "unlink.csv"
+    unlink.write_text(f"person_id,unlink\nP-91,{gone}\n")
+    spor(server, "import", "people", str(unlink), "--store", store)
+    portfolio = {"objectType": "Activity", "id": "https://portfolio.example.org/ola",
+                 "definition": {"name": {"nb-NO": "Olas refleksjonslogg"}}}
+    [voiding, assessed, ola_own, reflection, per_old] = post(server, auth, [
         {"actor": ola, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
          "object": {"objectType": "StatementRef", "id": per_done}},
         {"actor": per, "verb": {"id": "http://example.org/verbs/assessed"}, "object": ola},
-        statement("ola")])
+        statement("ola"),
+        {"actor": ola, "verb": {"id": "http://example.org/verbs/wrote"}, "object": portfolio},
+        {**statement("per"), "actor": {"mbox": old_address}}])
+    [liked] = post(server, auth, [{"actor": per, "verb": {"id": "http://example.org/verbs/liked"},
+                                   "object": {"objectType": "StatementRef", "id": reflection}}])
+    per_state = {"activityId": "https://courses.example.org/hand-hygiene",
+                 "agent": orjson.dumps({"mbox": old_address}).decode(), "stateId": "bookmark"}
+    put_document(server, auth, "activities/state", per_state, b'{"page": 3}', "application/json")
 
     # the former address, named: it stands for itself; Per, who holds it now, is not erased
     dry = spor(server, "person", "erase", "--store", store, "--person-id", "P-91", "--agent", old_address,
                "--json")[0]
     assert dry["person_ids"] == ["P-91"] and f"account:{HOMEPAGE}|emp-per" not in dry["identifiers"]
-    done = spor(server, "person", "erase", "--store", store, "--person-id", "P-91", "--yes", "--json")[0]
-    assert done["erased"]["statements"] == 1, done  # ola_own alone
+    done = spor(server, "person", "erase", "--store", store, "--person-id", "P-91", "--agent", old_address,
+                "--yes", "--json")[0]
+    assert done["erased"]["statements"] == 2, done  # ola_own and the reflection
+    assert done["erased"]["activities"] == 1 and done["erased"]["documents"] == 0
     assert done["erased"]["kept_naming_them"] == {
         "the person's voiding of another's statement": 1, "another's statement about them (as object)": 1,
-        "under an identifier someone else has also held": 1}
-    assert done["identifiers_someone_else_also_held"][0] == "mbox:" + taken
-    assert get(server, auth, statementId=ola_own).status_code == 404
+        "under an identifier someone else has also held": 2, "refers to a statement about the person": 1}
+    assert set(done["identifiers_someone_else_also_held"]) >= {"mbox:" + taken, "mbox:" + old_address}
+    for erased_id in (ola_own, reflection):
+        assert get(server, auth, statementId=erased_id).status_code == 404
     # Per's statement stays voided, by a voiding that stays; Per's others stay as they were
     assert get(server, auth, statementId=per_done).status_code == 404
     assert get(server, auth, voidedStatementId=per_done).status_code == 200
-    for kept in (voiding, assessed, per_taken):
+    for kept in (voiding, assessed, per_taken, per_old, liked):
         assert get(server, auth, statementId=kept).status_code == 200, kept
-    # the taken address is nobody's now: not given back to Per, in the log or the read models
-    [links] = db(server, "SELECT count(*) AS n FROM rm_transcript.links WHERE ifi = $1", "mbox:" + taken)
-    assert links["n"] == 0
-    assert not db(server, "SELECT 1 FROM projections.reference_keys WHERE key = $1", "mbox:" + taken)
+    # kept under an address someone else also held: still found by it, its document too
+    assert all_ids(server, auth, agent=orjson.dumps({"mbox": taken}).decode()) == [per_taken]
+    assert all_ids(server, auth, agent=orjson.dumps({"mbox": old_address}).decode()) == [per_old]
+    r = httpx.get(server.base_url + "/xapi/activities/state", params=per_state, auth=auth, headers=V, timeout=30)
+    assert r.status_code == 200 and r.json() == {"page": 3}
+    # the reference to the erased reflection keeps its own terms: not found by the private
+    # activity, whose definition is gone
+    assert all_ids(server, auth, activity=portfolio["id"], related_activities="true") == []
+    assert liked in all_ids(server, auth, agent=orjson.dumps(per).decode())
+    r = httpx.get(server.base_url + "/xapi/activities", params={"activityId": portfolio["id"]}, auth=auth,
+                  headers=V, timeout=30)
+    assert "definition" not in r.json()
+    # the taken and the unlinked address are nobody's now: not given back to Per, in the log or
+    # the read models
+    for address in (taken, gone):
+        assert not db(server, "SELECT 1 FROM rm_transcript.links WHERE ifi = $1", "mbox:" + address), address
+        assert not db(server, "SELECT 1 FROM projections.reference_keys WHERE key = $1", "mbox:" + address)
     per_links = db(server, "SELECT ifi FROM rm_transcript.links WHERE person_id = 'P-92'")
     assert {r["ifi"] for r in per_links} >= {f"account:{HOMEPAGE}|emp-per", "mbox:" + old_address}
+
+
+def test_an_identifier_only_the_person_held_is_erased_by_itself(server: Server, tmp_path: Path) -> None:
+    """Named with --agent alone, an address once linked to one person only (since unlinked) is
+    erased: no one else could have sent its statements."""
+    only = "mailto:only.mine@example.org"
+    store, auth = store_with_person(server, tmp_path, f"P-93,account:{HOMEPAGE}|emp-una;{only}")
+    unlink = tmp_path / "unlink.csv"
+    unlink.write_text(f"person_id,unlink\nP-93,{only}\n")
+    spor(server, "import", "people", str(unlink), "--store", store)
+    [under_it, kept] = post(server, auth, [{**statement("una"), "actor": {"mbox": only}}, statement("una")])
+    done = spor(server, "person", "erase", "--store", store, "--agent", only, "--yes", "--no-rebuild", "--json")[0]
+    assert done["erased"]["statements"] == 1 and done["identifiers_someone_else_also_held"] == []
+    assert get(server, auth, statementId=under_it).status_code == 404
+    assert get(server, auth, statementId=kept).status_code == 200

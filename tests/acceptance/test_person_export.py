@@ -262,6 +262,13 @@ def test_a_relinked_address_a_hashed_one_and_an_unknown_person(server: Server, t
     assert doc["export"]["personIds"] == ["P-83"]
     assert bo_own in {s["statement"]["id"] for s in doc["statements"]}
 
+    # beside the person's id, the former address stands for itself: its statements, not its
+    # holder's others (a review: it brought in the whole of P-83)
+    beside = tmp_path / "beside.json"
+    spor(server, "person", "export", "--store", store, "--person-id", "P-82", "--agent", shared, "--out", str(beside))
+    doc = orjson.loads(beside.read_bytes())
+    assert doc["export"]["personIds"] == ["P-82"]
+    assert {s["statement"]["id"] for s in doc["statements"]} == {ada_own, ada_hashed}
     nobody = tmp_path / "nobody.json"
     err = spor_refused(server, "person", "export", "--store", store, "--person-id", "P-8x", "--out", str(nobody))
     assert "no person 'P-8x' in this store's reference data" in err and not nobody.exists()

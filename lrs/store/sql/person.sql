@@ -115,6 +115,27 @@ WITH st AS (
 SELECT (SELECT count(*) FROM ev) AS events,
        ARRAY(SELECT DISTINCT u FROM st, unnest(st.attachment_sha2s) AS u) AS sha2s;
 
+-- name: person_referrers
+-- The statements that refer to some statements (StatementRef objects, voidings), with their
+-- bodies and recorded terms.
+SELECT s.statement_id, s.position, s.refers_to, s.terms, e.payload::text AS payload
+FROM statements s
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE s.store_id = $1 AND s.refers_to = ANY ($2::uuid[])
+ORDER BY s.position;
+
+-- name: person_referrer_terms_gone
+-- A referrer's filter terms as recorded, before its new ones are written.
+DELETE FROM statement_terms WHERE store_id = $1 AND position = $2 AND term = ANY ($3::text[]);
+
+-- name: person_referrer_terms
+-- A referrer's filter terms, anew ($3: {term: direct}), in the index and in its row.
+WITH t AS (
+    INSERT INTO statement_terms (store_id, term, position, direct)
+    SELECT $1, x.key, $2, x.value::boolean FROM jsonb_each($3::jsonb) AS x
+)
+UPDATE statements SET terms = $3::jsonb WHERE store_id = $1 AND position = $2;
+
 -- name: person_erase_terms_elsewhere
 -- The person's agent terms on the statements that stay (others' statements naming them in
 -- context, as a Group's member, or referring to theirs): the filters no longer find those by
