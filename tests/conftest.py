@@ -62,8 +62,10 @@ def pg() -> Iterator[EmbeddedPostgres]:
         finally:
             await conn.close()
 
-    asyncio.run(make_template())
     try:
+        # inside: a migration that fails (one being written) stopped the session with the cluster
+        # left running and its folder in /tmp
+        asyncio.run(make_template())
         yield cluster
     finally:
         cluster.stop("immediate")
