@@ -201,10 +201,13 @@ async def _refresh_referrers(conn: asyncpg.Connection, store_id: int, erased_ids
             return
         rows = await conn.fetch(sql("person_referrers"), store_id, level)
         for r in rows:
+            recorded = r["terms"] if isinstance(r["terms"], dict) else orjson.loads(r["terms"])
             own = statement_terms(orjson.loads(r["payload"]))
             terms = merge_terms(own, terms_of.get(str(r["refers_to"]), {}).items())
+            # an agent term an earlier erasure took off stays off: the body still names that
+            # person (a review: erasing a second person brought the first back)
+            terms = {t: d for t, d in terms.items() if not t.startswith(AGENT) or t in recorded}
             terms_of[str(r["statement_id"])] = terms
-            recorded = r["terms"] if isinstance(r["terms"], dict) else orjson.loads(r["terms"])
             await conn.execute(sql("person_referrer_terms_gone"), store_id, r["position"], list(recorded))
             await conn.execute(sql("person_referrer_terms"), store_id, r["position"], orjson.dumps(terms).decode())
         level = [str(r["statement_id"]) for r in rows]

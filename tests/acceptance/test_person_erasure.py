@@ -221,3 +221,29 @@ def test_an_identifier_only_the_person_held_is_erased_by_itself(server: Server, 
     assert done["erased"]["statements"] == 1 and done["identifiers_someone_else_also_held"] == []
     assert get(server, auth, statementId=under_it).status_code == 404
     assert get(server, auth, statementId=kept).status_code == 200
+
+
+def test_a_second_erasure_does_not_bring_back_the_first(server: Server, tmp_path: Path) -> None:
+    """A review: Ola voided Per's statement; Ola was erased (her voiding stays, without her
+    terms); then Per was erased, and the voiding, refreshed as a statement referring to Per's,
+    got Ola's agent term back from its body: the filters found it by Ola again."""
+    store, auth = store_with_person(server, tmp_path, f"P-94,{OLA_KEY}")
+    colleague = tmp_path / "per.csv"
+    colleague.write_text(f"person_id,identifiers\nP-95,account:{HOMEPAGE}|emp-per\n")
+    spor(server, "import", "people", str(colleague), "--store", store)
+    ola = agent("ola")
+    [pers] = post(server, auth, [statement("per")])
+    [voiding] = post(server, auth, [{"actor": ola, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
+                                     "object": {"objectType": "StatementRef", "id": pers}}])
+    by_ola = orjson.dumps(ola).decode()
+    assert all_ids(server, auth, agent=by_ola) == [voiding]
+    spor(server, "person", "erase", "--store", store, "--person-id", "P-94", "--yes", "--no-rebuild", "--json")
+    assert all_ids(server, auth, agent=by_ola) == []
+    done = spor(server, "person", "erase", "--store", store, "--person-id", "P-95", "--yes", "--no-rebuild",
+                "--json")[0]
+    assert done["erased"]["statements"] == 1
+    assert all_ids(server, auth, agent=by_ola, related_agents="true") == []
+    assert get(server, auth, statementId=voiding).status_code == 200
+    [row] = db(server, "SELECT s.terms::text AS terms FROM statements s JOIN stores t ON t.id = s.store_id "
+                       "WHERE t.name = $1 AND s.statement_id = $2::uuid", store, voiding)
+    assert "emp-ola" not in row["terms"]
