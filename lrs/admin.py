@@ -205,6 +205,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_person(args: argparse.Namespace) -> int:
     """``spor person export`` (lrs/person_export.py) and ``spor person erase``
     (lrs/person_erasure.py)."""
+    try:
+        return _person(args)
+    except person_export.UnknownPerson as exc:
+        raise SystemExit(f"{exc}; nothing done") from None
+
+
+def _person(args: argparse.Namespace) -> int:
     if not args.person_id and not args.agent:
         raise SystemExit(f"usage: spor person {args.action} --store NAME (--person-id ID | --agent IDENTIFIER)..."
                          + (" --out FILE" if args.action == "export" else " [--yes]"))
@@ -235,7 +242,7 @@ def cmd_person(args: argparse.Namespace) -> int:
 
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
         store = await _store_id(conn, args.store)
-        identity = await _identify(conn, store, keys, args.person_id or [])
+        identity = await person_export.identify(conn, store, keys, args.person_id or [])
         nonlocal done, handed
         handed = True
         with os.fdopen(fd, "wb") as out:
@@ -243,7 +250,7 @@ def cmd_person(args: argparse.Namespace) -> int:
         await person_export.record_export(conn, store, identity, counts, by=f"spor person export ({_os_user()})")
         done = True
         return [{"file": args.out, "identifiers": identity.keys, "person_ids": identity.person_ids,
-                 **{k: v for k, v in vars(counts).items() if k != "relations"}}]
+                 **counts.totals()}]
 
     try:
         print_rows(run_with_database(work), args.json)
@@ -261,12 +268,8 @@ def _erase(args: argparse.Namespace, keys: list[str]) -> int:
     still hold the person's rows, from the log (unless ``--no-rebuild``)."""
     async def work(conn: asyncpg.Connection, s: Settings) -> list[dict[str, Any]]:
         store = await _store_id(conn, args.store)
-        try:
-            identity, erased = await person_erasure.erase_person(conn, store, keys, args.person_id or [],
-                                                                 apply=args.yes,
-                                                                 by=f"spor person erase ({_os_user()})")
-        except person_export.UnknownPerson as exc:
-            raise SystemExit(f"{exc}; nothing done") from None
+        identity, erased = await person_erasure.erase_person(conn, store, keys, args.person_id or [],
+                                                             apply=args.yes, by=f"spor person erase ({_os_user()})")
         if args.yes and not args.no_rebuild:
             from projections import runner
             from projections.models import ALL
@@ -287,14 +290,6 @@ def _erase(args: argparse.Namespace, keys: list[str]) -> int:
     elif args.no_rebuild:
         print("the read models still hold the person's rows: run `spor projections rebuild all`", file=sys.stderr)
     return 0
-
-
-async def _identify(conn: asyncpg.Connection, store: int, keys: list[str], person_ids: list[str]
-                    ) -> person_export.Identity:
-    try:
-        return await person_export.identify(conn, store, keys, person_ids)
-    except person_export.UnknownPerson as exc:
-        raise SystemExit(f"{exc}; nothing done") from None
 
 
 async def _store_id(conn: asyncpg.Connection, name: str) -> int:

@@ -42,10 +42,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from lrs.ops.audit import recordable
 from lrs.ops.statements import MAX_REF_DEPTH
 from lrs.ops.terms import ACTIVITY, AGENT, VOIDED_VERB, agent_key, merge_terms, statement_terms
-from lrs.person_export import ACTOR_OR_OBJECT, PAGE, Identity, identify, relation
+from lrs.person_export import ACTOR_OR_OBJECT, PAGE, Identity, audit_request, identify, relation, statements_naming
 from lrs.store.log import commit_positions, reserve
 from lrs.store.queries import sql
 
@@ -114,9 +113,7 @@ async def erase_person(conn: asyncpg.Connection, store_id: int, keys: list[str],
             await conn.execute(sql("person_erasure_event"), store_id, reservation.first, reservation.stored,
                                orjson.dumps({**erased.counts(), "by": by}).decode())
             await commit_positions(conn, store_id, reservation)
-            request = recordable({"persons": [*identity.keys, *identity.person_ids], "by": by,
-                                  "counts": erased.counts()})
-            await conn.execute(sql("person_record_erasure"), store_id, orjson.dumps(request).decode(),
+            await conn.execute(sql("person_record_erasure"), store_id, audit_request(identity, by, erased.counts()),
                                erased.statements)
             if not apply:
                 raise _DryRun
@@ -131,23 +128,20 @@ async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, er
     # names and terms go for the identifiers only the person has held
     only_theirs = [k for k in identity.keys if k in exclusive]
     keys = set(identity.keys)
-    terms = [AGENT + k for k in identity.keys]
     mine: dict[int, str] = {}  # position -> statement id
     voidings: dict[int, str] = {}  # of those, the voidings: position -> the id voided
-    every = [r["position"] for r in await conn.fetch(sql("person_statement_positions"), store_id, terms)]
-    for start in range(0, len(every), PAGE):
-        for r in await conn.fetch(sql("person_statements_at"), store_id, every[start:start + PAGE]):
-            stmt = orjson.loads(r["payload"])
-            if owned(stmt, exclusive):
-                mine[r["position"]] = str(r["statement_id"])
-                if (target := voids(stmt)) is not None:
-                    voidings[r["position"]] = target
-            elif owned(stmt, keys):
-                erased.keep(SHARED)
-            elif relation(stmt, keys) != ACTOR_OR_OBJECT:
-                erased.keep(relation(stmt, keys))
-            else:
-                erased.keep(MEMBER if _member_only(stmt, keys) else ABOUT_THEM)
+    async for r in statements_naming(conn, store_id, identity.keys):
+        stmt = orjson.loads(r["payload"])
+        if owned(stmt, exclusive):
+            mine[r["position"]] = str(r["statement_id"])
+            if (target := voids(stmt)) is not None:
+                voidings[r["position"]] = target
+        elif owned(stmt, keys):
+            erased.keep(SHARED)
+        elif (how := relation(stmt, keys)) != ACTOR_OR_OBJECT:
+            erased.keep(how)
+        else:
+            erased.keep(MEMBER if _member_only(stmt, keys) else ABOUT_THEM)
     # a voiding of a statement that stays stays too: without it the log would no longer say the
     # other's statement is voided, and a rebuild would count it again
     theirs = set(mine.values())

@@ -1,15 +1,16 @@
 """Everything Spor holds about one person, in one JSON file: the answer to an access request
 (GDPR article 15; DOMAIN.md, Privacy). ``spor person export`` writes it (``lrs/admin.py``).
 
-Who the person is: the identifiers asked for (agent keys), the sha1 form of each e-mail address
-(``mbox_sha1sum`` names the same mailbox), and, through the people reference data, every
-identifier ever linked to the same person ids, and those person ids. Statements are found by
-the statement index, as the ``related_agents`` filter finds them (actor, object, authority,
-context agents, Group members, and statements that refer to theirs), voided ones included, each
-with how it is about the person. The file then holds their attachments, the State and Agent
-Profile documents kept for them with each document's history, the names statements gave them,
-the reference data about them, their transcript and compliance rows, and who read their records
-(the audit trail). The export reads one snapshot, and is itself recorded in the audit trail.
+Who the person is (``identify``, which the erasure uses too): the person ids and identifiers
+asked for, every identifier linked to those people now (the newest link or unlink in the log
+decides), and each e-mail address's mbox_sha1sum forms. Statements are found by the statement
+index, as the ``related_agents`` filter finds them (actor, object, authority, context agents,
+Group members, and statements that refer to theirs), voided ones included, each with how it is
+about the person. The file then holds the attachments of their own statements, the State and
+Agent Profile documents kept for them with each document's history and earlier versions, the
+names statements gave them, the reference data about them, their read-model rows, and who read
+their records in this store (the audit trail). The export reads one snapshot, and is itself
+recorded in the audit trail.
 
 The file is written as it is read, a page of statements at a time, so a person with a long
 history does not need the whole of it in memory.
@@ -18,6 +19,7 @@ history does not need the whole of it in memory.
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -77,6 +79,10 @@ class Counts:
     reads: int = 0
     relations: dict[str, int] = field(default_factory=dict)
 
+    def totals(self) -> dict[str, int]:
+        """How many of each, without the break-down by relation."""
+        return {k: v for k, v in vars(self).items() if k != "relations"}
+
 
 class UnknownPerson(LookupError):
     """A person id the store's reference data does not name."""
@@ -97,14 +103,14 @@ async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], per
     given_keys = list(dict.fromkeys(keys))
     ids = list(dict.fromkeys(person_ids))
     widen_from_keys = widen_from_keys and not person_ids
-    now = await _links_now(conn, store_id, [], given_keys)
     if widen_from_keys:
-        ids += [p for p in dict.fromkeys(now.get(k) for k in given_keys) if p is not None and p not in ids]
-    for key in given_keys if widen_from_keys else ():
-        if key.startswith("sha1:") and key not in now:
-            person = await conn.fetchval(sql("person_linked_in_read_models"), store_id, key)
-            if person is not None and person not in ids:
-                ids.append(person)
+        given = await _link_history(conn, store_id, given_keys)
+        ids += [p for p in dict.fromkeys(given.now.get(k) for k in given_keys) if p is not None and p not in ids]
+        for key in given_keys:
+            if key.startswith("sha1:") and key not in given.now:
+                person = await conn.fetchval(sql("person_linked_in_read_models"), store_id, key)
+                if person is not None and person not in ids:
+                    ids.append(person)
     known = {r["person_id"] for r in await conn.fetch(sql("person_known"), store_id, person_ids)}
     for person in person_ids:
         if person not in known:
@@ -112,21 +118,16 @@ async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], per
                                 "or erased)")
     named = await conn.fetch(sql("person_identity_events"), store_id, ids, [])
     candidates = list(dict.fromkeys(r["ifi"] for r in named))
-    holders: dict[str, set[str]] = {}  # identifier -> everyone its links and unlinks named
-    newest: dict[str, str] = {}  # identifier -> whom its newest link or unlink names
     every = list(dict.fromkeys(candidates + given_keys))
-    for r in await conn.fetch(sql("person_identity_events"), store_id, [], every):
-        now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
-        holders.setdefault(r["ifi"], set()).add(r["person_id"])
-        newest[r["ifi"]] = r["person_id"]
-    found = list(dict.fromkeys([*given_keys, *(k for k in candidates if now.get(k) in ids)]))
+    links = await _link_history(conn, store_id, every)
+    found = list(dict.fromkeys([*given_keys, *(k for k in candidates if links.now.get(k) in ids)]))
 
     def someone_else(key: str) -> bool:
-        named = holders.get(key, set())
+        named = links.holders.get(key, set())
         return bool(named - set(ids)) if ids else len(named) > 1
 
     shared = [k for k in found if someone_else(k)]
-    reset = [k for k in every if newest.get(k) in ids and someone_else(k)]
+    reset = [k for k in every if links.newest.get(k) in ids and someone_else(k)]
     for key in list(found):
         extra = [x for x in mbox_sha1_keys(key) if x not in found]
         found += extra
@@ -136,15 +137,24 @@ async def identify(conn: asyncpg.Connection, store_id: int, keys: list[str], per
     return Identity(found, ids, former, shared, reset)
 
 
-async def _links_now(conn: asyncpg.Connection, store_id: int, ids: list[str], keys: list[str]) -> dict[str, str | None]:
-    """Identifier -> the person it is linked to now (None: unlinked), of the identifiers whose
-    events name one of ``ids`` or ``keys``, by their newest link or unlink."""
-    now: dict[str, str | None] = {}
-    if not ids and not keys:
-        return now
-    for r in await conn.fetch(sql("person_identity_events"), store_id, ids, keys):
-        now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
-    return now
+@dataclass
+class _Links:
+    """What the links and unlinks of some identifiers say, oldest to newest."""
+
+    now: dict[str, str | None] = field(default_factory=dict)  # the person linked now (None: unlinked)
+    holders: dict[str, set[str]] = field(default_factory=dict)  # everyone they named
+    newest: dict[str, str] = field(default_factory=dict)  # whom the newest named
+
+
+async def _link_history(conn: asyncpg.Connection, store_id: int, keys: list[str]) -> _Links:
+    links = _Links()
+    if not keys:
+        return links
+    for r in await conn.fetch(sql("person_identity_events"), store_id, [], keys):
+        links.now[r["ifi"]] = r["person_id"] if r["kind"] == PERSON_LINKED else None
+        links.holders.setdefault(r["ifi"], set()).add(r["person_id"])
+        links.newest[r["ifi"]] = r["person_id"]
+    return links
 
 
 def relation(stmt: dict[str, Any], keys: set[str]) -> str:
@@ -241,32 +251,40 @@ async def export_person(conn: asyncpg.Connection, store_id: int, store_name: str
         await _reference(conn, store_id, identity, w, counts)
         await _read_models(conn, store_id, identity, own, w, counts)
         await _reads(conn, store_name, identity, w, counts)
-    w.member("counts", {k: v for k, v in vars(counts).items()})
+    w.member("counts", vars(counts))
     w.close()
     return counts
+
+
+async def statements_naming(conn: asyncpg.Connection, store_id: int, keys: list[str]
+                            ) -> AsyncIterator[asyncpg.Record]:
+    """The statements the filter terms find for the agent keys, oldest first, a page at a time
+    (position, statement_id, payload, voided, attachment_sha2s)."""
+    terms = [AGENT + k for k in keys]
+    every = [r["position"] for r in await conn.fetch(sql("person_statement_positions"), store_id, terms)]
+    for start in range(0, len(every), PAGE):
+        for r in await conn.fetch(sql("person_statements_at"), store_id, every[start:start + PAGE]):
+            yield r
 
 
 async def _statements(conn: asyncpg.Connection, store_id: int, key_list: list[str], keys: set[str],
                       w: _JsonWriter, counts: Counts) -> tuple[list[str], list[str]]:
     """The statements; the attachments' hashes and the ids of the person's own (their actor or
     object): another's statement that names them holds the other's attachments, not theirs."""
-    terms = [AGENT + k for k in key_list]
     sha2s: dict[str, None] = {}
     own: list[str] = []
     w.open_array("statements")
-    every = [r["position"] for r in await conn.fetch(sql("person_statement_positions"), store_id, terms)]
-    for start in range(0, len(every), PAGE):
-        for r in await conn.fetch(sql("person_statements_at"), store_id, every[start:start + PAGE]):
-            how = relation(orjson.loads(r["payload"]), keys)
-            counts.relations[how] = counts.relations.get(how, 0) + 1
-            counts.statements += 1
-            counts.voided += bool(r["voided"])
-            if how == ACTOR_OR_OBJECT:
-                own.append(str(r["statement_id"]))
-                for sha2 in r["attachment_sha2s"]:
-                    sha2s[sha2] = None
-            head = orjson.dumps({"about": how, "voided": r["voided"]})[:-1] + b', "statement": '
-            w.item_raw(head, r["payload"], b"}")
+    async for r in statements_naming(conn, store_id, key_list):
+        how = relation(orjson.loads(r["payload"]), keys)
+        counts.relations[how] = counts.relations.get(how, 0) + 1
+        counts.statements += 1
+        counts.voided += bool(r["voided"])
+        if how == ACTOR_OR_OBJECT:
+            own.append(str(r["statement_id"]))
+            for sha2 in r["attachment_sha2s"]:
+                sha2s[sha2] = None
+        head = orjson.dumps({"about": how, "voided": r["voided"]})[:-1] + b', "statement": '
+        w.item_raw(head, r["payload"], b"}")
     w.close_array()
     return list(sha2s), own
 
@@ -371,9 +389,15 @@ async def _reads(conn: asyncpg.Connection, store_name: str, identity: Identity, 
     counts.reads = len(found)
 
 
+def audit_request(identity: Identity, by: str, counts: dict[str, Any]) -> str:
+    """An export's or an erasure's audit record (JSON): ``persons`` names every identifier and
+    person id it covered, so ``spor audit --person`` finds it."""
+    return orjson.dumps(recordable({"persons": [*identity.keys, *identity.person_ids], "by": by,
+                                    "counts": counts})).decode()
+
+
 async def record_export(conn: asyncpg.Connection, store_id: int, identity: Identity, counts: Counts,
                         by: str) -> None:
-    """The export in the audit trail, naming every identifier and person id it covered."""
-    request = recordable({"persons": [*identity.keys, *identity.person_ids], "by": by,
-                          "counts": {k: v for k, v in vars(counts).items() if k != "relations"}})
-    await conn.execute(sql("person_record_export"), store_id, orjson.dumps(request).decode(), counts.statements)
+    """The export in the audit trail."""
+    await conn.execute(sql("person_record_export"), store_id, audit_request(identity, by, counts.totals()),
+                       counts.statements)

@@ -13,7 +13,14 @@ import httpx
 import orjson
 
 from tests.acceptance.test_admin_cli import spor, spor_refused
-from tests.acceptance.test_person_export import MAIL, post, post_certificate, put_document, store_with_person
+from tests.acceptance.test_person_export import (
+    MAIL,
+    import_people,
+    post,
+    post_certificate,
+    put_document,
+    store_with_person,
+)
 from tests.conftest import Server
 from tests.statements import HOMEPAGE, agent, statement
 
@@ -141,18 +148,13 @@ def test_an_erasure_leaves_others_records_as_they_were(server: Server, tmp_path:
     old_address, taken, gone = "mailto:old.box@example.org", "mailto:taken.box@example.org", "mailto:gone@example.org"
     store, auth = store_with_person(server, tmp_path, f"P-91,{OLA_KEY};{old_address}")
     per, ola = agent("per"), agent("ola")
-    colleague = tmp_path / "per.csv"
-    colleague.write_text(f"person_id,identifiers\nP-92,account:{HOMEPAGE}|emp-per;{taken};{gone}\n")
-    spor(server, "import", "people", str(colleague), "--store", store)
+    import_people(server, tmp_path, store, "per",
+                  f"person_id,identifiers\nP-92,account:{HOMEPAGE}|emp-per;{taken};{gone}\n")
     [per_done, per_taken] = post(server, auth, [statement("per"), {**statement("per"), "actor": {"mbox": taken}}])
     # addresses move: Per's two to Ola (no unlink between), Ola's old one to Per; then Ola's
     # second is unlinked from her
-    moves = tmp_path / "moves.csv"
-    moves.write_text(f"person_id,identifiers\nP-91,{taken};{gone}\nP-92,{old_address}\n")
-    spor(server, "import", "people", str(moves), "--store", store)
-    unlink = tmp_path / "unlink.csv"
-    unlink.write_text(f"person_id,unlink\nP-91,{gone}\n")
-    spor(server, "import", "people", str(unlink), "--store", store)
+    import_people(server, tmp_path, store, "moves", f"person_id,identifiers\nP-91,{taken};{gone}\nP-92,{old_address}\n")
+    import_people(server, tmp_path, store, "unlink", f"person_id,unlink\nP-91,{gone}\n")
     portfolio = {"objectType": "Activity", "id": "https://portfolio.example.org/ola",
                  "definition": {"name": {"nb-NO": "Olas refleksjonslogg"}}}
     [voiding, assessed, ola_own, reflection, per_old] = post(server, auth, [
@@ -213,9 +215,7 @@ def test_an_identifier_only_the_person_held_is_erased_by_itself(server: Server, 
     erased: no one else could have sent its statements."""
     only = "mailto:only.mine@example.org"
     store, auth = store_with_person(server, tmp_path, f"P-93,account:{HOMEPAGE}|emp-una;{only}")
-    unlink = tmp_path / "unlink.csv"
-    unlink.write_text(f"person_id,unlink\nP-93,{only}\n")
-    spor(server, "import", "people", str(unlink), "--store", store)
+    import_people(server, tmp_path, store, "unlink", f"person_id,unlink\nP-93,{only}\n")
     [under_it, kept] = post(server, auth, [{**statement("una"), "actor": {"mbox": only}}, statement("una")])
     done = spor(server, "person", "erase", "--store", store, "--agent", only, "--yes", "--no-rebuild", "--json")[0]
     assert done["erased"]["statements"] == 1 and done["identifiers_someone_else_also_held"] == []
@@ -228,9 +228,7 @@ def test_a_second_erasure_does_not_bring_back_the_first(server: Server, tmp_path
     terms); then Per was erased, and the voiding, refreshed as a statement referring to Per's,
     got Ola's agent term back from its body: the filters found it by Ola again."""
     store, auth = store_with_person(server, tmp_path, f"P-94,{OLA_KEY}")
-    colleague = tmp_path / "per.csv"
-    colleague.write_text(f"person_id,identifiers\nP-95,account:{HOMEPAGE}|emp-per\n")
-    spor(server, "import", "people", str(colleague), "--store", store)
+    import_people(server, tmp_path, store, "per", f"person_id,identifiers\nP-95,account:{HOMEPAGE}|emp-per\n")
     ola = agent("ola")
     [pers] = post(server, auth, [statement("per")])
     [voiding] = post(server, auth, [{"actor": ola, "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},

@@ -51,16 +51,22 @@ def put_document(server: Server, auth: tuple[str, str], path: str, params: dict[
     assert r.status_code == 204, r.text
 
 
+def import_people(server: Server, tmp_path: Path, store: str, name: str, text: str) -> None:
+    """Import a people file (``text``, CSV) into ``store``."""
+    people = tmp_path / f"{name}.csv"
+    people.write_text(text)
+    spor(server, "import", "people", str(people), "--store", store)
+
+
 def store_with_person(server: Server, tmp_path: Path, person: str) -> tuple[str, tuple[str, str]]:
     """A new store, a credential of it, the example organisation and one person (``person``: the
     people file's person_id and identifiers columns)."""
     store = new_store(server)
     made = spor(server, "credential", "create", "--store", store, "--json")[0]
-    people = tmp_path / "people.csv"
-    people.write_text("person_id,identifiers,employment_id,unit_id,role,profession,valid_from,valid_to\n"
-                      f"{person},E1,900111,nurse,sykepleier,2022-01-01,\n")
     spor(server, "import", "org", str(ROOT / "docs/examples/org.csv"), "--store", store)
-    spor(server, "import", "people", str(people), "--store", store)
+    import_people(server, tmp_path, store, "people",
+                  "person_id,identifiers,employment_id,unit_id,role,profession,valid_from,valid_to\n"
+                  f"{person},E1,900111,nurse,sykepleier,2022-01-01,\n")
     return store, (made["key"], made["secret"])
 
 
@@ -194,12 +200,8 @@ def test_an_address_given_to_someone_else_since_is_listed_not_searched(server: S
     shared = "mailto:vikar@example.org"
     store, auth = store_with_person(server, tmp_path, f"P-80,account:{HOMEPAGE}|emp-liv;{shared}")
     [before] = post(server, auth, [{**statement("liv"), "actor": {"mbox": shared}}])
-    moves = tmp_path / "moves.csv"
-    moves.write_text(f"person_id,unlink\nP-80,{shared}\n")
-    spor(server, "import", "people", str(moves), "--store", store)
-    newcomer = tmp_path / "newcomer.csv"
-    newcomer.write_text(f"person_id,identifiers\nP-81,{shared}\n")
-    spor(server, "import", "people", str(newcomer), "--store", store)
+    import_people(server, tmp_path, store, "moves", f"person_id,unlink\nP-80,{shared}\n")
+    import_people(server, tmp_path, store, "newcomer", f"person_id,identifiers\nP-81,{shared}\n")
     [after] = post(server, auth, [{**statement("per"), "actor": {"mbox": shared}}])
     [own] = post(server, auth, [statement("liv")])
 
@@ -226,9 +228,8 @@ def test_a_relinked_address_a_hashed_one_and_an_unknown_person(server: Server, t
     store never heard of is refused, not answered with an empty file."""
     shared = "mailto:Delt.Adresse@Example.org"
     store, auth = store_with_person(server, tmp_path, f"P-82,account:{HOMEPAGE}|emp-ada;{shared}")
-    relink = tmp_path / "relink.csv"
-    relink.write_text(f"person_id,identifiers\nP-83,account:{HOMEPAGE}|emp-bo;{shared}\n")
-    spor(server, "import", "people", str(relink), "--store", store)
+    import_people(server, tmp_path, store, "relink",
+                  f"person_id,identifiers\nP-83,account:{HOMEPAGE}|emp-bo;{shared}\n")
     bo = agent("bo")
     [bo_own] = post(server, auth, [statement("bo")])
     put_document(server, auth, "agents/profile", {"agent": orjson.dumps(bo).decode(), "profileId": "notes"},
