@@ -74,8 +74,9 @@ _SECONDS = {"y": 365 * 86400, "mo": 30 * 86400, "w": 7 * 86400, "d": 86400, "h":
 
 @dataclass(frozen=True)
 class Window:
-    """The events of one store with positions in (after, upto]; ``count`` of them (positions of
-    a store are gapless, so that is upto - after). ``bulk``: a rebuild's first pass into tables
+    """The events of one store with positions in (after, upto]; ``count`` of them (positions may
+    have gaps, where an erasure took events out or an append left its reservation unused, so
+    ``positions`` is the range, not the events). ``bulk``: a rebuild's first pass into tables
     nobody reads yet; voided statements are recorded but not removed from the fact tables (they
     have no primary key to find them by): ``remove_voided`` does that once at the end. The
     statements up to ``prefilled_upto`` are in the fact tables already (a rebuild's bulk pass

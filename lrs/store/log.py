@@ -1,13 +1,13 @@
 """Appending to the event log: the per-store append lock and position counter.
 
-Documents and reference data append through ``reserve``; the statement group writer
+Documents, reference data and an erasure append through ``reserve``; the general statement path
 (lrs/store/statements.py) takes the same lock in ``append_lock_scoped`` and reads the counter in
 ``append_check``. Either way: the store's exclusive advisory lock is held for the rest of the
-transaction, and the counter is read in a fresh statement after it. Appends to one store are
-therefore serialised and their positions become visible in commit order (the lock is released
-only after commit is visible), so a reader that has seen position N never later finds a
-committed event below N. See docs/architecture.md.
-"""
+transaction, taken by ``spor_lock_store``, which first waits for the common appends in flight
+(their tickets, migration 0039); the counter is read in a fresh statement after it. The
+common statement append holds the lock only to reserve its positions and a ticket, and commits
+in ticket order. Either way positions become visible in commit order, so a reader that has seen
+position N never later finds a committed event below N. See docs/architecture.md."""
 
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
 """The statement repository: appends to the event log with the inline statement index, and reads.
 
-Appends reserve positions through ``lrs.store.log.reserve`` (the per-store append lock), and the
+Appends reserve positions through a ticket (the common case, migration 0039) or under the
+per-store append lock (``append_lock_scoped``, the general path), and the
 statement index is written in the same transaction as the event, which is what makes
 ``X-Experience-API-Consistent-Through`` honest. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -122,6 +125,23 @@ def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | 
                             "(scope all may also void one not stored yet)")
 
 
+async def _release_ticket(conn: asyncpg.Connection, store_id: int, *, settle: bool) -> None:
+    """Let go of the ticket of a failed common append (a session lock: a rollback keeps it), or
+    close the connection, which lets go of it too; every later append of the store waits for it.
+    ``settle``: then wait for the store's tickets in flight once, so its ``ended_ticket`` passes
+    this one and Consistent-Through can be "now" again (best effort: it is only later than the
+    last stored time otherwise)."""
+    try:
+        await asyncio.shield(conn.execute(sql("release_tickets")))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.terminate()
+        raise
+    if settle:
+        with contextlib.suppress(Exception):
+            await conn.execute(sql("settle_tickets"), store_id)
+
+
 def _row(r: asyncpg.Record) -> StatementRow:
     return StatementRow(
         id=r["id"],
@@ -153,9 +173,9 @@ class PgStatementRepository:
     (group commit, see lrs/store/appender.py).
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, max_group: int = 5000) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, max_group: int = 5000, in_flight: int = 2) -> None:
         self.pool = pool
-        self.appender: GroupAppender[_Write, datetime | None] = GroupAppender(self._write_group, max_group)
+        self.appender: GroupAppender[_Write, datetime | None] = GroupAppender(self._write_group, max_group, in_flight)
         self.known_names = KnownNames()
         # per store: (monotonic time read, Consistent-Through then)
         self._through: dict[int, tuple[float, datetime]] = {}
@@ -178,10 +198,11 @@ class PgStatementRepository:
         return await self._append_general(store_id, writes)
 
     async def _append_in_one_call(self, store_id: int, writes: list[_Write]) -> datetime | None:
-        """The common case in one round trip (spor_append_group, migrations 0007, 0016, 0022): no
-        statement refers to another, no id repeats. None, with nothing written, when the
-        general path must take the group (an id is stored already, or a stored statement
-        refers to a new one)."""
+        """The common case (spor_append_group, migrations 0007, 0016, 0022, 0039): no statement
+        refers to another, no id repeats. A reservation (positions, stored time, a ticket) and
+        one call, which writes alongside other appends and commits in ticket order. None, with
+        nothing written, when the general path must take the group (an id is stored already, or
+        a stored statement refers to a new one, or a deadlock with an append of the same id)."""
         items = [p for w in writes for p in w.items]
         if any(p.refers_to for p in items) or len({p.id for p in items}) != len(items):
             return None
@@ -197,20 +218,35 @@ class PgStatementRepository:
         async with translated(), self.pool.acquire() as conn:
             self.known_names.forget_if_new(conn)
             defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names)
-            stored: datetime | None = await conn.fetchval(
-                sql("append_in_one_call"),
-                store_id,
-                [p.id for p in items],
-                bodies,
-                fill_ts,
-                _sha2_lists(items),
-                # one JSON array of {term: direct} objects (per-element jsonb cost the driver 6 us each)
-                orjson.dumps([p.terms for p in items]),
-                _authority_keys(items),
-                *_attachment_columns(attachments),
-                defining.defs,
-                defining.names_json(),
-            )
+            try:
+                # Inside the try: a reservation the driver gave up on (timeout, cancellation)
+                # may have been made all the same, and its ticket would stop the store.
+                ticket = await conn.fetchrow(sql("reserve_ticket"), store_id, len(items))
+                stored: datetime | None = await conn.fetchval(
+                    sql("append_in_one_call"),
+                    store_id,
+                    [p.id for p in items],
+                    bodies,
+                    fill_ts,
+                    _sha2_lists(items),
+                    # one JSON array of {term: direct} objects (per-element jsonb cost the driver 6 us each)
+                    orjson.dumps([p.terms for p in items]),
+                    _authority_keys(items),
+                    *_attachment_columns(attachments),
+                    defining.defs,
+                    defining.names_json(),
+                    ticket["ticket"],
+                    ticket["first_position"],
+                    ticket["stored"],
+                    ticket["ended_ticket"],
+                )
+            except BaseException as exc:
+                await _release_ticket(conn, store_id, settle=isinstance(exc, Exception))
+                # Not expected (the ids are settled in ticket order, migration 0039), but were
+                # PostgreSQL to end a wait as a deadlock, the general path takes the group.
+                if isinstance(exc, asyncpg.DeadlockDetectedError):
+                    return None
+                raise
         if stored is not None:
             self.known_names.remember(store_id, defining.names)
         return stored

@@ -48,16 +48,22 @@ async def _repository(db_url: str, **pool_args: int) -> AsyncIterator[PgStatemen
 
 
 async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
-                defs: dict[str, dict] | None = None) -> datetime | None:
+                defs: dict[str, dict] | None = None, ticket: asyncpg.Record | None = None) -> datetime | None:
     """spor_append_group with the arguments the repository would build; ``defs``: the
-    Activity definitions to merge (none by default)."""
+    Activity definitions to merge (none by default); ``ticket``: one reserved already (a new
+    one by default). The ticket is let go after, as the repository does."""
     items = [prepare(s, WHO, "1.0.3") for s in stmts]
-    return await conn.fetchval(
-        sql("append_in_one_call"), store, [p.id for p in items],
-        b"\x1e".join(orjson.dumps(p.body) for p in items),
-        ["timestamp" not in p.body for p in items], [None] * len(items),
-        orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
-        [], [], [], orjson.dumps(defs or {}).decode(), "[]")
+    if ticket is None:
+        ticket = await conn.fetchrow(sql("reserve_ticket"), store, len(items))
+    try:
+        return await conn.fetchval(
+            sql("append_in_one_call"), store, [p.id for p in items],
+            b"\x1e".join(orjson.dumps(p.body) for p in items),
+            ["timestamp" not in p.body for p in items], [None] * len(items),
+            orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
+            [], [], [], orjson.dumps(defs or {}).decode(), "[]", *ticket)
+    finally:
+        await conn.execute(sql("release_tickets"))
 
 
 async def _counts(conn: asyncpg.Connection, store: int) -> tuple[int, int, int, int]:
@@ -336,11 +342,13 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
     store = await PgCredentialRepository(conn).create_store("s", None)
     items = [prepare(with_id(statement()), WHO, "1.0.3") for _ in range(2)]
     before = await _counts(conn, store)
+    ticket = await conn.fetchrow(sql("reserve_ticket"), store, len(items))
     with pytest.raises(asyncpg.InvalidParameterValueError, match="2 ids, 1 bodies, 2 term objects"):
         await conn.fetchval(
             sql("append_in_one_call"), store, [p.id for p in items], orjson.dumps(items[0].body),
             [True, True], [None, None], orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * 2,
-            [], [], [], "{}", "[]")
+            [], [], [], "{}", "[]", *ticket)
+    await conn.execute(sql("release_tickets"))
     assert await _counts(conn, store) == before
 
 

@@ -9,8 +9,8 @@ INSERT INTO stores (name, organisation, region) VALUES ($1, $2, $3) RETURNING id
 SELECT id, name, organisation, region, created_at, last_position FROM stores WHERE name = $1;
 
 -- name: store_list
--- Every store with the number of events in its log.
-SELECT id, name, organisation, region, created_at, last_position AS events FROM stores ORDER BY id;
+-- Every store with the last position of its log (positions may have gaps: migrations 0037, 0039).
+SELECT id, name, organisation, region, created_at, last_position FROM stores ORDER BY id;
 
 -- name: credential_create
 -- Create a credential of a store; returns its id.

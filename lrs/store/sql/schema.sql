@@ -65,6 +65,10 @@ statements.refers_to uuid NULL
 statements.authority_key text NOT NULL
 statements.attachment_sha2s ARRAY NOT NULL DEFAULT '{}'::text[]
 statements.terms jsonb NOT NULL
+store_tickets.id bigint NOT NULL
+store_tickets.ticket bigint NOT NULL
+store_tickets.last_position bigint NOT NULL
+store_tickets.last_stored timestamp with time zone NOT NULL
 stores.id bigint NOT NULL IDENTITY
 stores.name text NOT NULL
 stores.organisation text NULL
@@ -72,6 +76,7 @@ stores.created_at timestamp with time zone NOT NULL DEFAULT now()
 stores.last_position bigint NOT NULL DEFAULT 0
 stores.last_stored timestamp with time zone NULL
 stores.region text NULL
+stores.ended_ticket bigint NOT NULL DEFAULT 0
 -- constraint
 activities activities_pkey PRIMARY KEY (store_id, activity_id)
 activities activities_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
@@ -95,6 +100,8 @@ schema_migrations schema_migrations_pkey PRIMARY KEY (number)
 statement_terms statement_terms_pkey PRIMARY KEY (store_id, term, "position") INCLUDE (direct)
 statements statements_pkey PRIMARY KEY (store_id, statement_id)
 statements statements_store_id_position_key UNIQUE (store_id, "position")
+store_tickets store_tickets_id_fkey FOREIGN KEY (id) REFERENCES stores(id) ON DELETE CASCADE
+store_tickets store_tickets_pkey PRIMARY KEY (id)
 stores stores_name_key UNIQUE (name)
 stores stores_pkey PRIMARY KEY (id)
 -- index
@@ -123,6 +130,7 @@ CREATE UNIQUE INDEX statements_pkey ON public.statements USING btree (store_id, 
 CREATE INDEX statements_refers_to ON public.statements USING btree (store_id, refers_to) WHERE (refers_to IS NOT NULL)
 CREATE UNIQUE INDEX statements_store_id_position_key ON public.statements USING btree (store_id, "position")
 CREATE INDEX statements_voided ON public.statements USING btree (store_id, "position") INCLUDE (stored) WHERE voided
+CREATE UNIQUE INDEX store_tickets_pkey ON public.store_tickets USING btree (id)
 CREATE UNIQUE INDEX stores_name_key ON public.stores USING btree (name)
 CREATE UNIQUE INDEX stores_pkey ON public.stores USING btree (id)
 -- trigger
@@ -135,9 +143,11 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 -- function
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
-spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb) RETURNS timestamp with time zone
+spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint) RETURNS timestamp with time zone
 spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
+spor_await_tickets(p_store bigint, p_ended bigint, p_until bigint) RETURNS void
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
+spor_lock_store(p_store bigint) RETURNS void
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_merge_definition(stored jsonb, incoming jsonb) RETURNS jsonb
@@ -146,8 +156,10 @@ spor_merge_language_map(stored jsonb, incoming jsonb, tag_order jsonb) RETURNS j
 spor_page_takes(p_before bigint, p_bytes integer, p_budget bigint, p_page_started boolean) RETURNS boolean
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]
+spor_reserve_ticket(p_store bigint, p_count integer) RETURNS TABLE(ticket bigint, first_position bigint, stored timestamp with time zone, ended_ticket bigint)
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_store_horizon(p_store bigint) RETURNS TABLE(last_position bigint, consistent_through timestamp with time zone)
+spor_ticket_key(p_store bigint, p_ticket bigint) RETURNS bigint
 spor_upsert_definitions(p_store bigint, p_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS void
 spor_write_store() RETURNS bigint

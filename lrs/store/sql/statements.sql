@@ -1,8 +1,9 @@
 -- Statement index and event log: the write path of the Statements resource and its queries.
 
 -- name: lock_store_for_append
--- Take the store's exclusive append lock (a transaction advisory lock, held to commit).
-SELECT pg_advisory_xact_lock(1397772114, $1::int);
+-- Take the store's exclusive append lock (a transaction advisory lock, held to commit) and wait
+-- for the appends in flight (migration 0039).
+SELECT spor_lock_store($1);
 
 -- name: append_position_and_stored
 -- After the append lock: the last position and this append's stored time (a millisecond after
@@ -13,12 +14,25 @@ SELECT last_position,
 FROM stores
 WHERE id = $1;
 
+-- name: reserve_ticket
+-- The common append's positions, stored time and ticket, in a transaction of its own (0039).
+SELECT ticket, first_position, stored, ended_ticket FROM spor_reserve_ticket($1, $2);
+
 -- name: append_in_one_call
--- The common append in one round trip (migrations 0007, 0016, 0022); NULL when the general path
--- must take it. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per statement];
--- $11: {id: definition}; $12: [[agent key, name], ...].
+-- The common append with its ticket (migrations 0007, 0016, 0022, 0039); NULL when the general
+-- path must take it. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per
+-- statement]; $11: {id: definition}; $12: [[agent key, name], ...]; $13-$16: the reservation.
 SELECT spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
-                         $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb);
+                         $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb,
+                         $13::bigint, $14::bigint, $15::timestamptz, $16::bigint);
+
+-- name: release_tickets
+-- Let go of a ticket its append did not (the call failed): the session's advisory locks.
+SELECT pg_advisory_unlock_all();
+
+-- name: settle_tickets
+-- After a failed append: wait for the store's tickets in flight, and mark them ended (0039).
+SELECT spor_lock_store($1);
 
 -- name: append_statements
 -- In one statement: log events, index rows, filter terms, voiding, attachments, counter.
@@ -266,10 +280,11 @@ SELECT sha2, content_type, content FROM attachments WHERE store_id = $1 AND sha2
 UPDATE stores SET last_position = $2, last_stored = $3 WHERE id = $1;
 
 -- name: append_lock_scoped
--- Start of a group append: scope this transaction to the store and take its append lock.
+-- Start of a group append: scope this transaction to the store and take its append lock
+-- (waiting for the appends in flight, 0039).
 SELECT set_config('spor.store_ids', $1::bigint::text, true),
        set_config('spor.write_store', $1::bigint::text, true),
-       pg_advisory_xact_lock(1397772114, $1::int);
+       spor_lock_store($1);
 
 -- name: append_check
 -- Under the append lock: the counter, this append's stored time, which of the ids are stored
