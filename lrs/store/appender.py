@@ -75,6 +75,7 @@ class GroupAppender(Generic[Item, Outcome]):
     async def _drain(self, store_id: int) -> None:
         running: set[asyncio.Task[None]] = set()
         arrived = self._arrived[store_id]
+        waiting: asyncio.Future[Any] | None = None
         try:
             while True:
                 queue = self._queues.get(store_id)
@@ -87,14 +88,18 @@ class GroupAppender(Generic[Item, Outcome]):
                 arrived.clear()
                 waits: set[asyncio.Future[Any]] = set(running)
                 if len(running) < self.in_flight:
-                    waits.add(asyncio.ensure_future(arrived.wait()))
+                    waiting = asyncio.ensure_future(arrived.wait())
+                    waits.add(waiting)
                 done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits - running:
-                    w.cancel()
+                if waiting is not None:
+                    waiting.cancel()
+                    waiting = None
                 for task in done & running:
                     running.discard(task)
                     task.result()  # a BaseException that _write passed on (not an Exception)
         finally:
+            if waiting is not None:
+                waiting.cancel()
             for task in running:  # cancelled: the groups being written go on (their requests wait)
                 task.add_done_callback(lambda t: t.cancelled() or t.exception())
             # No await between the last emptiness check and this line, so no request can be

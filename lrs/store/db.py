@@ -226,6 +226,12 @@ def translate(exc: BaseException) -> LRSError | None:
     if isinstance(exc, asyncpg.SerializationError | asyncpg.DeadlockDetectedError):
         return ServiceUnavailable("the database asked to retry the transaction; send the request again",
                                   headers={"Retry-After": "1"})
+    if isinstance(exc, asyncpg.LockNotAvailableError):
+        # a store's next ticket still held by a session whose reservation failed (migration
+        # 0039): it goes with that session; what the database said stays in the log
+        log.warning("lock_not_available", error=str(exc)[:200])
+        return ServiceUnavailable("the store cannot take this append yet; send the request again shortly",
+                                  headers={"Retry-After": "1"})
     if isinstance(exc, asyncpg.TooManyConnectionsError | asyncpg.CannotConnectNowError):
         # every 503 says when to come back (RFC 9110 10.2.3; an ops audit found these two bare,
         # during a restart of the database, when clients most need it)

@@ -125,21 +125,23 @@ def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | 
                             "(scope all may also void one not stored yet)")
 
 
-async def _release_ticket(conn: asyncpg.Connection, store_id: int, *, settle: bool) -> None:
+async def _release_ticket(conn: asyncpg.Connection, store_id: int, *, settle: int | None) -> None:
     """Let go of the ticket of a failed common append (a session lock: a rollback keeps it), or
     close the connection, which lets go of it too; every later append of the store waits for it.
-    ``settle``: then wait for the store's tickets in flight once, so its ``ended_ticket`` passes
-    this one and Consistent-Through can be "now" again (best effort: it is only later than the
-    last stored time otherwise)."""
+    ``settle``: the ticket drawn (None when none was, or the task is being cancelled). When no
+    ticket in flight will end it (the last drawn, none before it still held), mark it ended, so
+    Consistent-Through can be "now" again; otherwise the commit of a ticket in flight does that,
+    and a failed request holds up nobody (a review). Best effort: Consistent-Through is only the
+    last stored time meanwhile."""
     try:
         await asyncio.shield(conn.execute(sql("release_tickets")))
     except BaseException:
         with contextlib.suppress(Exception):
             conn.terminate()
         raise
-    if settle:
+    if settle is not None:
         with contextlib.suppress(Exception):
-            await conn.execute(sql("settle_tickets"), store_id)
+            await conn.execute(sql("settle_tickets"), store_id, settle)
 
 
 def _row(r: asyncpg.Record) -> StatementRow:
@@ -218,6 +220,7 @@ class PgStatementRepository:
         async with translated(), self.pool.acquire() as conn:
             self.known_names.forget_if_new(conn)
             defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names)
+            ticket: asyncpg.Record | None = None
             try:
                 # Inside the try: a reservation the driver gave up on (timeout, cancellation)
                 # may have been made all the same, and its ticket would stop the store.
@@ -241,7 +244,8 @@ class PgStatementRepository:
                     ticket["ended_ticket"],
                 )
             except BaseException as exc:
-                await _release_ticket(conn, store_id, settle=isinstance(exc, Exception))
+                drawn = ticket["ticket"] if ticket is not None and isinstance(exc, Exception) else None
+                await _release_ticket(conn, store_id, settle=drawn)
                 # Not expected (the ids are settled in ticket order, migration 0039), but were
                 # PostgreSQL to end a wait as a deadlock, the general path takes the group.
                 if isinstance(exc, asyncpg.DeadlockDetectedError):

@@ -228,3 +228,30 @@ async def test_a_failed_append_with_none_in_flight_settles_its_ticket(db_url: st
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()") == 0
     finally:
         await pool.close()
+
+
+async def test_a_failed_append_does_not_make_the_store_wait_for_the_tickets_in_flight(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """A request that fails while an earlier ticket is in flight answers at once, and holds up no
+    reservation; the earlier ticket's commit ends the failed one's ticket (a review: settling by
+    the store's lock made the request and every new append wait for the ticket in flight)."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    pool = await create_pool(db_url, min_size=1, max_size=2)
+    try:
+        repo = PgStatementRepository(pool)
+        async with _connections(db_url, 1) as (held,):
+            early = await held.fetchrow(sql("reserve_ticket"), store, 1)
+            item = prepare(with_id(statement()), WHO, "1.0.3")
+            item.terms["a:mbox:mailto:x\x00@example.org"] = False
+            started = time.monotonic()
+            with pytest.raises(asyncpg.PostgresError):
+                await asyncio.wait_for(repo._write_group(store, [_Write([item], [], True)]), 5)
+            assert time.monotonic() - started < 0.5
+            # a new reservation is not held up either
+            third = await asyncio.wait_for(conn.fetchrow(sql("reserve_ticket"), store, 1), 1)
+            await conn.execute(sql("release_tickets"))
+            await _call(held, store, [with_id(statement())], ticket=early)
+        assert third["ticket"] == 3
+        assert await conn.fetchval("SELECT ended_ticket FROM stores WHERE id = $1", store) == 3
+    finally:
+        await pool.close()

@@ -38,6 +38,7 @@ def test_what_a_retry_would_meet_again_stays_an_internal_error(error: type[async
 @pytest.mark.parametrize("error", [
     asyncpg.exceptions.TooManyConnectionsError, asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.LockNotAvailableError,  # a store's next ticket still held (migration 0039)
 ])
 def test_too_many_connections_and_a_transaction_to_retry_are_503_with_retry_after(
         error: type[asyncpg.PostgresError]) -> None:

@@ -31,8 +31,14 @@ SELECT spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $
 SELECT pg_advisory_unlock_all();
 
 -- name: settle_tickets
--- After a failed append: wait for the store's tickets in flight, and mark them ended (0039).
-SELECT spor_lock_store($1);
+-- After a failed append ($2: its ticket let go), when no ticket is in flight that will end it
+-- (a later one drawn since, or an earlier one still held: their commits pass the tickets let go
+-- after them): mark it ended with spor_lock_store, which then waits for nothing (0039).
+SELECT spor_lock_store($1)
+FROM store_tickets t JOIN stores s ON s.id = t.id
+WHERE t.id = $1 AND t.ticket = $2
+  AND NOT EXISTS (SELECT 1 FROM generate_series(s.ended_ticket + 1, $2 - 1) AS j
+                  WHERE NOT pg_try_advisory_xact_lock_shared(spor_ticket_key($1, j)));
 
 -- name: append_statements
 -- In one statement: log events, index rows, filter terms, voiding, attachments, counter.

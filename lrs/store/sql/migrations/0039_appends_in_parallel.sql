@@ -35,7 +35,9 @@ CREATE TABLE store_tickets (
     last_stored   timestamptz NOT NULL   -- the stored time of the last reservation
 );
 
--- The key of a ticket's session advisory lock (the one-bigint form, used for nothing else).
+-- The key of a ticket's session advisory lock (the one-bigint form; the first-start and migration
+-- locks of lrs/cli.py and lrs/store/migrate.py use it too, and would meet a ticket only in store
+-- 0x53706F after ~1.9 billion appends).
 CREATE FUNCTION spor_ticket_key(p_store bigint, p_ticket bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT (p_store << 32) | (p_ticket & 4294967295)
