@@ -891,10 +891,10 @@ async def _pg_stats_top(env: Env, wall: float, statements: int, top: int = 10) -
            "      pg_stat_statements (execution time in PostgreSQL; ms per second of the phase, calls, mean):"]
     out += [f"        {r['t'] / wall:7.1f} ms/s {r['calls']:>8,} calls {r['m']:8.3f} ms  {r['q'][:110]}"
             for r in rows[:top]]
-    return out + _lock_section(rows, statements)
+    return out + _ticket_section(rows, statements)
 
 
-def _lock_section(rows: list[asyncpg.Record], statements: int) -> list[str]:
+def _ticket_section(rows: list[asyncpg.Record], statements: int) -> list[str]:
     """What the common append spent waiting for the appends of the same store (migration 0039:
     appends write side by side and commit in ticket order). Per call: the wait for earlier
     tickets, the update of the store's row (which waits for the commit of the ticket before),

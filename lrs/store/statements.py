@@ -204,7 +204,7 @@ class PgStatementRepository:
         refers to another, no id repeats. A reservation (positions, stored time, a ticket) and
         one call, which writes alongside other appends and commits in ticket order. None, with
         nothing written, when the general path must take the group (an id is stored already, or
-        a stored statement refers to a new one, or a deadlock with an append of the same id)."""
+        a stored statement refers to a new one)."""
         items = [p for w in writes for p in w.items]
         if any(p.refers_to for p in items) or len({p.id for p in items}) != len(items):
             return None
