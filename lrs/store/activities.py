@@ -10,7 +10,7 @@ language maps merge), then one statement upserts from the JSON object id -> defi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -64,19 +64,31 @@ def _agents(stmt: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from walk(ctx.get("team"))
 
 
-def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Activity id -> definition merged over the statements in order, each statement's taken
-    as far as the canonical definition's bounds let it (``canonical_offer``)."""
-    out: dict[str, dict[str, Any]] = {}
+def _definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Activity id -> the definitions the statements give it, in order (empty ones left out)."""
+    out: dict[str, list[dict[str, Any]]] = {}
     for body in bodies:
         for act in _activities(body):
             definition = act.get("definition")
             if isinstance(definition, dict) and definition:
-                offer = canonical_offer(definition)
-                if offer is not None:
-                    aid = str(act["id"])
-                    out[aid] = merge_definition(out.get(aid), offer, bounded=False)
+                out.setdefault(str(act["id"]), []).append(definition)
     return out
+
+
+def _fold(definitions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """One Activity's definitions merged in order, each taken as far as the canonical
+    definition's bounds let it (``canonical_offer``); None when none offers anything."""
+    out: dict[str, Any] | None = None
+    for definition in definitions:
+        offer = canonical_offer(definition)
+        if offer is not None:
+            out = merge_definition(out, offer, bounded=False)
+    return out
+
+
+def fold_definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Activity id -> definition merged over the statements in order (``_fold``)."""
+    return {aid: folded for aid, given in _definitions(bodies).items() if (folded := _fold(given)) is not None}
 
 
 class KnownNames:
@@ -84,7 +96,7 @@ class KnownNames:
     again. ``agent_names`` rows are deleted only by an erasure (``lrs/person_erasure.py``), so a
     pair seen committed stays stored, in the database history the process saw it in: on a
     connection new to the cache (after a failover or a restore the pool reconnects) everything
-    is forgotten (``forget_if_new``). After an erasure, a person who comes back may lack a name
+    is forgotten (``forget``). After an erasure, a person who comes back may lack a name
     in the Agents resource until the server restarts or the pair leaves the cache
     (docs/security.md, Erasure).
     Most statements name people whose names are stored already (every statement of a course
@@ -127,22 +139,73 @@ class KnownNames:
             self._old, self._new = self._new, set()
         self._new.add(h)
 
-    def forget_if_new(self, conn: asyncpg.Connection) -> None:
-        """Forget every pair when ``conn`` is a pool connection the cache has not seen."""
-        take_new = getattr(conn, "take_new", None)
-        if take_new is not None and take_new():
-            self._new.clear()
-            self._old.clear()
+    def forget(self) -> None:
+        """Forget every pair (a pool connection new to the cache: PgStatementRepository)."""
+        self._new.clear()
+        self._old.clear()
+
+
+class KnownDefinitions:
+    """The Activity definitions this process has merged into each store, so an append need not
+    send one again while the store's definitions are as they were then (migration 0040).
+
+    Per store: the store's definitions version after this process's last append, and for each
+    Activity the definition (as sent, hashed) that append merged. A definition merged twice
+    changes nothing, so while the version stands (nothing has changed any definition of the
+    store since) the same definition need not be merged again. An append that leaves some out
+    names the version; the store refuses it in ticket order when its version differs, and the
+    process then forgets the store (``forget``) and sends everything.
+
+    Bounded in memory: hashes of the id and of the definition's JSON (~100 bytes an Activity),
+    at most ``limit`` Activities a store; a store over it starts again from its last append.
+    Two definitions of one Activity with one hash (odds of ~1 in 10^19) would leave the second
+    unmerged: the canonical definition would lack that change until another one."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._stores: dict[int, tuple[int, dict[int, int]]] = {}
+
+    def version(self, store_id: int) -> tuple[int | None, dict[int, int]]:
+        """The store's definitions version this process knows, and what was merged at it."""
+        return self._stores.get(store_id, (None, {}))
+
+    def learn(self, store_id: int, before: int, after: int, merged: dict[int, int | None]) -> None:
+        """An append committed: the store's version was ``before`` when it merged (it changed
+        nothing else) and ``after`` once it had; ``merged``: Activity -> the hash of the one
+        definition it merged (None: a fold of several, not kept)."""
+        version, known = self._stores.get(store_id, (None, {}))
+        # what was known holds still only when nothing changed between then and this merge
+        kept = dict(known) if version == before else {}
+        for key, digest in merged.items():
+            if digest is None:
+                kept.pop(key, None)
+            else:
+                kept[key] = digest
+        if len(kept) > self.limit:
+            kept = {k: d for k, d in merged.items() if d is not None}
+        self._stores[store_id] = (after, kept)
+
+    def forget(self, store_id: int | None = None) -> None:
+        """Forget one store (its version moved on), or every store (a new connection)."""
+        if store_id is None:
+            self._stores.clear()
+        else:
+            self._stores.pop(store_id, None)
 
 
 @dataclass
 class DefinitionArgs:
     """The definition and name documents of spor_merge_definitions (migration 0022) for a
     group of appended statements: Activity id -> definition folded over the group, as JSON,
-    and the [agent key, name] pairs not known to be stored."""
+    and the [agent key, name] pairs not known to be stored. With ``KnownDefinitions``, the
+    Activities whose definitions were merged already are left out: ``version`` is the version
+    they were merged at (None: none left out), and ``merged`` what the others are, for
+    ``KnownDefinitions.learn`` once the append commits."""
 
     defs: bytes
     names: list[tuple[str, str]]
+    version: int | None = None
+    merged: dict[int, int | None] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -152,8 +215,10 @@ class DefinitionArgs:
         return orjson.dumps(self.names)
 
 
-def definition_args(store_id: int, items: list[Prepared], known: KnownNames | None = None) -> DefinitionArgs:
-    """What appending ``items`` merges into the canonical definitions and agent names."""
+def definition_args(store_id: int, items: list[Prepared], known: KnownNames | None = None,
+                    known_definitions: KnownDefinitions | None = None) -> DefinitionArgs:
+    """What appending ``items`` merges into the canonical definitions and agent names; with
+    ``known_definitions``, without the definitions merged already at the version it knows."""
     names: dict[tuple[str, str], None] = {}
     for p in items:
         for agent in _agents(p.body):
@@ -162,12 +227,26 @@ def definition_args(store_id: int, items: list[Prepared], known: KnownNames | No
             if key is not None and isinstance(name, str) and name:
                 names[(key, name)] = None
     pairs = list(names) if known is None else known.unknown(store_id, names)
-    defs = orjson.dumps({aid: with_tag_order(d) for aid, d in fold_definitions(p.body for p in items).items()})
+    version, merged_before = (None, {}) if known_definitions is None else known_definitions.version(store_id)
+    folded: dict[str, dict[str, Any]] = {}
+    merged: dict[int, int | None] = {}
+    left_out = False
+    for aid, given in _definitions(p.body for p in items).items():
+        activity = hash(aid)
+        digests = {hash(orjson.dumps(d)) for d in given}
+        digest = digests.pop() if len(digests) == 1 else None
+        if version is not None and digest is not None and merged_before.get(activity) == digest:
+            left_out = True
+            continue
+        merged[activity] = digest
+        if (definition := _fold(given)) is not None:
+            folded[aid] = with_tag_order(definition)
+    defs = orjson.dumps(folded)
     if b"\\u0000" in defs:
         # an extension value holding U+0000 (lrs.ops.statements.validate lets those through):
         # the canonical copy is jsonb, which cannot hold it; the statement keeps it
         defs = orjson.dumps(without_nul(orjson.loads(defs)))
-    return DefinitionArgs(defs, pairs)
+    return DefinitionArgs(defs, pairs, version if left_out else None, merged)
 
 
 async def upsert_definitions(conn: asyncpg.Connection, store_id: int, args: DefinitionArgs) -> None:

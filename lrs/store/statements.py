@@ -23,7 +23,13 @@ from lrs.errors import Conflict, Forbidden, ServiceUnavailable
 from lrs.ops import terms as T
 from lrs.ops.statements import Attachment, Page, Prepared, Query, StatementRow, inherit_target_terms, same_statement
 from lrs.ops.timestamps import format_timestamp
-from lrs.store.activities import KnownNames, canonical_definitions, definition_args, upsert_definitions
+from lrs.store.activities import (
+    KnownDefinitions,
+    KnownNames,
+    canonical_definitions,
+    definition_args,
+    upsert_definitions,
+)
 from lrs.store.appender import GroupAppender
 from lrs.store.db import scoped, translated
 from lrs.store.log import Reservation
@@ -125,6 +131,10 @@ def _voids_only_its_own(mine: list[Prepared], stored_authority: dict[str, str | 
                             "(scope all may also void one not stored yet)")
 
 
+# spor_append_group's refusal of definitions left out at a version the store has passed (0040)
+DEFINITIONS_CHANGED = "SPD01"
+
+
 async def _release_ticket(conn: asyncpg.Connection, store_id: int, *, settle: int | None) -> None:
     """Let go of the ticket of a failed common append (a session lock: a rollback keeps it), or
     close the connection, which lets go of it too; every later append of the store waits for it.
@@ -179,6 +189,7 @@ class PgStatementRepository:
         self.pool = pool
         self.appender: GroupAppender[_Write, datetime | None] = GroupAppender(self._write_group, max_group, in_flight)
         self.known_names = KnownNames()
+        self.known_definitions = KnownDefinitions()
         # per store: (monotonic time read, Consistent-Through then)
         self._through: dict[int, tuple[float, datetime]] = {}
 
@@ -199,12 +210,22 @@ class PgStatementRepository:
             return [stored] * len(writes)
         return await self._append_general(store_id, writes)
 
-    async def _append_in_one_call(self, store_id: int, writes: list[_Write]) -> datetime | None:
-        """The common case (spor_append_group, migrations 0007, 0016, 0022, 0039): no statement
-        refers to another, no id repeats. A reservation (positions, stored time, a ticket) and
-        one call, which writes alongside other appends and commits in ticket order. None, with
-        nothing written, when the general path must take the group (an id is stored already, or
-        a stored statement refers to a new one)."""
+    def _forget_if_new(self, conn: asyncpg.Connection) -> None:
+        """Empty the caches of what the database holds when ``conn`` is new to them."""
+        take_new = getattr(conn, "take_new", None)
+        if take_new is not None and take_new():
+            self.known_names.forget()
+            self.known_definitions.forget()
+
+    async def _append_in_one_call(self, store_id: int, writes: list[_Write], *,
+                                  leave_out_known: bool = True) -> datetime | None:
+        """The common case (spor_append_group, migrations 0007, 0016, 0022, 0039, 0040): no
+        statement refers to another, no id repeats. A reservation (positions, stored time, a
+        ticket) and one call, which writes alongside other appends and commits in ticket order.
+        None, with nothing written, when the general path must take the group (an id is stored
+        already, or a stored statement refers to a new one). Definitions this process merged
+        already are left out (``KnownDefinitions``); when the store's definitions changed since,
+        the call keeps nothing and is made again with all of them."""
         items = [p for w in writes for p in w.items]
         if any(p.refers_to for p in items) or len({p.id for p in items}) != len(items):
             return None
@@ -218,14 +239,15 @@ class PgStatementRepository:
         bodies = b"\x1e".join([orjson.dumps(p.body) for p in items])
         attachments = [a for w in writes for a in w.attachments]
         async with translated(), self.pool.acquire() as conn:
-            self.known_names.forget_if_new(conn)
-            defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names)
+            self._forget_if_new(conn)
+            defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names,
+                                       self.known_definitions if leave_out_known else None)
             ticket: asyncpg.Record | None = None
             try:
                 # Inside the try: a reservation the driver gave up on (timeout, cancellation)
                 # may have been made all the same, and its ticket would stop the store.
                 ticket = await conn.fetchrow(sql("reserve_ticket"), store_id, len(items))
-                stored: datetime | None = await conn.fetchval(
+                done = await conn.fetchrow(
                     sql("append_in_one_call"),
                     store_id,
                     [p.id for p in items],
@@ -242,6 +264,7 @@ class PgStatementRepository:
                     ticket["first_position"],
                     ticket["stored"],
                     ticket["ended_ticket"],
+                    defining.version,
                 )
             except BaseException as exc:
                 drawn = ticket["ticket"] if ticket is not None and isinstance(exc, Exception) else None
@@ -250,9 +273,20 @@ class PgStatementRepository:
                 # PostgreSQL to end a wait as a deadlock, the general path takes the group.
                 if isinstance(exc, asyncpg.DeadlockDetectedError):
                     return None
-                raise
+                if getattr(exc, "sqlstate", None) == DEFINITIONS_CHANGED:
+                    # the definitions left out may need merging again: nothing was kept
+                    self.known_definitions.forget(store_id)
+                    changed = True
+                else:
+                    raise
+            else:
+                changed = False
+        if changed:
+            return await self._append_in_one_call(store_id, writes, leave_out_known=False)
+        stored: datetime | None = done["stored"]
         if stored is not None:
             self.known_names.remember(store_id, defining.names)
+            self.known_definitions.learn(store_id, done["defs_before"], done["defs_after"], defining.merged)
         return stored
 
     async def _append_general(self, store_id: int, writes: list[_Write]) -> list[datetime | BaseException | None]:
@@ -291,7 +325,7 @@ class PgStatementRepository:
             reservation = Reservation(first, len(new), check["stored"])
             await self._insert(conn, store_id, new, attachments, reservation, set(check["voided_before"]))
             if defining:
-                self.known_names.forget_if_new(conn)
+                self._forget_if_new(conn)
                 merged = definition_args(store_id, defining, self.known_names)
                 await upsert_definitions(conn, store_id, merged)
         if merged is not None:  # committed

@@ -56,12 +56,13 @@ async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
     if ticket is None:
         ticket = await conn.fetchrow(sql("reserve_ticket"), store, len(items))
     try:
-        return await conn.fetchval(
+        done = await conn.fetchrow(
             sql("append_in_one_call"), store, [p.id for p in items],
             b"\x1e".join(orjson.dumps(p.body) for p in items),
             ["timestamp" not in p.body for p in items], [None] * len(items),
             orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
-            [], [], [], orjson.dumps(defs or {}).decode(), "[]", *ticket)
+            [], [], [], orjson.dumps(defs or {}).decode(), "[]", *ticket, None)
+        return done["stored"]
     finally:
         await conn.execute(sql("release_tickets"))
 
@@ -347,7 +348,7 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
         await conn.fetchval(
             sql("append_in_one_call"), store, [p.id for p in items], orjson.dumps(items[0].body),
             [True, True], [None, None], orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * 2,
-            [], [], [], "{}", "[]", *ticket)
+            [], [], [], "{}", "[]", *ticket, None)
     await conn.execute(sql("release_tickets"))
     assert await _counts(conn, store) == before
 

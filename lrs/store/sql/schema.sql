@@ -77,6 +77,7 @@ stores.last_position bigint NOT NULL DEFAULT 0
 stores.last_stored timestamp with time zone NULL
 stores.region text NULL
 stores.ended_ticket bigint NOT NULL DEFAULT 0
+stores.definitions_version bigint NOT NULL DEFAULT 0
 -- constraint
 activities activities_pkey PRIMARY KEY (store_id, activity_id)
 activities activities_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
@@ -134,6 +135,8 @@ CREATE UNIQUE INDEX store_tickets_pkey ON public.store_tickets USING btree (id)
 CREATE UNIQUE INDEX stores_name_key ON public.stores USING btree (name)
 CREATE UNIQUE INDEX stores_pkey ON public.stores USING btree (id)
 -- trigger
+CREATE TRIGGER activities_deleted AFTER DELETE ON public.activities REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_changed()
+CREATE TRIGGER activities_updated AFTER UPDATE ON public.activities REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_changed()
 CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER credentials_notify AFTER DELETE OR UPDATE ON public.credentials FOR EACH ROW EXECUTE FUNCTION notify_credential_change()
@@ -143,10 +146,11 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 -- function
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
-spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint) RETURNS timestamp with time zone
+spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint, p_defs_version bigint, OUT o_stored timestamp with time zone, OUT o_defs_before bigint, OUT o_defs_after bigint) RETURNS record
 spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_await_tickets(p_store bigint, p_ended bigint, p_until bigint) RETURNS void
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
+spor_definitions_changed() RETURNS trigger
 spor_lock_store(p_store bigint) RETURNS void
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)

@@ -19,12 +19,15 @@ WHERE id = $1;
 SELECT ticket, first_position, stored, ended_ticket FROM spor_reserve_ticket($1, $2);
 
 -- name: append_in_one_call
--- The common append with its ticket (migrations 0007, 0016, 0022, 0039); NULL when the general
--- path must take it. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per
--- statement]; $11: {id: definition}; $12: [[agent key, name], ...]; $13-$16: the reservation.
-SELECT spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
-                         $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb,
-                         $13::bigint, $14::bigint, $15::timestamptz, $16::bigint);
+-- The common append with its ticket (migrations 0007, 0016, 0022, 0039, 0040): its stored time
+-- (NULL when the general path must take it) and the store's definitions version before and
+-- after its merge. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per
+-- statement]; $11: {id: definition}; $12: [[agent key, name], ...]; $13-$16: the reservation;
+-- $17: the definitions version the definitions left out were merged at (NULL: none left out).
+SELECT o_stored AS stored, o_defs_before AS defs_before, o_defs_after AS defs_after
+FROM spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
+                       $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb,
+                       $13::bigint, $14::bigint, $15::timestamptz, $16::bigint, $17::bigint);
 
 -- name: release_tickets
 -- Let go of a ticket its append did not (the call failed): the session's advisory locks.
