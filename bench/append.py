@@ -73,9 +73,9 @@ def _cluster_cpu(postmaster: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-async def _postmaster(conn: asyncpg.Connection) -> int:
-    data = await conn.fetchval("SHOW data_directory")
-    return int(Path(data, "postmaster.pid").read_text().split()[0])
+def _postmaster(data_directory: str) -> int:
+    """The postmaster's pid, from its pid file."""
+    return int(Path(data_directory, "postmaster.pid").read_text().split()[0])
 
 
 class Clock:
@@ -112,7 +112,7 @@ async def run(args: argparse.Namespace) -> None:
             await migrate(conn)
             store = await PgCredentialRepository(conn).create_store("bench", "Benchmark HF")
             await conn.execute("CREATE TABLE bench_baseline (id uuid PRIMARY KEY, stored timestamptz, payload json)")
-            postmaster = await _postmaster(conn)
+            postmaster = _postmaster(await conn.fetchval("SHOW data_directory"))
         finally:
             await conn.close()
         groups = _groups(store, args.warm_up + args.groups, args.group)

@@ -103,6 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lrs.http.protocol import StepWritesProtocol
+    from lrs.listen import serve_listening
     from lrs.logs import configure
     from lrs.memory import tune_malloc
 
@@ -135,7 +136,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             print(f"  embedded database: {embedded.data_dir} (PostgreSQL from {embedded.pg_bin})", flush=True)
         _show_first_credential(created, first, on_terminal, folder)
-        print(f"Spor is starting. Point your xAPI client at: {_public_url(settings)}/xapi/", flush=True)
         # uvicorn shuts down gracefully on SIGTERM/SIGINT (finishing in-flight requests), then
         # re-raises the signal; exiting normally from it lets the embedded database stop too.
         signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -156,7 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
             target = create_app(settings)
             tune_gc()
-        uvicorn.run(
+        config = uvicorn.Config(
             target,  # type: ignore[arg-type]
             factory=settings.workers > 1, workers=settings.workers if settings.workers > 1 else None,
             host=settings.host, port=settings.port, log_config=None, access_log=False,
@@ -165,6 +165,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # the app sends its own Date, current to the second (lrs.ops.timestamps.http_date_now)
             date_header=False,
         )
+        # the line a person (or a script) waits for, once the port takes connections
+        serve_listening(config, ready=lambda: print(
+            f"Spor is starting. Point your xAPI client at: {_public_url(settings)}/xapi/", flush=True))
     finally:
         if watch is not None:
             watch.stop()  # before the cluster is stopped: not started again under the stop
