@@ -153,17 +153,24 @@ class KnownDefinitions:
     Activity the definition (as sent, hashed) that append merged. A definition merged twice
     changes nothing, so while the version stands (nothing has changed any definition of the
     store since) the same definition need not be merged again. An append that leaves some out
-    names the version; the store refuses it in ticket order when its version differs, and the
-    process then forgets the store (``forget``) and sends everything.
+    names the version; the store refuses it when its version differs, and the process then
+    forgets the store (``forget``) and sends everything.
 
-    Bounded in memory: hashes of the id and of the definition's JSON (~100 bytes an Activity),
-    at most ``limit`` Activities a store; a store over it starts again from its last append.
-    Two definitions of one Activity with one hash (odds of ~1 in 10^19) would leave the second
-    unmerged: the canonical definition would lack that change until another one."""
+    Bounded in memory: hashes of the id and of the definition's JSON (~100-130 bytes an
+    Activity), at most ``limit`` Activities in all; past it, only the store just learnt from is
+    kept, and of it only what its last append merged. Hashes are 64 bits: two Activities of a
+    store with one id hash and one definition hash (two with the same definition, as those
+    giving only a type often have, and ids that collide: odds of ~1 in 10^10 for 20,000
+    Activities), or one Activity's two definitions with one hash (~1 in 10^19), would leave a
+    definition unmerged while the store's version stands."""
 
-    def __init__(self, limit: int = 20_000) -> None:
+    def __init__(self, limit: int = 50_000) -> None:
         self.limit = limit
         self._stores: dict[int, tuple[int, dict[int, int]]] = {}
+        self._size = 0
+
+    def __len__(self) -> int:
+        return self._size
 
     def version(self, store_id: int) -> tuple[int | None, dict[int, int]]:
         """The store's definitions version this process knows, and what was merged at it."""
@@ -173,24 +180,31 @@ class KnownDefinitions:
         """An append committed: the store's version was ``before`` when it merged (it changed
         nothing else) and ``after`` once it had; ``merged``: Activity -> the hash of the one
         definition it merged (None: a fold of several, not kept)."""
-        version, known = self._stores.get(store_id, (None, {}))
+        version, known = self._stores.pop(store_id, (None, {}))
+        self._size -= len(known)
         # what was known holds still only when nothing changed between then and this merge
-        kept = dict(known) if version == before else {}
+        kept = known if version == before else {}
         for key, digest in merged.items():
             if digest is None:
                 kept.pop(key, None)
             else:
                 kept[key] = digest
-        if len(kept) > self.limit:
-            kept = {k: d for k, d in merged.items() if d is not None}
+        if self._size + len(kept) > self.limit:
+            self._stores.clear()
+            self._size = 0
+            if len(kept) > self.limit:
+                kept = {k: d for k, d in merged.items() if d is not None}
         self._stores[store_id] = (after, kept)
+        self._size += len(kept)
 
     def forget(self, store_id: int | None = None) -> None:
         """Forget one store (its version moved on), or every store (a new connection)."""
         if store_id is None:
             self._stores.clear()
+            self._size = 0
         else:
-            self._stores.pop(store_id, None)
+            _, known = self._stores.pop(store_id, (None, {}))
+            self._size -= len(known)
 
 
 @dataclass

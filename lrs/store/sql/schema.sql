@@ -136,6 +136,7 @@ CREATE UNIQUE INDEX stores_name_key ON public.stores USING btree (name)
 CREATE UNIQUE INDEX stores_pkey ON public.stores USING btree (id)
 -- trigger
 CREATE TRIGGER activities_deleted AFTER DELETE ON public.activities REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_changed()
+CREATE TRIGGER activities_truncated AFTER TRUNCATE ON public.activities FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_truncated()
 CREATE TRIGGER activities_updated AFTER UPDATE ON public.activities REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_changed()
 CREATE TRIGGER audit_log_append_only BEFORE DELETE OR UPDATE ON public.audit_log FOR EACH ROW EXECUTE FUNCTION refuse_event_change()
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON public.audit_log FOR EACH STATEMENT EXECUTE FUNCTION refuse_event_change()
@@ -151,12 +152,14 @@ spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts 
 spor_await_tickets(p_store bigint, p_ended bigint, p_until bigint) RETURNS void
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
 spor_definitions_changed() RETURNS trigger
+spor_definitions_truncated() RETURNS trigger
 spor_lock_store(p_store bigint) RETURNS void
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_log_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_merge_definition(stored jsonb, incoming jsonb) RETURNS jsonb
 spor_merge_definitions(p_store bigint, p_defs jsonb, p_names jsonb) RETURNS void
 spor_merge_language_map(stored jsonb, incoming jsonb, tag_order jsonb) RETURNS jsonb
+spor_new_definitions_version() RETURNS bigint
 spor_page_takes(p_before bigint, p_bytes integer, p_budget bigint, p_page_started boolean) RETURNS boolean
 spor_protect(tbl regclass) RETURNS void
 spor_read_stores() RETURNS bigint[]

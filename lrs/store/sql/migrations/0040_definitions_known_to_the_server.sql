@@ -11,25 +11,42 @@
 -- changes nothing (lrs.ops.activities.merge_definition), but a later, different definition
 -- of another statement must be overridden again by a re-sent one ("later wins").
 --
--- stores.definitions_version counts the changes: a trigger on activities adds one for every
--- statement that updates or deletes a stored definition (whichever code runs it). A new
--- Activity changes nothing a process knows: it knows only definitions it merged, which are
--- stored (until a delete, which counts), and bench/ingest (b) adds new Activities all along:
--- counting them made every other process's next append fail (114 of ~800 calls). An
--- append that skipped something names the version its process knows, and fails in ticket
--- order (SQLSTATE SPD01, nothing kept) when the store's differs; the process forgets what it
--- knew of the store and sends everything again. Every append returns the version before and
--- after its merge, which the process learns from.
+-- stores.definitions_version moves on with every change: triggers on activities give it a new
+-- random value for every statement that updates, deletes or truncates stored definitions
+-- (whichever code runs it). Random, not a count: a database gone back in history (a failover
+-- that lost commits, a restore) never shows a process a version it knew with other content
+-- (a review). A new Activity changes nothing a process knows: it knows only definitions it
+-- merged, which are stored (until a delete, which counts), and bench/ingest (b) adds new
+-- Activities all along: counting them made every other process's next append fail (114 of
+-- ~800 calls). An append that left something out names the version its process knows, and
+-- fails (SQLSTATE SPD01, nothing kept) when the store's differs: first before it writes
+-- anything, when it differs already, and then in ticket order, when the appends before it
+-- have committed. The process forgets what it knew of the store and sends everything again.
+-- Every append returns the version before and after its merge, which the process learns from.
 --
--- Every writer of activities takes the store's row (an append, spor_lock_store) before the
--- activities rows, and the trigger takes the store's row after them: the same order.
+-- The writers of activities run alone in their store (an append merges in ticket order under
+-- the store's row; the general path and an erasure hold the store's append lock). An UPDATE of
+-- activities made by hand, outside them, may deadlock with an append (PostgreSQL ends one).
 
 ALTER TABLE stores ADD COLUMN definitions_version bigint NOT NULL DEFAULT 0;
 
+-- a new version: 62 random bits (0 is a store's first, before any change)
+CREATE FUNCTION spor_new_definitions_version() RETURNS bigint LANGUAGE sql VOLATILE AS $$
+    SELECT ('x' || substr(md5(random()::text || clock_timestamp()::text), 1, 16))::bit(64)::bigint
+           & 4611686018427387903
+$$;
+
 CREATE FUNCTION spor_definitions_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE stores SET definitions_version = definitions_version + 1
+    UPDATE stores SET definitions_version = spor_new_definitions_version()
     WHERE id IN (SELECT DISTINCT c.store_id FROM changed c);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION spor_definitions_truncated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE stores SET definitions_version = spor_new_definitions_version();
     RETURN NULL;
 END
 $$;
@@ -38,6 +55,8 @@ CREATE TRIGGER activities_updated AFTER UPDATE ON activities REFERENCING NEW TAB
     FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_changed();
 CREATE TRIGGER activities_deleted AFTER DELETE ON activities REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_changed();
+CREATE TRIGGER activities_truncated AFTER TRUNCATE ON activities
+    FOR EACH STATEMENT EXECUTE FUNCTION spor_definitions_truncated();
 
 DROP FUNCTION spor_append_group(bigint, uuid[], bytea, boolean[], text[], jsonb, text[], text[], text[], bytea[],
                                 jsonb, jsonb, bigint, bigint, timestamptz, bigint);
@@ -72,6 +91,14 @@ BEGIN
     END IF;
     PERFORM set_config('spor.store_ids', p_store::text, true),
             set_config('spor.write_store', p_store::text, true);
+    -- definitions left out at a version the store has passed already: fail before writing
+    -- anything (the check that counts is in ticket order, below)
+    IF p_defs_version IS NOT NULL
+       AND (SELECT s.definitions_version FROM stores s WHERE s.id = p_store) IS DISTINCT FROM p_defs_version THEN
+        PERFORM pg_advisory_unlock(spor_ticket_key(p_store, p_ticket));
+        RAISE EXCEPTION 'spor_append_group: the activity definitions of store % changed since version %',
+            p_store, p_defs_version USING ERRCODE = 'SPD01';
+    END IF;
     -- A statement referring to a new one is committed before this ticket was drawn, or it is
     -- an append holding the lock that waits for this ticket and then sees these statements.
     IF EXISTS (SELECT 1 FROM statements WHERE store_id = p_store AND refers_to = ANY (p_ids)) THEN
