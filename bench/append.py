@@ -14,8 +14,8 @@ starts, so neither parsing nor validation is counted.
 (b) append    the groups through ``_write_group``, after ``--warm-up`` groups (which fill the
               store's activities and the process's caches, as a running server's are).
 
-For each: wall time, PostgreSQL CPU (every process of the cluster, from /proc) and this process's
-CPU, per statement, and (b)/(a).
+For each: wall time, PostgreSQL CPU (the cluster's processes, ``bench.ingest.tree_cpu``) and
+this process's CPU, per statement, and (b)/(a).
 
     python -m bench.append                   # 150 groups of 192 statements after 20
     python -m bench.append --groups 300 --group 100
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import asyncpg
 import orjson
 
 from bench.cluster import bench_database
-from bench.ingest import Generator, Population
+from bench.ingest import Generator, Population, tree_cpu
 from lrs.ops.principal import Principal
 from lrs.ops.statements import Prepared, prepare, validate
 from lrs.store.credentials import PgCredentialRepository
@@ -58,21 +57,6 @@ class Figures:
                 f"this process's CPU {1e6 * self.own_cpu / n:6.1f} us a statement")
 
 
-def _cluster_cpu(postmaster: int) -> float:
-    """CPU seconds of the postmaster and its children (the backends and auxiliary processes)."""
-    ticks = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == postmaster or int(fields[1]) == postmaster:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def _postmaster(data_directory: str) -> int:
     """The postmaster's pid, from its pid file."""
     return int(Path(data_directory, "postmaster.pid").read_text().split()[0])
@@ -83,11 +67,11 @@ class Clock:
         self.postmaster = postmaster
 
     def __enter__(self) -> Clock:
-        self.t0, self.c0, self.p0 = time.perf_counter(), _cluster_cpu(self.postmaster), time.process_time()
+        self.t0, self.c0, self.p0 = time.perf_counter(), tree_cpu(self.postmaster), time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.figures = Figures(time.perf_counter() - self.t0, _cluster_cpu(self.postmaster) - self.c0,
+        self.figures = Figures(time.perf_counter() - self.t0, tree_cpu(self.postmaster) - self.c0,
                                time.process_time() - self.p0)
 
 
