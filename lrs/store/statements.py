@@ -217,8 +217,7 @@ class PgStatementRepository:
             self.known_names.forget()
             self.known_definitions.forget()
 
-    async def _append_in_one_call(self, store_id: int, writes: list[_Write], *,
-                                  leave_out_known: bool = True) -> datetime | None:
+    async def _append_in_one_call(self, store_id: int, writes: list[_Write]) -> datetime | None:
         """The common case (spor_append_group, migrations 0007, 0016, 0022, 0039, 0040): no
         statement refers to another, no id repeats. A reservation (positions, stored time, a
         ticket) and one call, which writes alongside other appends and commits in ticket order.
@@ -238,56 +237,54 @@ class PgStatementRepository:
         # are 0x80 and above): a safe separator. Bytes, not str: see migration 0022.
         bodies = b"\x1e".join([orjson.dumps(p.body) for p in items])
         attachments = [a for w in writes for a in w.attachments]
-        async with translated(), self.pool.acquire() as conn:
-            self._forget_if_new(conn)
-            defining = definition_args(store_id, [p for w in writes if w.define for p in w.items], self.known_names,
-                                       self.known_definitions if leave_out_known else None)
-            ticket: asyncpg.Record | None = None
-            try:
-                # Inside the try: a reservation the driver gave up on (timeout, cancellation)
-                # may have been made all the same, and its ticket would stop the store.
-                ticket = await conn.fetchrow(sql("reserve_ticket"), store_id, len(items))
-                done = await conn.fetchrow(
-                    sql("append_in_one_call"),
-                    store_id,
-                    [p.id for p in items],
-                    bodies,
-                    fill_ts,
-                    _sha2_lists(items),
-                    # one JSON array of {term: direct} objects (per-element jsonb cost the driver 6 us each)
-                    orjson.dumps([p.terms for p in items]),
-                    _authority_keys(items),
-                    *_attachment_columns(attachments),
-                    defining.defs,
-                    defining.names_json(),
-                    ticket["ticket"],
-                    ticket["first_position"],
-                    ticket["stored"],
-                    ticket["ended_ticket"],
-                    defining.version,
-                )
-            except BaseException as exc:
-                drawn = ticket["ticket"] if ticket is not None and isinstance(exc, Exception) else None
-                await _release_ticket(conn, store_id, settle=drawn)
-                # Not expected (the ids are settled in ticket order, migration 0039), but were
-                # PostgreSQL to end a wait as a deadlock, the general path takes the group.
-                if isinstance(exc, asyncpg.DeadlockDetectedError):
-                    return None
-                if getattr(exc, "sqlstate", None) == DEFINITIONS_CHANGED:
-                    # the definitions left out may need merging again: nothing was kept
-                    self.known_definitions.forget(store_id)
-                    changed = True
-                else:
+        defining_items = [p for w in writes if w.define for p in w.items]
+        for leave_out_known in (True, False):
+            async with translated(), self.pool.acquire() as conn:
+                self._forget_if_new(conn)
+                defining = definition_args(store_id, defining_items, self.known_names,
+                                           self.known_definitions if leave_out_known else None)
+                ticket: asyncpg.Record | None = None
+                try:
+                    # Inside the try: a reservation the driver gave up on (timeout, cancellation)
+                    # may have been made all the same, and its ticket would stop the store.
+                    ticket = await conn.fetchrow(sql("reserve_ticket"), store_id, len(items))
+                    done = await conn.fetchrow(
+                        sql("append_in_one_call"),
+                        store_id,
+                        [p.id for p in items],
+                        bodies,
+                        fill_ts,
+                        _sha2_lists(items),
+                        # one JSON array of {term: direct} objects (per-element jsonb cost the driver 6 us each)
+                        orjson.dumps([p.terms for p in items]),
+                        _authority_keys(items),
+                        *_attachment_columns(attachments),
+                        defining.defs,
+                        defining.names_json(),
+                        ticket["ticket"],
+                        ticket["first_position"],
+                        ticket["stored"],
+                        ticket["ended_ticket"],
+                        defining.version,
+                    )
+                except BaseException as exc:
+                    drawn = ticket["ticket"] if ticket is not None and isinstance(exc, Exception) else None
+                    await _release_ticket(conn, store_id, settle=drawn)
+                    # Not expected (the ids are settled in ticket order, migration 0039), but were
+                    # PostgreSQL to end a wait as a deadlock, the general path takes the group.
+                    if isinstance(exc, asyncpg.DeadlockDetectedError):
+                        return None
+                    if getattr(exc, "sqlstate", None) == DEFINITIONS_CHANGED and leave_out_known:
+                        # the definitions left out may need merging again: nothing was kept
+                        self.known_definitions.forget(store_id)
+                        continue
                     raise
-            else:
-                changed = False
-        if changed:
-            return await self._append_in_one_call(store_id, writes, leave_out_known=False)
-        stored: datetime | None = done["stored"]
-        if stored is not None:
-            self.known_names.remember(store_id, defining.names)
-            self.known_definitions.learn(store_id, done["defs_before"], done["defs_after"], defining.merged)
-        return stored
+            stored: datetime | None = done["stored"]
+            if stored is not None:
+                self.known_names.remember(store_id, defining.names)
+                self.known_definitions.learn(store_id, done["defs_before"], done["defs_after"], defining.merged)
+            return stored
+        raise AssertionError("unreachable: the call with every definition cannot be refused for one left out")
 
     async def _append_general(self, store_id: int, writes: list[_Write]) -> list[datetime | BaseException | None]:
         outcomes: list[datetime | BaseException | None] = [None] * len(writes)
