@@ -296,7 +296,7 @@ async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) ->
         for s in stores:
             cp = cps.get(s["id"])
             pos = cp["position"] if cp else 0
-            lag = max(0, s["last_position"] - pos)
+            lag = await _events_between(conn, s["id"], pos, s["last_position"])
             seconds = 0.0
             if lag:
                 t = await conn.fetchval(sql("projection_event_time"), s["id"], pos + 1)
@@ -308,6 +308,20 @@ async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) ->
                 "failed" if failed_at is not None else ("current" if lag == 0 else "behind"),
                 failed_at, error, leases.get((p.name, s["id"]))))
     return out
+
+
+# Lag is counted event by event up to this many; beyond it, the difference of positions (an upper
+# bound: the gaps an erasure or a failed append left) saves reading an index of millions.
+LAG_COUNTED_UP_TO = 1_000_000
+
+
+async def _events_between(conn: asyncpg.Connection, store_id: int, after: int, upto: int) -> int:
+    """The events of a store's log after position ``after`` up to ``upto``: counted (positions
+    have gaps) up to ``LAG_COUNTED_UP_TO``, the difference of positions beyond it."""
+    if upto <= after:
+        return 0
+    counted = int(await conn.fetchval(sql("projection_events_between"), store_id, after, upto, LAG_COUNTED_UP_TO))
+    return counted if counted < LAG_COUNTED_UP_TO else upto - after
 
 
 @dataclass
@@ -392,15 +406,17 @@ class Rebuild:
 
     @classmethod
     async def begin(cls, conn: asyncpg.Connection, projection: Projection,
-                    progress: Callable[[int, int], None] | None) -> Rebuild:
+                    progress: Callable[[int, int], None] | None, total: int | None = None) -> Rebuild:
         """Take the projection's rebuild lock and make the empty build schema (every store
-        from position 0)."""
+        from position 0). ``total``: the events of the log, for ``progress`` (None: counted)."""
         live = projection.schema
         build, old = live + "_build", live + "_old"
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_rebuild_lock(projection)):
             raise RuntimeError(f"a rebuild of {projection.name} is already running")
         try:
-            total = sum(r["last_position"] for r in await conn.fetch(sql("projection_stores")))
+            if total is None:
+                # events, not positions: done counts the events applied, and positions have gaps
+                total = int(await conn.fetchval(sql("projection_events_total")))
             async with conn.transaction():
                 # identifiers below are constants derived from the projection name (checked by _SCHEMA)
                 await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
@@ -569,11 +585,14 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
     if not projections:
         return {}
     builds: list[Rebuild] = []
+    total: int | None = None
     try:
         for p in projections:
             conn = await connect(url)
             try:
-                builds.append(await Rebuild.begin(conn, p, functools.partial(report, p.name)))
+                if total is None:  # counted once for all of them
+                    total = int(await conn.fetchval(sql("projection_events_total")))
+                builds.append(await Rebuild.begin(conn, p, functools.partial(report, p.name), total))
             except BaseException:
                 await conn.close()
                 raise

@@ -19,6 +19,7 @@ import pytest
 
 from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
+from lrs.person_erasure import erase_person
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
 from lrs.store.statements import PgStatementRepository
@@ -110,6 +111,55 @@ async def test_a_failing_event_marks_only_that_projection_failed(db_url: str, co
         assert st["transcript"].state == "current"  # it has no org tables: the event is nothing to it
         assert len(await _completions(conn)) == 2
         assert st["course_status"].lag_events == 3 and st["course_status"].state == "behind"
+    finally:
+        await pc.close()
+
+
+async def test_lag_and_rebuild_progress_count_events_not_positions(db_url: str, conn: asyncpg.Connection) -> None:
+    """An erasure leaves gaps in a store's positions; the lag and a rebuild's progress total
+    count the events that are there (they counted positions, and over-stated both)."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari") for _ in range(6)])
+    await _post(db_url, sid, [statement(actor="ola") for _ in range(3)])
+    pc = await runner.connect(db_url)
+    try:
+        await erase_person(pc, sid, ["account:https://id.example.org|emp-kari"], [], apply=True, by="test")
+        head = await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", sid)
+        assert head == 10  # 9 statements and the erasure's own event
+        assert await conn.fetchval("SELECT count(*) FROM events WHERE store_id = $1", sid) == 4
+        st = {s.projection: s for s in await runner.status(pc, list(ALL.values()))}
+        assert (st["transcript"].lag_events, st["transcript"].head, st["transcript"].state) == (4, 10, "behind")
+        # part of the way: two events applied, two left
+        assert (await runner.step(pc, TRANSCRIPT, sid, batch_size=2)).applied == 2
+        st = {s.projection: s for s in await runner.status(pc, list(ALL.values()))}
+        assert st["transcript"].position == 8 and st["transcript"].lag_events == 2
+        await runner.catch_up(pc, TRANSCRIPT)
+        st = {s.projection: s for s in await runner.status(pc, list(ALL.values()))}
+        assert (st["transcript"].lag_events, st["transcript"].state) == (0, "current")
+
+        calls: list[tuple[int, int]] = []
+        assert await runner.rebuild(pc, TRANSCRIPT, progress=lambda d, t: calls.append((d, t))) == 4
+        assert calls and all(t == 4 for _, t in calls) and calls[-1] == (4, 4)
+    finally:
+        await pc.close()
+
+
+async def test_lag_past_the_counted_bound_is_the_difference_of_positions(
+        db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting stops at LAG_COUNTED_UP_TO events; past it the lag is the (larger) difference of
+    positions, which reads no index."""
+    sid = await _store(conn)
+    await _post(db_url, sid, [statement(actor="kari") for _ in range(6)])
+    await _post(db_url, sid, [statement(actor="ola") for _ in range(3)])
+    monkeypatch.setattr(runner, "LAG_COUNTED_UP_TO", 3)
+    pc = await runner.connect(db_url)
+    try:
+        await erase_person(pc, sid, ["account:https://id.example.org|emp-kari"], [], apply=True, by="test")
+        st = {s.projection: s for s in await runner.status(pc, list(ALL.values()))}
+        assert st["transcript"].lag_events == 10  # 4 events, 3 or more counted: positions 1 to 10
+        await runner.step(pc, TRANSCRIPT, sid, batch_size=2)
+        st = {s.projection: s for s in await runner.status(pc, list(ALL.values()))}
+        assert st["transcript"].lag_events == 2  # below the bound: counted
     finally:
         await pc.close()
 

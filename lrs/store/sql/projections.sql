@@ -7,6 +7,16 @@
 -- Every store with its newest position (the runner's work list and the lag baseline).
 SELECT id, name, last_position FROM stores ORDER BY id;
 
+-- name: projection_events_between
+-- How many events a store's log holds after position $2 up to $3, counted up to $4 (positions
+-- are not events: an erasure and an append that failed after its positions were reserved leave
+-- gaps, migrations 0037 and 0039). An index-only scan of events_pkey.
+SELECT count(*) FROM (SELECT 1 FROM events WHERE store_id = $1 AND position > $2 AND position <= $3 LIMIT $4) e;
+
+-- name: projection_events_total
+-- How many events every store's log holds (a rebuild's progress total).
+SELECT count(*) FROM events;
+
 -- name: projection_lease_acquire
 -- Take or renew the lease of a (projection, store); returns a row only if the caller holds it.
 INSERT INTO projections.leases (projection, store_id, owner, expires_at)
