@@ -167,6 +167,7 @@ spor_reserve_ticket(p_store bigint, p_count integer) RETURNS TABLE(ticket bigint
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean)
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_store_horizon(p_store bigint) RETURNS TABLE(last_position bigint, consistent_through timestamp with time zone)
+spor_stored_after(p_last timestamp with time zone) RETURNS timestamp with time zone
 spor_ticket_key(p_store bigint, p_ticket bigint) RETURNS bigint
 spor_upsert_definitions(p_store bigint, p_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS void
 spor_write_store() RETURNS bigint

@@ -8,9 +8,7 @@ SELECT spor_lock_store($1);
 -- name: append_position_and_stored
 -- After the append lock: the last position and this append's stored time (a millisecond after
 -- the last one's at least, migration 0029).
-SELECT last_position,
-       greatest(coalesce(last_stored + interval '1 millisecond', '-infinity'),
-                date_trunc('milliseconds', clock_timestamp())) AS stored
+SELECT last_position, spor_stored_after(last_stored) AS stored
 FROM stores
 WHERE id = $1;
 
@@ -298,9 +296,7 @@ SELECT set_config('spor.store_ids', $1::bigint::text, true),
 -- name: append_check
 -- Under the append lock: the counter, this append's stored time, which of the ids are stored
 -- (with their statements, to compare a re-sent id), and the terms of StatementRef targets.
-SELECT st.last_position,
-       greatest(coalesce(st.last_stored + interval '1 millisecond', '-infinity'),
-                date_trunc('milliseconds', clock_timestamp())) AS stored,
+SELECT st.last_position, spor_stored_after(st.last_stored) AS stored,
        -- each id looked up on its own in the primary key. Before a growing store's first
        -- ANALYZE the planner thinks it holds a row or two and took the (store_id, position)
        -- index, scanning the whole store per id; ORDER BY statement_id makes the primary key
