@@ -4,10 +4,8 @@ common case, and hands every case that needs the general path's rules back untou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,33 +16,17 @@ import pytest
 from lrs.errors import Conflict
 from lrs.ops import terms as T
 from lrs.ops.activities import LANGUAGE_TAGS_MAX, merge_definition, with_tag_order
-from lrs.ops.principal import Principal
 from lrs.ops.statements import get_statement, prepare, store_statements
 from lrs.ops.timestamps import format_timestamp
 from lrs.store.activities import definition_args
 from lrs.store.credentials import PgCredentialRepository
-from lrs.store.db import create_pool
 from lrs.store.log import Reservation
 from lrs.store.queries import sql
-from lrs.store.statements import PgStatementRepository, _Write
+from lrs.store.statements import _Write
 from tests.statements import agent, statement, with_id
+from tests.store_access import principal, statement_repository
 
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
-WHO = Principal(0, None, frozenset({"all"}), AUTHORITY, "account:x")
-
-
-def _principal(store_id: int) -> Principal:
-    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
-
-
-@contextlib.asynccontextmanager
-async def _repository(db_url: str, **pool_args: int) -> AsyncIterator[PgStatementRepository]:
-    """A statement repository on a pool of its own, closed after."""
-    pool = await create_pool(db_url, **pool_args)
-    try:
-        yield PgStatementRepository(pool)
-    finally:
-        await pool.close()
+WHO = principal(0)
 
 
 async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
@@ -136,8 +118,8 @@ async def test_the_repository_falls_back_to_the_general_path(db_url: str, conn: 
     """A re-send (same content) and a target whose voiding statement came first are both
     handled by the general path after the one call hands them back."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _repository(db_url) as repo:
+    who = principal(store)
+    async with statement_repository(db_url) as repo:
         target = with_id(statement())
         voiding = with_id({"actor": target["actor"], "verb": {"id": "http://adlnet.gov/expapi/verbs/voided"},
                            "object": {"objectType": "StatementRef", "id": target["id"]}})
@@ -367,9 +349,9 @@ async def test_agent_names_are_stored_and_names_known_stored_are_not_sent_again(
     """Names go into agent_names with the statement; a name this process saw committed is left
     out of the next append's documents (rows are never deleted), on both append paths."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
+    who = principal(store)
     key = T.agent_key(agent("ola"))
-    async with _repository(db_url) as repo:
+    async with statement_repository(db_url) as repo:
         first = _named("Ola Nordmann")
         await store_statements(repo, who, "1.0.3", [first])
         assert await _names(conn, store) == ["Ola Nordmann"]
@@ -394,11 +376,11 @@ async def test_names_are_remembered_only_when_their_append_commits(db_url: str, 
     """A failed one-call append (no such store), and a request refused with 409 inside a group
     that the general path writes, leave their names unknown; the accepted request's are known."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
+    who = principal(store)
     key = T.agent_key(agent("ola"))
-    async with _repository(db_url) as repo:
+    async with statement_repository(db_url) as repo:
         with pytest.raises(asyncpg.ForeignKeyViolationError, match=r"store 999999 does not exist"):
-            await repo.append(999999, [prepare(_named("Ola Nordmann"), _principal(999999), "1.0.3")], [])
+            await repo.append(999999, [prepare(_named("Ola Nordmann"), principal(999999), "1.0.3")], [])
         assert repo.known_names.unknown(999999, [(key, "Ola Nordmann")]) == [(key, "Ola Nordmann")]
 
         stored = _named("Ola Nordmann")
@@ -418,8 +400,8 @@ async def test_a_new_pool_connection_empties_the_known_names(db_url: str, conn: 
     """After the pool reconnects (a failover, a restore) the database may not hold what the
     cache learnt: the names are sent again, and stored again."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _repository(db_url, min_size=1, max_size=1) as repo:
+    who = principal(store)
+    async with statement_repository(db_url, min_size=1, max_size=1) as repo:
         await store_statements(repo, who, "1.0.3", [_named("Ola Nordmann")])
         await conn.execute("DELETE FROM agent_names WHERE store_id = $1", store)  # as if restored from before
         await repo.pool.expire_connections()
@@ -457,13 +439,13 @@ async def test_an_append_keeps_the_canonical_definition_within_its_bounds(db_url
         s["object"] = {"id": aid, "definition": {"name": _tags(numbers, "n"), **more}}
         return s
 
-    async with _repository(db_url) as repo:
+    async with statement_repository(db_url) as repo:
         for i in range(4):
-            await store_statements(repo, _principal(store), "1.0.3", [sent(range(200 - 50 * i, 250 - 50 * i))])
-        await store_statements(repo, _principal(store), "1.0.3",
+            await store_statements(repo, principal(store), "1.0.3", [sent(range(200 - 50 * i, 250 - 50 * i))])
+        await store_statements(repo, principal(store), "1.0.3",
                                [sent(range(300 + 40 * i, 340 + 40 * i)) for i in range(5)])
         big = sent(range(1), extensions={"https://example.org/blob": "z" * 300_000})
-        await store_statements(repo, _principal(store), "1.0.3", [big])
+        await store_statements(repo, principal(store), "1.0.3", [big])
     stored = await conn.fetchval("SELECT payload::text FROM events WHERE store_id = $1 ORDER BY position DESC LIMIT 1",
                                  store)
     definition = await conn.fetchval("SELECT definition FROM activities WHERE store_id = $1 AND activity_id = $2",
@@ -506,7 +488,7 @@ async def test_an_append_attempt_rolled_back_leaves_no_time_in_the_statements_it
     xAPI Data 2.4.7) into the bodies it writes. When a group's transaction fails, its requests
     are retried one by one with the same prepared statements: a body that kept the failed
     attempt's time was stored with that time as its timestamp, earlier than its stored time."""
-    async with _repository(db_url) as repo, repo.pool.acquire() as conn:
+    async with statement_repository(db_url) as repo, repo.pool.acquire() as conn:
         store = await PgCredentialRepository(conn).create_store("s", None)
         target = with_id(statement(actor="ola"))
         await repo.append(store, [prepare(target, WHO, "1.0.3")], [])
@@ -548,7 +530,7 @@ async def test_a_statement_ref_retried_alone_does_not_keep_the_terms_of_a_target
     target["object"] = {"objectType": "Activity", "id": "https://courses.example.org/refused"}
     ref = with_id(statement(actor="kari"))
     ref["object"] = {"objectType": "StatementRef", "id": target["id"]}
-    async with _repository(db_url) as repo:
+    async with statement_repository(db_url) as repo:
         # submitted together, so the appender writes them as one group first
         got = await asyncio.gather(repo.append(store, [prepare(target, WHO, "1.0.3")], []),
                                    repo.append(store, [prepare(ref, WHO, "1.0.3")], []), return_exceptions=True)

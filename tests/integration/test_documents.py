@@ -15,7 +15,6 @@ import pytest
 from lrs.errors import BadRequest, Conflict, PreconditionFailed
 from lrs.ops import documents as ops
 from lrs.ops.documents import DocKey, Preconditions, Scope
-from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
 from lrs.store.activities import agent_names, canonical_definitions
 from lrs.store.credentials import PgCredentialRepository
@@ -23,14 +22,10 @@ from lrs.store.db import create_pool
 from lrs.store.documents import PgDocumentRepository, rebuild_documents
 from lrs.store.statements import PgStatementRepository
 from tests.statements import statement
+from tests.store_access import principal
 
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
 AGENT = {"objectType": "Agent", "mbox": "mailto:kari@example.org"}
 ACTIVITY = "https://courses.example.org/hand-hygiene"
-
-
-def principal(store_id: int) -> Principal:
-    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
 
 
 def state_key(doc_id: str = "bookmark", registration: str = "") -> DocKey:

@@ -11,18 +11,12 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from lrs.ops.principal import Principal
 from lrs.ops.statements import Query, store_statements
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
 from lrs.store.statements import PgStatementRepository
 from tests.statements import statement
-
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
-
-
-def principal(store_id: int) -> Principal:
-    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
+from tests.store_access import principal
 
 
 async def _store(conn: asyncpg.Connection, name: str = "s") -> int:

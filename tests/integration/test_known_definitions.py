@@ -4,9 +4,7 @@ and merged again whenever anything changed the store's definitions since: later 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -14,7 +12,6 @@ import orjson
 import pytest
 
 from lrs.ops.activities import canonical_offer, merge_definition
-from lrs.ops.principal import Principal
 from lrs.ops.statements import prepare, store_statements
 from lrs.store import statements as statements_module
 from lrs.store.activities import definition_args
@@ -23,23 +20,12 @@ from lrs.store.db import create_pool
 from lrs.store.queries import sql
 from lrs.store.statements import DEFINITIONS_CHANGED, PgStatementRepository
 from tests.statements import statement, with_id
+from tests.store_access import principal, statement_repository
 
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
 COURSE = "https://courses.example.org/hand-hygiene"
 
-
-def _principal(store_id: int) -> Principal:
-    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
-
-
-@contextlib.asynccontextmanager
-async def _process(db_url: str) -> AsyncIterator[PgStatementRepository]:
-    """What one server process has: a repository on a pool of its own, and its caches."""
-    pool = await create_pool(db_url, min_size=1, max_size=4)
-    try:
-        yield PgStatementRepository(pool)
-    finally:
-        await pool.close()
+# the pool of one server process (a repository has its caches, as the process has)
+PROCESS = {"min_size": 1, "max_size": 4}
 
 
 def _named(title: str, actor: str = "kari") -> dict[str, Any]:
@@ -62,8 +48,8 @@ async def test_a_definition_merged_already_is_left_out(db_url: str, conn: asyncp
     """After an append the process knows its definition: the next statement with the same one
     sends no definition, names the version, and changes nothing; a different one is sent."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _process(db_url) as repo:
+    who = principal(store)
+    async with statement_repository(db_url, **PROCESS) as repo:
         await store_statements(repo, who, "1.0.3", [_named("Hand hygiene")])
         version = await _version(conn, store)
         same = definition_args(store, [prepare(_named("Hand hygiene"), who, "1.0.3")], None, repo.known_definitions)
@@ -81,8 +67,8 @@ async def test_a_definition_changed_by_another_process_is_merged_again(db_url: s
     """Two processes: A merges "One", B then "Two"; A sending "One" again must make it the
     canonical definition again (later wins), though A's cache says it merged "One" already."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _process(db_url) as a, _process(db_url) as b:
+    who = principal(store)
+    async with statement_repository(db_url, **PROCESS) as a, statement_repository(db_url, **PROCESS) as b:
         await store_statements(a, who, "1.0.3", [_named("One")])
         await store_statements(b, who, "1.0.3", [_named("Two")])
         assert await _title(conn, store) == "Two"
@@ -102,8 +88,8 @@ async def test_concurrent_appends_of_two_processes_end_with_the_last_definition(
     """Many appends of both processes at once, each title sent by both; then one last append: its
     definition is the canonical one, and every statement is stored."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _process(db_url) as a, _process(db_url) as b:
+    who = principal(store)
+    async with statement_repository(db_url, **PROCESS) as a, statement_repository(db_url, **PROCESS) as b:
         sent = [store_statements(repo, who, "1.0.3", [_named(f"Title {i % 3}", actor=f"p{i}")])
                 for i in range(40) for repo in (a, b)]
         await asyncio.gather(*sent)
@@ -117,8 +103,8 @@ async def test_an_erased_definition_is_merged_again(db_url: str, conn: asyncpg.C
     """A definition deleted (as an erasure deletes one no statement names) moves the version on:
     the process sends it again, and it is stored again."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _process(db_url) as repo:
+    who = principal(store)
+    async with statement_repository(db_url, **PROCESS) as repo:
         await store_statements(repo, who, "1.0.3", [_named("Hand hygiene")])
         version = await _version(conn, store)
         await conn.execute("DELETE FROM activities WHERE store_id = $1", store)
@@ -165,7 +151,7 @@ async def test_an_append_naming_a_passed_version_keeps_nothing(conn: asyncpg.Con
     store = await PgCredentialRepository(conn).create_store("s", None)
     await conn.execute(sql("merge_definitions"), store, '{"https://a/1": {"name": {"en-US": "one"}}}', "[]")
     current = await _version(conn, store)
-    item = prepare(_named("Hand hygiene"), _principal(store), "1.0.3")
+    item = prepare(_named("Hand hygiene"), principal(store), "1.0.3")
 
     async def call(version: int) -> asyncpg.Record:
         ticket = await conn.fetchrow(sql("reserve_ticket"), store, 1)
@@ -192,8 +178,8 @@ async def test_a_process_that_learns_after_another_changed_keeps_only_its_own(db
     out, so nothing is checked): what A knew of the course must not survive that, or A's next
     "One" would be left out at a version that stands, and "Two" would stay."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
-    async with _process(db_url) as a, _process(db_url) as b:
+    who = principal(store)
+    async with statement_repository(db_url, **PROCESS) as a, statement_repository(db_url, **PROCESS) as b:
         await store_statements(a, who, "1.0.3", [_named("One")])
         await store_statements(b, who, "1.0.3", [_named("Two")])
         other = with_id(statement(activity="fire-safety"))
@@ -205,7 +191,7 @@ async def test_a_process_that_learns_after_another_changed_keeps_only_its_own(db
 async def test_a_new_pool_connection_empties_the_known_definitions(db_url: str, conn: asyncpg.Connection) -> None:
     """After the pool reconnects (a failover, a restore) the definitions are sent again."""
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
+    who = principal(store)
     pool = await create_pool(db_url, min_size=1, max_size=1)
     try:
         repo = PgStatementRepository(pool)
@@ -237,7 +223,7 @@ async def test_concurrent_appends_end_with_the_fold_of_the_log(db_url: str, conn
 
     monkeypatch.setattr(statements_module, "definition_args", counting)
     store = await PgCredentialRepository(conn).create_store("s", None)
-    who = _principal(store)
+    who = principal(store)
     rng = random.Random(2040)
     kinds = [
         {"type": "http://adlnet.gov/expapi/activities/course", "name": {"en-US": "Course"}},
@@ -254,7 +240,7 @@ async def test_concurrent_appends_end_with_the_fold_of_the_log(db_url: str, conn
         s["object"]["definition"] = kinds[0] if rng.random() < 0.8 else rng.choice(kinds[1:])
         return s
 
-    async with _process(db_url) as a, _process(db_url) as b:
+    async with statement_repository(db_url, **PROCESS) as a, statement_repository(db_url, **PROCESS) as b:
         for _ in range(30):
             requests = [store_statements(repo, who, "1.0.3", [statement_for(i) for i in range(rng.randrange(1, 3))])
                         for repo in (a, b, rng.choice((a, b)))]

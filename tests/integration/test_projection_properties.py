@@ -15,7 +15,6 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
 from lrs.ops.terms import VOIDED_VERB
 from lrs.store.credentials import PgCredentialRepository
@@ -38,8 +37,8 @@ from projections.facts import (
 )
 from projections.models import ALL
 from tests.conftest import new_database
+from tests.store_access import principal
 
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
 HOME = "https://id.example.org"
 EMPS = ["emp-a", "emp-b", "emp-c", "emp-d"]
 IFIS = [f"account:{HOME}|{e}" for e in EMPS]
@@ -152,7 +151,7 @@ def ref_event(o: dict[str, Any]) -> reference.RefEvent:
 async def play(url: str, store_id: int, ops: list[dict[str, Any]], conn: asyncpg.Connection) -> None:
     pool = await create_pool(url, min_size=1, max_size=2)
     repo = PgStatementRepository(pool)
-    who = Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
+    who = principal(store_id)
     stored: list[str] = []
     voided: set[str] = set()
     try:

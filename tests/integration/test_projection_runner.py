@@ -17,7 +17,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from lrs.ops.principal import Principal
 from lrs.ops.statements import store_statements
 from lrs.person_erasure import erase_person
 from lrs.store.credentials import PgCredentialRepository
@@ -29,12 +28,7 @@ from projections.models import ALL, COMPLIANCE, TRANSCRIPT
 from tests.conftest import ROOT
 from tests.proxy import DatabaseProxy
 from tests.statements import statement
-
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
-
-
-def principal(store_id: int) -> Principal:
-    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
+from tests.store_access import principal
 
 
 async def _store(conn: asyncpg.Connection, name: str = "s") -> int:
@@ -718,7 +712,6 @@ async def test_stop_while_only_the_listener_reconnects_still_releases_the_leases
         stop.set()
         await proxy.close()
     assert await conn.fetchval("SELECT count(*) FROM projections.leases WHERE owner = $1", w.owner) == 0
-
 
 
 @pytest.mark.parametrize("cut", [1, 2], ids=["its-connection-at-its-codecs", "its-listener-at-its-LISTEN"])

@@ -6,18 +6,12 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from lrs.ops.principal import Principal
 from lrs.ops.statements import Query, store_statements
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool, scoped
 from lrs.store.statements import PgStatementRepository
 from tests.statements import statement
-
-AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
-
-
-def principal(store_id: int) -> Principal:
-    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
+from tests.store_access import principal
 
 
 @pytest.fixture

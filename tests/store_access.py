@@ -1,0 +1,31 @@
+"""Tests that drive the store below HTTP: the caller (a credential's principal with every scope)
+and a statement repository on a pool of its own, as one server process has."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from lrs.ops.principal import Principal
+from lrs.store.db import create_pool
+from lrs.store.statements import PgStatementRepository
+
+AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
+
+
+def principal(store_id: int, authority: dict[str, Any] = AUTHORITY, key: str = "account:x") -> Principal:
+    """A credential of store ``store_id`` with every scope, ``authority`` its authority and
+    ``key`` the authority's key (what "statements/read/mine" compares)."""
+    return Principal(store_id, None, frozenset({"all"}), authority, key)
+
+
+@contextlib.asynccontextmanager
+async def statement_repository(db_url: str, **pool_args: int) -> AsyncIterator[PgStatementRepository]:
+    """A statement repository on a pool of its own (with its own caches, as one server process
+    has), closed after."""
+    pool = await create_pool(db_url, **pool_args)
+    try:
+        yield PgStatementRepository(pool)
+    finally:
+        await pool.close()
