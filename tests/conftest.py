@@ -203,6 +203,17 @@ async def make_tenant(database_url: str, public_url: str, scopes: list[str] | No
         await conn.close()
 
 
+async def audit_trail(database_url: str, store: str) -> list[asyncpg.Record]:
+    """A store's audit-trail rows (action, request as a dict, records), oldest first."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await _jsonb(conn)
+        return await conn.fetch("SELECT a.action, a.request, a.records FROM audit_log a JOIN stores s "
+                                "ON s.id = a.store_id WHERE s.name = $1 ORDER BY a.id", store)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 async def tenant(server: Server) -> Tenant:
     return await make_tenant(server.database_url, server.base_url)

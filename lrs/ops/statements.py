@@ -136,6 +136,7 @@ class StatementRepository(Protocol):
     ) -> datetime | None: ...
     async def get(self, store_id: int, statement_id: str) -> StatementRow | None: ...
     async def query(self, store_id: int, q: Query) -> Page: ...
+    async def agents_at(self, store_id: int, positions: list[int]) -> dict[int, tuple[bytes | None, bytes | None]]: ...
     async def consistent_through(self, store_id: int, max_age: float = 0.0) -> datetime: ...
     async def through_at(self, store_id: int, position: int) -> datetime: ...
     async def attachment_contents(self, store_id: int, sha2s: list[str]) -> list[Attachment]: ...
@@ -525,8 +526,26 @@ async def query_statements(
             q = replace(q, authority=principal.authority_key)
     page = await repo.query(principal.store_id, q)
     if audit is not None:
-        await audit.record(principal, "statements.query", asked or {}, min(len(page.rows), q.limit))
+        returned = page.rows[:q.limit]
+        recorded = dict(asked or {})
+        persons = await _persons(repo, principal.store_id, returned)
+        if persons:
+            # whom the returned statements are about, as for a statement read by id: a query by
+            # verb or activity that returned a person's statements is among the reads about them
+            recorded["persons"] = persons
+        await audit.record(principal, "statements.query", recorded, len(returned))
     return page
+
+
+async def _persons(repo: StatementRepository, store_id: int, rows: list[StatementRow]) -> list[str]:
+    """The agent keys of everyone some statements are about (``_about``), in the order found."""
+    agents = await repo.agents_at(store_id, [r.position for r in rows]) if rows else {}
+    found: dict[str, None] = {}
+    for row in rows:
+        actor, obj = agents.get(row.position, (None, None))
+        for key in _about(replace(row, actor=actor, agent_object=obj))[1]:
+            found[key] = None
+    return list(found)
 
 
 # ---------------------------------------------------------------------------------------------

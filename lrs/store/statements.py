@@ -374,6 +374,15 @@ class PgStatementRepository:
             r = await conn.fetchrow(sql("statement_by_id"), store_id, statement_id)
         return _row(r) if r else None
 
+    async def agents_at(self, store_id: int, positions: list[int]) -> dict[int, tuple[bytes | None, bytes | None]]:
+        """Per position, the statement's actor and its Agent or Group object as JSON (None when
+        the statement must be read for them, or its object is no agent)."""
+        async with translated(), scoped(self.pool, [store_id]) as conn:
+            rows = await conn.fetch(sql("statements_agents_at"), store_id, positions)
+        return {r["position"]: (r["actor"].encode() if r["actor"] is not None else None,
+                                r["agent_object"].encode() if r["agent_object"] is not None else None)
+                for r in rows}
+
     async def consistent_through(self, store_id: int, max_age: float = 0.0) -> datetime:
         """The store's Consistent-Through; with ``max_age``, one read at most that many seconds
         ago will do (it only moves forward, so an older value is still true). Error responses

@@ -20,18 +20,12 @@ from lrs.ops.principal import Principal
 from lrs.store.audit import PgAuditRepository
 from lrs.store.embedded import EmbeddedPostgres
 from lrs.store.queries import sql
-from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
+from tests.conftest import Server, audit_trail, make_tenant, server_of_its_own, xapi_client
 from tests.statements import statement
 
 
 async def _trail(server: Server, store: str) -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(server.database_url)
-    try:
-        await conn.set_type_codec("jsonb", encoder=str, decoder=json.loads, schema="pg_catalog")
-        return await conn.fetch("SELECT a.action, a.request, a.records FROM audit_log a JOIN stores s "
-                                "ON s.id = a.store_id WHERE s.name = $1 ORDER BY a.id", store)
-    finally:
-        await conn.close()
+    return await audit_trail(server.database_url, store)
 
 
 async def _about(server: Server, key: str) -> list[asyncpg.Record]:

@@ -191,7 +191,12 @@ async def test_a_person_reads_what_they_are_actor_or_object_of_not_others_statem
     finally:
         await conn.close()
     # the reader's read and the person's, of the statement of a group hal is a member of
-    assert sorted((a["action"], orjson.loads(a["request"])["statementId"], a["person"] or "") for a in for_hal) == [
-        ("statements.get", ids[2], ""), ("statements.get", ids[2], f"account:{HOMEPAGE}|pseudo-per")]
+    gets = [a for a in for_hal if a["action"] == "statements.get"]
+    assert sorted((orjson.loads(a["request"])["statementId"], a["person"] or "") for a in gets) == [
+        (ids[2], ""), (ids[2], f"account:{HOMEPAGE}|pseudo-per")]
+    # and the person's two queries, which returned that statement too (its persons name hal)
+    queries = [a for a in for_hal if a["action"] != "statements.get"]
+    assert [(a["action"], a["person"]) for a in queries] == [("statements.query", f"account:{HOMEPAGE}|pseudo-per")] * 2
+    assert all("mbox:mailto:hal.kollega@example.org" in orjson.loads(a["request"])["persons"] for a in queries)
     # a person's query is recorded with the agent it was limited to
     assert {orjson.loads(r["request"])["agent"] for r in mine} == {f"account:{HOMEPAGE}|pseudo-per"}

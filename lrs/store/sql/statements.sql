@@ -146,6 +146,18 @@ FROM statements s
 JOIN events e ON e.store_id = s.store_id AND e.position = s.position
 WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
 
+-- name: statements_agents_at
+-- The actor (and the object, when an Agent or a Group) of the statements at some positions, as
+-- JSON, for the audit trail's record of whom a query's page is about: read apart, so a page of
+-- large statements is not parsed for them (as statement_by_id; NULL for both when the body
+-- holds the escape \u0000, and the server reads both from the statement).
+SELECT e.position,
+       CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN (e.payload -> 'actor')::text END AS actor,
+       CASE WHEN strpos(e.payload::text, '\u0000') = 0 AND e.payload -> 'object' ->> 'objectType' IN ('Agent', 'Group')
+            THEN (e.payload -> 'object')::text END AS agent_object
+FROM events e
+WHERE e.store_id = $1 AND e.position = ANY ($2::bigint[]);
+
 -- name: store_horizon
 -- The newest committed position (paging horizon) and the Consistent-Through time of a store.
 -- When no append holds the store's lock, every append still to come will get a stored time
