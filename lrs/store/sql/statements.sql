@@ -148,8 +148,8 @@ WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
 
 -- name: statements_agents_at
 -- The actor (and the object, when an Agent or a Group) of the statements at some positions, as
--- JSON, for the audit trail's record of whom a query's page is about: read apart, so a page of
--- large statements is not parsed for them (as statement_by_id; NULL for both when the body
+-- JSON, for the audit trail's record of whom a query's page is about: read apart, so a large
+-- statement is not parsed for them (lrs.ops.statements.PARSED_FOR_PERSONS_MAX) (as statement_by_id; NULL for both when the body
 -- holds the escape \u0000, and the server reads both from the statement).
 SELECT e.position,
        CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN (e.payload -> 'actor')::text END AS actor,
