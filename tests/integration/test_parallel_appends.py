@@ -22,8 +22,9 @@ from lrs.store.db import create_pool
 from lrs.store.log import reserve
 from lrs.store.queries import sql
 from lrs.store.statements import PgStatementRepository, _Write
-from tests.integration.test_append_paths import WHO, _call, _principal
+from tests.integration.test_append_paths import WHO, _call
 from tests.statements import statement, with_id
+from tests.store_access import principal
 
 
 @asynccontextmanager
@@ -149,7 +150,7 @@ async def test_two_appends_of_one_id_in_flight_store_it_once_without_a_deadlock(
         async with _connections(db_url, 1) as (held,):
             early = await held.fetchrow(sql("reserve_ticket"), store, 1)
             later = asyncio.create_task(
-                store_statements(PgStatementRepository(pool), _principal(store), "1.0.3", [again]))
+                store_statements(PgStatementRepository(pool), principal(store), "1.0.3", [again]))
             await _waiting_on_a_ticket(conn)
             started = time.monotonic()
             assert await _call(held, store, [again], ticket=early) is not None
@@ -191,7 +192,7 @@ async def test_an_append_that_fails_after_its_reservation_lets_its_ticket_go(
         async with _connections(db_url, 1) as (held,):
             early = await held.fetchrow(sql("reserve_ticket"), store, 1)
             with pytest.raises(ServiceUnavailable):
-                await store_statements(repo, _principal(store), "1.0.3", [with_id(statement())])
+                await store_statements(repo, principal(store), "1.0.3", [with_id(statement())])
             await _call(held, store, [with_id(statement())], ticket=early)
         assert await conn.fetchval(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()") == 0
@@ -201,7 +202,7 @@ async def test_an_append_that_fails_after_its_reservation_lets_its_ticket_go(
         last = await conn.fetchval("SELECT last_stored FROM stores WHERE id = $1", store)
         await asyncio.sleep(0.05)
         assert await repo.consistent_through(store) > last
-        ids = await store_statements(repo, _principal(store), "1.0.3", [with_id(statement())])
+        ids = await store_statements(repo, principal(store), "1.0.3", [with_id(statement())])
         assert len(ids) == 1
     finally:
         await pool.close()
@@ -215,7 +216,7 @@ async def test_a_failed_append_with_none_in_flight_settles_its_ticket(db_url: st
     pool = await create_pool(db_url, min_size=1, max_size=2)
     try:
         repo = PgStatementRepository(pool)
-        await store_statements(repo, _principal(store), "1.0.3", [with_id(statement())])
+        await store_statements(repo, principal(store), "1.0.3", [with_id(statement())])
         # a NUL in a term: PostgreSQL's text refuses it, after the reservation (the server's
         # checks refuse it earlier; this goes around them to make the call itself fail)
         odd = with_id(statement())
