@@ -250,7 +250,7 @@ async def export_person(conn: asyncpg.Connection, store_id: int, store_name: str
         await _documents(conn, store_id, identity.keys, w, counts)
         await _reference(conn, store_id, identity, w, counts)
         await _read_models(conn, store_id, identity, own, w, counts)
-        await _reads(conn, store_name, identity, w, counts)
+        await _reads(conn, store_id, identity, w, counts)
     w.member("counts", vars(counts))
     w.close()
     return counts
@@ -372,16 +372,16 @@ async def _read_models(conn: asyncpg.Connection, store_id: int, identity: Identi
     counts.transcript, counts.compliance, counts.course_facts = len(transcript), len(compliance), len(course)
 
 
-async def _reads(conn: asyncpg.Connection, store_name: str, identity: Identity, w: _JsonWriter,
+async def _reads(conn: asyncpg.Connection, store_id: int, identity: Identity, w: _JsonWriter,
                  counts: Counts) -> None:
-    """Who read the person's records: the audit trail's rows by or about each identifier and
-    person id (the recipients of their data, article 15(1)(c))."""
+    """Who read the person's records: this store's audit-trail rows (each organisation answers
+    for its own) by or about each identifier and person id (the recipients of their data,
+    article 15(1)(c)), chosen in the database: other stores' reads do not count to the limit."""
     audit = PgAuditRepository(conn)
     found: dict[int, dict[str, Any]] = {}
     for who in [*identity.keys, *identity.person_ids]:
-        for row in await audit.by_person(who, READS_MAX):
-            if row["store"] == store_name:  # this store's: each organisation answers for its own
-                found[row["id"]] = row
+        for row in await audit.by_person(who, READS_MAX, store_id):
+            found[row["id"]] = row
     w.open_array("reads")
     for row in sorted(found.values(), key=lambda r: r["id"]):
         w.item({**row, "at": row["at"].isoformat()})

@@ -28,15 +28,15 @@ class PgAuditRepository:
         async with translated():
             return [dict(r) for r in await self.db.fetch(sql("audit_by_credential"), key, limit)]
 
-    async def by_person(self, agent_key: str, limit: int = 1000) -> list[dict[str, Any]]:
-        """The reads by or about a person, newest first. A key longer than a record keeps was
-        recorded cut (``recordable``); both that form and the key as given (say, copied from a
-        record) are searched."""
+    async def by_person(self, agent_key: str, limit: int = 1000, store_id: int | None = None) -> list[dict[str, Any]]:
+        """The reads by or about a person, newest first (``store_id``: in that store only). A key
+        longer than a record keeps was recorded cut (``recordable``); both that form and the key
+        as given (say, copied from a record) are searched."""
         keys = list(dict.fromkeys((agent_key, recordable(agent_key))))
         found: list[dict[str, Any]] = []
         async with translated():
             for key in keys:
-                found += [dict(r) for r in await self.db.fetch(sql("audit_by_person"), key, limit)]
+                found += [dict(r) for r in await self.db.fetch(sql("audit_by_person"), key, limit, store_id)]
         if len(keys) > 1:
             found = sorted({r["id"]: r for r in found}.values(), key=lambda r: r["id"], reverse=True)[:limit]
         return found

@@ -644,9 +644,9 @@ async def test_exports_and_bad_input_and_what_the_audit_trail_can_answer(db_url:
     last = await conn.fetchrow("SELECT records, request FROM audit_log WHERE action = 'analyst.compliance' "
                                "AND request ->> 'limit' = '1' ORDER BY id DESC LIMIT 1")
     assert last["records"] == 1
-    about = await conn.fetch(sql("audit_by_person"), "=1+2", 100)
+    about = await conn.fetch(sql("audit_by_person"), "=1+2", 100, None)
     assert {r["action"] for r in about} == {"analyst.compliance"}
-    about_p1 = await conn.fetch(sql("audit_by_person"), "P-0001", 100)
+    about_p1 = await conn.fetch(sql("audit_by_person"), "P-0001", 100, None)
     [transcript_read] = [r for r in about_p1 if "refused" not in r["request"]]
     assert transcript_read["action"] == "analyst.transcript" and transcript_read["request"]["store"] == store_name
     # the 400 naming the stores that know the person tells something of their records: in the
@@ -716,7 +716,7 @@ async def test_a_csv_export_without_limit_is_the_whole_view_streamed_and_audited
                                  "AND action = 'analyst.compliance' AND request ->> 'limit' IS NULL ORDER BY id", sid)
         assert [(a["records"], a["request"]["export"]) for a in audited] == [(0, "started"), (1200, "finished")]
         assert "persons" not in audited[0]["request"] and len(audited[1]["request"]["persons"]) == 1200
-        about = await db.fetch(sql("audit_by_person"), "U900210-7", 100)
+        about = await db.fetch(sql("audit_by_person"), "U900210-7", 100, None)
         assert [a["request"].get("export") for a in about] == ["finished"]
     finally:
         await db.close()

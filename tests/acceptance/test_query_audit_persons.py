@@ -22,7 +22,7 @@ async def _queries(server: Server, store: str) -> list[asyncpg.Record]:
 async def _reads_about(server: Server, key: str, store: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(server.database_url)
     try:
-        return [r for r in await conn.fetch(sql("audit_by_person"), key, 100) if r["store"] == store]
+        return [r for r in await conn.fetch(sql("audit_by_person"), key, 100, None) if r["store"] == store]
     finally:
         await conn.close()
 

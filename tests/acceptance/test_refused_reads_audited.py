@@ -31,7 +31,7 @@ async def _trail(server: Server, store: str) -> list[asyncpg.Record]:
 async def _about(server: Server, key: str) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(server.database_url)
     try:
-        return await conn.fetch(sql("audit_by_person"), key, 100)
+        return await conn.fetch(sql("audit_by_person"), key, 100, None)
     finally:
         await conn.close()
 

@@ -109,7 +109,7 @@ async def test_a_person_asking_for_someone_else_is_refused(
     # the attempt is in the audit trail, found by the person it was about
     conn = await asyncpg.connect(sso_server.database_url)
     try:
-        about = await conn.fetch(sql("audit_by_person"), f"account:{HOMEPAGE}|pseudo-ola", 100)
+        about = await conn.fetch(sql("audit_by_person"), f"account:{HOMEPAGE}|pseudo-ola", 100, None)
     finally:
         await conn.close()
     tried = [a for a in about if a["person"] == f"account:{HOMEPAGE}|pseudo-kari"]
@@ -185,7 +185,7 @@ async def test_a_person_reads_what_they_are_actor_or_object_of_not_others_statem
         assert ids[3] not in {s["id"] for s in verb}
     conn = await asyncpg.connect(sso_server.database_url)
     try:
-        for_hal = await conn.fetch(sql("audit_by_person"), "mbox:mailto:hal.kollega@example.org", 100)
+        for_hal = await conn.fetch(sql("audit_by_person"), "mbox:mailto:hal.kollega@example.org", 100, None)
         mine = await conn.fetch("SELECT request FROM audit_log WHERE person = $1 AND action = 'statements.query'",
                                 f"account:{HOMEPAGE}|pseudo-per")
     finally:

@@ -3,10 +3,14 @@ row of a trail that only grows (migration 0017)."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import asyncpg
+import orjson
+import pytest
 
+from lrs import person_export
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.queries import sql
 
@@ -29,16 +33,51 @@ async def _trail(conn: asyncpg.Connection) -> int:
 
 async def test_the_reads_about_a_person_are_found_all_three_ways(conn: asyncpg.Connection) -> None:
     await _trail(conn)
-    found = await conn.fetch(sql("audit_by_person"), "P-0042", 100)
+    found = await conn.fetch(sql("audit_by_person"), "P-0042", 100, None)
     assert [(r["action"], r["person"]) for r in found] == [
         ("xapi.statements", "P-0042"), ("xapi.statements", None), ("analyst.compliance", None)]
-    assert len(await conn.fetch(sql("audit_by_person"), "P-0150", 100)) == 2
+    assert len(await conn.fetch(sql("audit_by_person"), "P-0150", 100, None)) == 2
 
 
 async def test_a_search_by_person_reads_indexes_not_the_whole_trail(conn: asyncpg.Connection) -> None:
-    await _trail(conn)
-    query = sql("audit_by_person").replace("$1", "'P-0042'").replace("$2", "100")
-    plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + query))
-    assert "Seq Scan on audit_log" not in plan, plan
-    for index in ("audit_log_persons", "audit_log_agent", "audit_log_person"):
-        assert index in plan, plan
+    store = await _trail(conn)
+    for in_store in ("NULL", str(store)):
+        query = sql("audit_by_person").replace("$1", "'P-0042'").replace("$2", "100").replace("$3", in_store)
+        plan = "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + query))
+        assert "Seq Scan on audit_log" not in plan, plan
+        for index in ("audit_log_persons", "audit_log_agent", "audit_log_person"):
+            assert index in plan, plan
+
+
+async def test_a_search_in_one_store_is_not_crowded_out_by_other_stores_reads(conn: asyncpg.Connection) -> None:
+    """The limit counts the store's reads only (a person's export, lrs/person_export.py _reads):
+    newer reads about the person in another store, more than the limit, do not hide them."""
+    store = await _trail(conn)
+    other = await PgCredentialRepository(conn).create_store("elsewhere", None)
+    await conn.executemany(
+        "INSERT INTO audit_log (store_id, credential_id, person, action, request, records) "
+        "VALUES ($1, NULL, NULL, 'xapi.statements', $2::jsonb, 1)",
+        [(other, json.dumps({"persons": ["P-0042"]})) for _ in range(5)])
+    everywhere = await conn.fetch(sql("audit_by_person"), "P-0042", 3, None)
+    assert [r["store"] for r in everywhere] == ["elsewhere"] * 3
+    here = await conn.fetch(sql("audit_by_person"), "P-0042", 3, store)
+    assert [(r["store"], r["action"]) for r in here] == [
+        ("audited", "xapi.statements"), ("audited", "xapi.statements"), ("audited", "analyst.compliance")]
+
+
+async def test_an_export_lists_the_store_s_reads_however_many_another_store_has(
+        conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = await _trail(conn)
+    other = await PgCredentialRepository(conn).create_store("elsewhere", None)
+    await conn.executemany(
+        "INSERT INTO audit_log (store_id, credential_id, person, action, request, records) "
+        "VALUES ($1, NULL, NULL, 'xapi.statements', $2::jsonb, 1)",
+        [(other, json.dumps({"persons": ["P-0042"]})) for _ in range(5)])
+    monkeypatch.setattr(person_export, "READS_MAX", 3)
+    out = io.BytesIO()
+    counts = person_export.Counts()
+    w = person_export._JsonWriter(out)
+    await person_export._reads(conn, store, person_export.Identity([], ["P-0042"]), w, counts)
+    w.close()
+    reads = orjson.loads(out.getvalue())["reads"]
+    assert counts.reads == 3 and {r["store"] for r in reads} == {"audited"}
