@@ -392,6 +392,7 @@ async def get_statements(request: Request) -> Response:
         ends_early, rows = ends_early or len(kept) < len(rows), kept
     parts = await ops.shape(repo, who.store_id, [r.payload for r in rows], fmt, langs, q.page_bytes)
     ends_early, rows = ends_early or len(parts) < len(rows), rows[: len(parts)]
+    await ops.record_query(repo, request.app.state.audit, who, asked, rows)
     more = _encode_more(q, fmt, attachments, rows[-1].position, horizon, through) if ends_early else ""
     json_body = b'{"statements":[' + b",".join(parts) + b'],"more":' + orjson.dumps(more) + b"}"
     if rows and version == "2.0.0":

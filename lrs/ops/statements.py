@@ -507,7 +507,8 @@ async def query_statements(
     audit: AuditTrail | None = None, asked: dict[str, Any] | None = None,
 ) -> Page:
     """Rows of a query page (limit + 1), the horizon position the paging cursor keeps, and the
-    Consistent-Through time read with them.
+    Consistent-Through time read with them. A refusal is recorded in ``audit`` here; a read, by
+    ``record_query`` once the response's statements are known.
 
     statements/read/mine (Communication 4.2): a credential sees the statements it is the
     authority of; a person signed in with OpenID Connect sees the statements about them.
@@ -524,17 +525,22 @@ async def query_statements(
                 asked["agent"] = principal.person_key  # (the trail's search by person finds it)
         else:
             q = replace(q, authority=principal.authority_key)
-    page = await repo.query(principal.store_id, q)
-    if audit is not None:
-        returned = page.rows[:q.limit]
-        recorded = dict(asked or {})
-        persons = await _persons(repo, principal.store_id, returned)
-        if persons:
-            # whom the returned statements are about, as for a statement read by id: a query by
-            # verb or activity that returned a person's statements is among the reads about them
-            recorded["persons"] = persons
-        await audit.record(principal, "statements.query", recorded, len(returned))
-    return page
+    return await repo.query(principal.store_id, q)
+
+
+async def record_query(repo: StatementRepository, audit: AuditTrail | None, principal: Principal,
+                       asked: dict[str, Any], returned: list[StatementRow]) -> None:
+    """Record a query in the audit trail with the statements its response holds (after every
+    budget cut the page: not the look-ahead row, not those a budget left for the next page) and,
+    in ``persons``, whom they are about, as for a statement read by id: so a query by verb or
+    activity that returned a person's statements is among the reads about them."""
+    if audit is None:
+        return
+    recorded = dict(asked)
+    persons = await _persons(repo, principal.store_id, returned)
+    if persons:
+        recorded["persons"] = persons
+    await audit.record(principal, "statements.query", recorded, len(returned))
 
 
 # A returned statement up to this size is parsed for whom it is about (~3 us for a typical one);

@@ -64,7 +64,7 @@ async def test_a_query_by_verb_records_whom_the_returned_statements_are_about(se
     assert len(await _reads_about(server, PER, tenant.store)) == 1 + (persons[3] == [PER])
 
 
-async def test_a_person_s_query_through_a_more_link_is_recorded_with_them(server: Server) -> None:
+async def test_a_more_page_is_recorded_with_whom_its_own_statements_are_about(server: Server) -> None:
     tenant = await make_tenant(server.database_url, server.base_url)
     async with xapi_client(server, tenant) as c:
         sent = [statement(actor=n) for n in ("kari", "ola", "per")]

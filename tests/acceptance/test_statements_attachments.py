@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
+from lrs.ops.terms import agent_key
 from lrs.store.embedded import EmbeddedPostgres
-from tests.conftest import Server, make_tenant, server_of_its_own, xapi_client
+from tests.conftest import Server, audit_trail, make_tenant, server_of_its_own, xapi_client
 from tests.module_clients import clients, shared_tenant, unique, xapi  # noqa: F401 (fixtures)
 from tests.statements import statement, with_id
 
@@ -551,6 +552,35 @@ async def test_a_page_with_attachments_ends_at_the_byte_budget_and_more_goes_on(
         # of its own, first on it; the statement sharing file 0 carries it again on its own page
         assert [len(p) for p in pages] == [2, 2, 1, 1, 2]
         assert set(got.values()) == set(files)
+
+
+async def test_the_audit_of_a_page_cut_by_the_attachment_budget_names_only_whom_it_holds(
+        budget_server: Server) -> None:
+    """A query's audit row counts and names the statements its response holds: those the
+    attachment budget left for the next page are recorded with that page (a review: they were
+    recorded with both)."""
+    tenant = await make_tenant(budget_server.database_url, budget_server.base_url)
+    people = [unique(n) for n in ("kari", "ola", "per")]
+    async with xapi_client(budget_server, tenant, "2.0.0") as xapi:
+        for i, who in enumerate(people):
+            content = bytes([i]) * 600  # two would pass the 1,000-byte budget
+            s = with_id(statement(actor=who, attachments=[attachment_object(content)]))
+            assert (await post_multipart(xapi, s, [(content, "text/plain")])).status_code == 200
+        r = await xapi.get("/statements", params={"attachments": "true", "ascending": "true"})
+        pages = 1
+        while True:
+            assert r.status_code == 200, r.text
+            page = orjson.loads(part_bytes(parse_multipart_response(r)[0]))
+            assert len(page["statements"]) == 1
+            if not page["more"]:
+                break
+            r = await xapi.get(budget_server.base_url + page["more"])
+            pages += 1
+    assert pages == 3
+    queries = [q for q in await audit_trail(budget_server.database_url, tenant.store)
+               if q["action"] == "statements.query"]
+    assert [(q["records"], q["request"]["persons"]) for q in queries] == [
+        (1, [agent_key(statement(actor=who)["actor"])]) for who in people]
 
 
 async def _posted_with_attachments(client: httpx.AsyncClient) -> tuple[dict, bytes, bytes]:

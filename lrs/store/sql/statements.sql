@@ -149,14 +149,16 @@ WHERE s.store_id = $1 AND s.statement_id = $2::uuid;
 -- name: statements_agents_at
 -- The actor (and the object, when an Agent or a Group) of the statements at some positions, as
 -- JSON, for the audit trail's record of whom a query's page is about: read apart, so a large
--- statement is not parsed for them (lrs.ops.statements.PARSED_FOR_PERSONS_MAX) (as statement_by_id; NULL for both when the body
--- holds the escape \u0000, and the server reads both from the statement).
-SELECT e.position,
-       CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN (e.payload -> 'actor')::text END AS actor,
-       CASE WHEN strpos(e.payload::text, '\u0000') = 0 AND e.payload -> 'object' ->> 'objectType' IN ('Agent', 'Group')
-            THEN (e.payload -> 'object')::text END AS agent_object
-FROM events e
-WHERE e.store_id = $1 AND e.position = ANY ($2::bigint[]);
+-- statement is not parsed for them in the server (lrs.ops.statements.PARSED_FOR_PERSONS_MAX).
+-- Each body is parsed once (into jsonb); NULL for both when it holds the escape \u0000, which
+-- jsonb refuses (as statement_by_id: the server then reads both from the statement).
+SELECT x.position, (x.j -> 'actor')::text AS actor,
+       CASE WHEN x.j -> 'object' ->> 'objectType' IN ('Agent', 'Group') THEN (x.j -> 'object')::text END
+           AS agent_object
+FROM (SELECT e.position, CASE WHEN strpos(e.payload::text, '\u0000') = 0 THEN e.payload::jsonb END AS j
+      FROM events e
+      WHERE e.store_id = $1 AND e.position = ANY ($2::bigint[])
+      OFFSET 0) x;  -- (not pulled up: j is computed once a row, not once a use)
 
 -- name: store_horizon
 -- The newest committed position (paging horizon) and the Consistent-Through time of a store.
