@@ -289,6 +289,7 @@ async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) ->
               if r["live"]}
     now = datetime.now(UTC)
     out: list[StoreStatus] = []
+    counted: dict[tuple[int, int, int], int] = {}  # projections at one checkpoint count it once
     for p in projections:
         async with conn.transaction():
             await _use_schema(conn, p.schema)
@@ -296,7 +297,10 @@ async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) ->
         for s in stores:
             cp = cps.get(s["id"])
             pos = cp["position"] if cp else 0
-            lag = await _events_between(conn, s["id"], pos, s["last_position"])
+            span = (s["id"], pos, s["last_position"])
+            if span not in counted:
+                counted[span] = await _events_between(conn, *span)
+            lag = counted[span]
             seconds = 0.0
             if lag:
                 t = await conn.fetchval(sql("projection_event_time"), s["id"], pos + 1)
@@ -311,8 +315,9 @@ async def status(conn: asyncpg.Connection, projections: Sequence[Projection]) ->
 
 
 # Lag is counted event by event up to this many; beyond it, the difference of positions (an upper
-# bound: the gaps an erasure or a failed append left) saves reading an index of millions.
-LAG_COUNTED_UP_TO = 1_000_000
+# bound: the gaps an erasure or a failed append left) saves reading an index of millions (and
+# the heap pages of the events no vacuum has marked visible yet) every time /metrics samples.
+LAG_COUNTED_UP_TO = 100_000
 
 
 async def _events_between(conn: asyncpg.Connection, store_id: int, after: int, upto: int) -> int:
@@ -383,6 +388,7 @@ async def rebuild(conn: asyncpg.Connection, projection: Projection, *, batch_siz
     try:
         await build.fold_bulk(batch_size, {})
         await build.finish(batch_size)
+        build.completed()
         return build.done
     finally:
         await build.end()
@@ -406,17 +412,17 @@ class Rebuild:
 
     @classmethod
     async def begin(cls, conn: asyncpg.Connection, projection: Projection,
-                    progress: Callable[[int, int], None] | None, total: int | None = None) -> Rebuild:
+                    progress: Callable[[int, int], None] | None) -> Rebuild:
         """Take the projection's rebuild lock and make the empty build schema (every store
-        from position 0). ``total``: the events of the log, for ``progress`` (None: counted)."""
+        from position 0)."""
         live = projection.schema
         build, old = live + "_build", live + "_old"
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_rebuild_lock(projection)):
             raise RuntimeError(f"a rebuild of {projection.name} is already running")
         try:
-            if total is None:
-                # events, not positions: done counts the events applied, and positions have gaps
-                total = int(await conn.fetchval(sql("projection_events_total")))
+            # positions, an upper bound of the events (an erasure or a failed append leaves
+            # gaps): counting them would read the whole log first; the bar ends at what was done
+            total = sum(r["last_position"] for r in await conn.fetch(sql("projection_stores")))
             async with conn.transaction():
                 # identifiers below are constants derived from the projection name (checked by _SCHEMA)
                 await conn.execute(f"DROP SCHEMA IF EXISTS {build} CASCADE")
@@ -437,6 +443,12 @@ class Rebuild:
         self.done += n
         if self.progress is not None:
             self.progress(self.done, max(self.total, self.done))
+
+    def completed(self) -> None:
+        """The progress at its end: the total was positions, an upper bound of the events."""
+        self.total = self.done
+        if self.progress is not None:
+            self.progress(self.done, self.done)
 
     async def fold_bulk(self, batch_size: int, prefilled: Mapping[int, int]) -> None:
         """The first pass over the log (see ``Window``); per store, the statements up to
@@ -573,7 +585,8 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
     extracted meanwhile on further connections, once for all of them (``prefill_facts``). The
     folding happens in the database, so on a machine with several cores they run in parallel.
     Events applied per name. ``progress(done, total)`` sums over all of them, the prefill's
-    positions included. The compliance status rows are computed in ``status_parts`` parts at
+    positions included; each total is positions (an upper bound of the events: gaps) until that
+    rebuild ends. The compliance status rows are computed in ``status_parts`` parts at
     once (0: one per core, at most four)."""
     state: dict[str, tuple[int, int]] = {}
 
@@ -585,14 +598,11 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
     if not projections:
         return {}
     builds: list[Rebuild] = []
-    total: int | None = None
     try:
         for p in projections:
             conn = await connect(url)
             try:
-                if total is None:  # counted once for all of them
-                    total = int(await conn.fetchval(sql("projection_events_total")))
-                builds.append(await Rebuild.begin(conn, p, functools.partial(report, p.name), total))
+                builds.append(await Rebuild.begin(conn, p, functools.partial(report, p.name)))
             except BaseException:
                 await conn.close()
                 raise
@@ -603,6 +613,8 @@ async def rebuild_concurrently(url: str, projections: Sequence[Projection], *, b
             *(b.fold_bulk(batch_size, heads) for b in builds))
         parts = status_parts or max(1, min(4, os.cpu_count() or 1))
         await asyncio.gather(*(b.finish(batch_size, url=url, parts=parts) for b in builds))
+        for b in builds:
+            b.completed()
         return {b.projection.name: b.done for b in builds}
     finally:
         for b in builds:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from lrs.ops.principal import Principal
 from lrs.store.db import create_pool
@@ -14,10 +13,11 @@ from lrs.store.statements import PgStatementRepository
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
 
 
-def principal(store_id: int, authority: dict[str, Any] = AUTHORITY, key: str = "account:x") -> Principal:
-    """A credential of store ``store_id`` with every scope, ``authority`` its authority and
-    ``key`` the authority's key (what "statements/read/mine" compares)."""
-    return Principal(store_id, None, frozenset({"all"}), authority, key)
+def principal(store_id: int) -> Principal:
+    """A credential of store ``store_id`` with every scope and AUTHORITY as its authority. Its
+    authority key (what "statements/read/mine" compares) is "account:x", not AUTHORITY's: the
+    tests that use it read with every scope, and pass "account:x" where they write the rows."""
+    return Principal(store_id, None, frozenset({"all"}), AUTHORITY, "account:x")
 
 
 @contextlib.asynccontextmanager

@@ -13,10 +13,6 @@ SELECT id, name, last_position FROM stores ORDER BY id;
 -- gaps, migrations 0037 and 0039). An index-only scan of events_pkey.
 SELECT count(*) FROM (SELECT 1 FROM events WHERE store_id = $1 AND position > $2 AND position <= $3 LIMIT $4) e;
 
--- name: projection_events_total
--- How many events every store's log holds (a rebuild's progress total).
-SELECT count(*) FROM events;
-
 -- name: projection_lease_acquire
 -- Take or renew the lease of a (projection, store); returns a row only if the caller holds it.
 INSERT INTO projections.leases (projection, store_id, owner, expires_at)
