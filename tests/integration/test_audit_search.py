@@ -31,6 +31,15 @@ async def _trail(conn: asyncpg.Connection) -> int:
     return store
 
 
+async def _newer_reads_elsewhere(conn: asyncpg.Connection) -> None:
+    """Five reads about P-0042 in another store, "elsewhere", newer than _trail's."""
+    other = await PgCredentialRepository(conn).create_store("elsewhere", None)
+    await conn.executemany(
+        "INSERT INTO audit_log (store_id, credential_id, person, action, request, records) "
+        "VALUES ($1, NULL, NULL, 'xapi.statements', $2::jsonb, 1)",
+        [(other, json.dumps({"persons": ["P-0042"]})) for _ in range(5)])
+
+
 async def test_the_reads_about_a_person_are_found_all_three_ways(conn: asyncpg.Connection) -> None:
     await _trail(conn)
     found = await conn.fetch(sql("audit_by_person"), "P-0042", 100, None)
@@ -53,11 +62,7 @@ async def test_a_search_in_one_store_is_not_crowded_out_by_other_stores_reads(co
     """The limit counts the store's reads only (a person's export, lrs/person_export.py _reads):
     newer reads about the person in another store, more than the limit, do not hide them."""
     store = await _trail(conn)
-    other = await PgCredentialRepository(conn).create_store("elsewhere", None)
-    await conn.executemany(
-        "INSERT INTO audit_log (store_id, credential_id, person, action, request, records) "
-        "VALUES ($1, NULL, NULL, 'xapi.statements', $2::jsonb, 1)",
-        [(other, json.dumps({"persons": ["P-0042"]})) for _ in range(5)])
+    await _newer_reads_elsewhere(conn)
     everywhere = await conn.fetch(sql("audit_by_person"), "P-0042", 3, None)
     assert [r["store"] for r in everywhere] == ["elsewhere"] * 3
     here = await conn.fetch(sql("audit_by_person"), "P-0042", 3, store)
@@ -68,11 +73,7 @@ async def test_a_search_in_one_store_is_not_crowded_out_by_other_stores_reads(co
 async def test_an_export_lists_the_store_s_reads_however_many_another_store_has(
         conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     store = await _trail(conn)
-    other = await PgCredentialRepository(conn).create_store("elsewhere", None)
-    await conn.executemany(
-        "INSERT INTO audit_log (store_id, credential_id, person, action, request, records) "
-        "VALUES ($1, NULL, NULL, 'xapi.statements', $2::jsonb, 1)",
-        [(other, json.dumps({"persons": ["P-0042"]})) for _ in range(5)])
+    await _newer_reads_elsewhere(conn)
     monkeypatch.setattr(person_export, "READS_MAX", 3)
     out = io.BytesIO()
     counts = person_export.Counts()
