@@ -922,7 +922,7 @@ async def table_sizes(env: Env) -> list[str]:
     try:
         rows = await c.fetch(
             "SELECT relname, pg_total_relation_size(oid) AS b, reltuples::bigint AS n FROM pg_class "
-            "WHERE relname IN ('events', 'statements', 'statement_terms') ORDER BY relname")
+            "WHERE relname IN ('events', 'statements', 'statement_term_runs') ORDER BY relname")
         return [f"{r['relname']}: {r['b'] / 2**20:,.0f} MB (~{r['n']:,} rows)" for r in rows]
     finally:
         await c.close()
@@ -1071,7 +1071,7 @@ def main(argv: list[str] | None = None) -> int:
             if r.statements < n_query:
                 say(f"    NOTE: the load stopped at the time limit; the query store holds {r.statements:,}, not "
                     f"{n_query:,}")
-            asyncio.run(_execute(env, "ANALYZE events; ANALYZE statements; ANALYZE statement_terms"))
+            asyncio.run(_execute(env, "ANALYZE events; ANALYZE statements; ANALYZE statement_term_runs"))
             for s in asyncio.run(table_sizes(env)):
                 say("    " + s)
             pop = Population()

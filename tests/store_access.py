@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from lrs.ops.principal import Principal
+from lrs.ops.statements import Prepared
 from lrs.store.db import create_pool
-from lrs.store.statements import PgStatementRepository
+from lrs.store.statements import PgStatementRepository, term_run_columns
 
 AUTHORITY = {"objectType": "Agent", "account": {"homePage": "https://spor.example.org", "name": "test"}}
 
@@ -29,3 +30,10 @@ async def statement_repository(db_url: str, **pool_args: int) -> AsyncIterator[P
         yield PgStatementRepository(pool)
     finally:
         await pool.close()
+
+
+def run_columns(items: list[Prepared]) -> tuple[str, ...]:
+    """The filter-term runs of a one-call append of ``items``, as the repository sends them."""
+    runs = term_run_columns(items)
+    assert runs is not None
+    return runs

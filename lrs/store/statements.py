@@ -228,6 +228,9 @@ class PgStatementRepository:
         items = [p for w in writes for p in w.items]
         if any(p.refers_to for p in items) or len({p.id for p in items}) != len(items):
             return None
+        runs = term_run_columns(items)
+        if runs is None:
+            return None
         fill_ts: list[bool] = []
         for p in items:
             # the function puts "stored" (and "timestamp" when absent, xAPI Data 2.4.7) first
@@ -266,6 +269,7 @@ class PgStatementRepository:
                         ticket["stored"],
                         ticket["ended_ticket"],
                         defining.version,
+                        *runs,
                     )
                 except BaseException as exc:
                     drawn = ticket["ticket"] if ticket is not None and isinstance(exc, Exception) else None
@@ -470,8 +474,8 @@ MOST_POSITIONS_A_ROUND = 10_000
 
 async def _by_term(conn: asyncpg.Connection, store_id: int, q: Query, horizon: int,
                    driving: tuple[str, bool]) -> tuple[list[asyncpg.Record], bool]:
-    """The rows of a page (limit + 1) of a query with a filter term: positions from the terms
-    index (``term_positions_*``, index-only), then the statements at them read with read-ahead
+    """The rows of a page (limit + 1) of a query with a filter term: positions from the filter-term
+    runs (``term_positions_*``, migration 0042), then the statements at them read with read-ahead
     (``log_statements_at`` from the event log, or ``statements_at`` when the page needs the
     authority or the attachment hashes; either says which the statement filters keep: voided,
     since/until, authority), in the query's order; and whether the page ends early, at the
@@ -608,6 +612,46 @@ def _term_columns(items: list[Prepared], keys: Iterable[int]) -> tuple[list[str]
             at.append(key)
             direct.append(is_direct)
     return names, at, direct
+
+
+# Separators for the run terms of one call, the first that no term holds (see term_run_columns).
+_TERM_SEPARATORS = [chr(c) for c in (0x1E, 0x1F, 0x1D, 0x1C, *range(0xE000, 0xF900))]
+
+
+def term_run_columns(items: list[Prepared]) -> tuple[str, str, str, str, str, str] | None:
+    """The filter terms of the one-call path as runs (migration 0042), one a term: the terms
+    joined by a separator no term holds, and that separator; per run the ordinal (from 1) of
+    its first statement in the call and where its entries end in the flat lists that follow
+    (from 1, inclusive); per entry its offset from the first statement, and ``direct`` as t or
+    f. The numbers go as JSON arrays, and the flags as one string: the driver checks each
+    element of a list it sends (~0.4 us each), and a call has ~1,700 entries. The database
+    adds the call's position to the ordinals. None when no separator will do (the general path
+    then takes the group)."""
+    runs: dict[str, tuple[int, list[int], list[str]]] = {}
+    for n, p in enumerate(items, 1):
+        for term, is_direct in p.terms.items():
+            run = runs.get(term)
+            if run is None:
+                runs[term] = (n, [0], ["t" if is_direct else "f"])
+            else:
+                run[1].append(n - run[0])
+                run[2].append("t" if is_direct else "f")
+    names = list(runs)
+    every = "".join(names)
+    separator = next((c for c in _TERM_SEPARATORS if c not in every), None)
+    if separator is None:
+        return None
+    firsts: list[int] = []
+    ends: list[int] = []
+    offsets: list[int] = []
+    direct: list[str] = []
+    for first, offs, dirs in runs.values():
+        firsts.append(first)
+        offsets += offs
+        direct += dirs
+        ends.append(len(offsets))
+    return (separator.join(names), separator, orjson.dumps(firsts).decode(), orjson.dumps(ends).decode(),
+            orjson.dumps(offsets).decode(), "".join(direct))
 
 
 def _attachment_columns(attachments: Iterable[Attachment]) -> tuple[list[str], list[str], list[bytes]]:

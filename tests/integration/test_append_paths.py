@@ -24,7 +24,7 @@ from lrs.store.log import Reservation
 from lrs.store.queries import sql
 from lrs.store.statements import _Write
 from tests.statements import agent, statement, with_id
-from tests.store_access import principal, statement_repository
+from tests.store_access import principal, run_columns, statement_repository
 
 WHO = principal(0)
 
@@ -43,7 +43,7 @@ async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
             b"\x1e".join(orjson.dumps(p.body) for p in items),
             ["timestamp" not in p.body for p in items], [None] * len(items),
             orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
-            [], [], [], orjson.dumps(defs or {}).decode(), "[]", *ticket, None)
+            [], [], [], orjson.dumps(defs or {}).decode(), "[]", *ticket, None, *run_columns(items))
         return done["stored"]
     finally:
         await conn.execute(sql("release_tickets"))
@@ -330,7 +330,7 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
         await conn.fetchval(
             sql("append_in_one_call"), store, [p.id for p in items], orjson.dumps(items[0].body),
             [True, True], [None, None], orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * 2,
-            [], [], [], "{}", "[]", *ticket, None)
+            [], [], [], "{}", "[]", *ticket, None, *run_columns(items))
     await conn.execute(sql("release_tickets"))
     assert await _counts(conn, store) == before
 
@@ -523,7 +523,7 @@ async def test_a_statement_ref_retried_alone_does_not_keep_the_terms_of_a_target
             END IF;
             RETURN NEW;
         END $$;
-        CREATE TRIGGER refuse_term BEFORE INSERT ON statement_terms
+        CREATE TRIGGER refuse_term BEFORE INSERT ON statement_term_runs
             FOR EACH ROW EXECUTE FUNCTION pg_temp_refuse_term();""")
     store = await PgCredentialRepository(conn).create_store("s", None)
     target = with_id(statement(actor="ola"))

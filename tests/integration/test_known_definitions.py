@@ -20,7 +20,7 @@ from lrs.store.db import create_pool
 from lrs.store.queries import sql
 from lrs.store.statements import DEFINITIONS_CHANGED, PgStatementRepository
 from tests.statements import statement, with_id
-from tests.store_access import principal, statement_repository
+from tests.store_access import principal, run_columns, statement_repository
 
 COURSE = "https://courses.example.org/hand-hygiene"
 
@@ -159,7 +159,7 @@ async def test_an_append_naming_a_passed_version_keeps_nothing(conn: asyncpg.Con
             return await conn.fetchrow(
                 sql("append_in_one_call"), store, [item.id], orjson.dumps(item.body), [True], [None],
                 orjson.dumps([item.terms]).decode(), ["account:x"], [], [], [], "{}", "[]",
-                *ticket, version)
+                *ticket, version, *run_columns([item]))
         finally:
             await conn.execute(sql("release_tickets"))
 

@@ -65,7 +65,7 @@ async def test_a_later_append_writes_its_rows_while_an_earlier_one_is_in_flight_
         await _waiting_on_a_ticket(conn, b)
         # the later append has written its rows (its filter terms are its last insert) ...
         assert await conn.fetchval(
-            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = 'statement_terms'::regclass",
+            "SELECT count(*) FROM pg_locks WHERE pid = $1 AND relation = 'statement_term_runs'::regclass",
             b.get_server_pid()) > 0
         # ... and none of it is visible, nor has the store's horizon moved
         assert await _positions(conn, store) == {}

@@ -96,12 +96,12 @@ SELECT set_config('spor.erasure', 'on', true);
 
 -- name: person_erase_statement_terms
 -- The filter terms of the statements being erased (found by each statement's recorded terms,
--- so by the terms index), before their rows go.
-DELETE FROM statement_terms t
-USING (SELECT s.position, k.term FROM statements s, jsonb_object_keys(s.terms) AS k(term)
-       WHERE s.store_id = $1 AND s.position = ANY ($2::bigint[])) x
-WHERE t.store_id = $1 AND t.term = x.term AND t.position = x.position
-RETURNING t.term;
+-- so by the terms index), before their rows go: taken out of their runs (migration 0042).
+SELECT r.term
+FROM (SELECT array_agg(k.term) AS terms, array_agg(s.position) AS positions
+      FROM statements s, jsonb_object_keys(s.terms) AS k(term)
+      WHERE s.store_id = $1 AND s.position = ANY ($2::bigint[])) x,
+     spor_terms_remove($1, x.terms, x.positions) AS r;
 
 -- name: person_erase_statements
 -- The statements being erased, from the index and the log; their attachments' hashes.
@@ -126,23 +126,26 @@ ORDER BY s.position;
 
 -- name: person_referrer_terms_gone
 -- A referrer's filter terms as recorded, before its new ones are written.
-DELETE FROM statement_terms WHERE store_id = $1 AND position = $2 AND term = ANY ($3::text[]);
+SELECT count(*) FROM spor_terms_remove($1, $3::text[], array_fill($2::bigint, ARRAY[cardinality($3::text[])]));
 
 -- name: person_referrer_terms
 -- A referrer's filter terms, anew ($3: {term: direct}), in the index and in its row.
 WITH t AS (
-    INSERT INTO statement_terms (store_id, term, position, direct)
-    SELECT $1, x.key, $2, x.value::boolean FROM jsonb_each($3::jsonb) AS x
+    SELECT spor_terms_add($1, array_agg(x.key), array_agg($2::bigint), array_agg(x.value::boolean)) AS done
+    FROM jsonb_each($3::jsonb) AS x
 )
-UPDATE statements SET terms = $3::jsonb WHERE store_id = $1 AND position = $2;
+UPDATE statements SET terms = $3::jsonb
+WHERE store_id = $1 AND position = $2 AND (SELECT count(*) FROM t) = 1;
 
 -- name: person_erase_terms_elsewhere
 -- The person's agent terms on the statements that stay (others' statements naming them in
 -- context, as a Group's member, or referring to theirs): the filters no longer find those by
 -- the person; each statement's recorded terms lose them too.
-WITH gone AS (
-    DELETE FROM statement_terms WHERE store_id = $1 AND term = ANY ($2::text[])
-    RETURNING position
+WITH runs_gone AS (
+    DELETE FROM statement_term_runs WHERE store_id = $1 AND term = ANY ($2::text[])
+    RETURNING first_position, offsets
+), gone AS (
+    SELECT DISTINCT r.first_position + u.off AS position FROM runs_gone r, unnest(r.offsets) AS u(off)
 )
 UPDATE statements SET terms = terms - $2::text[]
 WHERE store_id = $1 AND position IN (SELECT position FROM gone);
@@ -158,7 +161,7 @@ WHERE a.store_id = $1 AND a.sha2 = ANY ($2::text[])
 -- (the object's or the context's: the terms index holds both); the ids of those gone.
 DELETE FROM activities a
 WHERE a.store_id = $1 AND a.activity_id = ANY ($2::text[])
-  AND NOT EXISTS (SELECT 1 FROM statement_terms t WHERE t.store_id = $1 AND t.term = 'o:' || a.activity_id)
+  AND NOT EXISTS (SELECT 1 FROM statement_term_runs t WHERE t.store_id = $1 AND t.term = 'o:' || a.activity_id)
 RETURNING a.activity_id;
 
 -- name: person_activity_profiles

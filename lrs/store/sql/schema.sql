@@ -51,10 +51,16 @@ events.recorded_at timestamp with time zone NOT NULL
 events.statement_id uuid NULL
 events.payload json NOT NULL
 events.payload_bytes integer NULL
-statement_terms.store_id bigint NOT NULL
-statement_terms.term text NOT NULL
-statement_terms.position bigint NOT NULL
-statement_terms.direct boolean NOT NULL
+statement_term_runs.store_id bigint NOT NULL
+statement_term_runs.term text NOT NULL
+statement_term_runs.first_position bigint NOT NULL
+statement_term_runs.last_position bigint NOT NULL
+statement_term_runs.offsets ARRAY NOT NULL
+statement_term_runs.direct ARRAY NOT NULL
+statement_terms.store_id bigint NULL
+statement_terms.term text NULL
+statement_terms.position bigint NULL
+statement_terms.direct boolean NULL
 statements.store_id bigint NOT NULL
 statements.statement_id uuid NOT NULL
 statements.position bigint NOT NULL
@@ -98,7 +104,7 @@ documents documents_resource_check CHECK ((resource = ANY (ARRAY['state'::text, 
 documents documents_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 events events_pkey PRIMARY KEY (store_id, "position")
 schema_migrations schema_migrations_pkey PRIMARY KEY (number)
-statement_terms statement_terms_pkey PRIMARY KEY (store_id, term, "position") INCLUDE (direct)
+statement_term_runs statement_term_runs_pkey PRIMARY KEY (store_id, term, first_position)
 statements statements_pkey PRIMARY KEY (store_id, statement_id)
 statements statements_store_id_position_key UNIQUE (store_id, "position")
 store_tickets store_tickets_id_fkey FOREIGN KEY (id) REFERENCES stores(id) ON DELETE CASCADE
@@ -126,7 +132,7 @@ CREATE INDEX events_person_ifi ON public.events USING btree (store_id, ((payload
 CREATE UNIQUE INDEX events_pkey ON public.events USING btree (store_id, "position")
 CREATE INDEX events_reference ON public.events USING btree (store_id, "position") WHERE (kind <> 'statement'::text)
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (number)
-CREATE UNIQUE INDEX statement_terms_pkey ON public.statement_terms USING btree (store_id, term, "position") INCLUDE (direct)
+CREATE UNIQUE INDEX statement_term_runs_pkey ON public.statement_term_runs USING btree (store_id, term, first_position)
 CREATE UNIQUE INDEX statements_pkey ON public.statements USING btree (store_id, statement_id)
 CREATE INDEX statements_refers_to ON public.statements USING btree (store_id, refers_to) WHERE (refers_to IS NOT NULL)
 CREATE UNIQUE INDEX statements_store_id_position_key ON public.statements USING btree (store_id, "position")
@@ -147,7 +153,7 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 -- function
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
-spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint, p_defs_version bigint, OUT o_stored timestamp with time zone, OUT o_defs_before bigint, OUT o_defs_after bigint) RETURNS record
+spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint, p_defs_version bigint, p_run_terms text, p_run_separator text, p_run_first text, p_run_end text, p_run_offsets text, p_run_direct text, OUT o_stored timestamp with time zone, OUT o_defs_before bigint, OUT o_defs_after bigint) RETURNS record
 spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_await_tickets(p_store bigint, p_ended bigint, p_until bigint) RETURNS void
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
@@ -168,6 +174,8 @@ spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with 
 spor_statements_at(p_store bigint, p_positions bigint[], p_since timestamp with time zone, p_until timestamp with time zone, p_authority text, p_budget bigint, p_page_started boolean) RETURNS TABLE(id text, payload text, stored timestamp with time zone, voided boolean, attachment_sha2s text[], "position" bigint, authority_key text, kept boolean, bytes integer)
 spor_store_horizon(p_store bigint) RETURNS TABLE(last_position bigint, consistent_through timestamp with time zone)
 spor_stored_after(p_last timestamp with time zone) RETURNS timestamp with time zone
+spor_terms_add(p_store bigint, p_terms text[], p_positions bigint[], p_direct boolean[]) RETURNS void
+spor_terms_remove(p_store bigint, p_terms text[], p_positions bigint[]) RETURNS TABLE(term text, at_position bigint)
 spor_ticket_key(p_store bigint, p_ticket bigint) RETURNS bigint
 spor_upsert_definitions(p_store bigint, p_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS void
 spor_write_store() RETURNS bigint

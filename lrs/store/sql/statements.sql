@@ -21,11 +21,13 @@ SELECT ticket, first_position, stored, ended_ticket FROM spor_reserve_ticket($1,
 -- (NULL when the general path must take it) and the store's definitions version before and
 -- after its merge. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per
 -- statement]; $11: {id: definition}; $12: [[agent key, name], ...]; $13-$16: the reservation;
--- $17: the definitions version the definitions left out were merged at (NULL: none left out).
+-- $17: the definitions version the definitions left out were merged at (NULL: none left out);
+-- $18-$23: the filter terms as runs (0042, lrs.store.statements.term_run_columns).
 SELECT o_stored AS stored, o_defs_before AS defs_before, o_defs_after AS defs_after
 FROM spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
                        $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb,
-                       $13::bigint, $14::bigint, $15::timestamptz, $16::bigint, $17::bigint);
+                       $13::bigint, $14::bigint, $15::timestamptz, $16::bigint, $17::bigint,
+                       $18::text, $19::text, $20::text, $21::text, $22::text, $23::text);
 
 -- name: release_tickets
 -- Let go of a ticket its append did not (the call failed): the session's advisory locks.
@@ -67,8 +69,12 @@ new_terms AS (
     SELECT * FROM unnest($12::text[], $13::bigint[], $14::boolean[]) AS t(term, position, direct)
 ),
 tm AS (
-    INSERT INTO statement_terms (store_id, term, position, direct)
-    SELECT $1, term, position, direct FROM new_terms
+    -- one run a term: the positions are this append's, a fresh range (migration 0042)
+    INSERT INTO statement_term_runs (store_id, term, first_position, last_position, offsets, direct)
+    SELECT $1, term, first, max(position), array_agg((position - first)::integer ORDER BY position),
+           array_agg(direct ORDER BY position)
+    FROM (SELECT nt.*, min(nt.position) OVER (PARTITION BY nt.term) AS first FROM new_terms nt) x
+    GROUP BY term, first
 ),
 referrers (root, position, statement_id, depth) AS (
     -- statements stored earlier that target a statement arriving now (forward StatementRefs),
@@ -82,14 +88,12 @@ referrers (root, position, statement_id, depth) AS (
     WHERE r.depth < 32
 ),
 forward AS (
-    INSERT INTO statement_terms (store_id, term, position, direct)
-    SELECT DISTINCT ON (nt.term, r.position) $1, nt.term, r.position, nt.direct
+    -- at the referrers' (older) positions, into the runs holding them (0042); run by the
+    -- final statement, which reads it
+    SELECT spor_terms_add($1, array_agg(nt.term), array_agg(r.position), array_agg(nt.direct)) AS done
     FROM referrers r
     JOIN new_rows n ON n.statement_id = r.root
     JOIN new_terms nt ON nt.position = n.position
-    ORDER BY nt.term, r.position, nt.direct DESC
-    ON CONFLICT (store_id, term, position) DO UPDATE
-        SET direct = statement_terms.direct OR EXCLUDED.direct
 ),
 voiding AS (
     -- by key ($19: the targets of this batch's voiding statements, usually none); a join on
@@ -129,7 +133,8 @@ att AS (
     FROM unnest($15::text[], $16::text[], $17::bytea[]) AS a(sha2, content_type, content)
     ON CONFLICT (store_id, sha2) DO NOTHING
 )
-UPDATE stores SET last_position = $18, last_stored = $3 WHERE id = $1;
+UPDATE stores SET last_position = $18, last_stored = $3
+WHERE id = $1 AND (SELECT count(*) FROM forward) = 1;
 
 -- name: statement_by_id
 -- One statement of a store by id, with its stored time and voided flag, and its actor and its
@@ -169,28 +174,77 @@ SELECT * FROM spor_store_horizon($1);
 
 -- name: term_positions_desc
 -- The positions of a page of a query by filter term, newest first: the driving term plus
--- optional others ($7/$9/$11, each with its "related" flag), from the terms index alone (0023).
--- The rows at them are read by statements_at, which also applies the statement filters.
-SELECT t.position
-FROM statement_terms t
-WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
-  AND t.position <= $4 AND t.position < coalesce($5::bigint, 9223372036854775807)
-  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $7 AND x.position = t.position AND (x.direct OR $8)))
-  AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
-  AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
-ORDER BY t.position DESC
+-- optional others ($7/$9/$11, each with its "related" flag). The driving term's runs are walked
+-- newest first (migration 0042: runs of one term never overlap, so their order is the
+-- positions'); another term is checked in the one run that may hold the position. The rows at
+-- them are read by statements_at, which also applies the statement filters.
+SELECT u.p AS position
+FROM statement_term_runs t
+CROSS JOIN LATERAL (SELECT t.first_position + o.off AS p, o.d FROM unnest(t.offsets, t.direct) AS o(off, d)) u
+WHERE t.store_id = $1 AND t.term = $2
+  AND t.first_position <= least($4::bigint, coalesce($5::bigint - 1, $4::bigint))
+  AND u.p <= $4 AND u.p < coalesce($5::bigint, 9223372036854775807) AND (u.d OR $3)
+  AND ($7::text IS NULL OR EXISTS (
+      SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
+                     WHERE x.store_id = $1 AND x.term = $7 AND x.first_position <= u.p
+                     ORDER BY x.first_position DESC LIMIT 1) x
+      WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
+                 THEN u.p - x.first_position = ANY (x.offsets)
+                      AND (x.direct[array_position(x.offsets, (u.p - x.first_position)::integer)] OR $8)
+                 ELSE false END))
+  AND ($9::text IS NULL OR EXISTS (
+      SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
+                     WHERE x.store_id = $1 AND x.term = $9 AND x.first_position <= u.p
+                     ORDER BY x.first_position DESC LIMIT 1) x
+      WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
+                 THEN u.p - x.first_position = ANY (x.offsets)
+                      AND (x.direct[array_position(x.offsets, (u.p - x.first_position)::integer)] OR $10)
+                 ELSE false END))
+  AND ($11::text IS NULL OR EXISTS (
+      SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
+                     WHERE x.store_id = $1 AND x.term = $11 AND x.first_position <= u.p
+                     ORDER BY x.first_position DESC LIMIT 1) x
+      WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
+                 THEN u.p - x.first_position = ANY (x.offsets)
+                      AND (x.direct[array_position(x.offsets, (u.p - x.first_position)::integer)] OR $12)
+                 ELSE false END))
+ORDER BY t.first_position DESC, u.p DESC
 LIMIT $6;
 
 -- name: term_positions_asc
--- As term_positions_desc, oldest first.
-SELECT t.position
-FROM statement_terms t
-WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3)
-  AND t.position <= $4 AND t.position > coalesce($5::bigint, 0)
-  AND ($7::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $7 AND x.position = t.position AND (x.direct OR $8)))
-  AND ($9::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $9 AND x.position = t.position AND (x.direct OR $10)))
-  AND ($11::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 AND x.term = $11 AND x.position = t.position AND (x.direct OR $12)))
-ORDER BY t.position ASC
+-- As term_positions_desc, oldest first: from the run that may hold the position after $5 on.
+SELECT u.p AS position
+FROM statement_term_runs t
+CROSS JOIN LATERAL (SELECT t.first_position + o.off AS p, o.d FROM unnest(t.offsets, t.direct) AS o(off, d)) u
+WHERE t.store_id = $1 AND t.term = $2 AND t.first_position <= $4
+  AND t.first_position >= coalesce((SELECT max(k.first_position) FROM statement_term_runs k
+                                    WHERE k.store_id = $1 AND k.term = $2 AND k.first_position <= $5::bigint), 0)
+  AND u.p <= $4 AND u.p > coalesce($5::bigint, 0) AND (u.d OR $3)
+  AND ($7::text IS NULL OR EXISTS (
+      SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
+                     WHERE x.store_id = $1 AND x.term = $7 AND x.first_position <= u.p
+                     ORDER BY x.first_position DESC LIMIT 1) x
+      WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
+                 THEN u.p - x.first_position = ANY (x.offsets)
+                      AND (x.direct[array_position(x.offsets, (u.p - x.first_position)::integer)] OR $8)
+                 ELSE false END))
+  AND ($9::text IS NULL OR EXISTS (
+      SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
+                     WHERE x.store_id = $1 AND x.term = $9 AND x.first_position <= u.p
+                     ORDER BY x.first_position DESC LIMIT 1) x
+      WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
+                 THEN u.p - x.first_position = ANY (x.offsets)
+                      AND (x.direct[array_position(x.offsets, (u.p - x.first_position)::integer)] OR $10)
+                 ELSE false END))
+  AND ($11::text IS NULL OR EXISTS (
+      SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
+                     WHERE x.store_id = $1 AND x.term = $11 AND x.first_position <= u.p
+                     ORDER BY x.first_position DESC LIMIT 1) x
+      WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
+                 THEN u.p - x.first_position = ANY (x.offsets)
+                      AND (x.direct[array_position(x.offsets, (u.p - x.first_position)::integer)] OR $12)
+                 ELSE false END))
+ORDER BY t.first_position ASC, u.p ASC
 LIMIT $6;
 
 -- name: statements_at
