@@ -236,9 +236,7 @@ class PgStatementRepository:
             # the function puts "stored" (and "timestamp" when absent, xAPI Data 2.4.7) first
             p.body.pop("stored", None)
             fill_ts.append("timestamp" not in p.body)
-        # UTF-8 JSON never holds the byte 0x1E (RFC 8259 section 7; UTF-8 continuation bytes
-        # are 0x80 and above): a safe separator. Bytes, not str: see migration 0022.
-        bodies = b"\x1e".join([orjson.dumps(p.body) for p in items])
+        bodies = body_column(items)
         attachments = [a for w in writes for a in w.attachments]
         defining_items = [p for w in writes if w.define for p in w.items]
         for leave_out_known in (True, False):
@@ -612,6 +610,14 @@ def _term_columns(items: list[Prepared], keys: Iterable[int]) -> tuple[list[str]
             at.append(key)
             direct.append(is_direct)
     return names, at, direct
+
+
+def body_column(items: list[Prepared]) -> bytes:
+    """The bodies of the one-call path: UTF-8 JSON joined by the byte 0x1E, which UTF-8 JSON
+    never holds (RFC 8259 section 7; UTF-8 continuation bytes are 0x80 and above). Bytes, not
+    str: see migration 0022. Each body without its first byte, '{': the function writes it
+    before the members it adds (0042)."""
+    return b"\x1e".join([orjson.dumps(p.body)[1:] for p in items])
 
 
 # Separators for the run terms of one call, the first that no term holds (see term_run_columns).
