@@ -538,3 +538,29 @@ async def test_a_statement_ref_retried_alone_does_not_keep_the_terms_of_a_target
         assert repo.appender.groups_written == 1  # (the group failed; the retry of the ref was written)
     terms = await conn.fetch("SELECT term FROM statement_terms WHERE store_id = $1", store)
     assert {r["term"] for r in terms} == set(T.statement_terms(prepare(ref, WHO, "1.0.3").body))
+
+
+@pytest.mark.parametrize("separators", [None, ["\x1e"]])
+async def test_a_term_holding_the_separator_is_indexed_whole(
+        db_url: str, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, separators: list[str] | None) -> None:
+    """The one-call path sends a call's run terms joined by a character none of them holds
+    (an account name may hold any, U+001E too); when every candidate is taken (here: the only
+    one), the general path takes the group. Either way the term is indexed as it is."""
+    from lrs.store import statements as statements_module
+
+    if separators is not None:
+        monkeypatch.setattr(statements_module, "_TERM_SEPARATORS", separators)
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    odd = with_id(statement())
+    odd["actor"] = {"account": {"homePage": "https://id.example.org", "name": "kari\x1enordmann"}}
+    plain = with_id(statement(actor="ola"))
+    items = [prepare(odd, WHO, "1.0.3"), prepare(plain, WHO, "1.0.3")]
+    # (None: the one-call path hands the group to the general path)
+    assert (statements_module.term_run_columns(items) is None) == (separators is not None)
+    async with statement_repository(db_url) as repo:
+        assert await repo.append(store, items, []) is not None
+    rows = await conn.fetch("SELECT term, position, direct FROM statement_terms WHERE store_id = $1 AND position <= 2",
+                            store)
+    want = {(t, n, d) for n, p in enumerate(items, 1) for t, d in p.terms.items()}
+    assert {(r["term"], r["position"], r["direct"]) for r in rows} == want
+    assert T.AGENT + "account:https://id.example.org|kari\x1enordmann" in {t for t, _, _ in want}
