@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from lrs.ops.principal import Principal
 from lrs.ops.statements import Prepared
@@ -22,7 +23,7 @@ def principal(store_id: int) -> Principal:
 
 
 @contextlib.asynccontextmanager
-async def statement_repository(db_url: str, **pool_args: int) -> AsyncIterator[PgStatementRepository]:
+async def statement_repository(db_url: str, **pool_args: Any) -> AsyncIterator[PgStatementRepository]:
     """A statement repository on a pool of its own (with its own caches, as one server process
     has), closed after."""
     pool = await create_pool(db_url, **pool_args)

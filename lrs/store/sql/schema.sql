@@ -154,7 +154,6 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
 spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint, p_defs_version bigint, p_run_terms text, p_run_separator text, p_run_first text, p_run_end text, p_run_offsets text, p_run_direct text, OUT o_stored timestamp with time zone, OUT o_defs_before bigint, OUT o_defs_after bigint) RETURNS record
-spor_append_statements(p_store bigint, p_ids uuid[], p_bodies text[], p_fill_ts boolean[], p_sha2s text[], p_terms jsonb[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_def_ids text[], p_defs jsonb[], p_name_keys text[], p_names text[]) RETURNS timestamp with time zone
 spor_await_tickets(p_store bigint, p_ended bigint, p_until bigint) RETURNS void
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
 spor_definitions_changed() RETURNS trigger

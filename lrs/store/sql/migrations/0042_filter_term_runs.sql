@@ -41,11 +41,17 @@ GROUP BY store_id, term, first;
 
 DROP TABLE statement_terms;
 
+-- The append of servers two releases back (0016, kept by 0022 for servers of the version
+-- before it) wrote the table just dropped; no server calls it since 0022.
+DROP FUNCTION spor_append_statements(bigint, uuid[], text[], boolean[], text[], jsonb[], text[], text[], text[],
+                                     bytea[], text[], jsonb[], text[], text[]);
+
 -- The entries, one a term and position, for what reads them whole (a person's export,
 -- tests): with the caller's rights, so row-level security holds as on the table.
 CREATE VIEW statement_terms WITH (security_invoker = true) AS
 SELECT r.store_id, r.term, r.first_position + u.off AS position, u.direct
 FROM statement_term_runs r, unnest(r.offsets, r.direct) AS u(off, direct);
+REVOKE ALL ON statement_terms FROM spor_app;
 GRANT SELECT ON statement_terms TO spor_app;
 
 -- Add entries at positions that may lie in existing runs' intervals (a term repeated keeps

@@ -1,0 +1,191 @@
+"""The filter-term runs (migration 0042) against the rows they replaced, by property: after the
+runs are edited every way the code edits them (the migration, appends of both paths at once,
+StatementRefs whose target comes later, an erasure, the helpers directly), the runs of a term
+stay disjoint with ascending offsets, their entries are the statements' recorded terms, and
+the page queries return what the queries over one row a term and position returned, run over
+the view that unfolds the runs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from lrs.ops.statements import store_statements
+from lrs.person_erasure import erase_person
+from lrs.store.credentials import PgCredentialRepository
+from lrs.store.embedded import EmbeddedPostgres
+from lrs.store.migrate import migrate
+from lrs.store.queries import sql
+from tests.conftest import new_database
+from tests.statements import agent, statement, with_id
+from tests.store_access import principal, statement_repository
+
+RUNS = 42
+
+
+def _rows_query(order: str) -> str:
+    """The page query before 0042 (one row a term and position), over the view."""
+    bound = ("t.position < coalesce($5::bigint, 9223372036854775807)" if order == "DESC"
+             else "t.position > coalesce($5::bigint, 0)")
+    checks = "".join(
+        f"  AND (${t}::text IS NULL OR EXISTS (SELECT 1 FROM statement_terms x WHERE x.store_id = $1 "
+        f"AND x.term = ${t} AND x.position = t.position AND (x.direct OR ${t + 1})))\n" for t in (7, 9, 11))
+    return (f"SELECT t.position FROM statement_terms t\n"
+            f"WHERE t.store_id = $1 AND t.term = $2 AND (t.direct OR $3) AND t.position <= $4 AND {bound}\n"
+            f"{checks}ORDER BY t.position {order} LIMIT $6")
+
+
+BY_ROWS = {"term_positions_desc": _rows_query("DESC"), "term_positions_asc": _rows_query("ASC")}
+
+
+def _params(rng: random.Random, store: int, terms: list[str], top: int) -> list[Any]:
+    """A page query's arguments: a driving term, up to three others, flags true, false or NULL,
+    horizons and cursors around the ends and the migration's 256-position groups."""
+    drive = rng.choice(terms)
+    rest = [t for t in terms if t != drive]
+    others: list[str | None] = list(rng.sample(rest, k=rng.randint(0, min(3, len(rest)))))
+    others += [None] * (3 - len(others))
+    horizon = rng.choice([top, top + 5, rng.randint(0, top), 0, 1, 255, 256, 257])
+    after = rng.choice([None, None, rng.randint(0, top + 2), 1, 256, 257, 512, top, top + 1])
+    out: list[Any] = [store, drive, rng.choice([True, False, None]), horizon, after, rng.choice([1, 3, 10, 100_000])]
+    for other in others:
+        out += [other, rng.choice([True, False, None]) if other is not None else False]
+    return out
+
+
+async def _same_pages(conn: asyncpg.Connection, rng: random.Random, store: int, terms: list[str], top: int,
+                      rounds: int) -> int:
+    """Compare the run queries with the row queries; how many pages held something."""
+    filled = 0
+    for _ in range(rounds):
+        args = _params(rng, store, terms, top)
+        for name, by_rows in BY_ROWS.items():
+            got = [r[0] for r in await conn.fetch(sql(name), *args)]
+            assert got == [r[0] for r in await conn.fetch(by_rows, *args)], (name, args)
+            filled += bool(got)
+    return filled
+
+
+async def _runs_hold(conn: asyncpg.Connection) -> None:
+    """Every run: offsets ascending, each once, within its interval; runs of a term disjoint."""
+    last: dict[tuple[int, str], int] = {}
+    for r in await conn.fetch("SELECT store_id, term, first_position, last_position, offsets, direct "
+                              "FROM statement_term_runs ORDER BY store_id, term, first_position"):
+        offsets = r["offsets"]
+        assert offsets and offsets == sorted(set(offsets)) and offsets[0] >= 0, r
+        assert len(r["direct"]) == len(offsets) and r["last_position"] >= r["first_position"] + offsets[-1], r
+        key = (r["store_id"], r["term"])
+        assert last.get(key, -1) < r["first_position"], r
+        last[key] = r["last_position"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_migrated_and_edited_runs_answer_as_the_rows_did(pg: EmbeddedPostgres, seed: int) -> None:
+    rng = random.Random(seed)
+    conn = await asyncpg.connect(await new_database(pg, template=None))
+    try:
+        await migrate(conn, upto=RUNS - 1)
+        a = await conn.fetchval("INSERT INTO stores (name) VALUES ('a') RETURNING id")
+        b = await conn.fetchval("INSERT INTO stores (name) VALUES ('b') RETURNING id")
+        terms = [f"o:https://courses.example.org/{i}" for i in range(5)]
+        top = rng.choice([300, 800, 1500])
+        positions = sorted(rng.sample(range(1, top + 1), k=top // 2))
+        far = [3_000_000_000, 3_000_000_001, 6_000_000_000]  # offsets beyond an integer from low runs
+        rows = [(a, t, p, rng.random() < 0.6) for p in positions + far for t in terms
+                if p in far or rng.random() < (0.9 if t == terms[0] else 0.5)]
+        rows += [(b, t, p, True) for t in terms for p in (1, 2, 3)]
+        await conn.copy_records_to_table("statement_terms", records=rows,
+                                         columns=["store_id", "term", "position", "direct"])
+        await migrate(conn)
+        await _runs_hold(conn)
+        top = far[-1] + 1
+        assert await _same_pages(conn, random.Random(seed + 7), a, terms, top, 150) > 0
+        # entries taken out and added at any position, as an erasure and a StatementRef do
+        for _ in range(40):
+            n = rng.randint(1, 20)
+            chosen = [rng.choice(terms) for _ in range(n)]
+            at = [rng.choice([*positions, *far, rng.randint(1, 2000)]) for _ in range(n)]
+            if rng.random() < 0.5:
+                await conn.fetch("SELECT * FROM spor_terms_remove($1, $2::text[], $3::bigint[])", a, chosen, at)
+            else:
+                await conn.execute("SELECT spor_terms_add($1, $2::text[], $3::bigint[], $4::boolean[])", a, chosen, at,
+                                   [rng.random() < 0.5 for _ in range(n)])
+            await _runs_hold(conn)
+        assert await _same_pages(conn, random.Random(seed + 11), a, terms, top, 150) > 0
+    finally:
+        await conn.close()
+
+
+async def _entries_are_the_recorded_terms(conn: asyncpg.Connection, store: int) -> None:
+    await _runs_hold(conn)
+    entries = await conn.fetch("SELECT term, position, direct FROM statement_terms WHERE store_id = $1", store)
+    recorded = await conn.fetch("SELECT k.key AS term, s.position, k.value::text::boolean AS direct "
+                                "FROM statements s, jsonb_each(s.terms) k WHERE s.store_id = $1", store)
+    assert sorted(tuple(r) for r in entries) == sorted(tuple(r) for r in recorded)
+
+
+@pytest.mark.parametrize("role", [None, "spor_app"])
+@pytest.mark.parametrize("seed", range(2))
+async def test_runs_written_by_every_path_answer_as_the_rows_did(
+        db_url: str, conn: asyncpg.Connection, seed: int, role: str | None) -> None:
+    """Batches stored side by side by two processes' repositories (as the owner, and as the
+    service role under row-level security): StatementRefs to stored statements and to ones that
+    come later, names holding the run separators; then a person erased, and more appends."""
+    rng = random.Random(seed)
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    who = principal(store)
+    people = ["kari", "ola", "nora", "per", "åse😀", "x\x1ey\x1fz", "q\ue000r"]
+    stored: list[str] = []
+    awaited: list[str] = []
+
+    def one() -> dict[str, Any]:
+        extra: dict[str, Any] = {}
+        if rng.random() < 0.3:
+            extra["context"] = {"instructor": agent(rng.choice(people)), "contextActivities": {
+                "parent": [{"id": f"https://courses.example.org/{rng.choice(['a1', 'a2', 'a3'])}"}]}}
+        pick = rng.random()
+        ref = {"actor": agent(rng.choice(people)), "verb": {"id": "http://example.org/v/ref"}, **extra}
+        if pick < 0.15 and stored:
+            return with_id({**ref, "object": {"objectType": "StatementRef", "id": rng.choice(stored)}})
+        if pick < 0.35:
+            awaited.append(str(uuid.uuid4()))
+            return with_id({**ref, "object": {"objectType": "StatementRef", "id": awaited[-1]}})
+        s = statement(rng.choice(people), rng.choice(["completed", "attempted", "passed"]),
+                      rng.choice(["a1", "a2", "a3"]), **extra)
+        if pick < 0.55 and awaited:
+            return {**s, "id": awaited.pop(rng.randrange(len(awaited)))}
+        return with_id(s)
+
+    async def same_pages() -> None:
+        terms = [r[0] for r in await conn.fetch("SELECT DISTINCT term FROM statement_terms WHERE store_id = $1", store)]
+        top = await conn.fetchval("SELECT last_position FROM stores WHERE id = $1", store)
+        assert await _same_pages(conn, random.Random(seed), store, terms, top, 150) > 0
+
+    pool_args: dict[str, Any] = {"role": role} if role else {}
+    async with statement_repository(db_url, **pool_args) as one_process, \
+            statement_repository(db_url, **pool_args) as another:
+        for _ in range(20):
+            batches = [[one() for _ in range(rng.randint(1, 12))] for _ in range(rng.randint(1, 4))]
+            done = await asyncio.gather(*(store_statements(rng.choice([one_process, another]), who, "1.0.3", b)
+                                          for b in batches))
+            assert len(done) == len(batches)
+            stored.extend(s["id"] for b in batches for s in b)
+        await _entries_are_the_recorded_terms(conn, store)
+        assert await conn.fetchval("SELECT count(*) FROM statements WHERE store_id = $1 AND refers_to IS NOT NULL",
+                                   store) > 0
+        await same_pages()
+        owner = await asyncpg.connect(db_url)
+        try:
+            await erase_person(owner, store, ["account:https://id.example.org|emp-kari"], [], apply=True, by="test")
+        finally:
+            await owner.close()
+        await _entries_are_the_recorded_terms(conn, store)
+        for _ in range(5):
+            await store_statements(one_process, who, "1.0.3", [one() for _ in range(rng.randint(1, 8))])
+        await _entries_are_the_recorded_terms(conn, store)
+        await same_pages()
