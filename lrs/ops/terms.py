@@ -66,89 +66,93 @@ def ifi_only(obj: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _Terms:
-    """Accumulates terms; a term seen both directly and indirectly is direct."""
+def _add(rows: dict[str, bool], term: str, direct: bool) -> None:
+    """A term seen both directly and indirectly is direct."""
+    if direct:
+        rows[term] = True
+    elif term not in rows:
+        rows[term] = False
 
-    def __init__(self) -> None:
-        self.rows: dict[str, bool] = {}
 
-    def add(self, term: str, direct: bool) -> None:
-        self.rows[term] = self.rows.get(term, False) or direct
+def _agent_terms(rows: dict[str, bool], obj: Any, direct: bool) -> None:
+    if not isinstance(obj, dict):
+        return
+    key = agent_key(obj)
+    if key is not None:
+        _add(rows, AGENT + key, direct)
+    # Groups whose members match the Agent match the agent filter (xAPI Communication 2.1.3,
+    # agent parameter).
+    members = obj.get("member")
+    if members:
+        for member in members:
+            if isinstance(member, dict) and (mkey := agent_key(member)) is not None:
+                _add(rows, AGENT + mkey, direct)
 
-    def agent(self, obj: Any, direct: bool) -> None:
-        if not isinstance(obj, dict):
-            return
-        key = agent_key(obj)
-        if key is not None:
-            self.add(AGENT + key, direct)
-        # Groups whose members match the Agent match the agent filter (xAPI Communication
-        # 2.1.3, agent parameter).
-        for member in obj.get("member") or ():
-            if isinstance(member, dict):
-                mkey = agent_key(member)
-                if mkey is not None:
-                    self.add(AGENT + mkey, direct)
 
-    def context(self, ctx: Any, top: bool) -> None:
-        """A context's agents and activities (related filters); its registration only at the top
-        (the registration filter reads the statement's own context)."""
-        if not isinstance(ctx, dict):
-            return
-        self.agent(ctx.get("instructor"), False)
-        self.agent(ctx.get("team"), False)
-        for ca in ctx.get("contextAgents") or ():
-            if isinstance(ca, dict):
-                self.agent(ca.get("agent"), False)
-        for cg in ctx.get("contextGroups") or ():
-            if isinstance(cg, dict):
-                self.agent(cg.get("group"), False)
-        activities = ctx.get("contextActivities")
-        if isinstance(activities, dict):
-            for value in activities.values():
-                items = value if isinstance(value, list) else [value]
-                for act in items:
-                    if isinstance(act, dict) and "id" in act:
-                        self.add(ACTIVITY + str(act["id"]), False)
-        registration = ctx.get("registration")
-        if registration and top:
-            self.add(REGISTRATION + str(registration).lower(), True)
+def _context_terms(rows: dict[str, bool], ctx: Any, top: bool) -> None:
+    """A context's agents and activities (related filters); its registration only at the top
+    (the registration filter reads the statement's own context)."""
+    if not isinstance(ctx, dict):
+        return
+    if "instructor" in ctx:
+        _agent_terms(rows, ctx["instructor"], False)
+    if "team" in ctx:
+        _agent_terms(rows, ctx["team"], False)
+    for ca in ctx.get("contextAgents") or ():
+        if isinstance(ca, dict):
+            _agent_terms(rows, ca.get("agent"), False)
+    for cg in ctx.get("contextGroups") or ():
+        if isinstance(cg, dict):
+            _agent_terms(rows, cg.get("group"), False)
+    activities = ctx.get("contextActivities")
+    if isinstance(activities, dict):
+        for value in activities.values():
+            for act in value if isinstance(value, list) else (value,):
+                if isinstance(act, dict) and "id" in act:
+                    term = ACTIVITY + str(act["id"])
+                    if term not in rows:
+                        rows[term] = False
+    registration = ctx.get("registration")
+    if registration and top:
+        rows[REGISTRATION + str(registration).lower()] = True
 
-    def statement_body(self, stmt: dict[str, Any], top: bool) -> None:
-        """Actor, verb, object and context of a statement or SubStatement."""
-        self.agent(stmt.get("actor"), top)
-        verb = stmt.get("verb")
-        if isinstance(verb, dict) and top:
-            self.add(VERB + str(verb.get("id")), True)
-        obj = stmt.get("object")
-        if isinstance(obj, dict):
-            kind = obj.get("objectType", "Activity")
-            if kind == "Activity":
-                self.add(ACTIVITY + str(obj.get("id")), top)
-            elif kind in ("Agent", "Group"):
-                self.agent(obj, top)
-            elif kind == "SubStatement":
-                self.statement_body(obj, False)
-        # Inside a SubStatement only the related filters look, at every agent property its
-        # context has, contextAgents and contextGroups (2.0.0) included (Communication 2.1.3).
-        self.context(stmt.get("context"), top)
+
+def _body_terms(rows: dict[str, bool], stmt: dict[str, Any], top: bool) -> None:
+    """Actor, verb, object and context of a statement or SubStatement."""
+    _agent_terms(rows, stmt.get("actor"), top)
+    verb = stmt.get("verb")
+    if top and isinstance(verb, dict):
+        rows[VERB + str(verb.get("id"))] = True
+    obj = stmt.get("object")
+    if isinstance(obj, dict):
+        kind = obj.get("objectType", "Activity")
+        if kind == "Activity":
+            _add(rows, ACTIVITY + str(obj.get("id")), top)
+        elif kind in ("Agent", "Group"):
+            _agent_terms(rows, obj, top)
+        elif kind == "SubStatement":
+            _body_terms(rows, obj, False)
+    # Inside a SubStatement only the related filters look, at every agent property its context
+    # has, contextAgents and contextGroups (2.0.0) included (Communication 2.1.3).
+    _context_terms(rows, stmt.get("context"), top)
 
 
 def statement_terms(stmt: dict[str, Any]) -> dict[str, bool]:
     """All filter terms of a statement: term -> direct."""
-    t = _Terms()
-    t.statement_body(stmt, True)
-    t.agent(stmt.get("authority"), False)
-    return t.rows
+    rows: dict[str, bool] = {}
+    _body_terms(rows, stmt, True)
+    _agent_terms(rows, stmt.get("authority"), False)
+    return rows
 
 
 def direct_agent_keys(*agents: Any) -> list[str]:
     """The agent keys the agent filter finds a statement by without related_agents: of its actor
     and of its object when that is an Agent or Group (the caller passes only such), and of their
     members, in order, once."""
-    t = _Terms()
+    rows: dict[str, bool] = {}
     for obj in agents:
-        t.agent(obj, True)
-    return [term.removeprefix(AGENT) for term in t.rows]
+        _agent_terms(rows, obj, True)
+    return [term.removeprefix(AGENT) for term in rows]
 
 
 def merge_terms(own: dict[str, bool], inherited: Iterable[tuple[str, bool]]) -> dict[str, bool]:

@@ -9,7 +9,7 @@ language maps merge), then one statement upserts from the JSON object id -> defi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,54 +24,64 @@ from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
 
 
-def _activities(stmt: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Activities of a statement or SubStatement: object, context activities, nested object."""
+def _add_definitions(stmt: dict[str, Any], out: dict[str, list[dict[str, Any]]]) -> None:
+    """Add to ``out`` (Activity id -> the definitions given it, in order; empty ones left out)
+    those of a statement or SubStatement: its object (a SubStatement's, in turn), then its
+    context activities."""
     obj = stmt.get("object")
     if isinstance(obj, dict):
         kind = obj.get("objectType", "Activity")
-        if kind == "Activity" and "id" in obj:
-            yield obj
+        if kind == "Activity":
+            definition = obj.get("definition")
+            if definition and isinstance(definition, dict) and "id" in obj:
+                out.setdefault(str(obj["id"]), []).append(definition)
         elif kind == "SubStatement":
-            yield from _activities(obj)
+            _add_definitions(obj, out)
     ctx = stmt.get("context")
-    if isinstance(ctx, dict) and isinstance(ctx.get("contextActivities"), dict):
-        for value in ctx["contextActivities"].values():
-            for act in value if isinstance(value, list) else [value]:
-                if isinstance(act, dict) and "id" in act:
-                    yield act
+    if isinstance(ctx, dict) and isinstance(activities := ctx.get("contextActivities"), dict):
+        for value in activities.values():
+            for act in value if isinstance(value, list) else (value,):
+                if (isinstance(act, dict) and (definition := act.get("definition"))
+                        and isinstance(definition, dict) and "id" in act):
+                    out.setdefault(str(act["id"]), []).append(definition)
 
 
-def _agents(stmt: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Agents (and Group members) named in a statement, for the Person object's names."""
+def _add_agent_names(node: Any, names: dict[tuple[str, str], None]) -> None:
+    """Add an Agent's or Group's (and its members') [key, name] pairs to ``names``."""
+    if not isinstance(node, dict):
+        return
+    if node.get("objectType", "Agent") in ("Agent", "Group"):
+        name = node.get("name")
+        if isinstance(name, str) and name and (key := T.agent_key(node)) is not None:
+            names[(key, name)] = None
+    members = node.get("member")
+    if members:
+        for member in members:
+            _add_agent_names(member, names)
 
-    def walk(node: Any) -> Iterator[dict[str, Any]]:
-        if isinstance(node, dict):
-            if node.get("objectType", "Agent") in ("Agent", "Group"):
-                yield node
-            for m in node.get("member") or ():
-                yield from walk(m)
 
-    yield from walk(stmt.get("actor"))
+def _add_names(stmt: dict[str, Any], names: dict[tuple[str, str], None]) -> None:
+    """The names of the agents a statement or SubStatement names, for the Person object: its
+    actor, an Agent or Group object (a SubStatement's, in turn), its instructor and team."""
+    _add_agent_names(stmt.get("actor"), names)
     obj = stmt.get("object")
     if isinstance(obj, dict):
-        if obj.get("objectType") in ("Agent", "Group"):
-            yield from walk(obj)
-        elif obj.get("objectType") == "SubStatement":
-            yield from _agents(obj)
+        kind = obj.get("objectType")
+        if kind in ("Agent", "Group"):
+            _add_agent_names(obj, names)
+        elif kind == "SubStatement":
+            _add_names(obj, names)
     ctx = stmt.get("context")
     if isinstance(ctx, dict):
-        yield from walk(ctx.get("instructor"))
-        yield from walk(ctx.get("team"))
+        _add_agent_names(ctx.get("instructor"), names)
+        _add_agent_names(ctx.get("team"), names)
 
 
 def _definitions(bodies: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Activity id -> the definitions the statements give it, in order (empty ones left out)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for body in bodies:
-        for act in _activities(body):
-            definition = act.get("definition")
-            if isinstance(definition, dict) and definition:
-                out.setdefault(str(act["id"]), []).append(definition)
+        _add_definitions(body, out)
     return out
 
 
@@ -234,18 +244,16 @@ def definition_args(store_id: int, items: list[Prepared], known: KnownNames | No
     """What appending ``items`` merges into the canonical definitions and agent names; with
     ``known_definitions``, without the definitions merged already at the version it knows."""
     names: dict[tuple[str, str], None] = {}
+    given_to: dict[str, list[dict[str, Any]]] = {}
     for p in items:
-        for agent in _agents(p.body):
-            key = T.agent_key(agent)
-            name = agent.get("name")
-            if key is not None and isinstance(name, str) and name:
-                names[(key, name)] = None
+        _add_names(p.body, names)
+        _add_definitions(p.body, given_to)
     pairs = list(names) if known is None else known.unknown(store_id, names)
     version, merged_before = (None, {}) if known_definitions is None else known_definitions.version(store_id)
     folded: dict[str, dict[str, Any]] = {}
     merged: dict[int, int | None] = {}
     left_out = False
-    for aid, given in _definitions(p.body for p in items).items():
+    for aid, given in given_to.items():
         activity = hash(aid)
         digests = {hash(orjson.dumps(d)) for d in given}
         digest = digests.pop() if len(digests) == 1 else None
