@@ -43,6 +43,8 @@ class Prepared:
     # the xAPI version of the request (1.0.3 or 2.0.0): its comparison rules decide whether a
     # re-sent id matches (Data 2.3.1)
     request_version: str
+    # ``body`` as UTF-8 JSON, written once (``prepare``): the one-call append sends it as it is
+    text: bytes
 
 
 @dataclass
@@ -207,18 +209,24 @@ def deepest_path(value: Any) -> str:
 
 
 def validate(stmt: Any, version: str, where: str) -> None:
-    """Schema and data-model rules; a 400 naming the JSON path (prefixed by ``where``)."""
+    """Schema and data-model rules; a 400 naming the JSON path (prefixed by ``where``). What
+    only the written JSON shows (nesting, U+0000) ``prepare`` checks as it writes it."""
     try:
         statements_schema.validate_statement(stmt, version)
     except statements_schema.ValidationFailure as exc:
         path = f"{where}.{exc.path}" if where and exc.path else (where or exc.path)
         raise BadRequest(f"{path}: {exc.message}" if path else exc.message) from exc
+
+
+def stored_text(body: dict[str, Any], where: str) -> bytes:
+    """``body`` as the UTF-8 JSON it is stored as, or a 400 naming the JSON path (prefixed by
+    ``where``) when it cannot be stored."""
     try:
         # Extension values are any JSON, and the parser takes deeper nesting than the writer
         # (orjson writes at most 254 levels): refused here, not a failed append (a 500).
-        text = orjson.dumps(stmt)
+        text = orjson.dumps(body)
     except TypeError:
-        path = ".".join(p for p in (where, deepest_path(stmt)) if p) or "statement"
+        path = ".".join(p for p in (where, deepest_path(body)) if p) or "statement"
         limit = MAX_STORED_NESTING
         raise BadRequest(f"{path}: nested more than {limit} levels deep (objects and arrays within the "
                          f"statement); Spor stores JSON nested at most {limit} levels") from None
@@ -229,9 +237,10 @@ def validate(stmt: Any, version: str, where: str) -> None:
     # (jsonb) holds U+FFFD for it, and the projections read bodies through
     # projections.jsonb_of (migration 0026). The escape is in the text only if some string
     # has one (or a backslash before "u0000").
-    if b"\\u0000" in text and (found := nul_path(stmt, extension_values=False)) is not None:
+    if b"\\u0000" in text and (found := nul_path(body, extension_values=False)) is not None:
         path = ".".join(p for p in (where, found) if p)
         raise BadRequest(f"{path or 'statement'}: contains the character U+0000 (NUL), which Spor cannot store")
+    return text
 
 
 def _context_activities_as_lists(stmt: dict[str, Any]) -> None:
@@ -272,10 +281,13 @@ def statement_attachments(statements: Iterable[object]) -> Iterable[dict[str, ob
                         yield attachment
 
 
-def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepared:
-    """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute the filter terms."""
+def prepare(stmt: dict[str, Any], principal: Principal, version: str, where: str = "") -> Prepared:
+    """Fill in id, authority, version (and UTC timestamps for 2.0.0); compute the filter terms
+    and write the body (``stored_text``: a 400 naming the path, prefixed by ``where``, when it
+    cannot be stored). ``stored`` is the append's to set: a sent one is left out here."""
     _context_activities_as_lists(stmt)
     body = dict(stmt)
+    body.pop("stored", None)
     sid = canonical_uuid(body["id"], "id") if "id" in body else str(uuid.uuid4())
     body["id"] = sid
     # xAPI Data 2.4.9: the LRS sets authority from the credential, overriding what was sent.
@@ -309,6 +321,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str) -> Prepare
         terms=T.statement_terms(body),
         attachment_sha2s=sha2s,
         request_version=version,
+        text=stored_text(body, where),
     )
 
 
@@ -336,27 +349,26 @@ async def store_statements(
     for i, stmt in enumerate(statements):
         where = "" if put_id is not None or len(statements) == 1 else f"[{i}]"
         validate(stmt, version, where)
-        # after validation (the comparison reads its timestamps and walks its nesting), before
-        # prepare changes it: the signature is over the statement as sent (Data 2.6), with the
-        # id a PUT gives it in its statementId parameter
+        # a PUT's statement has the id its statementId parameter gives it
         sent = stmt if put_id is None or "id" in stmt else {**stmt, "id": put_id}
+        p = prepare(sent, principal, version, where)
+        # after validation and prepare's check of its nesting (the comparison reads its
+        # timestamps and walks its nesting): the signature is over the statement as sent (Data
+        # 2.6); prepare changed only single contextActivities into lists (in place), which the
+        # comparison does as well, and wrote the rest into its own copy
         try:
             verify_signed_statement(sent, by_sha2, version)
         except BadRequest as exc:
             if not where:
                 raise
             raise BadRequest(f"{where} {exc.message}") from None
-        p = prepare(stmt, principal, version)
         # the data attachments=true returns with it: what this request sent. Not a stored part
         # of the same hash that another statement sent (a fileUrl-only attachment naming a
         # known hash would otherwise fetch another authority's file).
         p.attachment_sha2s = [h for h in p.attachment_sha2s if h in by_sha2]
         prepared.append(p)
-    if put_id is not None:
-        if "id" in statements[0] and prepared[0].id != put_id:
-            raise BadRequest("id: does not match the statementId parameter")
-        prepared[0].id = put_id
-        prepared[0].body["id"] = put_id
+    if put_id is not None and prepared[0].id != put_id:
+        raise BadRequest("id: does not match the statementId parameter")
     ids = [p.id for p in prepared]
     seen: set[str] = set()
     for sid in ids:

@@ -380,6 +380,27 @@ async def test_a_signed_statement_is_validated_before_its_signature_is_compared(
         assert "outside the years 0001 to 9999 in UTC" in r.text
 
 
+async def test_a_signed_statement_nested_too_deeply_is_refused_before_its_signature_is_compared(
+    xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
+) -> None:
+    """An extension nested 1,000 levels passes the parser and the schema, but the signature
+    comparison cannot walk it (Python's recursion limit): the statement is refused for its
+    nesting, as unsigned, before its signature is compared, never a 500."""
+    key, x5c = signer
+    s = with_id(statement(actor=unique("kari")))
+    s["result"] = {"extensions": {"https://example.org/ext/deep": "__deep__"}}
+    deep = b"[" * 1000 + b"1" + b"]" * 1000
+    payload = orjson.dumps(s).replace(b'"__deep__"', deep)
+    token = compact_jws(key, x5c, payload)
+    body, content_type = multipart(sign(s, token), [(token, "application/octet-stream")])
+    r = await xapi.post("/statements", content=body.replace(b'"__deep__"', deep),
+                        headers={"Content-Type": content_type})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith(
+        'result.extensions["https://example.org/ext/deep"][…]: nested more than 254 levels deep'), r.text
+    await assert_not_stored(xapi, s["id"])
+
+
 async def test_signed_statement_whose_payload_bytes_were_tampered_with_is_400(
     xapi: httpx.AsyncClient, signer: tuple[rsa.RSAPrivateKey, list[str]]
 ) -> None:

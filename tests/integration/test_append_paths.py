@@ -22,7 +22,7 @@ from lrs.store.activities import definition_args
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.log import Reservation
 from lrs.store.queries import sql
-from lrs.store.statements import _Write, body_column
+from lrs.store.statements import _Write, body_column, statement_columns
 from tests.statements import agent, statement, with_id
 from tests.store_access import principal, run_columns, statement_repository
 
@@ -39,10 +39,7 @@ async def _call(conn: asyncpg.Connection, store: int, stmts: list[dict],
         ticket = await conn.fetchrow(sql("reserve_ticket"), store, len(items))
     try:
         done = await conn.fetchrow(
-            sql("append_in_one_call"), store, [p.id for p in items],
-            body_column(items),
-            ["timestamp" not in p.body for p in items], [None] * len(items),
-            orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * len(items),
+            sql("append_in_one_call"), store, *statement_columns(items),
             [], [], [], orjson.dumps(defs or {}).decode(), "[]", *ticket, None, *run_columns(items))
         return done["stored"]
     finally:
@@ -327,9 +324,9 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
     before = await _counts(conn, store)
     ticket = await conn.fetchrow(sql("reserve_ticket"), store, len(items))
     with pytest.raises(asyncpg.InvalidParameterValueError, match="2 ids, 1 bodies, 2 term objects"):
+        ids, _, *rest = statement_columns(items)
         await conn.fetchval(
-            sql("append_in_one_call"), store, [p.id for p in items], body_column(items[:1]),
-            [True, True], [None, None], orjson.dumps([p.terms for p in items]).decode(), ["account:x"] * 2,
+            sql("append_in_one_call"), store, ids, body_column(items[:1]), *rest,
             [], [], [], "{}", "[]", *ticket, None, *run_columns(items))
     await conn.execute(sql("release_tickets"))
     assert await _counts(conn, store) == before

@@ -18,7 +18,7 @@ from lrs.store.activities import definition_args
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.db import create_pool
 from lrs.store.queries import sql
-from lrs.store.statements import DEFINITIONS_CHANGED, PgStatementRepository, body_column
+from lrs.store.statements import DEFINITIONS_CHANGED, PgStatementRepository, statement_columns
 from tests.statements import statement, with_id
 from tests.store_access import principal, run_columns, statement_repository
 
@@ -157,8 +157,7 @@ async def test_an_append_naming_a_passed_version_keeps_nothing(conn: asyncpg.Con
         ticket = await conn.fetchrow(sql("reserve_ticket"), store, 1)
         try:
             return await conn.fetchrow(
-                sql("append_in_one_call"), store, [item.id], body_column([item]), [True], [None],
-                orjson.dumps([item.terms]).decode(), ["account:x"], [], [], [], "{}", "[]",
+                sql("append_in_one_call"), store, *statement_columns([item]), [], [], [], "{}", "[]",
                 *ticket, version, *run_columns([item]))
         finally:
             await conn.execute(sql("release_tickets"))

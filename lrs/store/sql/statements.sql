@@ -19,12 +19,19 @@ SELECT ticket, first_position, stored, ended_ticket FROM spor_reserve_ticket($1,
 -- name: append_in_one_call
 -- The common append with its ticket (migrations 0007, 0016, 0022, 0039, 0040): its stored time
 -- (NULL when the general path must take it) and the store's definitions version before and
--- after its merge. $3: the bodies in UTF-8 joined by the byte 0x1E; $6: [terms object per
--- statement]; $11: {id: definition}; $12: [[agent key, name], ...]; $13-$16: the reservation;
--- $17: the definitions version the definitions left out were merged at (NULL: none left out);
--- $18-$23: the filter terms as runs (0042, lrs.store.statements.term_run_columns).
+-- after its merge. $2-$7 per statement (lrs.store.statements.statement_columns): the ids joined
+-- by commas; the bodies in UTF-8 joined by the byte 0x1E; whether to fill in the timestamp, a
+-- t or f each; [attachment hashes comma-joined or null]; [terms object]; [authority key] (as
+-- text, not arrays: the driver checks each element of an array it sends). $11: {id:
+-- definition}; $12: [[agent key, name], ...]; $13-$16: the reservation; $17: the definitions
+-- version the definitions left out were merged at (NULL: none left out); $18-$23: the filter
+-- terms as runs (0042, lrs.store.statements.term_run_columns).
 SELECT o_stored AS stored, o_defs_before AS defs_before, o_defs_after AS defs_after
-FROM spor_append_group($1, $2::uuid[], $3::bytea, $4::boolean[], $5::text[], $6::jsonb, $7::text[],
+FROM spor_append_group($1, string_to_array($2::text, ',')::uuid[], $3::bytea,
+                       string_to_array($4::text, NULL)::boolean[],
+                       ARRAY(SELECT e FROM jsonb_array_elements_text($5::jsonb) WITH ORDINALITY AS j(e, i) ORDER BY i),
+                       $6::jsonb,
+                       ARRAY(SELECT e FROM jsonb_array_elements_text($7::jsonb) WITH ORDINALITY AS j(e, i) ORDER BY i),
                        $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb,
                        $13::bigint, $14::bigint, $15::timestamptz, $16::bigint, $17::bigint,
                        $18::text, $19::text, $20::text, $21::text, $22::text, $23::text);
