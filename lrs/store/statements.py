@@ -627,8 +627,8 @@ def body_column(items: list[Prepared]) -> bytes:
     """The bodies of the one-call path: UTF-8 JSON joined by the byte 0x1E, which UTF-8 JSON
     never holds (RFC 8259 section 7; UTF-8 continuation bytes are 0x80 and above). Bytes, not
     str: see migration 0022. Each body without its first byte, '{': the function writes it
-    before the members it adds (0042). (Written by ``prepare``, without ``stored``.)"""
-    return b"\x1e".join([memoryview(p.text)[1:] for p in items])  # views: no copy of each
+    before the members it adds (0042). (``prepare`` leaves a sent ``stored`` out.)"""
+    return b"\x1e".join([orjson.dumps(p.body)[1:] for p in items])
 
 
 # Separators for the run terms of one call, the first that no term holds (see term_run_columns).
