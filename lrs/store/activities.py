@@ -265,7 +265,7 @@ def definition_args(store_id: int, items: list[Prepared], known: KnownNames | No
             folded[aid] = with_tag_order(definition)
     defs = orjson.dumps(folded)
     if b"\\u0000" in defs:
-        # an extension value holding U+0000 (lrs.ops.statements.validate lets those through):
+        # an extension value holding U+0000 (lrs.ops.statements.check_storable lets those through):
         # the canonical copy is jsonb, which cannot hold it; the statement keeps it
         defs = orjson.dumps(without_nul(orjson.loads(defs)))
     return DefinitionArgs(defs, pairs, version if left_out else None, merged)

@@ -30,6 +30,13 @@ def test_the_authority_is_the_credentials_and_a_sent_stored_time_is_left_out() -
     assert b"2020-01-01" not in body_column([p])
 
 
+def test_a_sent_authority_is_replaced_before_the_body_is_checked() -> None:
+    """Data 2.4.9: the LRS sets the authority; what was sent in its place is not stored, so a
+    character Spor cannot store there is no reason to refuse the statement."""
+    sent = {**statement(), "authority": {"mbox": "mailto:app@example.org", "name": "a\x00b"}}
+    assert prepare(sent, WHO, "1.0.3").body["authority"] == AUTHORITY
+
+
 def test_prepare_names_where_a_statement_cannot_be_stored() -> None:
     deep: object = 1
     for _ in range(260):
