@@ -94,10 +94,8 @@ def _context_terms(rows: dict[str, bool], ctx: Any, top: bool) -> None:
     (the registration filter reads the statement's own context)."""
     if not isinstance(ctx, dict):
         return
-    if "instructor" in ctx:
-        _agent_terms(rows, ctx["instructor"], False)
-    if "team" in ctx:
-        _agent_terms(rows, ctx["team"], False)
+    _agent_terms(rows, ctx.get("instructor"), False)
+    _agent_terms(rows, ctx.get("team"), False)
     for ca in ctx.get("contextAgents") or ():
         if isinstance(ca, dict):
             _agent_terms(rows, ca.get("agent"), False)
@@ -109,12 +107,10 @@ def _context_terms(rows: dict[str, bool], ctx: Any, top: bool) -> None:
         for value in activities.values():
             for act in value if isinstance(value, list) else (value,):
                 if isinstance(act, dict) and "id" in act:
-                    term = ACTIVITY + str(act["id"])
-                    if term not in rows:
-                        rows[term] = False
+                    _add(rows, ACTIVITY + str(act["id"]), False)
     registration = ctx.get("registration")
     if registration and top:
-        rows[REGISTRATION + str(registration).lower()] = True
+        _add(rows, REGISTRATION + str(registration).lower(), True)
 
 
 def _body_terms(rows: dict[str, bool], stmt: dict[str, Any], top: bool) -> None:
@@ -122,7 +118,7 @@ def _body_terms(rows: dict[str, bool], stmt: dict[str, Any], top: bool) -> None:
     _agent_terms(rows, stmt.get("actor"), top)
     verb = stmt.get("verb")
     if top and isinstance(verb, dict):
-        rows[VERB + str(verb.get("id"))] = True
+        _add(rows, VERB + str(verb.get("id")), True)
     obj = stmt.get("object")
     if isinstance(obj, dict):
         kind = obj.get("objectType", "Activity")

@@ -24,26 +24,30 @@ from lrs.store.db import scoped, translated
 from lrs.store.queries import sql
 
 
+def _add_definition(activity: Any, out: dict[str, list[dict[str, Any]]]) -> None:
+    """Add an Activity's definition to ``out`` (Activity id -> the definitions given it, in
+    order), unless it has none or an empty one."""
+    if isinstance(activity, dict) and "id" in activity:
+        definition = activity.get("definition")
+        if definition and isinstance(definition, dict):
+            out.setdefault(str(activity["id"]), []).append(definition)
+
+
 def _add_definitions(stmt: dict[str, Any], out: dict[str, list[dict[str, Any]]]) -> None:
-    """Add to ``out`` (Activity id -> the definitions given it, in order; empty ones left out)
-    those of a statement or SubStatement: its object (a SubStatement's, in turn), then its
-    context activities."""
+    """Add to ``out`` the definitions a statement or SubStatement gives: its object's (a
+    SubStatement's, in turn), then its context activities'."""
     obj = stmt.get("object")
     if isinstance(obj, dict):
         kind = obj.get("objectType", "Activity")
         if kind == "Activity":
-            definition = obj.get("definition")
-            if definition and isinstance(definition, dict) and "id" in obj:
-                out.setdefault(str(obj["id"]), []).append(definition)
+            _add_definition(obj, out)
         elif kind == "SubStatement":
             _add_definitions(obj, out)
     ctx = stmt.get("context")
     if isinstance(ctx, dict) and isinstance(activities := ctx.get("contextActivities"), dict):
         for value in activities.values():
             for act in value if isinstance(value, list) else (value,):
-                if (isinstance(act, dict) and (definition := act.get("definition"))
-                        and isinstance(definition, dict) and "id" in act):
-                    out.setdefault(str(act["id"]), []).append(definition)
+                _add_definition(act, out)
 
 
 def _add_agent_names(node: Any, names: dict[tuple[str, str], None]) -> None:
