@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import jsonschema
 import jsonschema_rs
 
 from . import semantic
 from .errors import CASE_HINT, PathSegment, ValidationFailure, describe, pick
 from .loader import schema_version, shared_root_schema
+
+if TYPE_CHECKING:  # the reference validator is imported when first used (~8 MB a process)
+    import jsonschema
 
 # Tie-breaks between errors at the same depth: combinator errors (oneOf/anyOf) are the least
 # specific, an unknown property is usually a symptom of a wrong objectType or a typo, anything
@@ -101,6 +103,8 @@ def schema_errors_fast(obj: object, version: str, entry: str) -> ValidationFailu
 
 @functools.cache
 def _reference(version: str, entry: str) -> jsonschema.Draft7Validator:
+    import jsonschema
+
     schema = shared_root_schema(version, entry)
     jsonschema.Draft7Validator.check_schema(schema)
     return jsonschema.Draft7Validator(schema)

@@ -22,6 +22,9 @@ Rules (RFC 7519, RFC 8725 "JWT best current practices", OpenID Connect Core 3.1.
 - ``iss`` must equal the issuer; ``aud`` (a string or a list) must contain an accepted
   audience; ``exp`` and ``iat`` are required, ``nbf`` is checked when present, all with a
   bounded clock skew; a token may not claim a lifetime longer than configured.
+
+PyJWT, cryptography and httpx are imported by the verifier, made only when single sign-on is
+configured: a server process without it does not hold them (~12 MB, bench/ingest (e)).
 """
 
 from __future__ import annotations
@@ -32,24 +35,23 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-import jwt
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from lrs.errors import ServiceUnavailable, Unauthorized
 from lrs.logs import log
 from lrs.ops import terms as T
 from lrs.ops.principal import ALL_SCOPES, Principal
 
+if TYPE_CHECKING:
+    import httpx
+
 # The asymmetric algorithms Spor accepts at all (RFC 7518 3.1); a configuration may narrow them.
 SUPPORTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
 DEFAULT_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256")
-_EC_CURVES = {"ES256": ("P-256", ec.SECP256R1), "ES384": ("P-384", ec.SECP384R1), "ES512": ("P-521", ec.SECP521R1)}
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 MIN_RSA_BITS = 2048  # RFC 7518 3.3: a key of size 2048 bits or larger MUST be used
 MAX_CLOCK_SKEW_SECONDS = 300
 MAX_TOKEN_CHARS = 16 * 1024
@@ -302,11 +304,15 @@ class _Key:
         if alg[:2] in ("RS", "PS"):
             return self.kty == "RSA"
         curve = _EC_CURVES.get(alg)
-        return curve is not None and self.kty == "EC" and self.crv == curve[0]
+        return curve is not None and self.kty == "EC" and self.crv == curve
 
 
 def _parse_jwks(doc: Any) -> list[_Key]:
     """The usable signature keys of a JWKS; keys Spor cannot or must not use are skipped."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
     if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
         raise ValueError("JWKS is not a JSON object with a 'keys' list")
     keys: list[_Key] = []
@@ -383,6 +389,8 @@ class OidcVerifier:
         self._own_client = client is None
         self._now = now
         self._monotonic = monotonic
+        import jwt
+
         self._jws = jwt.PyJWS()
         self._keys: list[_Key] = []
         self._jwks_url: str | None = config.jwks_url
@@ -400,6 +408,8 @@ class OidcVerifier:
     # -- keys ---------------------------------------------------------------------------
 
     def _http(self) -> httpx.AsyncClient:
+        import httpx
+
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.config.http_timeout_seconds, follow_redirects=False)
         return self._client
@@ -429,6 +439,8 @@ class OidcVerifier:
 
     async def _refresh(self) -> None:
         """Fetch the JWKS once; on failure keep the keys we had (the issuer may be briefly down)."""
+        import httpx
+
         self._attempted_at = self._monotonic()
         self.fetch_count += 1
         try:
@@ -487,6 +499,8 @@ class OidcVerifier:
 
         Raises ``ServiceUnavailable`` only when the issuer's keys have never been obtainable.
         """
+        import jwt
+
         cfg = self.config
         token = token.strip()
         if not token or len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:

@@ -25,10 +25,6 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from lrs.errors import BadRequest
 from lrs.ops.comparison import first_difference, instant, lower_uuid, normalize_body
@@ -43,11 +39,9 @@ SIGNATURE_USAGE_TYPE = "http://adlnet.gov/expapi/attachments/signature"
 SIGNATURE_CONTENT_TYPE = "application/octet-stream"
 
 # Data 2.6.s4.b4: the JWS MUST use RS256, RS384 or RS512 (RSASSA-PKCS1-v1_5, RFC 7518 §3.3).
-_HASH_FOR_ALG: dict[str, hashes.HashAlgorithm] = {
-    "RS256": hashes.SHA256(),
-    "RS384": hashes.SHA384(),
-    "RS512": hashes.SHA512(),
-}
+# (cryptography is imported when a signature is first verified: ~14 MB a server process holds
+# for nothing while no signed statement comes, bench/ingest (e).)
+_HASH_FOR_ALG = {"RS256": "SHA256", "RS384": "SHA384", "RS512": "SHA512"}
 _B64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -194,6 +188,11 @@ def _verify_with_x5c(x5c: object, alg: str, signing_input: bytes, signature: byt
     """
     if not isinstance(x5c, list) or not x5c or not isinstance(x5c[0], str):
         raise BadRequest("signature: x5c header must be a non-empty array of base64 certificates")
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
     try:
         der = base64.b64decode(x5c[0], validate=True)
         certificate = x509.load_der_x509_certificate(der)
@@ -203,7 +202,7 @@ def _verify_with_x5c(x5c: object, alg: str, signing_input: bytes, signature: byt
     if not isinstance(public_key, rsa.RSAPublicKey):
         raise BadRequest(f"signature: the x5c certificate does not hold an RSA key, as {alg} needs")
     try:
-        public_key.verify(signature, signing_input, padding.PKCS1v15(), _HASH_FOR_ALG[alg])
+        public_key.verify(signature, signing_input, padding.PKCS1v15(), getattr(hashes, _HASH_FOR_ALG[alg])())
     except InvalidSignature:
         raise BadRequest("signature: the JWS signature does not verify against the x5c certificate") from None
 
