@@ -1023,13 +1023,13 @@ def main(argv: list[str] | None = None) -> int:
                 + (f" (first: {r.first_error})" if r.errors else ""))
             say(f"    CPU cores used: server {r.server_cpu / r.wall:.2f}, PostgreSQL {r.pg_cpu / r.wall:.2f}, "
                 f"load generators {r.client_cpu / r.wall:.2f}, everything else {r.other_cpu / r.wall:.2f} "
-                f"(of {os.cpu_count()}); server CPU per statement {r.server_cpu / max(r.statements, 1) * 1000:.2f} ms, "
-                f"PostgreSQL CPU per statement {r.pg_cpu / max(r.statements, 1) * 1000:.2f} ms")
+                f"(of {os.cpu_count()}); server CPU per statement {r.server_cpu / max(r.statements, 1) * 1e6:.1f} us, "
+                f"PostgreSQL CPU per statement {r.pg_cpu / max(r.statements, 1) * 1e6:.1f} us")
             per_statement = (r.server_cpu + r.pg_cpu + r.client_cpu) / max(r.statements, 1)
             if per_statement > 0:
                 # the machine's cores over the CPU one statement costs everywhere: no lock,
                 # queue or client could make the phase faster than this on this machine
-                say(f"    CPU ceiling: {os.cpu_count()} cores / {per_statement * 1000:.2f} ms of CPU per statement "
+                say(f"    CPU ceiling: {os.cpu_count()} cores / {per_statement * 1e6:.1f} us of CPU per statement "
                     f"(server, PostgreSQL, load generators) = {fmt_rate(os.cpu_count() / per_statement)} statements/s")
             if r.other_cpu / r.wall > 0.2:
                 say(f"    WARNING: other processes used {r.other_cpu / r.wall:.2f} cores during this phase; "

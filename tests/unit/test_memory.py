@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import gc
 import platform
+import subprocess
 import sys
+
+import pytest
 
 from lrs.memory import GC_YOUNG, tune_gc, tune_malloc
 
@@ -26,3 +29,26 @@ def test_the_collector_freezes_startup_objects_and_collects_the_young_generation
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_blocks_below_the_mmap_threshold_come_from_the_heap_and_larger_ones_are_mapped() -> None:
+    # in a process of its own: the thresholds stay for the rest of a process's life
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's mallopt only")
+    probe = (
+        "import ctypes, ctypes.util\n"
+        "from lrs.memory import MMAP_THRESHOLD, tune_malloc\n"
+        "class Info(ctypes.Structure):\n"
+        "    _fields_ = [(n, ctypes.c_size_t) for n in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd',\n"
+        "                'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
+        "libc = ctypes.CDLL(ctypes.util.find_library('c'))\n"
+        "libc.mallinfo2.restype = Info\n"
+        "assert tune_malloc()\n"
+        "mapped = libc.mallinfo2().hblks\n"
+        "below = bytearray(MMAP_THRESHOLD // 2)\n"  # e.g. a batch's joined bodies: the heap
+        "after_below = libc.mallinfo2().hblks\n"
+        "above = bytearray(MMAP_THRESHOLD * 2)\n"
+        "print(after_below - mapped, libc.mallinfo2().hblks - mapped)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["0", "1"]
