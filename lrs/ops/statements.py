@@ -43,6 +43,8 @@ class Prepared:
     # the xAPI version of the request (1.0.3 or 2.0.0): its comparison rules decide whether a
     # re-sent id matches (Data 2.3.1)
     request_version: str
+    # ``body`` as UTF-8 JSON, written once by ``check_storable``: the one-call append sends it
+    text: bytes
 
 
 @dataclass
@@ -216,12 +218,15 @@ def validate(stmt: Any, version: str, where: str) -> None:
         raise BadRequest(f"{path}: {exc.message}" if path else exc.message) from exc
 
 
-def check_storable(body: dict[str, Any], where: str) -> None:
-    """A 400 naming the JSON path (prefixed by ``where``) when ``body`` cannot be stored.
+def check_storable(body: dict[str, Any], where: str) -> bytes:
+    """``body`` as UTF-8 JSON, or a 400 naming the JSON path (prefixed by ``where``) when it
+    cannot be stored.
 
-    The text written here is not kept for the append, which writes it again: held from here
-    to the end of the append, 1,000-statement batches raised a server process's peak resident
-    size by ~15 MB (bench/ingest (e): 271 -> 299-301 MB), for ~2 us a statement."""
+    The text is kept for the one-call append (``Prepared.text``), which once wrote it again
+    (~4 us a statement, ~5% of a server process's CPU under batches of 100). Kept, it raised
+    bench/ingest (e) by ~15-25 MB while the query store loads in batches of 1,000, when (e) was
+    ~275 MB; since the libraries used later are imported later and blocks under 4 MiB stay on
+    the heap (lrs/memory.py) (e) is ~245 MB."""
     try:
         # Extension values are any JSON, and the parser takes deeper nesting than the writer
         # (orjson writes at most 254 levels): refused here, not a failed append (a 500).
@@ -241,6 +246,7 @@ def check_storable(body: dict[str, Any], where: str) -> None:
     if b"\\u0000" in text and (found := nul_path(body, extension_values=False)) is not None:
         path = ".".join(p for p in (where, found) if p)
         raise BadRequest(f"{path or 'statement'}: contains the character U+0000 (NUL), which Spor cannot store")
+    return text
 
 
 def _context_activities_as_lists(stmt: dict[str, Any]) -> None:
@@ -313,7 +319,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str, where: str
     # the attachments of a SubStatement too, by the lower-cased hash their data is stored under
     sha2s = list(dict.fromkeys(sha2.lower() for a in statement_attachments([body])
                                if isinstance(sha2 := a.get("sha2"), str)))
-    check_storable(body, where)
+    text = check_storable(body, where)
     return Prepared(
         id=sid,
         body=body,
@@ -322,6 +328,7 @@ def prepare(stmt: dict[str, Any], principal: Principal, version: str, where: str
         terms=T.statement_terms(body),
         attachment_sha2s=sha2s,
         request_version=version,
+        text=text,
     )
 
 

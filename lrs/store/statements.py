@@ -628,7 +628,7 @@ def body_column(items: list[Prepared]) -> bytes:
     never holds (RFC 8259 section 7; UTF-8 continuation bytes are 0x80 and above). Bytes, not
     str: see migration 0022. Each body without its first byte, '{': the function writes it
     before the members it adds (0042). (``prepare`` leaves a sent ``stored`` out.)"""
-    return b"\x1e".join([orjson.dumps(p.body)[1:] for p in items])
+    return b"\x1e".join([p.text[1:] for p in items])
 
 
 # Separators for the run terms of one call, the first that no term holds (see term_run_columns).

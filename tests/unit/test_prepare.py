@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 import pytest
 
 from lrs.errors import BadRequest
@@ -28,6 +29,21 @@ def test_the_authority_is_the_credentials_and_a_sent_stored_time_is_left_out() -
     assert "stored" not in p.body
     assert p.body["authority"] == AUTHORITY
     assert b"2020-01-01" not in body_column([p])
+
+
+def test_the_text_sent_for_the_append_is_the_filled_in_body() -> None:
+    """prepare writes the body once and the one-call append sends that text: it must be the
+    body prepare filled in (id, authority, version, a 2.0.0 timestamp in UTC, a single
+    context activity as a list), not the statement as sent."""
+    sent = statement(timestamp="2026-11-29T06:00:00+01:00",
+                     context={"contextActivities": {"parent": {"id": "https://example.org/course"}}})
+    sent.pop("id", None)
+    sent.pop("version", None)
+    p = prepare(sent, WHO, "2.0.0")
+    assert orjson.loads(p.text) == p.body
+    assert p.body["timestamp"] == "2026-11-29T05:00:00.000Z" and p.body["version"] == "2.0.0"
+    assert p.body["context"]["contextActivities"]["parent"] == [{"id": "https://example.org/course"}]
+    assert body_column([p, p]) == b"\x1e".join([orjson.dumps(p.body)[1:]] * 2)
 
 
 def test_a_sent_authority_is_replaced_before_the_body_is_checked() -> None:
