@@ -13,9 +13,10 @@ many times over (its body as read, the bodies joined for the append, the driver'
 ~1 MB that grows by doubling, the strings of the filter-term runs), and each fresh mapping is
 zeroed and faulted in page by page: ~260,000 page faults in 6 s of bench/ingest (b), ~15% of a
 server process's CPU (perf: exc_page_fault, clear_page, munmap). At 4 MiB / 8 MiB those blocks
-reuse the heap: ~10,000 faults in 6 s, the server's CPU a statement ~10-15% lower, and (e) in a
-full run 245 MB (the processes' peaks while the query store loads in batches of 1,000: 105 and
-87 MB, as at 128 KiB). Larger blocks (a batch of thousands, a large document) are still mapped
+reuse the heap: ~10,000 faults in 6 s, the server's CPU a statement ~10-15% lower. The price:
+one worker under four clients posting 1,000-statement batches peaks at 118 MB instead of 105 MB
+(bench/ingest --skip a,b,c --server-workers 1 --statements-query 150000); a full bench/ingest
+run's (e) was 245 MB. Larger blocks (a batch of thousands, a large document) are still mapped
 on their own.
 
 Python's cycle collector runs a young-generation pass whenever 700 more container objects are
