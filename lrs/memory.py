@@ -3,9 +3,11 @@
 Statement bodies, their parsed form and the parameters of an append are megabytes each. glibc
 serves such blocks from the heap once its adaptive mmap threshold has grown (up to 32 MB), and
 a heap fragmented by them rarely shrinks: a worker's resident size grew by ~100 MB under a few
-concurrent 1,000-statement batches and stayed there. So the thresholds are fixed: blocks of
-``MMAP_THRESHOLD`` and more are mapped and unmapped on their own, and the heap is trimmed when
-``TRIM_THRESHOLD`` is free at its top. Elsewhere (macOS, musl) this does nothing.
+concurrent 1,000-statement batches and stayed there. So the thresholds are fixed: a block of
+``MMAP_THRESHOLD`` or more that the heap's free memory cannot hold is mapped and unmapped on its
+own, and the heap is trimmed when more than ``TRIM_THRESHOLD`` is free at its top (so up to that
+much free at the top may serve a block above the mmap threshold). Elsewhere (macOS, musl) this
+does nothing.
 
 At first both were 128 KiB (peak 178 -> 123 MB for one worker under four clients posting
 1,000-statement batches; docs/architecture.md). But a batch of 100 makes blocks of that size
@@ -16,8 +18,8 @@ server process's CPU (perf: exc_page_fault, clear_page, munmap). At 4 MiB / 8 Mi
 reuse the heap: ~10,000 faults in 6 s, the server's CPU a statement ~10-15% lower. The price:
 one worker under four clients posting 1,000-statement batches peaks at 118 MB instead of 105 MB
 (bench/ingest --skip a,b,c --server-workers 1 --statements-query 150000); a full bench/ingest
-run's (e) was 245 MB. Larger blocks (a batch of thousands, a large document) are still mapped
-on their own.
+run's (e) was 245 MB. Larger blocks (a batch of thousands, a large document) are mapped on
+their own unless the free top of the heap holds them.
 
 Python's cycle collector runs a young-generation pass whenever 700 more container objects are
 alive than at the last pass. Requests in flight hold many (a parsed statement is ~25 dicts and
@@ -57,7 +59,10 @@ def tune_malloc() -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    # both set even if one is refused (a 32-bit glibc takes an mmap threshold of 512 KiB at most)
+    mapped = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    trimmed = bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return mapped and trimmed
 
 
 def tune_gc(young: int = GC_YOUNG) -> None:

@@ -225,8 +225,8 @@ def check_storable(body: dict[str, Any], where: str) -> bytes:
     The text is kept for the one-call append (``Prepared.text``), which once wrote it again
     (~4 us a statement, ~5% of a server process's CPU under batches of 100). Kept, it raised
     bench/ingest (e) by ~15-25 MB while the query store loads in batches of 1,000, when (e) was
-    ~275 MB; since the libraries used later are imported later and blocks under 4 MiB stay on
-    the heap (lrs/memory.py) (e) is ~245 MB."""
+    ~275 MB. Since the libraries used later are imported later (lrs/memory.py has the 4 MiB
+    mmap threshold beside it) full runs with it kept gave (e) 258 and 270 MB (target 300)."""
     try:
         # Extension values are any JSON, and the parser takes deeper nesting than the writer
         # (orjson writes at most 254 levels): refused here, not a failed append (a 500).
