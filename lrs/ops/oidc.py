@@ -24,7 +24,8 @@ Rules (RFC 7519, RFC 8725 "JWT best current practices", OpenID Connect Core 3.1.
   bounded clock skew; a token may not claim a lifetime longer than configured.
 
 PyJWT, cryptography and httpx are imported by the verifier, made only when single sign-on is
-configured: a server process without it does not hold them (~12 MB, bench/ingest (e)).
+configured: a server process without it does not hold them (with cryptography ~9 MB on top of
+the app; bench/ingest (e)).
 """
 
 from __future__ import annotations

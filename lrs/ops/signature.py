@@ -39,8 +39,8 @@ SIGNATURE_USAGE_TYPE = "http://adlnet.gov/expapi/attachments/signature"
 SIGNATURE_CONTENT_TYPE = "application/octet-stream"
 
 # Data 2.6.s4.b4: the JWS MUST use RS256, RS384 or RS512 (RSASSA-PKCS1-v1_5, RFC 7518 §3.3).
-# (cryptography is imported when a signature is first verified: ~14 MB a server process holds
-# for nothing while no signed statement comes, bench/ingest (e).)
+# (cryptography is imported when a signature is first verified: ~7 MB on top of the app that a
+# server process held for nothing while no signed statement came, bench/ingest (e).)
 _HASH_FOR_ALG = {"RS256": "SHA256", "RS384": "SHA384", "RS512": "SHA512"}
 _B64URL_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
