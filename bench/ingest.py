@@ -962,6 +962,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the temp folder (database, logs, profiles)")
     p.add_argument("--pg-shared-buffers", default="",
                    help="the cluster's shared_buffers (default: the embedded default, a quarter of memory)")
+    p.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                   help="a PostgreSQL setting over the embedded default's (repeatable)")
     args = p.parse_args(argv)
     n_query = 10_000_000 if args.big else args.statements_query
     skip = set(filter(None, args.skip.split(",")))
@@ -972,6 +974,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.pg_stats else {}
     if args.pg_shared_buffers:
         pg_settings["shared_buffers"] = args.pg_shared_buffers
+    for setting in args.pg_setting:
+        name, sep, value = setting.partition("=")
+        if not sep:
+            p.error(f"--pg-setting {setting!r}: expected NAME=VALUE")
+        pg_settings[name] = value
     pg = EmbeddedPostgres(tmp / "data", durable=True, pg_bin=os.environ.get("SPOR_PG_BIN"), settings=pg_settings)
     t_start = time.monotonic()
     print(f"Spor ingest benchmark  (python {sys.version.split()[0]}, {os.cpu_count()} CPUs, temp {tmp}, "

@@ -275,7 +275,6 @@ def translate(exc: BaseException) -> LRSError | None:
 
 # What each index a long value can overflow holds, for the 400 that says so.
 _INDEXED = {
-    "statement_term_runs_pkey": "an identifier of the statement (an agent, verb or activity id)",
     "activities_pkey": "an activity id",
     "agent_names_pkey": "an agent's name with its identifier",
     "documents_pkey": "the document's activityId, agent and stateId/profileId together",

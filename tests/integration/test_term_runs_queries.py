@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 
 from lrs.ops.statements import store_statements
@@ -189,3 +190,41 @@ async def test_runs_written_by_every_path_answer_as_the_rows_did(
             await store_statements(one_process, who, "1.0.3", [one() for _ in range(rng.randint(1, 8))])
         await _entries_are_the_recorded_terms(conn, store)
         await same_pages()
+
+
+def _scans_of_runs(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plan nodes that read statement_term_runs (a bitmap heap scan with its index scans)."""
+    found = [plan] if plan.get("Relation Name") == "statement_term_runs" and plan["Node Type"] != "ModifyTable" else []
+    for child in plan.get("Plans", []):
+        found += _scans_of_runs(child)
+    return found
+
+
+def _conditions(node: dict[str, Any]) -> str:
+    return " ".join([str(node.get("Index Cond", ""))] + [_conditions(c) for c in node.get("Plans", [])])
+
+
+@pytest.mark.parametrize("name, args", [
+    ("term_positions_desc", [1, "v:https://verbs.example.org/completed", True, 10_000, None, 10,
+                             "a:mbox:mailto:ola@example.org", False, "o:https://courses.example.org/c", True,
+                             "r:4e2b1f0a-0000-4000-8000-000000000000", False]),
+    ("term_positions_asc", [1, "v:https://verbs.example.org/completed", True, 10_000, 17, 10,
+                            "a:mbox:mailto:ola@example.org", False, "o:https://courses.example.org/c", True,
+                            "r:4e2b1f0a-0000-4000-8000-000000000000", False]),
+    ("person_statement_positions", [1, ["a:mbox:mailto:ola@example.org", "a:mbox:mailto:kari@example.org"]]),
+    ("person_erase_terms_elsewhere", [1, ["a:mbox:mailto:ola@example.org"]]),
+    ("person_erase_activities", [1, ["https://courses.example.org/c"]]),
+])
+async def test_every_query_of_the_runs_by_term_finds_them_by_the_hash_of_the_term(
+        conn: asyncpg.Connection, name: str, args: list[Any]) -> None:
+    """Migration 0043 indexes the runs by (store_id, hashtextextended(term, 0), first_position):
+    a query naming only `term = X` is answered right but reads every run of the store. Each
+    scan of the runs in each query's plan is an index scan whose condition holds the hash."""
+    await conn.execute("SET enable_seqscan = off")
+    raw = await conn.fetchval(f"EXPLAIN (FORMAT JSON) {sql(name)}", *args)
+    plan = raw if isinstance(raw, list) else orjson.loads(raw)  # (the fixture's codec may decode it)
+    scans = _scans_of_runs(plan[0]["Plan"])
+    assert scans, name
+    for scan in scans:
+        assert scan["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), (name, scan["Node Type"])
+        assert "hashtextextended(term" in _conditions(scan), (name, _conditions(scan))

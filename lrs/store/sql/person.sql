@@ -34,10 +34,12 @@ ORDER BY e.position;
 -- related_agents filter: actor, object, authority, context agents, members of Groups, and
 -- statements referring to those), oldest first; voided statements too. Positions only (eight
 -- bytes each): the bodies are read a page at a time.
-SELECT DISTINCT t.position
-FROM statement_terms t
-WHERE t.store_id = $1 AND t.term = ANY ($2::text[])
-ORDER BY t.position;
+SELECT DISTINCT r.first_position + u.off AS position
+FROM statement_term_runs r, unnest(r.offsets) AS u(off)
+WHERE r.store_id = $1
+  AND hashtextextended(r.term, 0) = ANY (ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
+  AND r.term = ANY ($2::text[])
+ORDER BY 1;
 
 -- name: person_statements_at
 -- Those statements' bodies as stored, voided or not, with their attachments' hashes.
@@ -142,7 +144,9 @@ WHERE store_id = $1 AND position = $2 AND (SELECT count(*) FROM t) = 1;
 -- context, as a Group's member, or referring to theirs): the filters no longer find those by
 -- the person; each statement's recorded terms lose them too.
 WITH runs_gone AS (
-    DELETE FROM statement_term_runs WHERE store_id = $1 AND term = ANY ($2::text[])
+    DELETE FROM statement_term_runs
+    WHERE store_id = $1 AND term = ANY ($2::text[])
+      AND hashtextextended(term, 0) = ANY (ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
     RETURNING first_position, offsets
 ), gone AS (
     SELECT DISTINCT r.first_position + u.off AS position FROM runs_gone r, unnest(r.offsets) AS u(off)
@@ -161,7 +165,9 @@ WHERE a.store_id = $1 AND a.sha2 = ANY ($2::text[])
 -- (the object's or the context's: the terms index holds both); the ids of those gone.
 DELETE FROM activities a
 WHERE a.store_id = $1 AND a.activity_id = ANY ($2::text[])
-  AND NOT EXISTS (SELECT 1 FROM statement_term_runs t WHERE t.store_id = $1 AND t.term = 'o:' || a.activity_id)
+  AND NOT EXISTS (SELECT 1 FROM statement_term_runs t
+                  WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended('o:' || a.activity_id, 0)
+                    AND t.term = 'o:' || a.activity_id)
 RETURNING a.activity_id;
 
 -- name: person_activity_profiles

@@ -104,7 +104,6 @@ documents documents_resource_check CHECK ((resource = ANY (ARRAY['state'::text, 
 documents documents_store_id_fkey FOREIGN KEY (store_id) REFERENCES stores(id)
 events events_pkey PRIMARY KEY (store_id, "position")
 schema_migrations schema_migrations_pkey PRIMARY KEY (number)
-statement_term_runs statement_term_runs_pkey PRIMARY KEY (store_id, term, first_position)
 statements statements_pkey PRIMARY KEY (store_id, statement_id)
 statements statements_store_id_position_key UNIQUE (store_id, "position")
 store_tickets store_tickets_id_fkey FOREIGN KEY (id) REFERENCES stores(id) ON DELETE CASCADE
@@ -132,7 +131,7 @@ CREATE INDEX events_person_ifi ON public.events USING btree (store_id, ((payload
 CREATE UNIQUE INDEX events_pkey ON public.events USING btree (store_id, "position")
 CREATE INDEX events_reference ON public.events USING btree (store_id, "position") WHERE (kind <> 'statement'::text)
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (number)
-CREATE UNIQUE INDEX statement_term_runs_pkey ON public.statement_term_runs USING btree (store_id, term, first_position)
+CREATE INDEX statement_term_runs_by_term ON public.statement_term_runs USING btree (store_id, hashtextextended(term, (0)::bigint), first_position)
 CREATE UNIQUE INDEX statements_pkey ON public.statements USING btree (store_id, statement_id)
 CREATE INDEX statements_refers_to ON public.statements USING btree (store_id, refers_to) WHERE (refers_to IS NOT NULL)
 CREATE UNIQUE INDEX statements_store_id_position_key ON public.statements USING btree (store_id, "position")
