@@ -47,6 +47,7 @@ from lrs.ops.terms import ACTIVITY, AGENT, VOIDED_VERB, agent_key, merge_terms, 
 from lrs.person_export import ACTOR_OR_OBJECT, PAGE, Identity, audit_request, identify, relation, statements_naming
 from lrs.store.log import commit_positions, reserve
 from lrs.store.queries import sql
+from lrs.store.statements import recorded_terms
 
 
 @dataclass
@@ -154,14 +155,17 @@ async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, er
     activities: set[str] = set()
     for start in range(0, len(positions), PAGE):
         chunk = positions[start:start + PAGE]
-        for r in await conn.fetch(sql("person_erase_statement_terms"), store_id, chunk):
+        pairs = [(term, r["position"]) for r in await conn.fetch(sql("person_statement_terms_at"), store_id, chunk)
+                 for term in recorded_terms(r["terms"], r["payload"])]
+        for r in await conn.fetch(sql("person_erase_statement_terms"), store_id,
+                                  [t for t, _ in pairs], [p for _, p in pairs]):
             if r["term"].startswith(ACTIVITY):
                 activities.add(r["term"][len(ACTIVITY):])
         row = await conn.fetchrow(sql("person_erase_statements"), store_id, chunk)
         erased.statements += row["events"]
         sha2s.update(row["sha2s"])
     await _refresh_referrers(conn, store_id, sorted(set(mine.values())))
-    await conn.execute(sql("person_erase_terms_elsewhere"), store_id, [AGENT + k for k in only_theirs])
+    await _erase_terms_elsewhere(conn, store_id, [AGENT + k for k in only_theirs])
     if sha2s:
         erased.attachments = _count(await conn.execute(sql("person_erase_attachments"), store_id, sorted(sha2s)))
     if activities:
@@ -183,6 +187,19 @@ async def _erase(conn: asyncpg.Connection, store_id: int, identity: Identity, er
         erased.reference_events += await conn.fetchval(sql("person_erase_links_of"), store_id, identity.reset)
 
 
+async def _erase_terms_elsewhere(conn: asyncpg.Connection, store_id: int, terms: list[str]) -> None:
+    """Take the person's agent terms off every statement that stays: out of the runs, and out of
+    the recorded terms. A statement whose terms were its body's own (NULL, migration 0044)
+    records the rest of them, so they are no longer what its body gives."""
+    own = [r["position"] for r in await conn.fetch(sql("person_erase_terms_elsewhere"), store_id, terms)]
+    gone = set(terms)
+    for start in range(0, len(own), PAGE):
+        rows = await conn.fetch(sql("person_statement_terms_at"), store_id, own[start:start + PAGE])
+        rest = [orjson.dumps({t: d for t, d in recorded_terms(r["terms"], r["payload"]).items() if t not in gone})
+                .decode() for r in rows]
+        await conn.execute(sql("person_record_terms"), store_id, [r["position"] for r in rows], rest)
+
+
 async def _refresh_referrers(conn: asyncpg.Connection, store_id: int, erased_ids: list[str]) -> None:
     """The statements that stay and refer to an erased one (a StatementRef, a voiding), and those
     that refer to them in turn: their filter terms were their own and their target's, and the
@@ -195,7 +212,7 @@ async def _refresh_referrers(conn: asyncpg.Connection, store_id: int, erased_ids
             return
         rows = await conn.fetch(sql("person_referrers"), store_id, level)
         for r in rows:
-            recorded = r["terms"] if isinstance(r["terms"], dict) else orjson.loads(r["terms"])
+            recorded = recorded_terms(r["terms"], r["payload"])
             own = statement_terms(orjson.loads(r["payload"]))
             terms = merge_terms(own, terms_of.get(str(r["refers_to"]), {}).items())
             # an agent term an earlier erasure took off stays off: the body still names that

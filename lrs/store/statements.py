@@ -291,8 +291,9 @@ class PgStatementRepository:
             if check is None:
                 raise LookupError(f"store {store_id} does not exist")
             existing: dict[str, dict[str, Any]] = check["existing"]
-            targets = {k: (list(terms.items()), target) for k, (terms, target, _) in check["targets"].items()}
-            authorities = {k: authority for k, (_, _, authority) in check["targets"].items()}
+            targets = {k: (list(recorded_terms(terms, body).items()), target)
+                       for k, (terms, target, _, body) in check["targets"].items()}
+            authorities = {k: authority for k, (_, _, authority, _) in check["targets"].items()}
             accepted, taken = _accepted_writes(writes, existing, authorities, outcomes)
             new: list[Prepared] = []
             attachments: list[Attachment] = []
@@ -578,6 +579,17 @@ def _index_columns(items: list[Prepared]) -> tuple[list[str | None], list[bytes]
     return _sha2_lists(items), [orjson.dumps(p.terms) for p in items], _authority_keys(items)
 
 
+def recorded_terms(terms: dict[str, bool] | str | None, body: dict[str, Any] | str | bytes | None) -> dict[str, bool]:
+    """A statement row's effective filter terms ({term: direct}): its ``terms`` column, or, when
+    that is NULL (the common append, migration 0044), its body's own (``statement_terms`` of the
+    body as stored). Either may come decoded or as JSON text."""
+    if terms is not None:
+        return orjson.loads(terms) if isinstance(terms, str | bytes) else terms
+    if body is None:
+        raise ValueError("a statement row without recorded terms needs its body")
+    return T.statement_terms(orjson.loads(body) if isinstance(body, str | bytes) else body)
+
+
 def _sha2_lists(items: list[Prepared]) -> list[str | None]:
     """Per statement, its attachments' hashes comma-joined (None: none)."""
     return [",".join(p.attachment_sha2s) or None for p in items]
@@ -609,17 +621,17 @@ def _term_columns(items: list[Prepared], keys: Iterable[int]) -> tuple[list[str]
     return names, at, direct
 
 
-def statement_columns(items: list[Prepared]) -> tuple[str, bytes, str, str, str, str]:
+def statement_columns(items: list[Prepared]) -> tuple[str, bytes, str, str, str]:
     """The per-statement arguments of the one-call path (``append_in_one_call``): the ids joined
     by commas; the bodies (``body_column``); whether the function fills in the timestamp (xAPI
     Data 2.4.7; it puts "stored" and that timestamp first), a t or f each; JSON arrays of the
-    attachment hashes (comma-joined, or null), of the {term: direct} objects and of the authority
-    keys. Text, not lists: the driver checks each element of a list it sends (~0.4 us each)."""
+    attachment hashes (comma-joined, or null) and of the authority keys. Text, not lists: the
+    driver checks each element of a list it sends (~0.4 us each). The filter terms go as runs
+    (``term_run_columns``); the statements' rows record none (NULL: their bodies' own, 0044)."""
     return (",".join([p.id for p in items]),
             body_column(items),
             "".join(["f" if "timestamp" in p.body else "t" for p in items]),
             orjson.dumps(_sha2_lists(items)).decode(),
-            orjson.dumps([p.terms for p in items]).decode(),
             orjson.dumps(_authority_keys(items)).decode())
 
 

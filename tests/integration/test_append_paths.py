@@ -323,7 +323,8 @@ async def test_a_call_whose_documents_do_not_match_its_ids_is_refused_and_writes
     items = [prepare(with_id(statement()), WHO, "1.0.3") for _ in range(2)]
     before = await _counts(conn, store)
     ticket = await conn.fetchrow(sql("reserve_ticket"), store, len(items))
-    with pytest.raises(asyncpg.InvalidParameterValueError, match="2 ids, 1 bodies, 2 term objects"):
+    with pytest.raises(asyncpg.InvalidParameterValueError,
+                       match="2 ids, 1 bodies, 2 attachment lists, 2 authority keys"):
         ids, _, *rest = statement_columns(items)
         await conn.fetchval(
             sql("append_in_one_call"), store, ids, body_column(items[:1]), *rest,

@@ -17,6 +17,8 @@ import orjson
 import pytest
 
 from lrs.ops.statements import store_statements
+from lrs.ops.terms import AGENT as T_AGENT
+from lrs.ops.terms import statement_terms
 from lrs.person_erasure import erase_person
 from lrs.store.credentials import PgCredentialRepository
 from lrs.store.embedded import EmbeddedPostgres
@@ -125,9 +127,14 @@ async def test_migrated_and_edited_runs_answer_as_the_rows_did(pg: EmbeddedPostg
 async def _entries_are_the_recorded_terms(conn: asyncpg.Connection, store: int) -> None:
     await _runs_hold(conn)
     entries = await conn.fetch("SELECT term, position, direct FROM statement_terms WHERE store_id = $1", store)
-    recorded = await conn.fetch("SELECT k.key AS term, s.position, k.value::text::boolean AS direct "
-                                "FROM statements s, jsonb_each(s.terms) k WHERE s.store_id = $1", store)
-    assert sorted(tuple(r) for r in entries) == sorted(tuple(r) for r in recorded)
+    rows = await conn.fetch("SELECT s.position, s.terms::text AS terms, e.payload::text AS payload FROM statements s "
+                            "JOIN events e USING (store_id, position) WHERE s.store_id = $1", store)
+    # terms NULL: the body's own (0044), as statement_terms gives them for the body as stored
+    recorded = []
+    for r in rows:
+        terms = orjson.loads(r["terms"]) if r["terms"] else statement_terms(orjson.loads(r["payload"]))
+        recorded += [(t, r["position"], d) for t, d in terms.items()]
+    assert sorted(tuple(r) for r in entries) == sorted(recorded)
 
 
 @pytest.mark.parametrize("role", [None, "spor_app"])
@@ -179,6 +186,9 @@ async def test_runs_written_by_every_path_answer_as_the_rows_did(
         await _entries_are_the_recorded_terms(conn, store)
         assert await conn.fetchval("SELECT count(*) FROM statements WHERE store_id = $1 AND refers_to IS NOT NULL",
                                    store) > 0
+        # both kinds of row: terms recorded (the general path) and the body's own (NULL, 0044)
+        assert await conn.fetchval("SELECT count(DISTINCT terms IS NULL) FROM statements WHERE store_id = $1",
+                                   store) == 2
         await same_pages()
         owner = await asyncpg.connect(db_url)
         try:
@@ -228,3 +238,50 @@ async def test_every_query_of_the_runs_by_term_finds_them_by_the_hash_of_the_ter
     for scan in scans:
         assert scan["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), (name, scan["Node Type"])
         assert "hashtextextended(term" in _conditions(scan), (name, _conditions(scan))
+
+
+async def _recorded(conn: asyncpg.Connection, store: int, statement_id: str) -> str | None:
+    return await conn.fetchval("SELECT terms::text FROM statements WHERE store_id = $1 AND statement_id = $2::uuid",
+                               store, statement_id)
+
+
+async def test_own_terms_are_not_recorded_until_an_erasure_or_a_reference_changes_them(
+        db_url: str, conn: asyncpg.Connection) -> None:
+    """Migration 0044: the common append records no terms (NULL: the body's own). A StatementRef
+    to such a statement inherits its body's terms; an erasure of a person the statement names
+    (it stays: it is another's) records the rest, so neither a later reference nor a later
+    erasure brings the person's term back."""
+    store = await PgCredentialRepository(conn).create_store("s", None)
+    who = principal(store)
+    kari = T_AGENT + "account:https://id.example.org|emp-kari"
+    taught = with_id(statement("ola", context={"instructor": agent("kari")}))
+    plain = with_id(statement("nora"))
+    async with statement_repository(db_url) as repo:
+        await store_statements(repo, who, "1.0.3", [taught, plain])
+        assert await _recorded(conn, store, taught["id"]) is None
+        assert await _recorded(conn, store, plain["id"]) is None
+        ref = {"actor": agent("per"), "verb": {"id": "http://example.org/v/ref"}}
+        to_plain = with_id({**ref, "object": {"objectType": "StatementRef", "id": plain["id"]}})
+        await store_statements(repo, who, "1.0.3", [to_plain])
+        inherited = orjson.loads(await _recorded(conn, store, to_plain["id"]) or "{}")
+        # the target's actor, direct as in the target: the agent filter finds statements referring
+        # to those it finds (Communication 2.1.3)
+        assert inherited[T_AGENT + "account:https://id.example.org|emp-nora"] is True
+        await _entries_are_the_recorded_terms(conn, store)
+
+        owner = await asyncpg.connect(db_url)
+        try:
+            await erase_person(owner, store, [kari.removeprefix(T_AGENT)], [], apply=True, by="test")
+        finally:
+            await owner.close()
+        after = orjson.loads(await _recorded(conn, store, taught["id"]) or "null")
+        assert after is not None and kari not in after
+        assert after[T_AGENT + "account:https://id.example.org|emp-ola"] is True
+        await _entries_are_the_recorded_terms(conn, store)
+
+        to_taught = with_id({**ref, "object": {"objectType": "StatementRef", "id": taught["id"]}})
+        await store_statements(repo, who, "1.0.3", [to_taught])
+        assert kari not in orjson.loads(await _recorded(conn, store, to_taught["id"]) or "{}")
+        assert await conn.fetchval("SELECT count(*) FROM statement_term_runs WHERE store_id = $1 AND term = $2",
+                                   store, kari) == 0
+        await _entries_are_the_recorded_terms(conn, store)

@@ -96,14 +96,18 @@ VALUES ($1, NULL, NULL, 'person.export', $2, $3);
 -- Say that this transaction's deletes from the log are an erasure (migration 0037); until it ends.
 SELECT set_config('spor.erasure', 'on', true);
 
+-- name: person_statement_terms_at
+-- The recorded filter terms of the statements at some positions, with the body as stored of
+-- those whose terms are NULL (their body's own, migration 0044; lrs.store.statements.recorded_terms).
+SELECT s.position, s.terms::text AS terms, CASE WHEN s.terms IS NULL THEN e.payload::text END AS payload
+FROM statements s
+JOIN events e ON e.store_id = s.store_id AND e.position = s.position
+WHERE s.store_id = $1 AND s.position = ANY ($2::bigint[]);
+
 -- name: person_erase_statement_terms
--- The filter terms of the statements being erased (found by each statement's recorded terms,
--- so by the terms index), before their rows go: taken out of their runs (migration 0042).
-SELECT r.term
-FROM (SELECT array_agg(k.term) AS terms, array_agg(s.position) AS positions
-      FROM statements s, jsonb_object_keys(s.terms) AS k(term)
-      WHERE s.store_id = $1 AND s.position = ANY ($2::bigint[])) x,
-     spor_terms_remove($1, x.terms, x.positions) AS r;
+-- The filter terms of the statements being erased (pairs of term and position, as
+-- person_statement_terms_at gives them), before their rows go: taken out of their runs (0042).
+SELECT r.term FROM spor_terms_remove($1, $2::text[], $3::bigint[]) AS r;
 
 -- name: person_erase_statements
 -- The statements being erased, from the index and the log; their attachments' hashes.
@@ -142,7 +146,8 @@ WHERE store_id = $1 AND position = $2 AND (SELECT count(*) FROM t) = 1;
 -- name: person_erase_terms_elsewhere
 -- The person's agent terms on the statements that stay (others' statements naming them in
 -- context, as a Group's member, or referring to theirs): the filters no longer find those by
--- the person; each statement's recorded terms lose them too.
+-- the person; each statement's recorded terms lose them too. The positions of those whose terms
+-- are their body's own (NULL, 0044): the caller records the rest of them (person_record_terms).
 WITH runs_gone AS (
     DELETE FROM statement_term_runs
     WHERE store_id = $1 AND term = ANY ($2::text[])
@@ -150,9 +155,19 @@ WITH runs_gone AS (
     RETURNING first_position, offsets
 ), gone AS (
     SELECT DISTINCT r.first_position + u.off AS position FROM runs_gone r, unnest(r.offsets) AS u(off)
+), recorded AS (
+    UPDATE statements SET terms = terms - $2::text[]
+    WHERE store_id = $1 AND position IN (SELECT position FROM gone) AND terms IS NOT NULL
 )
-UPDATE statements SET terms = terms - $2::text[]
-WHERE store_id = $1 AND position IN (SELECT position FROM gone);
+SELECT s.position FROM statements s
+WHERE s.store_id = $1 AND s.position IN (SELECT position FROM gone) AND s.terms IS NULL
+ORDER BY s.position;
+
+-- name: person_record_terms
+-- Record the filter terms of statements at some positions ($3: a JSON object each).
+UPDATE statements s SET terms = u.terms::jsonb
+FROM unnest($2::bigint[], $3::text[]) AS u(position, terms)
+WHERE s.store_id = $1 AND s.position = u.position;
 
 -- name: person_erase_attachments
 -- Attachments of erased statements that no statement left holds.

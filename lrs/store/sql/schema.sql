@@ -70,7 +70,7 @@ statements.voids uuid NULL
 statements.refers_to uuid NULL
 statements.authority_key text NOT NULL
 statements.attachment_sha2s ARRAY NOT NULL DEFAULT '{}'::text[]
-statements.terms jsonb NOT NULL
+statements.terms jsonb NULL
 store_tickets.id bigint NOT NULL
 store_tickets.ticket bigint NOT NULL
 store_tickets.last_position bigint NOT NULL
@@ -152,7 +152,7 @@ CREATE TRIGGER events_notify AFTER INSERT ON public.events FOR EACH STATEMENT EX
 -- function
 notify_credential_change() RETURNS trigger
 refuse_event_change() RETURNS trigger
-spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_terms jsonb, p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint, p_defs_version bigint, p_run_terms text, p_run_separator text, p_run_first text, p_run_end text, p_run_offsets text, p_run_direct text, OUT o_stored timestamp with time zone, OUT o_defs_before bigint, OUT o_defs_after bigint) RETURNS record
+spor_append_group(p_store bigint, p_ids uuid[], p_bodies bytea, p_fill_ts boolean[], p_sha2s text[], p_authority text[], p_att_sha2 text[], p_att_type text[], p_att_content bytea[], p_defs jsonb, p_names jsonb, p_ticket bigint, p_first bigint, p_stored timestamp with time zone, p_ended bigint, p_defs_version bigint, p_run_terms text, p_run_separator text, p_run_first text, p_run_end text, p_run_offsets text, p_run_direct text, OUT o_stored timestamp with time zone, OUT o_defs_before bigint, OUT o_defs_after bigint) RETURNS record
 spor_await_tickets(p_store bigint, p_ended bigint, p_until bigint) RETURNS void
 spor_definition_unchanged(stored jsonb, incoming jsonb) RETURNS boolean
 spor_definitions_changed() RETURNS trigger

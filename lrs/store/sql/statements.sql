@@ -17,24 +17,23 @@ WHERE id = $1;
 SELECT ticket, first_position, stored, ended_ticket FROM spor_reserve_ticket($1, $2);
 
 -- name: append_in_one_call
--- The common append with its ticket (migrations 0007, 0016, 0022, 0039, 0040): its stored time
--- (NULL when the general path must take it) and the store's definitions version before and
--- after its merge. $2-$7 per statement (lrs.store.statements.statement_columns): the ids joined
+-- The common append with its ticket (migrations 0007, 0016, 0022, 0039, 0040, 0044): its stored
+-- time (NULL when the general path must take it) and the store's definitions version before and
+-- after its merge. $2-$6 per statement (lrs.store.statements.statement_columns): the ids joined
 -- by commas; the bodies in UTF-8 joined by the byte 0x1E; whether to fill in the timestamp, a
--- t or f each; [attachment hashes comma-joined or null]; [terms object]; [authority key] (as
--- text, not arrays: the driver checks each element of an array it sends). $11: {id:
--- definition}; $12: [[agent key, name], ...]; $13-$16: the reservation; $17: the definitions
--- version the definitions left out were merged at (NULL: none left out); $18-$23: the filter
--- terms as runs (0042, lrs.store.statements.term_run_columns).
+-- t or f each; [attachment hashes comma-joined or null]; [authority key] (as text, not arrays:
+-- the driver checks each element of an array it sends). $10: {id: definition}; $11: [[agent
+-- key, name], ...]; $12-$15: the reservation; $16: the definitions version the definitions left
+-- out were merged at (NULL: none left out); $17-$22: the filter terms as runs (0042,
+-- lrs.store.statements.term_run_columns).
 SELECT o_stored AS stored, o_defs_before AS defs_before, o_defs_after AS defs_after
 FROM spor_append_group($1, string_to_array($2::text, ',')::uuid[], $3::bytea,
                        string_to_array($4::text, NULL)::boolean[],
                        ARRAY(SELECT e FROM jsonb_array_elements_text($5::jsonb) WITH ORDINALITY AS j(e, i) ORDER BY i),
-                       $6::jsonb,
-                       ARRAY(SELECT e FROM jsonb_array_elements_text($7::jsonb) WITH ORDINALITY AS j(e, i) ORDER BY i),
-                       $8::text[], $9::text[], $10::bytea[], $11::jsonb, $12::jsonb,
-                       $13::bigint, $14::bigint, $15::timestamptz, $16::bigint, $17::bigint,
-                       $18::text, $19::text, $20::text, $21::text, $22::text, $23::text);
+                       ARRAY(SELECT e FROM jsonb_array_elements_text($6::jsonb) WITH ORDINALITY AS j(e, i) ORDER BY i),
+                       $7::text[], $8::text[], $9::bytea[], $10::jsonb, $11::jsonb,
+                       $12::bigint, $13::bigint, $14::timestamptz, $15::bigint, $16::bigint,
+                       $17::text, $18::text, $19::text, $20::text, $21::text, $22::text);
 
 -- name: release_tickets
 -- Let go of a ticket its append did not (the call failed): the session's advisory locks.
@@ -395,18 +394,25 @@ SELECT st.last_position, spor_stored_after(st.last_stored) AS stored,
        -- the StatementRef targets ($3) that are stored, and the stored statements they target in
        -- turn, up to lrs.ops.statements.MAX_REF_DEPTH hops (a stored target's own target may
        -- arrive in this very append, and its terms are not in the target's yet):
-       -- {id: [terms, refers_to, authority_key]} (the authority: whether a voiding may void it).
-       (WITH RECURSIVE along (statement_id, terms, refers_to, authority_key, depth) AS (
-            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, 1
+       -- {id: [terms, refers_to, authority_key, body]} (the authority: whether a voiding may void
+       -- it; the body as stored when the terms are NULL, its own: lrs.store.statements.recorded_terms).
+       -- json, as above.
+       (WITH RECURSIVE along (statement_id, position, terms, refers_to, authority_key, depth) AS (
+            SELECT t.statement_id, t.position, t.terms, t.refers_to, t.authority_key, 1
               FROM statements t
              WHERE t.store_id = $1 AND t.statement_id = ANY($3::uuid[])
             UNION ALL
-            SELECT t.statement_id, t.terms, t.refers_to, t.authority_key, a.depth + 1
+            SELECT t.statement_id, t.position, t.terms, t.refers_to, t.authority_key, a.depth + 1
               FROM along a JOIN statements t ON t.store_id = $1 AND t.statement_id = a.refers_to
              WHERE a.depth < 32)
-        SELECT coalesce(jsonb_object_agg(x.statement_id::text,
-                                         jsonb_build_array(x.terms, x.refers_to, x.authority_key)), '{}'::jsonb)
-          FROM (SELECT DISTINCT ON (statement_id) statement_id, terms, refers_to, authority_key FROM along) x)
+        SELECT coalesce(json_object_agg(x.statement_id::text,
+                                        json_build_array(x.terms, x.refers_to, x.authority_key,
+                                                         CASE WHEN x.terms IS NULL THEN
+                                                             (SELECT e.payload FROM events e
+                                                              WHERE e.store_id = $1 AND e.position = x.position)
+                                                         END)), '{}'::json)
+          FROM (SELECT DISTINCT ON (statement_id) statement_id, position, terms, refers_to, authority_key
+                FROM along) x)
        AS targets,
        (SELECT coalesce(array_agg(DISTINCT v.refers_to::text), '{}')
           FROM statements v
