@@ -37,7 +37,7 @@ ORDER BY e.position;
 SELECT DISTINCT r.first_position + u.off AS position
 FROM statement_term_runs r, unnest(r.offsets) AS u(off)
 WHERE r.store_id = $1
-  AND hashtextextended(r.term, 0) = ANY (ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
+  AND r.term_key = ANY (ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
   AND r.term = ANY ($2::text[])
 ORDER BY 1;
 
@@ -151,7 +151,7 @@ WHERE store_id = $1 AND position = $2 AND (SELECT count(*) FROM t) = 1;
 WITH runs_gone AS (
     DELETE FROM statement_term_runs
     WHERE store_id = $1 AND term = ANY ($2::text[])
-      AND hashtextextended(term, 0) = ANY (ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
+      AND term_key = ANY (ARRAY(SELECT hashtextextended(k, 0) FROM unnest($2::text[]) AS k))
     RETURNING first_position, offsets
 ), gone AS (
     SELECT DISTINCT r.first_position + u.off AS position FROM runs_gone r, unnest(r.offsets) AS u(off)
@@ -181,7 +181,7 @@ WHERE a.store_id = $1 AND a.sha2 = ANY ($2::text[])
 DELETE FROM activities a
 WHERE a.store_id = $1 AND a.activity_id = ANY ($2::text[])
   AND NOT EXISTS (SELECT 1 FROM statement_term_runs t
-                  WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended('o:' || a.activity_id, 0)
+                  WHERE t.store_id = $1 AND t.term_key = hashtextextended('o:' || a.activity_id, 0)
                     AND t.term = 'o:' || a.activity_id)
 RETURNING a.activity_id;
 

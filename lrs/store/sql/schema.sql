@@ -57,6 +57,7 @@ statement_term_runs.first_position bigint NOT NULL
 statement_term_runs.last_position bigint NOT NULL
 statement_term_runs.offsets ARRAY NOT NULL
 statement_term_runs.direct ARRAY NOT NULL
+statement_term_runs.term_key bigint NULL
 statement_terms.store_id bigint NULL
 statement_terms.term text NULL
 statement_terms.position bigint NULL
@@ -131,7 +132,7 @@ CREATE INDEX events_person_ifi ON public.events USING btree (store_id, ((payload
 CREATE UNIQUE INDEX events_pkey ON public.events USING btree (store_id, "position")
 CREATE INDEX events_reference ON public.events USING btree (store_id, "position") WHERE (kind <> 'statement'::text)
 CREATE UNIQUE INDEX schema_migrations_pkey ON public.schema_migrations USING btree (number)
-CREATE INDEX statement_term_runs_by_term ON public.statement_term_runs USING btree (store_id, hashtextextended(term, (0)::bigint), first_position)
+CREATE INDEX statement_term_runs_by_term ON public.statement_term_runs USING btree (store_id, term_key, first_position)
 CREATE UNIQUE INDEX statements_pkey ON public.statements USING btree (store_id, statement_id)
 CREATE INDEX statements_refers_to ON public.statements USING btree (store_id, refers_to) WHERE (refers_to IS NOT NULL)
 CREATE UNIQUE INDEX statements_store_id_position_key ON public.statements USING btree (store_id, "position")

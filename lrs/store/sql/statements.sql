@@ -187,12 +187,12 @@ SELECT * FROM spor_store_horizon($1);
 SELECT u.p AS position
 FROM statement_term_runs t
 CROSS JOIN LATERAL (SELECT t.first_position + o.off AS p, o.d FROM unnest(t.offsets, t.direct) AS o(off, d)) u
-WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended($2, 0) AND t.term = $2
+WHERE t.store_id = $1 AND t.term_key = hashtextextended($2, 0) AND t.term = $2
   AND t.first_position <= least($4::bigint, coalesce($5::bigint - 1, $4::bigint))
   AND u.p <= $4 AND u.p < coalesce($5::bigint, 9223372036854775807) AND (u.d OR $3)
   AND ($7::text IS NULL OR EXISTS (
       SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
-                     WHERE x.store_id = $1 AND hashtextextended(x.term, 0) = hashtextextended($7, 0)
+                     WHERE x.store_id = $1 AND x.term_key = hashtextextended($7, 0)
                        AND x.term = $7 AND x.first_position <= u.p
                      ORDER BY x.first_position DESC LIMIT 1) x
       WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
@@ -201,7 +201,7 @@ WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended($2, 0) 
                  ELSE false END))
   AND ($9::text IS NULL OR EXISTS (
       SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
-                     WHERE x.store_id = $1 AND hashtextextended(x.term, 0) = hashtextextended($9, 0)
+                     WHERE x.store_id = $1 AND x.term_key = hashtextextended($9, 0)
                        AND x.term = $9 AND x.first_position <= u.p
                      ORDER BY x.first_position DESC LIMIT 1) x
       WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
@@ -210,7 +210,7 @@ WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended($2, 0) 
                  ELSE false END))
   AND ($11::text IS NULL OR EXISTS (
       SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
-                     WHERE x.store_id = $1 AND hashtextextended(x.term, 0) = hashtextextended($11, 0)
+                     WHERE x.store_id = $1 AND x.term_key = hashtextextended($11, 0)
                        AND x.term = $11 AND x.first_position <= u.p
                      ORDER BY x.first_position DESC LIMIT 1) x
       WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
@@ -225,15 +225,15 @@ LIMIT $6;
 SELECT u.p AS position
 FROM statement_term_runs t
 CROSS JOIN LATERAL (SELECT t.first_position + o.off AS p, o.d FROM unnest(t.offsets, t.direct) AS o(off, d)) u
-WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended($2, 0) AND t.term = $2
+WHERE t.store_id = $1 AND t.term_key = hashtextextended($2, 0) AND t.term = $2
   AND t.first_position <= $4
   AND t.first_position >= coalesce((SELECT max(k.first_position) FROM statement_term_runs k
-                                    WHERE k.store_id = $1 AND hashtextextended(k.term, 0) = hashtextextended($2, 0)
+                                    WHERE k.store_id = $1 AND k.term_key = hashtextextended($2, 0)
                                       AND k.term = $2 AND k.first_position <= $5::bigint), 0)
   AND u.p <= $4 AND u.p > coalesce($5::bigint, 0) AND (u.d OR $3)
   AND ($7::text IS NULL OR EXISTS (
       SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
-                     WHERE x.store_id = $1 AND hashtextextended(x.term, 0) = hashtextextended($7, 0)
+                     WHERE x.store_id = $1 AND x.term_key = hashtextextended($7, 0)
                        AND x.term = $7 AND x.first_position <= u.p
                      ORDER BY x.first_position DESC LIMIT 1) x
       WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
@@ -242,7 +242,7 @@ WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended($2, 0) 
                  ELSE false END))
   AND ($9::text IS NULL OR EXISTS (
       SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
-                     WHERE x.store_id = $1 AND hashtextextended(x.term, 0) = hashtextextended($9, 0)
+                     WHERE x.store_id = $1 AND x.term_key = hashtextextended($9, 0)
                        AND x.term = $9 AND x.first_position <= u.p
                      ORDER BY x.first_position DESC LIMIT 1) x
       WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
@@ -251,7 +251,7 @@ WHERE t.store_id = $1 AND hashtextextended(t.term, 0) = hashtextextended($2, 0) 
                  ELSE false END))
   AND ($11::text IS NULL OR EXISTS (
       SELECT 1 FROM (SELECT x.first_position, x.last_position, x.offsets, x.direct FROM statement_term_runs x
-                     WHERE x.store_id = $1 AND hashtextextended(x.term, 0) = hashtextextended($11, 0)
+                     WHERE x.store_id = $1 AND x.term_key = hashtextextended($11, 0)
                        AND x.term = $11 AND x.first_position <= u.p
                      ORDER BY x.first_position DESC LIMIT 1) x
       WHERE CASE WHEN u.p <= x.last_position  -- (the offset then fits an integer)
