@@ -325,3 +325,34 @@ async def test_own_terms_are_not_recorded_until_an_erasure_or_a_reference_change
         assert await conn.fetchval("SELECT count(*) FROM statement_term_runs WHERE store_id = $1 AND term = $2",
                                    store, kari) == 0
         await _entries_are_the_recorded_terms(conn, store)
+
+
+async def test_the_helpers_find_runs_by_the_hash_under_row_level_security(conn: asyncpg.Connection) -> None:
+    """spor_terms_add (the general append, as the service role) and spor_terms_remove probe the
+    run that may hold a position by term_key: each of their statements on the runs, as the
+    service role under row-level security with the plan PostgreSQL caches, is an index scan on
+    term_key (auto_explain's plans of the statements inside the functions, sent to the client)."""
+    store, course = await _course_and_people(conn)
+    plans: list[str] = []
+    conn.add_log_listener(lambda _c, message: plans.append(str(message.message)))
+    try:
+        await conn.execute("LOAD 'auto_explain'")
+    except asyncpg.UndefinedFileError:  # a PostgreSQL build without its contrib modules
+        pytest.skip("this PostgreSQL has no auto_explain module")
+    await conn.execute("SET auto_explain.log_min_duration = 0; SET auto_explain.log_nested_statements = on; "
+                       "SET auto_explain.log_format = json; SET client_min_messages = log; SET enable_seqscan = off")
+    await conn.execute("SET ROLE spor_app")
+    await conn.execute(sql("set_scope"), str(store), str(store))
+    try:
+        for i in range(7):  # past the five custom plans: the generic one too
+            await conn.execute("SELECT spor_terms_add($1, $2::text[], $3::bigint[], $4::boolean[])",
+                               store, [course], [10 * i + 7], [True])
+            await conn.fetch("SELECT * FROM spor_terms_remove($1, $2::text[], $3::bigint[])", store, [course], [10 * i])
+    finally:
+        await conn.execute("RESET ROLE; RESET client_min_messages")
+    inner = [orjson.loads(p[p.index("{"):]) for p in plans if "statement_term_runs" in p and "{" in p]
+    scans = [s for p in inner for s in _scans_of_runs(p["Plan"])]
+    assert len(scans) >= 14, plans[:3]
+    for scan in scans:
+        assert scan["Node Type"] in ("Index Scan", "Bitmap Heap Scan"), scan["Node Type"]
+        assert "term_key = " in _conditions(scan), _conditions(scan)
